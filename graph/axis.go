@@ -1,0 +1,205 @@
+package graph
+
+import (
+	"fmt"
+	"hash"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Broadcast returns x with a new axis of size n inserted at position axis:
+// out[..., j, ...] = x[...] for every j < n. Its derivative is SumAxis, and
+// SumAxis's is Broadcast, so both can be differentiated any number of times.
+func Broadcast(x *G.Node, axis, n int) (out *G.Node, err error) {
+	defer recoverError(&err, "Broadcast")
+	if axis < 0 || axis > x.Dims() {
+		return nil, &ShapeError{Op: "Broadcast", Want: fmt.Sprintf("axis in [0, %d]", x.Dims()), Got: fmt.Sprint(axis)}
+	}
+	if n <= 0 {
+		return nil, &ShapeError{Op: "Broadcast", Want: "a positive size", Got: fmt.Sprint(n)}
+	}
+	return G.ApplyOp(broadcastOp{axis: axis, n: n, dims: x.Dims()}, x)
+}
+
+// SumAxis sums x over one axis, removing it. Summing a vector gives a
+// scalar.
+func SumAxis(x *G.Node, axis int) (out *G.Node, err error) {
+	defer recoverError(&err, "SumAxis")
+	if axis < 0 || axis >= x.Dims() {
+		return nil, &ShapeError{Op: "SumAxis", Want: fmt.Sprintf("axis in [0, %d)", x.Dims()), Got: fmt.Sprint(axis)}
+	}
+	return G.ApplyOp(sumAxisOp{axis: axis, n: x.Shape()[axis], dims: x.Dims()}, x)
+}
+
+// SumAll sums every element of x into a scalar.
+func SumAll(x *G.Node) (*G.Node, error) {
+	var err error
+	for x.Dims() > 0 && err == nil {
+		x, err = SumAxis(x, x.Dims()-1)
+	}
+	return x, err
+}
+
+// MeanAll averages every element of x into a scalar.
+func MeanAll(x *G.Node) (*G.Node, error) {
+	n := x.Shape().TotalSize()
+	s, err := SumAll(x)
+	if err != nil {
+		return nil, err
+	}
+	return Scale(s, 1/float64(n))
+}
+
+// Scale multiplies x by the constant c, in x's dtype.
+func Scale(x *G.Node, c float64) (out *G.Node, err error) {
+	defer recoverError(&err, "Scale")
+	var k *G.Node
+	switch x.Dtype() {
+	case tensor.Float64:
+		k = G.NewConstant(c, G.In(x.Graph()))
+	case tensor.Float32:
+		k = G.NewConstant(float32(c), G.In(x.Graph()))
+	default:
+		return nil, fmt.Errorf("graph: Scale: dtype %v not supported", x.Dtype())
+	}
+	return G.Mul(x, k)
+}
+
+// splitShape returns the products of the dimensions before and after axis.
+func splitShape(s tensor.Shape, axis int) (outer, inner int) {
+	outer, inner = 1, 1
+	for i, d := range s {
+		switch {
+		case i < axis:
+			outer *= d
+		case i > axis:
+			inner *= d
+		}
+	}
+	return outer, inner
+}
+
+type broadcastOp struct {
+	opBase
+	axis, n, dims int
+}
+
+func (op broadcastOp) Arity() int { return 1 }
+func (op broadcastOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(tensorType(op.dims, a), tensorType(op.dims+1, a))
+}
+func (op broadcastOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s := in[0].(tensor.Shape)
+	out := make(tensor.Shape, 0, len(s)+1)
+	out = append(out, s[:op.axis]...)
+	out = append(out, op.n)
+	return append(out, s[op.axis:]...), nil
+}
+func (op broadcastOp) Do(in ...G.Value) (G.Value, error) {
+	data, s, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	shape, _ := op.InferShape(s)
+	outer, inner := 1, 1
+	for i, d := range s {
+		if i < op.axis {
+			outer *= d
+		} else {
+			inner *= d
+		}
+	}
+	switch x := data.(type) {
+	case []float64:
+		return newValue(broadcastKernel(x, outer, op.n, inner), shape), nil
+	case []float32:
+		return newValue(broadcastKernel(x, outer, op.n, inner), shape), nil
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+}
+func (op broadcastOp) String() string         { return fmt.Sprintf("Broadcast{axis=%d, n=%d, dims=%d}", op.axis, op.n, op.dims) }
+func (op broadcastOp) WriteHash(h hash.Hash)  { fmt.Fprint(h, op.String()) }
+func (op broadcastOp) Hashcode() uint32       { return hashOf(op) }
+func (op broadcastOp) DiffWRT(int) []bool     { return []bool{true} }
+func (op broadcastOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := SumAxis(grad, op.axis)
+	return G.Nodes{d}, err
+}
+
+func broadcastKernel[T float](x []T, outer, n, inner int) []T {
+	out := make([]T, outer*n*inner)
+	for o := 0; o < outer; o++ {
+		src := x[o*inner : (o+1)*inner]
+		for j := 0; j < n; j++ {
+			copy(out[(o*n+j)*inner:], src)
+		}
+	}
+	return out
+}
+
+type sumAxisOp struct {
+	opBase
+	axis, n, dims int
+}
+
+func (op sumAxisOp) Arity() int { return 1 }
+func (op sumAxisOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(tensorType(op.dims, a), tensorType(op.dims-1, a))
+}
+func (op sumAxisOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s := in[0].(tensor.Shape)
+	if op.axis >= len(s) {
+		return nil, &ShapeError{Op: op.String(), Want: fmt.Sprintf("more than %d dims", op.axis), Got: fmt.Sprint(s)}
+	}
+	out := make(tensor.Shape, 0, len(s)-1)
+	out = append(out, s[:op.axis]...)
+	out = append(out, s[op.axis+1:]...)
+	if len(out) == 0 {
+		return tensor.ScalarShape(), nil
+	}
+	return out, nil
+}
+func (op sumAxisOp) Do(in ...G.Value) (G.Value, error) {
+	data, s, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	shape, err := op.InferShape(s)
+	if err != nil {
+		return nil, err
+	}
+	outer, inner := splitShape(s, op.axis)
+	switch x := data.(type) {
+	case []float64:
+		return newValue(sumAxisKernel(x, outer, s[op.axis], inner), shape), nil
+	case []float32:
+		return newValue(sumAxisKernel(x, outer, s[op.axis], inner), shape), nil
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+}
+func (op sumAxisOp) String() string        { return fmt.Sprintf("SumAxis{axis=%d, n=%d, dims=%d}", op.axis, op.n, op.dims) }
+func (op sumAxisOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op sumAxisOp) Hashcode() uint32      { return hashOf(op) }
+func (op sumAxisOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op sumAxisOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := Broadcast(grad, op.axis, op.n)
+	return G.Nodes{d}, err
+}
+
+func sumAxisKernel[T float](x []T, outer, n, inner int) []T {
+	out := make([]T, outer*inner)
+	for o := 0; o < outer; o++ {
+		dst := out[o*inner : (o+1)*inner]
+		for j := 0; j < n; j++ {
+			src := x[(o*n+j)*inner : (o*n+j+1)*inner]
+			for k, v := range src {
+				dst[k] += v
+			}
+		}
+	}
+	return out
+}

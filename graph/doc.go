@@ -1,0 +1,29 @@
+// Package graph is medusa's layer over gorgonia computation graphs.
+//
+// It provides what gradient-based meta-learning needs and gorgonia v0.9.18
+// lacks or gets wrong:
+//
+//   - Params: an ordered set of named parameters with seeded initialisers.
+//   - Grad: a reverse pass that keeps its adjoints in its own map, so it is
+//     correct when called many times on one graph and when the cost depends
+//     on the outputs of earlier Grad calls (exact higher-order derivatives).
+//   - Differentiable ops whose symbolic derivatives are themselves built from
+//     differentiable ops: LogSoftmax, SoftmaxCrossEntropy, Pick (integer
+//     labels), StopGradient, and the adjoint pair Broadcast/SumAxis that
+//     every reduction and every task-axis expansion is built from.
+//   - Finite-difference checkers (central differences, float64) for
+//     gradients and Hessian-vector products.
+//   - Machine: compile a graph once, bind inputs by name, run, read outputs.
+//   - Checkpoint IO in the safetensors format.
+//
+// # Conventions
+//
+// Weights are stored as PyTorch stores them: a linear layer's weight has
+// shape [out, in]. Models that process a batch of tasks at once carry a
+// leading task axis on their inputs and on their (adapted) parameters.
+//
+// Functions that build graph nodes recover from panics inside gorgonia and
+// return them as errors naming the operation. Building graphs is not safe
+// for concurrent use (gorgonia keeps global counters); running separate
+// machines concurrently is.
+package graph

@@ -1,0 +1,190 @@
+package graph
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Machine executes a graph that was compiled once: bind inputs by name, run,
+// read outputs. Implementations may change (a static-plan executor with
+// preallocated buffers, a GPU backend) without touching the code that uses
+// them.
+//
+// A Machine is not safe for concurrent use; separate machines may run
+// concurrently.
+type Machine interface {
+	// Let binds the input node called name to v. The value is used, not
+	// copied, until it is bound again.
+	Let(name string, v tensor.Tensor) error
+	// Run executes the graph once with the bound inputs.
+	Run() error
+	// Read returns n's value from the last Run. The value belongs to the
+	// machine and is replaced by the next Run.
+	Read(n *G.Node) (G.Value, error)
+	// Close releases the machine's resources.
+	Close() error
+}
+
+// Plan is a Machine that runs each op of the graph once per Run, in
+// topological order, giving every op fresh output values. It never reuses
+// an input's buffer for an output, so it is immune to the in-place
+// overwrites that gorgonia's TapeMachine register allocator makes on graphs
+// holding higher-order gradients (a gradient of log x there comes out as
+// 1/x²).
+type Plan struct {
+	g      *G.ExprGraph
+	nodes  G.Nodes // topological order, children first
+	args   [][]int
+	index  map[*G.Node]int
+	vals   []G.Value
+	inputs map[string]int
+	fixed  []bool // constants, computed at compile time
+	bound  []bool // inputs bound with Let
+}
+
+var _ Machine = (*Plan)(nil)
+
+// Compile returns a Plan that computes outputs (every node of g if none are
+// given). Input nodes must have unique names.
+func Compile(g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err error) {
+	defer recoverError(&err, "Compile")
+	if g == nil {
+		return nil, fmt.Errorf("graph: Compile: nil graph")
+	}
+	if len(outputs) == 0 {
+		outputs = g.AllNodes()
+	}
+	p = &Plan{g: g, index: make(map[*G.Node]int), inputs: make(map[string]int)}
+	for _, o := range outputs {
+		if o == nil || o.Graph() != g {
+			return nil, fmt.Errorf("graph: Compile: output is not a node of the graph")
+		}
+		for _, n := range topoSort(o) {
+			if _, seen := p.index[n]; seen {
+				continue
+			}
+			p.index[n] = len(p.nodes)
+			p.nodes = append(p.nodes, n)
+		}
+	}
+	p.args = make([][]int, len(p.nodes))
+	p.vals = make([]G.Value, len(p.nodes))
+	p.fixed = make([]bool, len(p.nodes))
+	p.bound = make([]bool, len(p.nodes))
+	for i, n := range p.nodes {
+		for _, c := range inputs(n) {
+			p.args[i] = append(p.args[i], p.index[c])
+		}
+		switch {
+		case n.Op() == nil:
+			if prev, dup := p.inputs[n.Name()]; dup && p.nodes[prev] != n {
+				return nil, fmt.Errorf("graph: Compile: two inputs named %q", n.Name())
+			}
+			p.inputs[n.Name()] = i
+		case len(p.args[i]) == 0:
+			// A constant: its op takes no inputs and always gives the same value.
+			v, err := n.Op().Do()
+			if err != nil {
+				return nil, fmt.Errorf("graph: Compile: constant %s: %v", n.Name(), err)
+			}
+			p.vals[i], p.fixed[i] = v, true
+		}
+	}
+	return p, nil
+}
+
+// Let implements Machine.
+func (p *Plan) Let(name string, v tensor.Tensor) error {
+	i, ok := p.inputs[name]
+	if !ok {
+		return fmt.Errorf("graph: Let: no input named %q", name)
+	}
+	n := p.nodes[i]
+	if v == nil {
+		return fmt.Errorf("graph: Let %s: nil value", name)
+	}
+	if n.Dtype() != v.Dtype() {
+		return fmt.Errorf("graph: Let %s: want dtype %v, got %v", name, n.Dtype(), v.Dtype())
+	}
+	if n.Shape().IsScalar() {
+		if v.Shape().TotalSize() != 1 {
+			return &ShapeError{Op: "Let " + name, Want: "a scalar", Got: fmt.Sprint(v.Shape())}
+		}
+		d, _, err := dense(v)
+		if err != nil {
+			return fmt.Errorf("graph: Let %s: %v", name, err)
+		}
+		p.vals[i], p.bound[i] = newValue(d, tensor.ScalarShape()), true
+		return nil
+	}
+	if !n.Shape().Eq(v.Shape()) {
+		return &ShapeError{Op: "Let " + name, Want: fmt.Sprint(n.Shape()), Got: fmt.Sprint(v.Shape())}
+	}
+	p.vals[i], p.bound[i] = v, true
+	return nil
+}
+
+// Run implements Machine.
+func (p *Plan) Run() (err error) {
+	var cur *G.Node
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("graph: Run: op %v (node %s): %v", cur.Op(), cur.Name(), r)
+		}
+	}()
+	in := make([]G.Value, 0, 4)
+	for i, n := range p.nodes {
+		if p.fixed[i] {
+			continue
+		}
+		cur = n
+		if n.Op() == nil {
+			if !p.bound[i] {
+				// Perhaps bound with gorgonia.Let directly.
+				if p.vals[i] = n.Value(); p.vals[i] == nil {
+					return fmt.Errorf("graph: Run: input %q is not bound", n.Name())
+				}
+			}
+			continue
+		}
+		in = in[:0]
+		for _, a := range p.args[i] {
+			in = append(in, p.vals[a])
+		}
+		v, err := n.Op().Do(in...)
+		if err != nil {
+			return fmt.Errorf("graph: Run: op %v (node %s): %v", n.Op(), n.Name(), err)
+		}
+		p.vals[i] = v
+	}
+	return nil
+}
+
+// Read implements Machine.
+func (p *Plan) Read(n *G.Node) (G.Value, error) {
+	i, ok := p.index[n]
+	if !ok {
+		if n != nil && n.Op() != nil && len(inputs(n)) == 0 {
+			return n.Op().Do() // a constant outside the compiled set
+		}
+		return nil, fmt.Errorf("graph: Read: node is not computed by this machine")
+	}
+	if p.vals[i] == nil {
+		return nil, fmt.Errorf("graph: Read %s: no value (has Run been called?)", n.Name())
+	}
+	return p.vals[i], nil
+}
+
+// ReadFloat64s returns n's value from the last Run as float64s.
+func (p *Plan) ReadFloat64s(n *G.Node) ([]float64, error) {
+	v, err := p.Read(n)
+	if err != nil {
+		return nil, err
+	}
+	return Float64s(v), nil
+}
+
+// Close implements Machine.
+func (p *Plan) Close() error { p.vals = nil; return nil }

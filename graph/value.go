@@ -1,0 +1,80 @@
+package graph
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// float is the element type constraint of medusa's kernels.
+type float interface{ ~float32 | ~float64 }
+
+// dense returns v's elements as a contiguous slice ([]float32, []float64 or
+// []int) together with v's shape. Scalars come back as one-element slices.
+func dense(v G.Value) (any, tensor.Shape, error) {
+	switch x := v.(type) {
+	case *G.F64:
+		return []float64{float64(*x)}, tensor.ScalarShape(), nil
+	case *G.F32:
+		return []float32{float32(*x)}, tensor.ScalarShape(), nil
+	case *tensor.Dense:
+		if x.IsView() || !x.IsNativelyAccessible() {
+			x = x.Materialize().(*tensor.Dense)
+		}
+		if x.IsScalar() {
+			switch d := x.Data().(type) {
+			case float64:
+				return []float64{d}, tensor.ScalarShape(), nil
+			case float32:
+				return []float32{d}, tensor.ScalarShape(), nil
+			case int:
+				return []int{d}, tensor.ScalarShape(), nil
+			}
+		}
+		return x.Data(), x.Shape(), nil
+	}
+	return nil, nil, fmt.Errorf("graph: unsupported value type %T", v)
+}
+
+// newValue wraps data ([]float32 or []float64) of the given shape as a
+// gorgonia value: a scalar for the scalar shape, a *tensor.Dense otherwise.
+func newValue(data any, shape tensor.Shape) G.Value {
+	if shape.IsScalar() {
+		switch d := data.(type) {
+		case []float64:
+			return G.NewF64(d[0])
+		case []float32:
+			return G.NewF32(d[0])
+		}
+	}
+	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(data))
+}
+
+// tensorType returns the hm type of a dims-dimensional tensor of a, or a
+// itself for dims 0.
+func tensorType(dims int, a hm.Type) hm.Type {
+	if dims == 0 {
+		return a
+	}
+	return G.TensorType{Dims: dims, Of: a}
+}
+
+// opBase holds what medusa's ops share.
+type opBase struct{}
+
+func (opBase) ReturnsPtr() bool     { return false }
+func (opBase) CallsExtern() bool    { return false }
+func (opBase) OverwritesInput() int { return -1 }
+
+// hashOf hashes an op by its String form, which every medusa op makes
+// unique to its parameters.
+func hashOf(op fmt.Stringer) uint32 {
+	var h uint32 = 2166136261
+	for _, c := range []byte(op.String()) {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
+}
