@@ -120,10 +120,12 @@ func (op broadcastOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
-func (op broadcastOp) String() string         { return fmt.Sprintf("Broadcast{axis=%d, n=%d, dims=%d}", op.axis, op.n, op.dims) }
-func (op broadcastOp) WriteHash(h hash.Hash)  { fmt.Fprint(h, op.String()) }
-func (op broadcastOp) Hashcode() uint32       { return hashOf(op) }
-func (op broadcastOp) DiffWRT(int) []bool     { return []bool{true} }
+func (op broadcastOp) String() string {
+	return fmt.Sprintf("Broadcast{axis=%d, n=%d, dims=%d}", op.axis, op.n, op.dims)
+}
+func (op broadcastOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op broadcastOp) Hashcode() uint32      { return hashOf(op) }
+func (op broadcastOp) DiffWRT(int) []bool    { return []bool{true} }
 func (op broadcastOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	d, err := SumAxis(grad, op.axis)
 	return G.Nodes{d}, err
@@ -181,7 +183,9 @@ func (op sumAxisOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
-func (op sumAxisOp) String() string        { return fmt.Sprintf("SumAxis{axis=%d, n=%d, dims=%d}", op.axis, op.n, op.dims) }
+func (op sumAxisOp) String() string {
+	return fmt.Sprintf("SumAxis{axis=%d, n=%d, dims=%d}", op.axis, op.n, op.dims)
+}
 func (op sumAxisOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op sumAxisOp) Hashcode() uint32      { return hashOf(op) }
 func (op sumAxisOp) DiffWRT(int) []bool    { return []bool{true} }

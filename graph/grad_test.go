@@ -15,7 +15,7 @@ import (
 )
 
 // Tolerances. Central differences with h = 1e-5 have truncation error
-// O(h²·f''') ≈ 1e-10 and rounding error O(ε/h) ≈ 1e-11 for functions of unit
+// O(h²·f”') ≈ 1e-10 and rounding error O(ε/h) ≈ 1e-11 for functions of unit
 // scale, so a correct derivative agrees to well under 1e-6 relative; a
 // wrong one (a missing second-order term) is off by O(1).
 const (
@@ -330,13 +330,13 @@ func TestGradTargets(t *testing.T) {
 // opaqueOp is an op without a symbolic derivative.
 type opaqueOp struct{ opBase }
 
-func (opaqueOp) Arity() int                                       { return 1 }
-func (opaqueOp) Type() hm.Type                                    { a := hm.TypeVariable('a'); return hm.NewFnType(a, a) }
+func (opaqueOp) Arity() int                                        { return 1 }
+func (opaqueOp) Type() hm.Type                                     { a := hm.TypeVariable('a'); return hm.NewFnType(a, a) }
 func (opaqueOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return in[0].(tensor.Shape), nil }
-func (opaqueOp) Do(in ...G.Value) (G.Value, error)                { return in[0], nil }
-func (opaqueOp) String() string                                   { return "Opaque" }
-func (opaqueOp) WriteHash(h hash.Hash)                            { fmt.Fprint(h, "Opaque") }
-func (opaqueOp) Hashcode() uint32                                 { return 7 }
+func (opaqueOp) Do(in ...G.Value) (G.Value, error)                 { return in[0], nil }
+func (opaqueOp) String() string                                    { return "Opaque" }
+func (opaqueOp) WriteHash(h hash.Hash)                             { fmt.Fprint(h, "Opaque") }
+func (opaqueOp) Hashcode() uint32                                  { return 7 }
 
 func TestGradErrors(t *testing.T) {
 	g := G.NewGraph()

@@ -87,7 +87,9 @@ func (op pickOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
-func (op pickOp) String() string        { return fmt.Sprintf("Pick{classes=%d, dims=%d}", op.classes, op.dims) }
+func (op pickOp) String() string {
+	return fmt.Sprintf("Pick{classes=%d, dims=%d}", op.classes, op.dims)
+}
 func (op pickOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op pickOp) Hashcode() uint32      { return hashOf(op) }
 func (op pickOp) DiffWRT(int) []bool    { return []bool{true, false} }
@@ -150,7 +152,9 @@ func (op scatterOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
-func (op scatterOp) String() string        { return fmt.Sprintf("Scatter{classes=%d, dims=%d}", op.classes, op.dims) }
+func (op scatterOp) String() string {
+	return fmt.Sprintf("Scatter{classes=%d, dims=%d}", op.classes, op.dims)
+}
 func (op scatterOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op scatterOp) Hashcode() uint32      { return hashOf(op) }
 func (op scatterOp) DiffWRT(int) []bool    { return []bool{true, false} }
