@@ -40,7 +40,8 @@ type Plan struct {
 	index  map[*G.Node]int
 	vals   []G.Value
 	inputs map[string]int
-	fixed  []bool // constants, computed at compile time
+	unused map[string]*G.Node // inputs of g that no output depends on
+	fixed  []bool             // constants, computed at compile time
 	bound  []bool // inputs bound with Let
 }
 
@@ -67,6 +68,12 @@ func Compile(g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err error) {
 			}
 			p.index[n] = len(p.nodes)
 			p.nodes = append(p.nodes, n)
+		}
+	}
+	p.unused = make(map[string]*G.Node)
+	for _, n := range g.AllNodes() {
+		if _, used := p.index[n]; !used && n.Op() == nil {
+			p.unused[n.Name()] = n
 		}
 	}
 	p.args = make([][]int, len(p.nodes))
@@ -97,14 +104,21 @@ func Compile(g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err error) {
 
 // Let implements Machine.
 func (p *Plan) Let(name string, v tensor.Tensor) error {
-	i, ok := p.inputs[name]
-	if !ok {
-		return fmt.Errorf("graph: Let: no input named %q", name)
-	}
-	n := p.nodes[i]
 	if v == nil {
 		return fmt.Errorf("graph: Let %s: nil value", name)
 	}
+	i, ok := p.inputs[name]
+	if !ok {
+		if n, ok := p.unused[name]; ok {
+			// No output needs it: check, then ignore.
+			if !n.Shape().Eq(v.Shape()) || n.Dtype() != v.Dtype() {
+				return &ShapeError{Op: "Let " + name, Want: fmt.Sprint(n.Shape(), n.Dtype()), Got: fmt.Sprint(v.Shape(), v.Dtype())}
+			}
+			return nil
+		}
+		return fmt.Errorf("graph: Let: no input named %q", name)
+	}
+	n := p.nodes[i]
 	if n.Dtype() != v.Dtype() {
 		return fmt.Errorf("graph: Let %s: want dtype %v, got %v", name, n.Dtype(), v.Dtype())
 	}
