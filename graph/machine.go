@@ -42,7 +42,7 @@ type Plan struct {
 	inputs map[string]int
 	unused map[string]*G.Node // inputs of g that no output depends on
 	fixed  []bool             // constants, computed at compile time
-	bound  []bool // inputs bound with Let
+	bound  []bool             // inputs bound with Let
 }
 
 var _ Machine = (*Plan)(nil)

@@ -62,8 +62,8 @@ type Stats struct {
 
 type programKey struct {
 	tasks, support, query, in, out int
-	steps                           int
-	train                           bool
+	steps                          int
+	train                          bool
 }
 
 // program is a compiled graph for one meta-batch shape.

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/medusa-ml/medusa/graph"
+)
+
+func runCLI(args ...string) (stdout, stderr string, err error) {
+	var o, e bytes.Buffer
+	err = run(context.Background(), args, &o, &e)
+	return o.String(), e.String(), err
+}
+
+func TestBadUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // in the one-line message
+	}{
+		{[]string{}, "Usage"},
+		{[]string{"fly"}, `unknown command "fly"`},
+		{[]string{"train", "--iters", "0"}, "--iters 0: must be at least 1"},
+		{[]string{"train", "--iters", "ten"}, "invalid argument"},
+		{[]string{"train", "--hidden", "40,0"}, "width 0 must be positive"},
+		{[]string{"train", "--hidden", "40,x"}, `"x" is not a whole number`},
+		{[]string{"train", "--activation", "swish"}, `--activation "swish"`},
+		{[]string{"train", "--learner", "reptile"}, `--learner "reptile"`},
+		{[]string{"train", "--task", "omniglot"}, `--task "omniglot"`},
+		{[]string{"train", "--dtype", "float16"}, `--dtype "float16"`},
+		{[]string{"train", "--meta-batch", "-3"}, "--meta-batch -3"},
+		{[]string{"train", "--shots", "0"}, "--shots 0"},
+		{[]string{"train", "--inner-lr", "NaN"}, "--inner-lr NaN"},
+		{[]string{"train", "--meta-lr", "-1"}, "--meta-lr -1"},
+		{[]string{"train", "--no-such-flag"}, "unknown flag"},
+		{[]string{"train", "extra"}, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		_, stderr, err := runCLI(tt.args...)
+		var ue *usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("medusa %v: err = %v; want a usage error (exit status 2)", tt.args, err)
+			continue
+		}
+		if !strings.Contains(stderr, tt.want) {
+			t.Errorf("medusa %v: stderr = %q; want it to contain %q", tt.args, stderr, tt.want)
+		}
+		if strings.Contains(stderr, "goroutine") || strings.Contains(stderr, "panic") {
+			t.Errorf("medusa %v: stderr has a stack trace: %q", tt.args, stderr)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	_, stderr, err := runCLI("train", "--help")
+	if err != nil {
+		t.Fatalf("train --help: %v", err)
+	}
+	for _, flag := range []string{"--learner", "--task", "--iters", "--meta-batch", "--shots", "--inner-steps", "--inner-lr",
+		"--meta-lr", "--hidden", "--activation", "--dtype", "--seed", "--out", "--eval-tasks"} {
+		if !strings.Contains(stderr, flag) {
+			t.Errorf("train --help does not explain %s", flag)
+		}
+	}
+	stdout, _, err := runCLI("--help")
+	if err != nil || !strings.Contains(stdout, "train") {
+		t.Errorf("--help = %q, %v; want the command overview", stdout, err)
+	}
+}
+
+func TestTrainSmallDeterministic(t *testing.T) {
+	dir := t.TempDir()
+	var params [2][]float64
+	for i := range params {
+		out := filepath.Join(dir, "run"+string(rune('a'+i))+".safetensors")
+		stdout, stderr, err := runCLI("train", "--iters", "30", "--meta-batch", "4", "--hidden", "8,8",
+			"--eval-tasks", "10", "--eval-steps", "3", "--seed", "7", "--out", out)
+		if err != nil {
+			t.Fatalf("train: %v\n%s", err, stderr)
+		}
+		for _, want := range []string{"test MSE on 10 fresh tasks", "\n      0 ", "\n      1 ", "\n      3 "} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("train output lacks %q:\n%s", want, stdout)
+			}
+		}
+		p, meta, err := graph.LoadParams(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if meta["iterations"] != "30" || meta["learner"] != "maml" {
+			t.Errorf("checkpoint metadata = %v", meta)
+		}
+		if got := p.Names(); len(got) != 6 || got[0] != "layers.0.weight" || got[5] != "layers.2.bias" {
+			t.Errorf("checkpoint names = %v", got)
+		}
+		params[i] = p.Flatten()
+	}
+	for j := range params[0] {
+		if math.Float64bits(params[0][j]) != math.Float64bits(params[1][j]) {
+			t.Fatalf("two runs with seed 7 differ at parameter %d: %v vs %v", j, params[0][j], params[1][j])
+		}
+	}
+}
+
+func TestTrainNaNStops(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "m.safetensors")
+	_, stderr, err := runCLI("train", "--iters", "20", "--meta-batch", "2", "--hidden", "4",
+		"--inner-lr", "1e200", "--dtype", "float64", "--eval-tasks", "0", "--out", out)
+	if err == nil {
+		t.Fatal("training with --inner-lr 1e200: no error")
+	}
+	if !strings.Contains(stderr, "stopped at iteration 1") || !strings.Contains(err.Error(), "not finite") {
+		t.Errorf("stderr = %q, err = %v; want the iteration and 'not finite' named", stderr, err)
+	}
+	if _, _, err := graph.LoadParams(out); err != nil {
+		t.Errorf("the last good parameters were not saved: %v", err)
+	}
+}
+
+func TestTrainInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := filepath.Join(t.TempDir(), "m.safetensors")
+	var o, e bytes.Buffer
+	err := run(ctx, []string{"train", "--iters", "50", "--meta-batch", "2", "--hidden", "4", "--out", out}, &o, &e)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("cancelled training: err = %v; want interrupted", err)
+	}
+	if _, _, err := graph.LoadParams(out); err != nil {
+		t.Errorf("parameters were not saved on interrupt: %v", err)
+	}
+}

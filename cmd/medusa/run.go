@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// usageError is a bad command line: the message and usage have been
+// printed, and the exit status is 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// errReported marks a failure whose message has already been printed.
+var errReported = errors.New("reported")
+
+const overview = `medusa trains neural networks declared as gorgonia graphs with
+meta-learning (MAML with exact second-order gradients, first-order MAML).
+
+Usage:
+  medusa <command> [flags]
+
+Commands:
+  train   meta-train a model and report its adapted test error
+  help    show help for a command
+
+Run "medusa <command> --help" for a command's flags.
+`
+
+// run is the whole program: it parses args, writes results to stdout and
+// progress and errors to stderr, and returns the error to exit with.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, overview)
+		return &usageError{"no command"}
+	}
+	switch cmd := args[0]; cmd {
+	case "train":
+		return train(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		if len(args) > 1 && args[0] == "help" {
+			return run(ctx, []string{args[1], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, overview)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "medusa: unknown command %q\n\n%s", cmd, overview)
+		return &usageError{"unknown command " + cmd}
+	}
+}
+
+// badUsage prints msg and the usage text of a sub-command.
+func badUsage(stderr io.Writer, usage func(), format string, a ...any) error {
+	msg := fmt.Sprintf(format, a...)
+	fmt.Fprintf(stderr, "medusa: %s\n", strings.TrimSpace(msg))
+	usage()
+	return &usageError{msg}
+}

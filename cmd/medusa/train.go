@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/tasks"
+	"github.com/medusa-ml/medusa/nets"
+	"github.com/spf13/pflag"
+	"gorgonia.org/tensor"
+)
+
+// trainConfig is what "medusa train" runs.
+type trainConfig struct {
+	learner    string
+	task       string
+	iters      int
+	metaBatch  int
+	shots      int
+	innerSteps int
+	innerLR    float64
+	metaLR     float64
+	hidden     []int
+	activation nets.Activation
+	dtype      tensor.Dtype
+	seed       uint64
+	out        string
+	evalTasks  int
+	evalSteps  int
+	evalQuery  int
+	logEvery   int
+}
+
+func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
+	fs := pflag.NewFlagSet("medusa train", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	learner := fs.String("learner", "maml", "meta-learner: maml (exact second order) or fomaml (first order)")
+	task := fs.String("task", "sinusoid", "task distribution: sinusoid (Finn et al. 2017: A~U[0.1,5], phase~U[0,pi], x~U[-5,5])")
+	iters := fs.Int("iters", 10000, "meta-iterations (outer updates); the MAML paper uses 70000")
+	metaBatch := fs.Int("meta-batch", 25, "tasks per meta-iteration")
+	shots := fs.Int("shots", 10, "K: support points per task, and query points per task in training")
+	innerSteps := fs.Int("inner-steps", 1, "inner gradient steps during meta-training")
+	innerLR := fs.Float64("inner-lr", 0.01, "inner (adaptation) step size alpha")
+	metaLR := fs.Float64("meta-lr", 1e-3, "outer Adam learning rate beta")
+	hidden := fs.String("hidden", "40,40", "hidden layer widths, comma-separated (empty for a linear model)")
+	activation := fs.String("activation", "relu", "hidden activation: relu, tanh or sigmoid")
+	dtype := fs.String("dtype", "float32", "floating-point type: float32 or float64")
+	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same numbers")
+	out := fs.String("out", "", "write the trained parameters to this safetensors file")
+	evalTasks := fs.Int("eval-tasks", 600, "fresh test tasks for the final evaluation (0 to skip)")
+	evalSteps := fs.Int("eval-steps", 10, "most inner steps in the final evaluation (reported: 0, 1 and this)")
+	evalQuery := fs.Int("eval-query", 100, "query points per test task in the final evaluation")
+	logEvery := fs.Int("log-every", 0, "print progress every N iterations (0: about 20 lines per run)")
+	usage := func() {
+		fmt.Fprint(stderr, `Usage: medusa train [flags]
+
+Meta-trains a network with MAML on a task distribution, prints progress,
+then adapts to fresh test tasks and reports the query error after 0, 1
+and --eval-steps inner steps (mean and 95% interval).
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	fs.Usage = usage
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, nil
+		}
+		return nil, badUsage(stderr, func() {}, "%v (see medusa train --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, badUsage(stderr, usage, "unexpected argument %q", fs.Arg(0))
+	}
+	c := &trainConfig{learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, shots: *shots,
+		innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, seed: *seed, out: *out,
+		evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery, logEvery: *logEvery}
+	bad := func(format string, a ...any) (*trainConfig, error) {
+		return nil, badUsage(stderr, usage, format, a...)
+	}
+	switch c.learner {
+	case "maml", "fomaml":
+	default:
+		return bad("--learner %q: want maml or fomaml", c.learner)
+	}
+	if c.task != "sinusoid" {
+		return bad("--task %q: want sinusoid", c.task)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+		min  int
+	}{{"iters", c.iters, 1}, {"meta-batch", c.metaBatch, 1}, {"shots", c.shots, 1}, {"inner-steps", c.innerSteps, 1},
+		{"eval-tasks", c.evalTasks, 0}, {"eval-steps", c.evalSteps, 1}, {"eval-query", c.evalQuery, 1}, {"log-every", c.logEvery, 0}} {
+		if f.v < f.min {
+			return bad("--%s %d: must be at least %d", f.name, f.v, f.min)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"inner-lr", c.innerLR}, {"meta-lr", c.metaLR}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v <= 0 {
+			return bad("--%s %v: must be a positive finite number", f.name, f.v)
+		}
+	}
+	var err error
+	if c.hidden, err = parseWidths(*hidden); err != nil {
+		return bad("--hidden %q: %v", *hidden, err)
+	}
+	if c.activation, err = nets.ParseActivation(*activation); err != nil || c.activation == nets.Identity {
+		return bad("--activation %q: want relu, tanh or sigmoid", *activation)
+	}
+	switch *dtype {
+	case "float32":
+		c.dtype = tensor.Float32
+	case "float64":
+		c.dtype = tensor.Float64
+	default:
+		return bad("--dtype %q: want float32 or float64", *dtype)
+	}
+	return c, nil
+}
+
+func parseWidths(s string) ([]int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a whole number", f)
+		}
+		if n <= 0 {
+			return nil, fmt.Errorf("width %d must be positive", n)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseTrain(args, stderr)
+	if err != nil || c == nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(c.seed, 0x6d656475))
+	model := nets.MLP{In: 1, Out: 1, Hidden: c.hidden, Activation: c.activation}
+	params, err := model.Init(rng, c.dtype)
+	if err != nil {
+		return err
+	}
+	m := &learners.MAML{Model: model, Params: params, Loss: learners.MSE, InnerLR: c.innerLR,
+		InnerSteps: c.innerSteps, FirstOrder: c.learner == "fomaml", Optimizer: &learners.Adam{LR: c.metaLR}}
+	dist := tasks.Sinusoid{}
+
+	fmt.Fprintf(stdout, "%s on %s: %d iterations, meta-batch %d, K=%d, %d inner step(s) of %g, Adam %g, net 1-%s-1 %v, %v, seed %d\n",
+		c.learner, c.task, c.iters, c.metaBatch, c.shots, c.innerSteps, c.innerLR, c.metaLR,
+		joinInts(c.hidden), c.activation, c.dtype, c.seed)
+	every := c.logEvery
+	if every == 0 {
+		every = max(1, c.iters/20)
+	}
+	save := func(why string) error {
+		if c.out == "" {
+			return nil
+		}
+		meta := map[string]string{
+			"learner": c.learner, "task": c.task, "hidden": joinInts(c.hidden), "activation": c.activation.String(),
+			"inner_lr": fmt.Sprint(c.innerLR), "inner_steps": fmt.Sprint(c.innerSteps), "iterations": fmt.Sprint(m.Steps()),
+			"seed": fmt.Sprint(c.seed),
+		}
+		if err := graph.SaveParams(c.out, params, meta); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "saved %s parameters after %d iterations to %s\n", why, m.Steps(), c.out)
+		return nil
+	}
+
+	start := time.Now()
+	var preSum, postSum float64
+	var window int
+	for it := 1; it <= c.iters; it++ {
+		b, _, err := dist.Sample(rng, c.metaBatch, c.shots, c.shots)
+		if err != nil {
+			return err
+		}
+		st, err := m.Step(ctx, b)
+		if err != nil {
+			if ctx.Err() != nil {
+				fmt.Fprintf(stderr, "interrupted before iteration %d\n", it)
+				if serr := save("the last completed"); serr != nil {
+					return serr
+				}
+				return fmt.Errorf("training interrupted after %d of %d iterations", m.Steps(), c.iters)
+			}
+			var nf *learners.NonFiniteError
+			if errors.As(err, &nf) {
+				fmt.Fprintf(stderr, "stopped at iteration %d: %s; keeping the parameters of iteration %d\n", nf.Step, nf.What, nf.Step-1)
+				if serr := save("the last good"); serr != nil {
+					return serr
+				}
+				return fmt.Errorf("%w (try a smaller --inner-lr or --meta-lr)", err)
+			}
+			return err
+		}
+		preSum += st.PreLoss
+		postSum += st.PostLoss
+		window++
+		if it%every == 0 || it == c.iters {
+			el := time.Since(start)
+			rate := float64(it) / el.Seconds()
+			eta := time.Duration(float64(c.iters-it) / rate * float64(time.Second))
+			fmt.Fprintf(stderr, "iter %*d/%d  query MSE pre %.4f post %.4f  %.0f it/s  elapsed %s  ETA %s\n",
+				len(strconv.Itoa(c.iters)), it, c.iters, preSum/float64(window), postSum/float64(window), rate,
+				el.Round(time.Second), eta.Round(time.Second))
+			preSum, postSum, window = 0, 0, 0
+		}
+	}
+	fmt.Fprintf(stdout, "trained %d iterations in %s\n", c.iters, time.Since(start).Round(time.Millisecond))
+	if err := save("trained"); err != nil {
+		return err
+	}
+	if c.evalTasks == 0 {
+		return nil
+	}
+	return evaluate(m, dist, rand.New(rand.NewPCG(c.seed, 0x74657374)), c, stdout)
+}
+
+// evaluate adapts to fresh tasks and prints the query MSE after 0, 1 and
+// evalSteps steps.
+func evaluate(m *learners.MAML, dist tasks.Sinusoid, rng *rand.Rand, c *trainConfig, stdout io.Writer) error {
+	const chunk = 100
+	per := make([][]float64, c.evalSteps+1)
+	for done := 0; done < c.evalTasks; done += chunk {
+		n := min(chunk, c.evalTasks-done)
+		b, _, err := dist.Sample(rng, n, c.shots, c.evalQuery)
+		if err != nil {
+			return err
+		}
+		l, err := m.Evaluate(b, c.evalSteps)
+		if err != nil {
+			return err
+		}
+		for s := range per {
+			per[s] = append(per[s], l[s]...)
+		}
+	}
+	fmt.Fprintf(stdout, "test MSE on %d fresh tasks (K=%d support, %d query points), inner step size %g:\n",
+		c.evalTasks, c.shots, c.evalQuery, c.innerLR)
+	fmt.Fprintf(stdout, "  %5s  %8s  %s\n", "steps", "mean", "95% interval")
+	steps := []int{0, 1, c.evalSteps}
+	sort.Ints(steps)
+	last := -1
+	for _, s := range steps {
+		if s == last {
+			continue
+		}
+		last = s
+		mean, half := meanCI(per[s])
+		fmt.Fprintf(stdout, "  %5d  %8.4f  ±%.4f\n", s, mean, half)
+	}
+	return nil
+}
+
+// meanCI returns the mean of x and the half-width of its normal 95%
+// confidence interval, 1.96·s/√n.
+func meanCI(x []float64) (mean, half float64) {
+	n := float64(len(x))
+	for _, v := range x {
+		mean += v
+	}
+	mean /= n
+	if len(x) < 2 {
+		return mean, math.NaN()
+	}
+	var ss float64
+	for _, v := range x {
+		ss += (v - mean) * (v - mean)
+	}
+	return mean, 1.96 * math.Sqrt(ss/(n-1)) / math.Sqrt(n)
+}
+
+func joinInts(x []int) string {
+	s := make([]string, len(x))
+	for i, v := range x {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, "-")
+}

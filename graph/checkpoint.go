@@ -1,0 +1,176 @@
+package graph
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/nlpodyssey/safetensors"
+	"gorgonia.org/tensor"
+)
+
+// OrderKey is the safetensors metadata key under which SaveParams records
+// the parameters' order (names joined by newlines); safetensors itself
+// keeps tensors sorted by dtype and name.
+const OrderKey = "medusa.order"
+
+// SaveParams writes p to path in the safetensors format (little-endian F32
+// or F64 tensors named as in p), with meta as the header's __metadata__.
+// PyTorch's safetensors package loads the file as it is. The file is
+// written to a temporary file in the same directory, synced and renamed, so
+// a crash never leaves a truncated file at path.
+func SaveParams(path string, p *Params, meta map[string]string) (err error) {
+	if p == nil || p.Len() == 0 {
+		return fmt.Errorf("graph: SaveParams %s: no parameters", path)
+	}
+	views := make(map[string]safetensors.TensorView, p.Len())
+	info := map[string]string{}
+	for k, v := range meta {
+		info[k] = v
+	}
+	order := ""
+	for i := 0; i < p.Len(); i++ {
+		q := p.At(i)
+		var dt safetensors.DType
+		var raw []byte
+		switch d := q.Value.Data().(type) {
+		case []float32:
+			dt, raw = safetensors.F32, make([]byte, 4*len(d))
+			for j, x := range d {
+				binary.LittleEndian.PutUint32(raw[4*j:], math.Float32bits(x))
+			}
+		case []float64:
+			dt, raw = safetensors.F64, make([]byte, 8*len(d))
+			for j, x := range d {
+				binary.LittleEndian.PutUint64(raw[8*j:], math.Float64bits(x))
+			}
+		default:
+			return fmt.Errorf("graph: SaveParams %s: parameter %s has unsupported data %T", path, q.Name, d)
+		}
+		shape := make([]uint64, q.Value.Dims())
+		for j, s := range q.Value.Shape() {
+			shape[j] = uint64(s)
+		}
+		tv, err := safetensors.NewTensorView(dt, shape, raw)
+		if err != nil {
+			return fmt.Errorf("graph: SaveParams %s: %s: %v", path, q.Name, err)
+		}
+		views[q.Name] = tv
+		if i > 0 {
+			order += "\n"
+		}
+		order += q.Name
+	}
+	info[OrderKey] = order
+	buf, err := safetensors.Serialize(views, info)
+	if err != nil {
+		return fmt.Errorf("graph: SaveParams %s: %v", path, err)
+	}
+	return writeAtomic(path, buf)
+}
+
+// writeAtomic writes data to path through a synced temporary file and a
+// rename.
+func writeAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("graph: writing %s: %v", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("graph: writing %s: %v", path, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("graph: writing %s: %v", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("graph: writing %s: %v", path, err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("graph: writing %s: %v", path, err)
+	}
+	return nil
+}
+
+// LoadParams reads a safetensors file written by SaveParams (or any
+// safetensors file of F32/F64 tensors) and returns its parameters, in the
+// recorded order when there is one, else in name order, and its metadata.
+func LoadParams(path string) (*Params, map[string]string, error) {
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("graph: LoadParams: %v", err)
+	}
+	st, err := safetensors.Deserialize(buf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("graph: LoadParams %s: not a valid safetensors file: %v", path, err)
+	}
+	_, md, err := safetensors.ReadMetadata(buf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("graph: LoadParams %s: %v", path, err)
+	}
+	meta := md.Metadata()
+	names := st.Names()
+	if o, ok := meta[OrderKey]; ok {
+		names = splitLines(o)
+		if len(names) != st.Len() {
+			return nil, nil, fmt.Errorf("graph: LoadParams %s: order lists %d names for %d tensors", path, len(names), st.Len())
+		}
+	}
+	p := new(Params)
+	for _, name := range names {
+		tv, ok := st.Tensor(name)
+		if !ok {
+			return nil, nil, fmt.Errorf("graph: LoadParams %s: no tensor %q", path, name)
+		}
+		shape := make([]int, len(tv.Shape()))
+		for i, s := range tv.Shape() {
+			if s == 0 || s > math.MaxInt32 {
+				return nil, nil, fmt.Errorf("graph: LoadParams %s: tensor %q has shape %v", path, name, tv.Shape())
+			}
+			shape[i] = int(s)
+		}
+		raw := tv.Data()
+		var t *tensor.Dense
+		switch tv.DType() {
+		case safetensors.F32:
+			d := make([]float32, len(raw)/4)
+			for i := range d {
+				d[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+			}
+			t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(d))
+		case safetensors.F64:
+			d := make([]float64, len(raw)/8)
+			for i := range d {
+				d[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+			}
+			t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(d))
+		default:
+			return nil, nil, fmt.Errorf("graph: LoadParams %s: tensor %q has dtype %v, want F32 or F64", path, name, tv.DType())
+		}
+		if err := p.Add(name, t); err != nil {
+			return nil, nil, fmt.Errorf("graph: LoadParams %s: %v", path, err)
+		}
+	}
+	delete(meta, OrderKey)
+	return p, meta, nil
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '\n' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return out
+}

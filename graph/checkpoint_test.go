@@ -1,0 +1,99 @@
+package graph
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"gorgonia.org/tensor"
+)
+
+func TestSaveLoadParams(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	p := new(Params)
+	for _, c := range []struct {
+		name  string
+		shape []int
+		dt    tensor.Dtype
+	}{{"layers.0.weight", []int{4, 3}, tensor.Float32}, {"layers.0.bias", []int{4}, tensor.Float32}, {"head.weight", []int{2, 4}, tensor.Float64}} {
+		v, err := NewParam(rng, c.dt, c.shape, GlorotUniform(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Add(c.name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "model.safetensors")
+	if err := SaveParams(path, p, map[string]string{"learner": "maml"}); err != nil {
+		t.Fatal(err)
+	}
+	q, meta, err := LoadParams(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta["learner"] != "maml" {
+		t.Errorf("metadata = %v; want learner=maml", meta)
+	}
+	if got, want := q.Names(), p.Names(); len(got) != len(want) {
+		t.Fatalf("names = %v; want %v", got, want)
+	}
+	for i := 0; i < p.Len(); i++ {
+		a, b := p.At(i), q.At(i)
+		if a.Name != b.Name || !a.Value.Shape().Eq(b.Value.Shape()) || a.Value.Dtype() != b.Value.Dtype() {
+			t.Fatalf("parameter %d: got %s %v %v; want %s %v %v", i, b.Name, b.Value.Shape(), b.Value.Dtype(), a.Name, a.Value.Shape(), a.Value.Dtype())
+		}
+	}
+	if RelErr(q.Flatten(), p.Flatten(), 1) != 0 {
+		t.Errorf("values changed in a save/load round trip")
+	}
+
+	// The header is what the safetensors specification says: an 8-byte
+	// little-endian length, then JSON with dtype, shape and data_offsets
+	// per tensor and string-valued __metadata__.
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(raw[:8])
+	var header map[string]json.RawMessage
+	if err := json.Unmarshal(raw[8:8+n], &header); err != nil {
+		t.Fatalf("header is not JSON: %v", err)
+	}
+	var w struct {
+		Dtype   string   `json:"dtype"`
+		Shape   []int    `json:"shape"`
+		Offsets [2]int64 `json:"data_offsets"`
+	}
+	if err := json.Unmarshal(header["layers.0.weight"], &w); err != nil {
+		t.Fatal(err)
+	}
+	if w.Dtype != "F32" || len(w.Shape) != 2 || w.Shape[0] != 4 || w.Shape[1] != 3 || w.Offsets[1]-w.Offsets[0] != 48 {
+		t.Errorf("layers.0.weight header = %+v; want F32 [4 3] of 48 bytes", w)
+	}
+	if _, ok := header["__metadata__"]; !ok {
+		t.Errorf("header has no __metadata__")
+	}
+}
+
+func TestLoadParamsTruncated(t *testing.T) {
+	p := new(Params)
+	v, _ := NewTensor(tensor.Float32, []int{8}, make([]float64, 8))
+	p.Add("w", v)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.safetensors")
+	if err := SaveParams(path, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	for _, cut := range []int{0, 4, 8, 20, len(raw) - 1} {
+		bad := filepath.Join(dir, "bad.safetensors")
+		os.WriteFile(bad, raw[:cut], 0o644)
+		if _, _, err := LoadParams(bad); err == nil {
+			t.Errorf("LoadParams of a file cut to %d of %d bytes: no error", cut, len(raw))
+		}
+	}
+}
