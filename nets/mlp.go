@@ -156,7 +156,7 @@ func (m MLP) Forward(x *G.Node, p G.Nodes) (out *G.Node, err error) {
 		if !b.Shape().Eq(tensor.Shape{tasks, w[i+1]}) {
 			return nil, &graph.ShapeError{Op: fmt.Sprintf("MLP.Forward layers.%d.bias", i), Want: fmt.Sprint(tensor.Shape{tasks, w[i+1]}), Got: fmt.Sprint(b.Shape())}
 		}
-		if h, err = G.BatchedMatMul(h, W, false, true); err != nil {
+		if h, err = graph.BatchedMatMul(h, W, false, true); err != nil {
 			return nil, fmt.Errorf("nets: MLP.Forward layer %d: %v", i, err)
 		}
 		bb, err := graph.Broadcast(b, 1, n)

@@ -1,0 +1,141 @@
+package graph
+
+import (
+	"fmt"
+	"hash"
+
+	"github.com/chewxy/hm"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// BatchedMatMul returns op(a)·op(b) for each index of the leading axis,
+// where op transposes its argument's last two axes when the matching flag
+// is set: for a [B, m, k] and b [B, k, n] (untransposed) the result is
+// [B, m, n]. Its derivative is made of BatchedMatMuls, so it can be
+// differentiated any number of times. Each product is one BLAS gemm call on
+// contiguous memory.
+func BatchedMatMul(a, b *G.Node, transA, transB bool) (out *G.Node, err error) {
+	defer recoverError(&err, "BatchedMatMul")
+	as, bs := a.Shape(), b.Shape()
+	if a.Dims() != 3 || b.Dims() != 3 || as[0] != bs[0] {
+		return nil, &ShapeError{Op: "BatchedMatMul", Want: "two 3-d tensors with the same leading size", Got: fmt.Sprintf("%v and %v", as, bs)}
+	}
+	_, ka := inner(as, transA)
+	kb, _ := inner(bs, transB)
+	if ka != kb {
+		return nil, &ShapeError{Op: "BatchedMatMul", Want: fmt.Sprintf("inner sizes to agree (transA=%v, transB=%v)", transA, transB), Got: fmt.Sprintf("%v and %v", as, bs)}
+	}
+	return G.ApplyOp(matMulOp{transA: transA, transB: transB}, a, b)
+}
+
+// inner returns the rows and columns of op(x) for x [B, r, c].
+func inner(s tensor.Shape, trans bool) (rows, cols int) {
+	if trans {
+		return s[2], s[1]
+	}
+	return s[1], s[2]
+}
+
+type matMulOp struct {
+	opBase
+	transA, transB bool
+}
+
+func (op matMulOp) Arity() int { return 2 }
+func (op matMulOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	t := tensorType(3, a)
+	return hm.NewFnType(t, t, t)
+}
+func (op matMulOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	as, bs := in[0].(tensor.Shape), in[1].(tensor.Shape)
+	m, _ := inner(as, op.transA)
+	_, n := inner(bs, op.transB)
+	return tensor.Shape{as[0], m, n}, nil
+}
+func (op matMulOp) Do(in ...G.Value) (G.Value, error) {
+	ad, as, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	bd, bs, err := dense(in[1])
+	if err != nil {
+		return nil, err
+	}
+	shape, _ := op.InferShape(as, bs)
+	batch, m, n := shape[0], shape[1], shape[2]
+	_, k := inner(as, op.transA)
+	ta, tb := blas.NoTrans, blas.NoTrans
+	if op.transA {
+		ta = blas.Trans
+	}
+	if op.transB {
+		tb = blas.Trans
+	}
+	lda, ldb := as[2], bs[2]
+	sa, sb, sc := as[1]*as[2], bs[1]*bs[2], m*n
+	var impl gonum.Implementation
+	switch a := ad.(type) {
+	case []float64:
+		b, ok := bd.([]float64)
+		if !ok {
+			return nil, fmt.Errorf("graph: %v: mixed dtypes", op)
+		}
+		c := make([]float64, batch*sc)
+		for i := 0; i < batch; i++ {
+			impl.Dgemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)
+		}
+		return newValue(c, shape), nil
+	case []float32:
+		b, ok := bd.([]float32)
+		if !ok {
+			return nil, fmt.Errorf("graph: %v: mixed dtypes", op)
+		}
+		c := make([]float32, batch*sc)
+		for i := 0; i < batch; i++ {
+			impl.Sgemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)
+		}
+		return newValue(c, shape), nil
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, ad)
+}
+func (op matMulOp) String() string {
+	return fmt.Sprintf("BatchedMatMul{transA=%v, transB=%v}", op.transA, op.transB)
+}
+func (op matMulOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op matMulOp) Hashcode() uint32      { return hashOf(op) }
+func (op matMulOp) DiffWRT(int) []bool    { return []bool{true, true} }
+
+// SymDiff: for C = op(A)·op(B) with upstream gradient D,
+//
+//	A·B:   dA = D·Bᵀ,   dB = Aᵀ·D
+//	A·Bᵀ:  dA = D·B,    dB = Dᵀ·A
+//	Aᵀ·B:  dA = B·Dᵀ,   dB = A·D
+//	Aᵀ·Bᵀ: dA = Bᵀ·Dᵀ,  dB = Dᵀ·Aᵀ
+func (op matMulOp) SymDiff(in G.Nodes, _, d *G.Node) (G.Nodes, error) {
+	a, b := in[0], in[1]
+	var da, db *G.Node
+	var err error
+	mm := func(x, y *G.Node, tx, ty bool) *G.Node {
+		if err != nil {
+			return nil
+		}
+		var r *G.Node
+		r, err = BatchedMatMul(x, y, tx, ty)
+		return r
+	}
+	switch {
+	case !op.transA && !op.transB:
+		da, db = mm(d, b, false, true), mm(a, d, true, false)
+	case !op.transA && op.transB:
+		da, db = mm(d, b, false, false), mm(d, a, true, false)
+	case op.transA && !op.transB:
+		da, db = mm(b, d, false, true), mm(a, d, false, false)
+	default:
+		da, db = mm(b, d, true, true), mm(d, a, true, true)
+	}
+	return G.Nodes{da, db}, err
+}
