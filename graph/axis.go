@@ -35,6 +35,9 @@ func SumAxis(x *G.Node, axis int) (out *G.Node, err error) {
 
 // SumAll sums every element of x into a scalar.
 func SumAll(x *G.Node) (*G.Node, error) {
+	if x == nil {
+		return nil, fmt.Errorf("graph: SumAll: nil node")
+	}
 	var err error
 	for x.Dims() > 0 && err == nil {
 		x, err = SumAxis(x, x.Dims()-1)
@@ -44,6 +47,9 @@ func SumAll(x *G.Node) (*G.Node, error) {
 
 // MeanAll averages every element of x into a scalar.
 func MeanAll(x *G.Node) (*G.Node, error) {
+	if x == nil {
+		return nil, fmt.Errorf("graph: MeanAll: nil node")
+	}
 	n := x.Shape().TotalSize()
 	s, err := SumAll(x)
 	if err != nil {

@@ -98,17 +98,20 @@ func Grad(cost *G.Node, wrt ...*G.Node) (grads G.Nodes, err error) {
 			continue
 		}
 		sd, ok := n.Op().(G.SDOp)
+		if broken, why := brokenSymDiff(n.Op()); broken {
+			return nil, fmt.Errorf("graph: Grad: op %v (node %s): %s: %w", n.Op(), n.Name(), why, ErrNotDifferentiable)
+		}
 		if !ok {
 			return nil, fmt.Errorf("graph: Grad: op %v (node %s): %w", n.Op(), n.Name(), ErrNotDifferentiable)
 		}
 		diffs := sd.DiffWRT(len(children))
-		any := false
+		flowsThrough := false
 		for j, c := range children {
 			if j < len(diffs) && diffs[j] && needs[c] {
-				any = true
+				flowsThrough = true
 			}
 		}
-		if !any {
+		if !flowsThrough {
 			continue // e.g. comparisons: zero gradient
 		}
 		cg, err := sd.SymDiff(children, n, adj)
@@ -134,6 +137,18 @@ func Grad(cost *G.Node, wrt ...*G.Node) (grads G.Nodes, err error) {
 		}
 	}
 	return grads, nil
+}
+
+// brokenSymDiff reports gorgonia ops whose SymDiff gives wrong results
+// rather than an error. sliceIncrOp (the derivative of Slice) declares
+// itself differentiable in its shape-only input and not in the gradient it
+// carries, so differentiating it again would be silently wrong.
+func brokenSymDiff(op G.Op) (bool, string) {
+	switch fmt.Sprintf("%T", op) {
+	case "gorgonia.sliceIncrOp", "*gorgonia.sliceIncrOp":
+		return true, "gorgonia's derivative of Slice cannot be differentiated again (its DiffWRT is reversed)"
+	}
+	return false, ""
 }
 
 // topoSort returns the nodes that root depends on, root included, children
@@ -185,7 +200,7 @@ func sumTerms(n *G.Node, ts G.Nodes) (*G.Node, error) {
 	var sum *G.Node
 	for _, t := range ts {
 		if !t.Shape().Eq(want) {
-			if t.Shape().TotalSize() != want.TotalSize() {
+			if !sameSqueezed(t.Shape(), want) {
 				return nil, &ShapeError{Op: fmt.Sprintf("Grad: adjoint of %s", n.Name()), Want: fmt.Sprint(want), Got: fmt.Sprint(t.Shape())}
 			}
 			var err error
@@ -208,6 +223,30 @@ func sumTerms(n *G.Node, ts G.Nodes) (*G.Node, error) {
 		}
 	}
 	return sum, nil
+}
+
+// sameSqueezed reports whether a and b are equal once their size-1 axes
+// are dropped (a scalar, [1] and [1, 1] are all the same).
+func sameSqueezed(a, b tensor.Shape) bool {
+	squeeze := func(s tensor.Shape) []int {
+		var out []int
+		for _, d := range s {
+			if d != 1 {
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+	sa, sb := squeeze(a), squeeze(b)
+	if len(sa) != len(sb) {
+		return false
+	}
+	for i := range sa {
+		if sa[i] != sb[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func isFloat(dt tensor.Dtype) bool { return dt == tensor.Float64 || dt == tensor.Float32 }

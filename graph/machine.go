@@ -90,8 +90,7 @@ func Compile(g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err error) {
 				return nil, fmt.Errorf("graph: Compile: two inputs named %q", n.Name())
 			}
 			p.inputs[n.Name()] = i
-		case len(p.args[i]) == 0:
-			// A constant: its op takes no inputs and always gives the same value.
+		case isConstant(n):
 			v, err := n.Op().Do()
 			if err != nil {
 				return nil, fmt.Errorf("graph: Compile: constant %s: %v", n.Name(), err)
@@ -142,6 +141,9 @@ func (p *Plan) Let(name string, v tensor.Tensor) error {
 
 // Run implements Machine.
 func (p *Plan) Run() (err error) {
+	if p.vals == nil {
+		return fmt.Errorf("graph: Run: the machine is closed")
+	}
 	var cur *G.Node
 	defer func() {
 		if r := recover(); r != nil {
@@ -171,16 +173,36 @@ func (p *Plan) Run() (err error) {
 		if err != nil {
 			return fmt.Errorf("graph: Run: op %v (node %s): %v", n.Op(), n.Name(), err)
 		}
+		if t, ok := v.(*tensor.Dense); ok && t.Dims() == 0 && n.Shape().IsScalar() {
+			// gorgonia's scalar ops want scalar values, not 0-d tensors.
+			d, _, err := dense(t)
+			if err != nil {
+				return fmt.Errorf("graph: Run: op %v (node %s): %v", n.Op(), n.Name(), err)
+			}
+			v = newValue(d, tensor.ScalarShape())
+		}
 		p.vals[i] = v
 	}
 	return nil
 }
 
+// isConstant reports whether n is a gorgonia constant.
+func isConstant(n *G.Node) bool {
+	switch fmt.Sprintf("%T", n.Op()) {
+	case "gorgonia.constantScalar", "gorgonia.constantTensor":
+		return true
+	}
+	return false
+}
+
 // Read implements Machine.
 func (p *Plan) Read(n *G.Node) (G.Value, error) {
+	if p.vals == nil {
+		return nil, fmt.Errorf("graph: Read: the machine is closed")
+	}
 	i, ok := p.index[n]
 	if !ok {
-		if n != nil && n.Op() != nil && len(inputs(n)) == 0 {
+		if n != nil && n.Op() != nil && isConstant(n) {
 			return n.Op().Do() // a constant outside the compiled set
 		}
 		return nil, fmt.Errorf("graph: Read: node is not computed by this machine")

@@ -36,6 +36,9 @@ func (p *Params) Add(name string, v *tensor.Dense) error {
 	if !isFloat(v.Dtype()) {
 		return fmt.Errorf("graph: Params.Add %q: dtype %v, want float32 or float64", name, v.Dtype())
 	}
+	if v.Dims() == 0 {
+		return &ShapeError{Op: "Params.Add " + name, Want: "at least one axis (store a scalar as shape [1])", Got: "a scalar"}
+	}
 	if _, dup := p.index[name]; dup {
 		return fmt.Errorf("graph: Params.Add: duplicate name %q", name)
 	}

@@ -25,7 +25,10 @@ func LogSoftmax(x *G.Node) (out *G.Node, err error) {
 // −Σ_c targets[..., c]·log softmax(logits)[..., c]. targets holds one-hot
 // rows (or any probability rows) of logits' shape.
 func SoftmaxCrossEntropy(logits, targets *G.Node) (*G.Node, error) {
-	if !logits.Shape().Eq(targets.Shape()) {
+	if logits == nil || targets == nil {
+		return nil, fmt.Errorf("graph: SoftmaxCrossEntropy: nil node")
+	}
+	if !logits.Shape().Eq(targets.Shape()) || logits.Dims() < 1 || logits.Shape().TotalSize() == 0 {
 		return nil, &ShapeError{Op: "SoftmaxCrossEntropy", Want: fmt.Sprint(logits.Shape()), Got: fmt.Sprint(targets.Shape())}
 	}
 	lp, err := LogSoftmax(logits)

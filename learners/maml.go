@@ -52,6 +52,7 @@ type MAML struct {
 
 	steps    int
 	programs map[programKey]*program
+	built    string // the settings the programs were built with
 }
 
 // Stats are the statistics of one meta-batch.
@@ -222,6 +223,9 @@ func (m *MAML) program(b *tasks.Batch, steps int, train bool) (*program, error) 
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
+	if s := m.settings(); s != m.built {
+		m.programs, m.built = nil, s // settings changed: rebuild
+	}
 	key := programKey{b.Tasks, b.Support, b.Query, b.In, b.Out, steps, train}
 	if p, ok := m.programs[key]; ok {
 		return p, nil
@@ -235,6 +239,17 @@ func (m *MAML) program(b *tasks.Batch, steps int, train bool) (*program, error) 
 	}
 	m.programs[key] = p
 	return p, nil
+}
+
+// settings describes everything the compiled graphs depend on besides the
+// batch shape.
+func (m *MAML) settings() string {
+	s := fmt.Sprintf("%#v|%v|%v|%v|", m.Model, m.Loss, m.innerLR(), m.FirstOrder)
+	for i := 0; i < m.Params.Len(); i++ {
+		q := m.Params.At(i)
+		s += fmt.Sprintf("%s%v%v;", q.Name, q.Value.Shape(), q.Value.Dtype())
+	}
+	return s
 }
 
 // build declares the meta-batch graph:

@@ -301,8 +301,11 @@ func TestMAMLBadInput(t *testing.T) {
 	}
 	neg := newMAML(t, model, MSE, 1, false, 1)
 	neg.InnerSteps = -1
-	if _, err := neg.Step(context.Background(), short); err == nil {
+	if _, err := neg.Step(context.Background(), randomBatch(rng, 2, 3, 3, 2, 1, false)); err == nil {
 		t.Errorf("Step with InnerSteps -1: no error")
+	}
+	if _, err := m.Step(context.Background(), nil); err == nil {
+		t.Errorf("Step with a nil batch: no error")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

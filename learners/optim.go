@@ -38,6 +38,19 @@ var (
 	_ Optimizer = (*SGD)(nil)
 )
 
+// sameSizes reports whether state has one slice of each gradient's length.
+func sameSizes(state, grads [][]float64) bool {
+	if len(state) != len(grads) {
+		return false
+	}
+	for i := range state {
+		if len(state[i]) != len(grads[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 func checkGrads(p *graph.Params, grads [][]float64) error {
 	if len(grads) != p.Len() {
 		return fmt.Errorf("learners: %d gradients for %d parameters", len(grads), p.Len())
@@ -74,6 +87,9 @@ func (a *Adam) Update(p *graph.Params, grads [][]float64) error {
 	if a.m == nil {
 		a.m, a.v = zerosLike(grads), zerosLike(grads)
 	}
+	if !sameSizes(a.m, grads) {
+		return fmt.Errorf("learners: Adam: parameters changed shape since the first update; use a new Adam")
+	}
 	a.step++
 	c1 := 1 - math.Pow(b1, float64(a.step))
 	c2 := 1 - math.Pow(b2, float64(a.step))
@@ -96,6 +112,9 @@ func (s *SGD) Update(p *graph.Params, grads [][]float64) error {
 	lr := orDefault(s.LR, 1e-3)
 	if s.Momentum != 0 && s.vel == nil {
 		s.vel = zerosLike(grads)
+	}
+	if s.vel != nil && !sameSizes(s.vel, grads) {
+		return fmt.Errorf("learners: SGD: parameters changed shape since the first update; use a new SGD")
 	}
 	for i, g := range grads {
 		update(p.At(i).Value.Data(), func(j int, x float64) float64 {

@@ -39,6 +39,7 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"train", "--meta-lr", "-1"}, "--meta-lr -1"},
 		{[]string{"train", "--no-such-flag"}, "unknown flag"},
 		{[]string{"train", "extra"}, `unexpected argument "extra"`},
+		{[]string{"train", "--out", "/no/such/dir/m.safetensors"}, "cannot write there"},
 	}
 	for _, tt := range tests {
 		_, stderr, err := runCLI(tt.args...)
@@ -49,6 +50,12 @@ func TestBadUsage(t *testing.T) {
 		}
 		if !strings.Contains(stderr, tt.want) {
 			t.Errorf("medusa %v: stderr = %q; want it to contain %q", tt.args, stderr, tt.want)
+		}
+		if !strings.Contains(stderr, "Usage") {
+			t.Errorf("medusa %v: stderr = %q; want the usage text", tt.args, stderr)
+		}
+		if first := strings.SplitN(stderr, "\n", 2)[0]; len(tt.args) > 0 && !strings.HasPrefix(first, "medusa: ") {
+			t.Errorf("medusa %v: first line = %q; want one line starting \"medusa: \"", tt.args, first)
 		}
 		if strings.Contains(stderr, "goroutine") || strings.Contains(stderr, "panic") {
 			t.Errorf("medusa %v: stderr has a stack trace: %q", tt.args, stderr)
@@ -123,15 +130,38 @@ func TestTrainNaNStops(t *testing.T) {
 }
 
 func TestTrainInterrupted(t *testing.T) {
+	// Cancel the context from the progress writer after a few iterations,
+	// as a signal arriving mid-run would.
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
+	defer cancel()
 	out := filepath.Join(t.TempDir(), "m.safetensors")
-	var o, e bytes.Buffer
-	err := run(ctx, []string{"train", "--iters", "50", "--meta-batch", "2", "--hidden", "4", "--out", out}, &o, &e)
-	if err == nil || !strings.Contains(err.Error(), "interrupted") {
-		t.Fatalf("cancelled training: err = %v; want interrupted", err)
+	var o bytes.Buffer
+	e := &cancelAfter{lines: 3, cancel: cancel}
+	err := run(ctx, []string{"train", "--iters", "1000", "--log-every", "1", "--meta-batch", "2", "--hidden", "4", "--out", out}, &o, e)
+	if err == nil || !strings.Contains(err.Error(), "interrupted after 3 of 1000") {
+		t.Fatalf("cancelled training: err = %v; want interrupted after 3 of 1000 iterations", err)
 	}
-	if _, _, err := graph.LoadParams(out); err != nil {
-		t.Errorf("parameters were not saved on interrupt: %v", err)
+	_, meta, err := graph.LoadParams(out)
+	if err != nil {
+		t.Fatalf("parameters were not saved on interrupt: %v", err)
 	}
+	if meta["iterations"] != "3" {
+		t.Errorf("saved iterations = %q; want 3", meta["iterations"])
+	}
+}
+
+// cancelAfter calls cancel once it has been written the given number of
+// progress lines.
+type cancelAfter struct {
+	lines  int
+	cancel func()
+	buf    bytes.Buffer
+}
+
+func (c *cancelAfter) Write(p []byte) (int, error) {
+	c.buf.Write(p)
+	if strings.Count(c.buf.String(), "iter ") >= c.lines {
+		c.cancel()
+	}
+	return len(p), nil
 }

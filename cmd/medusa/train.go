@@ -7,6 +7,8 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,7 +45,7 @@ type trainConfig struct {
 
 func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	fs := pflag.NewFlagSet("medusa train", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are reported once, by badUsage
 	fs.SortFlags = false
 	learner := fs.String("learner", "maml", "meta-learner: maml (exact second order) or fomaml (first order)")
 	task := fs.String("task", "sinusoid", "task distribution: sinusoid (Finn et al. 2017: A~U[0.1,5], phase~U[0,pi], x~U[-5,5])")
@@ -71,14 +73,16 @@ and --eval-steps inner steps (mean and 95% interval).
 
 Flags:
 `)
+		fs.SetOutput(stderr)
 		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 	}
 	fs.Usage = usage
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return nil, nil
+			return nil, nil // pflag has printed the usage
 		}
-		return nil, badUsage(stderr, func() {}, "%v (see medusa train --help)", err)
+		return nil, badUsage(stderr, usage, "%v", err)
 	}
 	if fs.NArg() > 0 {
 		return nil, badUsage(stderr, usage, "unexpected argument %q", fs.Arg(0))
@@ -130,7 +134,23 @@ Flags:
 	default:
 		return bad("--dtype %q: want float32 or float64", *dtype)
 	}
+	if c.out != "" {
+		if err := checkWritable(c.out); err != nil {
+			return bad("--out %q: %v", c.out, err)
+		}
+	}
 	return c, nil
+}
+
+// checkWritable reports whether a file can be created beside path, so that
+// a bad --out is found before training rather than after it.
+func checkWritable(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".medusa-check*")
+	if err != nil {
+		return fmt.Errorf("cannot write there: %v", err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 func parseWidths(s string) ([]int, error) {
@@ -202,8 +222,10 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				fmt.Fprintf(stderr, "interrupted before iteration %d\n", it)
-				if serr := save("the last completed"); serr != nil {
-					return serr
+				if m.Steps() > 0 {
+					if serr := save("the last completed"); serr != nil {
+						return serr
+					}
 				}
 				return fmt.Errorf("training interrupted after %d of %d iterations", m.Steps(), c.iters)
 			}
@@ -237,15 +259,18 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.evalTasks == 0 {
 		return nil
 	}
-	return evaluate(m, dist, rand.New(rand.NewPCG(c.seed, 0x74657374)), c, stdout)
+	return evaluate(ctx, m, dist, rand.New(rand.NewPCG(c.seed, 0x74657374)), c, stdout)
 }
 
 // evaluate adapts to fresh tasks and prints the query MSE after 0, 1 and
 // evalSteps steps.
-func evaluate(m *learners.MAML, dist tasks.Sinusoid, rng *rand.Rand, c *trainConfig, stdout io.Writer) error {
+func evaluate(ctx context.Context, m *learners.MAML, dist tasks.Sinusoid, rng *rand.Rand, c *trainConfig, stdout io.Writer) error {
 	const chunk = 100
 	per := make([][]float64, c.evalSteps+1)
 	for done := 0; done < c.evalTasks; done += chunk {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("evaluation interrupted after %d of %d test tasks", done, c.evalTasks)
+		}
 		n := min(chunk, c.evalTasks-done)
 		b, _, err := dist.Sample(rng, n, c.shots, c.evalQuery)
 		if err != nil {
@@ -256,6 +281,11 @@ func evaluate(m *learners.MAML, dist tasks.Sinusoid, rng *rand.Rand, c *trainCon
 			return err
 		}
 		for s := range per {
+			for t, v := range l[s] {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return fmt.Errorf("evaluation: test task %d has a non-finite query MSE after %d inner steps (try a smaller --inner-lr)", done+t, s)
+				}
+			}
 			per[s] = append(per[s], l[s]...)
 		}
 	}

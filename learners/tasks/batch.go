@@ -20,6 +20,9 @@ type Batch struct {
 // Validate reports whether the sizes are positive, the slices have the
 // lengths the sizes imply, and every value is finite.
 func (b *Batch) Validate() error {
+	if b == nil {
+		return fmt.Errorf("tasks: nil batch")
+	}
 	if b.Tasks <= 0 || b.Support <= 0 || b.Query <= 0 || b.In <= 0 || b.Out <= 0 {
 		return fmt.Errorf("tasks: batch sizes must be positive: tasks=%d support=%d query=%d in=%d out=%d",
 			b.Tasks, b.Support, b.Query, b.In, b.Out)

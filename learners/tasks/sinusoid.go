@@ -36,10 +36,10 @@ func (s Sinusoid) withDefaults() Sinusoid {
 	return s
 }
 
-// SampleTasks draws n tasks.
+// SampleTasks draws n tasks; n ≤ 0 gives none.
 func (s Sinusoid) SampleTasks(rng *rand.Rand, n int) []Task {
 	s = s.withDefaults()
-	out := make([]Task, n)
+	out := make([]Task, max(n, 0))
 	for i := range out {
 		out[i].Amplitude = s.AmpMin + (s.AmpMax-s.AmpMin)*rng.Float64()
 		out[i].Phase = s.PhaseMin + (s.PhaseMax-s.PhaseMin)*rng.Float64()
@@ -49,6 +49,9 @@ func (s Sinusoid) SampleTasks(rng *rand.Rand, n int) []Task {
 
 // Sample draws a batch of n tasks with support and query points each.
 func (s Sinusoid) Sample(rng *rand.Rand, n, support, query int) (*Batch, []Task, error) {
+	if rng == nil {
+		return nil, nil, fmt.Errorf("tasks: Sinusoid.Sample: nil rng")
+	}
 	if n <= 0 || support <= 0 || query <= 0 {
 		return nil, nil, fmt.Errorf("tasks: Sinusoid.Sample: tasks, support and query must be positive, got %d, %d, %d", n, support, query)
 	}
