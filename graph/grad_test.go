@@ -390,3 +390,66 @@ func read(t *testing.T, m *Plan, n *G.Node) []float64 {
 	}
 	return v
 }
+
+// TestGradGorgoniaReductions differentiates twice through gorgonia's own
+// Sum and Mean, whose derivatives go through Reshape and Repeat.
+func TestGradGorgoniaReductions(t *testing.T) {
+	x0 := []float64{0.3, -0.7, 1.1, 0.2, 2, -1}
+	for name, build := range map[string]func(x *G.Node) (*G.Node, error){
+		"square of Mean": func(x *G.Node) (*G.Node, error) {
+			m := G.Must(G.Mean(G.Must(G.Tanh(G.Must(G.Reshape(x, tensor.Shape{2, 3}))))))
+			return G.Mul(m, m)
+		},
+		"Sum along an axis": func(x *G.Node) (*G.Node, error) {
+			s := G.Must(G.Sum(G.Must(G.Tanh(G.Must(G.Reshape(x, tensor.Shape{2, 3})))), 1))
+			return SumAll(G.Must(G.HadamardProd(s, s)))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			newDerivRig(t, len(x0), build).check(t, x0, rand.New(rand.NewPCG(2, 2)))
+		})
+	}
+}
+
+// TestGradRefusesSliceSecondOrder: gorgonia's derivative of Slice cannot
+// be differentiated again correctly, so Grad must refuse rather than give a
+// wrong Hessian.
+func TestGradRefusesSliceSecondOrder(t *testing.T) {
+	g := G.NewGraph()
+	x := G.NewVector(g, G.Float64, G.WithShape(3), G.WithName("x"))
+	s := G.Must(G.Slice(x, G.S(1)))
+	c := G.Must(G.Mul(G.Must(G.Tanh(s)), s))
+	d1, err := Grad(c, x)
+	if err != nil {
+		t.Fatalf("first derivative through Slice: %v", err)
+	}
+	dot := G.Must(SumAll(d1[0]))
+	if _, err := Grad(dot, x); !errors.Is(err, ErrNotDifferentiable) {
+		t.Errorf("second derivative through Slice: err = %v; want ErrNotDifferentiable", err)
+	}
+}
+
+func TestParamsAddRejects(t *testing.T) {
+	var p Params
+	v, _ := NewTensor(tensor.Float64, []int{2}, nil)
+	if err := p.Add("w", v); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Add("w", v); err == nil {
+		t.Errorf("Add of a duplicate name: no error")
+	}
+	if err := p.Add("", v); err == nil {
+		t.Errorf("Add of an empty name: no error")
+	}
+	scalar := tensor.New(tensor.FromScalar(1.0))
+	if err := p.Add("s", scalar); !errors.Is(err, ErrShape) {
+		t.Errorf("Add of a 0-d tensor: err = %v; want ErrShape", err)
+	}
+	ints := tensor.New(tensor.WithShape(2), tensor.WithBacking([]int{1, 2}))
+	if err := p.Add("i", ints); err == nil {
+		t.Errorf("Add of an int tensor: no error")
+	}
+	if _, err := NewTensor(tensor.Float64, []int{2, 0}, nil); !errors.Is(err, ErrShape) {
+		t.Errorf("NewTensor with a zero size: err = %v; want ErrShape", err)
+	}
+}

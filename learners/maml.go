@@ -40,7 +40,8 @@ func (e *NonFiniteError) Is(target error) bool { return target == ErrNonFinite }
 //
 // Model and Params must be set; the other fields' zero values mean: Loss
 // MSE, InnerLR 0.01, InnerSteps 1, Optimizer Adam with learning rate 1e-3.
-// Params holds θ and is updated in place by Step.
+// Params holds θ and is updated in place by Step. Fields may be changed
+// between calls; the compiled graphs are rebuilt when they are.
 type MAML struct {
 	Model      Model
 	Params     *graph.Params

@@ -313,3 +313,71 @@ func TestMAMLBadInput(t *testing.T) {
 		t.Errorf("Step with a cancelled context: err = %v; want context.Canceled", err)
 	}
 }
+
+func TestOptimizerStateMismatch(t *testing.T) {
+	small, _ := nets.MLP{In: 1, Out: 1, Hidden: []int{2}}.Init(rand.New(rand.NewPCG(1, 1)), tensor.Float64)
+	big, _ := nets.MLP{In: 1, Out: 1, Hidden: []int{3}}.Init(rand.New(rand.NewPCG(1, 1)), tensor.Float64)
+	grads := func(p *graph.Params) [][]float64 {
+		out := make([][]float64, p.Len())
+		for i := range out {
+			out[i] = make([]float64, p.At(i).Value.Shape().TotalSize())
+		}
+		return out
+	}
+	for _, opt := range []Optimizer{&Adam{}, &SGD{Momentum: 0.9}} {
+		if err := opt.Update(small, grads(small)); err != nil {
+			t.Fatal(err)
+		}
+		if err := opt.Update(big, grads(big)); err == nil {
+			t.Errorf("%T.Update with parameters of another shape: no error", opt)
+		}
+		if err := opt.Update(small, grads(big)); err == nil {
+			t.Errorf("%T.Update with gradients of the wrong size: no error", opt)
+		}
+	}
+}
+
+// TestAdamFirstStep: Adam's first step moves every coordinate by lr·sign(g)
+// (bias correction makes m̂ = g and v̂ = g², so the step is lr·g/(|g|+ε)).
+func TestAdamFirstStep(t *testing.T) {
+	p, _ := nets.MLP{In: 1, Out: 1}.Init(rand.New(rand.NewPCG(1, 1)), tensor.Float64)
+	before := p.Flatten()
+	g := [][]float64{{0.5}, {-2}}
+	if err := (&Adam{LR: 0.1}).Update(p, g); err != nil {
+		t.Fatal(err)
+	}
+	after := p.Flatten()
+	want := []float64{before[0] - 0.1*0.5/(0.5+1e-8), before[1] + 0.1*2/(2+1e-8)}
+	if graph.RelErr(after, want, 1) > 1e-15 {
+		t.Errorf("Adam first step = %v; want %v", after, want)
+	}
+}
+
+// TestMAMLSettingsChange: changing a setting between steps rebuilds the
+// graph, so the result equals that of a learner built with the new setting.
+func TestMAMLSettingsChange(t *testing.T) {
+	model := nets.MLP{In: 2, Out: 1, Hidden: []int{4}, Activation: nets.Tanh}
+	b := randomBatch(rand.New(rand.NewPCG(4, 4)), 2, 3, 3, 2, 1, false)
+	m := newMAML(t, model, MSE, 1, false, 1)
+	before, _, err := m.MetaGradient(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.InnerLR, m.FirstOrder = 0.5, true
+	after, _, err := m.MetaGradient(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := newMAML(t, model, MSE, 1, true, 1)
+	fresh.InnerLR = 0.5
+	want, _, err := fresh.MetaGradient(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if graph.RelErr(flat(after), flat(want), 1e-12) != 0 {
+		t.Errorf("meta-gradient after changing InnerLR and FirstOrder = %v; want %v", flat(after), flat(want))
+	}
+	if graph.RelErr(flat(before), flat(after), 1e-12) == 0 {
+		t.Errorf("changing InnerLR and FirstOrder did not change the meta-gradient")
+	}
+}
