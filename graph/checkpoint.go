@@ -108,6 +108,13 @@ func LoadParams(path string) (*Params, map[string]string, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("graph: LoadParams: %v", err)
 	}
+	return DecodeParams(buf, path)
+}
+
+// DecodeParams is LoadParams on the bytes of a file; path is only used in
+// error messages. Tensor sizes are checked against the buffer before any
+// allocation, so a header that claims more data than there is fails.
+func DecodeParams(buf []byte, path string) (*Params, map[string]string, error) {
 	st, err := safetensors.Deserialize(buf)
 	if err != nil {
 		return nil, nil, fmt.Errorf("graph: LoadParams %s: not a valid safetensors file: %v", path, err)
