@@ -205,7 +205,7 @@ func sumTerms(n *G.Node, ts G.Nodes) (*G.Node, error) {
 			}
 			var err error
 			if want.IsScalar() {
-				t, err = SumAxis(t, 0)
+				t, err = SumAll(t) // [1] or [1, 1] to a scalar
 			} else {
 				t, err = G.Reshape(t, want.Clone())
 			}
