@@ -76,32 +76,32 @@ func (op matMulOp) Do(in ...G.Value) (G.Value, error) {
 		tb = blas.Trans
 	}
 	lda, ldb := as[2], bs[2]
-	sa, sb, sc := as[1]*as[2], bs[1]*bs[2], m*n
+	sa, sb := as[1]*as[2], bs[1]*bs[2]
 	var impl gonum.Implementation
 	switch a := ad.(type) {
 	case []float64:
-		b, ok := bd.([]float64)
-		if !ok {
-			return nil, fmt.Errorf("graph: %v: mixed dtypes", op)
+		if b, ok := bd.([]float64); ok {
+			return newValue(gemmBatch(impl.Dgemm, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
 		}
-		c := make([]float64, batch*sc)
-		for i := 0; i < batch; i++ {
-			impl.Dgemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)
-		}
-		return newValue(c, shape), nil
 	case []float32:
-		b, ok := bd.([]float32)
-		if !ok {
-			return nil, fmt.Errorf("graph: %v: mixed dtypes", op)
+		if b, ok := bd.([]float32); ok {
+			return newValue(gemmBatch(impl.Sgemm, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
 		}
-		c := make([]float32, batch*sc)
-		for i := 0; i < batch; i++ {
-			impl.Sgemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)
-		}
-		return newValue(c, shape), nil
 	}
-	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, ad)
+	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, ad, bd)
 }
+// gemmBatch computes c[i] = op(a[i])·op(b[i]) for each of batch products
+// stored contiguously (strides sa and sb), with gemm from gonum's BLAS.
+func gemmBatch[T float](gemm func(ta, tb blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int),
+	ta, tb blas.Transpose, batch, m, n, k int, a []T, lda, sa int, b []T, ldb, sb int) []T {
+	sc := m * n
+	c := make([]T, batch*sc)
+	for i := 0; i < batch; i++ {
+		gemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)
+	}
+	return c
+}
+
 func (op matMulOp) String() string {
 	return fmt.Sprintf("BatchedMatMul{transA=%v, transB=%v}", op.transA, op.transB)
 }
