@@ -90,6 +90,7 @@ func (op matMulOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, ad, bd)
 }
+
 // gemmBatch computes c[i] = op(a[i])·op(b[i]) for each of batch products
 // stored contiguously (strides sa and sb), with gemm from gonum's BLAS.
 func gemmBatch[T float](gemm func(ta, tb blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int),
