@@ -1,0 +1,51 @@
+package weighting
+
+import (
+	"fmt"
+	"strings"
+)
+
+var names = []string{"ew", "uw", "gradnorm", "dwa", "pcgrad", "mgda", "cagrad", "imtl", "nash"}
+
+// Names returns the names New accepts, in a fixed order.
+func Names() []string { return append([]string(nil), names...) }
+
+// New returns the method called name for the given number of tasks, with
+// its defaults: EW (sum), *Uncertainty, *GradNorm (α 1.5), *DWA (Temp 2,
+// EpochSteps 1: a trainer sets it to its steps per epoch), PCGrad, MGDA (no
+// normalisation), CAGrad (C = DefaultCAGradC), IMTLG or *Nash. It returns
+// an error for an unknown name, listing the valid ones, or for tasks < 1.
+func New(name string, tasks int) (Method, error) {
+	if tasks < 1 {
+		return nil, fmt.Errorf("weighting: %d tasks, want at least 1", tasks)
+	}
+	switch name {
+	case "ew":
+		return EW{}, nil
+	case "uw":
+		m, err := NewUncertainty(tasks)
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
+	case "gradnorm":
+		m, err := NewGradNorm(tasks)
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
+	case "dwa":
+		return &DWA{}, nil
+	case "pcgrad":
+		return PCGrad{}, nil
+	case "mgda":
+		return MGDA{}, nil
+	case "cagrad":
+		return CAGrad{C: DefaultCAGradC}, nil
+	case "imtl":
+		return IMTLG{}, nil
+	case "nash":
+		return &Nash{}, nil
+	}
+	return nil, fmt.Errorf("weighting: unknown method %q, want one of %s", name, strings.Join(names, ", "))
+}
