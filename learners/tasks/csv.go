@@ -1,0 +1,306 @@
+package tasks
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// CSVOptions says how to read a CSV file into a Table. The zero value
+// names no targets and is not usable: Targets is required.
+type CSVOptions struct {
+	// Targets names the target columns, in the order of the table's
+	// targets, with their kinds. Labels of a Binary target must be 0 or
+	// 1; labels of a Multiclass target must be integers in
+	// [0, Classes). A Multiclass target with Classes 0 has
+	// 1 + its largest label classes, at least 2 and at most 65536.
+	Targets []Target
+	// Features names the feature columns, in the order of the table's
+	// features; nil means every column that is not a target, in the
+	// order of the file.
+	Features []string
+	// Comma is the field separator; default ','.
+	Comma rune
+}
+
+// CSVError reports a problem with a CSV input, at a line and column where
+// there is one.
+type CSVError struct {
+	Path   string // the file named to LoadCSV; "" for ReadCSV
+	Line   int    // 1-based line number; 0 if the problem is not at one line
+	Column int    // 1-based column number; 0 if the problem is not at one cell
+	Name   string // the column's name in the header, if known
+	Err    error
+}
+
+func (e *CSVError) Error() string {
+	var b strings.Builder
+	b.WriteString("tasks: ")
+	if e.Path != "" {
+		b.WriteString(e.Path)
+	} else {
+		b.WriteString("CSV")
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, " line %d", e.Line)
+	}
+	if e.Column > 0 {
+		fmt.Fprintf(&b, " column %d", e.Column)
+	}
+	if e.Name != "" {
+		fmt.Fprintf(&b, " (%q)", e.Name)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *CSVError) Unwrap() error { return e.Err }
+
+// maxInferredClasses bounds the class count inferred from the labels of a
+// Multiclass target whose Classes is 0.
+const maxInferredClasses = 1 << 16
+
+// LoadCSV reads the CSV file at path with ReadCSV; errors name the path.
+func LoadCSV(path string, opts CSVOptions) (*Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %v", err)
+	}
+	defer f.Close()
+	return readCSV(f, opts, path)
+}
+
+// ReadCSV reads a multi-task table from CSV text: a header row naming the
+// columns, then one row per example with a number in every cell. Header
+// names are trimmed of spaces (and a leading UTF-8 byte order mark) and
+// must be unique and not empty; cells are trimmed of spaces and parsed
+// with strconv.ParseFloat. Empty lines are skipped.
+//
+// Every problem is reported as a *CSVError naming the line, and the
+// column by number and name where there is one: a missing header, a
+// duplicate or empty column name, a target or feature column the header
+// lacks (the error lists the columns it has), a row with too few or too
+// many cells, an empty or non-numeric cell, NaN or ±Inf (also from
+// overflow), a label invalid for its target's kind, and no data rows.
+//
+// Memory grows with the rows actually read, never with counts taken from
+// the input.
+func ReadCSV(r io.Reader, opts CSVOptions) (*Table, error) {
+	return readCSV(r, opts, "")
+}
+
+func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
+	fail := func(line, col int, name string, format string, args ...any) error {
+		return &CSVError{Path: path, Line: line, Column: col, Name: name, Err: fmt.Errorf(format, args...)}
+	}
+	if len(opts.Targets) == 0 {
+		return nil, fail(0, 0, "", "no target columns named in the options")
+	}
+	cr := csv.NewReader(r)
+	cr.Comma = ','
+	if opts.Comma != 0 {
+		cr.Comma = opts.Comma
+	}
+	cr.FieldsPerRecord = -1 // checked below, with a clearer message
+	cr.ReuseRecord = true
+
+	header, err := cr.Read()
+	if err == io.EOF {
+		return nil, fail(0, 0, "", "empty input, want a header row")
+	}
+	if err != nil {
+		return nil, csvReadError(err, path)
+	}
+	names := make([]string, len(header))
+	index := make(map[string]int, len(header))
+	for j, h := range header {
+		if j == 0 {
+			h = strings.TrimPrefix(h, "\uFEFF")
+		}
+		h = strings.TrimSpace(h)
+		line, _ := cr.FieldPos(j)
+		if h == "" {
+			return nil, fail(line, j+1, "", "empty column name")
+		}
+		if k, dup := index[h]; dup {
+			return nil, fail(line, j+1, h, "column name already used by column %d", k+1)
+		}
+		names[j] = h
+		index[h] = j
+	}
+	headerLine, _ := cr.FieldPos(0)
+
+	lookup := func(name, role string) (int, error) {
+		j, ok := index[name]
+		if !ok {
+			return 0, fail(headerLine, 0, "", "no %s column %q; the columns are %s", role, name, listNames(names))
+		}
+		return j, nil
+	}
+	isTarget := make(map[int]bool, len(opts.Targets))
+	tcols := make([]int, len(opts.Targets))
+	targets := make([]Target, len(opts.Targets))
+	for k, tg := range opts.Targets {
+		if tg.Kind < Regression || tg.Kind > Multiclass {
+			return nil, fail(0, 0, "", "target %q has unknown kind %d", tg.Name, int(tg.Kind))
+		}
+		if tg.Kind == Multiclass && (tg.Classes < 0 || tg.Classes == 1) {
+			return nil, fail(0, 0, "", "multi-class target %q has %d classes, want at least 2 (or 0 to infer them)", tg.Name, tg.Classes)
+		}
+		j, err := lookup(tg.Name, "target")
+		if err != nil {
+			return nil, err
+		}
+		if isTarget[j] {
+			return nil, fail(0, 0, "", "target %q named twice", tg.Name)
+		}
+		isTarget[j] = true
+		tcols[k] = j
+		targets[k] = tg
+		if tg.Kind != Multiclass {
+			targets[k].Classes = 0
+		}
+	}
+	var fcols []int
+	if opts.Features != nil {
+		seen := make(map[int]bool, len(opts.Features))
+		for _, name := range opts.Features {
+			j, err := lookup(name, "feature")
+			if err != nil {
+				return nil, err
+			}
+			if isTarget[j] {
+				return nil, fail(0, 0, "", "column %q named as both a feature and a target", name)
+			}
+			if seen[j] {
+				return nil, fail(0, 0, "", "feature %q named twice", name)
+			}
+			seen[j] = true
+			fcols = append(fcols, j)
+		}
+	} else {
+		for j := range names {
+			if !isTarget[j] {
+				fcols = append(fcols, j)
+			}
+		}
+	}
+	if len(fcols) == 0 {
+		return nil, fail(headerLine, 0, "", "no feature columns: every column is a target")
+	}
+
+	tab := &Table{In: len(fcols), Targets: targets, Y: make([][]float64, len(targets))}
+	cell := func(rec []string, j int) (float64, error) {
+		line, _ := cr.FieldPos(j)
+		s := strings.TrimSpace(rec[j])
+		if s == "" {
+			return 0, fail(line, j+1, names[j], "empty cell")
+		}
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return 0, fail(line, j+1, names[j], "%q is not a number", truncate(s))
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return 0, fail(line, j+1, names[j], "%q is not a finite number", truncate(s))
+		}
+		return v, nil
+	}
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, csvReadError(err, path)
+		}
+		if len(rec) != len(names) {
+			line, _ := cr.FieldPos(0)
+			col, name := len(names)+1, ""
+			if len(rec) < len(names) {
+				col, name = len(rec)+1, names[len(rec)]
+			}
+			return nil, fail(line, col, name, "row has %d fields, want %d as in the header", len(rec), len(names))
+		}
+		for _, j := range fcols {
+			v, err := cell(rec, j)
+			if err != nil {
+				return nil, err
+			}
+			tab.X = append(tab.X, v)
+		}
+		for k, j := range tcols {
+			v, err := cell(rec, j)
+			if err != nil {
+				return nil, err
+			}
+			tg := targets[k]
+			if tg.Kind == Multiclass && tg.Classes == 0 {
+				tg.Classes = maxInferredClasses
+			}
+			if err := checkLabel(tg, v); err != nil {
+				line, _ := cr.FieldPos(j)
+				return nil, fail(line, j+1, names[j], "%v for %v target %q", err, tg.Kind, tg.Name)
+			}
+			tab.Y[k] = append(tab.Y[k], v)
+		}
+		tab.N++
+	}
+	if tab.N == 0 {
+		return nil, fail(0, 0, "", "no data rows after the header")
+	}
+	for k := range targets {
+		if targets[k].Kind != Multiclass || targets[k].Classes != 0 {
+			continue
+		}
+		top := 0.0
+		for _, v := range tab.Y[k] {
+			top = max(top, v)
+		}
+		if top < 1 {
+			return nil, fail(0, 0, names[tcols[k]], "multi-class target has only class 0; set its Classes")
+		}
+		targets[k].Classes = int(top) + 1
+	}
+	if err := tab.Validate(); err != nil {
+		return nil, fail(0, 0, "", "%v", err) // not reached: every cell was checked
+	}
+	return tab, nil
+}
+
+// csvReadError turns an error of encoding/csv into a *CSVError.
+func csvReadError(err error, path string) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		// pe.Column counts bytes, not fields: keep it in the message.
+		return &CSVError{Path: path, Line: pe.Line, Err: fmt.Errorf("byte %d: %w", pe.Column, pe.Err)}
+	}
+	return &CSVError{Path: path, Err: err}
+}
+
+// listNames lists column names for an error message, at most 20 of them.
+func listNames(names []string) string {
+	const most = 20
+	q := make([]string, 0, min(len(names), most))
+	for _, n := range names[:min(len(names), most)] {
+		q = append(q, strconv.Quote(truncate(n)))
+	}
+	s := strings.Join(q, ", ")
+	if len(names) > most {
+		s += fmt.Sprintf(" and %d more", len(names)-most)
+	}
+	return s
+}
+
+// truncate shortens s to at most 40 bytes for an error message.
+func truncate(s string) string {
+	if len(s) <= 40 {
+		return s
+	}
+	return s[:37] + "..."
+}

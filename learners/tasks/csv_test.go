@@ -1,0 +1,193 @@
+package tasks
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestReadCSV(t *testing.T) {
+	reg := []Target{{Name: "y"}}
+	for _, c := range []struct {
+		name    string
+		in      string
+		opts    CSVOptions
+		x       []float64
+		targets []Target
+		y       [][]float64
+	}{
+		{"one target", "a,b,y\n1,2,3\n4,5,6\n", CSVOptions{Targets: reg},
+			[]float64{1, 2, 4, 5}, reg, [][]float64{{3, 6}}},
+		{"target first, spaces, CRLF, blank line", " y , a\r\n 0.5 , -1e3 \r\n\r\n2,+3\r\n", CSVOptions{Targets: reg},
+			[]float64{-1000, 3}, reg, [][]float64{{0.5, 2}}},
+		{"byte order mark", "\uFEFFy,a\n1,2\n", CSVOptions{Targets: reg},
+			[]float64{2}, reg, [][]float64{{1}}},
+		{"features chosen and reordered", "a,b,c,y\n1,2,3,4\n", CSVOptions{Targets: reg, Features: []string{"c", "a"}},
+			[]float64{3, 1}, reg, [][]float64{{4}}},
+		{"quoted cells", "\"a\",\"y\"\n\"1\",\" 2 \"\n", CSVOptions{Targets: reg},
+			[]float64{1}, reg, [][]float64{{2}}},
+		{"semicolons", "a;y\n1;2\n", CSVOptions{Targets: reg, Comma: ';'},
+			[]float64{1}, reg, [][]float64{{2}}},
+		{"several kinds, classes inferred", "x,b,m,r\n0.1,1,2,7\n0.2,0,0,8\n",
+			CSVOptions{Targets: []Target{{Name: "m", Kind: Multiclass}, {Name: "b", Kind: Binary, Classes: 9}, {Name: "r"}}},
+			[]float64{0.1, 0.2},
+			[]Target{{Name: "m", Kind: Multiclass, Classes: 3}, {Name: "b", Kind: Binary}, {Name: "r"}},
+			[][]float64{{2, 0}, {1, 0}, {7, 8}}},
+		{"classes given", "x,m\n1,0\n2,1\n", CSVOptions{Targets: []Target{{Name: "m", Kind: Multiclass, Classes: 10}}},
+			[]float64{1, 2}, []Target{{Name: "m", Kind: Multiclass, Classes: 10}}, [][]float64{{0, 1}}},
+		{"no final newline", "a,y\n1,2", CSVOptions{Targets: reg},
+			[]float64{1}, reg, [][]float64{{2}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tab, err := ReadCSV(strings.NewReader(c.in), c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tab.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(tab.X, c.x) || !slices.Equal(tab.Targets, c.targets) || !slices.EqualFunc(tab.Y, c.y, slices.Equal) {
+				t.Errorf("ReadCSV(%q) = X %v, targets %v, Y %v; want %v, %v, %v", c.in, tab.X, tab.Targets, tab.Y, c.x, c.targets, c.y)
+			}
+			if tab.N != len(c.y[0]) || tab.In != len(c.x)/tab.N {
+				t.Errorf("ReadCSV(%q) has %d rows of %d features; want %d of %d", c.in, tab.N, tab.In, len(c.y[0]), len(c.x)/len(c.y[0]))
+			}
+		})
+	}
+}
+
+func TestReadCSVErrors(t *testing.T) {
+	reg := CSVOptions{Targets: []Target{{Name: "y"}}}
+	for _, c := range []struct {
+		name      string
+		in        string
+		opts      CSVOptions
+		line, col int
+		column    string
+		msg       string // a part of the message
+	}{
+		{"no targets named", "a,y\n1,2\n", CSVOptions{}, 0, 0, "", "no target columns"},
+		{"empty file", "", reg, 0, 0, "", "empty input"},
+		{"only blank lines", "\n\n", reg, 0, 0, "", "empty input"},
+		{"header only", "a,y\n", reg, 0, 0, "", "no data rows"},
+		{"missing target", "a,b\n1,2\n", reg, 1, 0, "", `no target column "y"; the columns are "a", "b"`},
+		{"missing feature", "a,y\n1,2\n", CSVOptions{Targets: reg.Targets, Features: []string{"z"}}, 1, 0, "", `no feature column "z"`},
+		{"duplicate column", "a,y,a\n1,2,3\n", reg, 1, 3, "a", "already used by column 1"},
+		{"empty column name", "a,,y\n1,2,3\n", reg, 1, 2, "", "empty column name"},
+		{"target twice", "a,y\n1,2\n", CSVOptions{Targets: []Target{{Name: "y"}, {Name: "y", Kind: Binary}}}, 0, 0, "", "named twice"},
+		{"feature is target", "a,y\n1,2\n", CSVOptions{Targets: reg.Targets, Features: []string{"y"}}, 0, 0, "", "both a feature and a target"},
+		{"feature twice", "a,y\n1,2\n", CSVOptions{Targets: reg.Targets, Features: []string{"a", "a"}}, 0, 0, "", "feature \"a\" named twice"},
+		{"no features", "y\n1\n", reg, 1, 0, "", "no feature columns"},
+		{"bad kind", "a,y\n1,2\n", CSVOptions{Targets: []Target{{Name: "y", Kind: 7}}}, 0, 0, "", "unknown kind"},
+		{"one class", "a,y\n1,0\n", CSVOptions{Targets: []Target{{Name: "y", Kind: Multiclass, Classes: 1}}}, 0, 0, "", "at least 2"},
+		{"short row", "a,b,y\n1,2,3\n4,5\n", reg, 3, 3, "y", "2 fields, want 3"},
+		{"long row", "a,y\n1,2\n3,4,5\n", reg, 3, 3, "", "3 fields, want 2"},
+		{"not a number", "a,y\n1,2\n3,abc\n", reg, 3, 2, "y", `"abc" is not a number`},
+		{"empty cell", "a,b,y\n1,,3\n", reg, 2, 2, "b", "empty cell"},
+		{"NaN", "a,y\nNaN,1\n", reg, 2, 1, "a", "not a finite number"},
+		{"Inf", "a,y\n1,-Inf\n", reg, 2, 2, "y", "not a finite number"},
+		{"overflow", "a,y\n1e999,1\n", reg, 2, 1, "a", "not a finite number"},
+		{"binary label 2", "a,y\n1,1\n2,2\n", CSVOptions{Targets: []Target{{Name: "y", Kind: Binary}}}, 3, 2, "y", "binary label 2"},
+		{"class not integer", "a,y\n1,1.5\n", CSVOptions{Targets: []Target{{Name: "y", Kind: Multiclass}}}, 2, 2, "y", "class 1.5"},
+		{"negative class", "a,y\n1,-1\n", CSVOptions{Targets: []Target{{Name: "y", Kind: Multiclass, Classes: 3}}}, 2, 2, "y", "class -1"},
+		{"class too big", "a,y\n1,3\n", CSVOptions{Targets: []Target{{Name: "y", Kind: Multiclass, Classes: 3}}}, 2, 2, "y", "class 3"},
+		{"class beyond inference", "a,y\n1,1e9\n", CSVOptions{Targets: []Target{{Name: "y", Kind: Multiclass}}}, 2, 2, "y", "class 1e+09"},
+		{"only class 0", "a,y\n1,0\n2,0\n", CSVOptions{Targets: []Target{{Name: "y", Kind: Multiclass}}}, 0, 0, "y", "only class 0"},
+		{"bare quote", "a,y\n1,2\n3,4\"\n", reg, 3, 0, "", `bare "`},
+		{"multi-line cell", "a,y\n\"1\n\",x\n", reg, 3, 2, "y", `"x" is not a number`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tab, err := ReadCSV(strings.NewReader(c.in), c.opts)
+			if err == nil {
+				t.Fatalf("ReadCSV(%q) = %d rows, no error; want an error", c.in, tab.N)
+			}
+			var ce *CSVError
+			if !errors.As(err, &ce) {
+				t.Fatalf("ReadCSV(%q): error %v is not a *CSVError", c.in, err)
+			}
+			if ce.Line != c.line || ce.Column != c.col || ce.Name != c.column || !strings.Contains(err.Error(), c.msg) ||
+				!strings.HasPrefix(err.Error(), "tasks: CSV") {
+				t.Errorf("ReadCSV(%q) error = %q (line %d, column %d %q); want line %d, column %d %q, containing %q",
+					c.in, err, ce.Line, ce.Column, ce.Name, c.line, c.col, c.column, c.msg)
+			}
+		})
+	}
+}
+
+func TestReadCSVManyColumns(t *testing.T) {
+	var names []string
+	for i := range 30 {
+		names = append(names, "c"+string(rune('A'+i)))
+	}
+	_, err := ReadCSV(strings.NewReader(strings.Join(names, ",")+"\n"), CSVOptions{Targets: []Target{{Name: "y"}}})
+	if err == nil || !strings.Contains(err.Error(), "and 10 more") {
+		t.Errorf("missing target among 30 columns: error %v; want the first 20 columns listed and \"and 10 more\"", err)
+	}
+}
+
+func TestLoadCSV(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.csv")
+	bad := filepath.Join(dir, "bad.csv")
+	if err := os.WriteFile(good, []byte("a,y\n1,0\n2,1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("a,y\n1,0\n2,x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := CSVOptions{Targets: []Target{{Name: "y", Kind: Binary}}}
+	tab, err := LoadCSV(good, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab.N != 2 || tab.In != 1 {
+		t.Errorf("LoadCSV(good) = %d rows of %d features; want 2 of 1", tab.N, tab.In)
+	}
+	want := "tasks: " + bad + " line 3 column 2 (\"y\"): \"x\" is not a number"
+	if _, err := LoadCSV(bad, opts); err == nil || err.Error() != want {
+		t.Errorf("LoadCSV(bad) error = %v; want %s", err, want)
+	}
+	missing := filepath.Join(dir, "missing.csv")
+	if _, err := LoadCSV(missing, opts); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("LoadCSV(missing) error = %v; want one naming %s", err, missing)
+	}
+}
+
+// FuzzReadCSV checks that ReadCSV never panics and that every table it
+// returns is valid and shaped as the options say.
+func FuzzReadCSV(f *testing.F) {
+	// The seed corpus is in testdata/fuzz/FuzzReadCSV; these add the
+	// simplest cases of each target kind.
+	f.Add([]byte("a,b,y\n1,2,3\n"), "y", uint8(Regression), int8(0), "")
+	f.Add([]byte("a,y\n1,0\n2,1\n"), "y", uint8(Binary), int8(0), "a")
+	f.Add([]byte("a,y\n1,0\n2,4\n"), "y", uint8(Multiclass), int8(0), "")
+	f.Fuzz(func(t *testing.T, data []byte, target string, kind uint8, classes int8, features string) {
+		opts := CSVOptions{Targets: []Target{{Name: target, Kind: Kind(kind % 4), Classes: int(classes)}}}
+		if features != "" {
+			opts.Features = strings.Split(features, "|")
+		}
+		tab, err := ReadCSV(strings.NewReader(string(data)), opts)
+		if err != nil {
+			var ce *CSVError
+			if !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), "tasks: CSV") {
+				t.Fatalf("error %v is not a *CSVError", err)
+			}
+			return
+		}
+		if err := tab.Validate(); err != nil {
+			t.Fatalf("ReadCSV returned an invalid table: %v", err)
+		}
+		if len(tab.Targets) != 1 || tab.Targets[0].Name != target {
+			t.Fatalf("targets %v; want one named %q", tab.Targets, target)
+		}
+		if opts.Features != nil && tab.In != len(opts.Features) {
+			t.Fatalf("%d features; want %d", tab.In, len(opts.Features))
+		}
+		if tab.N*(tab.In+1)*2 > len(data)+2 {
+			t.Fatalf("%d rows of %d features and a target from %d bytes", tab.N, tab.In, len(data))
+		}
+	})
+}
