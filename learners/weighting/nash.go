@@ -23,7 +23,9 @@ import (
 // reference code runs a sequence of convex programs in CVXPY, this runs
 // damped Newton on φ, scaled by diag(α) and with steps that stay in the
 // positive orthant, from the previous step's solution (1 at first), until
-// every α_t·(Mα)_t is within 1e-10 of 1.
+// every α_t·(Mα)_t is within 1e-10 of 1, or, near a Pareto-stationary
+// point where Mα is a small difference of large terms, within the
+// rounding error of computing it.
 //
 // φ has no minimiser when some convex combination of the task gradients
 // is 0 (the point is Pareto-stationary): then α grows without bound. If
@@ -99,16 +101,34 @@ func (m *Nash) Combine(in Input) (Output, error) {
 	return Output{Weights: w}, nil
 }
 
-// nashTol is the largest |α_t·(Mα)_t − 1| at which nashSolve stops;
-// nashLooseTol the largest it accepts when rounding stops Newton earlier.
+// nashTol bounds |α_t·(Mα)_t − 1| at a solution, plus the rounding error
+// of computing α_t·(Mα)_t, up to nashRound·ε·α_t·Σ_j |M_tj|·α_j: near a
+// Pareto-stationary point Mα is a small difference of large terms and
+// the residual cannot be made smaller.
 const (
-	nashTol      = 1e-10
-	nashLooseTol = 1e-8
+	nashTol   = 1e-10
+	nashRound = 16
 )
 
+// nashResidual returns the largest |α_t·(Mα)_t − 1| beyond what rounding
+// explains (0 if none), given Mα.
+func nashResidual(mm, a, ma []float64) float64 {
+	t := len(a)
+	worst := 0.0
+	for i := range a {
+		mag := 0.0
+		for j := range t {
+			mag += math.Abs(mm[i*t+j]) * a[j]
+		}
+		slack := nashRound * 0x1p-52 * a[i] * mag
+		worst = math.Max(worst, math.Abs(a[i]*ma[i]-1)-slack)
+	}
+	return worst
+}
+
 // nashSolve minimises φ(α) = ½αᵀMα − Σ log α from a > 0 by damped Newton,
-// overwriting a. It reports whether every |α_t·(Mα)_t − 1| ≤ nashTol
-// within maxIter iterations.
+// overwriting a. It reports whether nashResidual fell to nashTol within
+// maxIter iterations.
 func nashSolve(mm, a []float64, maxIter int) ([]float64, bool) {
 	t := len(a)
 	phi := func(a []float64) float64 {
@@ -122,11 +142,7 @@ func nashSolve(mm, a []float64, maxIter int) ([]float64, bool) {
 	next := make([]float64, t)
 	for range maxIter {
 		ma := matVec(mm, a)
-		worst := 0.0
-		for i := range a {
-			worst = math.Max(worst, math.Abs(a[i]*ma[i]-1))
-		}
-		if worst <= nashTol {
+		if nashResidual(mm, a, ma) <= nashTol {
 			return a, true
 		}
 		// In the scaled variables β = α/a the Hessian is diag(a)·M·diag(a)
@@ -145,7 +161,7 @@ func nashSolve(mm, a []float64, maxIter int) ([]float64, bool) {
 		}
 		dec := dot(s, g) // λ², the squared Newton decrement
 		if !(dec > 0) {
-			return a, worst <= nashLooseTol
+			return a, false
 		}
 		step := 1.0
 		for _, v := range s {
@@ -174,16 +190,10 @@ func nashSolve(mm, a []float64, maxIter int) ([]float64, bool) {
 				step /= 2
 			}
 			if !accepted {
-				return a, worst <= nashLooseTol
+				return a, false
 			}
 		}
 		copy(a, next)
 	}
-	ma := matVec(mm, a)
-	for i := range a {
-		if math.Abs(a[i]*ma[i]-1) > nashLooseTol {
-			return a, false
-		}
-	}
-	return a, true
+	return a, nashResidual(mm, a, matVec(mm, a)) <= nashTol
 }
