@@ -19,10 +19,13 @@ const toyLower = 0.000005
 //	c1 = max(tanh(x2/2), 0),  c2 = max(tanh(−x2/2), 0),
 //
 // so the upper half-plane holds the logarithmic pieces and the lower one
-// the quadratics. Where a piece is clamped (|a_t| < 0.000005, or c1 or c2
-// on its zero side) its derivative is 0, as PyTorch's clamp gives; at
-// the kinks themselves (x2 = 0, a_t = 0) the gradient is one of the
-// one-sided ones.
+// the quadratics. The gradients are those PyTorch's autograd gives the
+// reference code: where a clamp is active (|a_t| < 0.000005, or c1 or c2
+// on its zero side) the derivative through it is 0, and at its bound it
+// passes (PyTorch's clamp backward tests input ≥ bound). So at x2 = 0,
+// where both losses are 0, both switches contribute their slope 1/2 and
+// ∂L_t/∂x2 = (log|a_t| + 6 − q_t)/2 ≠ 0: the origin is not a stationary
+// point.
 func Toy(x [2]float64) (f [2]float64, g [2][2]float64) {
 	x1, x2 := x[0], x[1]
 	th := math.Tanh(x2)
@@ -31,10 +34,13 @@ func Toy(x [2]float64) (f [2]float64, g [2][2]float64) {
 	da2 := [2]float64{sech2, -sech2} // ∂a_t/∂x2; ∂a_t/∂x1 = −1/2
 	h := math.Tanh(x2 / 2)
 	dh := 0.5 * (1 - h*h)
+	// PyTorch's clamp passes the gradient where its input is at least
+	// the bound, so at x2 = 0 both switches have their one-sided slopes.
 	var c1, dc1, c2, dc2 float64
-	if h > 0 {
+	if h >= 0 {
 		c1, dc1 = h, dh
-	} else if h < 0 {
+	}
+	if h <= 0 {
 		c2, dc2 = -h, -dh
 	}
 	quad := [2]float64{7 - x1, 7 + x1} // q_t = (quad_t² + 0.1(x2+8)²)/10 − 20

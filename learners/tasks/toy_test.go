@@ -61,6 +61,16 @@ func TestToyValues(t *testing.T) {
 			}
 		}
 	}
+	// At the origin both switches pass their slope 1/2, as PyTorch's clamp
+	// does at its bound: ∂L_t/∂x2 = (log|a_t| + 6 − q_t)/2 with a_1 = −3.5,
+	// a_2 = 3.5 and q_1 = q_2 = (49 + 6.4)/10 − 20.
+	_, g := Toy([2]float64{0, 0})
+	want := (math.Log(3.5) + 6 - (5.54 - 20)) / 2
+	for i := range 2 {
+		if g[i][0] != 0 || math.Abs(g[i][1]-want) > 1e-12 {
+			t.Errorf("Toy(0, 0) gradient %d = %v; want (0, %v)", i, g[i], want)
+		}
+	}
 }
 
 func TestToyPareto(t *testing.T) {
