@@ -26,8 +26,8 @@ const DefaultCAGradC = 0.5
 // of radius c around g₀, rescaled as LibMTL's default rescale=1 does. The
 // weights are 1. Two tasks are solved by bisection on F′ to machine
 // precision; more tasks by accelerated projected gradient descent to a
-// Frank–Wolfe gap of 1e-12 times the problem's scale, where LibMTL calls
-// SciPy's SLSQP from w = b.
+// Frank–Wolfe gap of 1e-12 times the problem's scale (or 20,000
+// iterations), where LibMTL calls SciPy's SLSQP from w = b.
 //
 // LibMTL adds 1e-8 to c; this does not, so that C = 0 gives exactly the
 // mean gradient g₀ (gradient descent on the mean loss), and so does the

@@ -11,6 +11,16 @@
 // implement Learned: the trainer updates their parameters with its
 // optimiser, from the gradients they return.
 //
+// The methods are EW (equal weighting), Uncertainty (Kendall et al. 2018),
+// GradNorm (Chen et al. 2018), DWA (Liu et al. 2019), PCGrad (Yu et al.
+// 2020), MGDA (Sener and Koltun 2018), CAGrad (Liu et al. 2021), IMTLG
+// (Liu et al. 2021) and Nash (Navon et al. 2022). Where a paper leaves a
+// choice they follow LibMTL's implementations, and say where they differ.
+// New builds one from its command-line name (Names lists them).
+//
+// Combine validates its Input: errors about the losses and gradients are
+// *InputError values, matched by ErrInput, naming the task at fault.
+//
 // Methods are not safe for concurrent use. Every random choice takes the
 // *rand.Rand in the Input, so a seed fixes every update.
 package weighting

@@ -35,7 +35,7 @@ type DWA struct {
 	prev, prev2 []float64 // mean losses of the last and second last epochs with steps
 }
 
-var _ Method = (*DWA)(nil)
+var _ Weighter = (*DWA)(nil)
 
 // Name returns "dwa".
 func (*DWA) Name() string { return "dwa" }
@@ -45,6 +45,81 @@ func (*DWA) Needs() Needs { return LossesOnly }
 
 // Reset forgets the epoch means, keeping Temp and EpochSteps.
 func (m *DWA) Reset() { *m = DWA{Temp: m.Temp, EpochSteps: m.EpochSteps} }
+
+// Weights returns the weights Combine will use at step, which depend only
+// on earlier epochs. Where Combine will return an error it returns NaN
+// weights.
+func (m *DWA) Weights(step, tasks int) []float64 {
+	w, err := m.weights(step, tasks)
+	if err != nil {
+		return nanWeights(tasks)
+	}
+	return w
+}
+
+func nanWeights(tasks int) []float64 {
+	w := make([]float64, max(tasks, 0))
+	for i := range w {
+		w[i] = math.NaN()
+	}
+	return w
+}
+
+func (m *DWA) settings() (temp float64, steps int, err error) {
+	temp, steps = m.Temp, m.EpochSteps
+	if temp == 0 {
+		temp = 2
+	}
+	if steps == 0 {
+		steps = 1
+	}
+	if !(temp > 0) || math.IsInf(temp, 0) || steps < 0 {
+		return 0, 0, fmt.Errorf("weighting: dwa: Temp %v and EpochSteps %d, want positive values", m.Temp, m.EpochSteps)
+	}
+	return temp, steps, nil
+}
+
+// weights returns the weights of step for t tasks, without changing m.
+func (m *DWA) weights(step, t int) ([]float64, error) {
+	temp, steps, err := m.settings()
+	if err != nil {
+		return nil, err
+	}
+	if step < 1 || step < m.lastStep {
+		return nil, inputErr(m.Name(), -1, "step %d after step %d, want 1-based steps that do not decrease", step, m.lastStep)
+	}
+	if m.tasks != 0 && t != m.tasks {
+		return nil, inputErr(m.Name(), -1, "%d losses, want %d", t, m.tasks)
+	}
+	prev, prev2 := m.prev, m.prev2
+	if (step-1)/steps != m.epoch && m.n > 0 {
+		prev, prev2 = m.epochMean(), m.prev
+	}
+	w := make([]float64, t)
+	if prev2 == nil {
+		for i := range w {
+			w[i] = 1
+		}
+		return w, nil
+	}
+	for i := range w {
+		r := prev[i] / prev2[i]
+		if math.IsNaN(r) || math.IsInf(r, 0) {
+			return nil, inputErr(m.Name(), i, "mean loss ratio %v/%v of the last two epochs is not finite", prev[i], prev2[i])
+		}
+		w[i] = r / temp
+	}
+	return softmaxWeights(w), nil
+}
+
+// epochMean returns the mean losses of the epoch being accumulated.
+func (m *DWA) epochMean() []float64 {
+	mean := make([]float64, len(m.sum))
+	for i, s := range m.sum {
+		mean[i] = s / float64(m.n)
+	}
+	return mean
+}
 
 // Combine returns the step's weights and adds its losses to the epoch's
 // means. It returns an *InputError if the losses are not finite, their
@@ -56,48 +131,21 @@ func (m *DWA) Combine(in Input) (Output, error) {
 	if err != nil {
 		return Output{}, err
 	}
-	temp, steps := m.Temp, m.EpochSteps
-	if temp == 0 {
-		temp = 2
+	w, err := m.weights(in.Step, t)
+	if err != nil {
+		return Output{}, err
 	}
-	if steps == 0 {
-		steps = 1
-	}
-	if !(temp > 0) || math.IsInf(temp, 0) || steps < 0 {
-		return Output{}, fmt.Errorf("weighting: dwa: Temp %v and EpochSteps %d, want positive values", m.Temp, m.EpochSteps)
-	}
-	if in.Step < 1 || in.Step < m.lastStep {
-		return Output{}, inputErr(m.Name(), -1, "step %d after step %d, want 1-based steps that do not decrease", in.Step, m.lastStep)
-	}
+	_, steps, _ := m.settings()
 	if m.tasks == 0 {
 		m.tasks, m.sum = t, make([]float64, t)
 	}
 	m.lastStep = in.Step
 	if e := (in.Step - 1) / steps; e != m.epoch {
 		if m.n > 0 {
-			mean := make([]float64, t)
-			for i, s := range m.sum {
-				mean[i] = s / float64(m.n)
-			}
-			m.prev, m.prev2 = mean, m.prev
+			m.prev, m.prev2 = m.epochMean(), m.prev
 		}
 		m.epoch, m.n = e, 0
 		clear(m.sum)
-	}
-	w := make([]float64, t)
-	if m.prev2 == nil {
-		for i := range w {
-			w[i] = 1
-		}
-	} else {
-		for i := range w {
-			r := m.prev[i] / m.prev2[i]
-			if math.IsNaN(r) || math.IsInf(r, 0) {
-				return Output{}, inputErr(m.Name(), i, "mean loss ratio %v/%v of the last two epochs is not finite", m.prev[i], m.prev2[i])
-			}
-			w[i] = r / temp
-		}
-		w = softmaxWeights(w)
 	}
 	for i, l := range in.Losses {
 		m.sum[i] += l

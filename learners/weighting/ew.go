@@ -8,7 +8,7 @@ type EW struct {
 	Mean bool // weight 1/T: the mean loss instead of the sum
 }
 
-var _ Method = EW{}
+var _ Weighter = EW{}
 
 // Name returns "ew".
 func (EW) Name() string { return "ew" }
@@ -23,13 +23,18 @@ func (m EW) Combine(in Input) (Output, error) {
 	if err != nil {
 		return Output{}, err
 	}
+	return Output{Weights: m.Weights(in.Step, t)}, nil
+}
+
+// Weights returns the weights of every step: 1, or 1/tasks with Mean.
+func (m EW) Weights(step, tasks int) []float64 {
 	v := 1.0
 	if m.Mean {
-		v = 1 / float64(t)
+		v = 1 / float64(tasks)
 	}
-	w := make([]float64, t)
+	w := make([]float64, max(tasks, 0))
 	for i := range w {
 		w[i] = v
 	}
-	return Output{Weights: w}, nil
+	return w
 }

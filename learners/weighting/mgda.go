@@ -40,7 +40,8 @@ func (n Normalization) String() string {
 // form γ_1 = clip((g_2−g_1)·g_2/‖g_1−g_2‖², 0, 1); the paper's code (and
 // LibMTL) clips to [0.001, 0.999] instead, which this does not copy. More
 // tasks are solved over the simplex by accelerated projected gradient
-// descent to a Frank–Wolfe gap of 1e-12 times the largest ‖g_t‖², where
+// descent to a Frank–Wolfe gap of 1e-12 times the largest ‖g_t‖² (or
+// 20,000 iterations, whichever comes first), where
 // the paper runs its own projected-gradient MinNormSolver to a looser
 // 1e-5 change.
 //

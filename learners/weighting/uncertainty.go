@@ -29,7 +29,10 @@ type Uncertainty struct {
 	tasks  int
 }
 
-var _ Learned = (*Uncertainty)(nil)
+var (
+	_ Learned  = (*Uncertainty)(nil)
+	_ Weighter = (*Uncertainty)(nil)
+)
 
 // NewUncertainty returns uncertainty weighting for the given number of
 // tasks, with every s_t = 0 (weights 1/2). It returns an error if tasks < 1.
@@ -84,6 +87,21 @@ func (*Uncertainty) Needs() Needs { return LossesOnly }
 
 // Params returns the log variances s, one tensor of shape [T].
 func (m *Uncertainty) Params() *graph.Params { return m.params }
+
+// Weights returns the weights 1/(2·exp(s_t)) Combine will use with the
+// current parameters. If the parameters are missing, resized or not
+// finite, or tasks is not T, it returns NaN weights and Combine the error.
+func (m *Uncertainty) Weights(step, tasks int) []float64 {
+	s, err := readVector(m.Name(), m.params, m.tasks)
+	if err != nil || tasks != m.tasks {
+		return nanWeights(tasks)
+	}
+	w := make([]float64, tasks)
+	for i := range w {
+		w[i] = 1 / (2 * math.Exp(s[i]))
+	}
+	return w
+}
 
 // Combine returns the weights 1/(2·exp(s_t)) and, as ParamGrads, the
 // gradient −L_t/(2·exp(s_t)) + 1/2 of the combined loss with respect to

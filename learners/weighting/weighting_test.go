@@ -684,3 +684,47 @@ func mustNew(t *testing.T, name string, tasks int) Method {
 	}
 	return m
 }
+
+// TestWeighter checks that the weights announced before each step are the
+// ones Combine then uses, exactly.
+func TestWeighter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	const tasks = 3
+	uw, err := NewUncertainty(tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []Weighter{EW{}, EW{Mean: true}, uw, &DWA{EpochSteps: 3}, &DWA{Temp: 0.7}} {
+		for step := 1; step <= 20; step++ {
+			want := m.Weights(step, tasks)
+			out, err := m.Combine(Input{Step: step, Losses: randLosses(rng, tasks)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(out.Weights, want) {
+				t.Errorf("%s step %d: Combine weights %v; Weights announced %v", m.Name(), step, out.Weights, want)
+			}
+			if l, ok := m.(Learned); ok {
+				s := l.Params().Flatten()
+				for i := range s {
+					s[i] -= 0.1 * out.ParamGrads[0][i]
+				}
+				if err := l.Params().SetFlat(s); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	// An epoch of zero losses makes the next ratios infinite.
+	m := &DWA{}
+	for step, l := range [][]float64{{0, 1}, {1, 1}} {
+		if _, err := m.Combine(Input{Step: step + 1, Losses: l}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := m.Weights(3, 2)
+	_, err = m.Combine(Input{Step: 3, Losses: []float64{1, 1}})
+	if !math.IsNaN(w[0]) || !errors.Is(err, ErrInput) {
+		t.Errorf("DWA after a zero mean loss: Weights %v, Combine error %v; want NaN and ErrInput", w, err)
+	}
+}
