@@ -44,15 +44,6 @@ func TestToyPareto(t *testing.T) {
 				t.Parallel()
 				rng := rand.New(rand.NewPCG(1, uint64(i)))
 				run, err := RunToy(context.Background(), m.new(), start, ToyConfig{}, rng)
-				if m.name == "imtl" && start == [2]float64{0, 0} {
-					// At the origin both gradients point along +x2 (see
-					// tasks.Toy), so IMTL-G's system is singular, as
-					// LibMTL's torch.inverse finds it.
-					if !errors.Is(err, weighting.ErrSingular) {
-						t.Fatalf("RunToy(imtl, %v): error %v; want ErrSingular", start, err)
-					}
-					return
-				}
 				if err != nil {
 					t.Fatal(err)
 				}

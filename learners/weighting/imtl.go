@@ -30,9 +30,11 @@ func (IMTLG) Needs() Needs { return SharedGrads }
 
 // Combine returns the IMTL-G weights. It returns an *InputError for a
 // wrong number of losses or gradients, gradients of different lengths,
-// non-finite values or a zero gradient (which has no direction), and an
-// error matching ErrSingular when D·Uᵀ is singular to working precision,
-// as when two tasks' gradients point the same way.
+// non-finite values or a zero gradient (which has no direction). When
+// D·Uᵀ is singular, as when two tasks' gradients point the same way so that
+// many weightings give equal projections, it takes the weights closest to
+// uniform (1/T each) that do; if none does it returns an error matching
+// ErrSingular.
 func (m IMTLG) Combine(in Input) (Output, error) {
 	t, _, err := check(m.Name(), in, 0, true)
 	if err != nil {
@@ -63,7 +65,7 @@ func (m IMTLG) Combine(in Input) (Output, error) {
 	}
 	a, ok := luSolve(at, r)
 	if !ok {
-		return Output{}, fmt.Errorf("weighting: imtl: D·Uᵀ is singular (two tasks' gradients share a direction?): %w", ErrSingular)
+		a = nearUniform(at, r, t)
 	}
 	w := make([]float64, t)
 	w[0] = 1
@@ -71,5 +73,62 @@ func (m IMTLG) Combine(in Input) (Output, error) {
 		w[i+1] = v
 		w[0] -= v
 	}
+	if !ok {
+		// Check that the fallback has the defining property.
+		p := make([]float64, t) // d·u_j
+		for j := range t {
+			for i := range t {
+				p[j] += w[i] * gu(i, j)
+			}
+		}
+		for j := 1; j < t; j++ {
+			if math.Abs(p[j]-p[0]) > 1e-9*(math.Abs(p[0])+math.Abs(p[j])+1e-300) {
+				return Output{}, fmt.Errorf("weighting: imtl: no weights give equal projections (D·Uᵀ is singular): %w", ErrSingular)
+			}
+		}
+	}
 	return Output{Weights: w}, nil
+}
+
+// nearUniform returns the solution a of the singular system A·a = r (A is
+// k×k, row-major) closest to the uniform weights 1/t, in the least-squares
+// sense: a = 1/t + δ with δ the minimum-norm least-squares solution of
+// A·δ = r − A·(1/t), computed from the ridge-regularised normal
+// equations.
+func nearUniform(A, r []float64, t int) []float64 {
+	k := len(r)
+	u := 1 / float64(t)
+	rhs := make([]float64, k)
+	for i := range k {
+		rhs[i] = r[i]
+		for j := range k {
+			rhs[i] -= A[i*k+j] * u
+		}
+	}
+	ata := make([]float64, k*k)
+	atb := make([]float64, k)
+	var tr float64
+	for i := range k {
+		for j := range k {
+			for l := range k {
+				ata[i*k+j] += A[l*k+i] * A[l*k+j]
+			}
+		}
+		for l := range k {
+			atb[i] += A[l*k+i] * rhs[l]
+		}
+		tr += ata[i*k+i]
+	}
+	lambda := 1e-12*tr + 1e-300
+	for i := range k {
+		ata[i*k+i] += lambda
+	}
+	a, ok := luSolve(ata, atb)
+	if !ok {
+		a = make([]float64, k)
+	}
+	for i := range a {
+		a[i] += u
+	}
+	return a
 }

@@ -546,10 +546,27 @@ func TestIMTLG(t *testing.T) {
 			}
 		}
 	}
-	// Two gradients with the same direction leave D·Uᵀ = 0.
-	_, err := IMTLG{}.Combine(Input{Step: 1, Losses: []float64{1, 1}, Grads: [][]float64{{1, 2}, {2, 4}}})
-	if !errors.Is(err, ErrSingular) {
-		t.Errorf("IMTLG on parallel gradients: error %v; want ErrSingular", err)
+	// Two gradients with the same direction leave D·Uᵀ = 0: every
+	// weighting gives equal projections, and IMTL-G takes uniform weights.
+	out, err := IMTLG{}.Combine(Input{Step: 1, Losses: []float64{1, 1}, Grads: [][]float64{{1, 2}, {2, 4}}})
+	if err != nil || math.Abs(out.Weights[0]-0.5) > 1e-12 || math.Abs(out.Weights[1]-0.5) > 1e-12 {
+		t.Errorf("IMTLG on parallel gradients = %v, %v; want weights [0.5 0.5]", out.Weights, err)
+	}
+	// Three tasks, two sharing a direction: the equal-projection condition
+	// still fixes the weights up to the shared pair's split.
+	g := [][]float64{{1, 0}, {2, 0}, {0, 1}}
+	out, err = IMTLG{}.Combine(Input{Step: 1, Losses: []float64{1, 1, 1}, Grads: g})
+	if err != nil {
+		t.Fatalf("IMTLG with two parallel gradients of three: %v", err)
+	}
+	d := make([]float64, 2)
+	for i, w := range out.Weights {
+		for j := range d {
+			d[j] += w * g[i][j]
+		}
+	}
+	if math.Abs(d[0]-d[1]) > 1e-9 {
+		t.Errorf("IMTLG with two parallel gradients of three: d = %v; want equal projections on x and y", d)
 	}
 }
 

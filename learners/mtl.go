@@ -1,0 +1,688 @@
+package learners
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners/tasks"
+	"github.com/medusa-ml/medusa/learners/weighting"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// MultiTaskModel is a network with a shared part and one head per task
+// (see nets.MultiTask and nets.MMoE).
+type MultiTaskModel interface {
+	// Init returns freshly initialised parameters.
+	Init(rng *rand.Rand, dt tensor.Dtype) (*graph.Params, error)
+	// Owners returns, for each parameter in Init's order, the index of the
+	// task that owns it, or −1 for a shared parameter.
+	Owners() []int
+	// Forward maps x [tasks, n, in] to one output [tasks, n, out_t] per
+	// task, with parameters that carry a leading task axis.
+	Forward(x *G.Node, p G.Nodes) (G.Nodes, error)
+}
+
+// MTL trains a multi-task network: every step computes each task's loss on
+// a minibatch, lets Weighting combine the losses (and, for
+// gradient-manipulation methods, the tasks' gradients with respect to the
+// shared parameters) and applies the result with Optimizer.
+//
+// A task's loss follows its target's kind: mean squared error for
+// regression, the logistic loss on one logit for binary targets, softmax
+// cross-entropy for multi-class targets.
+//
+// Model, Params and Targets (one per head, in the heads' order) must be
+// set. The zero values of the other fields mean: Weighting equal
+// weighting, Optimizer Adam with learning rate 1e-3, WeightingOptimizer
+// (which trains a weighting method's own parameters, if it has any) Adam
+// with the same learning rate as Optimizer when that is Adam or SGD, else
+// 1e-3; Rand a PCG source seeded with (0, 0) for methods with random
+// choices. Params is updated in place. An MTL is not safe for concurrent
+// use.
+type MTL struct {
+	Model              MultiTaskModel
+	Params             *graph.Params
+	Targets            []tasks.Target
+	Weighting          weighting.Method
+	Optimizer          Optimizer
+	WeightingOptimizer Optimizer
+	Rand               *rand.Rand
+
+	steps    int
+	programs map[mtlKey]*mtlProgram
+	built    string
+}
+
+// MTLStats are the statistics of one training step.
+type MTLStats struct {
+	Losses  []float64 // each task's loss on the minibatch, before the update
+	Weights []float64 // the weight the method gave each task's loss
+}
+
+// Metrics are a task's scores on a dataset.
+type Metrics struct {
+	Name     string
+	Kind     tasks.Kind
+	Loss     float64 // the training loss of the task, averaged over rows
+	MSE      float64 // regression only
+	Accuracy float64 // classification only
+	F1       float64 // classification only: F1 of class 1 (binary) or macro F1 (multi-class)
+}
+
+type mtlMode int
+
+const (
+	modeWeighted mtlMode = iota // gradient of Σ_t w_t L_t
+	modePerTask                 // each task's gradient separately
+	modeEval                    // forward only
+)
+
+type mtlKey struct {
+	rows, in int
+	mode     mtlMode
+}
+
+type mtlProgram struct {
+	plan      *graph.Plan
+	params    G.Nodes
+	x         *G.Node
+	ys        G.Nodes
+	weights   G.Nodes   // modeWeighted: one scalar input per task
+	losses    G.Nodes   // one scalar per task
+	outs      G.Nodes   // each head's output
+	grads     G.Nodes   // modeWeighted: one per parameter
+	taskGrads []G.Nodes // modePerTask: task t's gradient for each parameter it reaches (nil elsewhere)
+}
+
+// Steps returns the number of successful Steps taken.
+func (m *MTL) Steps() int { return m.steps }
+
+// SetSteps sets the step counter, for a run resumed from a checkpoint.
+func (m *MTL) SetSteps(n int) { m.steps = n }
+
+func (m *MTL) method() weighting.Method {
+	if m.Weighting == nil {
+		m.Weighting = weighting.EW{}
+	}
+	return m.Weighting
+}
+
+func (m *MTL) check() error {
+	if m.Model == nil || m.Params == nil || m.Params.Len() == 0 {
+		return errors.New("learners: MTL needs a Model and its Params")
+	}
+	own := m.Model.Owners()
+	if len(own) != m.Params.Len() {
+		return fmt.Errorf("learners: MTL: the model has %d parameters, Params holds %d", len(own), m.Params.Len())
+	}
+	if len(m.Targets) == 0 {
+		return errors.New("learners: MTL needs Targets, one per head")
+	}
+	for i, o := range own {
+		if o < -1 || o >= len(m.Targets) {
+			return fmt.Errorf("learners: MTL: parameter %s belongs to task %d of %d", m.Params.At(i).Name, o, len(m.Targets))
+		}
+	}
+	return nil
+}
+
+func (m *MTL) checkTable(b *tasks.Table) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	if len(b.Targets) != len(m.Targets) {
+		return fmt.Errorf("learners: MTL: data has %d targets, the model %d", len(b.Targets), len(m.Targets))
+	}
+	for i, t := range m.Targets {
+		if b.Targets[i].Kind != t.Kind || b.Targets[i].Outputs() != t.Outputs() {
+			return fmt.Errorf("learners: MTL: data target %d (%s, %v) does not match the model's %s (%v)", i, b.Targets[i].Name, b.Targets[i].Kind, t.Name, t.Kind)
+		}
+	}
+	return nil
+}
+
+// Step trains on one minibatch and returns each task's loss and weight.
+// On error (including a non-finite loss, gradient or weight, reported as
+// *NonFiniteError naming the task or parameter) nothing is updated.
+func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
+	if err := ctx.Err(); err != nil {
+		return MTLStats{}, err
+	}
+	if err := m.check(); err != nil {
+		return MTLStats{}, err
+	}
+	if err := m.checkTable(b); err != nil {
+		return MTLStats{}, err
+	}
+	method := m.method()
+	step := m.steps + 1
+	T := len(m.Targets)
+	in := weighting.Input{Step: step, Rand: m.rand()}
+	var prior []float64
+	mode := modePerTask
+	if w, ok := method.(weighting.Weighter); ok && method.Needs() == weighting.LossesOnly {
+		prior, mode = w.Weights(step, T), modeWeighted
+		if len(prior) != T {
+			return MTLStats{}, fmt.Errorf("learners: MTL: %s gave %d weights for %d tasks", method.Name(), len(prior), T)
+		}
+	}
+	p, err := m.program(b.N, b.In, mode)
+	if err != nil {
+		return MTLStats{}, err
+	}
+	for t := range prior {
+		if err := p.plan.Let(p.weights[t].Name(), scalar(m.dtype(), prior[t])); err != nil {
+			return MTLStats{}, err
+		}
+	}
+	if err := p.run(m.Params, b); err != nil {
+		return MTLStats{}, err
+	}
+	if in.Losses, err = p.readLosses(step, m.Targets); err != nil {
+		return MTLStats{Losses: in.Losses}, err
+	}
+	own := m.Model.Owners()
+	var shared []int // indices of the shared parameters
+	for i, o := range own {
+		if o < 0 {
+			shared = append(shared, i)
+		}
+	}
+	var perTask [][][]float64 // [task][param] gradient, modePerTask
+	if mode == modePerTask {
+		perTask = make([][][]float64, T)
+		for t := range T {
+			perTask[t] = make([][]float64, len(own))
+			for i, n := range p.taskGrads[t] {
+				if n == nil {
+					continue
+				}
+				if perTask[t][i], err = m.readGrad(p.plan, n, step, i); err != nil {
+					return MTLStats{Losses: in.Losses}, err
+				}
+			}
+		}
+		if method.Needs() == weighting.SharedGrads {
+			in.Grads = make([][]float64, T)
+			for t := range T {
+				for _, i := range shared {
+					in.Grads[t] = append(in.Grads[t], perTask[t][i]...)
+				}
+			}
+		}
+	}
+	out, err := method.Combine(in)
+	if err != nil {
+		return MTLStats{Losses: in.Losses}, fmt.Errorf("learners: MTL step %d: %w", step, err)
+	}
+	st := MTLStats{Losses: in.Losses, Weights: out.Weights}
+	if len(out.Weights) != T {
+		return st, fmt.Errorf("learners: MTL: %s gave %d weights for %d tasks", method.Name(), len(out.Weights), T)
+	}
+	for t, w := range out.Weights {
+		if !finite(w) {
+			return st, &NonFiniteError{Step: step, What: fmt.Sprintf("%s weight of task %s", method.Name(), m.Targets[t].Name)}
+		}
+		if prior != nil && w != prior[t] {
+			return st, fmt.Errorf("learners: MTL: %s used weight %v for task %s, announced %v", method.Name(), w, m.Targets[t].Name, prior[t])
+		}
+	}
+	grads := make([][]float64, len(own))
+	if mode == modeWeighted {
+		for i, n := range p.grads {
+			if grads[i], err = m.readGrad(p.plan, n, step, i); err != nil {
+				return st, err
+			}
+		}
+	} else {
+		for i, o := range own {
+			if o >= 0 {
+				grads[i] = scaled(perTask[o][i], out.Weights[o])
+			}
+		}
+		if err := combineShared(grads, shared, perTask, out); err != nil {
+			return st, fmt.Errorf("learners: MTL: %s: %w", method.Name(), err)
+		}
+		for _, i := range shared {
+			for _, v := range grads[i] {
+				if !finite(v) {
+					return st, &NonFiniteError{Step: step, What: fmt.Sprintf("%s gradient of %s", method.Name(), m.Params.At(i).Name)}
+				}
+			}
+		}
+	}
+	if l, ok := method.(weighting.Learned); ok {
+		if err := m.weightingOptimizer().Update(l.Params(), out.ParamGrads); err != nil {
+			return st, fmt.Errorf("learners: MTL: updating %s's parameters: %w", method.Name(), err)
+		}
+	}
+	if m.Optimizer == nil {
+		m.Optimizer = &Adam{}
+	}
+	if err := m.Optimizer.Update(m.Params, grads); err != nil {
+		return st, err
+	}
+	m.steps++
+	return st, nil
+}
+
+// combineShared writes the shared parameters' gradients into grads:
+// out.Shared split over them, or Σ_t w_t g_t.
+func combineShared(grads [][]float64, shared []int, perTask [][][]float64, out weighting.Output) error {
+	if out.Shared != nil {
+		d := 0
+		for _, i := range shared {
+			d += len(perTask[0][i])
+		}
+		if len(out.Shared) != d {
+			return fmt.Errorf("combined gradient has %d values, want %d", len(out.Shared), d)
+		}
+		off := 0
+		for _, i := range shared {
+			n := len(perTask[0][i])
+			grads[i] = slices.Clone(out.Shared[off : off+n])
+			off += n
+		}
+		return nil
+	}
+	for _, i := range shared {
+		g := make([]float64, len(perTask[0][i]))
+		for t, w := range out.Weights {
+			for j, v := range perTask[t][i] {
+				g[j] += w * v
+			}
+		}
+		grads[i] = g
+	}
+	return nil
+}
+
+func scaled(x []float64, c float64) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = c * v
+	}
+	return out
+}
+
+func (m *MTL) rand() *rand.Rand {
+	if m.Rand == nil {
+		m.Rand = rand.New(rand.NewPCG(0, 0))
+	}
+	return m.Rand
+}
+
+func (m *MTL) weightingOptimizer() Optimizer {
+	if m.WeightingOptimizer == nil {
+		lr := 1e-3
+		switch o := m.Optimizer.(type) {
+		case *Adam:
+			lr = orDefault(o.LR, 1e-3)
+		case *SGD:
+			lr = orDefault(o.LR, 1e-3)
+		}
+		m.WeightingOptimizer = &Adam{LR: lr}
+	}
+	return m.WeightingOptimizer
+}
+
+func (m *MTL) dtype() tensor.Dtype { return m.Params.At(0).Value.Dtype() }
+
+func (m *MTL) readGrad(plan *graph.Plan, n *G.Node, step, i int) ([]float64, error) {
+	g, err := plan.ReadFloat64s(n)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range g {
+		if !finite(v) {
+			return nil, &NonFiniteError{Step: step, What: "gradient of " + m.Params.At(i).Name}
+		}
+	}
+	return g, nil
+}
+
+func (p *mtlProgram) readLosses(step int, targets []tasks.Target) ([]float64, error) {
+	losses := make([]float64, len(p.losses))
+	for t, n := range p.losses {
+		v, err := p.plan.ReadFloat64s(n)
+		if err != nil {
+			return nil, err
+		}
+		losses[t] = v[0]
+		if !finite(losses[t]) {
+			return losses, &NonFiniteError{Step: step, What: "loss of task " + targets[t].Name}
+		}
+	}
+	return losses, nil
+}
+
+func scalar(dt tensor.Dtype, v float64) tensor.Tensor {
+	if dt == tensor.Float32 {
+		return tensor.New(tensor.FromScalar(float32(v)))
+	}
+	return tensor.New(tensor.FromScalar(v))
+}
+
+// Evaluate returns each task's metrics on the whole table, computed in
+// batches of at most 1,024 rows.
+func (m *MTL) Evaluate(ctx context.Context, data *tasks.Table) ([]Metrics, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	if err := m.checkTable(data); err != nil {
+		return nil, err
+	}
+	T := len(m.Targets)
+	acc := make([]scorer, T)
+	for t, tg := range m.Targets {
+		acc[t] = newScorer(tg)
+	}
+	batches, err := data.Batches(nil, 1024)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range batches {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p, err := m.program(b.N, b.In, modeEval)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.run(m.Params, b); err != nil {
+			return nil, err
+		}
+		losses, err := p.readLosses(m.steps, m.Targets)
+		if err != nil {
+			return nil, err
+		}
+		for t := range T {
+			out, err := p.plan.ReadFloat64s(p.outs[t])
+			if err != nil {
+				return nil, err
+			}
+			acc[t].add(losses[t], out, b.Y[t])
+		}
+	}
+	res := make([]Metrics, T)
+	for t, tg := range m.Targets {
+		res[t] = acc[t].metrics(tg)
+	}
+	return res, nil
+}
+
+// scorer accumulates a task's metrics over batches.
+type scorer struct {
+	kind      tasks.Kind
+	classes   int
+	n         int
+	lossSum   float64
+	sqSum     float64
+	correct   int
+	confusion []int // [truth*classes+predicted]
+}
+
+func newScorer(tg tasks.Target) scorer {
+	c := max(tg.Outputs(), 2)
+	return scorer{kind: tg.Kind, classes: c, confusion: make([]int, c*c)}
+}
+
+func (s *scorer) add(loss float64, out, y []float64) {
+	s.lossSum += loss * float64(len(y))
+	s.n += len(y)
+	k := len(out) / len(y)
+	for i, truth := range y {
+		o := out[i*k : (i+1)*k]
+		var pred int
+		switch s.kind {
+		case tasks.Regression:
+			d := o[0] - truth
+			s.sqSum += d * d
+			continue
+		case tasks.Binary:
+			if o[0] > 0 {
+				pred = 1
+			}
+		default:
+			for j, v := range o {
+				if v > o[pred] {
+					pred = j
+				}
+			}
+		}
+		if pred == int(truth) {
+			s.correct++
+		}
+		s.confusion[int(truth)*s.classes+pred]++
+	}
+}
+
+func (s *scorer) metrics(tg tasks.Target) Metrics {
+	r := Metrics{Name: tg.Name, Kind: tg.Kind, Loss: s.lossSum / float64(s.n)}
+	if s.kind == tasks.Regression {
+		r.MSE = s.sqSum / float64(s.n)
+		return r
+	}
+	r.Accuracy = float64(s.correct) / float64(s.n)
+	f1 := func(c int) float64 {
+		var tp, fp, fn int
+		for j := range s.classes {
+			switch {
+			case j == c:
+				tp += s.confusion[c*s.classes+c]
+			default:
+				fp += s.confusion[j*s.classes+c]
+				fn += s.confusion[c*s.classes+j]
+			}
+		}
+		if tp == 0 {
+			return 0
+		}
+		return 2 * float64(tp) / float64(2*tp+fp+fn)
+	}
+	if s.kind == tasks.Binary {
+		r.F1 = f1(1)
+		return r
+	}
+	for c := range s.classes {
+		r.F1 += f1(c) / float64(s.classes)
+	}
+	return r
+}
+
+func (p *mtlProgram) run(params *graph.Params, b *tasks.Table) error {
+	for i, n := range p.params {
+		v := params.At(i).Value.ShallowClone()
+		if err := v.Reshape(n.Shape()...); err != nil {
+			return fmt.Errorf("learners: MTL: %s: %v", params.At(i).Name, err)
+		}
+		if err := p.plan.Let(n.Name(), v); err != nil {
+			return err
+		}
+	}
+	dt := p.x.Dtype()
+	x, err := graph.NewTensor(dt, p.x.Shape(), b.X)
+	if err != nil {
+		return fmt.Errorf("learners: MTL: features: %w", err)
+	}
+	if err := p.plan.Let(p.x.Name(), x); err != nil {
+		return err
+	}
+	for t, n := range p.ys {
+		var y tensor.Tensor
+		if n.Dtype() == tensor.Int {
+			labels := make([]int, b.N)
+			for i, v := range b.Y[t] {
+				labels[i] = int(v)
+			}
+			y = tensor.New(tensor.WithShape(n.Shape()...), tensor.WithBacking(labels))
+		} else if y, err = graph.NewTensor(dt, n.Shape(), b.Y[t]); err != nil {
+			return fmt.Errorf("learners: MTL: target %d: %w", t, err)
+		}
+		if err := p.plan.Let(n.Name(), y); err != nil {
+			return err
+		}
+	}
+	return p.plan.Run()
+}
+
+// program returns the compiled graph for a batch of rows in a mode,
+// building it on first use.
+func (m *MTL) program(rows, in int, mode mtlMode) (*mtlProgram, error) {
+	if s := m.settings(); s != m.built {
+		m.programs, m.built = nil, s
+	}
+	key := mtlKey{rows, in, mode}
+	if p, ok := m.programs[key]; ok {
+		return p, nil
+	}
+	p, err := m.build(key)
+	if err != nil {
+		return nil, err
+	}
+	if m.programs == nil {
+		m.programs = make(map[mtlKey]*mtlProgram)
+	}
+	m.programs[key] = p
+	return p, nil
+}
+
+func (m *MTL) settings() string {
+	s := fmt.Sprintf("%#v|%v|", m.Model, m.Targets)
+	for i := 0; i < m.Params.Len(); i++ {
+		q := m.Params.At(i)
+		s += fmt.Sprintf("%s%v%v;", q.Name, q.Value.Shape(), q.Value.Dtype())
+	}
+	return s
+}
+
+func (m *MTL) build(k mtlKey) (p *mtlProgram, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("learners: building the MTL graph: %v", r)
+		}
+	}()
+	g := G.NewGraph()
+	p = &mtlProgram{}
+	dt := m.dtype()
+	for i := 0; i < m.Params.Len(); i++ {
+		q := m.Params.At(i)
+		s := append(tensor.Shape{1}, q.Value.Shape()...)
+		p.params = append(p.params, G.NewTensor(g, dt, len(s), G.WithShape(s...), G.WithName(q.Name)))
+	}
+	p.x = G.NewTensor(g, dt, 3, G.WithShape(1, k.rows, k.in), G.WithName("x"))
+	outs, err := m.Model.Forward(p.x, p.params)
+	if err != nil {
+		return nil, err
+	}
+	if len(outs) != len(m.Targets) {
+		return nil, fmt.Errorf("learners: MTL: the model has %d heads for %d targets", len(outs), len(m.Targets))
+	}
+	p.outs = outs
+	for t, tg := range m.Targets {
+		want := tensor.Shape{1, k.rows, tg.Outputs()}
+		if !outs[t].Shape().Eq(want) {
+			return nil, &graph.ShapeError{Op: "MTL head " + tg.Name, Want: fmt.Sprint(want), Got: fmt.Sprint(outs[t].Shape())}
+		}
+		name := fmt.Sprintf("y.%d", t)
+		var y, loss *G.Node
+		switch tg.Kind {
+		case tasks.Multiclass:
+			y = G.NewTensor(g, tensor.Int, 2, G.WithShape(1, k.rows), G.WithName(name))
+			loss, err = graph.CrossEntropyLabels(outs[t], y)
+		case tasks.Binary:
+			y = G.NewTensor(g, dt, 3, G.WithShape(want...), G.WithName(name))
+			loss, err = logisticLoss(outs[t], y)
+		default:
+			y = G.NewTensor(g, dt, 3, G.WithShape(want...), G.WithName(name))
+			loss, err = mseLoss(outs[t], y)
+		}
+		if err != nil {
+			return nil, err
+		}
+		p.ys = append(p.ys, y)
+		p.losses = append(p.losses, loss)
+	}
+	outputs := append(G.Nodes{}, p.losses...)
+	own := m.Model.Owners()
+	switch k.mode {
+	case modeEval:
+		outputs = append(outputs, p.outs...)
+	case modeWeighted:
+		var total *G.Node
+		for t, l := range p.losses {
+			w := G.NewScalar(g, dt, G.WithName(fmt.Sprintf("weight.%d", t)))
+			p.weights = append(p.weights, w)
+			term, err := G.Mul(w, l)
+			if err != nil {
+				return nil, fmt.Errorf("learners: MTL: weighting: %v", err)
+			}
+			if total == nil {
+				total = term
+			} else if total, err = G.Add(total, term); err != nil {
+				return nil, fmt.Errorf("learners: MTL: weighting: %v", err)
+			}
+		}
+		if p.grads, err = graph.Grad(total, p.params...); err != nil {
+			return nil, err
+		}
+		outputs = append(outputs, p.grads...)
+	case modePerTask:
+		p.taskGrads = make([]G.Nodes, len(m.Targets))
+		for t, l := range p.losses {
+			var idx []int
+			var wrt G.Nodes
+			for i, o := range own {
+				if o < 0 || o == t {
+					idx = append(idx, i)
+					wrt = append(wrt, p.params[i])
+				}
+			}
+			gr, err := graph.Grad(l, wrt...)
+			if err != nil {
+				return nil, err
+			}
+			p.taskGrads[t] = make(G.Nodes, len(own))
+			for j, i := range idx {
+				p.taskGrads[t][i] = gr[j]
+			}
+			outputs = append(outputs, gr...)
+		}
+	}
+	if p.plan, err = graph.Compile(g, outputs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// mseLoss returns the mean squared error between pred and y.
+func mseLoss(pred, y *G.Node) (*G.Node, error) {
+	d, err := G.Sub(pred, y)
+	if err != nil {
+		return nil, fmt.Errorf("learners: loss: %v", err)
+	}
+	sq, err := G.Square(d)
+	if err != nil {
+		return nil, fmt.Errorf("learners: loss: %v", err)
+	}
+	return graph.MeanAll(sq)
+}
+
+// logisticLoss returns the mean binary cross-entropy of logits z against
+// 0/1 targets y, in the stable form max(z, 0) − z·y + log(1 + e^−|z|).
+func logisticLoss(z, y *G.Node) (out *G.Node, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("learners: logistic loss: %v", r)
+		}
+	}()
+	pos := G.Must(G.Rectify(z))
+	zy := G.Must(G.HadamardProd(z, y))
+	soft := G.Must(G.Log1p(G.Must(G.Exp(G.Must(G.Neg(G.Must(G.Abs(z))))))))
+	return graph.MeanAll(G.Must(G.Add(G.Must(G.Sub(pos, zy)), soft)))
+}
