@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -190,4 +191,28 @@ func FuzzReadCSV(f *testing.F) {
 			t.Fatalf("%d rows of %d features and a target from %d bytes", tab.N, tab.In, len(data))
 		}
 	})
+}
+
+func ExampleReadCSV() {
+	in := `age,income,smoker,risk
+34,52000,0,1.5
+51,61000,1,3.25
+`
+	tab, err := ReadCSV(strings.NewReader(in), CSVOptions{Targets: []Target{
+		{Name: "risk", Kind: Regression},
+		{Name: "smoker", Kind: Binary},
+	}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(tab.N, "rows of", tab.In, "features:", tab.X)
+	fmt.Println(tab.Targets[0].Name, tab.Y[0], tab.Targets[1].Name, tab.Y[1])
+
+	_, err = ReadCSV(strings.NewReader("age,risk\n34,high\n"), CSVOptions{Targets: []Target{{Name: "risk"}}})
+	fmt.Println(err)
+	// Output:
+	// 2 rows of 2 features: [34 52000 51 61000]
+	// risk [1.5 3.25] smoker [0 1]
+	// tasks: CSV line 2 column 2 ("risk"): "high" is not a number
 }

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -361,4 +362,36 @@ func TestMultiTaskBadInput(t *testing.T) {
 			t.Errorf("Bayes(a table of another generator): no error")
 		}
 	}
+}
+
+func ExampleMultiTask() {
+	gen := MultiTask{} // the defaults: 32 features, tasks reg1, reg2 and cls
+	train, err := gen.Generate(rand.New(rand.NewPCG(1, 1)), 10000)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	test, err := gen.Generate(rand.New(rand.NewPCG(2, 2)), 2000)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(train.N, test.N, train.In)
+	floors, err := gen.Floors()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, f := range floors {
+		if f.Target.Kind == Regression {
+			fmt.Printf("%s: least MSE %.2f\n", f.Target.Name, f.Loss)
+		} else {
+			fmt.Printf("%s: Bayes accuracy %.2f, least logistic loss %.4f\n", f.Target.Name, f.Accuracy, f.Loss)
+		}
+	}
+	// Output:
+	// 10000 2000 32
+	// reg1: least MSE 0.03
+	// reg2: least MSE 0.25
+	// cls: Bayes accuracy 0.98, least logistic loss 0.0980
 }
