@@ -33,7 +33,7 @@ type CSVOptions struct {
 type CSVError struct {
 	Path   string // the file named to LoadCSV; "" for ReadCSV
 	Line   int    // 1-based line number; 0 if the problem is not at one line
-	Column int    // 1-based column number; 0 if the problem is not at one cell
+	Column int    // 1-based column number (a ragged row's first missing or extra one); 0 if none
 	Name   string // the column's name in the header, if known
 	Err    error
 }
