@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -164,4 +167,128 @@ func (c *cancelAfter) Write(p []byte) (int, error) {
 		c.cancel()
 	}
 	return len(p), nil
+}
+
+func TestMTLBadUsage(t *testing.T) {
+	dir := t.TempDir()
+	ragged := filepath.Join(dir, "ragged.csv")
+	if err := os.WriteFile(ragged, []byte("a,b,y\n1,2,3\n4,5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	words := filepath.Join(dir, "words.csv")
+	if err := os.WriteFile(words, []byte("a,b,y\n1,2,3\n4,five,6\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args  []string
+		usage bool   // a usage error (exit 2) rather than a run error
+		want  string // in the message
+	}{
+		{[]string{"--weighting", "best"}, true, "want one of ew, uw, gradnorm, dwa, pcgrad, mgda, cagrad, imtl, nash"},
+		{[]string{"--task", "imagenet"}, true, `--task "imagenet"`},
+		{[]string{"--task", "csv"}, true, "needs --csv"},
+		{[]string{"--task", "csv", "--csv", ragged, "--targets", "y:ordinal"}, true, `unknown target kind "ordinal"`},
+		{[]string{"--task", "csv", "--csv", ragged, "--targets", "y:multiclass"}, true, "multiclass:N"},
+		{[]string{"--arch", "transformer"}, true, `--arch "transformer"`},
+		{[]string{"--batch", "0"}, true, "--batch 0"},
+		{[]string{"--lr", "Inf"}, true, "--lr +Inf"},
+		{[]string{"--test-frac", "1"}, true, "--test-frac 1"},
+		{[]string{"--task", "csv", "--csv", ragged, "--targets", "y:regression"}, false, "line 3"},
+		{[]string{"--task", "csv", "--csv", words, "--targets", "y:regression"}, false, `line 3 column 2 ("b")`},
+		{[]string{"--task", "csv", "--csv", words, "--targets", "z:regression"}, false, `"z"`},
+		{[]string{"--task", "csv", "--csv", filepath.Join(dir, "missing.csv"), "--targets", "y:regression"}, false, "missing.csv"},
+	} {
+		args := append([]string{"train", "--learner", "mtl"}, tt.args...)
+		_, stderr, err := runCLI(args...)
+		var ue *usageError
+		if err == nil || errors.As(err, &ue) != tt.usage {
+			t.Errorf("medusa %v: err = %v; want a usage error: %v", args, err, tt.usage)
+			continue
+		}
+		if msg := stderr + err.Error(); !strings.Contains(msg, tt.want) {
+			t.Errorf("medusa %v: message %q; want it to contain %q", args, msg, tt.want)
+		}
+		if strings.Contains(stderr, "goroutine") || strings.Contains(stderr, "panic") {
+			t.Errorf("medusa %v: stderr has a stack trace: %q", args, stderr)
+		}
+	}
+}
+
+func TestMTLTrainSmall(t *testing.T) {
+	for _, w := range []string{"ew", "uw", "pcgrad"} {
+		out := filepath.Join(t.TempDir(), "mtl.safetensors")
+		stdout, stderr, err := runCLI("train", "--learner", "mtl", "--weighting", w, "--train-rows", "512", "--test-rows", "256",
+			"--steps", "20", "--batch", "64", "--hidden", "16", "--out", out)
+		if err != nil {
+			t.Fatalf("mtl %s: %v\n%s", w, err, stderr)
+		}
+		for _, want := range []string{"held-out metrics (256 rows)", "reg1", "reg2", "cls", "noise floor"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("mtl %s output lacks %q:\n%s", w, want, stdout)
+			}
+		}
+		p, meta, err := graph.LoadParams(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if meta["weighting"] != w || meta["steps"] != "20" || meta["tasks"] != "reg1,reg2,cls" {
+			t.Errorf("mtl %s checkpoint metadata = %v", w, meta)
+		}
+		names := p.Names()
+		if names[0] != "trunk.layers.0.weight" || !slices.Contains(names, "heads.cls.layers.0.bias") {
+			t.Errorf("mtl %s checkpoint names = %v", w, names)
+		}
+		if has := slices.Contains(names, "weighting.log_var"); has != (w == "uw") {
+			t.Errorf("mtl %s: checkpoint holds weighting.log_var: %v", w, has)
+		}
+	}
+}
+
+func TestMTLNaNStops(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "huge.csv")
+	var b strings.Builder
+	b.WriteString("a,b,y,c\n")
+	for i := range 40 {
+		fmt.Fprintf(&b, "%d,%d,1e300,%d\n", i, i%3, i%2)
+	}
+	if err := os.WriteFile(data, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "m.safetensors")
+	_, stderr, err := runCLI("train", "--learner", "mtl", "--task", "csv", "--csv", data, "--targets", "y:regression,c:binary",
+		"--steps", "5", "--batch", "8", "--hidden", "4", "--dtype", "float64", "--out", out)
+	if err == nil || !strings.Contains(err.Error(), "loss of task y") {
+		t.Fatalf("training on targets of 1e300: err = %v; want the task y named", err)
+	}
+	if !strings.Contains(stderr, "stopped at step 1") {
+		t.Errorf("stderr = %q; want the step named", stderr)
+	}
+}
+
+func TestToy(t *testing.T) {
+	dir := t.TempDir()
+	png, csvPath := filepath.Join(dir, "toy.png"), filepath.Join(dir, "toy.csv")
+	stdout, stderr, err := runCLI("toy", "--weighting", "mean,cagrad", "--iters", "300", "--every", "100", "--out", png, "--csv", csvPath)
+	if err != nil {
+		t.Fatalf("toy: %v\n%s", err, stderr)
+	}
+	if n := strings.Count(stdout, "\n  cagrad "); n != 6 {
+		t.Errorf("toy output has %d cagrad rows; want one per start:\n%s", n, stdout)
+	}
+	img, err := os.ReadFile(png)
+	if err != nil || !bytes.HasPrefix(img, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Errorf("toy plot is not a PNG: %v", err)
+	}
+	rows, err := os.ReadFile(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two methods × six starts × points 0, 100, 200, 300, plus the header.
+	if n := strings.Count(string(rows), "\n"); n != 2*6*4+1 {
+		t.Errorf("toy CSV has %d lines; want 49", n)
+	}
+	if _, _, err := runCLI("toy", "--weighting", "mean,best"); err == nil || !strings.Contains(err.Error(), `"best"`) {
+		t.Errorf("toy with an unknown method: err = %v; want it named", err)
+	}
 }

@@ -18,13 +18,17 @@ func (e *usageError) Error() string { return e.msg }
 var errReported = errors.New("reported")
 
 const overview = `medusa trains neural networks declared as gorgonia graphs with
-meta-learning (MAML with exact second-order gradients, first-order MAML).
+meta-learning (MAML with exact second-order gradients, first-order MAML)
+and multi-task learning (shared trunk or MMoE, nine weighting methods).
 
 Usage:
   medusa <command> [flags]
 
 Commands:
-  train   meta-train a model and report its adapted test error
+  train   meta-train a model (default), or train a multi-task model
+          (--learner mtl), and report its test scores
+  toy     run multi-task weighting methods on the two-objective toy problem
+          and plot their trajectories
   help    show help for a command
 
 Run "medusa <command> --help" for a command's flags.
@@ -40,6 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd := args[0]; cmd {
 	case "train":
 		return train(ctx, args[1:], stdout, stderr)
+	case "toy":
+		return toy(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[0] == "help" {
 			return run(ctx, []string{args[1], "--help"}, stdout, stderr)

@@ -47,7 +47,7 @@ func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	fs := pflag.NewFlagSet("medusa train", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported once, by badUsage
 	fs.SortFlags = false
-	learner := fs.String("learner", "maml", "meta-learner: maml (exact second order) or fomaml (first order)")
+	learner := fs.String("learner", "maml", "maml (exact second order), fomaml (first order), or mtl (multi-task learning: see --learner mtl --help)")
 	task := fs.String("task", "sinusoid", "task distribution: sinusoid (Finn et al. 2017: A~U[0.1,5], phase~U[0,pi], x~U[-5,5])")
 	iters := fs.Int("iters", 10000, "meta-iterations (outer updates); the MAML paper uses 70000")
 	metaBatch := fs.Int("meta-batch", 25, "tasks per meta-iteration")
@@ -96,7 +96,7 @@ Flags:
 	switch c.learner {
 	case "maml", "fomaml":
 	default:
-		return bad("--learner %q: want maml or fomaml", c.learner)
+		return bad("--learner %q: want maml, fomaml or mtl", c.learner)
 	}
 	if c.task != "sinusoid" {
 		return bad("--task %q: want sinusoid", c.task)
@@ -173,6 +173,9 @@ func parseWidths(s string) ([]int, error) {
 }
 
 func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if learnerOf(args) == "mtl" {
+		return trainMTL(ctx, args, stdout, stderr)
+	}
 	c, err := parseTrain(args, stderr)
 	if err != nil || c == nil {
 		return err

@@ -1,0 +1,421 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/tasks"
+	"github.com/medusa-ml/medusa/learners/weighting"
+	"github.com/medusa-ml/medusa/nets"
+	"github.com/spf13/pflag"
+	"gorgonia.org/tensor"
+)
+
+// mtlConfig is what "medusa train --learner mtl" runs.
+type mtlConfig struct {
+	task       string
+	weighting  string
+	arch       string
+	experts    int
+	steps      int
+	batch      int
+	lr         float64
+	hidden     []int
+	activation nets.Activation
+	dtype      tensor.Dtype
+	seed       uint64
+	out        string
+	logEvery   int
+	trainRows  int
+	testRows   int
+	data       string
+	csv        string
+	targets    []tasks.Target
+	testFrac   float64
+}
+
+// learnerOf returns the value of --learner in args, or "" if absent.
+func learnerOf(args []string) string {
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return ""
+		case a == "--learner" && i+1 < len(args):
+			return args[i+1]
+		case strings.HasPrefix(a, "--learner="):
+			return strings.TrimPrefix(a, "--learner=")
+		}
+	}
+	return ""
+}
+
+func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
+	fs := pflag.NewFlagSet("medusa train --learner mtl", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	fs.String("learner", "mtl", "mtl: multi-task learning (see \"medusa train --help\" for the meta-learners)")
+	task := fs.String("task", "synthetic", "data: synthetic (generated: 2 regressions, 1 binary), multimnist (MNIST digit pairs: left, right), csv (--csv FILE)")
+	wname := fs.String("weighting", "ew", "task weighting: "+strings.Join(weighting.Names(), ", "))
+	arch := fs.String("arch", "hps", "architecture: hps (shared trunk + heads) or mmoe (multi-gate mixture of experts)")
+	experts := fs.Int("experts", 4, "experts (mmoe)")
+	steps := fs.Int("steps", 2000, "training steps (minibatches)")
+	batch := fs.Int("batch", 256, "rows per minibatch")
+	lr := fs.Float64("lr", 1e-3, "Adam learning rate")
+	hidden := fs.String("hidden", "128,128", "trunk (or expert) layer widths, comma-separated")
+	activation := fs.String("activation", "relu", "activation: relu, tanh or sigmoid")
+	dtype := fs.String("dtype", "float32", "floating-point type: float32 or float64")
+	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same numbers")
+	out := fs.String("out", "", "write the trained parameters to this safetensors file")
+	logEvery := fs.Int("log-every", 0, "print progress every N steps (0: about 20 lines per run)")
+	trainRows := fs.Int("train-rows", 0, "training rows to generate (synthetic: default 50000; multimnist: default 60000)")
+	testRows := fs.Int("test-rows", 0, "held-out rows to generate (synthetic: default 10000; multimnist: default 10000)")
+	data := fs.String("data", "", "MNIST directory (IDX .gz files) for multimnist; default: the copy in the GoMNIST Go module")
+	csvPath := fs.String("csv", "", "CSV table for --task csv (header row; all non-target columns are features)")
+	targets := fs.String("targets", "", "csv target columns: name:kind[,name:kind...] with kind regression, binary or multiclass:N")
+	testFrac := fs.Float64("test-frac", 0.2, "csv: fraction of rows held out for evaluation")
+	usage := func() {
+		fmt.Fprint(stderr, `Usage: medusa train --learner mtl [flags]
+
+Trains one network on several tasks at once: a shared trunk (or MMoE
+experts) with one head per task, the tasks' losses and gradients combined
+by a weighting method. Prints progress with each task's loss and weight,
+then each task's metrics on held-out rows.
+
+Flags:
+`)
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	fs.Usage = usage
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, nil
+		}
+		return nil, badUsage(stderr, usage, "%v", err)
+	}
+	bad := func(format string, a ...any) (*mtlConfig, error) {
+		return nil, badUsage(stderr, usage, format, a...)
+	}
+	if fs.NArg() > 0 {
+		return bad("unexpected argument %q", fs.Arg(0))
+	}
+	c := &mtlConfig{task: *task, weighting: *wname, arch: *arch, experts: *experts, steps: *steps, batch: *batch,
+		lr: *lr, seed: *seed, out: *out, logEvery: *logEvery, trainRows: *trainRows, testRows: *testRows,
+		data: *data, csv: *csvPath, testFrac: *testFrac}
+	if _, err := weighting.New(c.weighting, 2); err != nil {
+		return bad("--weighting %q: want one of %s", c.weighting, strings.Join(weighting.Names(), ", "))
+	}
+	switch c.task {
+	case "synthetic", "multimnist":
+		if c.csv != "" || *targets != "" {
+			return bad("--csv and --targets are for --task csv")
+		}
+	case "csv":
+		if c.csv == "" {
+			return bad("--task csv needs --csv FILE")
+		}
+		var err error
+		if c.targets, err = parseTargets(*targets); err != nil {
+			return bad("--targets %q: %v", *targets, err)
+		}
+	default:
+		return bad("--task %q: want synthetic, multimnist or csv", c.task)
+	}
+	switch c.arch {
+	case "hps", "mmoe":
+	default:
+		return bad("--arch %q: want hps or mmoe", c.arch)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+		min  int
+	}{{"steps", c.steps, 1}, {"batch", c.batch, 1}, {"experts", c.experts, 1}, {"log-every", c.logEvery, 0},
+		{"train-rows", c.trainRows, 0}, {"test-rows", c.testRows, 0}} {
+		if f.v < f.min {
+			return bad("--%s %d: must be at least %d", f.name, f.v, f.min)
+		}
+	}
+	if math.IsNaN(c.lr) || math.IsInf(c.lr, 0) || c.lr <= 0 {
+		return bad("--lr %v: must be a positive finite number", c.lr)
+	}
+	if !(c.testFrac > 0 && c.testFrac < 1) {
+		return bad("--test-frac %v: must lie strictly between 0 and 1", c.testFrac)
+	}
+	var err error
+	if c.hidden, err = parseWidths(*hidden); err != nil {
+		return bad("--hidden %q: %v", *hidden, err)
+	}
+	if c.arch == "mmoe" && len(c.hidden) == 0 {
+		return bad("--hidden: mmoe experts need at least one layer")
+	}
+	if c.activation, err = nets.ParseActivation(*activation); err != nil || c.activation == nets.Identity {
+		return bad("--activation %q: want relu, tanh or sigmoid", *activation)
+	}
+	if c.dtype, err = parseDtype(*dtype); err != nil {
+		return bad("--dtype %q: want float32 or float64", *dtype)
+	}
+	if c.out != "" {
+		if err := checkWritable(c.out); err != nil {
+			return bad("--out %q: %v", c.out, err)
+		}
+	}
+	return c, nil
+}
+
+func parseDtype(s string) (tensor.Dtype, error) {
+	switch s {
+	case "float32":
+		return tensor.Float32, nil
+	case "float64":
+		return tensor.Float64, nil
+	}
+	return tensor.Dtype{}, fmt.Errorf("unknown dtype %q", s)
+}
+
+// parseTargets parses "name:kind,..." with kind regression, binary or
+// multiclass:N.
+func parseTargets(s string) ([]tasks.Target, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("name at least one target column")
+	}
+	var out []tasks.Target
+	for _, f := range strings.Split(s, ",") {
+		parts := strings.Split(strings.TrimSpace(f), ":")
+		if len(parts) < 2 || parts[0] == "" {
+			return nil, fmt.Errorf("%q: want name:kind", f)
+		}
+		k, err := tasks.ParseKind(parts[1])
+		if err != nil {
+			return nil, fmt.Errorf("%q: %v", f, err)
+		}
+		tg := tasks.Target{Name: parts[0], Kind: k}
+		switch {
+		case k == tasks.Multiclass && len(parts) == 3:
+			if tg.Classes, err = strconv.Atoi(parts[2]); err != nil || tg.Classes < 2 {
+				return nil, fmt.Errorf("%q: want multiclass:N with N ≥ 2 classes", f)
+			}
+		case len(parts) != 2:
+			return nil, fmt.Errorf("%q: want name:kind (multiclass:N for N classes)", f)
+		case k == tasks.Multiclass:
+			return nil, fmt.Errorf("%q: say how many classes: multiclass:N", f)
+		}
+		out = append(out, tg)
+	}
+	return out, nil
+}
+
+// mtlData returns the training and held-out tables of a run.
+func mtlData(c *mtlConfig, rng *rand.Rand) (train, test *tasks.Table, floors []float64, err error) {
+	switch c.task {
+	case "synthetic":
+		gen := tasks.MultiTask{Seed: c.seed}
+		if train, err = gen.Generate(rng, orInt(c.trainRows, 50000)); err != nil {
+			return nil, nil, nil, err
+		}
+		if test, err = gen.Generate(rng, orInt(c.testRows, 10000)); err != nil {
+			return nil, nil, nil, err
+		}
+		f, err := gen.Floors()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		floors = make([]float64, len(f))
+		for i, fl := range f {
+			floors[i] = fl.Loss
+			if fl.Target.Kind != tasks.Regression {
+				floors[i] = fl.Accuracy
+			}
+		}
+		return train, test, floors, nil
+	case "multimnist":
+		dir := c.data
+		if dir == "" {
+			if dir, err = tasks.MNISTDir(); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		src, err := tasks.LoadMNIST(dir)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if train, err = tasks.MultiMNIST(rng, &src.Train, orInt(c.trainRows, 60000)); err != nil {
+			return nil, nil, nil, err
+		}
+		if test, err = tasks.MultiMNIST(rng, &src.Test, orInt(c.testRows, 10000)); err != nil {
+			return nil, nil, nil, err
+		}
+		return train, test, nil, nil
+	default:
+		all, err := tasks.LoadCSV(c.csv, tasks.CSVOptions{Targets: c.targets})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		train, test, err = all.Split(rng, c.testFrac)
+		return train, test, nil, err
+	}
+}
+
+func orInt(v, d int) int {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseMTL(args, stderr)
+	if err != nil || c == nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(c.seed, 0x6d656475))
+	train, test, floors, err := mtlData(c, rng)
+	if err != nil {
+		return err
+	}
+	heads := make([]nets.Head, len(train.Targets))
+	for i, tg := range train.Targets {
+		heads[i] = nets.Head{Name: tg.Name, Out: tg.Outputs()}
+	}
+	var model learners.MultiTaskModel = nets.MultiTask{Trunk: nets.Trunk{In: train.In, Hidden: c.hidden, Activation: c.activation}, Heads: heads}
+	if c.arch == "mmoe" {
+		model = nets.MMoE{In: train.In, Experts: c.experts, ExpertHidden: c.hidden, Activation: c.activation, Heads: heads}
+	}
+	params, err := model.Init(rng, c.dtype)
+	if err != nil {
+		return err
+	}
+	method, err := weighting.New(c.weighting, len(heads))
+	if err != nil {
+		return err
+	}
+	epoch := (train.N + c.batch - 1) / c.batch
+	if d, ok := method.(*weighting.DWA); ok {
+		d.EpochSteps = epoch
+	}
+	m := &learners.MTL{Model: model, Params: params, Targets: train.Targets, Weighting: method,
+		Optimizer: &learners.Adam{LR: c.lr}, Rand: rand.New(rand.NewPCG(c.seed, 0x77656967))}
+	names := make([]string, len(heads))
+	for i, h := range heads {
+		names[i] = h.Name
+	}
+	fmt.Fprintf(stdout, "mtl on %s (%d train rows, %d held out, %d features; tasks %s): %s, %s %d-%s, %d steps of %d rows, Adam %g, %v, seed %d\n",
+		c.task, train.N, test.N, train.In, strings.Join(names, ", "), c.weighting, c.arch, train.In, joinInts(c.hidden),
+		c.steps, c.batch, c.lr, c.dtype, c.seed)
+
+	save := func(why string) error {
+		if c.out == "" {
+			return nil
+		}
+		all := params.Clone()
+		if l, ok := method.(weighting.Learned); ok {
+			for i := 0; i < l.Params().Len(); i++ {
+				if err := all.Add(l.Params().At(i).Name, l.Params().At(i).Value); err != nil {
+					return err
+				}
+			}
+		}
+		meta := map[string]string{
+			"learner": "mtl", "task": c.task, "weighting": c.weighting, "arch": c.arch, "hidden": joinInts(c.hidden),
+			"activation": c.activation.String(), "tasks": strings.Join(names, ","), "steps": fmt.Sprint(m.Steps()),
+			"seed": fmt.Sprint(c.seed),
+		}
+		if err := graph.SaveParams(c.out, all, meta); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "saved %s parameters after %d steps to %s\n", why, m.Steps(), c.out)
+		return nil
+	}
+	every := c.logEvery
+	if every == 0 {
+		every = max(1, c.steps/20)
+	}
+	brng := rand.New(rand.NewPCG(c.seed, 0x62617463))
+	var batches []*tasks.Table
+	start := time.Now()
+	lossSum := make([]float64, len(heads))
+	var lastWeights []float64
+	window := 0
+	for step := 1; step <= c.steps; step++ {
+		if len(batches) == 0 {
+			if batches, err = train.Batches(brng, c.batch); err != nil {
+				return err
+			}
+		}
+		b := batches[0]
+		batches = batches[1:]
+		st, err := m.Step(ctx, b)
+		if err != nil {
+			if ctx.Err() != nil {
+				fmt.Fprintf(stderr, "interrupted before step %d\n", step)
+				if m.Steps() > 0 {
+					if serr := save("the last completed"); serr != nil {
+						return serr
+					}
+				}
+				return fmt.Errorf("training interrupted after %d of %d steps", m.Steps(), c.steps)
+			}
+			var nf *learners.NonFiniteError
+			if errors.As(err, &nf) {
+				fmt.Fprintf(stderr, "stopped at step %d: %s; keeping the parameters of step %d\n", nf.Step, nf.What, nf.Step-1)
+				if serr := save("the last good"); serr != nil {
+					return serr
+				}
+				return fmt.Errorf("%w (try a smaller --lr)", err)
+			}
+			return err
+		}
+		for i, l := range st.Losses {
+			lossSum[i] += l
+		}
+		lastWeights = st.Weights
+		window++
+		if step%every == 0 || step == c.steps {
+			el := time.Since(start)
+			rate := float64(step) / el.Seconds()
+			eta := time.Duration(float64(c.steps-step) / rate * float64(time.Second))
+			var parts []string
+			for i, n := range names {
+				parts = append(parts, fmt.Sprintf("%s %.4f (w %.3g)", n, lossSum[i]/float64(window), lastWeights[i]))
+				lossSum[i] = 0
+			}
+			fmt.Fprintf(stderr, "step %*d/%d  %s  %.0f steps/s  elapsed %s  ETA %s\n", len(strconv.Itoa(c.steps)), step, c.steps,
+				strings.Join(parts, "  "), rate, el.Round(time.Second), eta.Round(time.Second))
+			window = 0
+		}
+	}
+	fmt.Fprintf(stdout, "trained %d steps in %s\n", c.steps, time.Since(start).Round(time.Millisecond))
+	if err := save("trained"); err != nil {
+		return err
+	}
+	res, err := m.Evaluate(ctx, test)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "held-out metrics (%d rows):\n", test.N)
+	fmt.Fprintf(stdout, "  %-12s %-10s %10s %10s %10s %10s\n", "task", "kind", "loss", "MSE", "accuracy", "F1")
+	for i, r := range res {
+		mse, acc, f1 := "-", "-", "-"
+		if r.Kind == tasks.Regression {
+			mse = fmt.Sprintf("%.4f", r.MSE)
+		} else {
+			acc, f1 = fmt.Sprintf("%.4f", r.Accuracy), fmt.Sprintf("%.4f", r.F1)
+		}
+		line := fmt.Sprintf("  %-12s %-10s %10.4f %10s %10s %10s", r.Name, r.Kind, r.Loss, mse, acc, f1)
+		if floors != nil {
+			line += fmt.Sprintf("   (noise floor: %s %.4f)", map[bool]string{true: "MSE", false: "best accuracy"}[r.Kind == tasks.Regression], floors[i])
+		}
+		fmt.Fprintln(stdout, line)
+	}
+	return nil
+}
