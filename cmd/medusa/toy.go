@@ -300,9 +300,9 @@ func plotToy(path string, methods []string, results []toyResult) error {
 // toyGrid is the mean loss (L1 + L2)/2 on a 101×101 grid over [−10, 10]².
 type toyGrid struct{}
 
-func (toyGrid) Dims() (c, r int)   { return 101, 101 }
-func (toyGrid) X(c int) float64    { return -10 + 0.2*float64(c) }
-func (toyGrid) Y(r int) float64    { return -10 + 0.2*float64(r) }
+func (toyGrid) Dims() (c, r int) { return 101, 101 }
+func (toyGrid) X(c int) float64  { return -10 + 0.2*float64(c) }
+func (toyGrid) Y(r int) float64  { return -10 + 0.2*float64(r) }
 func (g toyGrid) Z(c, r int) float64 {
 	f, _ := tasks.Toy([2]float64{g.X(c), g.Y(r)})
 	return (f[0] + f[1]) / 2
