@@ -167,6 +167,13 @@ func TestGradSecondOrder(t *testing.T) {
 		{"relu squared", []float64{0.5, -1, 1.2}, sumOf(func(x *G.Node) (*G.Node, error) {
 			return G.Square(G.Must(G.Rectify(x)))
 		})},
+		{"fused relu squared", []float64{0.5, -1, 1.2}, sumOf(func(x *G.Node) (*G.Node, error) {
+			return G.Square(G.Must(ReLU(x)))
+		})},
+		{"fused relu through tanh", []float64{0.5, -1, 1.2, 0.1}, sumOf(func(x *G.Node) (*G.Node, error) {
+			// tanh(relu(x))·x: second derivatives through the mask op.
+			return G.HadamardProd(G.Must(G.Tanh(G.Must(ReLU(x)))), x)
+		})},
 		{"matmul chain", []float64{0.3, -0.7, 1.1, 0.2}, func(x *G.Node) (*G.Node, error) {
 			// Σ tanh(B·tanh(A·x)) with A, B 3×4 and 4×3.
 			A := G.NewConstant(tensor.New(tensor.WithShape(3, 4), tensor.WithBacking(a)))

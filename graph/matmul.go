@@ -6,7 +6,6 @@ import (
 
 	"github.com/chewxy/hm"
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -77,22 +76,25 @@ func (op matMulOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	lda, ldb := as[2], bs[2]
 	sa, sb := as[1]*as[2], bs[1]*bs[2]
-	var impl gonum.Implementation
+	sgemm, dgemm, err := gemmFuncs()
+	if err != nil {
+		return nil, err
+	}
 	switch a := ad.(type) {
 	case []float64:
 		if b, ok := bd.([]float64); ok {
-			return newValue(gemmBatch(impl.Dgemm, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
+			return newValue(gemmBatch(dgemm, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
 		}
 	case []float32:
 		if b, ok := bd.([]float32); ok {
-			return newValue(gemmBatch(impl.Sgemm, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
+			return newValue(gemmBatch(sgemm, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
 		}
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, ad, bd)
 }
 
 // gemmBatch computes c[i] = op(a[i])·op(b[i]) for each of batch products
-// stored contiguously (strides sa and sb), with gemm from gonum's BLAS.
+// stored contiguously (strides sa and sb).
 func gemmBatch[T float](gemm func(ta, tb blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int),
 	ta, tb blas.Transpose, batch, m, n, k int, a []T, lda, sa int, b []T, ldb, sb int) []T {
 	sc := m * n

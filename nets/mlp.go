@@ -55,7 +55,7 @@ func (a Activation) Apply(x *G.Node) (out *G.Node, err error) {
 	}()
 	switch a {
 	case ReLU:
-		return G.Rectify(x)
+		return graph.ReLU(x)
 	case Tanh:
 		return G.Tanh(x)
 	case Sigmoid:

@@ -1,0 +1,138 @@
+package graph
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/ebitengine/purego"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// The BLAS behind BatchedMatMul. Medusa looks for OpenBLAS at run time
+// (without cgo, so every build runs everywhere) and uses it when found;
+// otherwise it uses gonum's pure-Go BLAS. The environment variable
+// MEDUSA_BLAS chooses: "auto" (the default), "openblas" (fail if it cannot
+// be loaded) or "gonum".
+
+// openBLASNames are the shared libraries tried, in order.
+var openBLASNames = []string{"libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"}
+
+// CBLAS enumerations.
+const (
+	cblasRowMajor = 101
+	cblasNoTrans  = 111
+	cblasTrans    = 112
+)
+
+type cblas struct {
+	name  string
+	sgemm func(order, ta, tb, m, n, k int32, alpha float32, a *float32, lda int32, b *float32, ldb int32, beta float32, c *float32, ldc int32)
+	dgemm func(order, ta, tb, m, n, k int32, alpha float64, a *float64, lda int32, b *float64, ldb int32, beta float64, c *float64, ldc int32)
+}
+
+type blasChoice struct {
+	lib *cblas // nil: gonum
+	err error  // MEDUSA_BLAS=openblas and it could not be loaded
+}
+
+// loadBLAS returns the BLAS chosen for this process, deciding once.
+var loadBLAS = sync.OnceValue(chooseBLAS)
+
+// chooseBLAS reads MEDUSA_BLAS and loads OpenBLAS if wanted and present.
+func chooseBLAS() blasChoice {
+	switch v := strings.ToLower(os.Getenv("MEDUSA_BLAS")); v {
+	case "gonum":
+		return blasChoice{}
+	case "", "auto", "openblas":
+		lib, err := openCBLAS()
+		if err != nil && v == "openblas" {
+			return blasChoice{err: fmt.Errorf("graph: MEDUSA_BLAS=openblas: %v", err)}
+		}
+		return blasChoice{lib: lib}
+	default:
+		return blasChoice{err: fmt.Errorf("graph: MEDUSA_BLAS=%q: want auto, openblas or gonum", v)}
+	}
+}
+
+// openCBLAS loads the first OpenBLAS library found and binds its gemms.
+func openCBLAS() (lib *cblas, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			lib, err = nil, fmt.Errorf("binding cblas: %v", r)
+		}
+	}()
+	var errs []string
+	for _, name := range openBLASNames {
+		h, err := purego.Dlopen(name, purego.RTLD_NOW|purego.RTLD_LOCAL)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		lib := &cblas{name: name}
+		purego.RegisterLibFunc(&lib.sgemm, h, "cblas_sgemm")
+		purego.RegisterLibFunc(&lib.dgemm, h, "cblas_dgemm")
+		return lib, nil
+	}
+	return nil, fmt.Errorf("cannot load OpenBLAS: %s", strings.Join(errs, "; "))
+}
+
+// BLAS returns the name of the BLAS that BatchedMatMul uses, "gonum" or
+// "openblas (libopenblas.so.0)", or an error if MEDUSA_BLAS asks for one
+// that cannot be loaded.
+func BLAS() (string, error) {
+	c := loadBLAS()
+	if c.err != nil {
+		return "", c.err
+	}
+	if c.lib == nil {
+		return "gonum", nil
+	}
+	return "openblas (" + c.lib.name + ")", nil
+}
+
+// gemmFuncs returns row-major gemms for float32 and float64 with gonum's
+// signature, from OpenBLAS when it is loaded.
+func gemmFuncs() (s func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int),
+	d func(ta, tb blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int), err error) {
+	c := loadBLAS()
+	if c.err != nil {
+		return nil, nil, c.err
+	}
+	if c.lib == nil {
+		var impl gonum.Implementation
+		return impl.Sgemm, impl.Dgemm, nil
+	}
+	lib := c.lib
+	s = func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+		if m == 0 || n == 0 {
+			return
+		}
+		lib.sgemm(cblasRowMajor, cblasOp(ta), cblasOp(tb), int32(m), int32(n), int32(k), alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
+	}
+	d = func(ta, tb blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+		if m == 0 || n == 0 {
+			return
+		}
+		lib.dgemm(cblasRowMajor, cblasOp(ta), cblasOp(tb), int32(m), int32(n), int32(k), alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
+	}
+	return s, d, nil
+}
+
+func cblasOp(t blas.Transpose) int32 {
+	if t == blas.NoTrans {
+		return cblasNoTrans
+	}
+	return cblasTrans
+}
+
+// first returns a pointer to x's first element, or nil for an empty x
+// (k = 0: gemm reads nothing).
+func first[T float](x []T) *T {
+	if len(x) == 0 {
+		return nil
+	}
+	return &x[0]
+}

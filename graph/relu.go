@@ -1,0 +1,118 @@
+package graph
+
+import (
+	"fmt"
+	"hash"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// ReLU returns max(x, 0) elementwise. Its derivative passes the upstream
+// gradient where x > 0 and zeroes it elsewhere, in one fused op; that op is
+// linear in the gradient, so it is its own derivative with respect to the
+// gradient, and its derivative with respect to x is zero (everywhere but
+// at 0, where ReLU has no derivative). ReLU networks therefore
+// differentiate any number of times, as MAML's second-order terms need.
+// At x = 0 the gradient is taken as 0, as PyTorch does.
+func ReLU(x *G.Node) (out *G.Node, err error) {
+	defer recoverError(&err, "ReLU")
+	return G.ApplyOp(reluOp{}, x)
+}
+
+type reluOp struct{ opBase }
+
+func (op reluOp) Arity() int { return 1 }
+func (op reluOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a)
+}
+func (op reluOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[0].(tensor.Shape).Clone(), nil
+}
+func (op reluOp) Do(in ...G.Value) (G.Value, error) {
+	data, s, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	switch x := data.(type) {
+	case []float64:
+		return newValue(reluKernel(x), s), nil
+	case []float32:
+		return newValue(reluKernel(x), s), nil
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+}
+func (op reluOp) String() string        { return "ReLU" }
+func (op reluOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op reluOp) Hashcode() uint32      { return hashOf(op) }
+func (op reluOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op reluOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := G.ApplyOp(reluMaskOp{}, in[0], grad)
+	return G.Nodes{d}, err
+}
+
+func reluKernel[T float](x []T) []T {
+	out := make([]T, len(x))
+	for i, v := range x {
+		if v > 0 {
+			out[i] = v
+		}
+	}
+	return out
+}
+
+// reluMaskOp(x, g) is g where x > 0 and 0 elsewhere.
+type reluMaskOp struct{ opBase }
+
+func (op reluMaskOp) Arity() int { return 2 }
+func (op reluMaskOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a, a)
+}
+func (op reluMaskOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[1].(tensor.Shape).Clone(), nil
+}
+func (op reluMaskOp) Do(in ...G.Value) (G.Value, error) {
+	xd, xs, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	gd, gs, err := dense(in[1])
+	if err != nil {
+		return nil, err
+	}
+	if xs.TotalSize() != gs.TotalSize() {
+		return nil, &ShapeError{Op: op.String(), Want: fmt.Sprint(xs), Got: fmt.Sprint(gs)}
+	}
+	switch x := xd.(type) {
+	case []float64:
+		if g, ok := gd.([]float64); ok {
+			return newValue(maskKernel(x, g), gs), nil
+		}
+	case []float32:
+		if g, ok := gd.([]float32); ok {
+			return newValue(maskKernel(x, g), gs), nil
+		}
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, xd, gd)
+}
+func (op reluMaskOp) String() string        { return "ReLUMask" }
+func (op reluMaskOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op reluMaskOp) Hashcode() uint32      { return hashOf(op) }
+func (op reluMaskOp) DiffWRT(int) []bool    { return []bool{false, true} }
+func (op reluMaskOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := G.ApplyOp(reluMaskOp{}, in[0], grad)
+	return G.Nodes{nil, d}, err
+}
+
+func maskKernel[T float](x, g []T) []T {
+	out := make([]T, len(g))
+	for i, v := range x {
+		if v > 0 {
+			out[i] = g[i]
+		}
+	}
+	return out
+}
