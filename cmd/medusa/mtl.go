@@ -278,6 +278,9 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil || c == nil {
 		return err
 	}
+	if err := reportBLAS(stderr); err != nil {
+		return err
+	}
 	rng := rand.New(rand.NewPCG(c.seed, 0x6d656475))
 	train, test, floors, err := mtlData(c, rng)
 	if err != nil {

@@ -180,6 +180,9 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil || c == nil {
 		return err
 	}
+	if err := reportBLAS(stderr); err != nil {
+		return err
+	}
 	rng := rand.New(rand.NewPCG(c.seed, 0x6d656475))
 	model := nets.MLP{In: 1, Out: 1, Hidden: c.hidden, Activation: c.activation}
 	params, err := model.Init(rng, c.dtype)
@@ -325,6 +328,17 @@ func meanCI(x []float64) (mean, half float64) {
 		ss += (v - mean) * (v - mean)
 	}
 	return mean, 1.96 * math.Sqrt(ss/(n-1)) / math.Sqrt(n)
+}
+
+// reportBLAS says which BLAS the matrix products use, or fails if the one
+// MEDUSA_BLAS asks for cannot be loaded.
+func reportBLAS(stderr io.Writer) error {
+	name, err := graph.BLAS()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "matrix products: %s\n", name)
+	return nil
 }
 
 func joinInts(x []int) string {
