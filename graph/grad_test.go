@@ -460,3 +460,28 @@ func TestParamsAddRejects(t *testing.T) {
 		t.Errorf("NewTensor with a zero size: err = %v; want ErrShape", err)
 	}
 }
+
+// TestReLUKernels checks the branch-free kernels on the edge cases: ±0,
+// the smallest subnormals, infinities and NaN.
+func TestReLUKernels(t *testing.T) {
+	in := []float64{-1, -0.0, 0, math.SmallestNonzeroFloat64, -math.SmallestNonzeroFloat64, 2.5, math.Inf(1), math.Inf(-1), math.MaxFloat64}
+	g := []float64{10, 20, 30, 40, 50, 60, 70, 80, 90}
+	wantY := []float64{0, 0, 0, math.SmallestNonzeroFloat64, 0, 2.5, math.Inf(1), 0, math.MaxFloat64}
+	wantG := []float64{0, 0, 0, 40, 0, 60, 70, 0, 90}
+	y, m := relu64(in), mask64(in, g)
+	in32, g32 := f32(in), f32(g)
+	in32[3], in32[4] = math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32
+	in32[8] = math.MaxFloat32
+	y32, m32 := relu32(in32), mask32(in32, g32)
+	for i := range in {
+		if y[i] != wantY[i] || math.Signbit(y[i]) || m[i] != wantG[i] {
+			t.Errorf("float64 x=%v: relu %v, mask %v; want %v, %v", in[i], y[i], m[i], wantY[i], wantG[i])
+		}
+		if (y32[i] > 0) != (wantY[i] > 0) || math.Signbit(float64(y32[i])) || float64(m32[i]) != wantG[i] {
+			t.Errorf("float32 x=%v: relu %v, mask %v; want %v, %v", in32[i], y32[i], m32[i], wantY[i], wantG[i])
+		}
+	}
+	if v := relu64([]float64{math.NaN()})[0]; !math.IsNaN(v) {
+		t.Errorf("relu(NaN) = %v; want NaN", v)
+	}
+}

@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"hash"
+	"math"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -38,9 +39,9 @@ func (op reluOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	switch x := data.(type) {
 	case []float64:
-		return newValue(reluKernel(x), s), nil
+		return newValue(relu64(x), s), nil
 	case []float32:
-		return newValue(reluKernel(x), s), nil
+		return newValue(relu32(x), s), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
@@ -53,12 +54,33 @@ func (op reluOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{d}, err
 }
 
-func reluKernel[T float](x []T) []T {
-	out := make([]T, len(x))
+// The kernels work on the bits, without branches: the signs of
+// activations are random, and a mispredicted branch per element cost more
+// than the arithmetic.
+
+// keep32 is all ones where v > 0 and zero elsewhere (−0, +0, negatives).
+func keep32(v float32) uint32 {
+	b := int32(math.Float32bits(v))
+	return ^uint32(b>>31) & uint32((-b)>>31)
+}
+
+func keep64(v float64) uint64 {
+	b := int64(math.Float64bits(v))
+	return ^uint64(b>>63) & uint64((-b)>>63)
+}
+
+func relu32(x []float32) []float32 {
+	out := make([]float32, len(x))
 	for i, v := range x {
-		if v > 0 {
-			out[i] = v
-		}
+		out[i] = math.Float32frombits(math.Float32bits(v) & keep32(v))
+	}
+	return out
+}
+
+func relu64(x []float64) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = math.Float64frombits(math.Float64bits(v) & keep64(v))
 	}
 	return out
 }
@@ -89,11 +111,11 @@ func (op reluMaskOp) Do(in ...G.Value) (G.Value, error) {
 	switch x := xd.(type) {
 	case []float64:
 		if g, ok := gd.([]float64); ok {
-			return newValue(maskKernel(x, g), gs), nil
+			return newValue(mask64(x, g), gs), nil
 		}
 	case []float32:
 		if g, ok := gd.([]float32); ok {
-			return newValue(maskKernel(x, g), gs), nil
+			return newValue(mask32(x, g), gs), nil
 		}
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, xd, gd)
@@ -107,12 +129,20 @@ func (op reluMaskOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{nil, d}, err
 }
 
-func maskKernel[T float](x, g []T) []T {
-	out := make([]T, len(g))
+func mask32(x, g []float32) []float32 {
+	out := make([]float32, len(g))
+	g = g[:len(x)]
 	for i, v := range x {
-		if v > 0 {
-			out[i] = g[i]
-		}
+		out[i] = math.Float32frombits(math.Float32bits(g[i]) & keep32(v))
+	}
+	return out
+}
+
+func mask64(x, g []float64) []float64 {
+	out := make([]float64, len(g))
+	g = g[:len(x)]
+	for i, v := range x {
+		out[i] = math.Float64frombits(math.Float64bits(g[i]) & keep64(v))
 	}
 	return out
 }
