@@ -72,3 +72,12 @@ type Weighter interface {
 	// for the given number of tasks.
 	Weights(step, tasks int) []float64
 }
+
+// Stateful is implemented by methods that keep state between steps
+// besides their Learned parameters (DWA's epoch losses, GradNorm's initial
+// losses, Nash-MTL's warm start), so that a checkpoint can hold it and a
+// resumed run continue exactly.
+type Stateful interface {
+	MarshalState() ([]byte, error)
+	UnmarshalState([]byte) error
+}
