@@ -98,10 +98,11 @@ func TestTrainSmallDeterministic(t *testing.T) {
 				t.Errorf("train output lacks %q:\n%s", want, stdout)
 			}
 		}
-		p, meta, err := graph.LoadParams(out)
+		ck, err := graph.LoadCheckpoint(out)
 		if err != nil {
 			t.Fatal(err)
 		}
+		p, meta := ck.Params, ck.Meta
 		if meta["iterations"] != "30" || meta["learner"] != "maml" {
 			t.Errorf("checkpoint metadata = %v", meta)
 		}
@@ -227,10 +228,11 @@ func TestMTLTrainSmall(t *testing.T) {
 				t.Errorf("mtl %s output lacks %q:\n%s", w, want, stdout)
 			}
 		}
-		p, meta, err := graph.LoadParams(out)
+		ck, err := graph.LoadCheckpoint(out)
 		if err != nil {
 			t.Fatal(err)
 		}
+		p, meta := ck.Params, ck.Meta
 		if meta["weighting"] != w || meta["steps"] != "20" || meta["tasks"] != "reg1,reg2,cls" {
 			t.Errorf("mtl %s checkpoint metadata = %v", w, meta)
 		}
@@ -238,7 +240,7 @@ func TestMTLTrainSmall(t *testing.T) {
 		if names[0] != "trunk.layers.0.weight" || !slices.Contains(names, "heads.cls.layers.0.bias") {
 			t.Errorf("mtl %s checkpoint names = %v", w, names)
 		}
-		if has := slices.Contains(names, "weighting.log_var"); has != (w == "uw") {
+		if has := slices.Contains(ck.State.Names(), "weighting.log_var"); has != (w == "uw") {
 			t.Errorf("mtl %s: checkpoint holds weighting.log_var: %v", w, has)
 		}
 	}

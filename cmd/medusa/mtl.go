@@ -41,6 +41,11 @@ type mtlConfig struct {
 	csv        string
 	targets    []tasks.Target
 	testFrac   float64
+	every      int // --checkpoint-every
+	resume     string
+
+	flags map[string]string // every flag's value, recorded in checkpoints
+	given []string          // the flags set on the command line
 }
 
 // learnerOf returns the value of --learner in args, or "" if absent.
@@ -74,7 +79,9 @@ func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
 	activation := fs.String("activation", "relu", "activation: relu, tanh or sigmoid")
 	dtype := fs.String("dtype", "float32", "floating-point type: float32 or float64")
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same numbers")
-	out := fs.String("out", "", "write the trained parameters to this safetensors file")
+	out := fs.String("out", "", "write the trained parameters and training state to this safetensors file")
+	resume := fs.String("resume", "", "continue the run saved in this checkpoint (its settings are kept; --steps sets the new total)")
+	every := fs.Int("checkpoint-every", 0, "also write the checkpoint every N steps (0: at the end, on interrupt and on NaN only)")
 	logEvery := fs.Int("log-every", 0, "print progress every N steps (0: about 20 lines per run)")
 	trainRows := fs.Int("train-rows", 0, "training rows to generate (synthetic: default 50000; multimnist: default 60000)")
 	testRows := fs.Int("test-rows", 0, "held-out rows to generate (synthetic: default 10000; multimnist: default 10000)")
@@ -111,7 +118,8 @@ Flags:
 	}
 	c := &mtlConfig{task: *task, weighting: *wname, arch: *arch, experts: *experts, steps: *steps, batch: *batch,
 		lr: *lr, seed: *seed, out: *out, logEvery: *logEvery, trainRows: *trainRows, testRows: *testRows,
-		data: *data, csv: *csvPath, testFrac: *testFrac}
+		data: *data, csv: *csvPath, testFrac: *testFrac, every: *every, resume: *resume, flags: flagValues(fs)}
+	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	if _, err := weighting.New(c.weighting, 2); err != nil {
 		return bad("--weighting %q: want one of %s", c.weighting, strings.Join(weighting.Names(), ", "))
 	}
@@ -140,7 +148,7 @@ Flags:
 		name string
 		v    int
 		min  int
-	}{{"steps", c.steps, 1}, {"batch", c.batch, 1}, {"experts", c.experts, 1}, {"log-every", c.logEvery, 0},
+	}{{"steps", c.steps, 1}, {"batch", c.batch, 1}, {"experts", c.experts, 1}, {"log-every", c.logEvery, 0}, {"checkpoint-every", c.every, 0},
 		{"train-rows", c.trainRows, 0}, {"test-rows", c.testRows, 0}} {
 		if f.v < f.min {
 			return bad("--%s %d: must be at least %d", f.name, f.v, f.min)
@@ -273,10 +281,15 @@ func orInt(v, d int) int {
 	return v
 }
 
-func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt *graph.Checkpoint) error {
 	c, err := parseMTL(args, stderr)
 	if err != nil || c == nil {
 		return err
+	}
+	if ckpt != nil {
+		if c, err = resumeConfig(c, ckpt, args, stderr, parseMTL); err != nil || c == nil {
+			return err
+		}
 	}
 	if err := reportBLAS(stderr); err != nil {
 		return err
@@ -302,76 +315,107 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	epoch := (train.N + c.batch - 1) / c.batch
+	epochSteps := (train.N + c.batch - 1) / c.batch
 	if d, ok := method.(*weighting.DWA); ok {
-		d.EpochSteps = epoch
+		d.EpochSteps = epochSteps
 	}
+	wsrc := rand.NewPCG(c.seed, 0x77656967)
 	m := &learners.MTL{Model: model, Params: params, Targets: train.Targets, Weighting: method,
-		Optimizer: &learners.Adam{LR: c.lr}, Rand: rand.New(rand.NewPCG(c.seed, 0x77656967))}
+		Optimizer: &learners.Adam{LR: c.lr}, Rand: rand.New(wsrc)}
+	if ckpt != nil {
+		if err := params.CopyFrom(ckpt.Params); err != nil {
+			return fmt.Errorf("--resume %s: %v", c.resume, err)
+		}
+		if err := m.LoadState(stateKey, ckpt); err != nil {
+			return fmt.Errorf("--resume %s: %v", c.resume, err)
+		}
+		if err := loadRNG(ckpt, "weighting", wsrc, c.resume); err != nil {
+			return fmt.Errorf("--resume: %v", err)
+		}
+		if m.Steps() >= c.steps {
+			return fmt.Errorf("--resume %s: the run has done %d steps already; give a larger --steps", c.resume, m.Steps())
+		}
+	}
 	names := make([]string, len(heads))
 	for i, h := range heads {
 		names[i] = h.Name
 	}
-	fmt.Fprintf(stdout, "mtl on %s (%d train rows, %d held out, %d features; tasks %s): %s, %s %d-%s, %d steps of %d rows, Adam %g, %v, seed %d\n",
-		c.task, train.N, test.N, train.In, strings.Join(names, ", "), c.weighting, c.arch, train.In, joinInts(c.hidden),
+	verb := "mtl"
+	if ckpt != nil {
+		verb = fmt.Sprintf("resuming mtl at step %d", m.Steps()+1)
+	}
+	fmt.Fprintf(stdout, "%s on %s (%d train rows, %d held out, %d features; tasks %s): %s, %s %d-%s, %d steps of %d rows, Adam %g, %v, seed %d\n",
+		verb, c.task, train.N, test.N, train.In, strings.Join(names, ", "), c.weighting, c.arch, train.In, joinInts(c.hidden),
 		c.steps, c.batch, c.lr, c.dtype, c.seed)
 
-	save := func(why string) error {
-		if c.out == "" {
-			return nil
-		}
-		all := params.Clone()
-		if l, ok := method.(weighting.Learned); ok {
-			for i := 0; i < l.Params().Len(); i++ {
-				if err := all.Add(l.Params().At(i).Name, l.Params().At(i).Value); err != nil {
-					return err
-				}
-			}
-		}
-		meta := map[string]string{
+	save := func(path, why string) error {
+		ck := graph.NewCheckpoint(params)
+		ck.Meta = map[string]string{
 			"learner": "mtl", "task": c.task, "weighting": c.weighting, "arch": c.arch, "hidden": joinInts(c.hidden),
 			"activation": c.activation.String(), "tasks": strings.Join(names, ","), "steps": fmt.Sprint(m.Steps()),
 			"seed": fmt.Sprint(c.seed),
 		}
-		if err := graph.SaveParams(c.out, all, meta); err != nil {
+		if err := m.SaveState(stateKey, ck); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "saved %s parameters after %d steps to %s\n", why, m.Steps(), c.out)
+		if err := saveRNG(ck, "weighting", wsrc); err != nil {
+			return err
+		}
+		if err := saveFlags(ck, c.flags); err != nil {
+			return err
+		}
+		if err := graph.SaveCheckpoint(path, ck); err != nil {
+			return err
+		}
+		if why != "" {
+			fmt.Fprintf(stderr, "saved %s parameters after %d steps to %s\n", why, m.Steps(), path)
+		}
 		return nil
+	}
+	rescue := func() string {
+		if c.out != "" {
+			return c.out
+		}
+		return "medusa-interrupted.safetensors"
 	}
 	every := c.logEvery
 	if every == 0 {
 		every = max(1, c.steps/20)
 	}
-	brng := rand.New(rand.NewPCG(c.seed, 0x62617463))
+	// Epoch e's row order depends on the seed and e alone, so a resumed
+	// run takes the same minibatches as an uninterrupted one.
 	var batches []*tasks.Table
+	batchesOf := func(e int) ([]*tasks.Table, error) {
+		return train.Batches(rand.New(rand.NewPCG(c.seed^0x62617463, uint64(e))), c.batch)
+	}
 	start := time.Now()
+	first := m.Steps()
 	lossSum := make([]float64, len(heads))
 	var lastWeights []float64
 	window := 0
-	for step := 1; step <= c.steps; step++ {
-		if len(batches) == 0 {
-			if batches, err = train.Batches(brng, c.batch); err != nil {
+	for step := m.Steps() + 1; step <= c.steps; step++ {
+		e, k := (step-1)/epochSteps, (step-1)%epochSteps
+		if batches == nil || k == 0 {
+			if batches, err = batchesOf(e); err != nil {
 				return err
 			}
 		}
-		b := batches[0]
-		batches = batches[1:]
-		st, err := m.Step(ctx, b)
+		st, err := m.Step(ctx, batches[k])
 		if err != nil {
 			if ctx.Err() != nil {
 				fmt.Fprintf(stderr, "interrupted before step %d\n", step)
 				if m.Steps() > 0 {
-					if serr := save("the last completed"); serr != nil {
+					if serr := save(rescue(), "the last completed"); serr != nil {
 						return serr
 					}
+					return fmt.Errorf("training interrupted after %d of %d steps; resume with: medusa train --resume %s", m.Steps(), c.steps, rescue())
 				}
 				return fmt.Errorf("training interrupted after %d of %d steps", m.Steps(), c.steps)
 			}
 			var nf *learners.NonFiniteError
 			if errors.As(err, &nf) {
 				fmt.Fprintf(stderr, "stopped at step %d: %s; keeping the parameters of step %d\n", nf.Step, nf.What, nf.Step-1)
-				if serr := save("the last good"); serr != nil {
+				if serr := save(rescue(), "the last good"); serr != nil {
 					return serr
 				}
 				return fmt.Errorf("%w (try a smaller --lr)", err)
@@ -385,7 +429,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		window++
 		if step%every == 0 || step == c.steps {
 			el := time.Since(start)
-			rate := float64(step) / el.Seconds()
+			rate := float64(step-first) / el.Seconds()
 			eta := time.Duration(float64(c.steps-step) / rate * float64(time.Second))
 			var parts []string
 			for i, n := range names {
@@ -396,10 +440,17 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				strings.Join(parts, "  "), rate, el.Round(time.Second), eta.Round(time.Second))
 			window = 0
 		}
+		if c.every > 0 && step%c.every == 0 && step < c.steps && c.out != "" {
+			if err := save(c.out, ""); err != nil {
+				return err
+			}
+		}
 	}
-	fmt.Fprintf(stdout, "trained %d steps in %s\n", c.steps, time.Since(start).Round(time.Millisecond))
-	if err := save("trained"); err != nil {
-		return err
+	fmt.Fprintf(stdout, "trained %d steps in %s\n", c.steps-first, time.Since(start).Round(time.Millisecond))
+	if c.out != "" {
+		if err := save(c.out, "trained"); err != nil {
+			return err
+		}
 	}
 	res, err := m.Evaluate(ctx, test)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +43,11 @@ type trainConfig struct {
 	evalSteps  int
 	evalQuery  int
 	logEvery   int
+	every      int // --checkpoint-every
+	resume     string
+
+	flags map[string]string // every flag's value, recorded in checkpoints
+	given []string          // the flags set on the command line
 }
 
 func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
@@ -59,7 +66,9 @@ func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	activation := fs.String("activation", "relu", "hidden activation: relu, tanh or sigmoid")
 	dtype := fs.String("dtype", "float32", "floating-point type: float32 or float64")
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same numbers")
-	out := fs.String("out", "", "write the trained parameters to this safetensors file")
+	out := fs.String("out", "", "write the trained parameters and training state to this safetensors file")
+	resume := fs.String("resume", "", "continue the run saved in this checkpoint (its settings are kept; --iters sets the new total)")
+	every := fs.Int("checkpoint-every", 0, "also write the checkpoint every N iterations (0: at the end, on interrupt and on NaN only)")
 	evalTasks := fs.Int("eval-tasks", 600, "fresh test tasks for the final evaluation (0 to skip)")
 	evalSteps := fs.Int("eval-steps", 10, "most inner steps in the final evaluation (reported: 0, 1 and this)")
 	evalQuery := fs.Int("eval-query", 100, "query points per test task in the final evaluation")
@@ -89,7 +98,9 @@ Flags:
 	}
 	c := &trainConfig{learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, shots: *shots,
 		innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, seed: *seed, out: *out,
-		evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery, logEvery: *logEvery}
+		evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery, logEvery: *logEvery,
+		every: *every, resume: *resume, flags: flagValues(fs)}
+	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	bad := func(format string, a ...any) (*trainConfig, error) {
 		return nil, badUsage(stderr, usage, format, a...)
 	}
@@ -106,7 +117,8 @@ Flags:
 		v    int
 		min  int
 	}{{"iters", c.iters, 1}, {"meta-batch", c.metaBatch, 1}, {"shots", c.shots, 1}, {"inner-steps", c.innerSteps, 1},
-		{"eval-tasks", c.evalTasks, 0}, {"eval-steps", c.evalSteps, 1}, {"eval-query", c.evalQuery, 1}, {"log-every", c.logEvery, 0}} {
+		{"eval-tasks", c.evalTasks, 0}, {"eval-steps", c.evalSteps, 1}, {"eval-query", c.evalQuery, 1}, {"log-every", c.logEvery, 0},
+		{"checkpoint-every", c.every, 0}} {
 		if f.v < f.min {
 			return bad("--%s %d: must be at least %d", f.name, f.v, f.min)
 		}
@@ -173,17 +185,32 @@ func parseWidths(s string) ([]int, error) {
 }
 
 func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if learnerOf(args) == "mtl" {
-		return trainMTL(ctx, args, stdout, stderr)
+	var ckpt *graph.Checkpoint
+	if path := resumePath(args); path != "" {
+		var err error
+		if ckpt, err = loadResume(path); err != nil {
+			return err
+		}
+		if ckpt.Meta["learner"] == "mtl" {
+			return trainMTL(ctx, args, stdout, stderr, ckpt)
+		}
+	} else if learnerOf(args) == "mtl" {
+		return trainMTL(ctx, args, stdout, stderr, nil)
 	}
 	c, err := parseTrain(args, stderr)
 	if err != nil || c == nil {
 		return err
 	}
+	if ckpt != nil {
+		if c, err = resumeConfig(c, ckpt, args, stderr, parseTrain); err != nil || c == nil {
+			return err
+		}
+	}
 	if err := reportBLAS(stderr); err != nil {
 		return err
 	}
-	rng := rand.New(rand.NewPCG(c.seed, 0x6d656475))
+	src := rand.NewPCG(c.seed, 0x6d656475)
+	rng := rand.New(src)
 	model := nets.MLP{In: 1, Out: 1, Hidden: c.hidden, Activation: c.activation}
 	params, err := model.Init(rng, c.dtype)
 	if err != nil {
@@ -191,35 +218,70 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	m := &learners.MAML{Model: model, Params: params, Loss: learners.MSE, InnerLR: c.innerLR,
 		InnerSteps: c.innerSteps, FirstOrder: c.learner == "fomaml", Optimizer: &learners.Adam{LR: c.metaLR}}
+	if ckpt != nil {
+		if err := params.CopyFrom(ckpt.Params); err != nil {
+			return fmt.Errorf("--resume %s: %v", c.resume, err)
+		}
+		if err := m.LoadState(stateKey, ckpt); err != nil {
+			return fmt.Errorf("--resume %s: %v", c.resume, err)
+		}
+		if err := loadRNG(ckpt, "tasks", src, c.resume); err != nil {
+			return fmt.Errorf("--resume: %v", err)
+		}
+		if m.Steps() >= c.iters {
+			return fmt.Errorf("--resume %s: the run has done %d iterations already; give a larger --iters", c.resume, m.Steps())
+		}
+	}
 	dist := tasks.Sinusoid{}
 
-	fmt.Fprintf(stdout, "%s on %s: %d iterations, meta-batch %d, K=%d, %d inner step(s) of %g, Adam %g, net 1-%s-1 %v, %v, seed %d\n",
-		c.learner, c.task, c.iters, c.metaBatch, c.shots, c.innerSteps, c.innerLR, c.metaLR,
+	verb := "meta-training"
+	if ckpt != nil {
+		verb = fmt.Sprintf("resuming at iteration %d of", m.Steps()+1)
+	}
+	fmt.Fprintf(stdout, "%s %s on %s: %d iterations, meta-batch %d, K=%d, %d inner step(s) of %g, Adam %g, net 1-%s-1 %v, %v, seed %d\n",
+		verb, c.learner, c.task, c.iters, c.metaBatch, c.shots, c.innerSteps, c.innerLR, c.metaLR,
 		joinInts(c.hidden), c.activation, c.dtype, c.seed)
 	every := c.logEvery
 	if every == 0 {
 		every = max(1, c.iters/20)
 	}
-	save := func(why string) error {
-		if c.out == "" {
-			return nil
-		}
-		meta := map[string]string{
+	save := func(path, why string) error {
+		ck := graph.NewCheckpoint(params)
+		ck.Meta = map[string]string{
 			"learner": c.learner, "task": c.task, "hidden": joinInts(c.hidden), "activation": c.activation.String(),
 			"inner_lr": fmt.Sprint(c.innerLR), "inner_steps": fmt.Sprint(c.innerSteps), "iterations": fmt.Sprint(m.Steps()),
 			"seed": fmt.Sprint(c.seed),
 		}
-		if err := graph.SaveParams(c.out, params, meta); err != nil {
+		if err := m.SaveState(stateKey, ck); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "saved %s parameters after %d iterations to %s\n", why, m.Steps(), c.out)
+		if err := saveRNG(ck, "tasks", src); err != nil {
+			return err
+		}
+		if err := saveFlags(ck, c.flags); err != nil {
+			return err
+		}
+		if err := graph.SaveCheckpoint(path, ck); err != nil {
+			return err
+		}
+		if why != "" {
+			fmt.Fprintf(stderr, "saved %s parameters after %d iterations to %s\n", why, m.Steps(), path)
+		}
 		return nil
+	}
+	out := c.out
+	rescue := func() string { // where an interrupt or a NaN saves when --out is not given
+		if out != "" {
+			return out
+		}
+		return "medusa-interrupted.safetensors"
 	}
 
 	start := time.Now()
+	first := m.Steps()
 	var preSum, postSum float64
 	var window int
-	for it := 1; it <= c.iters; it++ {
+	for it := m.Steps() + 1; it <= c.iters; it++ {
 		b, _, err := dist.Sample(rng, c.metaBatch, c.shots, c.shots)
 		if err != nil {
 			return err
@@ -229,16 +291,17 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if ctx.Err() != nil {
 				fmt.Fprintf(stderr, "interrupted before iteration %d\n", it)
 				if m.Steps() > 0 {
-					if serr := save("the last completed"); serr != nil {
+					if serr := save(rescue(), "the last completed"); serr != nil {
 						return serr
 					}
+					return fmt.Errorf("training interrupted after %d of %d iterations; resume with: medusa train --resume %s", m.Steps(), c.iters, rescue())
 				}
 				return fmt.Errorf("training interrupted after %d of %d iterations", m.Steps(), c.iters)
 			}
 			var nf *learners.NonFiniteError
 			if errors.As(err, &nf) {
 				fmt.Fprintf(stderr, "stopped at iteration %d: %s; keeping the parameters of iteration %d\n", nf.Step, nf.What, nf.Step-1)
-				if serr := save("the last good"); serr != nil {
+				if serr := save(rescue(), "the last good"); serr != nil {
 					return serr
 				}
 				return fmt.Errorf("%w (try a smaller --inner-lr or --meta-lr)", err)
@@ -250,22 +313,75 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		window++
 		if it%every == 0 || it == c.iters {
 			el := time.Since(start)
-			rate := float64(it) / el.Seconds()
+			rate := float64(it-first) / el.Seconds()
 			eta := time.Duration(float64(c.iters-it) / rate * float64(time.Second))
 			fmt.Fprintf(stderr, "iter %*d/%d  query MSE pre %.4f post %.4f  %.0f it/s  elapsed %s  ETA %s\n",
 				len(strconv.Itoa(c.iters)), it, c.iters, preSum/float64(window), postSum/float64(window), rate,
 				el.Round(time.Second), eta.Round(time.Second))
 			preSum, postSum, window = 0, 0, 0
 		}
+		if c.every > 0 && it%c.every == 0 && it < c.iters && out != "" {
+			if err := save(out, ""); err != nil {
+				return err
+			}
+		}
 	}
-	fmt.Fprintf(stdout, "trained %d iterations in %s\n", c.iters, time.Since(start).Round(time.Millisecond))
-	if err := save("trained"); err != nil {
-		return err
+	fmt.Fprintf(stdout, "trained %d iterations in %s\n", c.iters-first, time.Since(start).Round(time.Millisecond))
+	if out != "" {
+		if err := save(out, "trained"); err != nil {
+			return err
+		}
 	}
 	if c.evalTasks == 0 {
 		return nil
 	}
 	return evaluate(ctx, m, dist, rand.New(rand.NewPCG(c.seed, 0x74657374)), c, stdout)
+}
+
+// saveFlags records the run's flag values in a checkpoint.
+func saveFlags(ck *graph.Checkpoint, flags map[string]string) error {
+	b, err := json.Marshal(flags)
+	if err != nil {
+		return err
+	}
+	ck.Meta[flagsKey] = string(b)
+	return nil
+}
+
+// resumeConfig returns the configuration of a resumed run: the settings
+// recorded in the checkpoint, overridden by the few flags a resumed run
+// may change (c holds the command line's). --out defaults to the
+// checkpoint itself.
+func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.Writer, parse func([]string, io.Writer) (C, error)) (C, error) {
+	var zero C
+	given, path := configGiven(c)
+	for _, name := range given {
+		if !slices.Contains(resumeFlags, name) && name != "learner" {
+			fmt.Fprintf(stderr, "medusa: --%s: a resumed run keeps the settings it was started with; only --iters/--steps, --out, --checkpoint-every, --log, --log-every and the --eval flags may be given\n", name)
+			return zero, &usageError{"--" + name + " on resume"}
+		}
+	}
+	stored, err := storedArgs(ckpt, path)
+	if err != nil {
+		return zero, fmt.Errorf("--resume: %v", err)
+	}
+	merged := append(stored, args...)
+	if !slices.Contains(given, "out") {
+		merged = append(merged, "--out="+path)
+	}
+	return parse(merged, stderr)
+}
+
+// configGiven returns the flags set on a parsed command line and its
+// --resume path.
+func configGiven(c any) ([]string, string) {
+	switch c := c.(type) {
+	case *trainConfig:
+		return c.given, c.resume
+	case *mtlConfig:
+		return c.given, c.resume
+	}
+	return nil, ""
 }
 
 // evaluate adapts to fresh tasks and prints the query MSE after 0, 1 and

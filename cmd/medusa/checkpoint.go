@@ -1,0 +1,130 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+
+	"github.com/medusa-ml/medusa/graph"
+	"github.com/spf13/pflag"
+)
+
+// Metadata keys of the checkpoints medusa train writes, besides the
+// human-readable run description (learner, task, hidden, ...).
+const (
+	flagsKey = "medusa.flags" // JSON object: every train flag's value, to resume with
+	rngKey   = "medusa.rng."  // + stream name: a PCG state, base64
+	stateKey = "train."       // prefix of the trainer's state
+)
+
+// resumeFlags are the flags a resumed run may change; everything else is
+// fixed by the checkpoint.
+var resumeFlags = []string{"resume", "iters", "steps", "out", "checkpoint-every", "log", "log-every",
+	"eval-tasks", "eval-steps", "eval-query"}
+
+// resumePath returns the value of --resume in args, or "".
+func resumePath(args []string) string {
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return ""
+		case a == "--resume" && i+1 < len(args):
+			return args[i+1]
+		case strings.HasPrefix(a, "--resume="):
+			return strings.TrimPrefix(a, "--resume=")
+		}
+	}
+	return ""
+}
+
+// flagValues returns every flag's value as the flag parses it back.
+func flagValues(fs *pflag.FlagSet) map[string]string {
+	out := map[string]string{}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "resume" {
+			out[f.Name] = f.Value.String()
+		}
+	})
+	return out
+}
+
+// storedArgs turns the flag values recorded in a checkpoint back into
+// arguments, in a fixed order.
+func storedArgs(c *graph.Checkpoint, path string) ([]string, error) {
+	raw, ok := c.Meta[flagsKey]
+	if !ok {
+		return nil, fmt.Errorf("%s does not record the run's settings, so it cannot be resumed", path)
+	}
+	var vals map[string]string
+	if err := json.Unmarshal([]byte(raw), &vals); err != nil {
+		return nil, fmt.Errorf("%s: the recorded settings are not valid: %v", path, err)
+	}
+	names := make([]string, 0, len(vals))
+	for k := range vals {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	args := make([]string, 0, len(names))
+	for _, k := range names {
+		args = append(args, "--"+k+"="+vals[k])
+	}
+	return args, nil
+}
+
+// checkResumeFlags reports an error naming the first flag set on the
+// command line (fs parsed the user's arguments alone) that a resumed run
+// may not change.
+func checkResumeFlags(fs *pflag.FlagSet) error {
+	var bad string
+	fs.Visit(func(f *pflag.Flag) {
+		if bad == "" && !slices.Contains(resumeFlags, f.Name) && f.Name != "learner" {
+			bad = f.Name
+		}
+	})
+	if bad != "" {
+		return fmt.Errorf("--%s: a resumed run keeps the settings it was started with; only --iters/--steps, --out, --checkpoint-every, --log, --log-every and the --eval flags may be given", bad)
+	}
+	return nil
+}
+
+// saveRNG records a PCG's state under name.
+func saveRNG(c *graph.Checkpoint, name string, src *rand.PCG) error {
+	b, err := src.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	c.Meta[rngKey+name] = base64.StdEncoding.EncodeToString(b)
+	return nil
+}
+
+// loadRNG restores into src the state recorded under name.
+func loadRNG(c *graph.Checkpoint, name string, src *rand.PCG, path string) error {
+	v, ok := c.Meta[rngKey+name]
+	if !ok {
+		return fmt.Errorf("%s has no state for the random stream %q", path, name)
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err == nil {
+		err = src.UnmarshalBinary(b)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: the state of the random stream %q is not valid: %v", path, name, err)
+	}
+	return nil
+}
+
+// loadResume reads a checkpoint to resume from, saying what is wrong with
+// it in one line.
+func loadResume(path string) (*graph.Checkpoint, error) {
+	c, err := graph.LoadCheckpoint(path)
+	if err != nil {
+		return nil, fmt.Errorf("--resume: %v", err)
+	}
+	if err := c.Resumable(path); err != nil {
+		return nil, fmt.Errorf("--resume: %v", err)
+	}
+	return c, nil
+}

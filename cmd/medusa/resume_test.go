@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/medusa-ml/medusa/graph"
+)
+
+// TestMain lets a test run the real binary (main) in a child process, for
+// the signal test.
+func TestMain(m *testing.M) {
+	if os.Getenv("MEDUSA_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func loadBits(t *testing.T, path string) (params, state []float64) {
+	t.Helper()
+	c, err := graph.LoadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Params.Flatten(), c.State.Flatten()
+}
+
+func requireSameBits(t *testing.T, what string, a, b []float64) {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("%s: %d values vs %d", what, len(a), len(b))
+	}
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			t.Fatalf("%s differ at %d: %v (straight) vs %v (resumed)", what, i, a[i], b[i])
+		}
+	}
+}
+
+// TestResumeBitIdentical trains N+M steps straight through, and N steps
+// then a resumed run of M more, and checks the parameters and the whole
+// training state are bit-identical: second-order MAML, and multi-task
+// learning with uncertainty weighting (learned state) and with PCGrad
+// (random state).
+func TestResumeBitIdentical(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		args  []string
+		total string // the flag that sets the number of steps
+	}{
+		{"maml", []string{"train", "--meta-batch", "3", "--hidden", "8,8", "--eval-tasks", "0"}, "--iters"},
+		{"mtl-uw", []string{"train", "--learner", "mtl", "--weighting", "uw", "--train-rows", "300", "--test-rows", "50",
+			"--batch", "64", "--hidden", "16"}, "--steps"},
+		{"mtl-pcgrad", []string{"train", "--learner", "mtl", "--weighting", "pcgrad", "--train-rows", "300", "--test-rows", "50",
+			"--batch", "64", "--hidden", "16"}, "--steps"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			straight, part := filepath.Join(dir, "straight.safetensors"), filepath.Join(dir, "part.safetensors")
+			if _, stderr, err := runCLI(append(c.args, c.total, "13", "--out", straight)...); err != nil {
+				t.Fatalf("straight run: %v\n%s", err, stderr)
+			}
+			// 7 steps cross an epoch boundary of the multi-task runs (5 batches).
+			if _, stderr, err := runCLI(append(c.args, c.total, "7", "--out", part)...); err != nil {
+				t.Fatalf("first part: %v\n%s", err, stderr)
+			}
+			stdout, stderr, err := runCLI("train", "--resume", part, c.total, "13")
+			if err != nil {
+				t.Fatalf("resumed run: %v\n%s", err, stderr)
+			}
+			if !strings.Contains(stdout, "resuming") {
+				t.Errorf("resumed run does not say so:\n%s", stdout)
+			}
+			p1, s1 := loadBits(t, straight)
+			p2, s2 := loadBits(t, part)
+			requireSameBits(t, "parameters", p1, p2)
+			requireSameBits(t, "training state", s1, s2)
+		})
+	}
+}
+
+func TestResumeErrors(t *testing.T) {
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "m.safetensors")
+	if _, stderr, err := runCLI("train", "--iters", "3", "--meta-batch", "2", "--hidden", "4", "--eval-tasks", "0", "--out", ck); err != nil {
+		t.Fatalf("train: %v\n%s", err, stderr)
+	}
+	old := filepath.Join(dir, "old.safetensors")
+	p, err := graph.LoadCheckpoint(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := graph.SaveParams(old, p.Params, map[string]string{"learner": "maml"}); err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "cut.safetensors")
+	b, _ := os.ReadFile(ck)
+	if err := os.WriteFile(truncated, b[:len(b)-9], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args  []string
+		usage bool
+		want  string
+	}{
+		{[]string{"--resume", ck, "--hidden", "8"}, true, "--hidden: a resumed run keeps the settings"},
+		{[]string{"--resume", ck}, false, "has done 3 iterations already"},
+		{[]string{"--resume", old, "--iters", "5"}, false, "holds parameters only"},
+		{[]string{"--resume", truncated, "--iters", "5"}, false, "cut.safetensors"},
+		{[]string{"--resume", filepath.Join(dir, "none.safetensors")}, false, "none.safetensors"},
+	} {
+		_, stderr, err := runCLI(append([]string{"train"}, c.args...)...)
+		var ue *usageError
+		if err == nil || errors.As(err, &ue) != c.usage {
+			t.Errorf("train %v: err = %v; want a usage error: %v", c.args, err, c.usage)
+			continue
+		}
+		if msg := stderr + err.Error(); !strings.Contains(msg, c.want) {
+			t.Errorf("train %v: message %q; want %q", c.args, msg, c.want)
+		}
+	}
+}
+
+// TestInterruptSavesAndResumes starts the real program, sends it SIGINT
+// while it trains, and checks it exits non-zero saying how to resume, that
+// the checkpoint it wrote loads, and that resuming from it works.
+func TestInterruptSavesAndResumes(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run.safetensors")
+	cmd := exec.Command(os.Args[0], "train", "--iters", "1000000", "--meta-batch", "2", "--hidden", "4",
+		"--log-every", "1", "--eval-tasks", "0", "--out", out)
+	cmd.Env = append(os.Environ(), "MEDUSA_TEST_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	sc := bufio.NewScanner(stderr)
+	lines := 0
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "iter ") {
+			if lines++; lines == 5 {
+				if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("the program did not stop after SIGINT:\n%s", log.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit after SIGINT: %v; want status 1\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "resume with: medusa train --resume "+out) {
+		t.Errorf("the message does not say how to resume:\n%s", log.String())
+	}
+	c, err := graph.LoadCheckpoint(out)
+	if err != nil {
+		t.Fatalf("the checkpoint written on SIGINT does not load: %v", err)
+	}
+	n, err := c.MetaInt("iterations")
+	if err != nil || n < 5 {
+		t.Fatalf("checkpoint iterations = %d, %v; want at least 5", n, err)
+	}
+	if _, stderr, err := runCLI("train", "--resume", out, "--iters", itoa(n+3)); err != nil {
+		t.Fatalf("resuming the interrupted run: %v\n%s", err, stderr)
+	}
+	c, err = graph.LoadCheckpoint(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := c.MetaInt("iterations"); m != n+3 {
+		t.Errorf("after resuming for 3 more: iterations = %d; want %d", m, n+3)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
