@@ -29,6 +29,9 @@ func FuzzDecodeParams(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("\x10\x00\x00\x00\x00\x00\x00\x00{\"x\":{\"dtype\":\"F32\",\"shape\":[100000000000],\"data_offsets\":[0,4]}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if c, err := DecodeCheckpoint(data, "fuzz"); err == nil {
+			c.Resumable("fuzz")
+		}
 		p, _, err := DecodeParams(data, "fuzz")
 		if err != nil {
 			return
