@@ -123,10 +123,17 @@ func (m *MTL) check() error {
 	if len(m.Targets) == 0 {
 		return errors.New("learners: MTL needs Targets, one per head")
 	}
+	sharedParams := 0
 	for i, o := range own {
 		if o < -1 || o >= len(m.Targets) {
 			return fmt.Errorf("learners: MTL: parameter %s belongs to task %d of %d", m.Params.At(i).Name, o, len(m.Targets))
 		}
+		if o < 0 {
+			sharedParams++
+		}
+	}
+	if sharedParams == 0 && m.method().Needs() == weighting.SharedGrads {
+		return fmt.Errorf("learners: MTL: %s combines the tasks' gradients of the shared parameters, and the model has none (give the trunk a layer)", m.method().Name())
 	}
 	return nil
 }
@@ -216,11 +223,31 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 			}
 		}
 	}
+	restore, err := snapshot(method)
+	if err != nil {
+		return MTLStats{Losses: in.Losses}, err
+	}
 	out, err := method.Combine(in)
 	if err != nil {
+		restore()
 		return MTLStats{Losses: in.Losses}, fmt.Errorf("learners: MTL step %d: %w", step, err)
 	}
-	st := MTLStats{Losses: in.Losses, Weights: out.Weights}
+	st, err := m.apply(step, method, in.Losses, out, mode, p, own, shared, perTask, prior)
+	if err != nil {
+		restore()
+		return st, err
+	}
+	m.steps++
+	return st, nil
+}
+
+// apply checks a method's output and updates the parameters: the
+// network's first, then the method's own, so that an error leaves both
+// as they were.
+func (m *MTL) apply(step int, method weighting.Method, losses []float64, out weighting.Output, mode mtlMode, p *mtlProgram, own, shared []int, perTask [][][]float64, prior []float64) (MTLStats, error) {
+	T := len(m.Targets)
+	var err error
+	st := MTLStats{Losses: losses, Weights: out.Weights}
 	if len(out.Weights) != T {
 		return st, fmt.Errorf("learners: MTL: %s gave %d weights for %d tasks", method.Name(), len(out.Weights), T)
 	}
@@ -240,9 +267,16 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 			}
 		}
 	} else {
+		hw := out.Weights
+		if out.HeadWeights != nil {
+			if len(out.HeadWeights) != T {
+				return st, fmt.Errorf("learners: MTL: %s gave %d head weights for %d tasks", method.Name(), len(out.HeadWeights), T)
+			}
+			hw = out.HeadWeights
+		}
 		for i, o := range own {
 			if o >= 0 {
-				grads[i] = scaled(perTask[o][i], out.Weights[o])
+				grads[i] = scaled(perTask[o][i], hw[o])
 			}
 		}
 		if err := combineShared(grads, shared, perTask, out); err != nil {
@@ -256,9 +290,14 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 			}
 		}
 	}
-	if l, ok := method.(weighting.Learned); ok {
-		if err := m.weightingOptimizer().Update(l.Params(), out.ParamGrads); err != nil {
-			return st, fmt.Errorf("learners: MTL: updating %s's parameters: %w", method.Name(), err)
+	l, learned := method.(weighting.Learned)
+	if learned {
+		for _, g := range out.ParamGrads {
+			for _, v := range g {
+				if !finite(v) {
+					return st, &NonFiniteError{Step: step, What: method.Name() + " gradient of its own parameters"}
+				}
+			}
 		}
 	}
 	if m.Optimizer == nil {
@@ -267,8 +306,34 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 	if err := m.Optimizer.Update(m.Params, grads); err != nil {
 		return st, err
 	}
-	m.steps++
+	if learned {
+		if err := m.weightingOptimizer().Update(l.Params(), out.ParamGrads); err != nil {
+			return st, fmt.Errorf("learners: MTL: updating %s's parameters: %w", method.Name(), err)
+		}
+	}
 	return st, nil
+}
+
+// snapshot saves a weighting method's state and learned parameters and
+// returns a function that puts them back.
+func snapshot(method weighting.Method) (func(), error) {
+	var undo []func()
+	if s, ok := method.(weighting.Stateful); ok {
+		b, err := s.MarshalState()
+		if err != nil {
+			return nil, fmt.Errorf("learners: MTL: saving %s's state: %v", method.Name(), err)
+		}
+		undo = append(undo, func() { s.UnmarshalState(b) })
+	}
+	if l, ok := method.(weighting.Learned); ok {
+		saved := l.Params().Clone()
+		undo = append(undo, func() { l.Params().CopyFrom(saved) })
+	}
+	return func() {
+		for _, f := range undo {
+			f()
+		}
+	}, nil
 }
 
 // combineShared writes the shared parameters' gradients into grads:
@@ -418,18 +483,17 @@ func (m *MTL) Evaluate(ctx context.Context, data *tasks.Table) ([]Metrics, error
 
 // scorer accumulates a task's metrics over batches.
 type scorer struct {
-	kind      tasks.Kind
-	classes   int
-	n         int
-	lossSum   float64
-	sqSum     float64
-	correct   int
-	confusion []int // [truth*classes+predicted]
+	kind       tasks.Kind
+	n          int
+	lossSum    float64
+	sqSum      float64
+	correct    int
+	tp, fp, fn []int // per class
 }
 
 func newScorer(tg tasks.Target) scorer {
 	c := max(tg.Outputs(), 2)
-	return scorer{kind: tg.Kind, classes: c, confusion: make([]int, c*c)}
+	return scorer{kind: tg.Kind, tp: make([]int, c), fp: make([]int, c), fn: make([]int, c)}
 }
 
 func (s *scorer) add(loss float64, out, y []float64) {
@@ -455,13 +519,20 @@ func (s *scorer) add(loss float64, out, y []float64) {
 				}
 			}
 		}
-		if pred == int(truth) {
+		if c := int(truth); pred == c {
 			s.correct++
+			s.tp[c]++
+		} else {
+			s.fp[pred]++
+			s.fn[c]++
 		}
-		s.confusion[int(truth)*s.classes+pred]++
 	}
 }
 
+// metrics returns the scores. Binary F1 is that of class 1; multi-class F1
+// is the macro average over the classes that occur among the labels or
+// the predictions (as scikit-learn's f1_score(average="macro") computes
+// it).
 func (s *scorer) metrics(tg tasks.Target) Metrics {
 	r := Metrics{Name: tg.Name, Kind: tg.Kind, Loss: s.lossSum / float64(s.n)}
 	if s.kind == tasks.Regression {
@@ -470,27 +541,24 @@ func (s *scorer) metrics(tg tasks.Target) Metrics {
 	}
 	r.Accuracy = float64(s.correct) / float64(s.n)
 	f1 := func(c int) float64 {
-		var tp, fp, fn int
-		for j := range s.classes {
-			switch {
-			case j == c:
-				tp += s.confusion[c*s.classes+c]
-			default:
-				fp += s.confusion[j*s.classes+c]
-				fn += s.confusion[c*s.classes+j]
-			}
-		}
-		if tp == 0 {
+		if s.tp[c] == 0 {
 			return 0
 		}
-		return 2 * float64(tp) / float64(2*tp+fp+fn)
+		return 2 * float64(s.tp[c]) / float64(2*s.tp[c]+s.fp[c]+s.fn[c])
 	}
 	if s.kind == tasks.Binary {
 		r.F1 = f1(1)
 		return r
 	}
-	for c := range s.classes {
-		r.F1 += f1(c) / float64(s.classes)
+	seen := 0
+	for c := range s.tp {
+		if s.tp[c]+s.fp[c]+s.fn[c] > 0 {
+			r.F1 += f1(c)
+			seen++
+		}
+	}
+	if seen > 0 {
+		r.F1 /= float64(seen)
 	}
 	return r
 }
@@ -519,6 +587,9 @@ func (p *mtlProgram) run(params *graph.Params, b *tasks.Table) error {
 			labels := make([]int, b.N)
 			for i, v := range b.Y[t] {
 				labels[i] = int(v)
+				if b.Targets[t].Kind == tasks.Binary {
+					labels[i] = 1 - labels[i] // column 0 holds the logit of class 1
+				}
 			}
 			y = tensor.New(tensor.WithShape(n.Shape()...), tensor.WithBacking(labels))
 		} else if y, err = graph.NewTensor(dt, n.Shape(), b.Y[t]); err != nil {
@@ -596,8 +667,8 @@ func (m *MTL) build(k mtlKey) (p *mtlProgram, err error) {
 			y = G.NewTensor(g, tensor.Int, 2, G.WithShape(1, k.rows), G.WithName(name))
 			loss, err = graph.CrossEntropyLabels(outs[t], y)
 		case tasks.Binary:
-			y = G.NewTensor(g, dt, 3, G.WithShape(want...), G.WithName(name))
-			loss, err = logisticLoss(outs[t], y)
+			y = G.NewTensor(g, tensor.Int, 2, G.WithShape(1, k.rows), G.WithName(name))
+			loss, err = logisticLoss(outs[t], y, t)
 		default:
 			y = G.NewTensor(g, dt, 3, G.WithShape(want...), G.WithName(name))
 			loss, err = mseLoss(outs[t], y)
@@ -673,16 +744,28 @@ func mseLoss(pred, y *G.Node) (*G.Node, error) {
 	return graph.MeanAll(sq)
 }
 
-// logisticLoss returns the mean binary cross-entropy of logits z against
-// 0/1 targets y, in the stable form max(z, 0) − z·y + log(1 + e^−|z|).
-func logisticLoss(z, y *G.Node) (out *G.Node, err error) {
+// logisticLoss returns the mean binary cross-entropy of logits z
+// [1, n, 1] against labels [1, n] that index the columns of [z, 0] (0 for
+// a positive example, 1 for a negative one): softmax([z, 0]) = [σ(z),
+// 1 − σ(z)], so this is −mean(y·log σ(z) + (1 − y)·log(1 − σ(z))), with
+// LogSoftmax's stable, smooth derivative σ(z) − y everywhere, 0 included.
+func logisticLoss(z, labels *G.Node, t int) (out *G.Node, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("learners: logistic loss: %v", r)
 		}
 	}()
-	pos := G.Must(G.Rectify(z))
-	zy := G.Must(G.HadamardProd(z, y))
-	soft := G.Must(G.Log1p(G.Must(G.Exp(G.Must(G.Neg(G.Must(G.Abs(z))))))))
-	return graph.MeanAll(G.Must(G.Add(G.Must(G.Sub(pos, zy)), soft)))
+	s := z.Shape()
+	var zeros tensor.Tensor
+	if z.Dtype() == tensor.Float32 {
+		zeros = tensor.New(tensor.WithShape(s...), tensor.WithBacking(make([]float32, s.TotalSize())))
+	} else {
+		zeros = tensor.New(tensor.WithShape(s...), tensor.WithBacking(make([]float64, s.TotalSize())))
+	}
+	zero := G.NewConstant(zeros, G.In(z.Graph()), G.WithName(fmt.Sprintf("zero_logits.%d", t)))
+	pair, err := G.Concat(2, z, zero)
+	if err != nil {
+		return nil, fmt.Errorf("learners: logistic loss: %v", err)
+	}
+	return graph.CrossEntropyLabels(pair, labels)
 }

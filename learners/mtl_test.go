@@ -364,11 +364,12 @@ func TestScorer(t *testing.T) {
 	if math.Abs(r.Accuracy-0.6) > 1e-15 || math.Abs(r.F1-4.0/6) > 1e-15 || r.Loss != 0.5 {
 		t.Errorf("binary metrics = %+v; want accuracy 0.6, F1 2/3, loss 0.5", r)
 	}
-	// Three classes: truths 0 1 2 2, predictions 0 2 2 1: per-class F1
-	// 1, 0, 1/2 → macro 1/2; accuracy 1/2.
-	tg := tasks.Target{Kind: tasks.Multiclass, Classes: 3}
+	// Three classes of five declared (3 and 4 never occur): truths
+	// 0 1 2 2, predictions 0 2 2 1: per-class F1 1, 0, 1/2 → macro 1/2
+	// over the classes that occur; accuracy 1/2.
+	tg := tasks.Target{Kind: tasks.Multiclass, Classes: 5}
 	s = newScorer(tg)
-	s.add(1, []float64{5, 0, 0, 0, 1, 2, 0, 0, 3, 0, 4, 1}, []float64{0, 1, 2, 2})
+	s.add(1, []float64{5, 0, 0, -1, -1, 0, 1, 2, -1, -1, 0, 0, 3, -1, -1, 0, 4, 1, -1, -1}, []float64{0, 1, 2, 2})
 	r = s.metrics(tg)
 	if math.Abs(r.Accuracy-0.5) > 1e-15 || math.Abs(r.F1-0.5) > 1e-15 {
 		t.Errorf("multi-class metrics = %+v; want accuracy 0.5, macro F1 0.5", r)
@@ -377,5 +378,82 @@ func TestScorer(t *testing.T) {
 	s.add(0, []float64{1, 3}, []float64{0, 1})
 	if r := s.metrics(tasks.Target{}); r.MSE != 2.5 {
 		t.Errorf("regression MSE = %v; want 2.5", r.MSE)
+	}
+}
+
+// TestMTLHeadsAndLearnedUpdate checks, with SGD of step 1 so that an
+// update is minus the gradient, that heads receive their own task's
+// gradient scaled by the head weight (uncertainty weighting: 1/(2e^s) =
+// 1/2 at s = 0; MGDA: 1, as in its paper), and that uncertainty
+// weighting's log-variances move by minus their gradient
+// −L_t/(2e^s) + 1/2.
+func TestMTLHeadsAndLearnedUpdate(t *testing.T) {
+	b := mtlTable(rand.New(rand.NewPCG(2, 9)), 12)
+	for _, c := range []struct {
+		name string
+		head float64
+	}{{"uw", 0.5}, {"mgda", 1}} {
+		m := newMTL(t, mtlModel(), 6, tensor.Float64)
+		w, err := weighting.New(c.name, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Weighting, m.Optimizer, m.WeightingOptimizer = w, &SGD{LR: 1}, &SGD{LR: 1}
+		g := taskGrads(t, m, b)
+		losses := taskLosses(t, m, b)
+		before := m.Params.Flatten()
+		if _, err := m.Step(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		after := m.Params.Flatten()
+		off := 0
+		for i, o := range m.Model.Owners() {
+			n := m.Params.At(i).Value.Shape().TotalSize()
+			if o >= 0 {
+				for j := off; j < off+n; j++ {
+					if d := after[j] - (before[j] - c.head*g[o][j]); math.Abs(d) > 1e-12 {
+						t.Fatalf("%s: %s[%d] moved to %v; want %v", c.name, m.Params.At(i).Name, j-off, after[j], before[j]-c.head*g[o][j])
+					}
+				}
+			}
+			off += n
+		}
+		if l, ok := w.(weighting.Learned); ok {
+			s := l.Params().Flatten()
+			for k, v := range s {
+				if want := losses[k]/2 - 0.5; math.Abs(v-want) > 1e-12 {
+					t.Errorf("uw: log-variance %d = %v after one step; want %v", k, v, want)
+				}
+			}
+		}
+	}
+}
+
+// TestLogisticGradientAtZero checks the binary loss's gradient where the
+// logit is exactly 0: for the head's bias it is mean(σ(0) − y) =
+// 0.5 − mean(y).
+func TestLogisticGradientAtZero(t *testing.T) {
+	m := newMTL(t, mtlModel(), 6, tensor.Float64)
+	for _, name := range []string{"heads.sign.layers.0.weight", "heads.sign.layers.0.bias"} {
+		v, _ := m.Params.Get(name)
+		for i := range v.Data().([]float64) {
+			v.Data().([]float64)[i] = 0
+		}
+	}
+	b := mtlTable(rand.New(rand.NewPCG(3, 9)), 10)
+	g := taskGrads(t, m, b)
+	off := 0
+	for i := 0; i < m.Params.Len(); i++ {
+		if m.Params.At(i).Name == "heads.sign.layers.0.bias" {
+			break
+		}
+		off += m.Params.At(i).Value.Shape().TotalSize()
+	}
+	mean := 0.0
+	for _, y := range b.Y[1] {
+		mean += y / float64(b.N)
+	}
+	if got, want := g[1][off], 0.5-mean; math.Abs(got-want) > 1e-15 {
+		t.Errorf("bias gradient at logit 0 = %v; want %v", got, want)
 	}
 }

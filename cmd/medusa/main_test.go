@@ -30,7 +30,8 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"fly"}, `unknown command "fly"`},
 		{[]string{"train", "--iters", "0"}, "--iters 0: must be at least 1"},
 		{[]string{"train", "--iters", "ten"}, "invalid argument"},
-		{[]string{"train", "--hidden", "40,0"}, "width 0 must be positive"},
+		{[]string{"train", "--hidden", "40,0"}, "width 0 must be between 1 and 65536"},
+		{[]string{"train", "--hidden", "40,1000000"}, "width 1000000 must be between"},
 		{[]string{"train", "--hidden", "40,x"}, `"x" is not a whole number`},
 		{[]string{"train", "--activation", "swish"}, `--activation "swish"`},
 		{[]string{"train", "--learner", "reptile"}, `--learner "reptile"`},
@@ -194,6 +195,9 @@ func TestMTLBadUsage(t *testing.T) {
 		{[]string{"--batch", "0"}, true, "--batch 0"},
 		{[]string{"--lr", "Inf"}, true, "--lr +Inf"},
 		{[]string{"--test-frac", "1"}, true, "--test-frac 1"},
+		{[]string{"--experts", "100000", "--arch", "mmoe"}, true, "--experts 100000: at most 1024"},
+		{[]string{"--task", "csv", "--csv", ragged, "--targets", "y:multiclass:200000000"}, true, "2 ≤ N ≤ 65536"},
+		{[]string{"--hidden", "", "--weighting", "pcgrad"}, false, "give the trunk a layer"},
 		{[]string{"--task", "csv", "--csv", ragged, "--targets", "y:regression"}, false, "line 3"},
 		{[]string{"--task", "csv", "--csv", words, "--targets", "y:regression"}, false, `line 3 column 2 ("b")`},
 		{[]string{"--task", "csv", "--csv", words, "--targets", "z:regression"}, false, `"z"`},
@@ -290,7 +294,12 @@ func TestToy(t *testing.T) {
 	if n := strings.Count(string(rows), "\n"); n != 2*6*4+1 {
 		t.Errorf("toy CSV has %d lines; want 49", n)
 	}
-	if _, _, err := runCLI("toy", "--weighting", "mean,best"); err == nil || !strings.Contains(err.Error(), `"best"`) {
-		t.Errorf("toy with an unknown method: err = %v; want it named", err)
+	for _, bad := range []string{"best", "gradnorm"} {
+		if _, _, err := runCLI("toy", "--weighting", "mean,"+bad); err == nil || !strings.Contains(err.Error(), `"`+bad+`"`) {
+			t.Errorf("toy with method %s: err = %v; want it named", bad, err)
+		}
+	}
+	if _, _, err := runCLI("toy", "--iters", "100000000", "--every", "1"); err == nil || !strings.Contains(err.Error(), "raise --every") {
+		t.Errorf("toy with 10⁸ trajectory points per run: err = %v; want a usage error", err)
 	}
 }

@@ -154,6 +154,9 @@ Flags:
 			return bad("--%s %d: must be at least %d", f.name, f.v, f.min)
 		}
 	}
+	if c.experts > maxExperts {
+		return bad("--experts %d: at most %d", c.experts, maxExperts)
+	}
 	if math.IsNaN(c.lr) || math.IsInf(c.lr, 0) || c.lr <= 0 {
 		return bad("--lr %v: must be a positive finite number", c.lr)
 	}
@@ -191,6 +194,13 @@ func parseDtype(s string) (tensor.Dtype, error) {
 	return tensor.Dtype{}, fmt.Errorf("unknown dtype %q", s)
 }
 
+// maxClasses and maxExperts bound what a command line can ask for, so
+// that a typo is an error rather than an out-of-memory crash.
+const (
+	maxClasses = 1 << 16
+	maxExperts = 1024
+)
+
 // parseTargets parses "name:kind,..." with kind regression, binary or
 // multiclass:N.
 func parseTargets(s string) ([]tasks.Target, error) {
@@ -210,8 +220,8 @@ func parseTargets(s string) ([]tasks.Target, error) {
 		tg := tasks.Target{Name: parts[0], Kind: k}
 		switch {
 		case k == tasks.Multiclass && len(parts) == 3:
-			if tg.Classes, err = strconv.Atoi(parts[2]); err != nil || tg.Classes < 2 {
-				return nil, fmt.Errorf("%q: want multiclass:N with N ≥ 2 classes", f)
+			if tg.Classes, err = strconv.Atoi(parts[2]); err != nil || tg.Classes < 2 || tg.Classes > maxClasses {
+				return nil, fmt.Errorf("%q: want multiclass:N with 2 ≤ N ≤ %d classes", f, maxClasses)
 			}
 		case len(parts) != 2:
 			return nil, fmt.Errorf("%q: want name:kind (multiclass:N for N classes)", f)

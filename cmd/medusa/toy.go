@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,9 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 )
 
+// maxToyPoints bounds the trajectory points kept per run.
+const maxToyPoints = 100000
+
 // toyConfig is what "medusa toy" runs.
 type toyConfig struct {
 	methods []string
@@ -40,12 +44,19 @@ type toyConfig struct {
 }
 
 // toyMethods are the names "medusa toy" accepts: "mean" (gradient descent
-// on the mean loss) and the weighting methods.
-func toyMethods() []string { return append([]string{"mean"}, weighting.Names()...) }
+// on the mean loss), equal weighting and the gradient-manipulation
+// methods. Uncertainty weighting, GradNorm and DWA need positive losses,
+// and the toy losses are negative over much of the plane.
+func toyMethods() []string {
+	return []string{"mean", "ew", "pcgrad", "mgda", "cagrad", "imtl", "nash"}
+}
 
 func newToyMethod(name string) (weighting.Method, error) {
 	if name == "mean" {
 		return weighting.EW{Mean: true}, nil
+	}
+	if !slices.Contains(toyMethods(), name) {
+		return nil, fmt.Errorf("unknown toy method %q", name)
 	}
 	return weighting.New(name, 2)
 }
@@ -98,6 +109,9 @@ Flags:
 	}
 	if c.iters < 1 || c.every < 1 {
 		return bad("--iters %d, --every %d: both must be at least 1", c.iters, c.every)
+	}
+	if c.iters/c.every > maxToyPoints {
+		return bad("--iters %d, --every %d: more than %d trajectory points per run; raise --every", c.iters, c.every, maxToyPoints)
 	}
 	if math.IsNaN(c.lr) || math.IsInf(c.lr, 0) || c.lr <= 0 {
 		return bad("--lr %v: must be a positive finite number", c.lr)

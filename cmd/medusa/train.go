@@ -165,6 +165,9 @@ func checkWritable(path string) error {
 	return os.Remove(f.Name())
 }
 
+// maxWidth bounds a layer's width on the command line.
+const maxWidth = 1 << 16
+
 func parseWidths(s string) ([]int, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -176,8 +179,8 @@ func parseWidths(s string) ([]int, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a whole number", f)
 		}
-		if n <= 0 {
-			return nil, fmt.Errorf("width %d must be positive", n)
+		if n <= 0 || n > maxWidth {
+			return nil, fmt.Errorf("width %d must be between 1 and %d", n, maxWidth)
 		}
 		out = append(out, n)
 	}

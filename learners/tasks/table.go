@@ -131,6 +131,14 @@ func checkLabel(tg Target, v float64) error {
 
 // Rows returns a new table holding the given rows of t, in that order.
 func (t *Table) Rows(idx []int) (*Table, error) {
+	if t == nil || t.In <= 0 || len(t.X) != t.N*t.In || len(t.Y) != len(t.Targets) {
+		return nil, fmt.Errorf("tasks: Rows of an inconsistent table: %w", ErrTable)
+	}
+	for k := range t.Y {
+		if len(t.Y[k]) != t.N {
+			return nil, fmt.Errorf("tasks: Rows: target %d has %d values for %d rows: %w", k, len(t.Y[k]), t.N, ErrTable)
+		}
+	}
 	out := &Table{N: len(idx), In: t.In, Targets: t.Targets, X: make([]float64, 0, len(idx)*t.In), Y: make([][]float64, len(t.Y))}
 	for k := range out.Y {
 		out.Y[k] = make([]float64, 0, len(idx))

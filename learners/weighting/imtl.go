@@ -3,6 +3,7 @@ package weighting
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // IMTLG is the gradient balancing part of impartial multi-task learning,
@@ -63,7 +64,7 @@ func (m IMTLG) Combine(in Input) (Output, error) {
 			at[j*k+i] = gu(0, 0) - gu(0, j+1) - gu(i+1, 0) + gu(i+1, j+1)
 		}
 	}
-	a, ok := luSolve(at, r)
+	a, ok := luSolve(slices.Clone(at), slices.Clone(r))
 	if !ok {
 		a = nearUniform(at, r, t)
 	}
@@ -87,7 +88,7 @@ func (m IMTLG) Combine(in Input) (Output, error) {
 			}
 		}
 	}
-	return Output{Weights: w}, nil
+	return Output{Weights: w, HeadWeights: ones(t)}, nil
 }
 
 // nearUniform returns the solution a of the singular system A·a = r (A is

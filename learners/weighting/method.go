@@ -31,6 +31,11 @@ type Output struct {
 	// by it, and, when Shared is nil, the shared gradient is Σ_t
 	// Weights[t]·Grads[t].
 	Weights []float64
+	// HeadWeights, if not nil, scales each task's head gradients instead
+	// of Weights: gradient-manipulation methods that change only the
+	// shared update (MGDA and IMTL-G, following their papers and LibMTL)
+	// leave the heads their own unweighted gradients.
+	HeadWeights []float64
 	// Shared, if not nil, is the shared-parameter gradient to apply
 	// (length D), replacing Σ_t Weights[t]·Grads[t].
 	Shared []float64
@@ -80,4 +85,13 @@ type Weighter interface {
 type Stateful interface {
 	MarshalState() ([]byte, error)
 	UnmarshalState([]byte) error
+}
+
+// ones returns n weights of 1.
+func ones(n int) []float64 {
+	w := make([]float64, n)
+	for i := range w {
+		w[i] = 1
+	}
+	return w
 }

@@ -107,7 +107,7 @@ func (m MGDA) Combine(in Input) (Output, error) {
 	for i := range w {
 		w[i] /= n[i]
 	}
-	return Output{Weights: w}, nil
+	return Output{Weights: w, HeadWeights: ones(len(w))}, nil
 }
 
 // minNorm returns the point γ of the probability simplex minimising γᵀMγ

@@ -34,13 +34,16 @@ import (
 // step's normalised α̃ (1 at first), rescaled for this step's M. If
 // every gradient is 0 it returns α̃ unscaled, for a zero shared gradient.
 //
-// The weights are α and the shared gradient is Σ_t α_t g_t (Output.Shared
-// is nil). The reference code's clipping of the shared gradient's norm
-// (max_norm) is left to the trainer. The zero value uses MaxIter 100; the
+// The weights are α and the shared gradient is d = Σ_t α_t g_t, whose norm
+// is √T by construction (Σ_t α_t·g_t·d = T) whatever the scale of the
+// losses; as the reference code does with max_norm, d is clipped to norm
+// MaxNorm (default 1; negative: no clipping). The zero value uses MaxIter
+// 100 and MaxNorm 1; the
 // number of tasks is fixed by the first call. Use a new Nash (or Reset)
 // for a new training run.
 type Nash struct {
-	MaxIter int // Newton iterations per step; default 100
+	MaxIter int     // Newton iterations per step; default 100
+	MaxNorm float64 // largest norm of the shared gradient; default 1, negative for none
 
 	prev []float64 // α̃ of the last step
 }
@@ -98,7 +101,27 @@ func (m *Nash) Combine(in Input) (Output, error) {
 	for i, v := range a {
 		w[i] = v / math.Sqrt(norm)
 	}
-	return Output{Weights: w}, nil
+	return Output{Weights: w, Shared: m.clip(w, in.Grads)}, nil
+}
+
+// clip returns Σ_t w_t g_t scaled to norm MaxNorm if it is longer.
+func (m *Nash) clip(w []float64, grads [][]float64) []float64 {
+	d := make([]float64, len(grads[0]))
+	for t, g := range grads {
+		for k, v := range g {
+			d[k] += w[t] * v
+		}
+	}
+	limit := m.MaxNorm
+	if limit == 0 {
+		limit = 1
+	}
+	if n := math.Sqrt(dot(d, d)); limit > 0 && n > limit {
+		for k := range d {
+			d[k] *= limit / n
+		}
+	}
+	return d
 }
 
 // nashTol bounds |α_t·(Mα)_t − 1| at a solution, plus the rounding error

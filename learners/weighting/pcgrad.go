@@ -50,7 +50,7 @@ func (m PCGrad) Combine(in Input) (Output, error) {
 		in.Rand.Shuffle(t, func(a, b int) { order[a], order[b] = order[b], order[a] })
 		for _, j := range order {
 			gj := in.Grads[j]
-			if c := dot(p, gj); c < 0 {
+			if c := dot(p, gj); c < 0 && sq[j] > 0 {
 				f := c / sq[j]
 				for k := range p {
 					p[k] -= f * gj[k]

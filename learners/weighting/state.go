@@ -28,7 +28,8 @@ func (m *DWA) UnmarshalState(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("weighting: dwa state: %v", err)
 	}
-	if s.Tasks < 0 || s.N < 0 || s.LastStep < 0 || !finiteLen(s.Sum, s.Tasks) || !finiteLen(s.Prev, s.Tasks) || !finiteLen(s.Prev2, s.Tasks) {
+	if s.Tasks < 0 || s.N < 0 || s.LastStep < 0 || s.Epoch < 0 || !finiteLen(s.Sum, s.Tasks) || !finiteLen(s.Prev, s.Tasks) || !finiteLen(s.Prev2, s.Tasks) ||
+		s.Tasks > 0 && s.Sum == nil || s.Prev2 != nil && s.Prev == nil || !positive(s.Prev) || !positive(s.Prev2) {
 		return fmt.Errorf("weighting: dwa state is inconsistent")
 	}
 	m.tasks, m.lastStep, m.epoch, m.n, m.sum, m.prev, m.prev2 = s.Tasks, s.LastStep, s.Epoch, s.N, s.Sum, s.Prev, s.Prev2
@@ -44,7 +45,7 @@ func (m *GradNorm) UnmarshalState(b []byte) error {
 	if err := json.Unmarshal(b, &first); err != nil {
 		return fmt.Errorf("weighting: gradnorm state: %v", err)
 	}
-	if !finiteLen(first, m.tasks) {
+	if !finiteLen(first, m.tasks) || !positive(first) {
 		return fmt.Errorf("weighting: gradnorm state has %d initial losses for %d tasks", len(first), m.tasks)
 	}
 	m.first = first
@@ -60,8 +61,8 @@ func (m *Nash) UnmarshalState(b []byte) error {
 	if err := json.Unmarshal(b, &prev); err != nil {
 		return fmt.Errorf("weighting: nash state: %v", err)
 	}
-	if !finiteLen(prev, -1) {
-		return fmt.Errorf("weighting: nash state is not finite")
+	if !finiteLen(prev, -1) || !positive(prev) || prev != nil && len(prev) == 0 {
+		return fmt.Errorf("weighting: nash state is not a list of finite positive weights")
 	}
 	m.prev = prev
 	return nil
@@ -78,6 +79,16 @@ func finiteLen(x []float64, n int) bool {
 	}
 	for _, v := range x {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// positive reports whether every value of x is above 0.
+func positive(x []float64) bool {
+	for _, v := range x {
+		if !(v > 0) {
 			return false
 		}
 	}

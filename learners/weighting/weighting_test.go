@@ -745,3 +745,45 @@ func TestWeighter(t *testing.T) {
 		t.Errorf("DWA after a zero mean loss: Weights %v, Combine error %v; want NaN and ErrInput", w, err)
 	}
 }
+
+// TestUnmarshalStateRejects checks that state from a corrupt checkpoint
+// is refused rather than panicking or giving wrong weights later.
+func TestUnmarshalStateRejects(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		m    Stateful
+		b    string
+	}{
+		{"dwa without sums", &DWA{}, `{"Tasks":2,"LastStep":3,"Epoch":1,"N":1,"Sum":null}`},
+		{"dwa prev2 without prev", &DWA{}, `{"Tasks":2,"Sum":[1,1],"Prev":null,"Prev2":[1,1]}`},
+		{"dwa negative epoch", &DWA{}, `{"Tasks":2,"Epoch":-1,"Sum":[1,1]}`},
+		{"nash negative", &Nash{}, `[-1,0]`},
+		{"nash garbage", &Nash{}, `{`},
+		{"gradnorm zero loss", func() Stateful { g, _ := NewGradNorm(2); return g }(), `[1,0]`},
+		{"gradnorm wrong length", func() Stateful { g, _ := NewGradNorm(2); return g }(), `[1,2,3]`},
+	} {
+		if err := c.m.UnmarshalState([]byte(c.b)); err == nil {
+			t.Errorf("%s: UnmarshalState(%s): no error", c.name, c.b)
+		}
+	}
+	// A round trip keeps the state.
+	d := &DWA{EpochSteps: 1}
+	for step := 1; step <= 3; step++ {
+		if _, err := d.Combine(Input{Step: step, Losses: []float64{1 + float64(step), 2}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := d.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &DWA{EpochSteps: 1}
+	if err := e.UnmarshalState(b); err != nil {
+		t.Fatal(err)
+	}
+	w1, _ := d.Combine(Input{Step: 4, Losses: []float64{3, 1}})
+	w2, _ := e.Combine(Input{Step: 4, Losses: []float64{3, 1}})
+	if w1.Weights[0] != w2.Weights[0] || w1.Weights[1] != w2.Weights[1] {
+		t.Errorf("DWA weights after a state round trip = %v; want %v", w2.Weights, w1.Weights)
+	}
+}
