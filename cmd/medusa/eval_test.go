@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/tasks"
+	"github.com/medusa-ml/medusa/nets"
+	"gorgonia.org/tensor"
+)
+
+func runEval(args ...string) (stdout, stderr string, err error) {
+	var o, e bytes.Buffer
+	err = evalCmd(context.Background(), args, &o, &e)
+	return o.String(), e.String(), err
+}
+
+// testMeta is the metadata medusa train writes for a 1-8-1 ReLU network.
+func testMeta() map[string]string {
+	return map[string]string{"learner": "maml", "task": "sinusoid", "hidden": "8", "activation": "relu",
+		"inner_lr": "0.01", "inner_steps": "1", "iterations": "0", "seed": "3"}
+}
+
+// saveTestCheckpoint writes freshly initialised parameters of a 1-hidden-1
+// network with the given metadata.
+func saveTestCheckpoint(t *testing.T, path string, hidden []int, meta map[string]string) {
+	t.Helper()
+	p, err := nets.MLP{In: 1, Out: 1, Hidden: hidden}.Init(rand.New(rand.NewPCG(1, 2)), tensor.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := graph.NewCheckpoint(p)
+	ck.Meta = meta
+	if err := graph.SaveCheckpoint(path, ck); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAdaptPredictionsMatchEvaluate(t *testing.T) {
+	for _, act := range []nets.Activation{nets.ReLU, nets.Tanh} {
+		t.Run(act.String(), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, 6))
+			model := nets.MLP{In: 1, Out: 1, Hidden: []int{8, 8}, Activation: act}
+			params, err := model.Init(rng, tensor.Float64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A step size of 0.05 moves the fits visibly in 3 steps.
+			const lr, steps = 0.05, 3
+			b, _, err := tasks.Sinusoid{}.Sample(rng, 4, 5, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &learners.MAML{Model: model, Params: params, InnerLR: lr}
+			losses, err := m.Evaluate(b, steps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			preds, err := adaptPredictions(model, params, lr, b, steps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(preds) != steps+1 {
+				t.Fatalf("%d sets of predictions; want %d", len(preds), steps+1)
+			}
+			for s := range preds {
+				for task := 0; task < b.Tasks; task++ {
+					var mse float64
+					for k := 0; k < b.Query; k++ {
+						d := preds[s][task*b.Query+k] - b.QueryY[task*b.Query+k]
+						mse += d * d
+					}
+					mse /= float64(b.Query)
+					if want := losses[s][task]; math.Abs(mse-want) > 1e-9*max(1, want) {
+						t.Errorf("step %d task %d: MSE of the predictions = %.15g; Evaluate gives %.15g", s, task, mse, want)
+					}
+				}
+			}
+			moved := 0.0
+			for i := range preds[0] {
+				moved = max(moved, math.Abs(preds[steps][i]-preds[0][i]))
+			}
+			if moved < 1e-3 {
+				t.Errorf("%d inner steps moved the predictions by at most %g; the comparison tests nothing", steps, moved)
+			}
+		})
+	}
+}
+
+func TestEvalRepeatsTrain(t *testing.T) {
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "m.safetensors")
+	trainOut, stderr, err := runCLI("train", "--iters", "5", "--meta-batch", "2", "--hidden", "8", "--shots", "5",
+		"--eval-tasks", "20", "--eval-steps", "3", "--seed", "4", "--out", ckpt)
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, stderr)
+	}
+	adapt, fits := filepath.Join(dir, "adapt.png"), filepath.Join(dir, "fits.png")
+	out, stderr, err := runEval("--checkpoint", ckpt, "--tasks", "20", "--steps", "3", "--out", adapt, "--fits", fits)
+	if err != nil {
+		t.Fatalf("eval: %v\n%s", err, stderr)
+	}
+	// With the checkpoint's seed and K, eval draws the tasks train's final
+	// evaluation drew, and reports the same numbers.
+	row := regexp.MustCompile(`(?m)^ +[0-9]+ +[0-9.]+ +±[0-9.]+$`)
+	header := regexp.MustCompile(`(?m)^test MSE on .*$`)
+	if h := header.FindString(out); h == "" || h != header.FindString(trainOut) {
+		t.Errorf("eval header %q; train's %q", h, header.FindString(trainOut))
+	}
+	rows := row.FindAllString(out, -1)
+	if len(rows) != 4 {
+		t.Fatalf("eval printed %d rows; want steps 0 to 3:\n%s", len(rows), out)
+	}
+	want := row.FindAllString(trainOut, -1) // steps 0, 1 and 3
+	if len(want) != 3 || rows[0] != want[0] || rows[1] != want[1] || rows[3] != want[2] {
+		t.Errorf("eval rows:\n%s\ntrain's:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(out, "maml checkpoint "+ckpt+": net 1-8-1 relu, float32, 5 iterations, seed 4") {
+		t.Errorf("eval did not describe the checkpoint:\n%s", out)
+	}
+	// 6 × 4 inches, and three 4 × 3.5 inch panels and a 2.4 inch legend,
+	// at 96 dots per inch.
+	if w, h := pngSize(t, adapt); w != 576 || h != 384 {
+		t.Errorf("adaptation plot is %d×%d; want 576×384", w, h)
+	}
+	if w, h := pngSize(t, fits); w != 1382 || h != 336 {
+		t.Errorf("fits plot is %d×%d; want 1382×336", w, h)
+	}
+
+	// Another seed draws other tasks.
+	other, _, err := runEval("--checkpoint", ckpt, "--tasks", "20", "--steps", "1", "--seed", "5", "--out", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := row.FindAllString(other, -1); len(r) != 2 || r[0] == rows[0] {
+		t.Errorf("--seed 5 rows %q; want two rows differing from seed 4's %q", r, rows[0])
+	}
+}
+
+func TestEvalBadInput(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.safetensors")
+	saveTestCheckpoint(t, good, []int{8}, testMeta())
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "truncated.safetensors")
+	if err := os.WriteFile(truncated, data[:len(data)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	variant := func(name string, hidden []int, change func(map[string]string)) string {
+		m := testMeta()
+		change(m)
+		p := filepath.Join(dir, name+".safetensors")
+		saveTestCheckpoint(t, p, hidden, m)
+		return p
+	}
+	mtl := variant("mtl", []int{8}, func(m map[string]string) { m["learner"] = "mtl" })
+	noLR := variant("nolr", []int{8}, func(m map[string]string) { delete(m, "inner_lr") })
+	noSeed := variant("noseed", []int{8}, func(m map[string]string) { delete(m, "seed") })
+	badLR := variant("badlr", []int{8}, func(m map[string]string) { m["inner_lr"] = "-1" })
+	badHidden := variant("badhidden", []int{8}, func(m map[string]string) { m["hidden"] = "8,8" })
+	wrongNet := variant("wrongnet", []int{8}, func(m map[string]string) { m["hidden"] = "16" })
+	deeper := variant("deeper", []int{8}, func(m map[string]string) { m["hidden"] = "8-8" })
+	otherTask := variant("omniglot", []int{8}, func(m map[string]string) { m["task"] = "omniglot" })
+	out := filepath.Join(dir, "adapt.png")
+	for _, tt := range []struct {
+		args  []string
+		usage bool
+		want  string
+	}{
+		{[]string{}, true, "--checkpoint FILE is required"},
+		{[]string{"--checkpoint", good, "--tasks", "0"}, true, "--tasks 0: must be at least 1"},
+		{[]string{"--checkpoint", good, "--steps", "0"}, true, "--steps 0"},
+		{[]string{"--checkpoint", good, "--shots", "-1"}, true, "--shots -1"},
+		{[]string{"--checkpoint", good, "--fits", filepath.Join(dir, "no", "f.png")}, true, "cannot write there"},
+		{[]string{"--checkpoint", good, "--seed", "x"}, true, "invalid argument"},
+		{[]string{"--checkpoint", filepath.Join(dir, "missing.safetensors"), "--out", out}, false, "cannot read checkpoint: open " + filepath.Join(dir, "missing.safetensors")},
+		{[]string{"--checkpoint", truncated, "--out", out}, false, truncated + ": not a valid safetensors file"},
+		{[]string{"--checkpoint", mtl, "--out", out}, false, mtl + ` is a checkpoint of learner "mtl"`},
+		{[]string{"--checkpoint", otherTask, "--out", out}, false, `was trained on task "omniglot"`},
+		{[]string{"--checkpoint", noLR, "--out", out}, false, noLR + `: no "inner_lr" in the checkpoint's metadata`},
+		{[]string{"--checkpoint", noSeed, "--out", out}, false, noSeed + `: no "seed"`},
+		{[]string{"--checkpoint", badLR, "--out", out}, false, `inner_lr="-1"`},
+		{[]string{"--checkpoint", badHidden, "--out", out}, false, `hidden="8,8"`},
+		{[]string{"--checkpoint", wrongNet, "--out", out}, false, wrongNet + ": parameter layers.0.weight has shape (8, 1); a 1-16-1 network's has (16, 1)"},
+		{[]string{"--checkpoint", deeper, "--out", out}, false, "4 parameter tensors; a 1-8-8-1 network has 6"},
+	} {
+		_, stderr, err := runEval(tt.args...)
+		var ue *usageError
+		if err == nil || errors.As(err, &ue) != tt.usage {
+			t.Errorf("eval %v: err = %v; want a usage error: %v", tt.args, err, tt.usage)
+			continue
+		}
+		msg := err.Error()
+		if tt.usage {
+			msg = stderr
+		} else if strings.Contains(msg, "\n") {
+			t.Errorf("eval %v: error %q is more than one line", tt.args, msg)
+		}
+		if !strings.Contains(msg, tt.want) {
+			t.Errorf("eval %v: message %q; want it to contain %q", tt.args, msg, tt.want)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a failed eval wrote a plot")
+	}
+	// The checkpoint without a seed works with --seed.
+	if _, stderr, err := runEval("--checkpoint", noSeed, "--seed", "1", "--tasks", "3", "--steps", "1", "--out", ""); err != nil {
+		t.Errorf("eval --seed of a checkpoint without one: %v\n%s", err, stderr)
+	}
+}
