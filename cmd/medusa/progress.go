@@ -13,8 +13,8 @@ import (
 )
 
 // progress reports how far a training loop has got. On a terminal it
-// redraws one line in place: a bar, step/total, the caller's detail text,
-// the rate and the time left. Elsewhere (a file, a pipe, a test buffer) it
+// redraws one line in place: step/total, a bar, the caller's detail text
+// (shortened to fit the terminal's width), the rate and the time left. Elsewhere (a file, a pipe, a test buffer) it
 // writes one plain line every `every` steps and at the last step:
 //
 //	iter  200/1000  <detail>  350 it/s  elapsed 1s  ETA 2s
@@ -137,25 +137,42 @@ func (p *progress) timing(t time.Time) (el time.Duration, rate, eta string) {
 	return el, fmt.Sprintf("%.0f", r), max(left, 0).Round(time.Second).String()
 }
 
-// barWidth is the number of cells in a terminal's progress bar.
-const barWidth = 20
+// barWidth returns the number of cells in a terminal's progress bar: 20,
+// or 10 on a terminal narrower than 100 columns.
+func (p *progress) barWidth() int {
+	if p.width > 0 && p.width < 100 {
+		return 10
+	}
+	return 20
+}
 
 // draw redraws the terminal line for the last step reported.
 func (p *progress) draw(t time.Time) {
-	el, rate, eta := p.timing(t)
+	_, rate, eta := p.timing(t)
 	frac := 0.0
 	if p.total > 0 {
 		frac = min(max(float64(p.step)/float64(p.total), 0), 1)
 	}
-	cells := int(frac * barWidth)
+	bw := p.barWidth()
+	cells := int(frac * float64(bw))
 	bar := strings.Repeat("=", cells)
-	if cells < barWidth {
-		bar += ">" + strings.Repeat(" ", barWidth-cells-1)
+	if cells < bw {
+		bar += ">" + strings.Repeat(" ", bw-cells-1)
 	}
-	line := fmt.Sprintf("%s %*d/%d [%s] %3.0f%%  %s  %s %s  elapsed %s  ETA %s", p.unit, len(strconv.Itoa(p.total)), p.step, p.total,
-		bar, 100*frac, p.detail, rate, p.rateUnit(), el.Round(time.Second), eta)
+	head := fmt.Sprintf("%s %*d/%d [%s] %3.0f%%", p.unit, len(strconv.Itoa(p.total)), p.step, p.total, bar, 100*frac)
+	tail := fmt.Sprintf("%s %s  ETA %s", rate, p.rateUnit(), eta)
+	detail := p.detail
 	if p.width > 1 {
-		line = truncateRunes(line, p.width-1) // a line that wraps cannot be redrawn
+		// A line that wraps cannot be redrawn: shorten the detail, so
+		// that the rate and time left stay in view.
+		room := p.width - 1 - utf8.RuneCountInString(head) - utf8.RuneCountInString(tail) - 4
+		if n := utf8.RuneCountInString(detail); n > room {
+			detail = truncateRunes(detail, max(room-1, 0)) + "…"
+		}
+	}
+	line := head + "  " + detail + "  " + tail
+	if p.width > 1 {
+		line = truncateRunes(line, p.width-1)
 	}
 	fmt.Fprintf(p.w, "\r%s\x1b[K", line)
 }

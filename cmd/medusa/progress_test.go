@@ -134,7 +134,7 @@ func TestProgressTerminal(t *testing.T) {
 		}
 	}
 	last := draws[len(draws)-1]
-	for _, want := range []string{"iter 1000/1000", "[====================]", "100%", "query MSE pre"} {
+	for _, want := range []string{"iter 1000/1000 [==========] 100%  query MSE pre", "…  100 it/s  ETA 0s"} {
 		if !strings.Contains(last, want) {
 			t.Errorf("last line %q lacks %q", last, want)
 		}
