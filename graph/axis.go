@@ -104,7 +104,8 @@ func (op broadcastOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	out = append(out, op.n)
 	return append(out, s[op.axis:]...), nil
 }
-func (op broadcastOp) Do(in ...G.Value) (G.Value, error) {
+func (op broadcastOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op broadcastOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
@@ -120,9 +121,9 @@ func (op broadcastOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	switch x := data.(type) {
 	case []float64:
-		return newValue(broadcastKernel(x, outer, op.n, inner), shape), nil
+		return newValue(broadcastKernel(reuse[float64](pre, outer*op.n*inner), x, outer, op.n, inner), shape), nil
 	case []float32:
-		return newValue(broadcastKernel(x, outer, op.n, inner), shape), nil
+		return newValue(broadcastKernel(reuse[float32](pre, outer*op.n*inner), x, outer, op.n, inner), shape), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
@@ -137,8 +138,7 @@ func (op broadcastOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{d}, err
 }
 
-func broadcastKernel[T float](x []T, outer, n, inner int) []T {
-	out := make([]T, outer*n*inner)
+func broadcastKernel[T float](out, x []T, outer, n, inner int) []T {
 	for o := 0; o < outer; o++ {
 		src := x[o*inner : (o+1)*inner]
 		for j := 0; j < n; j++ {
@@ -171,7 +171,8 @@ func (op sumAxisOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	}
 	return out, nil
 }
-func (op sumAxisOp) Do(in ...G.Value) (G.Value, error) {
+func (op sumAxisOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op sumAxisOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
@@ -183,9 +184,9 @@ func (op sumAxisOp) Do(in ...G.Value) (G.Value, error) {
 	outer, inner := splitShape(s, op.axis)
 	switch x := data.(type) {
 	case []float64:
-		return newValue(sumAxisKernel(x, outer, s[op.axis], inner), shape), nil
+		return newValue(sumAxisKernel(reuse[float64](pre, outer*inner), x, outer, s[op.axis], inner), shape), nil
 	case []float32:
-		return newValue(sumAxisKernel(x, outer, s[op.axis], inner), shape), nil
+		return newValue(sumAxisKernel(reuse[float32](pre, outer*inner), x, outer, s[op.axis], inner), shape), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
@@ -200,8 +201,8 @@ func (op sumAxisOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{d}, err
 }
 
-func sumAxisKernel[T float](x []T, outer, n, inner int) []T {
-	out := make([]T, outer*inner)
+func sumAxisKernel[T float](out, x []T, outer, n, inner int) []T {
+	clear(out)
 	for o := 0; o < outer; o++ {
 		dst := out[o*inner : (o+1)*inner]
 		for j := 0; j < n; j++ {

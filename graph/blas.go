@@ -106,8 +106,13 @@ func gemmFuncs() (s func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []
 		return impl.Sgemm, impl.Dgemm, nil
 	}
 	lib := c.lib
+	var impl gonum.Implementation
 	s = func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 		if m == 0 || n == 0 {
+			return
+		}
+		if m*n*k < smallGemm {
+			impl.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 			return
 		}
 		lib.sgemm(cblasRowMajor, cblasOp(ta), cblasOp(tb), int32(m), int32(n), int32(k), alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
@@ -116,10 +121,20 @@ func gemmFuncs() (s func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []
 		if m == 0 || n == 0 {
 			return
 		}
+		if m*n*k < smallGemm {
+			impl.Dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			return
+		}
 		lib.dgemm(cblasRowMajor, cblasOp(ta), cblasOp(tb), int32(m), int32(n), int32(k), alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
 	}
 	return s, d, nil
 }
+
+// smallGemm is the size m·n·k below which gonum's gemm is used even when
+// OpenBLAS is loaded: for small products (MAML's per-task 10×40×40, say)
+// the cost of a call through purego, which allocates, exceeds the
+// arithmetic OpenBLAS saves.
+const smallGemm = 32 * 32 * 32
 
 func cblasOp(t blas.Transpose) int32 {
 	if t == blas.NoTrans {

@@ -468,11 +468,11 @@ func TestReLUKernels(t *testing.T) {
 	g := []float64{10, 20, 30, 40, 50, 60, 70, 80, 90}
 	wantY := []float64{0, 0, 0, math.SmallestNonzeroFloat64, 0, 2.5, math.Inf(1), 0, math.MaxFloat64}
 	wantG := []float64{0, 0, 0, 40, 0, 60, 70, 0, 90}
-	y, m := relu64(in), mask64(in, g)
+	y, m := relu64(make([]float64, len(in)), in), mask64(make([]float64, len(g)), in, g)
 	in32, g32 := f32(in), f32(g)
 	in32[3], in32[4] = math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32
 	in32[8] = math.MaxFloat32
-	y32, m32 := relu32(in32), mask32(in32, g32)
+	y32, m32 := relu32(make([]float32, len(in32)), in32), mask32(make([]float32, len(g32)), in32, g32)
 	for i := range in {
 		if y[i] != wantY[i] || math.Signbit(y[i]) || m[i] != wantG[i] {
 			t.Errorf("float64 x=%v: relu %v, mask %v; want %v, %v", in[i], y[i], m[i], wantY[i], wantG[i])
@@ -481,7 +481,7 @@ func TestReLUKernels(t *testing.T) {
 			t.Errorf("float32 x=%v: relu %v, mask %v; want %v, %v", in32[i], y32[i], m32[i], wantY[i], wantG[i])
 		}
 	}
-	if v := relu64([]float64{math.NaN()})[0]; !math.IsNaN(v) {
+	if v := relu64(make([]float64, 1), []float64{math.NaN()})[0]; !math.IsNaN(v) {
 		t.Errorf("relu(NaN) = %v; want NaN", v)
 	}
 }

@@ -28,11 +28,13 @@ type Machine interface {
 }
 
 // Plan is a Machine that runs each op of the graph once per Run, in
-// topological order, giving every op fresh output values. It never reuses
-// an input's buffer for an output, so it is immune to the in-place
-// overwrites that gorgonia's TapeMachine register allocator makes on graphs
-// holding higher-order gradients (a gradient of log x there comes out as
-// 1/x²).
+// topological order. Every node has its own output buffer: an op that can
+// write into a given buffer (gorgonia's UsePreallocDoer) gets its own
+// output of the previous Run to overwrite, others allocate afresh. No
+// buffer is ever shared between two nodes, so Plan is immune to the
+// in-place overwrites that gorgonia's TapeMachine register allocator makes
+// on graphs holding higher-order gradients (a gradient of log x there
+// comes out as 1/x²).
 type Plan struct {
 	g      *G.ExprGraph
 	nodes  G.Nodes // topological order, children first
@@ -43,6 +45,7 @@ type Plan struct {
 	unused map[string]*G.Node // inputs of g that no output depends on
 	fixed  []bool             // constants, computed at compile time
 	bound  []bool             // inputs bound with Let
+	owned  []bool             // vals[i] is a buffer node i's op made and may overwrite
 }
 
 var _ Machine = (*Plan)(nil)
@@ -80,6 +83,7 @@ func Compile(g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err error) {
 	p.vals = make([]G.Value, len(p.nodes))
 	p.fixed = make([]bool, len(p.nodes))
 	p.bound = make([]bool, len(p.nodes))
+	p.owned = make([]bool, len(p.nodes))
 	for i, n := range p.nodes {
 		for _, c := range inputs(n) {
 			p.args[i] = append(p.args[i], p.index[c])
@@ -169,7 +173,12 @@ func (p *Plan) Run() (err error) {
 		for _, a := range p.args[i] {
 			in = append(in, p.vals[a])
 		}
-		v, err := n.Op().Do(in...)
+		var v G.Value
+		if pd, ok := n.Op().(G.UsePreallocDoer); ok && p.owned[i] {
+			v, err = pd.UsePreallocDo(p.vals[i], in...)
+		} else {
+			v, err = n.Op().Do(in...)
+		}
 		if err != nil {
 			return fmt.Errorf("graph: Run: op %v (node %s): %v", n.Op(), n.Name(), err)
 		}
@@ -182,8 +191,29 @@ func (p *Plan) Run() (err error) {
 			v = newValue(d, tensor.ScalarShape())
 		}
 		p.vals[i] = v
+		p.owned[i] = ownBuffer(v, in)
 	}
 	return nil
+}
+
+// ownBuffer reports whether v is a dense tensor whose memory none of the
+// op's inputs share, so that the op may write into it next time.
+func ownBuffer(v G.Value, in []G.Value) bool {
+	t, ok := v.(*tensor.Dense)
+	if !ok || t.IsView() || t.Dims() == 0 || t.Size() == 0 {
+		return false
+	}
+	lo := t.Uintptr()
+	hi := lo + uintptr(t.MemSize())
+	for _, x := range in {
+		if u, ok := x.(*tensor.Dense); ok && u.Size() > 0 {
+			a := u.Uintptr()
+			if a < hi && lo < a+uintptr(u.MemSize()) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // isConstant reports whether n is a gorgonia constant.

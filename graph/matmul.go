@@ -55,7 +55,8 @@ func (op matMulOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	_, n := inner(bs, op.transB)
 	return tensor.Shape{as[0], m, n}, nil
 }
-func (op matMulOp) Do(in ...G.Value) (G.Value, error) {
+func (op matMulOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op matMulOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	ad, as, err := dense(in[0])
 	if err != nil {
 		return nil, err
@@ -83,11 +84,11 @@ func (op matMulOp) Do(in ...G.Value) (G.Value, error) {
 	switch a := ad.(type) {
 	case []float64:
 		if b, ok := bd.([]float64); ok {
-			return newValue(gemmBatch(dgemm, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
+			return newValue(gemmBatch(reuse[float64](pre, batch*m*n), dgemm, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
 		}
 	case []float32:
 		if b, ok := bd.([]float32); ok {
-			return newValue(gemmBatch(sgemm, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
+			return newValue(gemmBatch(reuse[float32](pre, batch*m*n), sgemm, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
 		}
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, ad, bd)
@@ -95,10 +96,9 @@ func (op matMulOp) Do(in ...G.Value) (G.Value, error) {
 
 // gemmBatch computes c[i] = op(a[i])·op(b[i]) for each of batch products
 // stored contiguously (strides sa and sb).
-func gemmBatch[T float](gemm func(ta, tb blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int),
+func gemmBatch[T float](c []T, gemm func(ta, tb blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int),
 	ta, tb blas.Transpose, batch, m, n, k int, a []T, lda, sa int, b []T, ldb, sb int) []T {
 	sc := m * n
-	c := make([]T, batch*sc)
 	for i := 0; i < batch; i++ {
 		gemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)
 	}

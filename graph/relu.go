@@ -32,16 +32,17 @@ func (op reluOp) Type() hm.Type {
 func (op reluOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
-func (op reluOp) Do(in ...G.Value) (G.Value, error) {
+func (op reluOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op reluOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
 	}
 	switch x := data.(type) {
 	case []float64:
-		return newValue(relu64(x), s), nil
+		return newValue(relu64(reuse[float64](pre, len(x)), x), s), nil
 	case []float32:
-		return newValue(relu32(x), s), nil
+		return newValue(relu32(reuse[float32](pre, len(x)), x), s), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
@@ -69,16 +70,14 @@ func keep64(v float64) uint64 {
 	return ^uint64(b>>63) & uint64((-b)>>63)
 }
 
-func relu32(x []float32) []float32 {
-	out := make([]float32, len(x))
+func relu32(out, x []float32) []float32 {
 	for i, v := range x {
 		out[i] = math.Float32frombits(math.Float32bits(v) & keep32(v))
 	}
 	return out
 }
 
-func relu64(x []float64) []float64 {
-	out := make([]float64, len(x))
+func relu64(out, x []float64) []float64 {
 	for i, v := range x {
 		out[i] = math.Float64frombits(math.Float64bits(v) & keep64(v))
 	}
@@ -96,7 +95,8 @@ func (op reluMaskOp) Type() hm.Type {
 func (op reluMaskOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[1].(tensor.Shape).Clone(), nil
 }
-func (op reluMaskOp) Do(in ...G.Value) (G.Value, error) {
+func (op reluMaskOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op reluMaskOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	xd, xs, err := dense(in[0])
 	if err != nil {
 		return nil, err
@@ -111,11 +111,11 @@ func (op reluMaskOp) Do(in ...G.Value) (G.Value, error) {
 	switch x := xd.(type) {
 	case []float64:
 		if g, ok := gd.([]float64); ok {
-			return newValue(mask64(x, g), gs), nil
+			return newValue(mask64(reuse[float64](pre, len(g)), x, g), gs), nil
 		}
 	case []float32:
 		if g, ok := gd.([]float32); ok {
-			return newValue(mask32(x, g), gs), nil
+			return newValue(mask32(reuse[float32](pre, len(g)), x, g), gs), nil
 		}
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, xd, gd)
@@ -129,8 +129,7 @@ func (op reluMaskOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{nil, d}, err
 }
 
-func mask32(x, g []float32) []float32 {
-	out := make([]float32, len(g))
+func mask32(out, x, g []float32) []float32 {
 	g = g[:len(x)]
 	for i, v := range x {
 		out[i] = math.Float32frombits(math.Float32bits(g[i]) & keep32(v))
@@ -138,8 +137,7 @@ func mask32(x, g []float32) []float32 {
 	return out
 }
 
-func mask64(x, g []float64) []float64 {
-	out := make([]float64, len(g))
+func mask64(out, x, g []float64) []float64 {
 	g = g[:len(x)]
 	for i, v := range x {
 		out[i] = math.Float64frombits(math.Float64bits(g[i]) & keep64(v))

@@ -52,6 +52,19 @@ func newValue(data any, shape tensor.Shape) G.Value {
 	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(data))
 }
 
+// reuse returns prealloc's elements as a []T of length n when prealloc is
+// a dense, non-view tensor of that many T, and a new slice otherwise. Ops
+// implement gorgonia's UsePreallocDoer with it, so that Plan can hand an
+// op its previous output to write into.
+func reuse[T float](prealloc G.Value, n int) []T {
+	if t, ok := prealloc.(*tensor.Dense); ok && !t.IsView() {
+		if d, ok := t.Data().([]T); ok && len(d) == n {
+			return d
+		}
+	}
+	return make([]T, n)
+}
+
 // tensorType returns the hm type of a dims-dimensional tensor of a, or a
 // itself for dims 0.
 func tensorType(dims int, a hm.Type) hm.Type {
