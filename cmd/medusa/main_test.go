@@ -303,3 +303,47 @@ func TestToy(t *testing.T) {
 		t.Errorf("toy with 10⁸ trajectory points per run: err = %v; want a usage error", err)
 	}
 }
+
+// TestLogPlotEval runs the artefact chain a user runs: train with --log
+// and --out, resume with --log, plot the log, evaluate the checkpoint.
+func TestLogPlotEval(t *testing.T) {
+	dir := t.TempDir()
+	logPath, ck := filepath.Join(dir, "run.jsonl"), filepath.Join(dir, "m.safetensors")
+	if _, stderr, err := runCLI("train", "--iters", "20", "--meta-batch", "2", "--hidden", "8", "--eval-tasks", "0",
+		"--log", logPath, "--log-every", "5", "--out", ck); err != nil {
+		t.Fatalf("train: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := runCLI("train", "--resume", ck, "--iters", "30", "--log", logPath, "--log-every", "5"); err != nil {
+		t.Fatalf("resume: %v\n%s", err, stderr)
+	}
+	f, err := os.Open(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := readRunLog(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 6 || recs[0].Step != 5 || recs[5].Step != 30 || recs[5].Losses[1].Name != "post" {
+		t.Fatalf("log records: %+v; want steps 5, 10, ..., 30 with pre and post losses", recs)
+	}
+	png := filepath.Join(dir, "curves.png")
+	if _, stderr, err := runCLI("plot", "--log", logPath, "--out", png); err != nil {
+		t.Fatalf("plot: %v\n%s", err, stderr)
+	}
+	adapt := filepath.Join(dir, "adapt.png")
+	stdout, stderr, err := runCLI("eval", "--checkpoint", ck, "--tasks", "20", "--steps", "3", "--out", adapt)
+	if err != nil {
+		t.Fatalf("eval: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stdout, "\n      3 ") {
+		t.Errorf("eval output lacks the 3-step row:\n%s", stdout)
+	}
+	for _, p := range []string{png, adapt} {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
+			t.Errorf("%s is not a PNG: %v", p, err)
+		}
+	}
+}

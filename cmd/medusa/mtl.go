@@ -43,6 +43,7 @@ type mtlConfig struct {
 	testFrac   float64
 	every      int // --checkpoint-every
 	resume     string
+	log        string
 
 	flags map[string]string // every flag's value, recorded in checkpoints
 	given []string          // the flags set on the command line
@@ -82,6 +83,7 @@ func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
 	out := fs.String("out", "", "write the trained parameters and training state to this safetensors file")
 	resume := fs.String("resume", "", "continue the run saved in this checkpoint (its settings are kept; --steps sets the new total)")
 	every := fs.Int("checkpoint-every", 0, "also write the checkpoint every N steps (0: at the end, on interrupt and on NaN only)")
+	logPath := fs.String("log", "", "write a JSON-lines training log here (appended to on --resume; draw it with medusa plot)")
 	logEvery := fs.Int("log-every", 0, "print progress every N steps (0: about 20 lines per run)")
 	trainRows := fs.Int("train-rows", 0, "training rows to generate (synthetic: default 50000; multimnist: default 60000)")
 	testRows := fs.Int("test-rows", 0, "held-out rows to generate (synthetic: default 10000; multimnist: default 10000)")
@@ -118,7 +120,7 @@ Flags:
 	}
 	c := &mtlConfig{task: *task, weighting: *wname, arch: *arch, experts: *experts, steps: *steps, batch: *batch,
 		lr: *lr, seed: *seed, out: *out, logEvery: *logEvery, trainRows: *trainRows, testRows: *testRows,
-		data: *data, csv: *csvPath, testFrac: *testFrac, every: *every, resume: *resume, flags: flagValues(fs)}
+		data: *data, csv: *csvPath, testFrac: *testFrac, every: *every, resume: *resume, log: *logPath, flags: flagValues(fs)}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	if _, err := weighting.New(c.weighting, 2); err != nil {
 		return bad("--weighting %q: want one of %s", c.weighting, strings.Join(weighting.Names(), ", "))
@@ -176,9 +178,11 @@ Flags:
 	if c.dtype, err = parseDtype(*dtype); err != nil {
 		return bad("--dtype %q: want float32 or float64", *dtype)
 	}
-	if c.out != "" {
-		if err := checkWritable(c.out); err != nil {
-			return bad("--out %q: %v", c.out, err)
+	for _, f := range []struct{ flag, path string }{{"out", c.out}, {"log", c.log}} {
+		if f.path != "" {
+			if err := checkWritable(f.path); err != nil {
+				return bad("--%s %q: %v", f.flag, f.path, err)
+			}
 		}
 	}
 	return c, nil
@@ -388,10 +392,6 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 		}
 		return "medusa-interrupted.safetensors"
 	}
-	every := c.logEvery
-	if every == 0 {
-		every = max(1, c.steps/20)
-	}
 	// Epoch e's row order depends on the seed and e alone, so a resumed
 	// run takes the same minibatches as an uninterrupted one.
 	var batches []*tasks.Table
@@ -400,6 +400,15 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	}
 	start := time.Now()
 	first := m.Steps()
+	prog := newProgress(stderr, c.steps, "step", c.logEvery)
+	prog.base = first
+	var rl *runLog
+	if c.log != "" {
+		if rl, err = openRunLog(c.log, ckpt != nil); err != nil {
+			return err
+		}
+		defer rl.close()
+	}
 	lossSum := make([]float64, len(heads))
 	var lastWeights []float64
 	window := 0
@@ -412,6 +421,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 		}
 		st, err := m.Step(ctx, batches[k])
 		if err != nil {
+			prog.done()
 			if ctx.Err() != nil {
 				fmt.Fprintf(stderr, "interrupted before step %d\n", step)
 				if m.Steps() > 0 {
@@ -437,23 +447,35 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 		}
 		lastWeights = st.Weights
 		window++
-		if step%every == 0 || step == c.steps {
-			el := time.Since(start)
-			rate := float64(step-first) / el.Seconds()
-			eta := time.Duration(float64(c.steps-step) / rate * float64(time.Second))
-			var parts []string
-			for i, n := range names {
-				parts = append(parts, fmt.Sprintf("%s %.4f (w %.3g)", n, lossSum[i]/float64(window), lastWeights[i]))
-				lossSum[i] = 0
+		parts := make([]string, len(names))
+		for i, n := range names {
+			parts[i] = fmt.Sprintf("%s %.4f (w %.3g)", n, lossSum[i]/float64(window), lastWeights[i])
+		}
+		prog.update(step, strings.Join(parts, "  "))
+		if step%prog.every == 0 || step == c.steps {
+			if rl != nil {
+				rec := logRecord{Step: step, LR: c.lr}
+				for i, n := range names {
+					rec.Losses = append(rec.Losses, namedValue{n, lossSum[i] / float64(window)})
+					rec.Weights = append(rec.Weights, namedValue{n, lastWeights[i]})
+				}
+				if err := rl.write(rec); err != nil {
+					return err
+				}
 			}
-			fmt.Fprintf(stderr, "step %*d/%d  %s  %.0f steps/s  elapsed %s  ETA %s\n", len(strconv.Itoa(c.steps)), step, c.steps,
-				strings.Join(parts, "  "), rate, el.Round(time.Second), eta.Round(time.Second))
+			clear(lossSum)
 			window = 0
 		}
 		if c.every > 0 && step%c.every == 0 && step < c.steps && c.out != "" {
 			if err := save(c.out, ""); err != nil {
 				return err
 			}
+		}
+	}
+	prog.done()
+	if rl != nil {
+		if err := rl.close(); err != nil {
+			return err
 		}
 	}
 	fmt.Fprintf(stdout, "trained %d steps in %s\n", c.steps-first, time.Since(start).Round(time.Millisecond))

@@ -29,6 +29,9 @@ Commands:
           (--learner mtl), and report its test scores
   toy     run multi-task weighting methods on the two-objective toy problem
           and plot their trajectories
+  eval    adapt a meta-trained sinusoid model (train --out) to fresh tasks:
+          test error after 0..N inner steps, adaptation and fit plots
+  plot    draw the training curves of a log written by train --log
   help    show help for a command
 
 Run "medusa <command> --help" for a command's flags.
@@ -46,6 +49,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return train(ctx, args[1:], stdout, stderr)
 	case "toy":
 		return toy(ctx, args[1:], stdout, stderr)
+	case "eval":
+		return evalCmd(ctx, args[1:], stdout, stderr)
+	case "plot":
+		return plotCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[0] == "help" {
 			return run(ctx, []string{args[1], "--help"}, stdout, stderr)

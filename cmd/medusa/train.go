@@ -45,6 +45,7 @@ type trainConfig struct {
 	logEvery   int
 	every      int // --checkpoint-every
 	resume     string
+	log        string
 
 	flags map[string]string // every flag's value, recorded in checkpoints
 	given []string          // the flags set on the command line
@@ -69,6 +70,7 @@ func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	out := fs.String("out", "", "write the trained parameters and training state to this safetensors file")
 	resume := fs.String("resume", "", "continue the run saved in this checkpoint (its settings are kept; --iters sets the new total)")
 	every := fs.Int("checkpoint-every", 0, "also write the checkpoint every N iterations (0: at the end, on interrupt and on NaN only)")
+	logPath := fs.String("log", "", "write a JSON-lines training log here (appended to on --resume; draw it with medusa plot)")
 	evalTasks := fs.Int("eval-tasks", 600, "fresh test tasks for the final evaluation (0 to skip)")
 	evalSteps := fs.Int("eval-steps", 10, "most inner steps in the final evaluation (reported: 0, 1 and this)")
 	evalQuery := fs.Int("eval-query", 100, "query points per test task in the final evaluation")
@@ -99,7 +101,7 @@ Flags:
 	c := &trainConfig{learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, shots: *shots,
 		innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, seed: *seed, out: *out,
 		evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery, logEvery: *logEvery,
-		every: *every, resume: *resume, flags: flagValues(fs)}
+		every: *every, resume: *resume, log: *logPath, flags: flagValues(fs)}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	bad := func(format string, a ...any) (*trainConfig, error) {
 		return nil, badUsage(stderr, usage, format, a...)
@@ -146,9 +148,11 @@ Flags:
 	default:
 		return bad("--dtype %q: want float32 or float64", *dtype)
 	}
-	if c.out != "" {
-		if err := checkWritable(c.out); err != nil {
-			return bad("--out %q: %v", c.out, err)
+	for _, f := range []struct{ flag, path string }{{"out", c.out}, {"log", c.log}} {
+		if f.path != "" {
+			if err := checkWritable(f.path); err != nil {
+				return bad("--%s %q: %v", f.flag, f.path, err)
+			}
 		}
 	}
 	return c, nil
@@ -244,10 +248,6 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%s %s on %s: %d iterations, meta-batch %d, K=%d, %d inner step(s) of %g, Adam %g, net 1-%s-1 %v, %v, seed %d\n",
 		verb, c.learner, c.task, c.iters, c.metaBatch, c.shots, c.innerSteps, c.innerLR, c.metaLR,
 		joinInts(c.hidden), c.activation, c.dtype, c.seed)
-	every := c.logEvery
-	if every == 0 {
-		every = max(1, c.iters/20)
-	}
 	save := func(path, why string) error {
 		ck := graph.NewCheckpoint(params)
 		ck.Meta = map[string]string{
@@ -282,6 +282,15 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	start := time.Now()
 	first := m.Steps()
+	prog := newProgress(stderr, c.iters, "iter", c.logEvery)
+	prog.base = first
+	var rl *runLog
+	if c.log != "" {
+		if rl, err = openRunLog(c.log, ckpt != nil); err != nil {
+			return err
+		}
+		defer rl.close()
+	}
 	var preSum, postSum float64
 	var window int
 	for it := m.Steps() + 1; it <= c.iters; it++ {
@@ -291,6 +300,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		st, err := m.Step(ctx, b)
 		if err != nil {
+			prog.done()
 			if ctx.Err() != nil {
 				fmt.Fprintf(stderr, "interrupted before iteration %d\n", it)
 				if m.Steps() > 0 {
@@ -314,19 +324,26 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		preSum += st.PreLoss
 		postSum += st.PostLoss
 		window++
-		if it%every == 0 || it == c.iters {
-			el := time.Since(start)
-			rate := float64(it-first) / el.Seconds()
-			eta := time.Duration(float64(c.iters-it) / rate * float64(time.Second))
-			fmt.Fprintf(stderr, "iter %*d/%d  query MSE pre %.4f post %.4f  %.0f it/s  elapsed %s  ETA %s\n",
-				len(strconv.Itoa(c.iters)), it, c.iters, preSum/float64(window), postSum/float64(window), rate,
-				el.Round(time.Second), eta.Round(time.Second))
+		pre, post := preSum/float64(window), postSum/float64(window)
+		prog.update(it, fmt.Sprintf("query MSE pre %.4f post %.4f", pre, post))
+		if it%prog.every == 0 || it == c.iters {
+			if rl != nil {
+				if err := rl.write(logRecord{Step: it, Losses: []namedValue{{"pre", pre}, {"post", post}}, LR: c.metaLR}); err != nil {
+					return err
+				}
+			}
 			preSum, postSum, window = 0, 0, 0
 		}
 		if c.every > 0 && it%c.every == 0 && it < c.iters && out != "" {
 			if err := save(out, ""); err != nil {
 				return err
 			}
+		}
+	}
+	prog.done()
+	if rl != nil {
+		if err := rl.close(); err != nil {
+			return err
 		}
 	}
 	fmt.Fprintf(stdout, "trained %d iterations in %s\n", c.iters-first, time.Since(start).Round(time.Millisecond))
