@@ -51,9 +51,19 @@ type MAML struct {
 	FirstOrder bool
 	Optimizer  Optimizer
 
+	inner    innerRule // set by ANIL and MetaSGD
 	steps    int
 	programs map[programKey]*program
 	built    string // the settings the programs were built with
+}
+
+// innerRule says which parameters the inner loop adapts and with what
+// step size. Its zero value, MAML's, adapts every parameter with step
+// InnerLR. ANIL freezes all but the head; MetaSGD learns a rate for every
+// element of θ.
+type innerRule struct {
+	frozen []bool        // frozen[i]: parameter i keeps θ in the inner loop; nil: none
+	rates  *graph.Params // per-element rates α in θ's order and shapes; nil: InnerLR
 }
 
 // Stats are the statistics of one meta-batch.
@@ -71,12 +81,13 @@ type programKey struct {
 // program is a compiled graph for one meta-batch shape.
 type program struct {
 	plan   *graph.Plan
-	theta  G.Nodes // inputs, one per parameter
+	inputs G.Nodes // one per meta-trained parameter: θ, then the rates α if learned
 	data   [4]*G.Node
 	losses G.Nodes // per-task query loss [tasks] after 0..steps inner steps
+	preds  G.Nodes // query predictions [tasks, query, out] after 0..steps inner steps (evaluation only)
 	pre    *G.Node // mean query loss at θ
 	post   *G.Node // mean query loss at θ′
-	grads  G.Nodes // meta-gradient, one per parameter (training only)
+	grads  G.Nodes // meta-gradient, one per input (training only)
 }
 
 var dataNames = [4]string{"support.x", "support.y", "query.x", "query.y"}
@@ -108,7 +119,48 @@ func (m *MAML) check() error {
 	if lr := m.InnerLR; math.IsNaN(lr) || math.IsInf(lr, 0) || lr < 0 {
 		return fmt.Errorf("learners: MAML.InnerLR is %v, want a finite non-negative rate", lr)
 	}
+	if f := m.inner.frozen; f != nil && len(f) != m.Params.Len() {
+		return fmt.Errorf("learners: inner loop told about %d parameters, model has %d", len(f), m.Params.Len())
+	}
+	if r := m.inner.rates; r != nil {
+		if err := sameLayout(m.Params, r); err != nil {
+			return fmt.Errorf("learners: inner rates: %v", err)
+		}
+	}
 	return nil
+}
+
+// sameLayout reports whether b holds as many tensors as a, each of the
+// shape and dtype of a's tensor at the same position.
+func sameLayout(a, b *graph.Params) error {
+	if a.Len() != b.Len() {
+		return fmt.Errorf("%d tensors for %d parameters", b.Len(), a.Len())
+	}
+	for i := 0; i < a.Len(); i++ {
+		p, q := a.At(i), b.At(i)
+		if !p.Value.Shape().Eq(q.Value.Shape()) || p.Value.Dtype() != q.Value.Dtype() {
+			return &graph.ShapeError{Op: q.Name, Want: fmt.Sprint(p.Value.Shape(), p.Value.Dtype()), Got: fmt.Sprint(q.Value.Shape(), q.Value.Dtype())}
+		}
+	}
+	return nil
+}
+
+// trained returns what the outer loop updates, in the order of
+// MetaGradient's result: θ, then the inner rates α when they are learned.
+// The tensors are m's own, not copies.
+func (m *MAML) trained() (*graph.Params, error) {
+	if m.inner.rates == nil {
+		return m.Params, nil
+	}
+	all := new(graph.Params)
+	for _, p := range []*graph.Params{m.Params, m.inner.rates} {
+		for i := 0; i < p.Len(); i++ {
+			if err := all.Add(p.At(i).Name, p.At(i).Value); err != nil {
+				return nil, fmt.Errorf("learners: %v", err)
+			}
+		}
+	}
+	return all, nil
 }
 
 // Step runs one outer update on a meta-batch and returns the losses
@@ -125,7 +177,11 @@ func (m *MAML) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
 	if m.Optimizer == nil {
 		m.Optimizer = &Adam{}
 	}
-	if err := m.Optimizer.Update(m.Params, grads); err != nil {
+	all, err := m.trained()
+	if err != nil {
+		return st, err
+	}
+	if err := m.Optimizer.Update(all, grads); err != nil {
 		return st, err
 	}
 	m.steps++
@@ -138,11 +194,15 @@ func (m *MAML) MetaGradient(b *tasks.Batch) ([][]float64, Stats, error) {
 	if err := m.check(); err != nil {
 		return nil, Stats{}, err
 	}
+	all, err := m.trained()
+	if err != nil {
+		return nil, Stats{}, err
+	}
 	p, err := m.program(b, m.innerSteps(), true)
 	if err != nil {
 		return nil, Stats{}, err
 	}
-	if err := p.run(m.Params, b); err != nil {
+	if err := p.run(all, b); err != nil {
 		return nil, Stats{}, err
 	}
 	step := m.steps + 1
@@ -163,7 +223,7 @@ func (m *MAML) MetaGradient(b *tasks.Batch) ([][]float64, Stats, error) {
 		}
 		for _, v := range grads[i] {
 			if !finite(v) {
-				return nil, st, &NonFiniteError{Step: step, What: "meta-gradient of " + m.Params.At(i).Name}
+				return nil, st, &NonFiniteError{Step: step, What: "meta-gradient of " + all.At(i).Name}
 			}
 		}
 	}
@@ -174,33 +234,69 @@ func (m *MAML) MetaGradient(b *tasks.Batch) ([][]float64, Stats, error) {
 // returns the query loss of every task after 0, 1, ..., steps steps:
 // losses[s][t].
 func (m *MAML) Evaluate(b *tasks.Batch, steps int) ([][]float64, error) {
+	e, err := m.evaluate(b, steps, false)
+	return e.Loss, err
+}
+
+// EvaluateClassifier adapts to each task of b, a classification batch
+// with one-hot targets, with up to steps inner steps and returns the query
+// loss and accuracy of every task after 0, 1, ..., steps steps. It returns
+// an error if a query target row is not one-hot.
+func (m *MAML) EvaluateClassifier(b *tasks.Batch, steps int) (Evaluation, error) {
+	return m.evaluate(b, steps, true)
+}
+
+func (m *MAML) evaluate(b *tasks.Batch, steps int, accuracy bool) (Evaluation, error) {
 	if err := m.check(); err != nil {
-		return nil, err
+		return Evaluation{}, err
 	}
 	if steps < 0 {
-		return nil, fmt.Errorf("learners: Evaluate: %d steps", steps)
+		return Evaluation{}, fmt.Errorf("learners: Evaluate: %d steps", steps)
+	}
+	var labels []int
+	if accuracy {
+		var err error
+		if labels, err = classLabels(b); err != nil {
+			return Evaluation{}, err
+		}
+	}
+	all, err := m.trained()
+	if err != nil {
+		return Evaluation{}, err
 	}
 	p, err := m.program(b, steps, false)
 	if err != nil {
-		return nil, err
+		return Evaluation{}, err
 	}
-	if err := p.run(m.Params, b); err != nil {
-		return nil, err
+	if err := p.run(all, b); err != nil {
+		return Evaluation{}, err
 	}
-	out := make([][]float64, len(p.losses))
+	var e Evaluation
 	for s, l := range p.losses {
-		if out[s], err = p.plan.ReadFloat64s(l); err != nil {
-			return nil, err
+		loss, err := p.plan.ReadFloat64s(l)
+		if err != nil {
+			return Evaluation{}, err
 		}
+		e.Loss = append(e.Loss, loss)
+		if !accuracy {
+			continue
+		}
+		pred, err := p.plan.ReadFloat64s(p.preds[s])
+		if err != nil {
+			return Evaluation{}, err
+		}
+		e.Accuracy = append(e.Accuracy, accuracyPerTask(pred, labels, b.Tasks, b.Out))
 	}
-	return out, nil
+	return e, nil
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
+// run binds the meta-trained parameters (by name) and b's data, and runs
+// the program.
 func (p *program) run(params *graph.Params, b *tasks.Batch) error {
-	for i := range p.theta {
-		if err := p.plan.Let(p.theta[i].Name(), params.At(i).Value); err != nil {
+	for i := 0; i < params.Len(); i++ {
+		if err := p.plan.Let(params.At(i).Name, params.At(i).Value); err != nil {
 			return err
 		}
 	}
@@ -245,10 +341,16 @@ func (m *MAML) program(b *tasks.Batch, steps int, train bool) (*program, error) 
 // settings describes everything the compiled graphs depend on besides the
 // batch shape.
 func (m *MAML) settings() string {
-	s := fmt.Sprintf("%#v|%v|%v|%v|", m.Model, m.Loss, m.innerLR(), m.FirstOrder)
-	for i := 0; i < m.Params.Len(); i++ {
-		q := m.Params.At(i)
-		s += fmt.Sprintf("%s%v%v;", q.Name, q.Value.Shape(), q.Value.Dtype())
+	s := fmt.Sprintf("%#v|%v|%v|%v|%v|", m.Model, m.Loss, m.innerLR(), m.FirstOrder, m.inner.frozen)
+	for _, p := range []*graph.Params{m.Params, m.inner.rates} {
+		if p == nil {
+			continue
+		}
+		for i := 0; i < p.Len(); i++ {
+			q := p.At(i)
+			s += fmt.Sprintf("%s%v%v;", q.Name, q.Value.Shape(), q.Value.Dtype())
+		}
+		s += "|"
 	}
 	return s
 }
@@ -258,6 +360,11 @@ func (m *MAML) settings() string {
 //	θT  = broadcast θ over tasks
 //	θ′₀ = θT;  θ′ₛ₊₁ = θ′ₛ − α ∇ Σ_t L_support,t(θ′ₛ)   (per task)
 //	L   = mean_t L_query,t(θ′_S);  meta-gradient = ∂L/∂θ
+//
+// α is InnerLR, or with learned rates (Meta-SGD) an input of θ's shape
+// broadcast over tasks and multiplied elementwise, whose meta-gradient
+// ∂L/∂α is an output too. Frozen parameters (ANIL's trunk) keep θT in the
+// inner loop and are left out of its gradients.
 func (m *MAML) build(k programKey) (p *program, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -271,27 +378,53 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 	for i := range p.data {
 		p.data[i] = G.NewTensor(g, dt, 3, G.WithShape(shapes[i]...), G.WithName(dataNames[i]))
 	}
+	input := func(q graph.Param) (*G.Node, *G.Node, error) {
+		n := G.NewTensor(g, dt, q.Value.Dims(), G.WithShape(q.Value.Shape()...), G.WithName(q.Name))
+		p.inputs = append(p.inputs, n)
+		bn, err := graph.Broadcast(n, 0, k.tasks)
+		return n, bn, err
+	}
 	adapted := make(G.Nodes, m.Params.Len())
 	for i := 0; i < m.Params.Len(); i++ {
-		q := m.Params.At(i)
-		n := G.NewTensor(g, dt, q.Value.Dims(), G.WithShape(q.Value.Shape()...), G.WithName(q.Name))
-		p.theta = append(p.theta, n)
-		if adapted[i], err = graph.Broadcast(n, 0, k.tasks); err != nil {
+		if _, adapted[i], err = input(m.Params.At(i)); err != nil {
 			return nil, err
 		}
 	}
-	queryLoss := func(params G.Nodes) (*G.Node, error) {
+	var rates G.Nodes // α broadcast over tasks, with learned rates
+	if r := m.inner.rates; r != nil {
+		rates = make(G.Nodes, r.Len())
+		for i := range rates {
+			if _, rates[i], err = input(r.At(i)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var inner []int // the parameters the inner loop adapts
+	for i := range adapted {
+		if m.inner.frozen == nil || !m.inner.frozen[i] {
+			inner = append(inner, i)
+		}
+	}
+	queryLoss := func(params G.Nodes) (*G.Node, *G.Node, error) {
 		pred, err := m.Model.Forward(p.data[2], params)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return m.Loss.perTask(pred, p.data[3])
+		l, err := m.Loss.perTask(pred, p.data[3])
+		return pred, l, err
 	}
-	l0, err := queryLoss(adapted)
-	if err != nil {
+	record := func(params G.Nodes) error {
+		pred, l, err := queryLoss(params)
+		if err != nil {
+			return err
+		}
+		p.losses = append(p.losses, l)
+		p.preds = append(p.preds, pred)
+		return nil
+	}
+	if err := record(adapted); err != nil {
 		return nil, err
 	}
-	p.losses = append(p.losses, l0)
 	for s := 0; s < k.steps; s++ {
 		pred, err := m.Model.Forward(p.data[0], adapted)
 		if err != nil {
@@ -305,20 +438,30 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 		if err != nil {
 			return nil, err
 		}
-		grads, err := graph.Grad(total, adapted...)
+		wrt := make(G.Nodes, len(inner))
+		for j, i := range inner {
+			wrt[j] = adapted[i]
+		}
+		grads, err := graph.Grad(total, wrt...)
 		if err != nil {
 			return nil, err
 		}
-		next := make(G.Nodes, len(adapted))
-		for i, gr := range grads {
+		next := append(G.Nodes(nil), adapted...)
+		for j, i := range inner {
+			gr := grads[j]
 			if m.FirstOrder {
 				if gr, err = graph.StopGradient(gr); err != nil {
 					return nil, err
 				}
 			}
-			step, err := graph.Scale(gr, m.innerLR())
+			var step *G.Node
+			if rates != nil {
+				step, err = G.HadamardProd(rates[i], gr)
+			} else {
+				step, err = graph.Scale(gr, m.innerLR())
+			}
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("learners: inner step: %v", err)
 			}
 			if next[i], err = G.Sub(adapted[i], step); err != nil {
 				return nil, fmt.Errorf("learners: inner step: %v", err)
@@ -326,11 +469,9 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 		}
 		adapted = next
 		if !k.train || s == k.steps-1 {
-			l, err := queryLoss(adapted)
-			if err != nil {
+			if err := record(adapted); err != nil {
 				return nil, err
 			}
-			p.losses = append(p.losses, l)
 		}
 	}
 	mean := func(l *G.Node) (*G.Node, error) {
@@ -348,10 +489,13 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 	}
 	outputs := append(G.Nodes{p.pre, p.post}, p.losses...)
 	if k.train {
-		if p.grads, err = graph.Grad(p.post, p.theta...); err != nil {
+		p.preds = nil
+		if p.grads, err = graph.Grad(p.post, p.inputs...); err != nil {
 			return nil, err
 		}
 		outputs = append(outputs, p.grads...)
+	} else {
+		outputs = append(outputs, p.preds...)
 	}
 	if p.plan, err = graph.Compile(g, outputs...); err != nil {
 		return nil, err
