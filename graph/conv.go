@@ -1,0 +1,372 @@
+package graph
+
+import (
+	"fmt"
+	"hash"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Images are channels last: a batch of images is [tasks, n, h, w, c], so
+// that a convolution's output, a matrix product with the filters on the
+// right, comes out in the same layout with no transposition.
+
+// window describes a square k×k window sliding with the given stride over
+// an image zero-padded by pad on every side.
+type window struct{ k, stride, pad int }
+
+// out returns the number of window positions along an axis of size n.
+func (w window) out(n int) int { return (n+2*w.pad-w.k)/w.stride + 1 }
+
+func (w window) check(op string, h, wd int) error {
+	if w.k < 1 || w.stride < 1 || w.pad < 0 {
+		return &ShapeError{Op: op, Want: "a positive window and stride and a non-negative padding", Got: fmt.Sprintf("k=%d stride=%d pad=%d", w.k, w.stride, w.pad)}
+	}
+	if h+2*w.pad < w.k || wd+2*w.pad < w.k {
+		return &ShapeError{Op: op, Want: fmt.Sprintf("images of at least %d×%d after padding", w.k, w.k), Got: fmt.Sprintf("%d×%d with padding %d", h, wd, w.pad)}
+	}
+	return nil
+}
+
+// Im2Col returns the k×k patches of images x [tasks, n, h, w, c] (channels
+// last), zero-padded by pad on every side, at the given stride, as rows of
+// a matrix per task: [tasks, n·ho·wo, k·k·c] with ho = (h+2·pad−k)/stride+1
+// (likewise wo), rows ordered (image, output row, output column) and each
+// patch ordered (kh, kw, c), so a patch row is k runs of k·c contiguous
+// values of x. Multiplying the patches by filters laid out [f, kh, kw, c]
+// is a convolution (see Conv2D). Im2Col is linear; its derivative is
+// Col2Im, and Col2Im's is Im2Col, so both can be differentiated any number
+// of times.
+func Im2Col(x *G.Node, k, stride, pad int) (out *G.Node, err error) {
+	defer recoverError(&err, "Im2Col")
+	if x.Dims() != 5 {
+		return nil, &ShapeError{Op: "Im2Col", Want: "images [tasks, n, h, w, c]", Got: fmt.Sprint(x.Shape())}
+	}
+	s := x.Shape()
+	op := im2colOp{image: image{n: s[1], h: s[2], w: s[3], c: s[4]}, win: window{k, stride, pad}}
+	if err := op.win.check("Im2Col", op.h, op.w); err != nil {
+		return nil, err
+	}
+	return G.ApplyOp(op, x)
+}
+
+// Col2Im is Im2Col's adjoint: it adds every patch of cols [tasks, n·ho·wo,
+// k·k·c], laid out as Im2Col lays it out, back into images [tasks, n, h, w,
+// c] at the positions Im2Col took it from (overlapping patches add up;
+// padding is dropped). n and c follow from cols' shape.
+func Col2Im(cols *G.Node, h, w, k, stride, pad int) (out *G.Node, err error) {
+	defer recoverError(&err, "Col2Im")
+	win := window{k, stride, pad}
+	if err := win.check("Col2Im", h, w); err != nil {
+		return nil, err
+	}
+	s := cols.Shape()
+	per := win.out(h) * win.out(w)
+	if cols.Dims() != 3 || s[1]%per != 0 || s[2]%(k*k) != 0 {
+		return nil, &ShapeError{Op: "Col2Im", Want: fmt.Sprintf("patches [tasks, n·%d, %d·c]", per, k*k), Got: fmt.Sprint(s)}
+	}
+	return G.ApplyOp(col2imOp{image: image{n: s[1] / per, h: h, w: w, c: s[2] / (k * k)}, win: win}, cols)
+}
+
+// Conv2D returns the 2-d convolution (cross-correlation, as PyTorch
+// computes it) of images x [tasks, n, h, w, c] with filters w [tasks, f, c,
+// k, k] (PyTorch's layout, with a leading task axis) plus the bias b
+// [tasks, f] (nil for none), at the given stride and zero padding: [tasks,
+// n, ho, wo, f], channels last. Each task's convolution is one matrix
+// product of Im2Col's patches with the filters, so its derivatives, of any
+// order, are Im2Col, Col2Im and matrix products.
+func Conv2D(x, w, b *G.Node, stride, pad int) (out *G.Node, err error) {
+	defer recoverError(&err, "Conv2D")
+	xs, ws := x.Shape(), w.Shape()
+	if x.Dims() != 5 || w.Dims() != 5 || ws[0] != xs[0] || ws[2] != xs[4] || ws[3] != ws[4] {
+		return nil, &ShapeError{Op: "Conv2D", Want: "images [tasks, n, h, w, c] and filters [tasks, f, c, k, k]", Got: fmt.Sprintf("%v and %v", xs, ws)}
+	}
+	tasks, n, c, f, k := xs[0], xs[1], xs[4], ws[1], ws[3]
+	if b != nil && !b.Shape().Eq(tensor.Shape{tasks, f}) {
+		return nil, &ShapeError{Op: "Conv2D bias", Want: fmt.Sprint(tensor.Shape{tasks, f}), Got: fmt.Sprint(b.Shape())}
+	}
+	cols, err := Im2Col(x, k, stride, pad)
+	if err != nil {
+		return nil, err
+	}
+	// [tasks, f, c, k, k] → [tasks·f, c, k·k] → [tasks·f, k·k, c] →
+	// [tasks, f, k·k·c]: the filters in the patches' (kh, kw, c) order.
+	wf, err := G.Reshape(w, tensor.Shape{tasks * f, c, k * k})
+	if err != nil {
+		return nil, err
+	}
+	if wf, err = swapLast(wf); err != nil {
+		return nil, err
+	}
+	if wf, err = G.Reshape(wf, tensor.Shape{tasks, f, k * k * c}); err != nil {
+		return nil, err
+	}
+	y, err := BatchedMatMul(cols, wf, false, true)
+	if err != nil {
+		return nil, err
+	}
+	if b != nil {
+		if y, err = addChannels(y, b); err != nil {
+			return nil, err
+		}
+	}
+	win := window{k, stride, pad}
+	return G.Reshape(y, tensor.Shape{tasks, n, win.out(xs[2]), win.out(xs[3]), f})
+}
+
+// image is the size of one task's images.
+type image struct{ n, h, w, c int }
+
+func (im image) shape(tasks int) tensor.Shape { return tensor.Shape{tasks, im.n, im.h, im.w, im.c} }
+
+// colsShape returns the shape of Im2Col's output for tasks tasks.
+func colsShape(tasks int, im image, win window) tensor.Shape {
+	return tensor.Shape{tasks, im.n * win.out(im.h) * win.out(im.w), win.k * win.k * im.c}
+}
+
+type im2colOp struct {
+	opBase
+	image
+	win window
+}
+
+func (op im2colOp) Arity() int { return 1 }
+func (op im2colOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(tensorType(5, a), tensorType(3, a))
+}
+func (op im2colOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s := in[0].(tensor.Shape)
+	if len(s) != 5 || !s.Eq(op.shape(s[0])) {
+		return nil, &ShapeError{Op: op.String(), Want: fmt.Sprintf("[tasks %d %d %d %d]", op.n, op.h, op.w, op.c), Got: fmt.Sprint(s)}
+	}
+	return colsShape(s[0], op.image, op.win), nil
+}
+func (op im2colOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op im2colOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	data, s, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	shape, err := op.InferShape(s)
+	if err != nil {
+		return nil, err
+	}
+	imgs := s[0] * op.n
+	switch x := data.(type) {
+	case []float64:
+		return newValue(im2col(reuse[float64](pre, shape.TotalSize()), x, imgs, op.image, op.win), shape), nil
+	case []float32:
+		return newValue(im2col(reuse[float32](pre, shape.TotalSize()), x, imgs, op.image, op.win), shape), nil
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+}
+func (op im2colOp) String() string {
+	return fmt.Sprintf("Im2Col{n=%d, h=%d, w=%d, c=%d, k=%d, stride=%d, pad=%d}", op.n, op.h, op.w, op.c, op.win.k, op.win.stride, op.win.pad)
+}
+func (op im2colOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op im2colOp) Hashcode() uint32      { return hashOf(op) }
+func (op im2colOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op im2colOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := G.ApplyOp(col2imOp(op), grad)
+	return G.Nodes{d}, err
+}
+
+type col2imOp struct {
+	opBase
+	image
+	win window
+}
+
+func (op col2imOp) Arity() int { return 1 }
+func (op col2imOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(tensorType(3, a), tensorType(5, a))
+}
+func (op col2imOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s := in[0].(tensor.Shape)
+	if len(s) != 3 || !s.Eq(colsShape(s[0], op.image, op.win)) {
+		return nil, &ShapeError{Op: op.String(), Want: fmt.Sprint(colsShape(0, op.image, op.win)[1:]), Got: fmt.Sprint(s)}
+	}
+	return op.shape(s[0]), nil
+}
+func (op col2imOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op col2imOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	data, s, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	shape, err := op.InferShape(s)
+	if err != nil {
+		return nil, err
+	}
+	imgs := s[0] * op.n
+	switch c := data.(type) {
+	case []float64:
+		return newValue(col2im(reuse[float64](pre, shape.TotalSize()), c, imgs, op.image, op.win), shape), nil
+	case []float32:
+		return newValue(col2im(reuse[float32](pre, shape.TotalSize()), c, imgs, op.image, op.win), shape), nil
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+}
+func (op col2imOp) String() string {
+	return fmt.Sprintf("Col2Im{n=%d, h=%d, w=%d, c=%d, k=%d, stride=%d, pad=%d}", op.n, op.h, op.w, op.c, op.win.k, op.win.stride, op.win.pad)
+}
+func (op col2imOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op col2imOp) Hashcode() uint32      { return hashOf(op) }
+func (op col2imOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op col2imOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := G.ApplyOp(im2colOp(op), grad)
+	return G.Nodes{d}, err
+}
+
+// span returns, for the window position whose first column is w0 (possibly
+// negative, in the padding), the range [lo, hi) of window columns that fall
+// inside an image of width wd.
+func span(w0, k, wd int) (lo, hi int) {
+	lo, hi = max(0, -w0), min(k, wd-w0)
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
+}
+
+// im2col writes the patches of imgs images x into out (see Im2Col).
+func im2col[T float](out, x []T, imgs int, im image, win window) []T {
+	ho, wo := win.out(im.h), win.out(im.w)
+	k, c := win.k, im.c
+	run := k * c
+	row := k * run
+	size := im.h * im.w * c
+	r := 0
+	for i := 0; i < imgs; i++ {
+		xi := x[i*size : (i+1)*size]
+		for oh := 0; oh < ho; oh++ {
+			h0 := oh*win.stride - win.pad
+			for ow := 0; ow < wo; ow++ {
+				w0 := ow*win.stride - win.pad
+				lo, hi := span(w0, k, im.w)
+				o := out[r*row : (r+1)*row]
+				r++
+				for kh := 0; kh < k; kh++ {
+					dst := o[kh*run : (kh+1)*run]
+					ih := h0 + kh
+					if ih < 0 || ih >= im.h || lo == hi {
+						clear(dst)
+						continue
+					}
+					clear(dst[:lo*c])
+					base := (ih*im.w + w0) * c
+					copy(dst[lo*c:hi*c], xi[base+lo*c:base+hi*c])
+					clear(dst[hi*c:])
+				}
+			}
+		}
+	}
+	return out
+}
+
+// col2im adds the patches cols of imgs images into out, which it clears
+// first (see Col2Im).
+func col2im[T float](out, cols []T, imgs int, im image, win window) []T {
+	clear(out)
+	ho, wo := win.out(im.h), win.out(im.w)
+	k, c := win.k, im.c
+	run := k * c
+	row := k * run
+	size := im.h * im.w * c
+	r := 0
+	for i := 0; i < imgs; i++ {
+		xi := out[i*size : (i+1)*size]
+		for oh := 0; oh < ho; oh++ {
+			h0 := oh*win.stride - win.pad
+			for ow := 0; ow < wo; ow++ {
+				w0 := ow*win.stride - win.pad
+				lo, hi := span(w0, k, im.w)
+				p := cols[r*row : (r+1)*row]
+				r++
+				if lo == hi {
+					continue
+				}
+				for kh := 0; kh < k; kh++ {
+					ih := h0 + kh
+					if ih < 0 || ih >= im.h {
+						continue
+					}
+					base := (ih*im.w + w0) * c
+					dst := xi[base+lo*c : base+hi*c]
+					src := p[kh*run+lo*c : kh*run+hi*c]
+					for j, v := range src {
+						dst[j] += v
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// swapLast transposes the last two axes of x [b, p, q], giving [b, q, p].
+// It is its own derivative.
+func swapLast(x *G.Node) (out *G.Node, err error) {
+	defer recoverError(&err, "swapLast")
+	if x.Dims() != 3 {
+		return nil, &ShapeError{Op: "swapLast", Want: "a 3-d tensor", Got: fmt.Sprint(x.Shape())}
+	}
+	return G.ApplyOp(swapLastOp{}, x)
+}
+
+type swapLastOp struct{ opBase }
+
+func (op swapLastOp) Arity() int { return 1 }
+func (op swapLastOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(tensorType(3, a), tensorType(3, a))
+}
+func (op swapLastOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s := in[0].(tensor.Shape)
+	if len(s) != 3 {
+		return nil, &ShapeError{Op: op.String(), Want: "a 3-d tensor", Got: fmt.Sprint(s)}
+	}
+	return tensor.Shape{s[0], s[2], s[1]}, nil
+}
+func (op swapLastOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op swapLastOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	data, s, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	shape, err := op.InferShape(s)
+	if err != nil {
+		return nil, err
+	}
+	switch x := data.(type) {
+	case []float64:
+		return newValue(swapLastKernel(reuse[float64](pre, len(x)), x, s[0], s[1], s[2]), shape), nil
+	case []float32:
+		return newValue(swapLastKernel(reuse[float32](pre, len(x)), x, s[0], s[1], s[2]), shape), nil
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+}
+func (op swapLastOp) String() string        { return "SwapLast" }
+func (op swapLastOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op swapLastOp) Hashcode() uint32      { return hashOf(op) }
+func (op swapLastOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op swapLastOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := swapLast(grad)
+	return G.Nodes{d}, err
+}
+
+func swapLastKernel[T float](out, x []T, b, p, q int) []T {
+	for i := 0; i < b; i++ {
+		src, dst := x[i*p*q:(i+1)*p*q], out[i*p*q:(i+1)*p*q]
+		for r := 0; r < p; r++ {
+			for c, v := range src[r*q : (r+1)*q] {
+				dst[c*p+r] = v
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,335 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// part returns the elements [off, off+size(shape)) of the vector x as a
+// tensor of the given shape. It gathers with constant indices, so unlike
+// gorgonia's Slice it can be differentiated twice: the derivative rigs
+// carve several variables out of their one input vector with it.
+func part(x *G.Node, off int, shape ...int) *G.Node {
+	n := tensor.Shape(shape).TotalSize()
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = off + i
+	}
+	c := G.NewConstant(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(idx)), G.In(x.Graph()))
+	return G.Must(G.ApplyOp(gatherOp{from: x.Shape().Clone(), dims: len(shape)}, x, c))
+}
+
+func randn(rng *rand.Rand, n int) []float64 {
+	x := make([]float64, n)
+	for i := range x {
+		x[i] = rng.NormFloat64()
+	}
+	return x
+}
+
+// eval computes the nodes built by build from constants of dtype dt
+// holding data, and returns their values as float64s.
+func eval(t *testing.T, dt tensor.Dtype, data [][]float64, shapes [][]int, build func(in G.Nodes) (G.Nodes, error)) [][]float64 {
+	t.Helper()
+	g := G.NewGraph()
+	var in G.Nodes
+	for i, d := range data {
+		v, err := NewTensor(dt, shapes[i], d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = append(in, G.NewConstant(v, G.In(g), G.WithName(fmt.Sprintf("in%d", i))))
+	}
+	outs, err := build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Compile(g, outs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Run(); err != nil {
+		t.Fatal(err)
+	}
+	var res [][]float64
+	for _, o := range outs {
+		res = append(res, read(t, m, o))
+	}
+	return res
+}
+
+type convCase struct {
+	tasks, n, h, w, c, f, k, stride, pad int
+}
+
+func (c convCase) String() string {
+	return fmt.Sprintf("tasks=%d/n=%d/%dx%dx%d/f=%d/k=%d/stride=%d/pad=%d", c.tasks, c.n, c.h, c.w, c.c, c.f, c.k, c.stride, c.pad)
+}
+
+var convCases = []convCase{
+	{1, 1, 4, 4, 1, 1, 3, 1, 1},
+	{2, 2, 5, 4, 3, 2, 3, 1, 1},   // odd, non-square images
+	{2, 1, 6, 5, 2, 3, 3, 2, 1},   // stride 2 with an odd width
+	{1, 2, 5, 5, 2, 2, 2, 2, 0},   // even window, floor
+	{2, 1, 4, 3, 2, 2, 1, 1, 0},   // 1×1 convolution
+	{1, 1, 3, 3, 2, 1, 3, 1, 2},   // padding wider than needed
+	{1, 2, 7, 6, 1, 2, 5, 3, 2},   // large window and stride
+	{2, 1, 3, 4, 3, 2, 3, 1, 0},   // no padding
+	{1, 1, 2, 2, 1, 2, 3, 1, 1},   // window larger than the image
+	{1, 1, 6, 6, 4, 3, 3, 3, 0},   // stride equal to the window
+	{3, 2, 3, 3, 2, 2, 3, 2, 1},   // three tasks
+	{1, 1, 5, 5, 1, 1, 4, 1, 1},   // even window, odd image
+	{1, 1, 1, 1, 3, 2, 1, 1, 0},   // one pixel
+	{2, 2, 4, 4, 1, 1, 4, 1, 0},   // one output position
+	{1, 3, 2, 5, 2, 1, 2, 1, 1},   // padding with an even window
+	{1, 1, 8, 8, 2, 2, 3, 2, 1},   // stride 2, even size
+	{1, 1, 9, 7, 1, 1, 3, 4, 1},   // stride beyond the window
+	{2, 1, 3, 3, 1, 1, 2, 1, 1},   // even window with padding
+	{1, 2, 4, 6, 2, 3, 3, 1, 1},   // more filters than channels
+	{1, 1, 3, 5, 5, 1, 3, 1, 1},   // many channels, one filter
+	{1, 1, 6, 4, 2, 2, 3, 1, 1},   // tall image
+	{1, 1, 10, 10, 1, 1, 3, 3, 1}, // last window reaches the padding
+}
+
+// directConv computes the convolution from its definition in float64.
+func directConv(c convCase, x, w, b []float64) []float64 {
+	ho, wo := (c.h+2*c.pad-c.k)/c.stride+1, (c.w+2*c.pad-c.k)/c.stride+1
+	out := make([]float64, c.tasks*c.n*ho*wo*c.f)
+	i := 0
+	for t := 0; t < c.tasks; t++ {
+		for n := 0; n < c.n; n++ {
+			for oh := 0; oh < ho; oh++ {
+				for ow := 0; ow < wo; ow++ {
+					for f := 0; f < c.f; f++ {
+						s := 0.0
+						if b != nil {
+							s = b[t*c.f+f]
+						}
+						for ch := 0; ch < c.c; ch++ {
+							for kh := 0; kh < c.k; kh++ {
+								for kw := 0; kw < c.k; kw++ {
+									ih, iw := oh*c.stride-c.pad+kh, ow*c.stride-c.pad+kw
+									if ih < 0 || ih >= c.h || iw < 0 || iw >= c.w {
+										continue
+									}
+									s += w[(((t*c.f+f)*c.c+ch)*c.k+kh)*c.k+kw] * x[(((t*c.n+n)*c.h+ih)*c.w+iw)*c.c+ch]
+								}
+							}
+						}
+						out[i] = s
+						i++
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (c convCase) shapes() (x, w, b, y []int) {
+	ho, wo := (c.h+2*c.pad-c.k)/c.stride+1, (c.w+2*c.pad-c.k)/c.stride+1
+	return []int{c.tasks, c.n, c.h, c.w, c.c}, []int{c.tasks, c.f, c.c, c.k, c.k}, []int{c.tasks, c.f}, []int{c.tasks, c.n, ho, wo, c.f}
+}
+
+// TestConv2DValues compares Conv2D with the definition, in float64 (to
+// rounding: 1e-12) and float32 (1e-5 relative to the values' unit scale).
+func TestConv2DValues(t *testing.T) {
+	for _, c := range convCases {
+		for _, bias := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%v/bias=%v", c, bias), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(c.h*c.w), uint64(c.k)))
+				xs, ws, bs, ys := c.shapes()
+				x := randn(rng, tensor.Shape(xs).TotalSize())
+				w := randn(rng, tensor.Shape(ws).TotalSize())
+				b := randn(rng, tensor.Shape(bs).TotalSize())
+				data, shapes := [][]float64{x, w, b}, [][]int{xs, ws, bs}
+				var bd []float64
+				if bias {
+					bd = b
+				}
+				want := directConv(c, x, w, bd)
+				for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+					got := eval(t, dt, data, shapes, func(in G.Nodes) (G.Nodes, error) {
+						bn := in[2]
+						if !bias {
+							bn = nil
+						}
+						y, err := Conv2D(in[0], in[1], bn, c.stride, c.pad)
+						if err != nil {
+							return nil, err
+						}
+						if !y.Shape().Eq(tensor.Shape(ys)) {
+							return nil, fmt.Errorf("Conv2D shape %v; want %v", y.Shape(), ys)
+						}
+						return G.Nodes{y}, nil
+					})[0]
+					tol := 1e-12
+					if dt == tensor.Float32 {
+						tol = 1e-5
+					}
+					if e := RelErr(got, want, 1); e > tol {
+						t.Errorf("%v: Conv2D = %.6v; want %.6v (err %.3g > %g)", dt, got, want, e, tol)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestIm2ColAdjoint checks ⟨Im2Col(x), y⟩ = ⟨x, Col2Im(y)⟩, which makes
+// each the other's derivative.
+func TestIm2ColAdjoint(t *testing.T) {
+	for _, c := range convCases {
+		t.Run(c.String(), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(c.h), uint64(c.w*c.k)))
+			xs, _, _, _ := c.shapes()
+			win := window{c.k, c.stride, c.pad}
+			cs := []int(colsShape(c.tasks, image{c.n, c.h, c.w, c.c}, win))
+			x := randn(rng, tensor.Shape(xs).TotalSize())
+			y := randn(rng, tensor.Shape(cs).TotalSize())
+			out := eval(t, tensor.Float64, [][]float64{x, y}, [][]int{xs, cs}, func(in G.Nodes) (G.Nodes, error) {
+				a, err := Im2Col(in[0], c.k, c.stride, c.pad)
+				if err != nil {
+					return nil, err
+				}
+				b, err := Col2Im(in[1], c.h, c.w, c.k, c.stride, c.pad)
+				if err != nil {
+					return nil, err
+				}
+				return G.Nodes{a, b}, nil
+			})
+			if got, want := dot(out[0], y), dot(x, out[1]); math.Abs(got-want) > 1e-12*math.Max(1, math.Abs(want)) {
+				t.Errorf("⟨Im2Col(x), y⟩ = %v; ⟨x, Col2Im(y)⟩ = %v", got, want)
+			}
+		})
+	}
+}
+
+func dot(a, b []float64) float64 {
+	s := 0.0
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// TestConv2DSecondOrder checks the gradient and Hessian-vector products of
+// Σ tanh(Conv2D(x, w, b))² with respect to the images, filters and bias
+// together (so that the mixed second derivatives through Im2Col, Col2Im
+// and the matrix products are exercised) against central differences.
+func TestConv2DSecondOrder(t *testing.T) {
+	for _, c := range convCases {
+		xs, ws, bs, _ := c.shapes()
+		nx, nw, nb := tensor.Shape(xs).TotalSize(), tensor.Shape(ws).TotalSize(), tensor.Shape(bs).TotalSize()
+		if nx+nw+nb > 110 {
+			// The truncation error of central differences along the
+			// direction of all ones grows with its length: keep the
+			// problems small enough for 1e-6.
+			continue
+		}
+		t.Run(c.String(), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(nx), uint64(nw)))
+			x0 := randn(rng, nx+nw+nb)
+			for i := range x0 {
+				x0[i] *= 0.5 // keep tanh away from saturation
+			}
+			r := newDerivRig(t, len(x0), func(v *G.Node) (*G.Node, error) {
+				y, err := Conv2D(part(v, 0, xs...), part(v, nx, ws...), part(v, nx+nw, bs...), c.stride, c.pad)
+				if err != nil {
+					return nil, err
+				}
+				th := G.Must(G.Tanh(y))
+				return SumAll(G.Must(G.HadamardProd(th, th)))
+			})
+			r.check(t, x0, rand.New(rand.NewPCG(1, 1)))
+		})
+	}
+}
+
+// TestIm2ColSecondOrder differentiates through Col2Im as a forward op too
+// (Col2Im's derivative is Im2Col).
+func TestIm2ColSecondOrder(t *testing.T) {
+	c := convCase{tasks: 2, n: 1, h: 4, w: 3, c: 2, k: 3, stride: 1, pad: 1}
+	win := window{c.k, c.stride, c.pad}
+	cs := []int(colsShape(c.tasks, image{c.n, c.h, c.w, c.c}, win))
+	n := tensor.Shape(cs).TotalSize()
+	x0 := randn(rand.New(rand.NewPCG(4, 4)), n)
+	r := newDerivRig(t, n, func(v *G.Node) (*G.Node, error) {
+		img, err := Col2Im(G.Must(G.Reshape(v, tensor.Shape(cs))), c.h, c.w, c.k, c.stride, c.pad)
+		if err != nil {
+			return nil, err
+		}
+		back, err := Im2Col(G.Must(G.Tanh(img)), c.k, c.stride, c.pad)
+		if err != nil {
+			return nil, err
+		}
+		return SumAll(G.Must(G.HadamardProd(back, G.Must(G.Tanh(back)))))
+	})
+	r.check(t, x0, rand.New(rand.NewPCG(2, 2)))
+}
+
+func TestConv2DErrors(t *testing.T) {
+	g := G.NewGraph()
+	x := G.NewTensor(g, G.Float64, 5, G.WithShape(2, 1, 4, 4, 3), G.WithName("x"))
+	w := G.NewTensor(g, G.Float64, 5, G.WithShape(2, 5, 3, 3, 3), G.WithName("w"))
+	b := G.NewMatrix(g, G.Float64, G.WithShape(2, 5), G.WithName("b"))
+	bad := []struct {
+		name string
+		f    func() error
+	}{
+		{"4-d images", func() error {
+			_, err := Conv2D(G.NewTensor(g, G.Float64, 4, G.WithShape(2, 4, 4, 3)), w, b, 1, 1)
+			return err
+		}},
+		{"channels disagree", func() error {
+			_, err := Conv2D(G.NewTensor(g, G.Float64, 5, G.WithShape(2, 1, 4, 4, 2)), w, b, 1, 1)
+			return err
+		}},
+		{"tasks disagree", func() error {
+			_, err := Conv2D(G.NewTensor(g, G.Float64, 5, G.WithShape(3, 1, 4, 4, 3)), w, b, 1, 1)
+			return err
+		}},
+		{"non-square filters", func() error {
+			_, err := Conv2D(x, G.NewTensor(g, G.Float64, 5, G.WithShape(2, 5, 3, 3, 2)), b, 1, 1)
+			return err
+		}},
+		{"bias of the wrong size", func() error {
+			_, err := Conv2D(x, w, G.NewMatrix(g, G.Float64, G.WithShape(2, 4)), 1, 1)
+			return err
+		}},
+		{"zero stride", func() error { _, err := Conv2D(x, w, b, 0, 1); return err }},
+		{"negative padding", func() error { _, err := Conv2D(x, w, b, 1, -1); return err }},
+		{"window larger than the padded image", func() error {
+			_, err := Im2Col(G.NewTensor(g, G.Float64, 5, G.WithShape(1, 1, 2, 2, 1)), 5, 1, 1)
+			return err
+		}},
+		{"Col2Im of a shape that is no patch matrix", func() error {
+			_, err := Col2Im(G.NewTensor(g, G.Float64, 3, G.WithShape(1, 7, 9)), 4, 4, 3, 1, 1)
+			return err
+		}},
+	}
+	for _, c := range bad {
+		if err := c.f(); !errors.Is(err, ErrShape) {
+			t.Errorf("%s: err = %v; want ErrShape", c.name, err)
+		}
+	}
+}
+
+func TestSwapLast(t *testing.T) {
+	x := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	got := eval(t, tensor.Float64, [][]float64{x}, [][]int{{2, 2, 3}}, func(in G.Nodes) (G.Nodes, error) {
+		y, err := swapLast(in[0])
+		return G.Nodes{y}, err
+	})[0]
+	want := []float64{1, 4, 2, 5, 3, 6, 7, 10, 8, 11, 9, 12}
+	if RelErr(got, want, 1) != 0 {
+		t.Errorf("swapLast([2 2 3]) = %v; want %v", got, want)
+	}
+}

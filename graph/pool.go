@@ -1,0 +1,256 @@
+package graph
+
+import (
+	"fmt"
+	"hash"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// MaxPool2D returns the maximum of each k×k window of images x [tasks, n,
+// h, w, c] (channels last), windows at stride k without padding: [tasks,
+// n, h/k, w/k, c], rounding down, so trailing rows and columns that do not
+// fill a window are dropped (PyTorch's default). Within a window the first
+// maximum in row-major order wins ties; a NaN wins over any number, so NaNs
+// propagate as in PyTorch.
+//
+// The positions of the maxima are computed once, as an integer node, and
+// the pooled values are gathered from x at those positions. The derivative
+// of the gather scatters the gradient to the same positions, and the
+// derivative of that scatter gathers again: max-pooling is linear in x
+// once the positions are fixed, so its derivatives of every order are
+// exact wherever the maxima are unique.
+func MaxPool2D(x *G.Node, k int) (out *G.Node, err error) {
+	defer recoverError(&err, "MaxPool2D")
+	s := x.Shape()
+	if x.Dims() != 5 {
+		return nil, &ShapeError{Op: "MaxPool2D", Want: "images [tasks, n, h, w, c]", Got: fmt.Sprint(s)}
+	}
+	if k < 1 || s[2] < k || s[3] < k {
+		return nil, &ShapeError{Op: "MaxPool2D", Want: fmt.Sprintf("a window size in [1, %d]", min(s[2], s[3])), Got: fmt.Sprint(k)}
+	}
+	idx, err := G.ApplyOp(poolArgMaxOp{image: image{n: s[1], h: s[2], w: s[3], c: s[4]}, k: k}, x)
+	if err != nil {
+		return nil, err
+	}
+	return G.ApplyOp(gatherOp{from: s.Clone(), dims: 5}, x, idx)
+}
+
+// poolArgMaxOp returns, for every k×k window at stride k of images [tasks,
+// n, h, w, c] and every channel, the flat index into x of the window's
+// maximum: an int tensor [tasks, n, h/k, w/k, c].
+type poolArgMaxOp struct {
+	opBase
+	image
+	k int
+}
+
+func (op poolArgMaxOp) Arity() int { return 1 }
+func (op poolArgMaxOp) Type() hm.Type {
+	return hm.NewFnType(tensorType(5, hm.TypeVariable('a')), tensorType(5, tensor.Int))
+}
+func (op poolArgMaxOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s := in[0].(tensor.Shape)
+	if len(s) != 5 || !s.Eq(op.shape(s[0])) {
+		return nil, &ShapeError{Op: op.String(), Want: fmt.Sprintf("[tasks %d %d %d %d]", op.n, op.h, op.w, op.c), Got: fmt.Sprint(s)}
+	}
+	return tensor.Shape{s[0], op.n, op.h / op.k, op.w / op.k, op.c}, nil
+}
+func (op poolArgMaxOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op poolArgMaxOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	data, s, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	shape, err := op.InferShape(s)
+	if err != nil {
+		return nil, err
+	}
+	idx := reuseInts(pre, shape.TotalSize())
+	imgs := s[0] * op.n
+	switch x := data.(type) {
+	case []float64:
+		poolArgMax(idx, x, imgs, op.image, op.k)
+	case []float32:
+		poolArgMax(idx, x, imgs, op.image, op.k)
+	default:
+		return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+	}
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(idx)), nil
+}
+func (op poolArgMaxOp) String() string {
+	return fmt.Sprintf("PoolArgMax{n=%d, h=%d, w=%d, c=%d, k=%d}", op.n, op.h, op.w, op.c, op.k)
+}
+func (op poolArgMaxOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op poolArgMaxOp) Hashcode() uint32      { return hashOf(op) }
+
+// reuseInts is reuse for int buffers.
+func reuseInts(prealloc G.Value, n int) []int {
+	if t, ok := prealloc.(*tensor.Dense); ok && !t.IsView() {
+		if d, ok := t.Data().([]int); ok && len(d) == n {
+			return d
+		}
+	}
+	return make([]int, n)
+}
+
+func poolArgMax[T float](idx []int, x []T, imgs int, im image, k int) {
+	ho, wo, c := im.h/k, im.w/k, im.c
+	best := make([]T, c)
+	r := 0
+	for i := 0; i < imgs; i++ {
+		for oh := 0; oh < ho; oh++ {
+			for ow := 0; ow < wo; ow++ {
+				at := idx[r*c : (r+1)*c]
+				r++
+				for kh := 0; kh < k; kh++ {
+					for kw := 0; kw < k; kw++ {
+						base := ((i*im.h+oh*k+kh)*im.w + ow*k + kw) * c
+						row := x[base : base+c]
+						if kh == 0 && kw == 0 {
+							copy(best, row)
+							for j := range at {
+								at[j] = base + j
+							}
+							continue
+						}
+						for j, v := range row {
+							if v > best[j] || v != v && best[j] == best[j] {
+								best[j], at[j] = v, base+j
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// gatherOp returns x[idx] for an int tensor idx of flat indices into x:
+// out has idx's shape. Its derivative with respect to x is scatterAddOp.
+type gatherOp struct {
+	opBase
+	from tensor.Shape // x's shape
+	dims int          // idx's number of axes
+}
+
+func (op gatherOp) Arity() int { return 2 }
+func (op gatherOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(tensorType(len(op.from), a), tensorType(op.dims, tensor.Int), tensorType(op.dims, a))
+}
+func (op gatherOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[1].(tensor.Shape).Clone(), nil
+}
+func (op gatherOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op gatherOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	data, _, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	id, is, err := dense(in[1])
+	if err != nil {
+		return nil, err
+	}
+	idx, ok := id.([]int)
+	if !ok {
+		return nil, fmt.Errorf("graph: %v: indices are %T, want []int", op, id)
+	}
+	switch x := data.(type) {
+	case []float64:
+		out, err := gather(reuse[float64](pre, len(idx)), x, idx)
+		return newValue(out, is), err
+	case []float32:
+		out, err := gather(reuse[float32](pre, len(idx)), x, idx)
+		return newValue(out, is), err
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+}
+func (op gatherOp) String() string {
+	return fmt.Sprintf("Gather{from=%v, dims=%d}", op.from, op.dims)
+}
+func (op gatherOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op gatherOp) Hashcode() uint32      { return hashOf(op) }
+func (op gatherOp) DiffWRT(int) []bool    { return []bool{true, false} }
+func (op gatherOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := G.ApplyOp(scatterAddOp(op), grad, in[1])
+	return G.Nodes{d, nil}, err
+}
+
+func gather[T float](out, x []T, idx []int) ([]T, error) {
+	for j, i := range idx {
+		if uint(i) >= uint(len(x)) {
+			return nil, fmt.Errorf("graph: Gather: index %d at position %d is outside [0, %d)", i, j, len(x))
+		}
+		out[j] = x[i]
+	}
+	return out, nil
+}
+
+// scatterAddOp is gatherOp's adjoint: a tensor of shape from, zero but for
+// out[idx[j]] += g[j].
+type scatterAddOp struct {
+	opBase
+	from tensor.Shape // the output's shape
+	dims int          // idx's number of axes
+}
+
+func (op scatterAddOp) Arity() int { return 2 }
+func (op scatterAddOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(tensorType(op.dims, a), tensorType(op.dims, tensor.Int), tensorType(len(op.from), a))
+}
+func (op scatterAddOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return op.from.Clone(), nil
+}
+func (op scatterAddOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op scatterAddOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	data, gs, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	id, is, err := dense(in[1])
+	if err != nil {
+		return nil, err
+	}
+	idx, ok := id.([]int)
+	if !ok {
+		return nil, fmt.Errorf("graph: %v: indices are %T, want []int", op, id)
+	}
+	if gs.TotalSize() != is.TotalSize() {
+		return nil, &ShapeError{Op: op.String(), Want: fmt.Sprint(is), Got: fmt.Sprint(gs)}
+	}
+	n := op.from.TotalSize()
+	switch g := data.(type) {
+	case []float64:
+		out, err := scatterAdd(reuse[float64](pre, n), g, idx)
+		return newValue(out, op.from), err
+	case []float32:
+		out, err := scatterAdd(reuse[float32](pre, n), g, idx)
+		return newValue(out, op.from), err
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+}
+func (op scatterAddOp) String() string {
+	return fmt.Sprintf("ScatterAdd{to=%v, dims=%d}", op.from, op.dims)
+}
+func (op scatterAddOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op scatterAddOp) Hashcode() uint32      { return hashOf(op) }
+func (op scatterAddOp) DiffWRT(int) []bool    { return []bool{true, false} }
+func (op scatterAddOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := G.ApplyOp(gatherOp(op), grad, in[1])
+	return G.Nodes{d, nil}, err
+}
+
+func scatterAdd[T float](out, g []T, idx []int) ([]T, error) {
+	clear(out)
+	for j, i := range idx {
+		if uint(i) >= uint(len(out)) {
+			return nil, fmt.Errorf("graph: ScatterAdd: index %d at position %d is outside [0, %d)", i, j, len(out))
+		}
+		out[i] += g[j]
+	}
+	return out, nil
+}

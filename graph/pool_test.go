@@ -1,0 +1,186 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// directMaxPool computes max-pooling from its definition, returning the
+// maxima and the flat indices of the first maximum of each window.
+func directMaxPool(x []float64, tasks, n, h, w, c, k int) ([]float64, []int) {
+	var out []float64
+	var at []int
+	for t := 0; t < tasks; t++ {
+		for i := 0; i < n; i++ {
+			for oh := 0; oh < h/k; oh++ {
+				for ow := 0; ow < w/k; ow++ {
+					for ch := 0; ch < c; ch++ {
+						best, bi := math.Inf(-1), -1
+						for kh := 0; kh < k; kh++ {
+							for kw := 0; kw < k; kw++ {
+								j := ((((t*n+i)*h+oh*k+kh)*w+ow*k+kw)*c + ch)
+								if bi < 0 || x[j] > best {
+									best, bi = x[j], j
+								}
+							}
+						}
+						out = append(out, best)
+						at = append(at, bi)
+					}
+				}
+			}
+		}
+	}
+	return out, at
+}
+
+var poolCases = []struct{ tasks, n, h, w, c, k int }{
+	{1, 1, 4, 4, 1, 2},
+	{2, 3, 5, 5, 2, 2}, // odd: the last row and column are dropped
+	{1, 2, 7, 6, 3, 3},
+	{2, 1, 3, 3, 2, 1}, // identity
+	{1, 1, 3, 3, 1, 3}, // one window
+	{3, 2, 8, 5, 4, 2},
+}
+
+func TestMaxPool2DValues(t *testing.T) {
+	for _, c := range poolCases {
+		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(c.h), uint64(c.k)))
+			x := randn(rng, c.tasks*c.n*c.h*c.w*c.c)
+			want, _ := directMaxPool(x, c.tasks, c.n, c.h, c.w, c.c, c.k)
+			for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+				got := eval(t, dt, [][]float64{x}, [][]int{{c.tasks, c.n, c.h, c.w, c.c}}, func(in G.Nodes) (G.Nodes, error) {
+					y, err := MaxPool2D(in[0], c.k)
+					if err != nil {
+						return nil, err
+					}
+					if ws := (tensor.Shape{c.tasks, c.n, c.h / c.k, c.w / c.k, c.c}); !y.Shape().Eq(ws) {
+						return nil, fmt.Errorf("MaxPool2D shape %v; want %v", y.Shape(), ws)
+					}
+					return G.Nodes{y}, nil
+				})[0]
+				if e := RelErr(got, want, 1); e > 1e-7 {
+					t.Errorf("%v: MaxPool2D = %v; want %v", dt, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestMaxPool2DTies checks that the first maximum in row-major window
+// order receives the gradient, and that NaN wins and propagates.
+func TestMaxPool2DTies(t *testing.T) {
+	nan := math.NaN()
+	// One 4×4 single-channel image, four 2×2 windows:
+	//   [1 1 | 0 2]
+	//   [1 0 | 2 2]
+	//   ---------
+	//   [3 N | 5 1]
+	//   [3 4 | N 6]
+	x := []float64{
+		1, 1, 0, 2,
+		1, 0, 2, 2,
+		3, nan, 5, 1,
+		3, 4, nan, 6,
+	}
+	g := G.NewGraph()
+	v, _ := NewTensor(tensor.Float64, []int{1, 1, 4, 4, 1}, x)
+	xn := G.NewTensor(g, G.Float64, 5, G.WithShape(1, 1, 4, 4, 1), G.WithName("x"))
+	y, err := MaxPool2D(xn, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Weights 1, 2, 3, 4 on the four outputs make the scattered gradient
+	// say which output went where.
+	wts := G.NewConstant(tensor.New(tensor.WithShape(1, 1, 2, 2, 1), tensor.WithBacking([]float64{1, 2, 3, 4})), G.In(g))
+	s := G.Must(SumAll(G.Must(G.HadamardProd(y, wts))))
+	d, err := Grad(s, xn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Compile(g, y, d[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Let("x", v); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(); err != nil {
+		t.Fatal(err)
+	}
+	got := read(t, m, y)
+	if got[0] != 1 || got[1] != 2 || !math.IsNaN(got[2]) || !math.IsNaN(got[3]) {
+		t.Errorf("MaxPool2D = %v; want [1 2 NaN NaN]", got)
+	}
+	grad := read(t, m, d[0])
+	want := []float64{
+		1, 0, 0, 2,
+		0, 0, 0, 0,
+		0, 3, 0, 0,
+		0, 0, 4, 0,
+	}
+	for i := range want {
+		if grad[i] != want[i] {
+			t.Fatalf("gradient of MaxPool2D = %v; want %v (first maximum of each window, NaN wins)", grad, want)
+		}
+	}
+}
+
+// TestMaxPool2DSecondOrder checks gradients and Hessian-vector products of
+// Σ tanh(MaxPool2D(tanh(x)))² against central differences; max-pooling
+// itself has zero second derivative, so the Hessian comes from the
+// nonlinearities on either side and the gather/scatter pair between them.
+func TestMaxPool2DSecondOrder(t *testing.T) {
+	for _, c := range poolCases {
+		size := c.tasks * c.n * c.h * c.w * c.c
+		if size > 100 {
+			continue
+		}
+		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {
+			x0 := randn(rand.New(rand.NewPCG(uint64(size), 3)), size)
+			r := newDerivRig(t, size, func(v *G.Node) (*G.Node, error) {
+				img := G.Must(G.Reshape(v, tensor.Shape{c.tasks, c.n, c.h, c.w, c.c}))
+				y, err := MaxPool2D(G.Must(G.Tanh(img)), c.k)
+				if err != nil {
+					return nil, err
+				}
+				th := G.Must(G.Tanh(y))
+				return SumAll(G.Must(G.HadamardProd(th, G.Must(G.HadamardProd(th, y)))))
+			})
+			r.check(t, x0, rand.New(rand.NewPCG(5, 5)))
+		})
+	}
+}
+
+func TestMaxPool2DErrors(t *testing.T) {
+	g := G.NewGraph()
+	x := G.NewTensor(g, G.Float64, 5, G.WithShape(1, 1, 3, 4, 2), G.WithName("x"))
+	for _, k := range []int{0, -1, 4} {
+		if _, err := MaxPool2D(x, k); !errors.Is(err, ErrShape) {
+			t.Errorf("MaxPool2D(3×4 images, k=%d): err = %v; want ErrShape", k, err)
+		}
+	}
+	if _, err := MaxPool2D(G.NewTensor(g, G.Float64, 4, G.WithShape(1, 3, 4, 2)), 2); !errors.Is(err, ErrShape) {
+		t.Errorf("MaxPool2D of a 4-d tensor: err = %v; want ErrShape", err)
+	}
+}
+
+func TestGatherScatterBadIndex(t *testing.T) {
+	x := tensor.New(tensor.WithShape(3), tensor.WithBacking([]float64{1, 2, 3}))
+	idx := tensor.New(tensor.WithShape(2), tensor.WithBacking([]int{0, 3}))
+	if _, err := (gatherOp{from: tensor.Shape{3}, dims: 1}).Do(x, idx); err == nil {
+		t.Errorf("gather with index 3 of 3: no error")
+	}
+	g := tensor.New(tensor.WithShape(2), tensor.WithBacking([]float64{1, 2}))
+	if _, err := (scatterAddOp{from: tensor.Shape{3}, dims: 1}).Do(g, idx); err == nil {
+		t.Errorf("scatter with index 3 of 3: no error")
+	}
+}
