@@ -97,7 +97,7 @@ func Conv2D(x, w, b *G.Node, stride, pad int) (out *G.Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if wf, err = swapLast(wf); err != nil {
+	if wf, err = TransposeLast(wf); err != nil {
 		return nil, err
 	}
 	if wf, err = G.Reshape(wf, tensor.Shape{tasks, f, k * k * c}); err != nil {
@@ -308,32 +308,34 @@ func col2im[T float](out, cols []T, imgs int, im image, win window) []T {
 	return out
 }
 
-// swapLast transposes the last two axes of x [b, p, q], giving [b, q, p].
-// It is its own derivative.
-func swapLast(x *G.Node) (out *G.Node, err error) {
-	defer recoverError(&err, "swapLast")
+// TransposeLast transposes the last two axes of x [b, p, q], giving [b,
+// q, p]: a batch of matrix transposes. It is its own derivative, so it can
+// be differentiated any number of times. Networks use it to move between
+// channels-last activations and PyTorch's channels-first weight layouts.
+func TransposeLast(x *G.Node) (out *G.Node, err error) {
+	defer recoverError(&err, "TransposeLast")
 	if x.Dims() != 3 {
-		return nil, &ShapeError{Op: "swapLast", Want: "a 3-d tensor", Got: fmt.Sprint(x.Shape())}
+		return nil, &ShapeError{Op: "TransposeLast", Want: "a 3-d tensor", Got: fmt.Sprint(x.Shape())}
 	}
-	return G.ApplyOp(swapLastOp{}, x)
+	return G.ApplyOp(transposeLastOp{}, x)
 }
 
-type swapLastOp struct{ opBase }
+type transposeLastOp struct{ opBase }
 
-func (op swapLastOp) Arity() int { return 1 }
-func (op swapLastOp) Type() hm.Type {
+func (op transposeLastOp) Arity() int { return 1 }
+func (op transposeLastOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(3, a), tensorType(3, a))
 }
-func (op swapLastOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+func (op transposeLastOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s := in[0].(tensor.Shape)
 	if len(s) != 3 {
 		return nil, &ShapeError{Op: op.String(), Want: "a 3-d tensor", Got: fmt.Sprint(s)}
 	}
 	return tensor.Shape{s[0], s[2], s[1]}, nil
 }
-func (op swapLastOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op swapLastOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op transposeLastOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op transposeLastOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
@@ -344,22 +346,22 @@ func (op swapLastOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) 
 	}
 	switch x := data.(type) {
 	case []float64:
-		return newValue(swapLastKernel(reuse[float64](pre, len(x)), x, s[0], s[1], s[2]), shape), nil
+		return newValue(transposeLastKernel(reuse[float64](pre, len(x)), x, s[0], s[1], s[2]), shape), nil
 	case []float32:
-		return newValue(swapLastKernel(reuse[float32](pre, len(x)), x, s[0], s[1], s[2]), shape), nil
+		return newValue(transposeLastKernel(reuse[float32](pre, len(x)), x, s[0], s[1], s[2]), shape), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
-func (op swapLastOp) String() string        { return "SwapLast" }
-func (op swapLastOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op swapLastOp) Hashcode() uint32      { return hashOf(op) }
-func (op swapLastOp) DiffWRT(int) []bool    { return []bool{true} }
-func (op swapLastOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := swapLast(grad)
+func (op transposeLastOp) String() string        { return "TransposeLast" }
+func (op transposeLastOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op transposeLastOp) Hashcode() uint32      { return hashOf(op) }
+func (op transposeLastOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op transposeLastOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := TransposeLast(grad)
 	return G.Nodes{d}, err
 }
 
-func swapLastKernel[T float](out, x []T, b, p, q int) []T {
+func transposeLastKernel[T float](out, x []T, b, p, q int) []T {
 	for i := 0; i < b; i++ {
 		src, dst := x[i*p*q:(i+1)*p*q], out[i*p*q:(i+1)*p*q]
 		for r := 0; r < p; r++ {

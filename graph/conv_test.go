@@ -322,14 +322,14 @@ func TestConv2DErrors(t *testing.T) {
 	}
 }
 
-func TestSwapLast(t *testing.T) {
+func TestTransposeLast(t *testing.T) {
 	x := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 	got := eval(t, tensor.Float64, [][]float64{x}, [][]int{{2, 2, 3}}, func(in G.Nodes) (G.Nodes, error) {
-		y, err := swapLast(in[0])
+		y, err := TransposeLast(in[0])
 		return G.Nodes{y}, err
 	})[0]
 	want := []float64{1, 4, 2, 5, 3, 6, 7, 10, 8, 11, 9, 12}
 	if RelErr(got, want, 1) != 0 {
-		t.Errorf("swapLast([2 2 3]) = %v; want %v", got, want)
+		t.Errorf("TransposeLast([2 2 3]) = %v; want %v", got, want)
 	}
 }
