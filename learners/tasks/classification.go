@@ -174,17 +174,17 @@ func (c Classification) task(rng *rand.Rand) *ClassificationTask {
 		}
 	}
 	for j := range t.a {
-		t.a[j] = uniforms(rng, inf*inf)
+		t.a[j] = uniformsPM1(rng, inf*inf)
 	}
-	t.b = uniforms(rng, inf*c.Redundant)
+	t.b = uniformsPM1(rng, inf*c.Redundant)
 	if c.ShuffleFeatures {
 		t.perm = rng.Perm(c.Features)
 	}
 	return t
 }
 
-// uniforms returns n independent U(−1, 1) values.
-func uniforms(rng *rand.Rand, n int) []float64 {
+// uniformsPM1 returns n independent U(−1, 1) values.
+func uniformsPM1(rng *rand.Rand, n int) []float64 {
 	v := make([]float64, n)
 	for i := range v {
 		v[i] = 2*rng.Float64() - 1
