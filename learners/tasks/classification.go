@@ -208,15 +208,13 @@ func hypercubeVertices(rng *rand.Rand, k, d int) [][]bool {
 		}
 	} else {
 		// Many: rejection, with at most one draw in four rejected.
-	draw:
+		// The map is for lookups only; the order is the draws'.
+		drawn := make(map[uint64]bool, k)
 		for len(keys) < k {
-			v := rng.Uint64N(n)
-			for _, u := range keys {
-				if u == v {
-					continue draw
-				}
+			if v := rng.Uint64N(n); !drawn[v] {
+				drawn[v] = true
+				keys = append(keys, v)
 			}
-			keys = append(keys, v)
 		}
 	}
 	out := make([][]bool, k)

@@ -28,9 +28,8 @@ const maxDoubleMNISTPerClass = 10000
 // image w. The result has src's size, 28×28 for MNIST, so one ConvNet
 // serves MNIST, DoubleMNIST and Omniglot; each digit is squeezed to half
 // its width (MNIST's digits, about 20 pixels wide in a 28-pixel box, become
-// about 10 in 14). Sun's images are 64×64 canvases of two 28×28 digits
-// placed at random offsets, 1,000 per class; these are smaller and
-// deterministic.
+// about 10 in 14). Sun's released images are larger, 64×64, with 1,000
+// per class; these are built here, from any seed.
 //
 // No two images of one class use the same pair of src images. The images
 // are in class order (perClass of class 0, then of class 1, ...) and

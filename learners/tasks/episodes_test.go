@@ -458,3 +458,25 @@ func ExampleEpisodes() {
 	// 32 tasks, 5 support and 25 query examples of 1 inputs, 5 outputs
 	// tasks: episodes: split has 4 classes, 5-way episodes need at least 5
 }
+
+// BenchmarkEpisodesSample draws meta-batches of 32 5-way 1-shot tasks with
+// 15 queries per class from 100 classes of 600 28×28 images, the size of a
+// DoubleMNIST set.
+func BenchmarkEpisodesSample(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	set := &ClassSet{Rows: 28, Cols: 28, Pixels: make([]byte, 60000*784), Images: make([][]int, 100)}
+	for i := range set.Pixels {
+		set.Pixels[i] = byte(rng.IntN(256))
+	}
+	for i := 0; i < 60000; i++ {
+		set.Images[i/600] = append(set.Images[i/600], i)
+	}
+	e := Episodes{Set: set, Classes: ClassIDs(64)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.Sample(rng, 32); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(32*b.N)/b.Elapsed().Seconds(), "tasks/s")
+}

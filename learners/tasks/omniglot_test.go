@@ -480,3 +480,16 @@ func FuzzDecodeGlyph(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeGlyph decodes a 105×105 1-bit PNG, an Omniglot drawing,
+// to 28×28.
+func BenchmarkDecodeGlyph(b *testing.B) {
+	data := gray1PNG(105, 105, func(x, y int) bool { return (x-52)*(x-52)+(y-52)*(y-52) < 900 })
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeGlyph(data, 28, 1<<22); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
+}
