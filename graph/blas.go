@@ -15,7 +15,8 @@ import (
 // (without cgo, so every build runs everywhere) and uses it when found;
 // otherwise it uses gonum's pure-Go BLAS. The environment variable
 // MEDUSA_BLAS chooses: "auto" (the default), "openblas" (fail if it cannot
-// be loaded) or "gonum".
+// be loaded) or "gonum". OpenBLAS runs on one thread unless
+// OPENBLAS_NUM_THREADS or OMP_NUM_THREADS says otherwise.
 
 // openBLASNames are the shared libraries tried, in order.
 var openBLASNames = []string{"libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"}
@@ -74,6 +75,16 @@ func openCBLAS() (lib *cblas, err error) {
 		lib := &cblas{name: name}
 		purego.RegisterLibFunc(&lib.sgemm, h, "cblas_sgemm")
 		purego.RegisterLibFunc(&lib.dgemm, h, "cblas_dgemm")
+		if os.Getenv("OPENBLAS_NUM_THREADS") == "" && os.Getenv("OMP_NUM_THREADS") == "" {
+			// One thread unless the user asks for more: medusa's products
+			// are small to medium, and OpenBLAS's threads spinning
+			// beside Go's measured slower on every benchmark here.
+			var setThreads func(int32)
+			if sym, err := purego.Dlsym(h, "openblas_set_num_threads"); err == nil && sym != 0 {
+				purego.RegisterFunc(&setThreads, sym)
+				setThreads(1)
+			}
+		}
 		return lib, nil
 	}
 	return nil, fmt.Errorf("cannot load OpenBLAS: %s", strings.Join(errs, "; "))
