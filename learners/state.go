@@ -15,6 +15,7 @@ var (
 	_ graph.Stateful = (*SGD)(nil)
 	_ graph.Stateful = (*MAML)(nil)
 	_ graph.Stateful = (*MTL)(nil)
+	_ graph.Stateful = (*Reptile)(nil)
 )
 
 // saveVectors stores each slice of vs as a float64 tensor named
@@ -171,6 +172,123 @@ func (m *MAML) LoadState(prefix string, c *graph.Checkpoint) error {
 		return err
 	}
 	m.steps = max(n, 0)
+	return nil
+}
+
+// SaveState records the step count, the outer optimiser's state over θ
+// and the rates (under prefix+"optim.") and the rates α, as state tensors
+// named prefix + their own names ("lr.layers.0.weight", ...). The
+// parameters θ themselves are c.Params.
+func (s *MetaSGD) SaveState(prefix string, c *graph.Checkpoint) error {
+	if err := s.prepare(); err != nil {
+		return err
+	}
+	if err := s.MAML.SaveState(prefix, c); err != nil {
+		return err
+	}
+	c.Meta[prefix+"lrs"] = strconv.Itoa(s.LRs.Len())
+	for i := 0; i < s.LRs.Len(); i++ {
+		q := s.LRs.At(i)
+		if err := c.State.Add(prefix+q.Name, q.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadState restores what SaveState recorded. s.Params must hold θ (the
+// checkpoint's parameters); the rates are created if s.LRs is nil and
+// overwritten; s.Optimizer must be of the kind that was saved (Adam by
+// default).
+func (s *MetaSGD) LoadState(prefix string, c *graph.Checkpoint) error {
+	n, err := c.MetaInt(prefix + "lrs")
+	if err != nil {
+		return err
+	}
+	if err := s.prepare(); err != nil {
+		return err
+	}
+	if n != s.LRs.Len() {
+		return fmt.Errorf("learners: checkpoint holds %d inner rate tensors, model has %d parameters", n, s.LRs.Len())
+	}
+	lrs := make([][]float64, n)
+	for i := range lrs {
+		q := s.LRs.At(i)
+		if lrs[i], err = c.Float64sState(prefix+q.Name, q.Value.Shape().TotalSize()); err != nil {
+			return err
+		}
+		if !allFinite(lrs[i]) {
+			return fmt.Errorf("learners: checkpoint state %s%s is not finite", prefix, q.Name)
+		}
+	}
+	if err := s.MAML.LoadState(prefix, c); err != nil {
+		return err
+	}
+	for i, v := range lrs {
+		if err := setValues(s.LRs.At(i).Value, v); err != nil {
+			return fmt.Errorf("learners: restoring %s: %v", s.LRs.At(i).Name, err)
+		}
+	}
+	return nil
+}
+
+// SaveState records the step count, which fixes the annealing of the
+// outer step ε, and the inner Adam state carried between Steps (its step
+// count under prefix+"inner_adam.step", its moments as state tensors
+// prefix+"inner_adam.exp_avg.i" and ...exp_avg_sq.i). The random
+// generator in Rand is the caller's to save; the parameters are c.Params.
+func (r *Reptile) SaveState(prefix string, c *graph.Checkpoint) error {
+	c.Meta[prefix+"step"] = strconv.Itoa(r.steps)
+	if r.adam == nil {
+		c.Meta[prefix+"inner_adam.params"] = "0"
+		return nil
+	}
+	c.Meta[prefix+"inner_adam.params"] = strconv.Itoa(len(r.adam.m))
+	c.Meta[prefix+"inner_adam.step"] = strconv.Itoa(r.adam.step)
+	if err := saveVectors(c, prefix+"inner_adam.exp_avg.", r.adam.m); err != nil {
+		return err
+	}
+	return saveVectors(c, prefix+"inner_adam.exp_avg_sq.", r.adam.v)
+}
+
+// LoadState restores what SaveState recorded. The settings (rates,
+// schedule, InnerAdam) come from the caller; r.Params must hold the
+// checkpoint's parameters when the inner Adam state is not empty.
+func (r *Reptile) LoadState(prefix string, c *graph.Checkpoint) error {
+	step, err := c.MetaInt(prefix + "step")
+	if err != nil {
+		return err
+	}
+	n, err := c.MetaInt(prefix + "inner_adam.params")
+	if err != nil {
+		return err
+	}
+	if step < 0 || n < 0 || n > c.State.Len() {
+		return fmt.Errorf("learners: checkpoint Reptile state %q: step %d, %d inner Adam tensors", prefix, step, n)
+	}
+	var adam *innerMoments
+	if n > 0 {
+		if r.Params == nil || n != r.Params.Len() {
+			return fmt.Errorf("learners: checkpoint holds inner Adam state for %d parameters, not for Reptile.Params", n)
+		}
+		k, err := c.MetaInt(prefix + "inner_adam.step")
+		if err != nil {
+			return err
+		}
+		m, err := loadVectors(c, prefix+"inner_adam.exp_avg.", n)
+		if err != nil {
+			return err
+		}
+		v, err := loadVectors(c, prefix+"inner_adam.exp_avg_sq.", n)
+		if err != nil {
+			return err
+		}
+		if k < 1 || !fitsParams(m, r.Params) || !fitsParams(v, r.Params) {
+			return fmt.Errorf("learners: checkpoint inner Adam state (step %d) does not fit Reptile.Params", k)
+		}
+		adam = &innerMoments{step: k, m: m, v: v}
+	}
+	r.steps, r.adam = step, adam
 	return nil
 }
 
