@@ -43,12 +43,15 @@ import (
 // over tasks, with the step count advanced by InnerSteps.
 //
 // Model and Params must be set; the other fields' zero values mean:
-// Loss MSE, InnerLR 0.001 (the reference code's default), InnerSteps 5
-// and OuterLR 1 (the paper's 5-way Omniglot setting takes 5 steps, its
-// other settings 3 to 19, most with ε = 1), FinalOuterLR 0 and AnnealSteps
-// 100,000 (the paper's number of outer iterations for Omniglot), SGD in
-// the inner loop. Rand must be set when InnerBatch is. Params holds θ and
-// is updated in place by Step. Reptile is not safe for concurrent use.
+// Loss MSE; InnerLR 0.001, the reference code's default rate (the paper's
+// Adam runs use 0.00022 to 0.0015); InnerSteps 5, as the paper's
+// 5-shot 5-way Omniglot run (its others take 3 to 19); OuterLR 1, as most
+// of the paper's runs (0.7 for 5-shot 5-way Omniglot); FinalOuterLR 0, as
+// all of them; AnnealSteps 100,000, as the paper's 5-shot 5-way Omniglot
+// and transductive runs (200,000 for the others); SGD in the inner loop; InnerBatch as
+// explained above (the paper's runs take 3 to 25). Rand must be set when
+// InnerBatch is. Params holds θ and is updated in place by Step. Reptile
+// is not safe for concurrent use.
 type Reptile struct {
 	Model  Model
 	Params *graph.Params
