@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"runtime"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -51,45 +52,12 @@ func BatchNorm(x, gamma, beta *G.Node, eps float64) (out *G.Node, err error) {
 			return nil, err
 		}
 	}
-	xc, err := G.ApplyOp(centerOp{}, x3)
+	xhat, err := G.ApplyOp(normalizeOp{eps: eps}, x3)
 	if err != nil {
 		return nil, err
 	}
-	ss, err := dotChannels(xc, xc)
+	y, err := G.ApplyOp(affineChannelsOp{}, xhat, gamma, beta)
 	if err != nil {
-		return nil, err
-	}
-	variance, err := Scale(ss, 1/float64(m))
-	if err != nil {
-		return nil, err
-	}
-	e, err := constantLike(variance, eps)
-	if err != nil {
-		return nil, err
-	}
-	// 1/√(σ²+eps) as Inverse(Sqrt(·)): gorgonia's InverseSqrt has a wrong
-	// derivative (−g/(2y³) instead of −g·y³/2).
-	ve, err := G.Add(variance, e)
-	if err != nil {
-		return nil, err
-	}
-	sd, err := G.Sqrt(ve)
-	if err != nil {
-		return nil, err
-	}
-	inv, err := G.Inverse(sd)
-	if err != nil {
-		return nil, err
-	}
-	scale, err := G.HadamardProd(inv, gamma)
-	if err != nil {
-		return nil, err
-	}
-	y, err := scaleChannels(xc, scale)
-	if err != nil {
-		return nil, err
-	}
-	if y, err = addChannels(y, beta); err != nil {
 		return nil, err
 	}
 	if x.Dims() != 3 {
@@ -110,16 +78,24 @@ func constantLike(n *G.Node, v float64) (*G.Node, error) {
 }
 
 // The per-channel ops below work on x [tasks, m, c] and per-channel values
-// s [tasks, c]. They are linear in each argument and close under
-// differentiation:
+// [tasks, c]. Batch normalisation is x̂ = normalize(x), then
+// y = affineChannels(x̂, γ, β). With s = 1/√(σ² + eps) and means over m,
 //
-//	center(x)            = x − mean over m          d/dx: center(g)
-//	scaleChannels(x, s)  = x·s                       d/dx: scaleChannels(g, s), d/ds: dotChannels(g, x)
-//	dotChannels(a, b)    = Σ_m a·b                   d/da: scaleChannels(b, g), d/db: scaleChannels(a, g)
-//	addChannels(x, s)    = x + s                     d/dx: g, d/ds: SumAxis(g, 1)
+//	normalize(x)             = (x − mean x)·s        d/dx: normBack(g, x̂, s), s = invStd(x)
+//	invStd(x)                = s                     d/dx: scaleChannels(x̂, −u·s²/m)
+//	normBack(g, x̂, s)        = s·(g − mean g − x̂·mean(g·x̂))
+//	                                                 d/dg: normBack(u, x̂, s)
+//	                                                 d/dx̂: −scaleChannels(g, s·mean(u·x̂)) − scaleChannels(u, s·mean(g·x̂))
+//	                                                 d/ds: dotChannels(u, normBack(g, x̂, s))/s
+//	affineChannels(x, γ, β)  = x·γ + β               d/dx: scaleChannels(g, γ), d/dγ: dotChannels(g, x), d/dβ: SumAxis(g, 1)
+//	scaleChannels(x, s)      = x·s                   d/dx: scaleChannels(g, s), d/ds: dotChannels(g, x)
+//	dotChannels(a, b)        = Σ_m a·b               d/da: scaleChannels(b, g), d/db: scaleChannels(a, g)
+//	addChannels(x, s)        = x + s                 d/dx: g, d/ds: SumAxis(g, 1)
 //
-// so batch normalisation built from them differentiates any number of
-// times. Sums accumulate in float64.
+// (g is the upstream gradient of a first derivative, u of a second), so
+// batch normalisation differentiates any number of times, while its
+// forward pass and its gradient each take two passes over the data. Sums
+// accumulate in float64.
 
 func checkChannels(op string, x, s *G.Node) error {
 	xs := x.Shape()
@@ -211,11 +187,17 @@ func (op scaleChannelsOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) 
 	return G.Nodes{dx, ds}, err
 }
 
-// channelDo runs a kernel out = f(x [tasks, m, c], s [tasks, c]).
-func channelDo[T float](op fmt.Stringer, pre G.Value, in []G.Value, f func(out, x, s []T, tasks, m, c int)) (G.Value, error) {
+// channelDo runs a kernel out = f(x [tasks, m, c], s [tasks, c]); more
+// per-channel arguments that f holds must have the shapes extra.
+func channelDo[T float](op fmt.Stringer, pre G.Value, in []G.Value, f func(out, x, s []T, tasks, m, c int), extra ...tensor.Shape) (G.Value, error) {
 	x, s, tasks, m, c, err := channelArgs[T](op, in)
 	if err != nil {
 		return nil, err
+	}
+	for _, e := range extra {
+		if !e.Eq(tensor.Shape{tasks, c}) {
+			return nil, &ShapeError{Op: op.String(), Want: fmt.Sprint(tensor.Shape{tasks, c}), Got: fmt.Sprint(e)}
+		}
 	}
 	out := reuse[T](pre, len(x))
 	f(out, x, s, tasks, m, c)
@@ -223,16 +205,15 @@ func channelDo[T float](op fmt.Stringer, pre G.Value, in []G.Value, f func(out, 
 }
 
 func scaleChannelsKernel[T float](out, x, s []T, tasks, m, c int) {
-	for t := 0; t < tasks; t++ {
-		st := s[t*c : (t+1)*c]
-		for r := 0; r < m; r++ {
-			i := (t*m + r) * c
-			src, dst := x[i:i+c], out[i:i+c]
+	parallelFor(tasks*m, c, func(first, end int) {
+		for r := first; r < end; r++ {
+			st := s[r/m*c : (r/m+1)*c]
+			src, dst := x[r*c:(r+1)*c], out[r*c:(r+1)*c]
 			for j, v := range src {
 				dst[j] = v * st[j]
 			}
 		}
-	}
+	})
 }
 
 type addChannelsOp struct{ opBase }
@@ -262,16 +243,15 @@ func (op addChannelsOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 }
 
 func addChannelsKernel[T float](out, x, s []T, tasks, m, c int) {
-	for t := 0; t < tasks; t++ {
-		st := s[t*c : (t+1)*c]
-		for r := 0; r < m; r++ {
-			i := (t*m + r) * c
-			src, dst := x[i:i+c], out[i:i+c]
+	parallelFor(tasks*m, c, func(first, end int) {
+		for r := first; r < end; r++ {
+			st := s[r/m*c : (r/m+1)*c]
+			src, dst := x[r*c:(r+1)*c], out[r*c:(r+1)*c]
 			for j, v := range src {
 				dst[j] = v + st[j]
 			}
 		}
-	}
+	})
 }
 
 type dotChannelsOp struct{ opBase }
@@ -329,82 +309,378 @@ func (op dotChannelsOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 }
 
 func dotChannelsKernel[T float](out, a, b []T, tasks, m, c int) []T {
-	acc := make([]float64, c)
-	for t := 0; t < tasks; t++ {
-		clear(acc)
-		for r := 0; r < m; r++ {
-			i := (t*m + r) * c
-			ar, br := a[i:i+c], b[i:i+c]
+	forChannels(tasks, m, c, func(t, c0, c1 int) {
+		acc := make([]float64, c1-c0)
+		for r := t * m; r < (t+1)*m; r++ {
+			ar, br := a[r*c+c0:r*c+c1], b[r*c+c0:r*c+c1]
 			for j, v := range ar {
 				acc[j] += float64(v) * float64(br[j])
 			}
 		}
 		for j, v := range acc {
-			out[t*c+j] = T(v)
+			out[t*c+c0+j] = T(v)
 		}
-	}
+	})
 	return out
 }
 
-// centerOp subtracts from x [tasks, m, c] its mean over m, per task and
-// channel. It is an orthogonal projection, so it is its own derivative.
-type centerOp struct{ opBase }
+// forChannels calls f(t, c0, c1) for every task t and every block [c0, c1)
+// of a partition of the channels, concurrently when the tasks' data is
+// large. Each (task, channel) pair belongs to one call, which goes through
+// the m rows in order, so sums do not depend on the number of CPUs.
+func forChannels(tasks, m, c int, f func(t, c0, c1 int)) {
+	blocks := 1
+	if w := runtime.GOMAXPROCS(0); tasks < w {
+		blocks = min(c, (w+tasks-1)/tasks)
+	}
+	parallelFor(tasks*blocks, m*c/blocks, func(first, end int) {
+		for u := first; u < end; u++ {
+			t, b := u/blocks, u%blocks
+			f(t, c*b/blocks, c*(b+1)/blocks)
+		}
+	})
+}
 
-func (op centerOp) Arity() int { return 1 }
-func (op centerOp) Type() hm.Type {
+// channelStats returns the mean and 1/√(variance + eps) over the m rows of
+// task t of x [tasks, m, c] for channels [c0, c1). The sums are of the
+// differences from the task's first row, in float64, so that a mean far
+// from zero costs no precision.
+func channelStats[T float](x []T, t, m, c, c0, c1 int, eps float64) (mean, inv []float64) {
+	n := c1 - c0
+	mean, inv = make([]float64, n), make([]float64, n)
+	shift := x[t*m*c+c0 : t*m*c+c1]
+	for r := t * m; r < (t+1)*m; r++ {
+		for j, v := range x[r*c+c0 : r*c+c1] {
+			d := float64(v) - float64(shift[j])
+			mean[j] += d
+			inv[j] += d * d
+		}
+	}
+	for j := range mean {
+		d := mean[j] / float64(m)
+		variance := max(inv[j]/float64(m)-d*d, 0)
+		mean[j] = float64(shift[j]) + d
+		inv[j] = 1 / math.Sqrt(variance+eps)
+	}
+	return mean, inv
+}
+
+// normalizeOp standardises x [tasks, m, c] per task and channel:
+// (x − mean)/√(variance + eps).
+type normalizeOp struct {
+	opBase
+	eps float64
+}
+
+func (op normalizeOp) Arity() int { return 1 }
+func (op normalizeOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(3, a), tensorType(3, a))
 }
-func (op centerOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return in[0].(tensor.Shape).Clone(), nil
+func (op normalizeOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s := in[0].(tensor.Shape)
+	if len(s) != 3 {
+		return nil, &ShapeError{Op: op.String(), Want: "[tasks, m, c]", Got: fmt.Sprint(s)}
+	}
+	return s.Clone(), nil
 }
-func (op centerOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op centerOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op normalizeOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op normalizeOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
 	}
-	if len(s) != 3 {
-		return nil, &ShapeError{Op: op.String(), Want: "[tasks, m, c]", Got: fmt.Sprint(s)}
+	if _, err := op.InferShape(s); err != nil {
+		return nil, err
 	}
 	switch x := data.(type) {
 	case []float64:
-		return newValue(centerKernel(reuse[float64](pre, len(x)), x, s[0], s[1], s[2]), s), nil
+		return newValue(normalizeKernel(reuse[float64](pre, len(x)), x, s[0], s[1], s[2], op.eps), s), nil
 	case []float32:
-		return newValue(centerKernel(reuse[float32](pre, len(x)), x, s[0], s[1], s[2]), s), nil
+		return newValue(normalizeKernel(reuse[float32](pre, len(x)), x, s[0], s[1], s[2], op.eps), s), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
-func (op centerOp) String() string        { return "Center" }
-func (op centerOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op centerOp) Hashcode() uint32      { return hashOf(op) }
-func (op centerOp) DiffWRT(int) []bool    { return []bool{true} }
-func (op centerOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(centerOp{}, grad)
+func (op normalizeOp) String() string        { return fmt.Sprintf("Normalize{eps=%v}", op.eps) }
+func (op normalizeOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op normalizeOp) Hashcode() uint32      { return hashOf(op) }
+func (op normalizeOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op normalizeOp) SymDiff(in G.Nodes, xhat, grad *G.Node) (G.Nodes, error) {
+	s, err := G.ApplyOp(invStdOp(op), in[0])
+	if err != nil {
+		return nil, err
+	}
+	d, err := G.ApplyOp(normBackOp{}, grad, xhat, s)
 	return G.Nodes{d}, err
 }
 
-func centerKernel[T float](out, x []T, tasks, m, c int) []T {
-	acc := make([]float64, c)
-	mean := make([]T, c)
-	for t := 0; t < tasks; t++ {
-		clear(acc)
-		block := x[t*m*c : (t+1)*m*c]
-		for r := 0; r < m; r++ {
-			for j, v := range block[r*c : (r+1)*c] {
-				acc[j] += float64(v)
-			}
-		}
-		for j, v := range acc {
-			mean[j] = T(v / float64(m))
-		}
-		ob := out[t*m*c : (t+1)*m*c]
-		for r := 0; r < m; r++ {
-			src, dst := block[r*c:(r+1)*c], ob[r*c:(r+1)*c]
+func normalizeKernel[T float](out, x []T, tasks, m, c int, eps float64) []T {
+	forChannels(tasks, m, c, func(t, c0, c1 int) {
+		mean, inv := channelStats(x, t, m, c, c0, c1, eps)
+		for r := t * m; r < (t+1)*m; r++ {
+			src, dst := x[r*c+c0:r*c+c1], out[r*c+c0:r*c+c1]
 			for j, v := range src {
-				dst[j] = v - mean[j]
+				dst[j] = T((float64(v) - mean[j]) * inv[j])
 			}
+		}
+	})
+	return out
+}
+
+// invStdOp returns 1/√(variance + eps) of x [tasks, m, c] per task and
+// channel: [tasks, c].
+type invStdOp struct {
+	opBase
+	eps float64
+}
+
+func (op invStdOp) Arity() int { return 1 }
+func (op invStdOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(tensorType(3, a), tensorType(2, a))
+}
+func (op invStdOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s := in[0].(tensor.Shape)
+	if len(s) != 3 {
+		return nil, &ShapeError{Op: op.String(), Want: "[tasks, m, c]", Got: fmt.Sprint(s)}
+	}
+	return tensor.Shape{s[0], s[2]}, nil
+}
+func (op invStdOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op invStdOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	data, s, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	shape, err := op.InferShape(s)
+	if err != nil {
+		return nil, err
+	}
+	switch x := data.(type) {
+	case []float64:
+		return newValue(invStdKernel(reuse[float64](pre, shape.TotalSize()), x, s[0], s[1], s[2], op.eps), shape), nil
+	case []float32:
+		return newValue(invStdKernel(reuse[float32](pre, shape.TotalSize()), x, s[0], s[1], s[2], op.eps), shape), nil
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+}
+func (op invStdOp) String() string        { return fmt.Sprintf("InvStd{eps=%v}", op.eps) }
+func (op invStdOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op invStdOp) Hashcode() uint32      { return hashOf(op) }
+func (op invStdOp) DiffWRT(int) []bool    { return []bool{true} }
+
+// SymDiff: ∂s/∂x = −s³·(x − mean)/m = −s²·x̂/m.
+func (op invStdOp) SymDiff(in G.Nodes, s, grad *G.Node) (G.Nodes, error) {
+	xhat, err := G.ApplyOp(normalizeOp(op), in[0])
+	if err != nil {
+		return nil, err
+	}
+	s2, err := G.HadamardProd(s, s)
+	if err != nil {
+		return nil, err
+	}
+	k, err := G.HadamardProd(grad, s2)
+	if err != nil {
+		return nil, err
+	}
+	if k, err = Scale(k, -1/float64(in[0].Shape()[1])); err != nil {
+		return nil, err
+	}
+	d, err := scaleChannels(xhat, k)
+	return G.Nodes{d}, err
+}
+
+func invStdKernel[T float](out, x []T, tasks, m, c int, eps float64) []T {
+	forChannels(tasks, m, c, func(t, c0, c1 int) {
+		_, inv := channelStats(x, t, m, c, c0, c1, eps)
+		for j, v := range inv {
+			out[t*c+c0+j] = T(v)
+		}
+	})
+	return out
+}
+
+// normBackOp is normalizeOp's derivative: for the upstream gradient g, the
+// standardised x̂ and s = 1/√(variance + eps), all per task and channel,
+// s·(g − mean g − x̂·mean(g·x̂)). It is linear and self-adjoint in g.
+type normBackOp struct{ opBase }
+
+func (op normBackOp) Arity() int { return 3 }
+func (op normBackOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(tensorType(3, a), tensorType(3, a), tensorType(2, a), tensorType(3, a))
+}
+func (op normBackOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[0].(tensor.Shape).Clone(), nil
+}
+func (op normBackOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op normBackOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	gd, gs, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	xd, xs, err := dense(in[1])
+	if err != nil {
+		return nil, err
+	}
+	sd, ss, err := dense(in[2])
+	if err != nil {
+		return nil, err
+	}
+	if len(gs) != 3 || !gs.Eq(xs) || !ss.Eq(tensor.Shape{gs[0], gs[2]}) {
+		return nil, &ShapeError{Op: op.String(), Want: "[tasks, m, c] twice and [tasks, c]", Got: fmt.Sprintf("%v, %v and %v", gs, xs, ss)}
+	}
+	switch g := gd.(type) {
+	case []float64:
+		x, ok1 := xd.([]float64)
+		s, ok2 := sd.([]float64)
+		if ok1 && ok2 {
+			return newValue(normBackKernel(reuse[float64](pre, len(g)), g, x, s, gs[0], gs[1], gs[2]), gs), nil
+		}
+	case []float32:
+		x, ok1 := xd.([]float32)
+		s, ok2 := sd.([]float32)
+		if ok1 && ok2 {
+			return newValue(normBackKernel(reuse[float32](pre, len(g)), g, x, s, gs[0], gs[1], gs[2]), gs), nil
 		}
 	}
+	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T, %T and %T", op, gd, xd, sd)
+}
+func (op normBackOp) String() string        { return "NormBack" }
+func (op normBackOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op normBackOp) Hashcode() uint32      { return hashOf(op) }
+func (op normBackOp) DiffWRT(int) []bool    { return []bool{true, true, true} }
+func (op normBackOp) SymDiff(in G.Nodes, out, u *G.Node) (G.Nodes, error) {
+	g, xhat, s := in[0], in[1], in[2]
+	m := float64(g.Shape()[1])
+	dg, err := G.ApplyOp(normBackOp{}, u, xhat, s)
+	if err != nil {
+		return nil, err
+	}
+	// d/dx̂ of −s·x̂·mean(g·x̂): −s·(g·mean(u·x̂) + u·mean(g·x̂)).
+	coef := func(v *G.Node) (*G.Node, error) { // −s·mean(v·x̂)
+		d, err := dotChannels(v, xhat)
+		if err != nil {
+			return nil, err
+		}
+		if d, err = G.HadamardProd(d, s); err != nil {
+			return nil, err
+		}
+		return Scale(d, -1/m)
+	}
+	cu, err := coef(u)
+	if err != nil {
+		return nil, err
+	}
+	cg, err := coef(g)
+	if err != nil {
+		return nil, err
+	}
+	a, err := scaleChannels(g, cu)
+	if err != nil {
+		return nil, err
+	}
+	b, err := scaleChannels(u, cg)
+	if err != nil {
+		return nil, err
+	}
+	dx, err := G.Add(a, b)
+	if err != nil {
+		return nil, err
+	}
+	// The output is linear in s: d/ds = Σ_m u·out / s.
+	ds, err := dotChannels(u, out)
+	if err != nil {
+		return nil, err
+	}
+	if ds, err = G.HadamardDiv(ds, s); err != nil {
+		return nil, err
+	}
+	return G.Nodes{dg, dx, ds}, nil
+}
+
+func normBackKernel[T float](out, g, x, s []T, tasks, m, c int) []T {
+	forChannels(tasks, m, c, func(t, c0, c1 int) {
+		n := c1 - c0
+		mg, mgx := make([]float64, n), make([]float64, n)
+		for r := t * m; r < (t+1)*m; r++ {
+			gr, xr := g[r*c+c0:r*c+c1], x[r*c+c0:r*c+c1]
+			for j, v := range gr {
+				mg[j] += float64(v)
+				mgx[j] += float64(v) * float64(xr[j])
+			}
+		}
+		for j := range mg {
+			mg[j] /= float64(m)
+			mgx[j] /= float64(m)
+		}
+		st := s[t*c+c0 : t*c+c1]
+		for r := t * m; r < (t+1)*m; r++ {
+			gr, xr, dst := g[r*c+c0:r*c+c1], x[r*c+c0:r*c+c1], out[r*c+c0:r*c+c1]
+			for j, v := range gr {
+				dst[j] = T(float64(st[j]) * (float64(v) - mg[j] - float64(xr[j])*mgx[j]))
+			}
+		}
+	})
 	return out
+}
+
+// affineChannelsOp returns x·γ + β for x [tasks, m, c] and γ, β [tasks, c].
+type affineChannelsOp struct{ opBase }
+
+func (op affineChannelsOp) Arity() int { return 3 }
+func (op affineChannelsOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(tensorType(3, a), tensorType(2, a), tensorType(2, a), tensorType(3, a))
+}
+func (op affineChannelsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[0].(tensor.Shape).Clone(), nil
+}
+func (op affineChannelsOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op affineChannelsOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	bd, bs, err := dense(in[2])
+	if err != nil {
+		return nil, err
+	}
+	if isFloat64(in[0]) {
+		b, ok := bd.([]float64)
+		if !ok {
+			return nil, fmt.Errorf("graph: %v: mixed data %T", op, bd)
+		}
+		return channelDo(op, pre, in[:2], func(out, x, s []float64, tasks, m, c int) { affineKernel(out, x, s, b, tasks, m, c) }, bs)
+	}
+	b, ok := bd.([]float32)
+	if !ok {
+		return nil, fmt.Errorf("graph: %v: mixed data %T", op, bd)
+	}
+	return channelDo(op, pre, in[:2], func(out, x, s []float32, tasks, m, c int) { affineKernel(out, x, s, b, tasks, m, c) }, bs)
+}
+func (op affineChannelsOp) String() string        { return "AffineChannels" }
+func (op affineChannelsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op affineChannelsOp) Hashcode() uint32      { return hashOf(op) }
+func (op affineChannelsOp) DiffWRT(int) []bool    { return []bool{true, true, true} }
+func (op affineChannelsOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	dx, err := scaleChannels(grad, in[1])
+	if err != nil {
+		return nil, err
+	}
+	dg, err := dotChannels(grad, in[0])
+	if err != nil {
+		return nil, err
+	}
+	db, err := SumAxis(grad, 1)
+	return G.Nodes{dx, dg, db}, err
+}
+
+func affineKernel[T float](out, x, s, b []T, tasks, m, c int) {
+	parallelFor(tasks*m, c, func(first, end int) {
+		for r := first; r < end; r++ {
+			t := r / m
+			st, bt := s[t*c:(t+1)*c], b[t*c:(t+1)*c]
+			src, dst := x[r*c:(r+1)*c], out[r*c:(r+1)*c]
+			for j, v := range src {
+				dst[j] = v*st[j] + bt[j]
+			}
+		}
+	})
 }

@@ -3,6 +3,8 @@ package graph
 import (
 	"fmt"
 	"hash"
+	"runtime"
+	"sync"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -240,71 +242,75 @@ func im2col[T float](out, x []T, imgs int, im image, win window) []T {
 	run := k * c
 	row := k * run
 	size := im.h * im.w * c
-	r := 0
-	for i := 0; i < imgs; i++ {
-		xi := x[i*size : (i+1)*size]
-		for oh := 0; oh < ho; oh++ {
-			h0 := oh*win.stride - win.pad
-			for ow := 0; ow < wo; ow++ {
-				w0 := ow*win.stride - win.pad
-				lo, hi := span(w0, k, im.w)
-				o := out[r*row : (r+1)*row]
-				r++
-				for kh := 0; kh < k; kh++ {
-					dst := o[kh*run : (kh+1)*run]
-					ih := h0 + kh
-					if ih < 0 || ih >= im.h || lo == hi {
-						clear(dst)
-						continue
+	parallelFor(imgs, ho*wo*row, func(first, end int) {
+		for i := first; i < end; i++ {
+			xi := x[i*size : (i+1)*size]
+			r := i * ho * wo
+			for oh := 0; oh < ho; oh++ {
+				h0 := oh*win.stride - win.pad
+				for ow := 0; ow < wo; ow++ {
+					w0 := ow*win.stride - win.pad
+					lo, hi := span(w0, k, im.w)
+					o := out[r*row : (r+1)*row]
+					r++
+					for kh := 0; kh < k; kh++ {
+						dst := o[kh*run : (kh+1)*run]
+						ih := h0 + kh
+						if ih < 0 || ih >= im.h || lo == hi {
+							clear(dst)
+							continue
+						}
+						clear(dst[:lo*c])
+						base := (ih*im.w + w0) * c
+						copy(dst[lo*c:hi*c], xi[base+lo*c:base+hi*c])
+						clear(dst[hi*c:])
 					}
-					clear(dst[:lo*c])
-					base := (ih*im.w + w0) * c
-					copy(dst[lo*c:hi*c], xi[base+lo*c:base+hi*c])
-					clear(dst[hi*c:])
 				}
 			}
 		}
-	}
+	})
 	return out
 }
 
 // col2im adds the patches cols of imgs images into out, which it clears
 // first (see Col2Im).
 func col2im[T float](out, cols []T, imgs int, im image, win window) []T {
-	clear(out)
 	ho, wo := win.out(im.h), win.out(im.w)
 	k, c := win.k, im.c
 	run := k * c
 	row := k * run
 	size := im.h * im.w * c
-	r := 0
-	for i := 0; i < imgs; i++ {
-		xi := out[i*size : (i+1)*size]
-		for oh := 0; oh < ho; oh++ {
-			h0 := oh*win.stride - win.pad
-			for ow := 0; ow < wo; ow++ {
-				w0 := ow*win.stride - win.pad
-				lo, hi := span(w0, k, im.w)
-				p := cols[r*row : (r+1)*row]
-				r++
-				if lo == hi {
-					continue
-				}
-				for kh := 0; kh < k; kh++ {
-					ih := h0 + kh
-					if ih < 0 || ih >= im.h {
+	parallelFor(imgs, ho*wo*row, func(first, end int) {
+		for i := first; i < end; i++ {
+			xi := out[i*size : (i+1)*size]
+			clear(xi)
+			r := i * ho * wo
+			for oh := 0; oh < ho; oh++ {
+				h0 := oh*win.stride - win.pad
+				for ow := 0; ow < wo; ow++ {
+					w0 := ow*win.stride - win.pad
+					lo, hi := span(w0, k, im.w)
+					p := cols[r*row : (r+1)*row]
+					r++
+					if lo == hi {
 						continue
 					}
-					base := (ih*im.w + w0) * c
-					dst := xi[base+lo*c : base+hi*c]
-					src := p[kh*run+lo*c : kh*run+hi*c]
-					for j, v := range src {
-						dst[j] += v
+					for kh := 0; kh < k; kh++ {
+						ih := h0 + kh
+						if ih < 0 || ih >= im.h {
+							continue
+						}
+						base := (ih*im.w + w0) * c
+						dst := xi[base+lo*c : base+hi*c]
+						src := p[kh*run+lo*c : kh*run+hi*c]
+						for j, v := range src {
+							dst[j] += v
+						}
 					}
 				}
 			}
 		}
-	}
+	})
 	return out
 }
 
@@ -371,4 +377,34 @@ func transposeLastKernel[T float](out, x []T, b, p, q int) []T {
 		}
 	}
 	return out
+}
+
+// The kernels of the convolution, pooling and normalisation ops split
+// large tensors over the CPUs. Every output element is computed by one
+// goroutine in a fixed order, so results do not depend on the number of
+// CPUs, and every goroutine has finished when the op returns.
+
+// parallelMin is the amount of work (elements touched) below which a
+// kernel runs on the calling goroutine alone.
+const parallelMin = 1 << 15
+
+// parallelFor calls f on disjoint ranges [lo, hi) covering [0, n),
+// concurrently on up to GOMAXPROCS goroutines when n·cost reaches
+// parallelMin, and returns when every call has returned.
+func parallelFor(n, cost int, f func(lo, hi int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 || n*cost < parallelMin {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(n*w/workers, n*(w+1)/workers)
+		}()
+	}
+	f(0, n/workers)
+	wg.Wait()
 }

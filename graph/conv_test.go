@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -331,5 +332,67 @@ func TestTransposeLast(t *testing.T) {
 	want := []float64{1, 4, 2, 5, 3, 6, 7, 10, 8, 11, 9, 12}
 	if RelErr(got, want, 1) != 0 {
 		t.Errorf("TransposeLast([2 2 3]) = %v; want %v", got, want)
+	}
+}
+
+// TestKernelsParallel runs tensors large enough for the kernels to split
+// over goroutines (convolution, batch normalisation, max-pooling and their
+// first and second derivatives) with one and with four CPUs: the results
+// must be bit-identical, and the convolution must match its definition.
+func TestKernelsParallel(t *testing.T) {
+	for _, tasks := range []int{1, 3} {
+		t.Run(fmt.Sprintf("tasks=%d", tasks), func(t *testing.T) {
+			// 128 images pool to 36 864 values: every kernel crosses parallelMin.
+			c := convCase{tasks: tasks, n: 128/tasks + 1, h: 12, w: 12, c: 3, f: 8, k: 3, stride: 1, pad: 1}
+			xs, ws, bs, ys := c.shapes()
+			rng := rand.New(rand.NewPCG(8, uint64(tasks)))
+			x := randn(rng, tensor.Shape(xs).TotalSize())
+			w := randn(rng, tensor.Shape(ws).TotalSize())
+			b := randn(rng, tensor.Shape(bs).TotalSize())
+			gb := randn(rng, 2*tasks*c.f)
+			shapes := [][]int{xs, ws, bs, {2, tasks, c.f}}
+			build := func(in G.Nodes) (G.Nodes, error) {
+				y, err := Conv2D(in[0], in[1], in[2], c.stride, c.pad)
+				if err != nil {
+					return nil, err
+				}
+				gamma := part(G.Must(G.Reshape(in[3], tensor.Shape{2 * tasks * c.f})), 0, tasks, c.f)
+				beta := part(G.Must(G.Reshape(in[3], tensor.Shape{2 * tasks * c.f})), tasks*c.f, tasks, c.f)
+				z, err := BatchNorm(y, gamma, beta, 1e-5)
+				if err != nil {
+					return nil, err
+				}
+				p, err := MaxPool2D(G.Must(G.Tanh(z)), 2)
+				if err != nil {
+					return nil, err
+				}
+				cost := G.Must(SumAll(G.Must(G.HadamardProd(p, p))))
+				d, err := Grad(cost, in[0], in[1], in[3])
+				if err != nil {
+					return nil, err
+				}
+				// A second derivative: the gradient of Σ ∂cost/∂w.
+				d2, err := Grad(G.Must(SumAll(d[1])), in[0], in[3])
+				if err != nil {
+					return nil, err
+				}
+				return append(append(G.Nodes{y, cost}, d...), d2...), nil
+			}
+			run := func(procs int) [][]float64 {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				return eval(t, tensor.Float64, [][]float64{x, w, b, gb}, shapes, build)
+			}
+			one, four := run(1), run(4)
+			for i := range one {
+				for j := range one[i] {
+					if math.Float64bits(one[i][j]) != math.Float64bits(four[i][j]) {
+						t.Fatalf("output %d[%d] = %v on one CPU, %v on four", i, j, one[i][j], four[i][j])
+					}
+				}
+			}
+			if e := RelErr(four[0], directConv(c, x, w, b), 1); e > 1e-12 {
+				t.Errorf("Conv2D %v on four CPUs differs from its definition by %.3g", ys, e)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"hash"
+	"sync"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -98,34 +99,36 @@ func reuseInts(prealloc G.Value, n int) []int {
 
 func poolArgMax[T float](idx []int, x []T, imgs int, im image, k int) {
 	ho, wo, c := im.h/k, im.w/k, im.c
-	best := make([]T, c)
-	r := 0
-	for i := 0; i < imgs; i++ {
-		for oh := 0; oh < ho; oh++ {
-			for ow := 0; ow < wo; ow++ {
-				at := idx[r*c : (r+1)*c]
-				r++
-				for kh := 0; kh < k; kh++ {
-					for kw := 0; kw < k; kw++ {
-						base := ((i*im.h+oh*k+kh)*im.w + ow*k + kw) * c
-						row := x[base : base+c]
-						if kh == 0 && kw == 0 {
-							copy(best, row)
-							for j := range at {
-								at[j] = base + j
+	parallelFor(imgs, im.h*im.w*c, func(first, end int) {
+		best := make([]T, c)
+		for i := first; i < end; i++ {
+			r := i * ho * wo
+			for oh := 0; oh < ho; oh++ {
+				for ow := 0; ow < wo; ow++ {
+					at := idx[r*c : (r+1)*c]
+					r++
+					for kh := 0; kh < k; kh++ {
+						for kw := 0; kw < k; kw++ {
+							base := ((i*im.h+oh*k+kh)*im.w + ow*k + kw) * c
+							row := x[base : base+c]
+							if kh == 0 && kw == 0 {
+								copy(best, row)
+								for j := range at {
+									at[j] = base + j
+								}
+								continue
 							}
-							continue
-						}
-						for j, v := range row {
-							if v > best[j] || v != v && best[j] == best[j] {
-								best[j], at[j] = v, base+j
+							for j, v := range row {
+								if v > best[j] || v != v && best[j] == best[j] {
+									best[j], at[j] = v, base+j
+								}
 							}
 						}
 					}
 				}
 			}
 		}
-	}
+	})
 }
 
 // gatherOp returns x[idx] for an int tensor idx of flat indices into x:
@@ -180,11 +183,23 @@ func (op gatherOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 }
 
 func gather[T float](out, x []T, idx []int) ([]T, error) {
-	for j, i := range idx {
-		if uint(i) >= uint(len(x)) {
-			return nil, fmt.Errorf("graph: Gather: index %d at position %d is outside [0, %d)", i, j, len(x))
+	var mu sync.Mutex
+	bad := -1 // the first position holding an index outside x
+	parallelFor(len(idx), 1, func(first, end int) {
+		for j, i := range idx[first:end] {
+			if uint(i) >= uint(len(x)) {
+				mu.Lock()
+				if bad < 0 || first+j < bad {
+					bad = first + j
+				}
+				mu.Unlock()
+				return
+			}
+			out[first+j] = x[i]
 		}
-		out[j] = x[i]
+	})
+	if bad >= 0 {
+		return nil, fmt.Errorf("graph: Gather: index %d at position %d is outside [0, %d)", idx[bad], bad, len(x))
 	}
 	return out, nil
 }
