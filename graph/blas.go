@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/ebitengine/purego"
 	"gonum.org/v1/gonum/blas"
@@ -112,18 +113,18 @@ func gemmFuncs() (s func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []
 	if c.err != nil {
 		return nil, nil, c.err
 	}
+	var impl gonum.Implementation
 	if c.lib == nil {
-		var impl gonum.Implementation
-		return impl.Sgemm, impl.Dgemm, nil
+		return alignedGemm(impl.Sgemm), alignedGemm(impl.Dgemm), nil
 	}
 	lib := c.lib
-	var impl gonum.Implementation
+	sgonum, dgonum := alignedGemm(impl.Sgemm), alignedGemm(impl.Dgemm)
 	s = func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 		if m == 0 || n == 0 {
 			return
 		}
 		if m*n*k < smallGemm {
-			impl.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			sgonum(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 			return
 		}
 		lib.sgemm(cblasRowMajor, cblasOp(ta), cblasOp(tb), int32(m), int32(n), int32(k), alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
@@ -133,7 +134,7 @@ func gemmFuncs() (s func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []
 			return
 		}
 		if m*n*k < smallGemm {
-			impl.Dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			dgonum(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 			return
 		}
 		lib.dgemm(cblasRowMajor, cblasOp(ta), cblasOp(tb), int32(m), int32(n), int32(k), alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
@@ -146,6 +147,61 @@ func gemmFuncs() (s func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []
 // the cost of a call through purego, which allocates, exceeds the
 // arithmetic OpenBLAS saves.
 const smallGemm = 32 * 32 * 32
+
+// alignedGemm wraps a gonum gemm so that it always sees its matrices at
+// 64-byte aligned addresses. gonum's assembly kernels (dot and axpy) treat
+// the elements before the first aligned address apart, so the order in
+// which they sum, and so the rounding, depends on where the allocator put
+// the slices: the same product could differ in its last bit from one run
+// to the next. Copying into aligned scratch makes it depend on the values
+// alone.
+func alignedGemm[T float](gemm func(ta, tb blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int)) func(ta, tb blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	return func(ta, tb blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+		if m == 0 || n == 0 {
+			return
+		}
+		ra, rb := m, k // rows of a and b as stored
+		if ta != blas.NoTrans {
+			ra = k
+		}
+		if tb != blas.NoTrans {
+			rb = n
+		}
+		na, nb, nc := (ra-1)*lda+max(lda, 1), (rb-1)*ldb+max(ldb, 1), (m-1)*ldc+n
+		buf := aligned[T](na + nb + nc + 32)
+		ab, bb := buf[:na:na], buf[pad[T](na):]
+		bb = bb[:nb:nb]
+		cb := buf[pad[T](na)+pad[T](nb):]
+		cb = cb[:nc:nc]
+		copy(ab, a[:min(len(a), na)])
+		copy(bb, b[:min(len(b), nb)])
+		if beta != 0 {
+			copy(cb, c[:nc])
+		}
+		gemm(ta, tb, m, n, k, alpha, ab, lda, bb, ldb, beta, cb, ldc)
+		copy(c[:nc], cb)
+	}
+}
+
+// pad rounds n elements of T up to a multiple of 64 bytes.
+func pad[T float](n int) int {
+	var z T
+	per := 64 / int(unsafe.Sizeof(z))
+	return (n + per - 1) / per * per
+}
+
+// aligned returns a slice of at least n elements of T whose first element
+// is 64-byte aligned.
+func aligned[T float](n int) []T {
+	var z T
+	size := int(unsafe.Sizeof(z))
+	raw := make([]T, n+64/size+pad[T](0)+64)
+	off := 0
+	for uintptr(unsafe.Pointer(&raw[off]))%64 != 0 {
+		off++
+	}
+	return raw[off:]
+}
 
 func cblasOp(t blas.Transpose) int32 {
 	if t == blas.NoTrans {
