@@ -286,6 +286,7 @@ func (m *MAML) evaluate(b *tasks.Batch, steps int, accuracy bool) (Evaluation, e
 			return Evaluation{}, err
 		}
 		e.Accuracy = append(e.Accuracy, accuracyPerTask(pred, labels, b.Tasks, b.Out))
+		e.F1 = append(e.F1, f1PerTask(pred, labels, b.Tasks, b.Out))
 	}
 	return e, nil
 }

@@ -313,6 +313,7 @@ func (r *Reptile) evaluate(b *tasks.Batch, steps int, accuracy bool) (Evaluation
 		e.Loss = append(e.Loss, loss)
 		if accuracy {
 			e.Accuracy = append(e.Accuracy, accuracyPerTask(pred, labels, b.Tasks, b.Out))
+			e.F1 = append(e.F1, f1PerTask(pred, labels, b.Tasks, b.Out))
 		}
 		if s == steps {
 			return e, nil

@@ -15,6 +15,9 @@ type Evaluation struct {
 	// Accuracy is the fraction of each task's query examples whose largest
 	// output (the first, on ties) is at the target's class.
 	Accuracy [][]float64
+	// F1 is each task's macro F1 over the classes that occur among its
+	// query labels or predictions (scikit-learn's average="macro").
+	F1 [][]float64
 }
 
 // classLabels returns the class of every query example of b, whose query
@@ -64,6 +67,45 @@ func accuracyPerTask(pred []float64, labels []int, nTasks, classes int) []float6
 		acc[t] /= float64(n)
 	}
 	return acc
+}
+
+// f1PerTask returns, for predictions [tasks, n, classes] and the n labels
+// of each task, each task's macro F1 over the classes that occur among
+// its labels or arg-max predictions.
+func f1PerTask(pred []float64, labels []int, nTasks, classes int) []float64 {
+	n := len(labels) / nTasks
+	out := make([]float64, nTasks)
+	tp, fp, fn := make([]int, classes), make([]int, classes), make([]int, classes)
+	for t := range nTasks {
+		clear(tp)
+		clear(fp)
+		clear(fn)
+		for r := t * n; r < (t+1)*n; r++ {
+			row := pred[r*classes : (r+1)*classes]
+			best := 0
+			for j, v := range row {
+				if v > row[best] {
+					best = j
+				}
+			}
+			if want := labels[r]; best == want {
+				tp[want]++
+			} else {
+				fp[best]++
+				fn[want]++
+			}
+		}
+		seen := 0
+		for c := range classes {
+			if tp[c]+fp[c]+fn[c] == 0 {
+				continue
+			}
+			seen++
+			out[t] += 2 * float64(tp[c]) / float64(2*tp[c]+fp[c]+fn[c])
+		}
+		out[t] /= float64(seen)
+	}
+	return out
 }
 
 // average returns the mean of x.

@@ -157,3 +157,18 @@ func TestEvaluateClassifierRejectsRegression(t *testing.T) {
 		t.Errorf("EvaluateClassifier of a regression batch: no error")
 	}
 }
+
+// TestF1PerTask checks macro F1 against counts worked by hand.
+func TestF1PerTask(t *testing.T) {
+	// Task 0, three classes: truths 0 1 2 2, predictions 0 2 2 1 →
+	// per-class F1 1, 0, 1/2 → 1/2. Task 1: all right → 1; class 2 never
+	// occurs there and is not averaged.
+	pred := []float64{
+		5, 0, 0, 0, 1, 2, 0, 0, 3, 0, 4, 1,
+		1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0,
+	}
+	got := f1PerTask(pred, []int{0, 1, 2, 2, 0, 1, 0, 1}, 2, 3)
+	if math.Abs(got[0]-0.5) > 1e-15 || got[1] != 1 {
+		t.Errorf("f1PerTask = %v; want [0.5 1]", got)
+	}
+}
