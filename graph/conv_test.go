@@ -378,20 +378,26 @@ func TestKernelsParallel(t *testing.T) {
 				}
 				return append(append(G.Nodes{y, cost}, d...), d2...), nil
 			}
-			run := func(procs int) [][]float64 {
-				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-				return eval(t, tensor.Float64, [][]float64{x, w, b, gb}, shapes, build)
-			}
-			one, four := run(1), run(4)
-			for i := range one {
-				for j := range one[i] {
-					if math.Float64bits(one[i][j]) != math.Float64bits(four[i][j]) {
-						t.Fatalf("output %d[%d] = %v on one CPU, %v on four", i, j, one[i][j], four[i][j])
+			for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+				run := func(procs int) [][]float64 {
+					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+					return eval(t, dt, [][]float64{x, w, b, gb}, shapes, build)
+				}
+				one, four := run(1), run(4)
+				for i := range one {
+					for j := range one[i] {
+						if math.Float64bits(one[i][j]) != math.Float64bits(four[i][j]) {
+							t.Fatalf("%v: output %d[%d] = %v on one CPU, %v on four", dt, i, j, one[i][j], four[i][j])
+						}
 					}
 				}
-			}
-			if e := RelErr(four[0], directConv(c, x, w, b), 1); e > 1e-12 {
-				t.Errorf("Conv2D %v on four CPUs differs from its definition by %.3g", ys, e)
+				tol := 1e-12
+				if dt == tensor.Float32 {
+					tol = 1e-5
+				}
+				if e := RelErr(four[0], directConv(c, x, w, b), 1); e > tol {
+					t.Errorf("%v: Conv2D %v on four CPUs differs from its definition by %.3g", dt, ys, e)
+				}
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"hash"
+	"math"
 	"sync"
 
 	"github.com/chewxy/hm"
@@ -98,6 +99,10 @@ func reuseInts(prealloc G.Value, n int) []int {
 }
 
 func poolArgMax[T float](idx []int, x []T, imgs int, im image, k int) {
+	if x32, ok := any(x).([]float32); ok && k == 2 {
+		poolArgMax2(idx, x32, imgs, im)
+		return
+	}
 	ho, wo, c := im.h/k, im.w/k, im.c
 	parallelFor(imgs, im.h*im.w*c, func(first, end int) {
 		best := make([]T, c)
@@ -129,6 +134,52 @@ func poolArgMax[T float](idx []int, x []T, imgs int, im image, k int) {
 			}
 		}
 	})
+}
+
+// poolArgMax2 is poolArgMax for 2×2 windows of float32 images, the
+// convolutional networks' case. It compares integer keys that order the
+// floats as poolArgMax does, with masks instead of branches: which value of
+// a window is largest is a coin toss, and mispredicted branches cost more
+// than the comparisons.
+func poolArgMax2(idx []int, x []float32, imgs int, im image) {
+	ho, wo, c := im.h/2, im.w/2, im.c
+	parallelFor(imgs, im.h*im.w*c, func(first, end int) {
+		for i := first; i < end; i++ {
+			r := i * ho * wo
+			for oh := 0; oh < ho; oh++ {
+				for ow := 0; ow < wo; ow++ {
+					at := idx[r*c : (r+1)*c]
+					r++
+					b0 := ((i*im.h+2*oh)*im.w + 2*ow) * c // top left; top right is b0+c
+					b2 := b0 + im.w*c                     // bottom left; bottom right is b2+c
+					x0, x1 := x[b0:b0+c], x[b0+c:b0+2*c]
+					x2, x3 := x[b2:b2+c], x[b2+c:b2+2*c]
+					x1, x2, x3, at = x1[:len(x0)], x2[:len(x0)], x3[:len(x0)], at[:len(x0)]
+					for j, v := range x0 {
+						k0, k1, k2, k3 := orderKey(v), orderKey(x1[j]), orderKey(x2[j]), orderKey(x3[j])
+						m := (k0 - k1) >> 63 // all ones if k1 > k0: the later one wins only if larger
+						ka, ia := k0+(k1-k0)&m, b0+j+c&int(m)
+						m = (k2 - k3) >> 63
+						kb, ib := k2+(k3-k2)&m, b2+j+c&int(m)
+						m = (ka - kb) >> 63
+						at[j] = ia + (ib-ia)&int(m)
+					}
+				}
+			}
+		}
+	})
+}
+
+// orderKey maps a float32 to an integer that orders as the floats do,
+// with −0 equal to +0 and every NaN above +Inf and equal to one another.
+// Keys lie within ±2⁴⁰, so differences of keys do not overflow.
+func orderKey(v float32) int64 {
+	b := int64(int32(math.Float32bits(v)))
+	mag := b & 0x7fffffff
+	sign := b >> 63
+	key := (mag ^ sign) - sign // sign and magnitude to two's complement
+	nan := (0x7f800000 - mag) >> 63
+	return key&^nan | nan&(1<<40)
 }
 
 // gatherOp returns x[idx] for an int tensor idx of flat indices into x:

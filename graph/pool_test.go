@@ -90,47 +90,71 @@ func TestMaxPool2DTies(t *testing.T) {
 		3, nan, 5, 1,
 		3, 4, nan, 6,
 	}
-	g := G.NewGraph()
-	v, _ := NewTensor(tensor.Float64, []int{1, 1, 4, 4, 1}, x)
-	xn := G.NewTensor(g, G.Float64, 5, G.WithShape(1, 1, 4, 4, 1), G.WithName("x"))
-	y, err := MaxPool2D(xn, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Weights 1, 2, 3, 4 on the four outputs make the scattered gradient
-	// say which output went where.
-	wts := G.NewConstant(tensor.New(tensor.WithShape(1, 1, 2, 2, 1), tensor.WithBacking([]float64{1, 2, 3, 4})), G.In(g))
-	s := G.Must(SumAll(G.Must(G.HadamardProd(y, wts))))
-	d, err := Grad(s, xn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Compile(g, y, d[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := m.Let("x", v); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Run(); err != nil {
-		t.Fatal(err)
-	}
-	got := read(t, m, y)
-	if got[0] != 1 || got[1] != 2 || !math.IsNaN(got[2]) || !math.IsNaN(got[3]) {
-		t.Errorf("MaxPool2D = %v; want [1 2 NaN NaN]", got)
-	}
-	grad := read(t, m, d[0])
-	want := []float64{
-		1, 0, 0, 2,
-		0, 0, 0, 0,
-		0, 3, 0, 0,
-		0, 0, 4, 0,
-	}
-	for i := range want {
-		if grad[i] != want[i] {
-			t.Fatalf("gradient of MaxPool2D = %v; want %v (first maximum of each window, NaN wins)", grad, want)
+	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+		g := G.NewGraph()
+		v, _ := NewTensor(dt, []int{1, 1, 4, 4, 1}, x)
+		xn := G.NewTensor(g, dt, 5, G.WithShape(1, 1, 4, 4, 1), G.WithName("x"))
+		y, err := MaxPool2D(xn, 2)
+		if err != nil {
+			t.Fatal(err)
 		}
+		// Weights 1, 2, 3, 4 on the four outputs make the scattered
+		// gradient say which output went where.
+		w, _ := NewTensor(dt, []int{1, 1, 2, 2, 1}, []float64{1, 2, 3, 4})
+		wts := G.NewConstant(w, G.In(g))
+		s := G.Must(SumAll(G.Must(G.HadamardProd(y, wts))))
+		d, err := Grad(s, xn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Compile(g, y, d[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Let("x", v); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Run(); err != nil {
+			t.Fatal(err)
+		}
+		got := read(t, m, y)
+		if got[0] != 1 || got[1] != 2 || !math.IsNaN(got[2]) || !math.IsNaN(got[3]) {
+			t.Errorf("%v: MaxPool2D = %v; want [1 2 NaN NaN]", dt, got)
+		}
+		grad := read(t, m, d[0])
+		want := []float64{
+			1, 0, 0, 2,
+			0, 0, 0, 0,
+			0, 3, 0, 0,
+			0, 0, 4, 0,
+		}
+		for i := range want {
+			if grad[i] != want[i] {
+				t.Errorf("%v: gradient of MaxPool2D = %v; want %v (first maximum of each window, NaN wins)", dt, grad, want)
+				break
+			}
+		}
+		m.Close()
+	}
+}
+
+// TestOrderKey checks the float32 ordering keys of the 2×2 pooling kernel
+// on the edge cases.
+func TestOrderKey(t *testing.T) {
+	inf := float32(math.Inf(1))
+	ascending := []float32{-inf, -math.MaxFloat32, -1, -math.SmallestNonzeroFloat32, 0, math.SmallestNonzeroFloat32, 1, math.MaxFloat32, inf}
+	for i := 1; i < len(ascending); i++ {
+		if orderKey(ascending[i-1]) >= orderKey(ascending[i]) {
+			t.Errorf("orderKey(%v) >= orderKey(%v)", ascending[i-1], ascending[i])
+		}
+	}
+	if orderKey(float32(math.Copysign(0, -1))) != orderKey(0) {
+		t.Errorf("orderKey(−0) != orderKey(+0)")
+	}
+	nan := float32(math.NaN())
+	negNaN := math.Float32frombits(math.Float32bits(nan) | 1<<31)
+	if orderKey(nan) <= orderKey(inf) || orderKey(negNaN) != orderKey(nan) {
+		t.Errorf("orderKey(NaN) = %d, orderKey(−NaN) = %d; want equal and above orderKey(+Inf) = %d", orderKey(nan), orderKey(negNaN), orderKey(inf))
 	}
 }
 
@@ -182,5 +206,30 @@ func TestGatherScatterBadIndex(t *testing.T) {
 	g := tensor.New(tensor.WithShape(2), tensor.WithBacking([]float64{1, 2}))
 	if _, err := (scatterAddOp{from: tensor.Shape{3}, dims: 1}).Do(g, idx); err == nil {
 		t.Errorf("scatter with index 3 of 3: no error")
+	}
+}
+
+// TestPoolArgMax2 compares the branch-free 2×2 float32 kernel with the
+// general one on values with many ties, zeros of both signs and NaNs.
+func TestPoolArgMax2(t *testing.T) {
+	im := image{n: 3, h: 7, w: 6, c: 5}
+	rng := rand.New(rand.NewPCG(9, 9))
+	x32 := make([]float32, 2*im.n*im.h*im.w*im.c)
+	levels := []float32{-2, -1, float32(math.Copysign(0, -1)), 0, 1, float32(math.Inf(1)), float32(math.NaN())}
+	for i := range x32 {
+		x32[i] = levels[rng.IntN(len(levels))]
+	}
+	x64 := make([]float64, len(x32))
+	for i, v := range x32 {
+		x64[i] = float64(v)
+	}
+	n := 2 * im.n * (im.h / 2) * (im.w / 2) * im.c
+	got, want := make([]int, n), make([]int, n)
+	poolArgMax(got, x32, 2*im.n, im, 2) // takes the 2×2 float32 path
+	poolArgMax(want, x64, 2*im.n, im, 2)
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("2×2 float32 kernel: index %d = %d (%v); general kernel %d (%v)", i, got[i], x32[got[i]], want[i], x64[want[i]])
+		}
 	}
 }
