@@ -209,6 +209,7 @@ func scaleChannelsKernel[T float](out, x, s []T, tasks, m, c int) {
 		for r := first; r < end; r++ {
 			st := s[r/m*c : (r/m+1)*c]
 			src, dst := x[r*c:(r+1)*c], out[r*c:(r+1)*c]
+			st, dst = st[:len(src)], dst[:len(src)]
 			for j, v := range src {
 				dst[j] = v * st[j]
 			}
@@ -247,6 +248,7 @@ func addChannelsKernel[T float](out, x, s []T, tasks, m, c int) {
 		for r := first; r < end; r++ {
 			st := s[r/m*c : (r/m+1)*c]
 			src, dst := x[r*c:(r+1)*c], out[r*c:(r+1)*c]
+			st, dst = st[:len(src)], dst[:len(src)]
 			for j, v := range src {
 				dst[j] = v + st[j]
 			}
@@ -313,6 +315,7 @@ func dotChannelsKernel[T float](out, a, b []T, tasks, m, c int) []T {
 		acc := make([]float64, c1-c0)
 		for r := t * m; r < (t+1)*m; r++ {
 			ar, br := a[r*c+c0:r*c+c1], b[r*c+c0:r*c+c1]
+			br, acc := br[:len(ar)], acc[:len(ar)]
 			for j, v := range ar {
 				acc[j] += float64(v) * float64(br[j])
 			}
@@ -348,18 +351,23 @@ func forChannels(tasks, m, c int, f func(t, c0, c1 int)) {
 func channelStats[T float](x []T, t, m, c, c0, c1 int, eps float64) (mean, inv []float64) {
 	n := c1 - c0
 	mean, inv = make([]float64, n), make([]float64, n)
-	shift := x[t*m*c+c0 : t*m*c+c1]
+	shift := make([]float64, n)
+	for j, v := range x[t*m*c+c0 : t*m*c+c1] {
+		shift[j] = float64(v)
+	}
 	for r := t * m; r < (t+1)*m; r++ {
-		for j, v := range x[r*c+c0 : r*c+c1] {
-			d := float64(v) - float64(shift[j])
-			mean[j] += d
-			inv[j] += d * d
+		row := x[r*c+c0 : r*c+c1]
+		sh, s1, s2 := shift[:len(row)], mean[:len(row)], inv[:len(row)]
+		for j, v := range row {
+			d := float64(v) - sh[j]
+			s1[j] += d
+			s2[j] += d * d
 		}
 	}
 	for j := range mean {
 		d := mean[j] / float64(m)
 		variance := max(inv[j]/float64(m)-d*d, 0)
-		mean[j] = float64(shift[j]) + d
+		mean[j] = shift[j] + d
 		inv[j] = 1 / math.Sqrt(variance+eps)
 	}
 	return mean, inv
@@ -419,8 +427,9 @@ func normalizeKernel[T float](out, x []T, tasks, m, c int, eps float64) []T {
 		mean, inv := channelStats(x, t, m, c, c0, c1, eps)
 		for r := t * m; r < (t+1)*m; r++ {
 			src, dst := x[r*c+c0:r*c+c1], out[r*c+c0:r*c+c1]
+			dst, mu, is := dst[:len(src)], mean[:len(src)], inv[:len(src)]
 			for j, v := range src {
-				dst[j] = T((float64(v) - mean[j]) * inv[j])
+				dst[j] = T((float64(v) - mu[j]) * is[j])
 			}
 		}
 	})
@@ -605,20 +614,25 @@ func normBackKernel[T float](out, g, x, s []T, tasks, m, c int) []T {
 		mg, mgx := make([]float64, n), make([]float64, n)
 		for r := t * m; r < (t+1)*m; r++ {
 			gr, xr := g[r*c+c0:r*c+c1], x[r*c+c0:r*c+c1]
+			xr, a, b := xr[:len(gr)], mg[:len(gr)], mgx[:len(gr)]
 			for j, v := range gr {
-				mg[j] += float64(v)
-				mgx[j] += float64(v) * float64(xr[j])
+				a[j] += float64(v)
+				b[j] += float64(v) * float64(xr[j])
 			}
 		}
 		for j := range mg {
 			mg[j] /= float64(m)
 			mgx[j] /= float64(m)
 		}
-		st := s[t*c+c0 : t*c+c1]
+		sc := make([]float64, n)
+		for j, v := range s[t*c+c0 : t*c+c1] {
+			sc[j] = float64(v)
+		}
 		for r := t * m; r < (t+1)*m; r++ {
 			gr, xr, dst := g[r*c+c0:r*c+c1], x[r*c+c0:r*c+c1], out[r*c+c0:r*c+c1]
+			xr, dst, st, a, b := xr[:len(gr)], dst[:len(gr)], sc[:len(gr)], mg[:len(gr)], mgx[:len(gr)]
 			for j, v := range gr {
-				dst[j] = T(float64(st[j]) * (float64(v) - mg[j] - float64(xr[j])*mgx[j]))
+				dst[j] = T(st[j] * (float64(v) - a[j] - float64(xr[j])*b[j]))
 			}
 		}
 	})
@@ -678,6 +692,7 @@ func affineKernel[T float](out, x, s, b []T, tasks, m, c int) {
 			t := r / m
 			st, bt := s[t*c:(t+1)*c], b[t*c:(t+1)*c]
 			src, dst := x[r*c:(r+1)*c], out[r*c:(r+1)*c]
+			st, bt, dst = st[:len(src)], bt[:len(src)], dst[:len(src)]
 			for j, v := range src {
 				dst[j] = v*st[j] + bt[j]
 			}
