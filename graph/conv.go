@@ -262,7 +262,17 @@ func im2col[T float](out, x []T, imgs int, im image, win window) []T {
 						}
 						clear(dst[:lo*c])
 						base := (ih*im.w + w0) * c
-						copy(dst[lo*c:hi*c], xi[base+lo*c:base+hi*c])
+						src, to := xi[base+lo*c:base+hi*c], dst[lo*c:hi*c]
+						if len(src) < 16 {
+							// A few channels (the input layer): a call to
+							// memmove costs more than the loop.
+							to = to[:len(src)]
+							for j, v := range src {
+								to[j] = v
+							}
+						} else {
+							copy(to, src)
+						}
 						clear(dst[hi*c:])
 					}
 				}
