@@ -87,10 +87,11 @@ func constantLike(n *G.Node, v float64) (*G.Node, error) {
 //	                                                 d/dg: normBack(u, x̂, s)
 //	                                                 d/dx̂: −scaleChannels(g, s·mean(u·x̂)) − scaleChannels(u, s·mean(g·x̂))
 //	                                                 d/ds: dotChannels(u, normBack(g, x̂, s))/s
-//	affineChannels(x, γ, β)  = x·γ + β               d/dx: scaleChannels(g, γ), d/dγ: dotChannels(g, x), d/dβ: SumAxis(g, 1)
+//	affineChannels(x, γ, β)  = x·γ + β               d/dx: scaleChannels(g, γ), d/dγ: dotChannels(g, x), d/dβ: sumRows(g)
 //	scaleChannels(x, s)      = x·s                   d/dx: scaleChannels(g, s), d/ds: dotChannels(g, x)
 //	dotChannels(a, b)        = Σ_m a·b               d/da: scaleChannels(b, g), d/db: scaleChannels(a, g)
-//	addChannels(x, s)        = x + s                 d/dx: g, d/ds: SumAxis(g, 1)
+//	addChannels(x, s)        = x + s                 d/dx: g, d/ds: sumRows(g)
+//	sumRows(x)               = Σ_m x                 d/dx: Broadcast(u, 1, m)
 //
 // (g is the upstream gradient of a first derivative, u of a second), so
 // batch normalisation differentiates any number of times, while its
@@ -239,7 +240,7 @@ func (op addChannelsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op addChannelsOp) Hashcode() uint32      { return hashOf(op) }
 func (op addChannelsOp) DiffWRT(int) []bool    { return []bool{true, true} }
 func (op addChannelsOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	ds, err := SumAxis(grad, 1)
+	ds, err := sumRows(grad)
 	return G.Nodes{grad, ds}, err
 }
 
@@ -682,7 +683,7 @@ func (op affineChannelsOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error)
 	if err != nil {
 		return nil, err
 	}
-	db, err := SumAxis(grad, 1)
+	db, err := sumRows(grad)
 	return G.Nodes{dx, dg, db}, err
 }
 
@@ -698,4 +699,72 @@ func affineKernel[T float](out, x, s, b []T, tasks, m, c int) {
 			}
 		}
 	})
+}
+
+// sumRows sums x [tasks, m, c] over m: [tasks, c]. It is SumAxis(x, 1)
+// split over the CPUs.
+func sumRows(x *G.Node) (out *G.Node, err error) {
+	defer recoverError(&err, "sumRows")
+	if x.Dims() != 3 {
+		return nil, &ShapeError{Op: "sumRows", Want: "[tasks, m, c]", Got: fmt.Sprint(x.Shape())}
+	}
+	return G.ApplyOp(sumRowsOp{}, x)
+}
+
+type sumRowsOp struct{ opBase }
+
+func (op sumRowsOp) Arity() int { return 1 }
+func (op sumRowsOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(tensorType(3, a), tensorType(2, a))
+}
+func (op sumRowsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s := in[0].(tensor.Shape)
+	if len(s) != 3 {
+		return nil, &ShapeError{Op: op.String(), Want: "[tasks, m, c]", Got: fmt.Sprint(s)}
+	}
+	return tensor.Shape{s[0], s[2]}, nil
+}
+func (op sumRowsOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op sumRowsOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	data, s, err := dense(in[0])
+	if err != nil {
+		return nil, err
+	}
+	shape, err := op.InferShape(s)
+	if err != nil {
+		return nil, err
+	}
+	switch x := data.(type) {
+	case []float64:
+		return newValue(sumRowsKernel(reuse[float64](pre, shape.TotalSize()), x, s[0], s[1], s[2]), shape), nil
+	case []float32:
+		return newValue(sumRowsKernel(reuse[float32](pre, shape.TotalSize()), x, s[0], s[1], s[2]), shape), nil
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+}
+func (op sumRowsOp) String() string        { return "SumRows" }
+func (op sumRowsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op sumRowsOp) Hashcode() uint32      { return hashOf(op) }
+func (op sumRowsOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op sumRowsOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := Broadcast(grad, 1, in[0].Shape()[1])
+	return G.Nodes{d}, err
+}
+
+func sumRowsKernel[T float](out, x []T, tasks, m, c int) []T {
+	forChannels(tasks, m, c, func(t, c0, c1 int) {
+		acc := make([]float64, c1-c0)
+		for r := t * m; r < (t+1)*m; r++ {
+			row := x[r*c+c0 : r*c+c1]
+			a := acc[:len(row)]
+			for j, v := range row {
+				a[j] += float64(v)
+			}
+		}
+		for j, v := range acc {
+			out[t*c+c0+j] = T(v)
+		}
+	})
+	return out
 }

@@ -19,7 +19,11 @@ import (
 //
 // Batch normalisation is transductive, as in MAML: every forward pass
 // normalises with its own batch statistics, per task (graph.BatchNorm,
-// eps 1e-5), and no running statistics are kept. Each block pools before
+// eps 1e-5), and no running statistics are kept. Because it subtracts each
+// channel's batch mean, a bias added by the convolution before it cancels
+// exactly: the network keeps blocks.i.conv.bias, as PyTorch's does, so
+// that parameters and checkpoints carry over, but Forward does not add it,
+// and its gradient is zero (in PyTorch it is zero up to rounding). Each block pools before
 // its ReLU: ReLU is monotone, so max-pooling commutes with it, and the
 // result is PyTorch's conv → norm → ReLU → pool with a quarter of the ReLU
 // work.
@@ -181,8 +185,11 @@ func (m ConvNet) Forward(x *G.Node, p G.Nodes) (out *G.Node, err error) {
 		return nil, err
 	}
 	for i := range m.blocks() {
-		w, b, gamma, beta := p[4*i], p[4*i+1], p[4*i+2], p[4*i+3]
-		if h, err = graph.Conv2D(h, w, b, 1, 1); err != nil {
+		// The convolution's bias, p[4*i+1], is left out: batch
+		// normalisation subtracts each channel's mean right after, which
+		// cancels it exactly (see the type's comment).
+		w, gamma, beta := p[4*i], p[4*i+2], p[4*i+3]
+		if h, err = graph.Conv2D(h, w, nil, 1, 1); err != nil {
 			return nil, fmt.Errorf("nets: ConvNet block %d: %w", i, err)
 		}
 		if h, err = graph.BatchNorm(h, gamma, beta, convEps); err != nil {
