@@ -24,9 +24,11 @@ import (
 // batch is normalised with its own statistics. PyTorch's default eps is
 // 1e-5; eps must be positive.
 //
-// BatchNorm is built from ops whose derivatives are themselves
-// differentiable (centring, per-channel sums of products and scaling), so
-// it can be differentiated any number of times.
+// BatchNorm is two fused ops, standardisation and a per-channel affine
+// map, whose derivatives are fused ops with differentiable derivatives of
+// their own, so it can be differentiated any number of times; the forward
+// pass and the gradient each read the data about twice. Statistics
+// accumulate in float64.
 func BatchNorm(x, gamma, beta *G.Node, eps float64) (out *G.Node, err error) {
 	defer recoverError(&err, "BatchNorm")
 	if !(eps > 0) || math.IsInf(eps, 0) {
