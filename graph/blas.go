@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"unsafe"
@@ -10,6 +11,7 @@ import (
 	"github.com/ebitengine/purego"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
+	"golang.org/x/sys/cpu"
 )
 
 // The BLAS behind BatchedMatMul. Medusa looks for OpenBLAS at run time
@@ -66,6 +68,7 @@ func openCBLAS() (lib *cblas, err error) {
 			lib, err = nil, fmt.Errorf("binding cblas: %v", r)
 		}
 	}()
+	setCoreType()
 	var errs []string
 	for _, name := range openBLASNames {
 		h, err := purego.Dlopen(name, purego.RTLD_NOW|purego.RTLD_LOCAL)
@@ -89,6 +92,22 @@ func openCBLAS() (lib *cblas, err error) {
 		return lib, nil
 	}
 	return nil, fmt.Errorf("cannot load OpenBLAS: %s", strings.Join(errs, "; "))
+}
+
+// setCoreType tells OpenBLAS which kernels to use when the user has not:
+// Debian's dynamic-arch OpenBLAS has been seen to take a virtual machine's
+// AVX-512 CPU for a Prescott and run SSE3 kernels, eight times slower at
+// sgemm. It must run before the library is loaded.
+func setCoreType() {
+	if os.Getenv("OPENBLAS_CORETYPE") != "" || runtime.GOARCH != "amd64" {
+		return
+	}
+	switch {
+	case cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL:
+		os.Setenv("OPENBLAS_CORETYPE", "SkylakeX")
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		os.Setenv("OPENBLAS_CORETYPE", "Haswell")
+	}
 }
 
 // BLAS returns the name of the BLAS that BatchedMatMul uses, "gonum" or

@@ -11,31 +11,36 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
-	"github.com/medusa-ml/medusa/learners/tasks"
 	"github.com/medusa-ml/medusa/nets"
 	"github.com/spf13/pflag"
 	"gorgonia.org/tensor"
 )
 
-// trainConfig is what "medusa train" runs.
+// trainConfig is what "medusa train" runs. Numeric settings left at 0 on
+// the command line are resolved to the learner's and task's defaults by
+// resolve.
 type trainConfig struct {
 	learner    string
 	task       string
 	iters      int
 	metaBatch  int
+	ways       int
 	shots      int
+	query      int
 	innerSteps int
 	innerLR    float64
 	metaLR     float64
 	hidden     []int
 	activation nets.Activation
+	filters    int
+	blocks     int
+	data       string
 	dtype      tensor.Dtype
 	seed       uint64
 	out        string
@@ -51,36 +56,113 @@ type trainConfig struct {
 	given []string          // the flags set on the command line
 }
 
+// The meta-learners and task distributions "medusa train" knows.
+var (
+	metaLearners = []string{"maml", "fomaml", "anil", "metasgd", "reptile"}
+	metaTasks    = []string{"sinusoid", "classification", "mnist", "doublemnist", "omniglot"}
+)
+
+// images reports whether the task is N-way K-shot image classification.
+func (c *trainConfig) images() bool {
+	return c.task == "mnist" || c.task == "doublemnist" || c.task == "omniglot"
+}
+
+// classify reports whether the task is a classification.
+func (c *trainConfig) classify() bool { return c.task != "sinusoid" }
+
+// resolve replaces the settings left at 0 by the defaults of the learner
+// and the task: the MAML paper's for sinusoids and Omniglot-style images
+// (inner step 0.4, one step, Adam 10⁻³), Reptile's paper's for Reptile
+// (inner Adam 10⁻³, 5 steps, outer step 1 annealed to 0, 50 steps at test).
+func (c *trainConfig) resolve() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	deff := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	switch {
+	case c.task == "sinusoid":
+		def(&c.ways, 1)
+		def(&c.shots, 10)
+		def(&c.query, c.shots)
+		def(&c.evalQuery, 100)
+		def(&c.metaBatch, 25)
+		deff(&c.innerLR, 0.01)
+	case c.task == "classification":
+		def(&c.ways, 2)
+		def(&c.shots, 5)
+		def(&c.query, 15)
+		def(&c.evalQuery, 15)
+		def(&c.metaBatch, 25)
+		deff(&c.innerLR, 0.1)
+	default:
+		def(&c.ways, 5)
+		def(&c.shots, 1)
+		def(&c.query, 15)
+		def(&c.evalQuery, 15)
+		def(&c.metaBatch, 4)
+		deff(&c.innerLR, 0.4)
+	}
+	if c.learner == "reptile" {
+		def(&c.innerSteps, 5)
+		def(&c.evalSteps, 50)
+		deff(&c.metaLR, 1)
+		if c.images() {
+			c.innerLR = 0.001
+			if slices.Contains(c.given, "inner-lr") {
+				c.innerLR, _ = strconv.ParseFloat(c.flags["inner-lr"], 64)
+			}
+		}
+	}
+	def(&c.innerSteps, 1)
+	def(&c.evalSteps, 10)
+	deff(&c.metaLR, 1e-3)
+	def(&c.filters, 64)
+	def(&c.blocks, 4)
+}
+
 func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	fs := pflag.NewFlagSet("medusa train", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported once, by badUsage
 	fs.SortFlags = false
-	learner := fs.String("learner", "maml", "maml (exact second order), fomaml (first order), or mtl (multi-task learning: see --learner mtl --help)")
-	task := fs.String("task", "sinusoid", "task distribution: sinusoid (Finn et al. 2017: A~U[0.1,5], phase~U[0,pi], x~U[-5,5])")
-	iters := fs.Int("iters", 10000, "meta-iterations (outer updates); the MAML paper uses 70000")
-	metaBatch := fs.Int("meta-batch", 25, "tasks per meta-iteration")
-	shots := fs.Int("shots", 10, "K: support points per task, and query points per task in training")
-	innerSteps := fs.Int("inner-steps", 1, "inner gradient steps during meta-training")
-	innerLR := fs.Float64("inner-lr", 0.01, "inner (adaptation) step size alpha")
-	metaLR := fs.Float64("meta-lr", 1e-3, "outer Adam learning rate beta")
-	hidden := fs.String("hidden", "40,40", "hidden layer widths, comma-separated (empty for a linear model)")
+	learner := fs.String("learner", "maml", "maml (exact second order), fomaml (first order), anil (inner loop adapts the head only), metasgd (learned per-parameter inner rates), reptile, or mtl (multi-task learning: see --learner mtl --help)")
+	task := fs.String("task", "sinusoid", "task distribution: sinusoid (Finn et al. 2017), classification (synthetic, make_classification-style), mnist (digits 0-4 train, 5-9 test), doublemnist (100 two-digit classes, 64/16/20 split), omniglot (--data DIR: alphabet/character/*.png)")
+	iters := fs.Int("iters", 10000, "meta-iterations (outer updates); the MAML paper uses 70000 for sinusoids")
+	metaBatch := fs.Int("meta-batch", 0, "tasks per meta-iteration (0: 25, or 4 for image tasks)")
+	ways := fs.Int("ways", 0, "N: classes per task (0: 2 for classification, 5 for images)")
+	shots := fs.Int("shots", 0, "K: support examples per task (sinusoid, default 10) or per class (classification 5, images 1)")
+	query := fs.Int("query", 0, "query examples per task (sinusoid: K) or per class (15) in training")
+	innerSteps := fs.Int("inner-steps", 0, "inner gradient steps during meta-training (0: 1, Reptile 5)")
+	innerLR := fs.Float64("inner-lr", 0, "inner (adaptation) step size (0: 0.01 sinusoid, 0.1 classification, 0.4 images; Reptile on images: Adam 0.001)")
+	metaLR := fs.Float64("meta-lr", 0, "outer learning rate (0: Adam 0.001; Reptile: outer step 1, annealed linearly to 0)")
+	hidden := fs.String("hidden", "40,40", "hidden layer widths of the MLP (sinusoid, classification), comma-separated (empty for a linear model)")
 	activation := fs.String("activation", "relu", "hidden activation: relu, tanh or sigmoid")
+	filters := fs.Int("filters", 0, "filters of each ConvNet block for image tasks (0: 64)")
+	blocks := fs.Int("blocks", 0, "ConvNet blocks (0: 4)")
+	data := fs.String("data", "", "data directory: MNIST IDX files (mnist, doublemnist; default the GoMNIST module's copy) or Omniglot roots, comma-separated (omniglot)")
 	dtype := fs.String("dtype", "float32", "floating-point type: float32 or float64")
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same numbers")
 	out := fs.String("out", "", "write the trained parameters and training state to this safetensors file")
 	resume := fs.String("resume", "", "continue the run saved in this checkpoint (its settings are kept; --iters sets the new total)")
 	every := fs.Int("checkpoint-every", 0, "also write the checkpoint every N iterations (0: at the end, on interrupt and on NaN only)")
 	logPath := fs.String("log", "", "write a JSON-lines training log here (appended to on --resume; draw it with medusa plot)")
-	evalTasks := fs.Int("eval-tasks", 600, "fresh test tasks for the final evaluation (0 to skip)")
-	evalSteps := fs.Int("eval-steps", 10, "most inner steps in the final evaluation (reported: 0, 1 and this)")
-	evalQuery := fs.Int("eval-query", 100, "query points per test task in the final evaluation")
+	evalTasks := fs.Int("eval-tasks", 600, "fresh test tasks (episodes of the test classes) for the final evaluation (0 to skip)")
+	evalSteps := fs.Int("eval-steps", 0, "most inner steps in the final evaluation, reported with 0 and 1 (0: 10, Reptile 50)")
+	evalQuery := fs.Int("eval-query", 0, "query examples per test task (sinusoid, default 100) or per class (15)")
 	logEvery := fs.Int("log-every", 0, "print progress every N iterations (0: about 20 lines per run)")
 	usage := func() {
 		fmt.Fprint(stderr, `Usage: medusa train [flags]
 
-Meta-trains a network with MAML on a task distribution, prints progress,
-then adapts to fresh test tasks and reports the query error after 0, 1
-and --eval-steps inner steps (mean and 95% interval).
+Meta-trains a network on a task distribution, prints progress, then
+adapts to fresh test tasks (of classes never seen in training) and reports
+the query error, or accuracy, after 0, 1 and --eval-steps inner steps
+(mean and 95% interval). Numeric flags left at 0 take the defaults of the
+learner and task, given in brackets.
 
 Flags:
 `)
@@ -98,40 +180,51 @@ Flags:
 	if fs.NArg() > 0 {
 		return nil, badUsage(stderr, usage, "unexpected argument %q", fs.Arg(0))
 	}
-	c := &trainConfig{learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, shots: *shots,
-		innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, seed: *seed, out: *out,
-		evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery, logEvery: *logEvery,
-		every: *every, resume: *resume, log: *logPath, flags: flagValues(fs)}
+	c := &trainConfig{learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, ways: *ways, shots: *shots,
+		query: *query, innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, filters: *filters, blocks: *blocks,
+		data: *data, seed: *seed, out: *out, evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery,
+		logEvery: *logEvery, every: *every, resume: *resume, log: *logPath, flags: flagValues(fs)}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	bad := func(format string, a ...any) (*trainConfig, error) {
 		return nil, badUsage(stderr, usage, format, a...)
 	}
-	switch c.learner {
-	case "maml", "fomaml":
-	default:
-		return bad("--learner %q: want maml, fomaml or mtl", c.learner)
+	if !slices.Contains(metaLearners, c.learner) {
+		return bad("--learner %q: want %s or mtl", c.learner, strings.Join(metaLearners, ", "))
 	}
-	if c.task != "sinusoid" {
-		return bad("--task %q: want sinusoid", c.task)
+	if !slices.Contains(metaTasks, c.task) {
+		return bad("--task %q: want %s", c.task, strings.Join(metaTasks, ", "))
+	}
+	if c.task == "omniglot" && c.data == "" {
+		return bad("--task omniglot needs --data: the directory holding the alphabets (images_background, images_evaluation)")
+	}
+	if c.task == "sinusoid" && c.ways != 0 {
+		return bad("--ways is for classification tasks")
 	}
 	for _, f := range []struct {
 		name string
 		v    int
 		min  int
-	}{{"iters", c.iters, 1}, {"meta-batch", c.metaBatch, 1}, {"shots", c.shots, 1}, {"inner-steps", c.innerSteps, 1},
-		{"eval-tasks", c.evalTasks, 0}, {"eval-steps", c.evalSteps, 1}, {"eval-query", c.evalQuery, 1}, {"log-every", c.logEvery, 0},
+	}{{"iters", c.iters, 1}, {"meta-batch", c.metaBatch, 0}, {"ways", c.ways, 0}, {"shots", c.shots, 0}, {"query", c.query, 0},
+		{"inner-steps", c.innerSteps, 0}, {"filters", c.filters, 0}, {"blocks", c.blocks, 0},
+		{"eval-tasks", c.evalTasks, 0}, {"eval-steps", c.evalSteps, 0}, {"eval-query", c.evalQuery, 0}, {"log-every", c.logEvery, 0},
 		{"checkpoint-every", c.every, 0}} {
 		if f.v < f.min {
 			return bad("--%s %d: must be at least %d", f.name, f.v, f.min)
 		}
 	}
+	if c.ways == 1 && c.classify() {
+		return bad("--ways 1: a classification task needs at least 2 classes")
+	}
 	for _, f := range []struct {
 		name string
 		v    float64
 	}{{"inner-lr", c.innerLR}, {"meta-lr", c.metaLR}} {
-		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v <= 0 {
-			return bad("--%s %v: must be a positive finite number", f.name, f.v)
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
+			return bad("--%s %v: must be a positive finite number (or 0 for the default)", f.name, f.v)
 		}
+	}
+	if c.filters > maxWidth || c.blocks > 8 || c.ways > maxClasses {
+		return bad("--filters %d, --blocks %d, --ways %d: at most %d, 8 and %d", c.filters, c.blocks, c.ways, maxWidth, maxClasses)
 	}
 	var err error
 	if c.hidden, err = parseWidths(*hidden); err != nil {
@@ -155,6 +248,7 @@ Flags:
 			}
 		}
 	}
+	c.resolve()
 	return c, nil
 }
 
@@ -216,15 +310,19 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := reportBLAS(stderr); err != nil {
 		return err
 	}
+	data, err := newSource(c)
+	if err != nil {
+		return err
+	}
 	src := rand.NewPCG(c.seed, 0x6d656475)
 	rng := rand.New(src)
-	model := nets.MLP{In: 1, Out: 1, Hidden: c.hidden, Activation: c.activation}
+	model := newModel(c, data)
 	params, err := model.Init(rng, c.dtype)
 	if err != nil {
 		return err
 	}
-	m := &learners.MAML{Model: model, Params: params, Loss: learners.MSE, InnerLR: c.innerLR,
-		InnerSteps: c.innerSteps, FirstOrder: c.learner == "fomaml", Optimizer: &learners.Adam{LR: c.metaLR}}
+	lsrc := rand.NewPCG(c.seed, 0x6c6561726e)
+	m := newLearner(c, model, params, rand.New(lsrc))
 	if ckpt != nil {
 		if err := params.CopyFrom(ckpt.Params); err != nil {
 			return fmt.Errorf("--resume %s: %v", c.resume, err)
@@ -235,30 +333,41 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := loadRNG(ckpt, "tasks", src, c.resume); err != nil {
 			return fmt.Errorf("--resume: %v", err)
 		}
+		if err := loadRNG(ckpt, "learner", lsrc, c.resume); err != nil {
+			return fmt.Errorf("--resume: %v", err)
+		}
 		if m.Steps() >= c.iters {
 			return fmt.Errorf("--resume %s: the run has done %d iterations already; give a larger --iters", c.resume, m.Steps())
 		}
 	}
-	dist := tasks.Sinusoid{}
-
 	verb := "meta-training"
 	if ckpt != nil {
 		verb = fmt.Sprintf("resuming at iteration %d of", m.Steps()+1)
 	}
-	fmt.Fprintf(stdout, "%s %s on %s: %d iterations, meta-batch %d, K=%d, %d inner step(s) of %g, Adam %g, net 1-%s-1 %v, %v, seed %d\n",
-		verb, c.learner, c.task, c.iters, c.metaBatch, c.shots, c.innerSteps, c.innerLR, c.metaLR,
-		joinInts(c.hidden), c.activation, c.dtype, c.seed)
+	outer := fmt.Sprintf("Adam %g", c.metaLR)
+	if c.learner == "reptile" {
+		outer = fmt.Sprintf("outer step %g annealed to 0", c.metaLR)
+	}
+	fmt.Fprintf(stdout, "%s %s on %s (%s): %d iterations, meta-batch %d, %s, %d inner step(s) of %g, %s, %s, %v, seed %d\n",
+		verb, c.learner, c.task, data.about, c.iters, c.metaBatch, evalShape(c), c.innerSteps, c.innerLR, outer,
+		describeModel(model), c.dtype, c.seed)
 	save := func(path, why string) error {
 		ck := graph.NewCheckpoint(params)
 		ck.Meta = map[string]string{
 			"learner": c.learner, "task": c.task, "hidden": joinInts(c.hidden), "activation": c.activation.String(),
 			"inner_lr": fmt.Sprint(c.innerLR), "inner_steps": fmt.Sprint(c.innerSteps), "iterations": fmt.Sprint(m.Steps()),
-			"seed": fmt.Sprint(c.seed),
+			"seed": fmt.Sprint(c.seed), "model": describeModel(model),
+		}
+		if c.classify() {
+			ck.Meta["ways"], ck.Meta["shots"] = fmt.Sprint(c.ways), fmt.Sprint(c.shots)
 		}
 		if err := m.SaveState(stateKey, ck); err != nil {
 			return err
 		}
 		if err := saveRNG(ck, "tasks", src); err != nil {
+			return err
+		}
+		if err := saveRNG(ck, "learner", lsrc); err != nil {
 			return err
 		}
 		if err := saveFlags(ck, c.flags); err != nil {
@@ -294,7 +403,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var preSum, postSum float64
 	var window int
 	for it := m.Steps() + 1; it <= c.iters; it++ {
-		b, _, err := dist.Sample(rng, c.metaBatch, c.shots, c.shots)
+		b, err := data.train(rng, c.metaBatch)
 		if err != nil {
 			return err
 		}
@@ -355,7 +464,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.evalTasks == 0 {
 		return nil
 	}
-	return evaluate(ctx, m, dist, rand.New(rand.NewPCG(c.seed, 0x74657374)), c, stdout)
+	return evaluateMeta(ctx, m, data, rand.New(rand.NewPCG(c.seed, 0x74657374)), c, stdout)
 }
 
 // saveFlags records the run's flag values in a checkpoint.
@@ -402,50 +511,6 @@ func configGiven(c any) ([]string, string) {
 		return c.given, c.resume
 	}
 	return nil, ""
-}
-
-// evaluate adapts to fresh tasks and prints the query MSE after 0, 1 and
-// evalSteps steps.
-func evaluate(ctx context.Context, m *learners.MAML, dist tasks.Sinusoid, rng *rand.Rand, c *trainConfig, stdout io.Writer) error {
-	const chunk = 100
-	per := make([][]float64, c.evalSteps+1)
-	for done := 0; done < c.evalTasks; done += chunk {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("evaluation interrupted after %d of %d test tasks", done, c.evalTasks)
-		}
-		n := min(chunk, c.evalTasks-done)
-		b, _, err := dist.Sample(rng, n, c.shots, c.evalQuery)
-		if err != nil {
-			return err
-		}
-		l, err := m.Evaluate(b, c.evalSteps)
-		if err != nil {
-			return err
-		}
-		for s := range per {
-			for t, v := range l[s] {
-				if math.IsNaN(v) || math.IsInf(v, 0) {
-					return fmt.Errorf("evaluation: test task %d has a non-finite query MSE after %d inner steps (try a smaller --inner-lr)", done+t, s)
-				}
-			}
-			per[s] = append(per[s], l[s]...)
-		}
-	}
-	fmt.Fprintf(stdout, "test MSE on %d fresh tasks (K=%d support, %d query points), inner step size %g:\n",
-		c.evalTasks, c.shots, c.evalQuery, c.innerLR)
-	fmt.Fprintf(stdout, "  %5s  %8s  %s\n", "steps", "mean", "95% interval")
-	steps := []int{0, 1, c.evalSteps}
-	sort.Ints(steps)
-	last := -1
-	for _, s := range steps {
-		if s == last {
-			continue
-		}
-		last = s
-		mean, half := meanCI(per[s])
-		fmt.Fprintf(stdout, "  %5d  %8.4f  ±%.4f\n", s, mean, half)
-	}
-	return nil
 }
 
 // meanCI returns the mean of x and the half-width of its normal 95%

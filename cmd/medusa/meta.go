@@ -1,0 +1,319 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/tasks"
+	"github.com/medusa-ml/medusa/nets"
+	"gorgonia.org/tensor"
+)
+
+// metaLearner is what every meta-learner of "medusa train" offers.
+type metaLearner interface {
+	Step(ctx context.Context, b *tasks.Batch) (learners.Stats, error)
+	Steps() int
+	Evaluate(b *tasks.Batch, steps int) ([][]float64, error)
+	EvaluateClassifier(b *tasks.Batch, steps int) (learners.Evaluation, error)
+	graph.Stateful
+}
+
+var (
+	_ metaLearner = (*learners.MAML)(nil)
+	_ metaLearner = (*learners.ANIL)(nil)
+	_ metaLearner = (*learners.MetaSGD)(nil)
+	_ metaLearner = (*learners.Reptile)(nil)
+)
+
+// taskSource draws meta-training and meta-test batches.
+type taskSource struct {
+	in, out int
+	// train and test draw n tasks of the meta-training and meta-test
+	// splits (test tasks with evalQuery query examples).
+	train, test func(rng *rand.Rand, n int) (*tasks.Batch, error)
+	// pooled, for synthetic classification, draws n examples pooled from
+	// many tasks, for the one-model baseline; nil otherwise.
+	pooled func(rng *rand.Rand, n int) (*tasks.Table, error)
+	about  string // one line on the data
+}
+
+// newSource builds the task distribution of c. Image data are loaded, and
+// DoubleMNIST built, with a generator of their own seeded by c.seed, so the
+// data are the same whatever else the run draws.
+func newSource(c *trainConfig) (*taskSource, error) {
+	switch c.task {
+	case "sinusoid":
+		d := tasks.Sinusoid{}
+		sample := func(query int) func(*rand.Rand, int) (*tasks.Batch, error) {
+			return func(rng *rand.Rand, n int) (*tasks.Batch, error) {
+				b, _, err := d.Sample(rng, n, c.shots, query)
+				return b, err
+			}
+		}
+		return &taskSource{in: 1, out: 1, train: sample(c.query), test: sample(c.evalQuery),
+			about: "sine waves A·sin(x−φ), A~U[0.1,5], φ~U[0,π], x~U[−5,5]"}, nil
+	case "classification":
+		d := tasks.Classification{Classes: c.ways}
+		sample := func(query int) func(*rand.Rand, int) (*tasks.Batch, error) {
+			return func(rng *rand.Rand, n int) (*tasks.Batch, error) { return d.Sample(rng, n, c.shots, query) }
+		}
+		in := d.Features
+		if in == 0 {
+			in = 20
+		}
+		return &taskSource{in: in, out: c.ways, train: sample(c.query), test: sample(c.evalQuery),
+			pooled: func(rng *rand.Rand, n int) (*tasks.Table, error) { return d.Pooled(rng, max(n/20, 1), 20) },
+			about:  fmt.Sprintf("synthetic %d-class problems of %d features, a new one per task", c.ways, in)}, nil
+	}
+	set, trainCls, testCls, about, err := imageClasses(c)
+	if err != nil {
+		return nil, err
+	}
+	episodes := func(classes []int, query int) func(*rand.Rand, int) (*tasks.Batch, error) {
+		e := tasks.Episodes{Set: set, Classes: classes, Ways: c.ways, Shots: c.shots, Query: query}
+		return func(rng *rand.Rand, n int) (*tasks.Batch, error) { return e.Sample(rng, n) }
+	}
+	// Check both splits now, so that too few classes or examples are
+	// reported before training rather than after it.
+	for _, s := range []struct {
+		name    string
+		classes []int
+		query   int
+	}{{"meta-training", trainCls, c.query}, {"meta-test", testCls, c.evalQuery}} {
+		if _, err := episodes(s.classes, s.query)(rand.New(rand.NewPCG(0, 0)), 1); err != nil {
+			return nil, fmt.Errorf("%s %s classes: %v", c.task, s.name, err)
+		}
+	}
+	return &taskSource{in: set.Rows * set.Cols, out: c.ways, train: episodes(trainCls, c.query), test: episodes(testCls, c.evalQuery),
+		about: fmt.Sprintf("%s, %d meta-training and %d meta-test classes", about, len(trainCls), len(testCls))}, nil
+}
+
+// imageClasses loads the images of an image task and its class split.
+func imageClasses(c *trainConfig) (set *tasks.ClassSet, train, test []int, about string, err error) {
+	if c.task == "omniglot" {
+		o := tasks.Omniglot{Rotations: true}
+		if set, err = o.Load(strings.Split(c.data, ",")...); err != nil {
+			return nil, nil, nil, "", err
+		}
+		chars := set.Classes() / 4
+		if chars < 2 {
+			return nil, nil, nil, "", fmt.Errorf("omniglot in %s: %d characters, too few to split", c.data, chars)
+		}
+		// Vinyals et al. (2016): 1,200 characters for meta-training, the
+		// rest for meta-test, each with its rotations as new classes.
+		cut := min(1200, chars*1200/1623)
+		ids := tasks.ClassIDs(chars)
+		return set, tasks.WithRotations(ids[:cut]), tasks.WithRotations(ids[cut:]),
+			fmt.Sprintf("Omniglot from %s (%d characters, 4 rotations each)", c.data, chars), nil
+	}
+	dir := c.data
+	if dir == "" {
+		if dir, err = tasks.MNISTDir(); err != nil {
+			return nil, nil, nil, "", err
+		}
+	}
+	mnist, err := tasks.LoadMNIST(dir)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	if c.task == "mnist" {
+		if set, err = tasks.NewClassSet(&mnist.Train, nil); err != nil {
+			return nil, nil, nil, "", err
+		}
+		train, _, test = tasks.MNISTSplit()
+		return set, train, test, "MNIST digits", nil
+	}
+	const perClass = 600
+	img, err := tasks.DoubleMNIST(rand.New(rand.NewPCG(c.seed, 0x646d6e)), &mnist.Train, perClass)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	if set, err = tasks.NewClassSet(img, tasks.DoubleMNISTNames()); err != nil {
+		return nil, nil, nil, "", err
+	}
+	train, _, test = tasks.DoubleMNISTSplit()
+	return set, train, test, fmt.Sprintf("DoubleMNIST (%d images per two-digit class)", perClass), nil
+}
+
+// newModel returns the network of c: a ConvNet for images, an MLP
+// otherwise.
+func newModel(c *trainConfig, src *taskSource) learners.Model {
+	if c.images() {
+		side := int(math.Sqrt(float64(src.in)))
+		return nets.ConvNet{Side: side, Filters: c.filters, Blocks: c.blocks, Out: src.out}
+	}
+	return nets.MLP{In: src.in, Out: src.out, Hidden: c.hidden, Activation: c.activation}
+}
+
+// describeModel says what the network is, in a few words.
+func describeModel(m learners.Model) string {
+	switch m := m.(type) {
+	case nets.ConvNet:
+		return fmt.Sprintf("ConvNet %d×%d, %d blocks of %d filters, %d outputs", m.Side, m.Side, max(m.Blocks, 4), max(m.Filters, 64), m.Out)
+	case nets.MLP:
+		return fmt.Sprintf("MLP %d-%s-%d %v", m.In, joinInts(m.Hidden), m.Out, m.Activation)
+	}
+	return fmt.Sprintf("%T", m)
+}
+
+// newLearner returns the meta-learner of c over params.
+func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng *rand.Rand) metaLearner {
+	loss := learners.MSE
+	if c.classify() {
+		loss = learners.CrossEntropy
+	}
+	maml := learners.MAML{Model: model, Params: params, Loss: loss, InnerLR: c.innerLR, InnerSteps: c.innerSteps,
+		FirstOrder: c.learner == "fomaml", Optimizer: &learners.Adam{LR: c.metaLR}}
+	switch c.learner {
+	case "anil":
+		return &learners.ANIL{MAML: maml}
+	case "metasgd":
+		return &learners.MetaSGD{MAML: maml}
+	case "reptile":
+		return &learners.Reptile{Model: model, Params: params, Loss: loss, InnerLR: c.innerLR, InnerSteps: c.innerSteps,
+			InnerAdam: c.images(), InnerBatch: 0, OuterLR: c.metaLR, AnnealSteps: c.iters, Rand: rng}
+	}
+	return &maml
+}
+
+// evaluateMeta adapts to c.evalTasks fresh test tasks and prints the query
+// MSE, or accuracy (and, for synthetic classification, macro F1, with the
+// pooled baseline beside it), after 0, 1 and c.evalSteps inner steps.
+func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand.Rand, c *trainConfig, stdout io.Writer) error {
+	const chunk = 25
+	per := make([][]float64, c.evalSteps+1) // MSE or accuracy
+	f1 := make([][]float64, c.evalSteps+1)
+	var batches []*tasks.Batch
+	for done := 0; done < c.evalTasks; done += chunk {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("evaluation interrupted after %d of %d test tasks", done, c.evalTasks)
+		}
+		b, err := src.test(rng, min(chunk, c.evalTasks-done))
+		if err != nil {
+			return err
+		}
+		if src.pooled != nil {
+			batches = append(batches, b)
+		}
+		if !c.classify() {
+			l, err := m.Evaluate(b, c.evalSteps)
+			if err != nil {
+				return err
+			}
+			for s := range per {
+				for t, v := range l[s] {
+					if math.IsNaN(v) || math.IsInf(v, 0) {
+						return fmt.Errorf("evaluation: test task %d has a non-finite query MSE after %d inner steps (try a smaller --inner-lr)", done+t, s)
+					}
+				}
+				per[s] = append(per[s], l[s]...)
+			}
+			continue
+		}
+		e, err := m.EvaluateClassifier(b, c.evalSteps)
+		if err != nil {
+			return err
+		}
+		for s := range per {
+			per[s] = append(per[s], e.Accuracy[s]...)
+			f1[s] = append(f1[s], e.F1[s]...)
+		}
+	}
+	what := "test MSE"
+	if c.classify() {
+		what = "test accuracy"
+	}
+	fmt.Fprintf(stdout, "%s on %d fresh tasks (%s), inner step size %g:\n", what, c.evalTasks, evalShape(c), c.innerLR)
+	header := fmt.Sprintf("  %5s  %8s  %s", "steps", "mean", "95% interval")
+	if src.pooled != nil {
+		header += fmt.Sprintf("   %8s  %s", "macro F1", "95% interval")
+	}
+	fmt.Fprintln(stdout, header)
+	steps := []int{0, 1, c.evalSteps}
+	sort.Ints(steps)
+	last := -1
+	for _, s := range steps {
+		if s == last {
+			continue
+		}
+		last = s
+		mean, half := meanCI(per[s])
+		line := fmt.Sprintf("  %5d  %8.4f  ±%.4f", s, mean, half)
+		if src.pooled != nil {
+			fm, fh := meanCI(f1[s])
+			line += fmt.Sprintf("   %8.4f  ±%.4f", fm, fh)
+		}
+		fmt.Fprintln(stdout, line)
+	}
+	if src.pooled != nil {
+		return pooledBaseline(ctx, src, batches, c, stdout)
+	}
+	return nil
+}
+
+func evalShape(c *trainConfig) string {
+	if c.task == "sinusoid" {
+		return fmt.Sprintf("K=%d support, %d query points", c.shots, c.evalQuery)
+	}
+	return fmt.Sprintf("%d-way %d-shot, %d query examples per class", c.ways, c.shots, c.evalQuery)
+}
+
+// pooledBaseline trains one logistic regression on examples pooled from
+// many tasks, as tutorials do, and scores it on the query sets of the test
+// tasks without adapting: what meta-learning should beat.
+func pooledBaseline(ctx context.Context, src *taskSource, test []*tasks.Batch, c *trainConfig, stdout io.Writer) error {
+	rng := rand.New(rand.NewPCG(c.seed, 0x706f6f6c))
+	data, err := src.pooled(rng, 20000)
+	if err != nil {
+		return err
+	}
+	model := nets.MultiTask{Trunk: nets.Trunk{In: data.In}, Heads: []nets.Head{{Name: "label", Out: c.ways}}}
+	params, err := model.Init(rng, tensor.Float64)
+	if err != nil {
+		return err
+	}
+	m := &learners.MTL{Model: model, Params: params, Targets: data.Targets, Optimizer: &learners.Adam{LR: 0.01}}
+	for range 5 {
+		batches, err := data.Batches(rng, 256)
+		if err != nil {
+			return err
+		}
+		for _, b := range batches {
+			if _, err := m.Step(ctx, b); err != nil {
+				return fmt.Errorf("pooled baseline: %w", err)
+			}
+		}
+	}
+	var acc, f1 []float64
+	for _, b := range test {
+		for t := range b.Tasks {
+			tab := &tasks.Table{N: b.Query, In: b.In, Targets: data.Targets, X: b.QueryX[t*b.Query*b.In : (t+1)*b.Query*b.In], Y: [][]float64{make([]float64, b.Query)}}
+			for i := range b.Query {
+				row := b.QueryY[(t*b.Query+i)*b.Out : (t*b.Query+i+1)*b.Out]
+				for j, v := range row {
+					if v == 1 {
+						tab.Y[0][i] = float64(j)
+					}
+				}
+			}
+			res, err := m.Evaluate(ctx, tab)
+			if err != nil {
+				return fmt.Errorf("pooled baseline: %w", err)
+			}
+			acc = append(acc, res[0].Accuracy)
+			f1 = append(f1, res[0].F1)
+		}
+	}
+	am, ah := meanCI(acc)
+	fm, fh := meanCI(f1)
+	fmt.Fprintf(stdout, "one logistic regression trained on %d examples pooled from %d tasks, not adapted:\n  accuracy %.4f ±%.4f   macro F1 %.4f ±%.4f\n",
+		data.N, data.N/20, am, ah, fm, fh)
+	return nil
+}
