@@ -9,9 +9,9 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+	"golang.org/x/sys/cpu"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
-	"golang.org/x/sys/cpu"
 )
 
 // The BLAS behind BatchedMatMul. Medusa looks for OpenBLAS at run time
