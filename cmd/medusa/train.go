@@ -402,6 +402,10 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var preSum, postSum float64
 	var window int
+	lossName := "MSE"
+	if c.classify() {
+		lossName = "cross-entropy"
+	}
 	for it := m.Steps() + 1; it <= c.iters; it++ {
 		b, err := data.train(rng, c.metaBatch)
 		if err != nil {
@@ -434,7 +438,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		postSum += st.PostLoss
 		window++
 		pre, post := preSum/float64(window), postSum/float64(window)
-		prog.update(it, fmt.Sprintf("query MSE pre %.4f post %.4f", pre, post))
+		prog.update(it, fmt.Sprintf("query %s pre %.4f post %.4f", lossName, pre, post))
 		if it%prog.every == 0 || it == c.iters {
 			if rl != nil {
 				if err := rl.write(logRecord{Step: it, Losses: []namedValue{{"pre", pre}, {"post", post}}, LR: c.metaLR}); err != nil {
