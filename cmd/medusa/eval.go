@@ -36,6 +36,7 @@ type evalConfig struct {
 	query      int
 	seed       uint64
 	seedGiven  bool
+	given      []string // flags set on the command line
 	out        string
 	fits       string
 }
@@ -46,6 +47,7 @@ func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
 	fs.SortFlags = false
 	checkpoint := fs.String("checkpoint", "", "checkpoint written by medusa train --learner maml or fomaml (required)")
 	nTasks := fs.Int("tasks", 600, "fresh test tasks")
+	episodes := fs.Int("episodes", 0, "the same as --tasks, for classification checkpoints: test episodes")
 	steps := fs.Int("steps", 10, "most inner steps: the error is reported after 0, 1, ..., this many")
 	shots := fs.Int("shots", 0, "K: support points per test task (0: the K the checkpoint was trained with, or 10)")
 	query := fs.Int("query", 100, "query points per test task")
@@ -80,6 +82,10 @@ Flags:
 	}
 	c := &evalConfig{checkpoint: *checkpoint, tasks: *nTasks, steps: *steps, shots: *shots, query: *query,
 		seed: *seed, seedGiven: fs.Changed("seed"), out: *out, fits: *fits}
+	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
+	if *episodes > 0 {
+		c.tasks = *episodes
+	}
 	if c.checkpoint == "" {
 		return bad("--checkpoint FILE is required")
 	}
@@ -235,6 +241,9 @@ func (m *mamlCheckpoint) checkParams(path string) error {
 func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, err := parseEval(args, stderr)
 	if err != nil || c == nil {
+		return err
+	}
+	if generic, err := evalGeneric(ctx, c, stdout); generic || err != nil {
 		return err
 	}
 	ck, err := loadMAMLCheckpoint(c.checkpoint)

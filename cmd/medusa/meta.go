@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -156,7 +157,14 @@ func newModel(c *trainConfig, src *taskSource) learners.Model {
 func describeModel(m learners.Model) string {
 	switch m := m.(type) {
 	case nets.ConvNet:
-		return fmt.Sprintf("ConvNet %d×%d, %d blocks of %d filters, %d outputs", m.Side, m.Side, max(m.Blocks, 4), max(m.Filters, 64), m.Out)
+		blocks, filters := m.Blocks, m.Filters
+		if blocks == 0 {
+			blocks = 4
+		}
+		if filters == 0 {
+			filters = 64
+		}
+		return fmt.Sprintf("ConvNet %d×%d, %d blocks of %d filters, %d outputs", m.Side, m.Side, blocks, filters, m.Out)
 	case nets.MLP:
 		return fmt.Sprintf("MLP %d-%s-%d %v", m.In, joinInts(m.Hidden), m.Out, m.Activation)
 	}
@@ -178,7 +186,7 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 		return &learners.MetaSGD{MAML: maml}
 	case "reptile":
 		return &learners.Reptile{Model: model, Params: params, Loss: loss, InnerLR: c.innerLR, InnerSteps: c.innerSteps,
-			InnerAdam: c.images(), InnerBatch: 0, OuterLR: c.metaLR, AnnealSteps: c.iters, Rand: rng}
+			InnerAdam: c.images(), OuterLR: c.metaLR, AnnealSteps: c.anneal, Rand: rng}
 	}
 	return &maml
 }
@@ -187,7 +195,10 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 // MSE, or accuracy (and, for synthetic classification, macro F1, with the
 // pooled baseline beside it), after 0, 1 and c.evalSteps inner steps.
 func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand.Rand, c *trainConfig, stdout io.Writer) error {
-	const chunk = 25
+	chunk := 25
+	if c.task == "sinusoid" {
+		chunk = 100
+	}
 	per := make([][]float64, c.evalSteps+1) // MSE or accuracy
 	f1 := make([][]float64, c.evalSteps+1)
 	var batches []*tasks.Batch
@@ -316,4 +327,63 @@ func pooledBaseline(ctx context.Context, src *taskSource, test []*tasks.Batch, c
 	fmt.Fprintf(stdout, "one logistic regression trained on %d examples pooled from %d tasks, not adapted:\n  accuracy %.4f ±%.4f   macro F1 %.4f ±%.4f\n",
 		data.N, data.N/20, am, ah, fm, fh)
 	return nil
+}
+
+// evalGeneric evaluates checkpoints of classification tasks and of the
+// learners other than MAML: it rebuilds the run from the settings the
+// checkpoint records and runs train's final evaluation with eval's
+// --tasks, --steps and --query. It reports false, doing nothing, for a
+// MAML or first-order MAML sinusoid checkpoint, which eval's own code
+// handles with its plots.
+func evalGeneric(ctx context.Context, e *evalConfig, stdout io.Writer) (bool, error) {
+	ck, err := graph.LoadCheckpoint(e.checkpoint)
+	if err != nil {
+		return false, nil // eval's own loader says what is wrong
+	}
+	learner, task := ck.Meta["learner"], ck.Meta["task"]
+	if task == "sinusoid" && (learner == "maml" || learner == "fomaml") || !slices.Contains(metaLearners, learner) {
+		return false, nil
+	}
+	stored, err := storedArgs(ck, e.checkpoint)
+	if err != nil {
+		return false, nil
+	}
+	var args []string
+	for _, a := range stored {
+		if !strings.HasPrefix(a, "--out=") && !strings.HasPrefix(a, "--log=") {
+			args = append(args, a)
+		}
+	}
+	c, err := parseTrain(args, io.Discard)
+	if err != nil || c == nil {
+		return true, fmt.Errorf("%s: the recorded settings do not parse: %v", e.checkpoint, err)
+	}
+	c.evalTasks = e.tasks
+	if slices.Contains(e.given, "steps") {
+		c.evalSteps = e.steps
+	}
+	if slices.Contains(e.given, "query") {
+		c.evalQuery = e.query
+	}
+	if e.seedGiven {
+		c.seed = e.seed
+	}
+	src, err := newSource(c)
+	if err != nil {
+		return true, err
+	}
+	model := newModel(c, src)
+	params, err := model.Init(rand.New(rand.NewPCG(0, 0)), c.dtype)
+	if err != nil {
+		return true, err
+	}
+	if err := params.CopyFrom(ck.Params); err != nil {
+		return true, fmt.Errorf("%s: the parameters do not fit the recorded network: %v", e.checkpoint, err)
+	}
+	m := newLearner(c, model, params, rand.New(rand.NewPCG(c.seed, 0x6c6561726e)))
+	if err := m.LoadState(stateKey, ck); err != nil {
+		return true, fmt.Errorf("%s: %v", e.checkpoint, err)
+	}
+	fmt.Fprintf(stdout, "%s checkpoint %s: %s on %s, %s iterations, seed %d\n", learner, e.checkpoint, describeModel(model), task, ck.Meta["iterations"], c.seed)
+	return true, evaluateMeta(ctx, m, src, rand.New(rand.NewPCG(c.seed, 0x74657374)), c, stdout)
 }

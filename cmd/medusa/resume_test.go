@@ -59,6 +59,10 @@ func TestResumeBitIdentical(t *testing.T) {
 		total string // the flag that sets the number of steps
 	}{
 		{"maml", []string{"train", "--meta-batch", "3", "--hidden", "8,8", "--eval-tasks", "0"}, "--iters"},
+		{"reptile", []string{"train", "--learner", "reptile", "--task", "classification", "--meta-batch", "3", "--hidden", "8",
+			"--eval-tasks", "0"}, "--iters"},
+		{"metasgd", []string{"train", "--learner", "metasgd", "--task", "classification", "--meta-batch", "3", "--hidden", "8",
+			"--eval-tasks", "0"}, "--iters"},
 		{"mtl-uw", []string{"train", "--learner", "mtl", "--weighting", "uw", "--train-rows", "300", "--test-rows", "50",
 			"--batch", "64", "--hidden", "16"}, "--steps"},
 		{"mtl-pcgrad", []string{"train", "--learner", "mtl", "--weighting", "pcgrad", "--train-rows", "300", "--test-rows", "50",

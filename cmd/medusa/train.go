@@ -40,6 +40,7 @@ type trainConfig struct {
 	activation nets.Activation
 	filters    int
 	blocks     int
+	anneal     int // Reptile's annealing horizon
 	data       string
 	dtype      tensor.Dtype
 	seed       uint64
@@ -143,6 +144,7 @@ func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	hidden := fs.String("hidden", "40,40", "hidden layer widths of the MLP (sinusoid, classification), comma-separated (empty for a linear model)")
 	activation := fs.String("activation", "relu", "hidden activation: relu, tanh or sigmoid")
 	filters := fs.Int("filters", 0, "filters of each ConvNet block for image tasks (0: 64)")
+	anneal := fs.Int("anneal-steps", 0, "Reptile: iterations over which the outer step falls linearly to 0 (0: 100000, as in the paper)")
 	blocks := fs.Int("blocks", 0, "ConvNet blocks (0: 4)")
 	data := fs.String("data", "", "data directory: MNIST IDX files (mnist, doublemnist; default the GoMNIST module's copy) or Omniglot roots, comma-separated (omniglot)")
 	dtype := fs.String("dtype", "float32", "floating-point type: float32 or float64")
@@ -181,7 +183,7 @@ Flags:
 		return nil, badUsage(stderr, usage, "unexpected argument %q", fs.Arg(0))
 	}
 	c := &trainConfig{learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, ways: *ways, shots: *shots,
-		query: *query, innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, filters: *filters, blocks: *blocks,
+		query: *query, innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, filters: *filters, blocks: *blocks, anneal: *anneal,
 		data: *data, seed: *seed, out: *out, evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery,
 		logEvery: *logEvery, every: *every, resume: *resume, log: *logPath, flags: flagValues(fs)}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
@@ -205,7 +207,7 @@ Flags:
 		v    int
 		min  int
 	}{{"iters", c.iters, 1}, {"meta-batch", c.metaBatch, 0}, {"ways", c.ways, 0}, {"shots", c.shots, 0}, {"query", c.query, 0},
-		{"inner-steps", c.innerSteps, 0}, {"filters", c.filters, 0}, {"blocks", c.blocks, 0},
+		{"inner-steps", c.innerSteps, 0}, {"filters", c.filters, 0}, {"blocks", c.blocks, 0}, {"anneal-steps", c.anneal, 0},
 		{"eval-tasks", c.evalTasks, 0}, {"eval-steps", c.evalSteps, 0}, {"eval-query", c.evalQuery, 0}, {"log-every", c.logEvery, 0},
 		{"checkpoint-every", c.every, 0}} {
 		if f.v < f.min {
