@@ -124,26 +124,29 @@ func BLAS() (string, error) {
 	return "openblas (" + c.lib.name + ")", nil
 }
 
-// gemmFuncs returns row-major gemms for float32 and float64 with gonum's
-// signature, from OpenBLAS when it is loaded.
-func gemmFuncs() (s func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int),
-	d func(ta, tb blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int), err error) {
+type (
+	sgemmFunc = func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+	dgemmFunc = func(ta, tb blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int)
+)
+
+// gemmFor returns the gemms for m×k by k×n products: OpenBLAS's when it
+// is loaded and the product is not small, gonum's otherwise. align reports
+// that the gemm is gonum's, whose rounding depends on its operands'
+// addresses (see alignedGemm): the caller must pass 64-byte aligned
+// matrices, or matrices at offsets that are the same on every call, to get
+// the same bits every time.
+func gemmFor(m, n, k int) (s sgemmFunc, d dgemmFunc, align bool, err error) {
 	c := loadBLAS()
 	if c.err != nil {
-		return nil, nil, c.err
+		return nil, nil, false, c.err
 	}
 	var impl gonum.Implementation
-	if c.lib == nil {
-		return alignedGemm(impl.Sgemm), alignedGemm(impl.Dgemm), nil
+	if c.lib == nil || m*n*k < smallGemm {
+		return impl.Sgemm, impl.Dgemm, true, nil
 	}
 	lib := c.lib
-	sgonum, dgonum := alignedGemm(impl.Sgemm), alignedGemm(impl.Dgemm)
 	s = func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 		if m == 0 || n == 0 {
-			return
-		}
-		if m*n*k < smallGemm {
-			sgonum(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 			return
 		}
 		lib.sgemm(cblasRowMajor, cblasOp(ta), cblasOp(tb), int32(m), int32(n), int32(k), alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
@@ -152,11 +155,31 @@ func gemmFuncs() (s func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []
 		if m == 0 || n == 0 {
 			return
 		}
-		if m*n*k < smallGemm {
-			dgonum(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-			return
-		}
 		lib.dgemm(cblasRowMajor, cblasOp(ta), cblasOp(tb), int32(m), int32(n), int32(k), alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
+	}
+	return s, d, false, nil
+}
+
+// gemmFuncs returns row-major gemms for float32 and float64 with gonum's
+// signature that give the same bits on every call: gemmFor's, with gonum's
+// wrapped to work on aligned copies.
+func gemmFuncs() (s sgemmFunc, d dgemmFunc, err error) {
+	if _, _, _, err := gemmFor(0, 0, 0); err != nil {
+		return nil, nil, err
+	}
+	s = func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+		g, _, align, _ := gemmFor(m, n, k)
+		if align {
+			g = alignedGemm(g)
+		}
+		g(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	}
+	d = func(ta, tb blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+		_, g, align, _ := gemmFor(m, n, k)
+		if align {
+			g = alignedGemm(g)
+		}
+		g(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	}
 	return s, d, nil
 }
@@ -166,6 +189,22 @@ func gemmFuncs() (s func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []
 // the cost of a call through purego, which allocates, exceeds the
 // arithmetic OpenBLAS saves.
 const smallGemm = 32 * 32 * 32
+
+// isAligned reports whether x starts at a 64-byte boundary.
+func isAligned[T float](x []T) bool {
+	return len(x) == 0 || uintptr(unsafe.Pointer(&x[0]))%64 == 0
+}
+
+// alignedCopy returns x itself if it is 64-byte aligned, else an aligned
+// copy.
+func alignedCopy[T float](x []T) []T {
+	if isAligned(x) {
+		return x
+	}
+	y := aligned[T](len(x))[:len(x)]
+	copy(y, x)
+	return y
+}
 
 // alignedGemm wraps a gonum gemm so that it always sees its matrices at
 // 64-byte aligned addresses. gonum's assembly kernels (dot and axpy) treat

@@ -77,32 +77,45 @@ func (op matMulOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	}
 	lda, ldb := as[2], bs[2]
 	sa, sb := as[1]*as[2], bs[1]*bs[2]
-	sgemm, dgemm, err := gemmFuncs()
+	sgemm, dgemm, align, err := gemmFor(m, n, k)
 	if err != nil {
 		return nil, err
 	}
 	switch a := ad.(type) {
 	case []float64:
 		if b, ok := bd.([]float64); ok {
-			return newValue(gemmBatch(reuse[float64](pre, batch*m*n), dgemm, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
+			return newValue(gemmBatch(reuse[float64](pre, batch*m*n), dgemm, align, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
 		}
 	case []float32:
 		if b, ok := bd.([]float32); ok {
-			return newValue(gemmBatch(reuse[float32](pre, batch*m*n), sgemm, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
+			return newValue(gemmBatch(reuse[float32](pre, batch*m*n), sgemm, align, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
 		}
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, ad, bd)
 }
 
 // gemmBatch computes c[i] = op(a[i])·op(b[i]) for each of batch products
-// stored contiguously (strides sa and sb).
+// stored contiguously (strides sa and sb). With align (gonum's gemm), the
+// three batches are first placed at 64-byte aligned addresses, copying
+// where they are not, so that every product's rounding is the same on
+// every call.
 func gemmBatch[T float](c []T, gemm func(ta, tb blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int),
-	ta, tb blas.Transpose, batch, m, n, k int, a []T, lda, sa int, b []T, ldb, sb int) []T {
+	align bool, ta, tb blas.Transpose, batch, m, n, k int, a []T, lda, sa int, b []T, ldb, sb int) []T {
 	sc := m * n
+	out := c
+	if align {
+		a, b = alignedCopy(a[:batch*sa]), alignedCopy(b[:batch*sb])
+		if !isAligned(c) {
+			c = aligned[T](len(c))[:len(c)]
+		}
+	}
 	for i := 0; i < batch; i++ {
 		gemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)
 	}
-	return c
+	if &out[0] != &c[0] {
+		copy(out, c)
+	}
+	return out
 }
 
 func (op matMulOp) String() string {

@@ -62,7 +62,7 @@ func reuse[T float](prealloc G.Value, n int) []T {
 			return d
 		}
 	}
-	return make([]T, n)
+	return aligned[T](n)[:n:n]
 }
 
 // tensorType returns the hm type of a dims-dimensional tensor of a, or a
