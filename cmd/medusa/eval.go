@@ -54,8 +54,7 @@ func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
 	seed := fs.Uint64("seed", 0, "random seed of the test tasks (default: the checkpoint's, which repeats the evaluation train printed)")
 	out := fs.String("out", "adapt.png", "PNG plot of the test error against inner steps (empty: none)")
 	fits := fs.String("fits", "", "PNG plot of three test tasks: the truth, the K points, and the fits before and after 1 and --steps steps (empty: none)")
-	usage := func() {
-		fmt.Fprint(stderr, `Usage: medusa eval --checkpoint FILE [flags]
+	usage := usageOf(fs, stderr, `Usage: medusa eval --checkpoint FILE [flags]
 
 Adapts a meta-trained sinusoid model to fresh test tasks, as the end of
 "medusa train" does, and prints the query MSE after every number of inner
@@ -65,10 +64,6 @@ three tasks as in Finn et al. (2017), figure 2.
 
 Flags:
 `)
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
 	fs.Usage = usage
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

@@ -91,8 +91,7 @@ func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
 	csvPath := fs.String("csv", "", "CSV table for --task csv (header row; all non-target columns are features)")
 	targets := fs.String("targets", "", "csv target columns: name:kind[,name:kind...] with kind regression, binary or multiclass:N")
 	testFrac := fs.Float64("test-frac", 0.2, "csv: fraction of rows held out for evaluation")
-	usage := func() {
-		fmt.Fprint(stderr, `Usage: medusa train --learner mtl [flags]
+	usage := usageOf(fs, stderr, `Usage: medusa train --learner mtl [flags]
 
 Trains one network on several tasks at once: a shared trunk (or MMoE
 experts) with one head per task, the tasks' losses and gradients combined
@@ -101,10 +100,6 @@ then each task's metrics on held-out rows.
 
 Flags:
 `)
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
 	fs.Usage = usage
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -422,25 +417,8 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 		st, err := m.Step(ctx, batches[k])
 		if err != nil {
 			prog.done()
-			if ctx.Err() != nil {
-				fmt.Fprintf(stderr, "interrupted before step %d\n", step)
-				if m.Steps() > 0 {
-					if serr := save(rescue(), "the last completed"); serr != nil {
-						return serr
-					}
-					return fmt.Errorf("training interrupted after %d of %d steps; resume with: medusa train --resume %s", m.Steps(), c.steps, rescue())
-				}
-				return fmt.Errorf("training interrupted after %d of %d steps", m.Steps(), c.steps)
-			}
-			var nf *learners.NonFiniteError
-			if errors.As(err, &nf) {
-				fmt.Fprintf(stderr, "stopped at step %d: %s; keeping the parameters of step %d\n", nf.Step, nf.What, nf.Step-1)
-				if serr := save(rescue(), "the last good"); serr != nil {
-					return serr
-				}
-				return fmt.Errorf("%w (try a smaller --lr)", err)
-			}
-			return err
+			return stepFailed(ctx, err, stepFailure{unit: "step", done: m.Steps(), total: c.steps,
+				path: rescue(), save: save, hint: "try a smaller --lr", stderr: stderr})
 		}
 		for i, l := range st.Losses {
 			lossSum[i] += l

@@ -34,8 +34,7 @@ func parsePlot(args []string, stderr io.Writer) (*plotConfig, error) {
 	logPath := fs.String("log", "", "training log written by train --log (required)")
 	out := fs.String("out", "curves.png", "PNG file to write")
 	smooth := fs.Int("smooth", 1, "moving average over this many logged steps (1: none; the raw values are drawn faintly)")
-	usage := func() {
-		fmt.Fprint(stderr, `Usage: medusa plot --log FILE [flags]
+	usage := usageOf(fs, stderr, `Usage: medusa plot --log FILE [flags]
 
 Draws the training curves of a log written by "medusa train --log": a
 panel of losses (log scale when all are positive), and panels of the
@@ -44,10 +43,6 @@ a resumed run repeats steps, its records replace the earlier ones.
 
 Flags:
 `)
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
 	fs.Usage = usage
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/spf13/pflag"
 )
 
 // usageError is a bad command line: the message and usage have been
@@ -62,6 +64,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		fmt.Fprintf(stderr, "medusa: unknown command %q\n\n%s", cmd, overview)
 		return &usageError{"unknown command " + cmd}
+	}
+}
+
+// usageOf returns a function that prints text and fs's flags to stderr.
+func usageOf(fs *pflag.FlagSet, stderr io.Writer, text string) func() {
+	return func() {
+		fmt.Fprint(stderr, text)
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 	}
 }
 

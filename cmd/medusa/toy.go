@@ -72,8 +72,7 @@ func parseToy(args []string, stderr io.Writer) (*toyConfig, error) {
 	seed := fs.Uint64("seed", 1, "random seed (PCGrad's task order)")
 	out := fs.String("out", "toy.png", "PNG plot of the trajectories (empty: none)")
 	csvPath := fs.String("csv", "toy.csv", "CSV of the trajectories (empty: none)")
-	usage := func() {
-		fmt.Fprint(stderr, `Usage: medusa toy [flags]
+	usage := usageOf(fs, stderr, `Usage: medusa toy [flags]
 
 Runs multi-task weighting methods on the two-objective toy problem of Liu
 et al. (2021, CAGrad) from its six starting points, as CAGrad's toy.py
@@ -84,10 +83,6 @@ PNG plot and a CSV table.
 
 Flags:
 `)
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
 	fs.Usage = usage
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

@@ -157,8 +157,7 @@ func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	evalSteps := fs.Int("eval-steps", 0, "most inner steps in the final evaluation, reported with 0 and 1 (0: 10, Reptile 50)")
 	evalQuery := fs.Int("eval-query", 0, "query examples per test task (sinusoid, default 100) or per class (15)")
 	logEvery := fs.Int("log-every", 0, "print progress every N iterations (0: about 20 lines per run)")
-	usage := func() {
-		fmt.Fprint(stderr, `Usage: medusa train [flags]
+	usage := usageOf(fs, stderr, `Usage: medusa train [flags]
 
 Meta-trains a network on a task distribution, prints progress, then
 adapts to fresh test tasks (of classes never seen in training) and reports
@@ -168,10 +167,6 @@ learner and task, given in brackets.
 
 Flags:
 `)
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
 	fs.Usage = usage
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -416,25 +411,8 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		st, err := m.Step(ctx, b)
 		if err != nil {
 			prog.done()
-			if ctx.Err() != nil {
-				fmt.Fprintf(stderr, "interrupted before iteration %d\n", it)
-				if m.Steps() > 0 {
-					if serr := save(rescue(), "the last completed"); serr != nil {
-						return serr
-					}
-					return fmt.Errorf("training interrupted after %d of %d iterations; resume with: medusa train --resume %s", m.Steps(), c.iters, rescue())
-				}
-				return fmt.Errorf("training interrupted after %d of %d iterations", m.Steps(), c.iters)
-			}
-			var nf *learners.NonFiniteError
-			if errors.As(err, &nf) {
-				fmt.Fprintf(stderr, "stopped at iteration %d: %s; keeping the parameters of iteration %d\n", nf.Step, nf.What, nf.Step-1)
-				if serr := save(rescue(), "the last good"); serr != nil {
-					return serr
-				}
-				return fmt.Errorf("%w (try a smaller --inner-lr or --meta-lr)", err)
-			}
-			return err
+			return stepFailed(ctx, err, stepFailure{unit: "iteration", done: m.Steps(), total: c.iters,
+				path: rescue(), save: save, hint: "try a smaller --inner-lr or --meta-lr", stderr: stderr})
 		}
 		preSum += st.PreLoss
 		postSum += st.PostLoss
@@ -471,6 +449,41 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return evaluateMeta(ctx, m, data, rand.New(rand.NewPCG(c.seed, 0x74657374)), c, stdout)
+}
+
+// stepFailure describes a training loop whose step failed.
+type stepFailure struct {
+	unit        string // "iteration" or "step"
+	done, total int
+	path        string                       // where the checkpoint goes
+	save        func(path, why string) error // writes it
+	hint        string                       // what to try after a NaN
+	stderr      io.Writer
+}
+
+// stepFailed turns a failed step into the run's error: after an interrupt
+// it saves the last completed step and says how to resume; after a NaN or
+// infinity it saves the last good step and names what was not finite.
+func stepFailed(ctx context.Context, err error, f stepFailure) error {
+	if ctx.Err() != nil {
+		fmt.Fprintf(f.stderr, "interrupted before %s %d\n", f.unit, f.done+1)
+		if f.done == 0 {
+			return fmt.Errorf("training interrupted after 0 of %d %ss", f.total, f.unit)
+		}
+		if serr := f.save(f.path, "the last completed"); serr != nil {
+			return serr
+		}
+		return fmt.Errorf("training interrupted after %d of %d %ss; resume with: medusa train --resume %s", f.done, f.total, f.unit, f.path)
+	}
+	var nf *learners.NonFiniteError
+	if errors.As(err, &nf) {
+		fmt.Fprintf(f.stderr, "stopped at %s %d: %s; keeping the parameters of %s %d\n", f.unit, nf.Step, nf.What, f.unit, nf.Step-1)
+		if serr := f.save(f.path, "the last good"); serr != nil {
+			return serr
+		}
+		return fmt.Errorf("%w (%s)", err, f.hint)
+	}
+	return err
 }
 
 // saveFlags records the run's flag values in a checkpoint.
