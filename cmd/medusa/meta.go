@@ -195,9 +195,15 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 // MSE, or accuracy (and, for synthetic classification, macro F1, with the
 // pooled baseline beside it), after 0, 1 and c.evalSteps inner steps.
 func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand.Rand, c *trainConfig, stdout io.Writer) error {
+	// Test tasks are drawn and adapted a chunk at a time: the evaluation
+	// graph holds every inner step's activations, which for a ConvNet on
+	// images run to gigabytes per task batch beyond a few tasks.
 	chunk := 25
-	if c.task == "sinusoid" {
+	switch {
+	case c.task == "sinusoid":
 		chunk = 100
+	case c.images():
+		chunk = 2
 	}
 	per := make([][]float64, c.evalSteps+1) // MSE or accuracy
 	f1 := make([][]float64, c.evalSteps+1)
