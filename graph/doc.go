@@ -9,12 +9,19 @@
 //     on the outputs of earlier Grad calls (exact higher-order derivatives).
 //   - Differentiable ops whose symbolic derivatives are themselves built from
 //     differentiable ops: LogSoftmax, SoftmaxCrossEntropy, Pick (integer
-//     labels), StopGradient, and the adjoint pair Broadcast/SumAxis that
-//     every reduction and every task-axis expansion is built from.
+//     labels), StopGradient, ReLU, BatchedMatMul, Conv2D (from the adjoint
+//     pair Im2Col/Col2Im), MaxPool2D (a gather at the recorded arg-max and
+//     its scatter), transductive BatchNorm, and the adjoint pair
+//     Broadcast/SumAxis that every reduction and every task-axis
+//     expansion is built from.
 //   - Finite-difference checkers (central differences, float64) for
 //     gradients and Hessian-vector products.
-//   - Machine: compile a graph once, bind inputs by name, run, read outputs.
-//   - Checkpoint IO in the safetensors format.
+//   - Machine: compile a graph once, bind inputs by name, run, read outputs;
+//     Plan, its executor, reuses each node's output buffer between runs.
+//   - Matrix products on OpenBLAS, loaded at run time when installed, or
+//     gonum (see BLAS).
+//   - Checkpoints in the safetensors format: parameters plus the training
+//     state a resumed run needs (Checkpoint, Stateful).
 //
 // # Conventions
 //

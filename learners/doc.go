@@ -5,7 +5,21 @@
 // well on the task's query set. Its meta-gradient differentiates through
 // the inner gradient steps, which takes second derivatives; medusa computes
 // them exactly with graph.Grad. With FirstOrder set the inner gradients are
-// treated as constants (first-order MAML).
+// treated as constants (first-order MAML). ANIL (Raghu et al. 2020) is MAML
+// whose inner loop adapts only the head; MetaSGD (Li et al. 2017) learns a
+// rate for every parameter; both run MAML's code with a different inner
+// rule. Reptile (Nichol, Achiam and Schulman 2018) moves θ toward the
+// parameters a few ordinary optimiser steps reach on each task.
+//
+// MTL trains one network on several tasks at once (a shared trunk or
+// mixture of experts, one head per task), combining the tasks' losses and
+// gradients with a method of package weighting. RunToy runs such a method
+// on the two-objective toy problem of Liu et al. (2021).
+//
+// Adam and SGD update parameters from float64 gradients; they, the
+// learners and the weighting methods save and restore their state
+// (graph.Stateful) so that a run resumed from a checkpoint continues
+// bit for bit.
 //
 // A learner declares one graph per meta-batch shape, with the tasks
 // batched on a leading axis, compiles it once and reuses it for every

@@ -9,4 +9,11 @@
 // rather than one sub-graph per task. Parameters are stored without the
 // task axis, as PyTorch stores them (weight [out, in], bias [out]); a
 // learner broadcasts them over tasks with graph.Broadcast.
+//
+// MLP is a multi-layer perceptron; ConvNet the four-block convolutional
+// backbone of few-shot image classification (3×3 convolutions, batch
+// norm, ReLU, 2×2 max-pooling, a linear head), every part of it twice
+// differentiable; MultiTask (a shared Trunk with named Heads) and MMoE
+// (multi-gate mixture of experts) are multi-task networks whose Owners
+// method tells shared parameters from each task's.
 package nets
