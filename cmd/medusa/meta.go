@@ -202,8 +202,8 @@ func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand
 	switch {
 	case c.task == "sinusoid":
 		chunk = 100
-	case c.images():
-		chunk = 2
+	case c.images() && c.learner != "reptile":
+		chunk = 2 // Reptile adapts step by step outside the graph
 	}
 	per := make([][]float64, c.evalSteps+1) // MSE or accuracy
 	f1 := make([][]float64, c.evalSteps+1)
