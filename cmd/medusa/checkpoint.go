@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -127,4 +128,58 @@ func loadResume(path string) (*graph.Checkpoint, error) {
 		return nil, fmt.Errorf("--resume: %v", err)
 	}
 	return c, nil
+}
+
+// runCheckpoint is what a training loop writes to its checkpoint besides
+// the parameters.
+type runCheckpoint struct {
+	meta    map[string]string // the run's readable description
+	state   graph.Stateful    // the trainer
+	streams []namedStream     // random generators to resume
+	flags   map[string]string // every flag's value
+	unit    string            // "iterations" or "steps", for the message
+	stderr  io.Writer
+}
+
+type namedStream struct {
+	name string
+	src  *rand.PCG
+}
+
+// write saves params and the run's state to path; with why set it says so
+// on stderr.
+func (r *runCheckpoint) write(path string, params *graph.Params, done int, why string) error {
+	ck := graph.NewCheckpoint(params)
+	for k, v := range r.meta {
+		ck.Meta[k] = v
+	}
+	if err := r.state.SaveState(stateKey, ck); err != nil {
+		return err
+	}
+	for _, s := range r.streams {
+		if err := saveRNG(ck, s.name, s.src); err != nil {
+			return err
+		}
+	}
+	b, err := json.Marshal(r.flags)
+	if err != nil {
+		return err
+	}
+	ck.Meta[flagsKey] = string(b)
+	if err := graph.SaveCheckpoint(path, ck); err != nil {
+		return err
+	}
+	if why != "" {
+		fmt.Fprintf(r.stderr, "saved %s parameters after %d %s to %s\n", why, done, r.unit, path)
+	}
+	return nil
+}
+
+// rescuePath is where an interrupt or a NaN saves the checkpoint: --out,
+// or a file in the working directory when it is not given.
+func rescuePath(out string) string {
+	if out != "" {
+		return out
+	}
+	return "medusa-interrupted.safetensors"
 }

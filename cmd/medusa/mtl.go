@@ -357,35 +357,13 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 		verb, c.task, train.N, test.N, train.In, strings.Join(names, ", "), c.weighting, c.arch, train.In, joinInts(c.hidden),
 		c.steps, c.batch, c.lr, c.dtype, c.seed)
 
+	rc := &runCheckpoint{meta: map[string]string{
+		"learner": "mtl", "task": c.task, "weighting": c.weighting, "arch": c.arch, "hidden": joinInts(c.hidden),
+		"activation": c.activation.String(), "tasks": strings.Join(names, ","), "seed": fmt.Sprint(c.seed),
+	}, state: m, streams: []namedStream{{"weighting", wsrc}}, flags: c.flags, unit: "steps", stderr: stderr}
 	save := func(path, why string) error {
-		ck := graph.NewCheckpoint(params)
-		ck.Meta = map[string]string{
-			"learner": "mtl", "task": c.task, "weighting": c.weighting, "arch": c.arch, "hidden": joinInts(c.hidden),
-			"activation": c.activation.String(), "tasks": strings.Join(names, ","), "steps": fmt.Sprint(m.Steps()),
-			"seed": fmt.Sprint(c.seed),
-		}
-		if err := m.SaveState(stateKey, ck); err != nil {
-			return err
-		}
-		if err := saveRNG(ck, "weighting", wsrc); err != nil {
-			return err
-		}
-		if err := saveFlags(ck, c.flags); err != nil {
-			return err
-		}
-		if err := graph.SaveCheckpoint(path, ck); err != nil {
-			return err
-		}
-		if why != "" {
-			fmt.Fprintf(stderr, "saved %s parameters after %d steps to %s\n", why, m.Steps(), path)
-		}
-		return nil
-	}
-	rescue := func() string {
-		if c.out != "" {
-			return c.out
-		}
-		return "medusa-interrupted.safetensors"
+		rc.meta["steps"] = fmt.Sprint(m.Steps())
+		return rc.write(path, params, m.Steps(), why)
 	}
 	// Epoch e's row order depends on the seed and e alone, so a resumed
 	// run takes the same minibatches as an uninterrupted one.
@@ -418,7 +396,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 		if err != nil {
 			prog.done()
 			return stepFailed(ctx, err, stepFailure{unit: "step", done: m.Steps(), total: c.steps,
-				path: rescue(), save: save, hint: "try a smaller --lr", stderr: stderr})
+				path: rescuePath(c.out), save: save, hint: "try a smaller --lr", stderr: stderr})
 		}
 		for i, l := range st.Losses {
 			lossSum[i] += l

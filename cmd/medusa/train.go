@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -348,43 +347,19 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%s %s on %s (%s): %d iterations, meta-batch %d, %s, %d inner step(s) of %g, %s, %s, %v, seed %d\n",
 		verb, c.learner, c.task, data.about, c.iters, c.metaBatch, evalShape(c), c.innerSteps, c.innerLR, outer,
 		describeModel(model), c.dtype, c.seed)
+	rc := &runCheckpoint{meta: map[string]string{
+		"learner": c.learner, "task": c.task, "hidden": joinInts(c.hidden), "activation": c.activation.String(),
+		"inner_lr": fmt.Sprint(c.innerLR), "inner_steps": fmt.Sprint(c.innerSteps), "seed": fmt.Sprint(c.seed),
+		"model": describeModel(model),
+	}, state: m, streams: []namedStream{{"tasks", src}, {"learner", lsrc}}, flags: c.flags, unit: "iterations", stderr: stderr}
+	if c.classify() {
+		rc.meta["ways"], rc.meta["shots"] = fmt.Sprint(c.ways), fmt.Sprint(c.shots)
+	}
 	save := func(path, why string) error {
-		ck := graph.NewCheckpoint(params)
-		ck.Meta = map[string]string{
-			"learner": c.learner, "task": c.task, "hidden": joinInts(c.hidden), "activation": c.activation.String(),
-			"inner_lr": fmt.Sprint(c.innerLR), "inner_steps": fmt.Sprint(c.innerSteps), "iterations": fmt.Sprint(m.Steps()),
-			"seed": fmt.Sprint(c.seed), "model": describeModel(model),
-		}
-		if c.classify() {
-			ck.Meta["ways"], ck.Meta["shots"] = fmt.Sprint(c.ways), fmt.Sprint(c.shots)
-		}
-		if err := m.SaveState(stateKey, ck); err != nil {
-			return err
-		}
-		if err := saveRNG(ck, "tasks", src); err != nil {
-			return err
-		}
-		if err := saveRNG(ck, "learner", lsrc); err != nil {
-			return err
-		}
-		if err := saveFlags(ck, c.flags); err != nil {
-			return err
-		}
-		if err := graph.SaveCheckpoint(path, ck); err != nil {
-			return err
-		}
-		if why != "" {
-			fmt.Fprintf(stderr, "saved %s parameters after %d iterations to %s\n", why, m.Steps(), path)
-		}
-		return nil
+		rc.meta["iterations"] = fmt.Sprint(m.Steps())
+		return rc.write(path, params, m.Steps(), why)
 	}
 	out := c.out
-	rescue := func() string { // where an interrupt or a NaN saves when --out is not given
-		if out != "" {
-			return out
-		}
-		return "medusa-interrupted.safetensors"
-	}
 
 	start := time.Now()
 	first := m.Steps()
@@ -412,7 +387,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			prog.done()
 			return stepFailed(ctx, err, stepFailure{unit: "iteration", done: m.Steps(), total: c.iters,
-				path: rescue(), save: save, hint: "try a smaller --inner-lr or --meta-lr", stderr: stderr})
+				path: rescuePath(out), save: save, hint: "try a smaller --inner-lr or --meta-lr", stderr: stderr})
 		}
 		preSum += st.PreLoss
 		postSum += st.PostLoss
@@ -484,16 +459,6 @@ func stepFailed(ctx context.Context, err error, f stepFailure) error {
 		return fmt.Errorf("%w (%s)", err, f.hint)
 	}
 	return err
-}
-
-// saveFlags records the run's flag values in a checkpoint.
-func saveFlags(ck *graph.Checkpoint, flags map[string]string) error {
-	b, err := json.Marshal(flags)
-	if err != nil {
-		return err
-	}
-	ck.Meta[flagsKey] = string(b)
-	return nil
 }
 
 // resumeConfig returns the configuration of a resumed run: the settings
