@@ -85,6 +85,9 @@ func (c *trainConfig) resolve() {
 			*v = d
 		}
 	}
+	if c.learner == "reptile" && c.images() {
+		deff(&c.innerLR, 0.001) // Adam's step, not SGD's
+	}
 	switch {
 	case c.task == "sinusoid":
 		def(&c.ways, 1)
@@ -112,12 +115,6 @@ func (c *trainConfig) resolve() {
 		def(&c.innerSteps, 5)
 		def(&c.evalSteps, 50)
 		deff(&c.metaLR, 1)
-		if c.images() {
-			c.innerLR = 0.001
-			if slices.Contains(c.given, "inner-lr") {
-				c.innerLR, _ = strconv.ParseFloat(c.flags["inner-lr"], 64)
-			}
-		}
 	}
 	def(&c.innerSteps, 1)
 	def(&c.evalSteps, 10)
