@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"errors"
 	"fmt"
 
 	G "gorgonia.org/gorgonia"
@@ -46,13 +47,31 @@ type Plan struct {
 	fixed  []bool             // constants, computed at compile time
 	bound  []bool             // inputs bound with Let
 	owned  []bool             // vals[i] is a buffer node i's op made and may overwrite
+
+	// On a Device (all nil for a CPU plan):
+	dev    Device
+	onDev  []bool   // node i runs on the device (views: shares its argument's buffer)
+	view   []bool   // node i is a view on the device: buf[i] is its argument's
+	kern   []Kernel // the device kernel of node i
+	buf    []Buffer // node i's device buffer
+	hostOK []bool   // vals[i] holds node i's current value
+	devOK  []bool   // buf[i] holds node i's current value
+	copies Copies   // of the last Run
 }
 
 var _ Machine = (*Plan)(nil)
 
 // Compile returns a Plan that computes outputs (every node of g if none are
-// given). Input nodes must have unique names.
-func Compile(g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err error) {
+// given) on the CPU. Input nodes must have unique names.
+func Compile(g *G.ExprGraph, outputs ...*G.Node) (*Plan, error) {
+	return CompileOn(nil, g, outputs...)
+}
+
+// CompileOn is Compile for a Device: each op that dev runs is placed on it,
+// the others on the CPU, and Run copies values between the two where the
+// placement changes. Inputs are uploaded by every Run that a device op
+// needs them in; Read downloads. A nil dev gives a CPU plan.
+func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err error) {
 	defer recoverError(&err, "Compile")
 	if g == nil {
 		return nil, fmt.Errorf("graph: Compile: nil graph")
@@ -102,7 +121,180 @@ func Compile(g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err error) {
 			p.vals[i], p.fixed[i] = v, true
 		}
 	}
+	if dev != nil {
+		if err := p.place(dev); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// place asks dev for a kernel for every op.
+func (p *Plan) place(dev Device) error {
+	k := len(p.nodes)
+	p.dev = dev
+	p.onDev, p.view, p.kern = make([]bool, k), make([]bool, k), make([]Kernel, k)
+	p.buf, p.hostOK, p.devOK = make([]Buffer, k), make([]bool, k), make([]bool, k)
+	for i, n := range p.nodes {
+		if n.Op() == nil || p.fixed[i] {
+			p.hostOK[i] = p.fixed[i]
+			continue
+		}
+		spec, ok := Describe(n)
+		if !ok {
+			continue
+		}
+		if spec.Kind == "reshape" || spec.Kind == "stopgradient" {
+			// A view: on the device when its argument can be there.
+			a := p.args[i][0]
+			p.onDev[i] = p.onDev[a] || p.nodes[a].Op() == nil || p.fixed[a]
+			p.view[i] = p.onDev[i]
+			continue
+		}
+		kern, err := dev.Kernel(spec)
+		switch {
+		case err == nil:
+			p.onDev[i], p.kern[i] = true, kern
+		case !errors.Is(err, ErrUnsupported):
+			return fmt.Errorf("graph: Compile: %s on %s: %w", spec, dev, err)
+		}
+	}
+	return nil
+}
+
+// Placement reports where the plan runs its ops.
+func (p *Plan) Placement() Placement {
+	pl := Placement{HostOps: make(map[string]int)}
+	if p.dev != nil {
+		pl.Device = p.dev.String()
+	}
+	for i, n := range p.nodes {
+		if n.Op() == nil || p.fixed[i] {
+			continue
+		}
+		if p.dev != nil && p.onDev[i] {
+			pl.OnDevice++
+			continue
+		}
+		pl.OnHost++
+		if p.dev != nil {
+			name := n.Op().String()
+			if spec, ok := Describe(n); ok {
+				name = spec.Kind
+			}
+			pl.HostOps[name]++
+		}
+	}
+	return pl
+}
+
+// Copies returns the copies between host and device made by the last Run
+// and the Reads since.
+func (p *Plan) Copies() Copies { return p.copies }
+
+// toDevice makes buf[i] hold node i's value, uploading it if needed.
+func (p *Plan) toDevice(i int) error {
+	if p.devOK[i] {
+		return nil
+	}
+	data, _, err := dense(p.vals[i])
+	if err != nil {
+		return err
+	}
+	n := p.nodes[i]
+	if p.buf[i] == nil {
+		if p.buf[i], err = p.dev.Alloc(n.Dtype(), n.Shape().TotalSize()); err != nil {
+			return err
+		}
+	}
+	if err := p.dev.Upload(p.buf[i], data); err != nil {
+		return err
+	}
+	p.devOK[i] = true
+	p.copies.Up++
+	p.copies.UpBytes += n.Shape().TotalSize() * int(n.Dtype().Size())
+	return nil
+}
+
+// toHost makes vals[i] hold node i's value, downloading it if needed.
+func (p *Plan) toHost(i int) error {
+	if p.hostOK[i] {
+		return nil
+	}
+	n := p.nodes[i]
+	size := n.Shape().TotalSize()
+	var data any
+	if t, ok := p.vals[i].(*tensor.Dense); ok && !t.IsView() && t.Dtype() == n.Dtype() && t.Size() == size {
+		data = t.Data()
+	} else {
+		switch n.Dtype() {
+		case tensor.Float64:
+			data = aligned[float64](size)[:size:size]
+		case tensor.Float32:
+			data = aligned[float32](size)[:size:size]
+		case tensor.Int:
+			data = make([]int, size)
+		default:
+			return fmt.Errorf("no host copy of %v values", n.Dtype())
+		}
+	}
+	if err := p.dev.Download(data, p.buf[i]); err != nil {
+		return err
+	}
+	if s := n.Shape(); s.IsScalar() {
+		p.vals[i] = newValue(data, s)
+	} else if t, ok := p.vals[i].(*tensor.Dense); !ok || t.Data() == nil || !sameData(t.Data(), data) {
+		p.vals[i] = tensor.New(tensor.WithShape(s.Clone()...), tensor.WithBacking(data))
+	}
+	p.hostOK[i] = true
+	p.copies.Down++
+	p.copies.DownBytes += size * int(n.Dtype().Size())
+	return nil
+}
+
+// sameData reports whether a and b are the same slice.
+func sameData(a, b any) bool {
+	switch x := a.(type) {
+	case []float64:
+		y, ok := b.([]float64)
+		return ok && len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0])
+	case []float32:
+		y, ok := b.([]float32)
+		return ok && len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0])
+	case []int:
+		y, ok := b.([]int)
+		return ok && len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0])
+	}
+	return false
+}
+
+// runDevice runs node i on the device.
+func (p *Plan) runDevice(i int, ins []Buffer) ([]Buffer, error) {
+	for _, a := range p.args[i] {
+		if err := p.toDevice(a); err != nil {
+			return ins, err
+		}
+	}
+	if p.view[i] {
+		p.buf[i] = p.buf[p.args[i][0]]
+	} else {
+		n := p.nodes[i]
+		if p.buf[i] == nil {
+			var err error
+			if p.buf[i], err = p.dev.Alloc(n.Dtype(), n.Shape().TotalSize()); err != nil {
+				return ins, err
+			}
+		}
+		ins = ins[:0]
+		for _, a := range p.args[i] {
+			ins = append(ins, p.buf[a])
+		}
+		if err := p.kern[i].Run(p.buf[i], ins); err != nil {
+			return ins, err
+		}
+	}
+	p.devOK[i], p.hostOK[i] = true, false
+	return ins, nil
 }
 
 // Let implements Machine.
@@ -155,6 +347,8 @@ func (p *Plan) Run() (err error) {
 		}
 	}()
 	in := make([]G.Value, 0, 4)
+	var ins []Buffer
+	p.copies = Copies{}
 	for i, n := range p.nodes {
 		if p.fixed[i] {
 			continue
@@ -167,7 +361,24 @@ func (p *Plan) Run() (err error) {
 					return fmt.Errorf("graph: Run: input %q is not bound", n.Name())
 				}
 			}
+			if p.dev != nil {
+				p.hostOK[i], p.devOK[i] = true, false
+			}
 			continue
+		}
+		if p.dev != nil {
+			if p.onDev[i] {
+				if ins, err = p.runDevice(i, ins); err != nil {
+					return fmt.Errorf("graph: Run: op %v (node %s) on %s: %v", n.Op(), n.Name(), p.dev, err)
+				}
+				continue
+			}
+			for _, a := range p.args[i] {
+				if err := p.toHost(a); err != nil {
+					return fmt.Errorf("graph: Run: op %v (node %s): copying its argument from %s: %v", n.Op(), n.Name(), p.dev, err)
+				}
+			}
+			p.hostOK[i], p.devOK[i] = true, false
 		}
 		in = in[:0]
 		for _, a := range p.args[i] {
@@ -237,6 +448,14 @@ func (p *Plan) Read(n *G.Node) (G.Value, error) {
 		}
 		return nil, fmt.Errorf("graph: Read: node is not computed by this machine")
 	}
+	if p.dev != nil && !p.hostOK[i] {
+		if !p.devOK[i] {
+			return nil, fmt.Errorf("graph: Read %s: no value (has Run been called?)", n.Name())
+		}
+		if err := p.toHost(i); err != nil {
+			return nil, fmt.Errorf("graph: Read %s: copying from %s: %v", n.Name(), p.dev, err)
+		}
+	}
 	if p.vals[i] == nil {
 		return nil, fmt.Errorf("graph: Read %s: no value (has Run been called?)", n.Name())
 	}
@@ -252,5 +471,17 @@ func (p *Plan) ReadFloat64s(n *G.Node) ([]float64, error) {
 	return Float64s(v), nil
 }
 
-// Close implements Machine.
-func (p *Plan) Close() error { p.vals = nil; return nil }
+// Close implements Machine. It frees the plan's device buffers.
+func (p *Plan) Close() error {
+	p.vals = nil
+	var first error
+	for i, b := range p.buf {
+		if b != nil && !p.view[i] {
+			if err := p.dev.Free(b); err != nil && first == nil {
+				first = fmt.Errorf("graph: Close: %v", err)
+			}
+		}
+	}
+	p.buf = nil
+	return first
+}
