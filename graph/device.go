@@ -225,6 +225,6 @@ func (p Placement) String() string {
 
 // Copies counts the values a Plan moved between host and device.
 type Copies struct {
-	Up, Down         int // values uploaded, downloaded
+	Up, Down           int // values uploaded, downloaded
 	UpBytes, DownBytes int
 }
