@@ -27,6 +27,9 @@ var (
 	driverOnce   sync.Once
 	driverLoaded *driver
 	driverErr    error
+	// The driver library found and its CUDA version, even when cuInit failed.
+	driverPath    string
+	driverVersion int
 )
 
 // loadDriver loads libcuda and initialises it, once per process.
@@ -44,6 +47,7 @@ func loadDriver() (*driver, error) {
 			return
 		}
 		d.version = int(v)
+		driverPath, driverVersion = lib.path, d.version
 		if err := d.call("cuInit", 0); err != nil {
 			driverErr = fmt.Errorf("%w (driver %s, CUDA %s)", err, lib.path, versionString(d.version))
 			return

@@ -1,0 +1,335 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/medusa-ml/medusa/graph"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+var (
+	emuOnce sync.Once
+	emuDev  *Device
+	emuErr  error
+)
+
+// emulated returns a Device on the CPU emulation, shared by the tests, or
+// skips the test when there is no C++ compiler to build it.
+func emulated(t testing.TB) *Device {
+	t.Helper()
+	emuOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "medusa-emu-")
+		if err != nil {
+			emuErr = err
+			return
+		}
+		emuDev, emuErr = openEmulated(dir)
+		os.RemoveAll(dir) // the library stays loaded
+	})
+	if emuErr != nil {
+		if strings.Contains(emuErr.Error(), "needs a C++ compiler") {
+			t.Skipf("no CPU emulation of the GPU kernels: %v", emuErr)
+		}
+		t.Fatal(emuErr)
+	}
+	return emuDev
+}
+
+// opCase builds y from inputs of the given shapes (labels, when set, is
+// an int input of that shape with values below classes).
+type opCase struct {
+	name    string
+	shapes  []tensor.Shape
+	labels  tensor.Shape
+	classes int
+	build   func(x G.Nodes, labels *G.Node) (*G.Node, error)
+	kinds   []string // kinds that must run on the device
+	noGrad  bool
+}
+
+func opCases() []opCase {
+	s := func(d ...int) tensor.Shape { return tensor.Shape(d) }
+	unary := func(name string, f func(*G.Node) (*G.Node, error), x *G.Node) opCase {
+		return opCase{name: name, shapes: []tensor.Shape{s(3, 4, 5)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) { return f(x[0]) }, kinds: []string{name}}
+	}
+	var cases []opCase
+	for _, u := range []struct {
+		name string
+		f    func(*G.Node) (*G.Node, error)
+	}{
+		{"neg", G.Neg}, {"square", G.Square}, {"exp", G.Exp}, {"tanh", G.Tanh}, {"sigmoid", G.Sigmoid},
+		{"relu", graph.ReLU},
+		{"log", func(x *G.Node) (*G.Node, error) { return G.Log(G.Must(G.Square(x))) }},
+		{"sqrt", func(x *G.Node) (*G.Node, error) { return G.Sqrt(G.Must(G.Exp(x))) }},
+	} {
+		cases = append(cases, unary(u.name, u.f, nil))
+	}
+	cases = append(cases,
+		opCase{name: "add", shapes: []tensor.Shape{s(3, 4), s(3, 4)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) { return G.Add(x[0], x[1]) }, kinds: []string{"add"}},
+		opCase{name: "sub-div", shapes: []tensor.Shape{s(3, 4), s(3, 4)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) {
+			return G.Div(G.Must(G.Sub(x[0], x[1])), G.Must(G.Exp(x[1])))
+		}, kinds: []string{"sub", "div"}},
+		opCase{name: "scale", shapes: []tensor.Shape{s(7, 9)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) { return graph.Scale(x[0], -0.3) }, kinds: []string{"mul"}},
+		opCase{name: "broadcast-sumaxis", shapes: []tensor.Shape{s(3, 4, 5)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) {
+			return graph.Broadcast(G.Must(G.HadamardProd(G.Must(graph.Broadcast(G.Must(graph.SumAxis(x[0], 1)), 1, 4)), x[0])), 3, 2)
+		}, kinds: []string{"broadcast", "sumaxis"}},
+		opCase{name: "matmul", shapes: []tensor.Shape{s(3, 4, 5), s(3, 5, 6)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) {
+			return graph.BatchedMatMul(x[0], x[1], false, false)
+		}, kinds: []string{"matmul"}},
+		opCase{name: "matmul-transposed", shapes: []tensor.Shape{s(2, 5, 4), s(2, 6, 5)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) {
+			return graph.BatchedMatMul(x[0], x[1], true, true)
+		}, kinds: []string{"matmul"}},
+		opCase{name: "cross-entropy", shapes: []tensor.Shape{s(4, 6, 5)}, labels: s(4, 6), classes: 5, build: func(x G.Nodes, l *G.Node) (*G.Node, error) {
+			return graph.CrossEntropyLabels(x[0], l)
+		}, kinds: []string{"logsoftmax", "pick", "scatter"}},
+	)
+	return cases
+}
+
+// runBoth compiles outs on the CPU and on dev, runs both on the same
+// inputs and returns each output from both, with the device plan.
+func runBoth(t *testing.T, dev graph.Device, g *G.ExprGraph, outs G.Nodes, bind map[string]tensor.Tensor) (cpu, gpu [][]float64, p *graph.Plan) {
+	t.Helper()
+	cp, err := graph.Compile(g, outs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = graph.CompileOn(dev, g, outs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	for _, m := range []*graph.Plan{cp, p} {
+		for name, v := range bind {
+			if err := m.Let(name, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := m.Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, o := range outs {
+		a, err := cp.ReadFloat64s(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := p.ReadFloat64s(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cpu, gpu = append(cpu, a), append(gpu, b)
+	}
+	return cpu, gpu, p
+}
+
+// tolerance is the relative agreement wanted between device and CPU.
+func tolerance(dt tensor.Dtype) float64 {
+	if dt == tensor.Float32 {
+		return 1e-5
+	}
+	return 1e-12
+}
+
+func compare(t *testing.T, what string, cpu, gpu [][]float64, tol float64) {
+	t.Helper()
+	for k := range cpu {
+		if len(cpu[k]) != len(gpu[k]) {
+			t.Fatalf("%s output %d: %d values on the device, %d on the CPU", what, k, len(gpu[k]), len(cpu[k]))
+		}
+		for i := range cpu[k] {
+			w, g := cpu[k][i], gpu[k][i]
+			if math.IsNaN(g) != math.IsNaN(w) || math.Abs(g-w) > tol*math.Max(1, math.Abs(w)) {
+				t.Fatalf("%s output %d[%d]: device %v, CPU %v", what, k, i, g, w)
+			}
+		}
+	}
+}
+
+func randTensor(rng *rand.Rand, dt tensor.Dtype, s tensor.Shape) tensor.Tensor {
+	n := s.TotalSize()
+	if dt == tensor.Float32 {
+		d := make([]float32, n)
+		for i := range d {
+			d[i] = float32(rng.NormFloat64())
+		}
+		return tensor.New(tensor.WithShape(s...), tensor.WithBacking(d))
+	}
+	d := make([]float64, n)
+	for i := range d {
+		d[i] = rng.NormFloat64()
+	}
+	return tensor.New(tensor.WithShape(s...), tensor.WithBacking(d))
+}
+
+// TestOpsOnDevice runs every op the device supports, and its gradient,
+// on the emulated device and on the CPU, float32 and float64, and checks
+// they agree and that the op ran on the device.
+func TestOpsOnDevice(t *testing.T) {
+	dev := emulated(t)
+	for _, c := range opCases() {
+		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+			t.Run(fmt.Sprintf("%s/%v", c.name, dt), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(1, 2))
+				g := G.NewGraph()
+				bind := map[string]tensor.Tensor{}
+				var xs G.Nodes
+				for i, s := range c.shapes {
+					name := fmt.Sprintf("x%d", i)
+					xs = append(xs, G.NewTensor(g, dt, len(s), G.WithShape(s...), G.WithName(name)))
+					bind[name] = randTensor(rng, dt, s)
+				}
+				var labels *G.Node
+				if c.labels != nil {
+					labels = G.NewTensor(g, tensor.Int, len(c.labels), G.WithShape(c.labels...), G.WithName("labels"))
+					l := make([]int, c.labels.TotalSize())
+					for i := range l {
+						l[i] = rng.IntN(c.classes)
+					}
+					bind["labels"] = tensor.New(tensor.WithShape(c.labels...), tensor.WithBacking(l))
+				}
+				y, err := c.build(xs, labels)
+				if err != nil {
+					t.Fatal(err)
+				}
+				outs := G.Nodes{y}
+				if !c.noGrad {
+					w := G.NewTensor(g, dt, y.Dims(), G.WithShape(y.Shape()...), G.WithName("w"))
+					if y.Shape().IsScalar() {
+						w = G.NewScalar(g, dt, G.WithName("w"))
+					}
+					bind["w"] = randTensor(rng, dt, y.Shape())
+					cost := G.Must(graph.SumAll(G.Must(G.HadamardProd(y, w))))
+					grads, err := graph.Grad(cost, xs...)
+					if err != nil {
+						t.Fatal(err)
+					}
+					outs = append(outs, grads...)
+				}
+				cpu, gpu, p := runBoth(t, dev, g, outs, bind)
+				compare(t, c.name, cpu, gpu, tolerance(dt))
+				pl := p.Placement()
+				for _, k := range c.kinds {
+					if pl.HostOps[k] > 0 {
+						t.Errorf("%s runs on the CPU: %v", k, pl)
+					}
+				}
+				if pl.OnDevice == 0 {
+					t.Errorf("nothing on the device: %v", pl)
+				}
+			})
+		}
+	}
+}
+
+// TestDeviceBuffers checks uploads and downloads of every element type,
+// refusals of mismatched copies, and that freeing twice is an error.
+func TestDeviceBuffers(t *testing.T) {
+	dev := emulated(t)
+	for _, src := range []any{[]float32{1, -2.5, 3}, []float64{1, -2.5, 3}, []int{7, -1, 1 << 40}} {
+		var dt tensor.Dtype
+		switch src.(type) {
+		case []float32:
+			dt = tensor.Float32
+		case []float64:
+			dt = tensor.Float64
+		default:
+			dt = tensor.Int
+		}
+		b, err := dev.Alloc(dt, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dev.Upload(b, src); err != nil {
+			t.Fatal(err)
+		}
+		var dst any
+		switch src.(type) {
+		case []float32:
+			dst = make([]float32, 3)
+		case []float64:
+			dst = make([]float64, 3)
+		default:
+			dst = make([]int, 3)
+		}
+		if err := dev.Download(dst, b); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(dst) != fmt.Sprint(src) {
+			t.Errorf("Download after Upload(%v) = %v", src, dst)
+		}
+		if err := dev.Upload(b, make([]float32, 4)); err == nil {
+			t.Errorf("Upload of 4 float32 into a buffer of 3 %v succeeded", dt)
+		}
+		if err := dev.Free(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := dev.Free(b); err == nil {
+			t.Errorf("second Free succeeded")
+		}
+		if err := dev.Upload(b, src); err == nil {
+			t.Errorf("Upload to a freed buffer succeeded")
+		}
+	}
+	if _, err := dev.Alloc(tensor.Bool, 3); err == nil {
+		t.Errorf("Alloc(bool) succeeded")
+	}
+}
+
+// TestNoGPU checks the errors on a machine without a GPU: every result
+// matches ErrNoGPU and names what is missing; nothing panics.
+func TestNoGPU(t *testing.T) {
+	r := Probe()
+	t.Logf("Probe:\n%s", r)
+	if len(r.Devices) > 0 {
+		t.Skipf("this machine has a GPU: %v", r.Devices)
+	}
+	_, err := Open(0)
+	if !errors.Is(err, ErrNoGPU) {
+		t.Errorf("Open(0) = %v; want an error matching ErrNoGPU", err)
+	}
+	if !strings.Contains(r.String(), "devices: none") {
+		t.Errorf("Probe().String() = %q; want it to say there are no devices", r)
+	}
+	if _, err := open("driver", []string{"libmedusa-absent.so.1"}); !errors.Is(err, ErrNoGPU) || !strings.Contains(err.Error(), "libmedusa-absent.so.1") {
+		t.Errorf("open(absent library) = %v; want ErrNoGPU naming the library", err)
+	}
+}
+
+// TestErrorNames checks the mapping of result codes to errors.
+func TestErrorNames(t *testing.T) {
+	for _, c := range []struct {
+		lib  string
+		code uintptr
+		want string
+		gpu  bool
+	}{
+		{"driver", 2, "cuda: cuX: CUDA_ERROR_OUT_OF_MEMORY (2)", false},
+		{"driver", 100, "cuda: cuX: CUDA_ERROR_NO_DEVICE (100)", true},
+		{"driver", 35, "cuda: cuX: CUDA_ERROR_INSUFFICIENT_DRIVER (35)", true},
+		{"driver", 700, "cuda: cuX: CUDA_ERROR_ILLEGAL_ADDRESS (700)", false},
+		{"driver", 12345, "cuda: cuX: unknown result (12345)", false},
+		{"nvrtc", 6, "cuda: cuX: NVRTC_ERROR_COMPILATION (6)", false},
+		{"cublas", 1, "cuda: cuX: CUBLAS_STATUS_NOT_INITIALIZED (1)", false},
+	} {
+		err := result(c.lib, "cuX", c.code)
+		if err == nil || err.Error() != c.want || errors.Is(err, ErrNoGPU) != c.gpu {
+			t.Errorf("result(%s, %d) = %v (no GPU: %v); want %s (%v)", c.lib, c.code, err, errors.Is(err, ErrNoGPU), c.want, c.gpu)
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Code != int(c.code) {
+			t.Errorf("result(%s, %d) is not an *Error with its code", c.lib, c.code)
+		}
+	}
+	if err := result("driver", "cuX", 0); err != nil {
+		t.Errorf("result(0) = %v; want nil", err)
+	}
+}

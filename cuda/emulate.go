@@ -1,0 +1,210 @@
+package cuda
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+	"gorgonia.org/tensor"
+)
+
+// The CPU emulation: the kernels' CUDA C compiled by the host's C++
+// compiler against a small header that stands in for the CUDA built-ins,
+// and run one thread after another. The kernels are written so that this
+// is exact (independent outputs, grid-stride loops, no shared memory), so
+// a Device on the emulation checks the kernels' arithmetic and the host
+// side's launches, buffers and cuBLAS calls without a GPU.
+
+// emuShim replaces CUDA's built-ins for the host compiler.
+const emuShim = `#include <math.h>
+#include <string.h>
+struct emu_dim3 { unsigned long long x, y, z; };
+extern "C" emu_dim3 threadIdx, blockIdx, blockDim, gridDim;
+#define __global__
+#define __device__
+#define __forceinline__ inline
+static inline double __longlong_as_double(long long b) { double d; memcpy(&d, &b, 8); return d; }
+`
+
+// emuLauncher calls a kernel for every thread of a launch.
+const emuLauncher = `#include <string.h>
+struct emu_dim3 { unsigned long long x, y, z; };
+extern "C" { emu_dim3 threadIdx, blockIdx, blockDim, gridDim; }
+typedef unsigned long long U;
+extern "C" void emu_launch(void *fn, U blocks, U threads, const U *a, U n) {
+	gridDim.x = blocks; blockDim.x = threads;
+	gridDim.y = gridDim.z = blockDim.y = blockDim.z = 1;
+	for (U b = 0; b < blocks; b++) for (U t = 0; t < threads; t++) {
+		blockIdx.x = b; threadIdx.x = t;
+		switch (n) {
+		case 0: ((void (*)())fn)(); break;
+		case 1: ((void (*)(U))fn)(a[0]); break;
+		case 2: ((void (*)(U,U))fn)(a[0],a[1]); break;
+		case 3: ((void (*)(U,U,U))fn)(a[0],a[1],a[2]); break;
+		case 4: ((void (*)(U,U,U,U))fn)(a[0],a[1],a[2],a[3]); break;
+		case 5: ((void (*)(U,U,U,U,U))fn)(a[0],a[1],a[2],a[3],a[4]); break;
+		case 6: ((void (*)(U,U,U,U,U,U))fn)(a[0],a[1],a[2],a[3],a[4],a[5]); break;
+		case 7: ((void (*)(U,U,U,U,U,U,U))fn)(a[0],a[1],a[2],a[3],a[4],a[5],a[6]); break;
+		case 8: ((void (*)(U,U,U,U,U,U,U,U))fn)(a[0],a[1],a[2],a[3],a[4],a[5],a[6],a[7]); break;
+		case 9: ((void (*)(U,U,U,U,U,U,U,U,U))fn)(a[0],a[1],a[2],a[3],a[4],a[5],a[6],a[7],a[8]); break;
+		case 10: ((void (*)(U,U,U,U,U,U,U,U,U,U))fn)(a[0],a[1],a[2],a[3],a[4],a[5],a[6],a[7],a[8],a[9]); break;
+		case 11: ((void (*)(U,U,U,U,U,U,U,U,U,U,U))fn)(a[0],a[1],a[2],a[3],a[4],a[5],a[6],a[7],a[8],a[9],a[10]); break;
+		case 12: ((void (*)(U,U,U,U,U,U,U,U,U,U,U,U))fn)(a[0],a[1],a[2],a[3],a[4],a[5],a[6],a[7],a[8],a[9],a[10],a[11]); break;
+		case 13: ((void (*)(U,U,U,U,U,U,U,U,U,U,U,U,U))fn)(a[0],a[1],a[2],a[3],a[4],a[5],a[6],a[7],a[8],a[9],a[10],a[11],a[12]); break;
+		case 14: ((void (*)(U,U,U,U,U,U,U,U,U,U,U,U,U,U))fn)(a[0],a[1],a[2],a[3],a[4],a[5],a[6],a[7],a[8],a[9],a[10],a[11],a[12],a[13]); break;
+		default: return;
+		}
+	}
+}
+`
+
+// emuMaxArgs is the most arguments emu_launch passes.
+const emuMaxArgs = 14
+
+// emulator is a backend on the CPU; see above.
+type emulator struct {
+	lib   uintptr
+	entry uintptr              // emu_launch
+	mem   map[uintptr][]uint64 // allocations, kept alive here
+	sms   int
+}
+
+// newEmulator compiles the kernels with the C++ compiler $CXX (g++ by
+// default) into dir and loads them.
+func newEmulator(dir string) (*emulator, error) {
+	cxx := os.Getenv("CXX")
+	if cxx == "" {
+		cxx = "g++"
+	}
+	if _, err := exec.LookPath(cxx); err != nil {
+		return nil, fmt.Errorf("cuda: the CPU emulation needs a C++ compiler: %v", err)
+	}
+	files := []string{filepath.Join(dir, "launch.cc")}
+	if err := os.WriteFile(files[0], []byte(emuLauncher), 0o644); err != nil {
+		return nil, err
+	}
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		src, err := Source(dt)
+		if err != nil {
+			return nil, err
+		}
+		f := filepath.Join(dir, "kernels_"+suffix(dt)+".cc")
+		if err := os.WriteFile(f, []byte(emuShim+src), 0o644); err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	so := filepath.Join(dir, "kernels.so")
+	args := append([]string{"-O1", "-shared", "-fPIC", "-w", "-o", so}, files...)
+	if out, err := exec.Command(cxx, args...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("cuda: compiling the kernels for the CPU emulation: %v\n%s", err, out)
+	}
+	h, err := purego.Dlopen(so, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	if err != nil {
+		return nil, err
+	}
+	launch, err := purego.Dlsym(h, "emu_launch")
+	if err != nil {
+		return nil, err
+	}
+	return &emulator{lib: h, entry: launch, mem: make(map[uintptr][]uint64), sms: 2}, nil
+}
+
+func (e *emulator) alloc(bytes int) (uintptr, error) {
+	m := make([]uint64, (bytes+7)/8)
+	for i := range m {
+		m[i] = 0x7ff4dead7ff4dead // signalling NaNs: a kernel that reads unwritten memory shows it
+	}
+	p := uintptr(unsafe.Pointer(&m[0]))
+	e.mem[p] = m
+	return p, nil
+}
+
+func (e *emulator) free(p uintptr) error {
+	if _, ok := e.mem[p]; !ok {
+		return fmt.Errorf("cuda: emulation: free of %#x, which is not allocated", p)
+	}
+	delete(e.mem, p)
+	return nil
+}
+
+// bytesAt returns the emulated device memory at p as a byte slice.
+func (e *emulator) bytesAt(p uintptr, n int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), p)), n) // memory held in e.mem
+}
+
+func (e *emulator) upload(dst uintptr, src unsafe.Pointer, bytes int) error {
+	copy(e.bytesAt(dst, bytes), unsafe.Slice((*byte)(src), bytes))
+	return nil
+}
+
+func (e *emulator) download(dst unsafe.Pointer, src uintptr, bytes int) error {
+	copy(unsafe.Slice((*byte)(dst), bytes), e.bytesAt(src, bytes))
+	return nil
+}
+
+func (e *emulator) function(name string) (uintptr, error) {
+	f, err := purego.Dlsym(e.lib, name)
+	if err != nil {
+		return 0, fmt.Errorf("cuda: no kernel %s in the emulation: %v", name, err)
+	}
+	return f, nil
+}
+
+func (e *emulator) launch(fn uintptr, blocks, threads int, args []uint64) error {
+	if len(args) > emuMaxArgs {
+		return fmt.Errorf("cuda: emulation: %d kernel arguments, at most %d", len(args), emuMaxArgs)
+	}
+	a := uintptr(0)
+	if len(args) > 0 {
+		a = uintptr(unsafe.Pointer(&args[0]))
+	}
+	purego.SyscallN(e.entry, fn, uintptr(blocks), uintptr(threads), a, uintptr(len(args)))
+	runtime.KeepAlive(args)
+	return nil
+}
+
+// gemm follows cuBLAS: column-major matrices, element (i, j) of a matrix
+// with leading dimension ld at i + j·ld.
+func (e *emulator) gemm(dt tensor.Dtype, transA, transB bool, m, n, k int, a uintptr, lda, strideA int, b uintptr, ldb, strideB int, c uintptr, ldc, strideC, batch int) error {
+	switch dt {
+	case tensor.Float32:
+		emuGemm[float32](e, transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
+	case tensor.Float64:
+		emuGemm[float64](e, transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
+	default:
+		return fmt.Errorf("cuda: emulation: gemm of %v", dt)
+	}
+	return nil
+}
+
+func emuGemm[F float32 | float64](e *emulator, transA, transB bool, m, n, k int, a uintptr, lda, strideA int, b uintptr, ldb, strideB int, c uintptr, ldc, strideC, batch int) {
+	size := int(unsafe.Sizeof(F(0)))
+	at := func(p uintptr, i int) *F { return (*F)(unsafe.Add(unsafe.Pointer(nil), p+uintptr(i*size))) }
+	for s := range batch {
+		pa, pb, pc := a+uintptr(s*strideA*size), b+uintptr(s*strideB*size), c+uintptr(s*strideC*size)
+		for j := range n {
+			for i := range m {
+				var sum F
+				for l := range k {
+					ai, bi := i+l*lda, l+j*ldb // op(A)(i,l), op(B)(l,j)
+					if transA {
+						ai = l + i*lda
+					}
+					if transB {
+						bi = j + l*ldb
+					}
+					sum += *at(pa, ai) * *at(pb, bi)
+				}
+				*at(pc, i+j*ldc) = sum
+			}
+		}
+	}
+}
+
+func (e *emulator) sync() error  { return nil }
+func (e *emulator) close() error { e.mem = nil; return nil }

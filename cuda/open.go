@@ -1,0 +1,183 @@
+package cuda
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"gorgonia.org/tensor"
+)
+
+// Threads per block of every launch.
+const threadsPerBlock = 256
+
+// Open returns the GPU numbered ordinal (0 for the first) ready to run
+// plans: the driver, NVRTC and cuBLAS loaded, the device's primary
+// context retained and the kernels compiled for its architecture (or read
+// from the cache). Its error matches ErrNoGPU when there is no driver, no
+// such device, or a library is missing.
+func Open(ordinal int) (*Device, error) {
+	drv, err := loadDriver()
+	if err != nil {
+		return nil, err
+	}
+	count, err := drv.count()
+	if err != nil {
+		return nil, err
+	}
+	if ordinal < 0 || ordinal >= count {
+		return nil, fmt.Errorf("cuda: no device %d (%d found): %w", ordinal, count, ErrNoGPU)
+	}
+	inf, err := drv.info(ordinal)
+	if err != nil {
+		return nil, err
+	}
+	rtc, err := loadNVRTC()
+	if err != nil {
+		return nil, err
+	}
+	blas, err := loadCUBLAS()
+	if err != nil {
+		return nil, err
+	}
+	arch, err := rtc.arch(inf.Major*10 + inf.Minor)
+	if err != nil {
+		return nil, err
+	}
+	var ptx [][]byte
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		p, err := compilePTX(rtc, dt, arch)
+		if err != nil {
+			return nil, err
+		}
+		ptx = append(ptx, p)
+	}
+	g, err := newGPU(drv, blas, ordinal, ptx)
+	if err != nil {
+		return nil, err
+	}
+	return &Device{b: g, name: fmt.Sprintf("cuda:%d (%s)", ordinal, inf.Name), threads: threadsPerBlock,
+		blocks: max(inf.Multiprocessor, 1) * 32}, nil
+}
+
+// openEmulated returns a Device on the CPU emulation, its kernels compiled
+// into dir by the host's C++ compiler.
+func openEmulated(dir string) (*Device, error) {
+	e, err := newEmulator(dir)
+	if err != nil {
+		return nil, err
+	}
+	// Few threads and blocks, so that the grid-stride loops wrap.
+	return &Device{b: e, name: "cuda-emulated", threads: 32, blocks: 3}, nil
+}
+
+var (
+	cublasOnce   sync.Once
+	cublasLoaded *library
+	cublasErr    error
+)
+
+// loadCUBLAS loads cuBLAS, once per process.
+func loadCUBLAS() (*library, error) {
+	cublasOnce.Do(func() {
+		cublasLoaded, cublasErr = open("cublas", cublasNames)
+	})
+	return cublasLoaded, cublasErr
+}
+
+// Report says what CUDA software and which devices a machine has.
+type Report struct {
+	Driver        string // libcuda's path and CUDA version, or "" if absent
+	DriverErr     error  // why the driver is unusable, if it is
+	Devices       []Info
+	NVRTC, CUBLAS string // path and version of each, or ""
+	NVRTCErr      error
+	CUBLASErr     error
+}
+
+// Probe loads what it can and reports it; it never fails.
+func Probe() Report {
+	var r Report
+	if drv, err := loadDriver(); err != nil {
+		r.DriverErr = err
+		if driverPath != "" {
+			r.Driver = fmt.Sprintf("%s (CUDA %s)", driverPath, versionString(driverVersion))
+		}
+	} else {
+		r.Driver = fmt.Sprintf("%s (CUDA %s)", drv.path, versionString(drv.version))
+		if n, err := drv.count(); err != nil {
+			r.DriverErr = err
+		} else {
+			for i := range n {
+				if inf, err := drv.info(i); err == nil {
+					r.Devices = append(r.Devices, inf)
+				} else {
+					r.DriverErr = err
+				}
+			}
+		}
+	}
+	if n, err := loadNVRTC(); err != nil {
+		r.NVRTCErr = err
+	} else {
+		r.NVRTC = fmt.Sprintf("%s (NVRTC %s, compute_%v)", n.path, n.version(), archList(n.archs))
+	}
+	if b, err := loadCUBLAS(); err != nil {
+		r.CUBLASErr = err
+	} else {
+		r.CUBLAS = b.path
+		if v, err := cublasVersion(b); err == nil {
+			r.CUBLAS += fmt.Sprintf(" (cuBLAS %d.%d.%d)", v/10000, v%10000/100, v%100)
+		}
+	}
+	return r
+}
+
+// archList writes [80 86 90] as "80, 86, 90".
+func archList(a []int) string {
+	s := make([]string, len(a))
+	for i, v := range a {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+// cublasVersion asks cuBLAS its version (major·10000 + minor·100 + patch)
+// without a handle, which needs a device.
+func cublasVersion(b *library) (int, error) {
+	var v int32
+	err := b.call("cublasGetVersion_v2", 0, uintptr(unsafe.Pointer(&v)))
+	return int(v), err
+}
+
+// String writes the report as `medusa devices` prints it.
+func (r Report) String() string {
+	var b strings.Builder
+	switch {
+	case r.Driver == "" && r.DriverErr != nil:
+		fmt.Fprintf(&b, "driver:  none (%v)\n", r.DriverErr)
+	case r.DriverErr != nil:
+		fmt.Fprintf(&b, "driver:  %s, unusable: %v\n", r.Driver, r.DriverErr)
+	default:
+		fmt.Fprintf(&b, "driver:  %s\n", r.Driver)
+	}
+	if len(r.Devices) == 0 {
+		b.WriteString("devices: none\n")
+	}
+	for _, d := range r.Devices {
+		fmt.Fprintf(&b, "device:  %v\n", d)
+	}
+	if r.NVRTCErr != nil {
+		fmt.Fprintf(&b, "nvrtc:   none (%v)\n", r.NVRTCErr)
+	} else {
+		fmt.Fprintf(&b, "nvrtc:   %s\n", r.NVRTC)
+	}
+	if r.CUBLASErr != nil {
+		fmt.Fprintf(&b, "cublas:  none (%v)\n", r.CUBLASErr)
+	} else {
+		fmt.Fprintf(&b, "cublas:  %s\n", r.CUBLAS)
+	}
+	return b.String()
+}
