@@ -251,7 +251,7 @@ func (d *Device) Kernel(op graph.OpSpec) (graph.Kernel, error) {
 	case "matmul":
 		return d.matmul(op)
 	}
-	return nil, unsupported(op, "no kernel")
+	return d.imageKernel(op)
 }
 
 // gemm is a Kernel running a batched matrix product on cuBLAS.

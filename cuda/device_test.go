@@ -91,7 +91,7 @@ func opCases() []opCase {
 			return graph.CrossEntropyLabels(x[0], l)
 		}, kinds: []string{"logsoftmax", "pick", "scatter"}},
 	)
-	return cases
+	return append(cases, imageOpCases()...)
 }
 
 // runBoth compiles outs on the CPU and on dev, runs both on the same
