@@ -39,9 +39,10 @@ func (e *NonFiniteError) Is(target error) bool { return target == ErrNonFinite }
 // gradients are treated as constants).
 //
 // Model and Params must be set; the other fields' zero values mean: Loss
-// MSE, InnerLR 0.01, InnerSteps 1, Optimizer Adam with learning rate 1e-3.
-// Params holds θ and is updated in place by Step. Fields may be changed
-// between calls; the compiled graphs are rebuilt when they are.
+// MSE, InnerLR 0.01, InnerSteps 1, Optimizer Adam with learning rate 1e-3,
+// Device nil (the CPU). Params holds θ and is updated in place by Step.
+// Fields may be changed between calls; the compiled graphs are rebuilt
+// when they are.
 type MAML struct {
 	Model      Model
 	Params     *graph.Params
@@ -50,6 +51,9 @@ type MAML struct {
 	InnerSteps int
 	FirstOrder bool
 	Optimizer  Optimizer
+	// Device, when set, runs the ops of the compiled graphs that it
+	// supports (graph.CompileOn); the rest run on the CPU.
+	Device graph.Device
 
 	inner    innerRule // set by ANIL and MetaSGD
 	steps    int
@@ -322,6 +326,7 @@ func (m *MAML) program(b *tasks.Batch, steps int, train bool) (*program, error) 
 		return nil, err
 	}
 	if s := m.settings(); s != m.built {
+		closePlans(m.programs)
 		m.programs, m.built = nil, s // settings changed: rebuild
 	}
 	key := programKey{b.Tasks, b.Support, b.Query, b.In, b.Out, steps, train}
@@ -342,7 +347,7 @@ func (m *MAML) program(b *tasks.Batch, steps int, train bool) (*program, error) 
 // settings describes everything the compiled graphs depend on besides the
 // batch shape.
 func (m *MAML) settings() string {
-	s := fmt.Sprintf("%#v|%v|%v|%v|%v|", m.Model, m.Loss, m.innerLR(), m.FirstOrder, m.inner.frozen)
+	s := fmt.Sprintf("%#v|%v|%v|%v|%v|%v|", m.Model, m.Loss, m.innerLR(), m.FirstOrder, m.inner.frozen, deviceName(m.Device))
 	for _, p := range []*graph.Params{m.Params, m.inner.rates} {
 		if p == nil {
 			continue
@@ -498,8 +503,28 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 	} else {
 		outputs = append(outputs, p.preds...)
 	}
-	if p.plan, err = graph.Compile(g, outputs...); err != nil {
+	if p.plan, err = graph.CompileOn(m.Device, g, outputs...); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
+
+// deviceName names d for the settings strings that decide when to rebuild.
+func deviceName(d graph.Device) string {
+	if d == nil {
+		return "cpu"
+	}
+	return fmt.Sprintf("%p %s", d, d)
+}
+
+// closePlans releases the compiled plans of programs (their device
+// buffers) before they are rebuilt.
+func closePlans[K comparable, P interface{ machine() *graph.Plan }](programs map[K]P) {
+	for _, p := range programs {
+		if m := p.machine(); m != nil {
+			m.Close()
+		}
+	}
+}
+
+func (p *program) machine() *graph.Plan { return p.plan }

@@ -52,6 +52,9 @@ type MTL struct {
 	Optimizer          Optimizer
 	WeightingOptimizer Optimizer
 	Rand               *rand.Rand
+	// Device, when set, runs the ops of the compiled graphs that it
+	// supports (graph.CompileOn); nil means the CPU.
+	Device graph.Device
 
 	steps    int
 	programs map[mtlKey]*mtlProgram
@@ -606,6 +609,7 @@ func (p *mtlProgram) run(params *graph.Params, b *tasks.Table) error {
 // building it on first use.
 func (m *MTL) program(rows, in int, mode mtlMode) (*mtlProgram, error) {
 	if s := m.settings(); s != m.built {
+		closePlans(m.programs)
 		m.programs, m.built = nil, s
 	}
 	key := mtlKey{rows, in, mode}
@@ -624,7 +628,7 @@ func (m *MTL) program(rows, in int, mode mtlMode) (*mtlProgram, error) {
 }
 
 func (m *MTL) settings() string {
-	s := fmt.Sprintf("%#v|%v|", m.Model, m.Targets)
+	s := fmt.Sprintf("%#v|%v|%s|", m.Model, m.Targets, deviceName(m.Device))
 	for i := 0; i < m.Params.Len(); i++ {
 		q := m.Params.At(i)
 		s += fmt.Sprintf("%s%v%v;", q.Name, q.Value.Shape(), q.Value.Dtype())
@@ -725,7 +729,7 @@ func (m *MTL) build(k mtlKey) (p *mtlProgram, err error) {
 			outputs = append(outputs, gr...)
 		}
 	}
-	if p.plan, err = graph.Compile(g, outputs...); err != nil {
+	if p.plan, err = graph.CompileOn(m.Device, g, outputs...); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -769,3 +773,5 @@ func logisticLoss(z, labels *G.Node, t int) (out *G.Node, err error) {
 	}
 	return graph.CrossEntropyLabels(pair, labels)
 }
+
+func (p *mtlProgram) machine() *graph.Plan { return p.plan }

@@ -68,6 +68,9 @@ type Reptile struct {
 	AnnealSteps  int
 
 	Rand *rand.Rand
+	// Device, when set, runs the ops of the compiled graphs that it
+	// supports (graph.CompileOn); nil means the CPU.
+	Device graph.Device
 
 	steps    int
 	adam     *innerMoments // inner Adam state carried between Steps; nil before the first
@@ -557,12 +560,13 @@ func (r *Reptile) run(cur [][]float64, b *tasks.Batch, x, y []float64, n int, gr
 }
 
 func (r *Reptile) program(k reptileKey) (*reptileProgram, error) {
-	s := fmt.Sprintf("%#v|%v|", r.Model, r.Loss)
+	s := fmt.Sprintf("%#v|%v|%s|", r.Model, r.Loss, deviceName(r.Device))
 	for i := 0; i < r.Params.Len(); i++ {
 		q := r.Params.At(i)
 		s += fmt.Sprintf("%s%v%v;", q.Name, q.Value.Shape(), q.Value.Dtype())
 	}
 	if s != r.built {
+		closePlans(r.programs)
 		r.programs, r.built = nil, s // settings changed: rebuild
 	}
 	if p, ok := r.programs[k]; ok {
@@ -614,8 +618,10 @@ func (r *Reptile) build(k reptileKey) (p *reptileProgram, err error) {
 		}
 		outputs = append(outputs, p.grads...)
 	}
-	if p.plan, err = graph.Compile(g, outputs...); err != nil {
+	if p.plan, err = graph.CompileOn(r.Device, g, outputs...); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
+
+func (p *reptileProgram) machine() *graph.Plan { return p.plan }
