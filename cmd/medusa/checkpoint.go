@@ -24,7 +24,7 @@ const (
 // resumeFlags are the flags a resumed run may change; everything else is
 // fixed by the checkpoint.
 var resumeFlags = []string{"resume", "iters", "steps", "out", "checkpoint-every", "log", "log-every",
-	"eval-tasks", "eval-steps", "eval-query"}
+	"eval-tasks", "eval-steps", "eval-query", "device"}
 
 // resumePath returns the value of --resume in args, or "".
 func resumePath(args []string) string {
@@ -45,7 +45,7 @@ func resumePath(args []string) string {
 func flagValues(fs *pflag.FlagSet) map[string]string {
 	out := map[string]string{}
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Name != "resume" {
+		if f.Name != "resume" && f.Name != "device" { // where a run trains is not part of it
 			out[f.Name] = f.Value.String()
 		}
 	})

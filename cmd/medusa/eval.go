@@ -39,6 +39,8 @@ type evalConfig struct {
 	given      []string // flags set on the command line
 	out        string
 	fits       string
+	device     string       // --device
+	dev        graph.Device // the device opened for it; nil: the CPU
 }
 
 func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
@@ -53,6 +55,7 @@ func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
 	query := fs.Int("query", 100, "query points per test task")
 	seed := fs.Uint64("seed", 0, "random seed of the test tasks (default: the checkpoint's, which repeats the evaluation train printed)")
 	out := fs.String("out", "adapt.png", "PNG plot of the test error against inner steps (empty: none)")
+	device := fs.String("device", "auto", deviceHelp)
 	fits := fs.String("fits", "", "PNG plot of three test tasks: the truth, the K points, and the fits before and after 1 and --steps steps (empty: none)")
 	usage := usageOf(fs, stderr, `Usage: medusa eval --checkpoint FILE [flags]
 
@@ -76,7 +79,10 @@ Flags:
 		return bad("unexpected argument %q", fs.Arg(0))
 	}
 	c := &evalConfig{checkpoint: *checkpoint, tasks: *nTasks, steps: *steps, shots: *shots, query: *query,
-		seed: *seed, seedGiven: fs.Changed("seed"), out: *out, fits: *fits}
+		seed: *seed, seedGiven: fs.Changed("seed"), out: *out, fits: *fits, device: *device}
+	if err := checkDevice(c.device); err != nil {
+		return nil, badUsage(stderr, usage, "%v", err)
+	}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	if *episodes > 0 {
 		c.tasks = *episodes
@@ -238,6 +244,12 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil || c == nil {
 		return err
 	}
+	dev, release, err := openDevice(c.device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
+	c.dev = dev
 	if generic, err := evalGeneric(ctx, c, stdout); generic || err != nil {
 		return err
 	}
@@ -257,7 +269,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			c.shots = ck.shots
 		}
 	}
-	m := &learners.MAML{Model: ck.model, Params: ck.params, Loss: learners.MSE, InnerLR: ck.innerLR}
+	m := &learners.MAML{Model: ck.model, Params: ck.params, Loss: learners.MSE, InnerLR: ck.innerLR, Device: c.dev}
 	iters := ""
 	if ck.iterations != "" {
 		iters = ", " + ck.iterations + " iterations"

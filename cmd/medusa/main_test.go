@@ -47,6 +47,10 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"train", "--no-such-flag"}, "unknown flag"},
 		{[]string{"train", "extra"}, `unexpected argument "extra"`},
 		{[]string{"train", "--out", "/no/such/dir/m.safetensors"}, "cannot write there"},
+		{[]string{"train", "--device", "gpu"}, `--device "gpu": want auto, cpu, cuda or cuda:N`},
+		{[]string{"train", "--device", "cuda:-1"}, `--device "cuda:-1"`},
+		{[]string{"train", "--learner", "mtl", "--device", "tpu"}, `--device "tpu"`},
+		{[]string{"eval", "--checkpoint", "x", "--device", "cuda:x"}, `--device "cuda:x"`},
 	}
 	for _, tt := range tests {
 		_, stderr, err := runCLI(tt.args...)

@@ -178,7 +178,7 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 		loss = learners.CrossEntropy
 	}
 	maml := learners.MAML{Model: model, Params: params, Loss: loss, InnerLR: c.innerLR, InnerSteps: c.innerSteps,
-		FirstOrder: c.learner == "fomaml", Optimizer: &learners.Adam{LR: c.metaLR}}
+		FirstOrder: c.learner == "fomaml", Optimizer: &learners.Adam{LR: c.metaLR}, Device: c.dev}
 	switch c.learner {
 	case "anil":
 		return &learners.ANIL{MAML: maml}
@@ -186,7 +186,7 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 		return &learners.MetaSGD{MAML: maml}
 	case "reptile":
 		return &learners.Reptile{Model: model, Params: params, Loss: loss, InnerLR: c.innerLR, InnerSteps: c.innerSteps,
-			InnerAdam: c.images(), OuterLR: c.metaLR, AnnealSteps: c.anneal, Rand: rng}
+			InnerAdam: c.images(), OuterLR: c.metaLR, AnnealSteps: c.anneal, Rand: rng, Device: c.dev}
 	}
 	return &maml
 }
@@ -386,6 +386,7 @@ func evalGeneric(ctx context.Context, e *evalConfig, stdout io.Writer) (bool, er
 	if err := params.CopyFrom(ck.Params); err != nil {
 		return true, fmt.Errorf("%s: the parameters do not fit the recorded network: %v", e.checkpoint, err)
 	}
+	c.dev = e.dev
 	m := newLearner(c, model, params, rand.New(rand.NewPCG(c.seed, 0x6c6561726e)))
 	if err := m.LoadState(stateKey, ck); err != nil {
 		return true, fmt.Errorf("%s: %v", e.checkpoint, err)

@@ -43,6 +43,7 @@ type mtlConfig struct {
 	testFrac   float64
 	every      int // --checkpoint-every
 	resume     string
+	device     string // --device
 	log        string
 
 	flags map[string]string // every flag's value, recorded in checkpoints
@@ -79,6 +80,7 @@ func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
 	hidden := fs.String("hidden", "128,128", "trunk (or expert) layer widths, comma-separated")
 	activation := fs.String("activation", "relu", "activation: relu, tanh or sigmoid")
 	dtype := fs.String("dtype", "float32", "floating-point type: float32 or float64")
+	device := fs.String("device", "auto", deviceHelp)
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same numbers")
 	out := fs.String("out", "", "write the trained parameters and training state to this safetensors file")
 	resume := fs.String("resume", "", "continue the run saved in this checkpoint (its settings are kept; --steps sets the new total)")
@@ -115,7 +117,10 @@ Flags:
 	}
 	c := &mtlConfig{task: *task, weighting: *wname, arch: *arch, experts: *experts, steps: *steps, batch: *batch,
 		lr: *lr, seed: *seed, out: *out, logEvery: *logEvery, trainRows: *trainRows, testRows: *testRows,
-		data: *data, csv: *csvPath, testFrac: *testFrac, every: *every, resume: *resume, log: *logPath, flags: flagValues(fs)}
+		data: *data, csv: *csvPath, testFrac: *testFrac, every: *every, resume: *resume, log: *logPath, device: *device, flags: flagValues(fs)}
+	if err := checkDevice(c.device); err != nil {
+		return bad("%v", err)
+	}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	if _, err := weighting.New(c.weighting, 2); err != nil {
 		return bad("--weighting %q: want one of %s", c.weighting, strings.Join(weighting.Names(), ", "))
@@ -303,6 +308,11 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	if err := reportBLAS(stderr); err != nil {
 		return err
 	}
+	dev, release, err := openDevice(c.device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	rng := rand.New(rand.NewPCG(c.seed, 0x6d656475))
 	train, test, floors, err := mtlData(c, rng)
 	if err != nil {
@@ -330,7 +340,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	}
 	wsrc := rand.NewPCG(c.seed, 0x77656967)
 	m := &learners.MTL{Model: model, Params: params, Targets: train.Targets, Weighting: method,
-		Optimizer: &learners.Adam{LR: c.lr}, Rand: rand.New(wsrc)}
+		Optimizer: &learners.Adam{LR: c.lr}, Rand: rand.New(wsrc), Device: dev}
 	if ckpt != nil {
 		if err := params.CopyFrom(ckpt.Params); err != nil {
 			return fmt.Errorf("--resume %s: %v", c.resume, err)

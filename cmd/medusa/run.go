@@ -34,6 +34,8 @@ Commands:
   eval    adapt a meta-trained sinusoid model (train --out) to fresh tasks:
           test error after 0..N inner steps, adaptation and fit plots
   plot    draw the training curves of a log written by train --log
+  devices list the GPUs, CUDA driver and libraries found (--device auto
+          trains on the first GPU when all load, else on the CPU)
   help    show help for a command
 
 Run "medusa <command> --help" for a command's flags.
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return evalCmd(ctx, args[1:], stdout, stderr)
 	case "plot":
 		return plotCmd(ctx, args[1:], stdout, stderr)
+	case "devices":
+		return devices(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[0] == "help" {
 			return run(ctx, []string{args[1], "--help"}, stdout, stderr)

@@ -51,6 +51,8 @@ type trainConfig struct {
 	every      int // --checkpoint-every
 	resume     string
 	log        string
+	device     string       // --device
+	dev        graph.Device // the device opened for it; nil: the CPU
 
 	flags map[string]string // every flag's value, recorded in checkpoints
 	given []string          // the flags set on the command line
@@ -144,6 +146,7 @@ func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	blocks := fs.Int("blocks", 0, "ConvNet blocks (0: 4)")
 	data := fs.String("data", "", "data directory: MNIST IDX files (mnist, doublemnist; default the GoMNIST module's copy) or Omniglot roots, comma-separated (omniglot)")
 	dtype := fs.String("dtype", "float32", "floating-point type: float32 or float64")
+	device := fs.String("device", "auto", deviceHelp)
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same numbers")
 	out := fs.String("out", "", "write the trained parameters and training state to this safetensors file")
 	resume := fs.String("resume", "", "continue the run saved in this checkpoint (its settings are kept; --iters sets the new total)")
@@ -176,7 +179,10 @@ Flags:
 	c := &trainConfig{learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, ways: *ways, shots: *shots,
 		query: *query, innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, filters: *filters, blocks: *blocks, anneal: *anneal,
 		data: *data, seed: *seed, out: *out, evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery,
-		logEvery: *logEvery, every: *every, resume: *resume, log: *logPath, flags: flagValues(fs)}
+		logEvery: *logEvery, every: *every, resume: *resume, log: *logPath, device: *device, flags: flagValues(fs)}
+	if err := checkDevice(c.device); err != nil {
+		return nil, badUsage(stderr, usage, "%v", err)
+	}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	bad := func(format string, a ...any) (*trainConfig, error) {
 		return nil, badUsage(stderr, usage, format, a...)
@@ -303,6 +309,12 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := reportBLAS(stderr); err != nil {
 		return err
 	}
+	dev, release, err := openDevice(c.device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
+	c.dev = dev
 	data, err := newSource(c)
 	if err != nil {
 		return err
@@ -467,7 +479,7 @@ func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.W
 	given, path := configGiven(c)
 	for _, name := range given {
 		if !slices.Contains(resumeFlags, name) && name != "learner" {
-			fmt.Fprintf(stderr, "medusa: --%s: a resumed run keeps the settings it was started with; only --iters/--steps, --out, --checkpoint-every, --log, --log-every and the --eval flags may be given\n", name)
+			fmt.Fprintf(stderr, "medusa: --%s: a resumed run keeps the settings it was started with; only --iters/--steps, --out, --checkpoint-every, --log, --log-every, --device and the --eval flags may be given\n", name)
 			return zero, &usageError{"--" + name + " on resume"}
 		}
 	}
