@@ -333,3 +333,36 @@ func TestErrorNames(t *testing.T) {
 		t.Errorf("result(0) = %v; want nil", err)
 	}
 }
+
+// TestOpenWithoutLibraries checks Open and Probe with each library absent
+// (whatever this machine has): the error matches ErrNoGPU and names the
+// library, and Probe says which is missing.
+func TestOpenWithoutLibraries(t *testing.T) {
+	reset := func() {
+		driverOnce, driverLoaded, driverErr, driverPath, driverVersion = sync.Once{}, nil, nil, "", 0
+		nvrtcOnce, nvrtcLoaded, nvrtcErr = sync.Once{}, nil, nil
+		cublasOnce, cublasLoaded, cublasErr = sync.Once{}, nil, nil
+	}
+	saved := [3][]string{driverNames, nvrtcNames, cublasNames}
+	t.Cleanup(func() {
+		driverNames, nvrtcNames, cublasNames = saved[0], saved[1], saved[2]
+		reset()
+	})
+	t.Setenv("MEDUSA_CUDA_LIB", "")
+	t.Setenv("CUDA_HOME", "")
+	t.Setenv("CUDA_PATH", "")
+	absent := []string{"libmedusa-absent.so.1"}
+	driverNames = absent
+	reset()
+	if _, err := Open(0); !errors.Is(err, ErrNoGPU) || !strings.Contains(err.Error(), "cannot load the driver library") {
+		t.Errorf("Open(0) without a driver = %v; want ErrNoGPU saying the driver library is missing", err)
+	}
+	if r := Probe(); r.Driver != "" || r.DriverErr == nil || !strings.Contains(r.String(), "driver:  none") {
+		t.Errorf("Probe() without a driver = %+v", r)
+	}
+	driverNames, nvrtcNames, cublasNames = saved[0], absent, absent
+	reset()
+	if r := Probe(); !strings.Contains(r.String(), "nvrtc:   none") || !strings.Contains(r.String(), "cublas:  none") {
+		t.Errorf("Probe() without NVRTC and cuBLAS = %s", r)
+	}
+}
