@@ -199,11 +199,34 @@ type Device interface {
 	Download(dst any, b Buffer) error
 }
 
+// Recorder is implemented by a Device that can record the kernels a Plan
+// runs and replay them as one unit (CUDA graphs): a Plan whose every op is
+// on such a device records its second Run and replays the recording in
+// the later ones, after uploading the inputs, so that a step costs one
+// launch instead of one per op.
+type Recorder interface {
+	// Record makes the kernels run until Stop be recorded instead of run.
+	// Its error matches ErrUnsupported when recording is turned off.
+	Record() error
+	// Stop ends the recording and returns it; the kernels have not run.
+	Stop() (Recording, error)
+}
+
+// Recording is a sequence of kernel runs that can be replayed.
+type Recording interface {
+	// Replay runs the recorded kernels again, on the buffers they were
+	// recorded with.
+	Replay() error
+	// Free releases the recording.
+	Free() error
+}
+
 // Placement says where a Plan runs its ops.
 type Placement struct {
 	Device   string         // the device's name; "" for a CPU plan
 	OnDevice int            // ops run by the device (views included)
 	OnHost   int            // ops run on the CPU
+	Recorded bool           // runs are replayed from a recording (see Recorder)
 	HostOps  map[string]int // the ops run on the CPU, by kind or op name, with their counts
 }
 

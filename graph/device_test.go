@@ -50,6 +50,67 @@ func (d *hostDevice) Download(dst any, b Buffer) error {
 	return nil
 }
 
+// recordingDevice is a hostDevice that records kernel runs (Recorder).
+type recordingDevice struct {
+	hostDevice
+	off        bool     // Record refuses
+	recording  bool     // kernels are being recorded
+	log        []func() // the recording being made
+	recordings int      // recordings made
+	replays    int
+}
+
+type hostRecording struct {
+	d   *recordingDevice
+	log []func()
+}
+
+func (r *hostRecording) Replay() error {
+	for _, f := range r.log {
+		f()
+	}
+	r.d.replays++
+	return nil
+}
+
+func (r *hostRecording) Free() error { return nil }
+
+func (d *recordingDevice) Record() error {
+	if d.off {
+		return fmt.Errorf("host-test: recording off: %w", ErrUnsupported)
+	}
+	d.recording, d.log = true, nil
+	return nil
+}
+
+func (d *recordingDevice) Stop() (Recording, error) {
+	d.recording = false
+	d.recordings++
+	return &hostRecording{d: d, log: d.log}, nil
+}
+
+func (d *recordingDevice) Kernel(op OpSpec) (Kernel, error) {
+	k, err := d.hostDevice.Kernel(op)
+	if err != nil {
+		return nil, err
+	}
+	return recordingKernel{d, k.(hostKernel)}, nil
+}
+
+type recordingKernel struct {
+	d *recordingDevice
+	k hostKernel
+}
+
+func (k recordingKernel) Run(out Buffer, in []Buffer) error {
+	if k.d.recording {
+		in := append([]Buffer(nil), in...)
+		k.d.log = append(k.d.log, func() { k.k.Run(out, in) })
+		return nil
+	}
+	return k.k.Run(out, in)
+}
+
 type hostKernel func(out []float64, in [][]float64)
 
 func (k hostKernel) Run(out Buffer, in []Buffer) error {
@@ -83,6 +144,37 @@ func (d *hostDevice) Kernel(op OpSpec) (Kernel, error) {
 	switch op.Kind {
 	case "add":
 		return binary(func(a, b float64) float64 { return a + b }), nil
+	case "sub":
+		return binary(func(a, b float64) float64 { return a - b }), nil
+	case "square":
+		return hostKernel(func(out []float64, in [][]float64) {
+			for i := range out {
+				out[i] = in[0][i] * in[0][i]
+			}
+		}), nil
+	case "relumask":
+		return hostKernel(func(out []float64, in [][]float64) {
+			for i := range out {
+				out[i] = 0
+				if in[0][i] > 0 {
+					out[i] = in[1][i]
+				}
+			}
+		}), nil
+	case "broadcast":
+		s, axis := op.In[0], op.Attr["axis"]
+		outer, inner := 1, 1
+		for i, d := range s {
+			if i < axis {
+				outer *= d
+			} else {
+				inner *= d
+			}
+		}
+		n := op.Attr["n"]
+		return hostKernel(func(out []float64, in [][]float64) {
+			broadcastKernel(out, in[0], outer, n, inner)
+		}), nil
 	case "mul":
 		return binary(func(a, b float64) float64 { return a * b }), nil
 	case "exp":
@@ -308,5 +400,63 @@ func TestDescribe(t *testing.T) {
 	}
 	if _, ok := Describe(x); ok {
 		t.Errorf("Describe(input) = _, true; want false")
+	}
+}
+
+// TestPlanRecords runs a plan whose every op is on a recording device:
+// the second Run records, the later ones replay, with the inputs of each
+// Run, and every output matches the CPU plan. A device that refuses to
+// record runs op by op.
+func TestPlanRecords(t *testing.T) {
+	all := map[string]bool{}
+	for _, k := range []string{"add", "sub", "mul", "exp", "square", "relu", "relumask", "matmul", "sumaxis", "broadcast"} {
+		all[k] = true
+	}
+	for _, off := range []bool{false, true} {
+		dev := &recordingDevice{hostDevice: hostDevice{kinds: all}, off: off}
+		g, outs := secondOrderGraph(t)
+		cpu, err := Compile(g, outs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := CompileOn(dev, g, outs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl := p.Placement(); pl.OnHost != 0 || !pl.Recorded {
+			t.Fatalf("Placement() = %+v; want every op on the device, recorded", pl)
+		}
+		seeds := []float64{1.3, 2.9, 0.7, 1.3, 4.1}
+		for _, seed := range seeds {
+			bindXW(t, cpu, seed)
+			bindXW(t, p, seed)
+			if err := cpu.Run(); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Run(); err != nil {
+				t.Fatal(err)
+			}
+			for k, o := range outs {
+				want, got := read(t, cpu, o), read(t, p, o)
+				for i := range want {
+					if math.Abs(got[i]-want[i]) > 1e-12*math.Max(1, math.Abs(want[i])) {
+						t.Fatalf("recording off=%v, seed %v output %d[%d]: device plan %v, CPU plan %v", off, seed, k, i, got[i], want[i])
+					}
+				}
+			}
+		}
+		wantRec, wantReplays := 1, len(seeds)-1
+		if off {
+			wantRec, wantReplays = 0, 0
+		}
+		if dev.recordings != wantRec || dev.replays != wantReplays {
+			t.Errorf("recording off=%v: %d recordings, %d replays; want %d, %d", off, dev.recordings, dev.replays, wantRec, wantReplays)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if dev.live != 0 {
+			t.Errorf("%d device buffers live after Close", dev.live)
+		}
 	}
 }

@@ -57,6 +57,11 @@ type Plan struct {
 	hostOK []bool   // vals[i] holds node i's current value
 	devOK  []bool   // buf[i] holds node i's current value
 	copies Copies   // of the last Run
+
+	// Recording (see Recorder): every op is on a Recorder device.
+	recordable bool
+	runs       int       // successful Runs so far
+	rec        Recording // from the second Run on
 }
 
 var _ Machine = (*Plan)(nil)
@@ -159,7 +164,72 @@ func (p *Plan) place(dev Device) error {
 			return fmt.Errorf("graph: Compile: %s on %s: %w", spec, dev, err)
 		}
 	}
+	_, p.recordable = dev.(Recorder)
+	for i, n := range p.nodes {
+		if n.Op() != nil && !p.fixed[i] && !p.onDev[i] {
+			p.recordable = false
+		}
+	}
 	return nil
+}
+
+// replay runs the plan from its recording, making it on the first call;
+// it reports false when the device cannot record, and the plan then runs
+// op by op from now on.
+func (p *Plan) replay() (bool, error) {
+	for i, n := range p.nodes {
+		if n.Op() == nil {
+			if !p.bound[i] {
+				if p.vals[i] = n.Value(); p.vals[i] == nil {
+					return true, fmt.Errorf("graph: Run: input %q is not bound", n.Name())
+				}
+			}
+			p.hostOK[i], p.devOK[i] = true, false
+			if err := p.toDevice(i); err != nil {
+				return true, fmt.Errorf("graph: Run: input %q to %s: %v", n.Name(), p.dev, err)
+			}
+		}
+	}
+	if p.rec == nil {
+		r := p.dev.(Recorder)
+		if err := r.Record(); err != nil {
+			// Recording off, or not possible here: run op by op.
+			p.recordable = false
+			return false, nil
+		}
+		var ins []Buffer
+		var err error
+		for i, n := range p.nodes {
+			if n.Op() == nil || p.fixed[i] {
+				continue
+			}
+			if ins, err = p.runDevice(i, ins); err != nil {
+				break
+			}
+		}
+		rec, serr := r.Stop()
+		if err == nil {
+			err = serr
+		}
+		if err != nil {
+			// Nothing ran while recording: run op by op instead.
+			p.recordable = false
+			if rec != nil {
+				rec.Free()
+			}
+			return false, nil
+		}
+		p.rec = rec
+	}
+	if err := p.rec.Replay(); err != nil {
+		return true, fmt.Errorf("graph: Run: replaying on %s: %v", p.dev, err)
+	}
+	for i, n := range p.nodes {
+		if n.Op() != nil && !p.fixed[i] {
+			p.devOK[i], p.hostOK[i] = true, false
+		}
+	}
+	return true, nil
 }
 
 // Placement reports where the plan runs its ops.
@@ -174,6 +244,7 @@ func (p *Plan) Placement() Placement {
 		}
 		if p.dev != nil && p.onDev[i] {
 			pl.OnDevice++
+			pl.Recorded = p.recordable
 			continue
 		}
 		pl.OnHost++
@@ -346,9 +417,19 @@ func (p *Plan) Run() (err error) {
 			err = fmt.Errorf("graph: Run: op %v (node %s): %v", cur.Op(), cur.Name(), r)
 		}
 	}()
+	p.copies = Copies{}
+	if p.recordable && p.runs > 0 {
+		if done, err := p.replay(); done {
+			return err
+		}
+	}
+	defer func() {
+		if err == nil {
+			p.runs++
+		}
+	}()
 	in := make([]G.Value, 0, 4)
 	var ins []Buffer
-	p.copies = Copies{}
 	for i, n := range p.nodes {
 		if p.fixed[i] {
 			continue
@@ -475,6 +556,10 @@ func (p *Plan) ReadFloat64s(n *G.Node) ([]float64, error) {
 func (p *Plan) Close() error {
 	p.vals = nil
 	var first error
+	if p.rec != nil {
+		first = p.rec.Free()
+		p.rec = nil
+	}
 	for i, b := range p.buf {
 		if b != nil && !p.view[i] {
 			if err := p.dev.Free(b); err != nil && first == nil {
