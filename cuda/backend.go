@@ -25,6 +25,16 @@ type backend interface {
 	gemm(dt tensor.Dtype, transA, transB bool, m, n, k int, a uintptr, lda int, strideA int, b uintptr, ldb int, strideB int, c uintptr, ldc int, strideC int, batch int) error
 	sync() error
 	close() error
+	// capture starts recording the launches and gemms; endCapture stops
+	// and returns the recording.
+	capture() error
+	endCapture() (replayer, error)
+}
+
+// replayer is a recording of launches and gemms.
+type replayer interface {
+	replay() error
+	free() error
 }
 
 // gpu is a backend on one CUDA device, in its primary context.
@@ -238,4 +248,64 @@ func (g *gpu) close() error {
 		g.ctx = 0
 	}
 	return first
+}
+
+// Stream capture modes (CUstreamCaptureMode).
+const captureRelaxed = 2
+
+// capture starts recording the stream's work into a CUDA graph. The mode
+// is relaxed: the goroutine may move between OS threads while recording.
+func (g *gpu) capture() error {
+	done, err := g.current()
+	if err != nil {
+		return err
+	}
+	defer done()
+	return g.drv.call("cuStreamBeginCapture_v2", g.stream, captureRelaxed)
+}
+
+func (g *gpu) endCapture() (replayer, error) {
+	done, err := g.current()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var graph, exec uintptr
+	if err := g.drv.call("cuStreamEndCapture", g.stream, uintptr(unsafe.Pointer(&graph))); err != nil {
+		return nil, err
+	}
+	defer g.drv.call("cuGraphDestroy", graph)
+	if err := g.drv.call("cuGraphInstantiateWithFlags", uintptr(unsafe.Pointer(&exec)), graph, 0); err != nil {
+		return nil, err
+	}
+	return &cudaGraph{g: g, exec: exec}, nil
+}
+
+// cudaGraph is an instantiated CUDA graph.
+type cudaGraph struct {
+	g    *gpu
+	exec uintptr
+}
+
+func (c *cudaGraph) replay() error {
+	done, err := c.g.current()
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.g.drv.call("cuGraphLaunch", c.exec, c.g.stream)
+}
+
+func (c *cudaGraph) free() error {
+	if c.exec == 0 {
+		return nil
+	}
+	done, err := c.g.current()
+	if err != nil {
+		return err
+	}
+	defer done()
+	err = c.g.drv.call("cuGraphExecDestroy", c.exec)
+	c.exec = 0
+	return err
 }

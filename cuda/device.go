@@ -14,6 +14,11 @@ import (
 // graph.Plan's ops. Open returns one. Its methods are not safe for
 // concurrent use; separate Devices may be used concurrently.
 type Device struct {
+	// Graphs, when set, lets plans whose every op runs here record a step
+	// as a CUDA graph and replay it (graph.Recorder). Open sets it unless
+	// the environment variable MEDUSA_CUDA_GRAPHS is "off".
+	Graphs bool
+
 	b       backend
 	name    string
 	threads int // per block
@@ -21,7 +26,33 @@ type Device struct {
 	live    int // buffers allocated and not freed
 }
 
-var _ graph.Device = (*Device)(nil)
+var (
+	_ graph.Device   = (*Device)(nil)
+	_ graph.Recorder = (*Device)(nil)
+)
+
+// Record implements graph.Recorder.
+func (d *Device) Record() error {
+	if !d.Graphs {
+		return fmt.Errorf("cuda: graphs are off on %s: %w", d.name, graph.ErrUnsupported)
+	}
+	return d.b.capture()
+}
+
+// Stop implements graph.Recorder.
+func (d *Device) Stop() (graph.Recording, error) {
+	r, err := d.b.endCapture()
+	if err != nil {
+		return nil, err
+	}
+	return recording{r}, nil
+}
+
+// recording is a graph.Recording of a backend.
+type recording struct{ r replayer }
+
+func (r recording) Replay() error { return r.r.replay() }
+func (r recording) Free() error   { return r.r.free() }
 
 // String implements graph.Device.
 func (d *Device) String() string { return d.name }
@@ -201,6 +232,9 @@ func prod(s []int) int {
 
 // Kernel implements graph.Device.
 func (d *Device) Kernel(op graph.OpSpec) (graph.Kernel, error) {
+	if op.Kind == "poolargmax" {
+		return d.imageKernel(op) // int indices of float images: its own checks
+	}
 	if op.Dtype != tensor.Float32 && op.Dtype != tensor.Float64 {
 		return nil, unsupported(op, fmt.Sprintf("%v results", op.Dtype))
 	}

@@ -174,7 +174,7 @@ func randTensor(rng *rand.Rand, dt tensor.Dtype, s tensor.Shape) tensor.Tensor {
 // on the emulated device and on the CPU, float32 and float64, and checks
 // they agree and that the op ran on the device.
 func TestOpsOnDevice(t *testing.T) {
-	dev := emulated(t)
+	dev := testDevice(t)
 	for _, c := range opCases() {
 		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
 			t.Run(fmt.Sprintf("%s/%v", c.name, dt), func(t *testing.T) {
@@ -365,4 +365,14 @@ func TestOpenWithoutLibraries(t *testing.T) {
 	if r := Probe(); !strings.Contains(r.String(), "nvrtc:   none") || !strings.Contains(r.String(), "cublas:  none") {
 		t.Errorf("Probe() without NVRTC and cuBLAS = %s", r)
 	}
+}
+
+// TestDeviceOpen opens the GPU of MEDUSA_TEST_DEVICE and reports it; it
+// skips on the emulation.
+func TestDeviceOpen(t *testing.T) {
+	if os.Getenv("MEDUSA_TEST_DEVICE") == "" {
+		t.Skip("MEDUSA_TEST_DEVICE is not set: no GPU to open")
+	}
+	dev := testDevice(t)
+	t.Logf("%s\n%s", dev, Probe())
 }

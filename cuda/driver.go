@@ -1,8 +1,8 @@
 package cuda
 
 import (
+	"bytes"
 	"fmt"
-	"runtime"
 	"sync"
 	"unsafe"
 )
@@ -92,8 +92,10 @@ func (d *driver) info(ordinal int) (Info, error) {
 	if err := d.call("cuDeviceGetName", uintptr(unsafe.Pointer(&name[0])), uintptr(len(name)), uintptr(dev)); err != nil {
 		return Info{}, err
 	}
-	inf.Name = gostring(uintptr(unsafe.Pointer(&name[0])))
-	runtime.KeepAlive(name)
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	inf.Name = string(name)
 	var mem uint64
 	if err := d.call("cuDeviceTotalMem_v2", uintptr(unsafe.Pointer(&mem)), uintptr(dev)); err != nil {
 		return Info{}, err

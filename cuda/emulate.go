@@ -71,6 +71,8 @@ type emulator struct {
 	entry uintptr              // emu_launch
 	mem   map[uintptr][]uint64 // allocations, kept alive here
 	sms   int
+	log   []func() // recorded launches, while capturing
+	rec   bool
 }
 
 // newEmulator compiles the kernels with the C++ compiler $CXX (g++ by
@@ -132,18 +134,39 @@ func (e *emulator) free(p uintptr) error {
 	return nil
 }
 
-// bytesAt returns the emulated device memory at p as a byte slice.
-func (e *emulator) bytesAt(p uintptr, n int) []byte {
-	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), p)), n) // memory held in e.mem
+// bytesAt returns the first n bytes of the allocation at p.
+func (e *emulator) bytesAt(p uintptr, n int) ([]byte, error) {
+	m, ok := e.mem[p]
+	if !ok || n > 8*len(m) {
+		return nil, fmt.Errorf("cuda: emulation: %d bytes at %#x, which is not an allocation that large", n, p)
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&m[0])), 8*len(m))[:n], nil
+}
+
+// floatsAt returns the allocation at p as a []F.
+func floatsAt[F float32 | float64](e *emulator, p uintptr) ([]F, error) {
+	m, ok := e.mem[p]
+	if !ok {
+		return nil, fmt.Errorf("cuda: emulation: %#x is not an allocation", p)
+	}
+	return unsafe.Slice((*F)(unsafe.Pointer(&m[0])), 8*len(m)/int(unsafe.Sizeof(F(0)))), nil
 }
 
 func (e *emulator) upload(dst uintptr, src unsafe.Pointer, bytes int) error {
-	copy(e.bytesAt(dst, bytes), unsafe.Slice((*byte)(src), bytes))
+	b, err := e.bytesAt(dst, bytes)
+	if err != nil {
+		return err
+	}
+	copy(b, unsafe.Slice((*byte)(src), bytes))
 	return nil
 }
 
 func (e *emulator) download(dst unsafe.Pointer, src uintptr, bytes int) error {
-	copy(unsafe.Slice((*byte)(dst), bytes), e.bytesAt(src, bytes))
+	b, err := e.bytesAt(src, bytes)
+	if err != nil {
+		return err
+	}
+	copy(unsafe.Slice((*byte)(dst), bytes), b)
 	return nil
 }
 
@@ -159,34 +182,60 @@ func (e *emulator) launch(fn uintptr, blocks, threads int, args []uint64) error 
 	if len(args) > emuMaxArgs {
 		return fmt.Errorf("cuda: emulation: %d kernel arguments, at most %d", len(args), emuMaxArgs)
 	}
+	if e.rec {
+		// As cuLaunchKernel does when capturing, keep the arguments' values.
+		args := append([]uint64(nil), args...)
+		e.log = append(e.log, func() { e.run(fn, blocks, threads, args) })
+		return nil
+	}
+	e.run(fn, blocks, threads, args)
+	return nil
+}
+
+// run runs a launch.
+func (e *emulator) run(fn uintptr, blocks, threads int, args []uint64) {
 	a := uintptr(0)
 	if len(args) > 0 {
 		a = uintptr(unsafe.Pointer(&args[0]))
 	}
 	purego.SyscallN(e.entry, fn, uintptr(blocks), uintptr(threads), a, uintptr(len(args)))
 	runtime.KeepAlive(args)
-	return nil
 }
 
 // gemm follows cuBLAS: column-major matrices, element (i, j) of a matrix
 // with leading dimension ld at i + j·ld.
 func (e *emulator) gemm(dt tensor.Dtype, transA, transB bool, m, n, k int, a uintptr, lda, strideA int, b uintptr, ldb, strideB int, c uintptr, ldc, strideC, batch int) error {
+	if e.rec {
+		e.log = append(e.log, func() {
+			e.rec = false
+			e.gemm(dt, transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
+		})
+		return nil
+	}
 	switch dt {
 	case tensor.Float32:
-		emuGemm[float32](e, transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
+		return emuGemm[float32](e, transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
 	case tensor.Float64:
-		emuGemm[float64](e, transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
-	default:
-		return fmt.Errorf("cuda: emulation: gemm of %v", dt)
+		return emuGemm[float64](e, transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch)
 	}
-	return nil
+	return fmt.Errorf("cuda: emulation: gemm of %v", dt)
 }
 
-func emuGemm[F float32 | float64](e *emulator, transA, transB bool, m, n, k int, a uintptr, lda, strideA int, b uintptr, ldb, strideB int, c uintptr, ldc, strideC, batch int) {
-	size := int(unsafe.Sizeof(F(0)))
-	at := func(p uintptr, i int) *F { return (*F)(unsafe.Add(unsafe.Pointer(nil), p+uintptr(i*size))) }
+func emuGemm[F float32 | float64](e *emulator, transA, transB bool, m, n, k int, a uintptr, lda, strideA int, b uintptr, ldb, strideB int, c uintptr, ldc, strideC, batch int) error {
+	A, err := floatsAt[F](e, a)
+	if err != nil {
+		return err
+	}
+	B, err := floatsAt[F](e, b)
+	if err != nil {
+		return err
+	}
+	C, err := floatsAt[F](e, c)
+	if err != nil {
+		return err
+	}
 	for s := range batch {
-		pa, pb, pc := a+uintptr(s*strideA*size), b+uintptr(s*strideB*size), c+uintptr(s*strideC*size)
+		pa, pb, pc := A[s*strideA:], B[s*strideB:], C[s*strideC:]
 		for j := range n {
 			for i := range m {
 				var sum F
@@ -198,13 +247,42 @@ func emuGemm[F float32 | float64](e *emulator, transA, transB bool, m, n, k int,
 					if transB {
 						bi = j + l*ldb
 					}
-					sum += *at(pa, ai) * *at(pb, bi)
+					sum += pa[ai] * pb[bi]
 				}
-				*at(pc, i+j*ldc) = sum
+				pc[i+j*ldc] = sum
 			}
 		}
 	}
+	return nil
 }
 
-func (e *emulator) sync() error  { return nil }
-func (e *emulator) close() error { e.mem = nil; return nil }
+func (e *emulator) sync() error { return nil }
+
+func (e *emulator) capture() error {
+	if e.rec {
+		return fmt.Errorf("cuda: emulation: already capturing")
+	}
+	e.rec, e.log = true, nil
+	return nil
+}
+
+func (e *emulator) endCapture() (replayer, error) {
+	if !e.rec {
+		return nil, fmt.Errorf("cuda: emulation: not capturing")
+	}
+	e.rec = false
+	return &emuRecording{log: e.log}, nil
+}
+
+// emuRecording replays recorded launches in order.
+type emuRecording struct{ log []func() }
+
+func (r *emuRecording) replay() error {
+	for _, f := range r.log {
+		f()
+	}
+	return nil
+}
+
+func (r *emuRecording) free() error { r.log = nil; return nil }
+func (e *emulator) close() error    { e.mem = nil; return nil }

@@ -113,19 +113,3 @@ func cstring(s string) ([]byte, uintptr) {
 	b := append([]byte(s), 0)
 	return b, uintptr(unsafe.Pointer(&b[0]))
 }
-
-// gostring copies the NUL-terminated string at p.
-func gostring(p uintptr) string {
-	if p == 0 {
-		return ""
-	}
-	var b []byte
-	for i := uintptr(0); i < 1<<16; i++ {
-		c := *(*byte)(unsafe.Add(unsafe.Pointer(nil), p+i)) // C memory, not Go's
-		if c == 0 {
-			break
-		}
-		b = append(b, c)
-	}
-	return string(b)
-}

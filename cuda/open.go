@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,7 +60,7 @@ func Open(ordinal int) (*Device, error) {
 		return nil, err
 	}
 	return &Device{b: g, name: fmt.Sprintf("cuda:%d (%s)", ordinal, inf.Name), threads: threadsPerBlock,
-		blocks: max(inf.Multiprocessor, 1) * 32}, nil
+		blocks: max(inf.Multiprocessor, 1) * 32, Graphs: os.Getenv("MEDUSA_CUDA_GRAPHS") != "off"}, nil
 }
 
 // openEmulated returns a Device on the CPU emulation, its kernels compiled
@@ -70,7 +71,7 @@ func openEmulated(dir string) (*Device, error) {
 		return nil, err
 	}
 	// Few threads and blocks, so that the grid-stride loops wrap.
-	return &Device{b: e, name: "cuda-emulated", threads: 32, blocks: 3}, nil
+	return &Device{b: e, name: "cuda-emulated", threads: 32, blocks: 3, Graphs: true}, nil
 }
 
 var (

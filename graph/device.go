@@ -30,7 +30,7 @@ var ErrUnsupported = errors.New("op not supported by the device")
 //	relumask        x, g: g where x > 0, else 0
 //	broadcast       x                          axis, n: a new axis of size n at axis
 //	sumaxis         x                          axis: summed away
-//	sumrows         x [r, c]: column sums [c]
+//	sumrows         x [T, r, c]: column sums [T, c]
 //	matmul          a [B,m,k], b [B,k,n]       transA, transB (0 or 1)
 //	transposelast   x [..., r, c] → [..., c, r]
 //	im2col, col2im  x                          n, h, w, c, k, stride, pad
@@ -137,6 +137,9 @@ func describeOp(op G.Op) (kind string, attr map[string]int, eps float64) {
 	case "*gorgonia.sliceOp":
 		s, ok := op.(tensor.Slice)
 		axis, ok2 := intField(op, "along")
+		if f := reflect.ValueOf(op).Elem().FieldByName("Slice"); !f.IsValid() || f.IsNil() {
+			ok = false // a whole axis: gorgonia's methods would panic
+		}
 		if ok && ok2 {
 			return "slice", map[string]int{"axis": axis, "start": s.Start(), "end": s.End(), "step": s.Step()}, 0
 		}
@@ -167,7 +170,9 @@ type Buffer interface {
 	Dtype() tensor.Dtype
 }
 
-// Kernel runs one prepared op on its Device.
+// Kernel runs one prepared op on its Device. A Kernel that holds device
+// memory of its own also has a Close method (io.Closer), which Plan.Close
+// calls.
 type Kernel interface {
 	// Run computes the op from in (one buffer per argument, in OpSpec.In's
 	// order) into out. The kernel may be queued: its results are certain

@@ -460,3 +460,20 @@ func TestPlanRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeWholeAxisSlice checks that a slice taking a whole axis
+// (gorgonia keeps a nil part) is described as no kind, not a panic.
+func TestDescribeWholeAxisSlice(t *testing.T) {
+	g := G.NewGraph()
+	x := G.NewTensor(g, G.Float64, 2, G.WithShape(3, 4), G.WithName("x"))
+	y, err := G.Slice(x, nil, G.S(1, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range g.AllNodes() {
+		Describe(n) // must not panic
+	}
+	if s, ok := Describe(y); ok && s.Kind != "slice" {
+		t.Errorf("Describe(slice) = %v", s)
+	}
+}

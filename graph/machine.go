@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -559,6 +560,14 @@ func (p *Plan) Close() error {
 	if p.rec != nil {
 		first = p.rec.Free()
 		p.rec = nil
+	}
+	for i, k := range p.kern {
+		if c, ok := k.(io.Closer); ok {
+			if err := c.Close(); err != nil && first == nil {
+				first = fmt.Errorf("graph: Close: %v", err)
+			}
+		}
+		p.kern[i] = nil
 	}
 	for i, b := range p.buf {
 		if b != nil && !p.view[i] {

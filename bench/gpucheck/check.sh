@@ -46,7 +46,7 @@ run() {
 
 	echo "== parity: every op and learner on the GPU against the CPU (float32 1e-4, float64 1e-10), determinism"
 	(cd "$here/../../cuda" && MEDUSA_TEST_DEVICE=cuda "$bin/cuda.test" -test.v -test.count 1 \
-		-test.run 'TestDeviceOpen|TestOpsOnDevice|TestMetaLearnersOnDevice|TestMTLOnDevice|TestConvNetOnDevice|TestDeviceDeterministic' \
+		-test.run 'TestDeviceOpen|TestOpsOnDevice|TestMetaLearnersOnDevice|TestMTLOnDevice|TestConvNetOnDevice|TestConvNetMAMLOnDevice|TestPoolArgMax|TestScatterAddIndices|TestDeviceDeterministic' \
 		>"$out/parity.txt" 2>&1)
 	parity=$?
 	grep -E '^(=== RUN|--- FAIL|    .*(device|CPU))' "$out/parity.txt" | grep -v '=== RUN' | head -40

@@ -32,3 +32,14 @@ __device__ __forceinline__ float xtanh(float x) { return tanhf(x); }
 __device__ __forceinline__ double xtanh(double x) { return tanh(x); }
 __device__ __forceinline__ float xabs(float x) { return fabsf(x); }
 __device__ __forceinline__ double xabs(double x) { return fabs(x); }
+
+// xmul is a*b rounded on its own: the device compiler would otherwise fuse
+// a product and a following sum into one fused multiply-add, rounded once,
+// and the result would no longer match the CPU's, which rounds both.
+#ifdef __CUDA_ARCH__
+__device__ __forceinline__ float xmul(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double xmul(double a, double b) { return __dmul_rn(a, b); }
+#else
+__device__ __forceinline__ float xmul(float a, float b) { return a * b; }
+__device__ __forceinline__ double xmul(double a, double b) { return a * b; }
+#endif

@@ -1,0 +1,312 @@
+package cuda
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/tasks"
+	"github.com/medusa-ml/medusa/learners/weighting"
+	"github.com/medusa-ml/medusa/nets"
+	"gorgonia.org/tensor"
+)
+
+// testDevice is the device the learner tests compare with the CPU: a GPU
+// when MEDUSA_TEST_DEVICE=cuda (or cuda:N), the CPU emulation otherwise.
+func testDevice(t *testing.T) *Device {
+	t.Helper()
+	spec := os.Getenv("MEDUSA_TEST_DEVICE")
+	if spec == "" || spec == "emulated" {
+		return emulated(t)
+	}
+	var ordinal int
+	if _, err := fmt.Sscanf(spec, "cuda:%d", &ordinal); err != nil && spec != "cuda" {
+		t.Fatalf("MEDUSA_TEST_DEVICE=%q: want cuda, cuda:N or emulated", spec)
+	}
+	gpuOnce.Do(func() { gpuDev, gpuErr = Open(ordinal) })
+	if gpuErr != nil {
+		t.Fatalf("MEDUSA_TEST_DEVICE=%s: %v", spec, gpuErr)
+	}
+	return gpuDev
+}
+
+var (
+	gpuOnce sync.Once
+	gpuDev  *Device
+	gpuErr  error
+)
+
+// counting is a Device that counts the kernels it prepared and the ops it
+// refused, so that a test can tell the device did the work.
+type counting struct {
+	*Device
+	kernels int
+	refused map[string]int
+}
+
+func (c *counting) Kernel(op graph.OpSpec) (graph.Kernel, error) {
+	k, err := c.Device.Kernel(op)
+	if err == nil {
+		c.kernels++
+	} else {
+		if c.refused == nil {
+			c.refused = make(map[string]int)
+		}
+		c.refused[op.Kind]++
+	}
+	return k, err
+}
+
+// check fails t unless the device prepared kernels and refused none.
+func (c *counting) check(t *testing.T) {
+	t.Helper()
+	if c.kernels == 0 || len(c.refused) > 0 {
+		t.Errorf("%d kernels on the device; refused %v", c.kernels, c.refused)
+	}
+}
+
+// learnerTolerance is the acceptance bound on relative differences between
+// device and CPU after a few steps.
+func learnerTolerance(dt tensor.Dtype) float64 {
+	if dt == tensor.Float32 {
+		return 1e-4
+	}
+	return 1e-10
+}
+
+// sameParams compares two parameter sets element by element.
+func sameParams(t *testing.T, what string, cpu, dev *graph.Params, tol float64) {
+	t.Helper()
+	for i := 0; i < cpu.Len(); i++ {
+		a, b := graph.Float64s(cpu.At(i).Value), graph.Float64s(dev.At(i).Value)
+		for j := range a {
+			if d := math.Abs(a[j] - b[j]); d > tol*math.Max(1, math.Abs(a[j])) || math.IsNaN(b[j]) {
+				t.Fatalf("%s: %s[%d]: device %v, CPU %v", what, cpu.At(i).Name, j, b[j], a[j])
+			}
+		}
+	}
+}
+
+func close(t *testing.T, what string, cpu, dev, tol float64) {
+	t.Helper()
+	if d := math.Abs(cpu - dev); d > tol*math.Max(1, math.Abs(cpu)) || math.IsNaN(dev) {
+		t.Fatalf("%s: device %v, CPU %v", what, dev, cpu)
+	}
+}
+
+// metaLearner is the part of the meta-learners these tests use.
+type metaLearner interface {
+	Step(context.Context, *tasks.Batch) (learners.Stats, error)
+}
+
+// TestMetaLearnersOnDevice takes three meta-training steps of every
+// meta-learner on the device and on the CPU from the same start and
+// batches, and checks losses and parameters agree: float32 within 1e-4
+// relative, float64 within 1e-10.
+func TestMetaLearnersOnDevice(t *testing.T) {
+	type setup struct {
+		name string
+		make func(p *graph.Params, model nets.MLP, d graph.Device) metaLearner
+	}
+	setups := []setup{
+		{"maml-1", func(p *graph.Params, m nets.MLP, d graph.Device) metaLearner {
+			return &learners.MAML{Model: m, Params: p, Device: d}
+		}},
+		{"maml-5", func(p *graph.Params, m nets.MLP, d graph.Device) metaLearner {
+			return &learners.MAML{Model: m, Params: p, InnerSteps: 5, Device: d}
+		}},
+		{"fomaml", func(p *graph.Params, m nets.MLP, d graph.Device) metaLearner {
+			return &learners.MAML{Model: m, Params: p, FirstOrder: true, InnerSteps: 2, Device: d}
+		}},
+		{"anil", func(p *graph.Params, m nets.MLP, d graph.Device) metaLearner {
+			return &learners.ANIL{MAML: learners.MAML{Model: m, Params: p, Device: d}}
+		}},
+		{"metasgd", func(p *graph.Params, m nets.MLP, d graph.Device) metaLearner {
+			return &learners.MetaSGD{MAML: learners.MAML{Model: m, Params: p, Device: d}}
+		}},
+		{"reptile", func(p *graph.Params, m nets.MLP, d graph.Device) metaLearner {
+			return &learners.Reptile{Model: m, Params: p, InnerSteps: 3, Rand: rand.New(rand.NewPCG(5, 5)), Device: d}
+		}},
+	}
+	for _, s := range setups {
+		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+			t.Run(fmt.Sprintf("%s/%v", s.name, dt), func(t *testing.T) {
+				model := nets.MLP{In: 1, Out: 1, Hidden: []int{40, 40}, Activation: nets.ReLU}
+				dev := &counting{Device: testDevice(t)}
+				defer dev.check(t)
+				var params [2]*graph.Params
+				var ls [2]metaLearner
+				for i, d := range []graph.Device{nil, dev} {
+					p, err := model.Init(rand.New(rand.NewPCG(1, 1)), dt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					params[i], ls[i] = p, s.make(p, model, d)
+				}
+				rng := rand.New(rand.NewPCG(2, 2))
+				for step := range 3 {
+					batch, _, err := tasks.Sinusoid{}.Sample(rng, 6, 5, 7)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var stats [2]learners.Stats
+					for i := range ls {
+						if stats[i], err = ls[i].Step(context.Background(), batch); err != nil {
+							t.Fatal(err)
+						}
+					}
+					tol := learnerTolerance(dt)
+					close(t, fmt.Sprintf("step %d pre-adaptation loss", step), stats[0].PreLoss, stats[1].PreLoss, tol)
+					close(t, fmt.Sprintf("step %d post-adaptation loss", step), stats[0].PostLoss, stats[1].PostLoss, tol)
+					sameParams(t, fmt.Sprintf("step %d", step), params[0], params[1], tol)
+				}
+			})
+		}
+	}
+}
+
+// TestMTLOnDevice takes three steps of multi-task training with every
+// weighting on the device and on the CPU and compares as above.
+func TestMTLOnDevice(t *testing.T) {
+	targets := []tasks.Target{{Name: "reg1"}, {Name: "reg2"}, {Name: "cls", Kind: tasks.Binary}}
+	rng := rand.New(rand.NewPCG(1, 1))
+	batch := &tasks.Table{N: 24, In: 6, Targets: targets, Y: make([][]float64, 3)}
+	for range batch.N * batch.In {
+		batch.X = append(batch.X, rng.NormFloat64())
+	}
+	for range batch.N {
+		batch.Y[0] = append(batch.Y[0], rng.NormFloat64())
+		batch.Y[1] = append(batch.Y[1], rng.NormFloat64())
+		batch.Y[2] = append(batch.Y[2], float64(rng.IntN(2)))
+	}
+	for _, name := range weighting.Names() {
+		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+			t.Run(fmt.Sprintf("%s/%v", name, dt), func(t *testing.T) {
+				model := nets.MultiTask{
+					Trunk: nets.Trunk{In: 6, Hidden: []int{16, 16}},
+					Heads: []nets.Head{{Name: "reg1", Out: 1}, {Name: "reg2", Out: 1}, {Name: "cls", Out: 1}},
+				}
+				dev := &counting{Device: testDevice(t)}
+				defer dev.check(t)
+				var params [2]*graph.Params
+				var ms [2]*learners.MTL
+				for i, d := range []graph.Device{nil, dev} {
+					p, err := model.Init(rand.New(rand.NewPCG(1, 1)), dt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					w, err := weighting.New(name, len(targets))
+					if err != nil {
+						t.Fatal(err)
+					}
+					params[i] = p
+					ms[i] = &learners.MTL{Model: model, Params: p, Targets: targets, Weighting: w, Device: d, Rand: rand.New(rand.NewPCG(3, 3))}
+				}
+				tol := learnerTolerance(dt)
+				for step := range 3 {
+					var stats [2]learners.MTLStats
+					for i, m := range ms {
+						var err error
+						if stats[i], err = m.Step(context.Background(), batch); err != nil {
+							t.Fatal(err)
+						}
+					}
+					for k := range stats[0].Losses {
+						close(t, fmt.Sprintf("step %d loss %d", step, k), stats[0].Losses[k], stats[1].Losses[k], tol)
+					}
+					sameParams(t, fmt.Sprintf("step %d", step), params[0], params[1], tol)
+				}
+			})
+		}
+	}
+}
+
+// TestDeviceDeterministic takes three MAML steps on the device twice from
+// the same seed and checks the parameters are identical, bit for bit.
+func TestDeviceDeterministic(t *testing.T) {
+	dev := testDevice(t)
+	var runs [2][]float64
+	for r := range runs {
+		model := nets.MLP{In: 1, Out: 1, Hidden: []int{40, 40}, Activation: nets.ReLU}
+		p, err := model.Init(rand.New(rand.NewPCG(1, 1)), tensor.Float32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &learners.MAML{Model: model, Params: p, InnerSteps: 2, Device: dev}
+		rng := rand.New(rand.NewPCG(2, 2))
+		for range 3 {
+			batch, _, err := tasks.Sinusoid{}.Sample(rng, 50, 10, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.Step(context.Background(), batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < p.Len(); i++ {
+			runs[r] = append(runs[r], graph.Float64s(p.At(i).Value)...)
+		}
+	}
+	for i := range runs[0] {
+		if math.Float64bits(runs[0][i]) != math.Float64bits(runs[1][i]) {
+			t.Fatalf("parameter %d: %v, then %v from the same seed", i, runs[0][i], runs[1][i])
+		}
+	}
+}
+
+// TestConvNetMAMLOnDevice takes two second-order MAML steps of a small
+// ConvNet on 5-way 1-shot episodes on the device and on the CPU and
+// compares as TestMetaLearnersOnDevice does.
+func TestConvNetMAMLOnDevice(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	set := &tasks.ClassSet{Rows: 12, Cols: 12, Images: make([][]int, 8)}
+	for c := range set.Images {
+		for range 4 {
+			set.Images[c] = append(set.Images[c], len(set.Pixels)/(12*12))
+			for range 12 * 12 {
+				set.Pixels = append(set.Pixels, byte(rng.IntN(256)))
+			}
+		}
+	}
+	eps := tasks.Episodes{Set: set, Ways: 5, Shots: 1, Query: 2}
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		t.Run(dt.String(), func(t *testing.T) {
+			dev := &counting{Device: testDevice(t)}
+			defer dev.check(t)
+			model := nets.ConvNet{Side: 12, Filters: 6, Blocks: 2, Out: 5}
+			var params [2]*graph.Params
+			var ms [2]*learners.MAML
+			for i, d := range []graph.Device{nil, dev} {
+				p, err := model.Init(rand.New(rand.NewPCG(1, 1)), dt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				params[i] = p
+				ms[i] = &learners.MAML{Model: model, Params: p, Loss: learners.CrossEntropy, InnerLR: 0.4, Device: d}
+			}
+			brng := rand.New(rand.NewPCG(2, 2))
+			tol := learnerTolerance(dt)
+			for step := range 2 {
+				batch, err := eps.Sample(brng, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var stats [2]learners.Stats
+				for i, m := range ms {
+					if stats[i], err = m.Step(context.Background(), batch); err != nil {
+						t.Fatal(err)
+					}
+				}
+				close(t, fmt.Sprintf("step %d pre-adaptation loss", step), stats[0].PreLoss, stats[1].PreLoss, tol)
+				close(t, fmt.Sprintf("step %d post-adaptation loss", step), stats[0].PostLoss, stats[1].PostLoss, tol)
+				sameParams(t, fmt.Sprintf("step %d", step), params[0], params[1], tol)
+			}
+		})
+	}
+}
