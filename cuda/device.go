@@ -268,8 +268,7 @@ func (d *Device) Kernel(op graph.OpSpec) (graph.Kernel, error) {
 		return d.kernel("broadcast", dt, n, c(outer), c(op.Attr["n"]), c(inner), in(0), out)
 	case "sumaxis":
 		axis, s := op.Attr["axis"], op.In[0]
-		outer, inner := prod(s[:axis]), prod(s[axis+1:])
-		return d.kernel("sumaxis", dt, outer*inner, c(outer), c(s[axis]), c(inner), in(0), out)
+		return d.sumAxis(dt, prod(s[:axis]), s[axis], prod(s[axis+1:]))
 	case "logsoftmax":
 		s := op.In[0]
 		last := s[len(s)-1]
@@ -286,6 +285,27 @@ func (d *Device) Kernel(op graph.OpSpec) (graph.Kernel, error) {
 		return d.matmul(op)
 	}
 	return d.imageKernel(op)
+}
+
+// sumAxis prepares the sum over the middle axis of x [outer, n, inner],
+// in two passes when the outputs are few and the rows many (reduce.cu).
+func (d *Device) sumAxis(dt tensor.Dtype, outer, n, inner int) (graph.Kernel, error) {
+	nq, chunk := chunking(outer*inner, n)
+	if nq == 1 {
+		return d.kernel("sumaxis", dt, outer*inner, c(outer), c(n), c(inner), in(0), out)
+	}
+	p := &passes{d: d}
+	part, err := p.alloc(dt, outer*nq*inner)
+	if err != nil {
+		return nil, err
+	}
+	p.add(&err, "sumaxis_part", dt, outer*nq*inner, c(outer), c(n), c(inner), c(chunk), in(0), temp(part, 0))
+	p.add(&err, "sumaxis", dt, outer*inner, c(outer), c(nq), c(inner), temp(part, 0), out)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
 }
 
 // gemm is a Kernel running a batched matrix product on cuBLAS.

@@ -81,6 +81,13 @@ func opCases() []opCase {
 		opCase{name: "broadcast-sumaxis", shapes: []tensor.Shape{s(3, 4, 5)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) {
 			return graph.Broadcast(G.Must(G.HadamardProd(G.Must(graph.Broadcast(G.Must(graph.SumAxis(x[0], 1)), 1, 4)), x[0])), 3, 2)
 		}, kinds: []string{"broadcast", "sumaxis"}},
+		// Many rows and few outputs: two-pass sums (reduce.cu).
+		opCase{name: "sumaxis-chunked", shapes: []tensor.Shape{s(2, 1000, 3)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) {
+			return graph.SumAxis(x[0], 1)
+		}, kinds: []string{"sumaxis", "broadcast"}},
+		opCase{name: "mean-chunked", shapes: []tensor.Shape{s(5000)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) {
+			return graph.MeanAll(G.Must(G.Square(x[0])))
+		}, kinds: []string{"sumaxis"}},
 		opCase{name: "matmul", shapes: []tensor.Shape{s(3, 4, 5), s(3, 5, 6)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) {
 			return graph.BatchedMatMul(x[0], x[1], false, false)
 		}, kinds: []string{"matmul"}},
@@ -375,4 +382,24 @@ func TestDeviceOpen(t *testing.T) {
 	}
 	dev := testDevice(t)
 	t.Logf("%s\n%s", dev, Probe())
+}
+
+// TestChunking checks how rows are cut for two-pass sums.
+func TestChunking(t *testing.T) {
+	for _, c := range []struct{ outputs, m, nq, chunk int }{
+		{10, 64, 1, 64},        // few rows: one pass
+		{20000, 5000, 1, 5000}, // enough outputs: one pass
+		{3, 1000, 16, 63},
+		{1, 100000, 1563, 64},
+		{8, 0, 1, 1},
+		{2000, 1000, 9, 112},
+	} {
+		nq, chunk := chunking(c.outputs, c.m)
+		if nq != c.nq || chunk != c.chunk {
+			t.Errorf("chunking(%d, %d) = %d, %d; want %d, %d", c.outputs, c.m, nq, chunk, c.nq, c.chunk)
+		}
+		if c.m > 0 && ((nq-1)*chunk >= c.m || nq*chunk < c.m) {
+			t.Errorf("chunking(%d, %d) = %d chunks of %d: they do not cover the rows exactly", c.outputs, c.m, nq, chunk)
+		}
+	}
 }

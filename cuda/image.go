@@ -122,29 +122,40 @@ func (d *Device) channelOp(op graph.OpSpec) (graph.Kernel, error) {
 		return d.kernel(op.Kind, dt, n, c(n), c(m), c(ch), in(0), in(1), out)
 	case "affinechannels":
 		return d.kernel(op.Kind, dt, n, c(n), c(m), c(ch), in(0), in(1), in(2), out)
-	case "dotchannels":
-		return d.kernel(op.Kind, dt, n, c(tasks), c(m), c(ch), in(0), in(1), out)
-	case "sumrows":
-		return d.kernel(op.Kind, dt, n, c(tasks), c(m), c(ch), in(0), out)
 	}
-	if m == 0 {
+	if m == 0 && op.Kind != "sumrows" && op.Kind != "dotchannels" {
 		return nil, unsupported(op, "statistics of no rows")
 	}
-	if op.Kind == "invstd" {
-		return d.kernel(op.Kind, dt, n, c(tasks), c(m), c(ch), realArg(op.Eps), in(0), out)
+	// Per-channel sums in two passes (reduce.cu), then for normalize and
+	// normback an element-wise pass over the statistics in st.
+	// The modes of chanpart and chanfinal.
+	modes := map[string][2]int{
+		"sumrows": {0, 0}, "dotchannels": {1, 1}, "invstd": {2, 2}, "normalize": {2, 3}, "normback": {3, 4},
+	}[op.Kind]
+	part, final := modes[0], modes[1]
+	b := in(0) // chanpart's second argument where the mode reads one
+	if op.Kind == "dotchannels" || op.Kind == "normback" {
+		b = in(1)
 	}
-	// normalize and normback: per-channel sums into a double buffer, then
-	// an element-wise pass.
+	nq, chunk := chunking(tasks*ch, m)
 	p := &passes{d: d}
-	st, err := p.alloc(tensor.Float64, 2*tasks*ch)
+	sums, err := p.alloc(tensor.Float64, 2*tasks*nq*ch)
 	if err != nil {
 		return nil, err
 	}
-	if op.Kind == "normalize" {
-		p.add(&err, "bnstats", dt, tasks*ch, c(tasks), c(m), c(ch), realArg(op.Eps), in(0), temp(st, 0))
+	st := sums // a placeholder where the final pass writes out instead
+	if op.Kind == "normalize" || op.Kind == "normback" {
+		if st, err = p.alloc(tensor.Float64, 2*tasks*ch); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	p.add(&err, "chanpart", dt, tasks*nq*ch, c(tasks), c(m), c(ch), c(chunk), c(part), in(0), b, temp(sums, 0))
+	p.add(&err, "chanfinal", dt, tasks*ch, c(tasks), c(m), c(ch), c(nq), c(final), realArg(op.Eps), in(0), temp(sums, 0), out, temp(st, 0))
+	switch op.Kind {
+	case "normalize":
 		p.add(&err, "normalize", dt, n, c(n), c(m), c(ch), in(0), temp(st, 0), out)
-	} else {
-		p.add(&err, "normbackstats", dt, tasks*ch, c(tasks), c(m), c(ch), in(0), in(1), temp(st, 0))
+	case "normback":
 		p.add(&err, "normback", dt, n, c(n), c(m), c(ch), in(0), in(1), in(2), temp(st, 0), out)
 	}
 	if err != nil {
@@ -152,6 +163,21 @@ func (d *Device) channelOp(op graph.OpSpec) (graph.Kernel, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// chunking returns into how many chunks of how many rows to cut m rows
+// for outputs independent sums (reduce.cu): one chunk when the outputs
+// alone give the device about 16,384 threads, else enough chunks of at
+// least 64 rows to come near that. It depends on the shapes only, so a
+// GPU's results do not depend on which GPU it is.
+func chunking(outputs, m int) (nq, chunk int) {
+	const threads, rows = 16384, 64
+	if m <= rows || outputs >= threads {
+		return 1, max(m, 1)
+	}
+	nq = min((m+rows-1)/rows, (threads+outputs-1)/max(outputs, 1))
+	chunk = (m + nq - 1) / nq
+	return (m + chunk - 1) / chunk, chunk
 }
 
 // temp passes the address of element i of a buffer the kernel owns.

@@ -71,6 +71,14 @@ func imageOpCases() []opCase {
 		opCase{name: "batchnorm-3d", shapes: []tensor.Shape{s(3, 7, 2), s(3, 2), s(3, 2)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) {
 			return graph.BatchNorm(x[0], x[1], x[2], 0.1)
 		}, kinds: []string{"normalize", "affinechannels", "invstd", "normback", "scalechannels", "dotchannels", "sumrows"}},
+		opCase{name: "batchnorm-chunked", shapes: []tensor.Shape{s(2, 2, 20, 20, 3), s(2, 3), s(2, 3)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) {
+			// 800 rows per channel and six channels: two-pass sums.
+			y, err := graph.BatchNorm(x[0], x[1], x[2], 1e-5)
+			if err != nil {
+				return nil, err
+			}
+			return gradOf(G.Must(graph.SumAll(G.Must(G.Square(y)))), x[0])
+		}, kinds: []string{"normalize", "affinechannels", "invstd", "normback", "scalechannels", "dotchannels", "sumrows"}},
 		opCase{name: "batchnorm-second-order", shapes: []tensor.Shape{s(2, 9, 3), s(2, 3), s(2, 3)}, build: func(x G.Nodes, _ *G.Node) (*G.Node, error) {
 			// d/dx Σ BatchNorm(x)², whose gradient differentiates
 			// normback, invstd and the channel ops once more.
