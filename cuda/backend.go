@@ -48,48 +48,68 @@ type gpu struct {
 	modules []uintptr
 	funcs   map[string]uintptr
 	params  []uintptr // launch's argument pointers, reused
+	work    uintptr   // cuBLAS's workspace, so that captured gemms allocate nothing
 }
 
+// cublasWorkspace is the size of the workspace given to cuBLAS: with its
+// own, cuBLAS records allocations into captured graphs or fails the
+// capture.
+const cublasWorkspace = 32 << 20
+
 // newGPU retains device ordinal's primary context, creates a stream and a
-// cuBLAS handle on it and loads the PTX modules.
-func newGPU(drv *driver, blas *library, ordinal int, ptx [][]byte) (g *gpu, err error) {
+// cuBLAS handle on it and loads the kernels' modules (PTX or cubin images).
+func newGPU(drv *driver, blas *library, ordinal int, images [][]byte) (*gpu, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	g = &gpu{drv: drv, blas: blas, funcs: make(map[string]uintptr)}
+	g := &gpu{drv: drv, blas: blas, funcs: make(map[string]uintptr)}
 	if err := drv.call("cuDeviceGet", uintptr(unsafe.Pointer(&g.dev)), uintptr(ordinal)); err != nil {
 		return nil, err
 	}
 	if err := drv.call("cuDevicePrimaryCtxRetain", uintptr(unsafe.Pointer(&g.ctx)), uintptr(g.dev)); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			g.close()
-		}
-	}()
-	if err := drv.call("cuCtxSetCurrent", g.ctx); err != nil {
+	if err := g.setUp(images); err != nil {
+		g.close()
 		return nil, err
+	}
+	return g, nil
+}
+
+// setUp creates the stream, the cuBLAS handle and its workspace, and loads
+// the modules, in the retained context.
+func (g *gpu) setUp(images [][]byte) error {
+	drv, blas := g.drv, g.blas
+	if err := drv.call("cuCtxSetCurrent", g.ctx); err != nil {
+		return err
 	}
 	if err := drv.call("cuStreamCreate", uintptr(unsafe.Pointer(&g.stream)), 1); err != nil { // CU_STREAM_NON_BLOCKING
-		return nil, err
+		return err
 	}
 	if err := blas.call("cublasCreate_v2", uintptr(unsafe.Pointer(&g.handle))); err != nil {
-		return nil, err
+		return err
 	}
 	if err := blas.call("cublasSetStream_v2", g.handle, g.stream); err != nil {
-		return nil, err
+		return err
 	}
-	for _, p := range ptx {
-		img := append(append([]byte(nil), p...), 0)
+	if _, err := blas.sym("cublasSetWorkspace_v2"); err == nil { // cuBLAS 11.4 and later
+		if err := drv.call("cuMemAlloc_v2", uintptr(unsafe.Pointer(&g.work)), cublasWorkspace); err != nil {
+			return err
+		}
+		if err := blas.call("cublasSetWorkspace_v2", g.handle, g.work, cublasWorkspace); err != nil {
+			return err
+		}
+	}
+	for _, im := range images {
+		img := append(append([]byte(nil), im...), 0)
 		var mod uintptr
 		err := drv.call("cuModuleLoadData", uintptr(unsafe.Pointer(&mod)), uintptr(unsafe.Pointer(&img[0])))
 		runtime.KeepAlive(img)
 		if err != nil {
-			return nil, fmt.Errorf("%w (loading the kernels' PTX)", err)
+			return fmt.Errorf("%w (loading the kernels' module)", err)
 		}
 		g.modules = append(g.modules, mod)
 	}
-	return g, nil
+	return nil
 }
 
 // current pins the calling goroutine to its thread and makes the context
@@ -177,8 +197,11 @@ func (g *gpu) launch(fn uintptr, blocks, threads int, args []uint64) error {
 	for i := range args {
 		g.params = append(g.params, uintptr(unsafe.Pointer(&args[i])))
 	}
-	err = g.drv.call("cuLaunchKernel", fn, uintptr(blocks), 1, 1, uintptr(threads), 1, 1, 0, g.stream,
-		uintptr(unsafe.Pointer(&g.params[0])), 0)
+	var params uintptr
+	if len(g.params) > 0 {
+		params = uintptr(unsafe.Pointer(&g.params[0]))
+	}
+	err = g.drv.call("cuLaunchKernel", fn, uintptr(blocks), 1, 1, uintptr(threads), 1, 1, 0, g.stream, params, 0)
 	runtime.KeepAlive(args)
 	return err
 }
@@ -234,6 +257,10 @@ func (g *gpu) close() error {
 	if g.handle != 0 {
 		keep(g.blas.call("cublasDestroy_v2", g.handle))
 		g.handle = 0
+	}
+	if g.work != 0 {
+		keep(g.drv.call("cuMemFree_v2", g.work))
+		g.work = 0
 	}
 	for _, m := range g.modules {
 		keep(g.drv.call("cuModuleUnload", m))

@@ -21,9 +21,15 @@ type Device struct {
 
 	b       backend
 	name    string
-	threads int // per block
-	blocks  int // most blocks per launch
-	live    int // buffers allocated and not freed
+	threads int  // per block
+	blocks  int  // most blocks per launch
+	live    int  // buffers allocated and not freed
+	closed  bool // Close was called
+}
+
+// errClosed is the error of a Device used after Close.
+func (d *Device) errClosed(what string) error {
+	return fmt.Errorf("cuda: %s: %s is closed", what, d.name)
 }
 
 var (
@@ -33,6 +39,9 @@ var (
 
 // Record implements graph.Recorder.
 func (d *Device) Record() error {
+	if d.closed {
+		return d.errClosed("Record")
+	}
 	if !d.Graphs {
 		return fmt.Errorf("cuda: graphs are off on %s: %w", d.name, graph.ErrUnsupported)
 	}
@@ -69,6 +78,9 @@ func (b *buffer) Dtype() tensor.Dtype { return b.dt }
 
 // Alloc implements graph.Device.
 func (d *Device) Alloc(dt tensor.Dtype, n int) (graph.Buffer, error) {
+	if d.closed {
+		return nil, d.errClosed("Alloc")
+	}
 	if n < 0 {
 		return nil, fmt.Errorf("cuda: Alloc: %d elements", n)
 	}
@@ -91,6 +103,10 @@ func (d *Device) Free(b graph.Buffer) error {
 	buf, ok := b.(*buffer)
 	if !ok || buf.p == 0 {
 		return fmt.Errorf("cuda: Free: not a live buffer of %s", d.name)
+	}
+	if d.closed {
+		buf.p = 0 // released with the device
+		return nil
 	}
 	err := d.b.free(buf.p)
 	buf.p = 0
@@ -131,6 +147,9 @@ func hostBytes(b *buffer, s any) (unsafe.Pointer, int, error) {
 
 // Upload implements graph.Device.
 func (d *Device) Upload(b graph.Buffer, src any) error {
+	if d.closed {
+		return d.errClosed("Upload")
+	}
 	buf, ok := b.(*buffer)
 	if !ok || buf.p == 0 {
 		return fmt.Errorf("cuda: Upload: not a live buffer of %s", d.name)
@@ -144,6 +163,9 @@ func (d *Device) Upload(b graph.Buffer, src any) error {
 
 // Download implements graph.Device.
 func (d *Device) Download(dst any, b graph.Buffer) error {
+	if d.closed {
+		return d.errClosed("Download")
+	}
 	buf, ok := b.(*buffer)
 	if !ok || buf.p == 0 {
 		return fmt.Errorf("cuda: Download: not a live buffer of %s", d.name)
@@ -156,11 +178,24 @@ func (d *Device) Download(dst any, b graph.Buffer) error {
 }
 
 // Sync waits for every queued kernel.
-func (d *Device) Sync() error { return d.b.sync() }
+func (d *Device) Sync() error {
+	if d.closed {
+		return d.errClosed("Sync")
+	}
+	return d.b.sync()
+}
 
-// Close releases the device. Buffers still allocated are freed with the
-// context.
-func (d *Device) Close() error { return d.b.close() }
+// Close releases the device: its stream, cuBLAS handle, modules and its
+// hold on the primary context. Buffers still allocated are released with
+// the context; freeing them afterwards does nothing, and any other use is
+// an error.
+func (d *Device) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	return d.b.close()
+}
 
 // arg is one argument of a launch: a constant, argument i's buffer
 // (from ≥ 0), or the output's (from == -1).
@@ -232,6 +267,9 @@ func prod(s []int) int {
 
 // Kernel implements graph.Device.
 func (d *Device) Kernel(op graph.OpSpec) (graph.Kernel, error) {
+	if d.closed {
+		return nil, d.errClosed("Kernel")
+	}
 	if op.Kind == "poolargmax" {
 		return d.imageKernel(op) // int indices of float images: its own checks
 	}
@@ -299,7 +337,7 @@ func (d *Device) sumAxis(dt tensor.Dtype, outer, n, inner int) (graph.Kernel, er
 	if err != nil {
 		return nil, err
 	}
-	p.add(&err, "sumaxis_part", dt, outer*nq*inner, c(outer), c(n), c(inner), c(chunk), in(0), temp(part, 0))
+	p.add(&err, "sumaxis_part", dt, outer*nq*inner, c(outer), c(n), c(inner), c(nq), c(chunk), in(0), temp(part, 0))
 	p.add(&err, "sumaxis", dt, outer*inner, c(outer), c(nq), c(inner), temp(part, 0), out)
 	if err != nil {
 		p.Close()

@@ -403,3 +403,35 @@ func TestChunking(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceClosed checks a Device after Close: buffers freed with it,
+// every other use an error.
+func TestDeviceClosed(t *testing.T) {
+	emulated(t) // skips without a C++ compiler
+	d, err := openEmulated(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.Alloc(tensor.Float32, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Free(b); err != nil {
+		t.Errorf("Free after Close = %v; want nil (released with the device)", err)
+	}
+	if _, err := d.Alloc(tensor.Float32, 4); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("Alloc after Close = %v; want an error saying the device is closed", err)
+	}
+	if err := d.Upload(b, make([]float32, 4)); err == nil {
+		t.Errorf("Upload after Close succeeded")
+	}
+	if _, err := d.Kernel(graph.OpSpec{Kind: "neg", Dtype: tensor.Float32, In: []tensor.Shape{{4}}, Dtypes: []tensor.Dtype{tensor.Float32}, Out: tensor.Shape{4}}); err == nil {
+		t.Errorf("Kernel after Close succeeded")
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+}

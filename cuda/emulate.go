@@ -116,7 +116,18 @@ func newEmulator(dir string) (*emulator, error) {
 	return &emulator{lib: h, entry: launch, mem: make(map[uintptr][]uint64), sms: 2}, nil
 }
 
+// capturing is the error of a call that a CUDA stream capture forbids.
+func (e *emulator) capturing(what string) error {
+	if e.rec {
+		return fmt.Errorf("cuda: emulation: %s while capturing (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED)", what)
+	}
+	return nil
+}
+
 func (e *emulator) alloc(bytes int) (uintptr, error) {
+	if err := e.capturing("alloc"); err != nil {
+		return 0, err
+	}
 	m := make([]uint64, (bytes+7)/8)
 	for i := range m {
 		m[i] = 0x7ff4dead7ff4dead // signalling NaNs: a kernel that reads unwritten memory shows it
@@ -127,6 +138,9 @@ func (e *emulator) alloc(bytes int) (uintptr, error) {
 }
 
 func (e *emulator) free(p uintptr) error {
+	if err := e.capturing("free"); err != nil {
+		return err
+	}
 	if _, ok := e.mem[p]; !ok {
 		return fmt.Errorf("cuda: emulation: free of %#x, which is not allocated", p)
 	}
@@ -153,6 +167,9 @@ func floatsAt[F float32 | float64](e *emulator, p uintptr) ([]F, error) {
 }
 
 func (e *emulator) upload(dst uintptr, src unsafe.Pointer, bytes int) error {
+	if err := e.capturing("a copy from pageable memory"); err != nil {
+		return err
+	}
 	b, err := e.bytesAt(dst, bytes)
 	if err != nil {
 		return err
@@ -162,6 +179,9 @@ func (e *emulator) upload(dst uintptr, src unsafe.Pointer, bytes int) error {
 }
 
 func (e *emulator) download(dst unsafe.Pointer, src uintptr, bytes int) error {
+	if err := e.capturing("a copy to pageable memory"); err != nil {
+		return err
+	}
 	b, err := e.bytesAt(src, bytes)
 	if err != nil {
 		return err
@@ -256,7 +276,7 @@ func emuGemm[F float32 | float64](e *emulator, transA, transB bool, m, n, k int,
 	return nil
 }
 
-func (e *emulator) sync() error { return nil }
+func (e *emulator) sync() error { return e.capturing("a synchronisation") }
 
 func (e *emulator) capture() error {
 	if e.rec {

@@ -29,7 +29,7 @@ func (e *Error) Is(target error) bool {
 		return false
 	}
 	switch e.Code {
-	case 100, 35, 3, 999: // NO_DEVICE, INSUFFICIENT_DRIVER, NOT_INITIALIZED, UNKNOWN (no kernel module)
+	case 100, 35, 34, 46, 3, 999: // NO_DEVICE, INSUFFICIENT_DRIVER, STUB_LIBRARY, DEVICE_UNAVAILABLE, NOT_INITIALIZED, UNKNOWN (no kernel module)
 		return true
 	}
 	return false
@@ -79,7 +79,12 @@ var nvrtcErrors = map[int]string{
 	6: "NVRTC_ERROR_COMPILATION", 7: "NVRTC_ERROR_BUILTIN_OPERATION_FAILURE",
 	8: "NVRTC_ERROR_NO_NAME_EXPRESSIONS_AFTER_COMPILATION", 9: "NVRTC_ERROR_NO_LOWERED_NAMES_BEFORE_COMPILATION",
 	10: "NVRTC_ERROR_NAME_EXPRESSION_NOT_VALID", 11: "NVRTC_ERROR_INTERNAL_ERROR",
+	12: "NVRTC_ERROR_TIME_FILE_WRITE_FAILED", 13: "NVRTC_ERROR_NO_PCH_CREATE_ATTEMPTED",
+	14: "NVRTC_ERROR_PCH_CREATE_HEAP_EXHAUSTED", 15: "NVRTC_ERROR_PCH_CREATE", 16: "NVRTC_ERROR_CANCELLED",
 }
+
+// unknownResult is the name of a code missing from the tables.
+const unknownResult = "unknown result"
 
 // cublasErrors names cuBLAS's status codes.
 var cublasErrors = map[int]string{
@@ -98,7 +103,7 @@ func result(lib, call string, code uintptr) error {
 	names := map[string]map[int]string{"driver": driverErrors, "nvrtc": nvrtcErrors, "cublas": cublasErrors}[lib]
 	name, ok := names[c]
 	if !ok {
-		name = "unknown result"
+		name = unknownResult
 	}
 	return &Error{Lib: lib, Call: call, Code: c, Name: name}
 }

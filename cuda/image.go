@@ -150,7 +150,7 @@ func (d *Device) channelOp(op graph.OpSpec) (graph.Kernel, error) {
 			return nil, err
 		}
 	}
-	p.add(&err, "chanpart", dt, tasks*nq*ch, c(tasks), c(m), c(ch), c(chunk), c(part), in(0), b, temp(sums, 0))
+	p.add(&err, "chanpart", dt, tasks*nq*ch, c(tasks), c(m), c(ch), c(nq), c(chunk), c(part), in(0), b, temp(sums, 0))
 	p.add(&err, "chanfinal", dt, tasks*ch, c(tasks), c(m), c(ch), c(nq), c(final), realArg(op.Eps), in(0), temp(sums, 0), out, temp(st, 0))
 	switch op.Kind {
 	case "normalize":

@@ -75,19 +75,25 @@ func cacheDir() string {
 }
 
 // cacheKey names the compiled form of src: a hash of the source, the NVRTC
-// version and the architecture, so a change to any of them compiles anew.
-func cacheKey(src, nvrtcVersion string, arch int) string {
+// version and the target ("compute_80" or "sm_90"), so a change to any of
+// them compiles anew.
+func cacheKey(src, nvrtcVersion, target string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "nvrtc %s\ncompute_%d\n", nvrtcVersion, arch)
+	fmt.Fprintf(h, "nvrtc %s\n%s\n", nvrtcVersion, target)
 	h.Write([]byte(src))
-	return fmt.Sprintf("compute_%d-nvrtc%s-%s.ptx", arch, nvrtcVersion, hex.EncodeToString(h.Sum(nil))[:32])
+	ext := ".ptx"
+	if strings.HasPrefix(target, "sm_") {
+		ext = ".cubin"
+	}
+	return fmt.Sprintf("%s-nvrtc%s-%s%s", target, nvrtcVersion, hex.EncodeToString(h.Sum(nil))[:32], ext)
 }
 
-// compilePTX returns the PTX of every kernel for dt and arch, from the
-// cache when it is there; a fresh compilation is stored in the cache
-// (written to a temporary file and renamed, so readers never see half a
-// file). A cache that cannot be read or written is skipped, not an error.
-func compilePTX(n *nvrtc, dt tensor.Dtype, arch int) ([]byte, error) {
+// compileKernels returns every kernel for dt compiled for target (see
+// nvrtc.target), from the cache when it is there; a fresh compilation is
+// stored in the cache (written to a temporary file and renamed, so readers
+// never see half a file). A cache that cannot be read or written is
+// skipped, not an error.
+func compileKernels(n *nvrtc, dt tensor.Dtype, target string) ([]byte, error) {
 	src, err := Source(dt)
 	if err != nil {
 		return nil, err
@@ -95,18 +101,18 @@ func compilePTX(n *nvrtc, dt tensor.Dtype, arch int) ([]byte, error) {
 	dir := cacheDir()
 	var path string
 	if dir != "" {
-		path = filepath.Join(dir, cacheKey(src, n.version(), arch))
+		path = filepath.Join(dir, cacheKey(src, n.version(), target))
 		if ptx, err := os.ReadFile(path); err == nil && len(ptx) > 0 {
 			return ptx, nil
 		}
 	}
-	ptx, err := n.compile(src, "medusa_"+suffix(dt)+".cu", arch)
+	ptx, err := n.compile(src, "medusa_"+suffix(dt)+".cu", target)
 	if err != nil {
 		return nil, err
 	}
 	if path != "" {
 		if os.MkdirAll(dir, 0o755) == nil {
-			if f, err := os.CreateTemp(dir, ".ptx-*"); err == nil {
+			if f, err := os.CreateTemp(dir, ".kernels-*"); err == nil {
 				_, werr := f.Write(ptx)
 				if cerr := f.Close(); werr == nil && cerr == nil {
 					if os.Rename(f.Name(), path) != nil {

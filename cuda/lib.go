@@ -69,6 +69,15 @@ func open(kind string, names []string) (*library, error) {
 		for _, n := range names {
 			p := filepath.Join(d, n)
 			if _, err := os.Stat(p); err == nil {
+				if kind == "nvrtc" {
+					// NVRTC opens its builtins library by name, which the
+					// loader does not find in this folder unless it is
+					// already loaded.
+					builtins, _ := filepath.Glob(filepath.Join(d, "libnvrtc-builtins.so.*"))
+					for _, b := range builtins {
+						purego.Dlopen(b, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+					}
+				}
 				if l := try(p); l != nil {
 					return l, nil
 				}
@@ -104,7 +113,29 @@ func (l *library) call(name string, args ...uintptr) error {
 		return err
 	}
 	r, _, _ := purego.SyscallN(p, args...)
-	return result(l.kind, name, r)
+	err = result(l.kind, name, r)
+	if e, ok := err.(*Error); ok && l.kind == "driver" && e.Name == unknownResult {
+		if get, err := l.sym("cuGetErrorName"); err == nil {
+			var s uintptr
+			if ok, _, _ := purego.SyscallN(get, r, uintptr(unsafe.Pointer(&s))); ok == 0 && s != 0 {
+				e.Name = cString(s)
+			}
+		}
+	}
+	return err
+}
+
+// cString copies the NUL-terminated C string at p (at most 256 bytes).
+func cString(p uintptr) string {
+	var b []byte
+	for i := uintptr(0); i < 256; i++ {
+		c := *(*byte)(unsafe.Add(unsafe.Pointer(nil), p+i)) // the library's memory, not Go's
+		if c == 0 {
+			break
+		}
+		b = append(b, c)
+	}
+	return string(b)
 }
 
 // cstring returns a NUL-terminated copy of s and a pointer to it; keep the

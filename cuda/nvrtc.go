@@ -53,39 +53,49 @@ func loadNVRTC() (*nvrtc, error) {
 // version is "11.8".
 func (n *nvrtc) version() string { return fmt.Sprintf("%d.%d", n.major, n.minor) }
 
-// arch returns the newest virtual architecture NVRTC supports that a
-// device of compute capability cc (80 for 8.0) runs: PTX for it is
-// JIT-compiled by the driver for the device itself.
-func (n *nvrtc) arch(cc int) (int, error) {
+// target returns what to compile for a device of compute capability cc
+// (90 for 9.0) under a driver of CUDA version driver (13000 for 13.0):
+// the device's own machine code ("sm_90", a cubin) when NVRTC knows the
+// architecture, which runs whatever NVRTC's version; else PTX for the
+// newest virtual architecture NVRTC knows below it ("compute_90"), which
+// the driver compiles, and which it loads only from an NVRTC no newer than
+// itself.
+func (n *nvrtc) target(cc, driver int) (string, error) {
 	best := 0
 	for _, a := range n.archs {
+		if a == cc {
+			return fmt.Sprintf("sm_%d", cc), nil
+		}
 		if a <= cc && a > best {
 			best = a
 		}
 	}
 	if best == 0 {
-		return 0, fmt.Errorf("cuda: NVRTC %s compiles for %v, none of which a compute capability %d.%d device runs", n.version(), n.archs, cc/10, cc%10)
+		return "", fmt.Errorf("cuda: NVRTC %s compiles for %v, none of which a compute capability %d.%d device runs", n.version(), n.archs, cc/10, cc%10)
 	}
-	return best, nil
+	if n.major*1000+n.minor*10 > driver {
+		return "", fmt.Errorf("cuda: NVRTC %s does not know compute capability %d.%d, and its PTX is too new for the CUDA %s driver: install an NVRTC no newer than the driver, or one that knows the device", n.version(), cc/10, cc%10, versionString(driver))
+	}
+	return fmt.Sprintf("compute_%d", best), nil
 }
 
 // CompileError is a kernel source that NVRTC refused, with its log.
 type CompileError struct {
-	Name string // the source's name
-	Arch int    // the virtual architecture (80 for compute_80)
-	Log  string
-	Err  error
+	Name   string // the source's name
+	Target string // "compute_80" (PTX) or "sm_90" (a cubin)
+	Log    string
+	Err    error
 }
 
 func (e *CompileError) Error() string {
-	return fmt.Sprintf("cuda: compiling %s for compute_%d: %v\n%s", e.Name, e.Arch, e.Err, strings.TrimSpace(e.Log))
+	return fmt.Sprintf("cuda: compiling %s for %s: %v\n%s", e.Name, e.Target, e.Err, strings.TrimSpace(e.Log))
 }
 
 func (e *CompileError) Unwrap() error { return e.Err }
 
-// compile compiles src (named name in messages) to PTX for the virtual
-// architecture arch, with extra options such as "-DT=float".
-func (n *nvrtc) compile(src, name string, arch int, opts ...string) ([]byte, error) {
+// compile compiles src (named name in messages) for target: PTX for a
+// virtual architecture ("compute_80"), a cubin for a real one ("sm_90").
+func (n *nvrtc) compile(src, name, target string, opts ...string) ([]byte, error) {
 	csrc, psrc := cstring(src)
 	cname, pname := cstring(name)
 	defer runtime.KeepAlive(csrc)
@@ -95,7 +105,7 @@ func (n *nvrtc) compile(src, name string, arch int, opts ...string) ([]byte, err
 		return nil, err
 	}
 	defer n.call("nvrtcDestroyProgram", uintptr(unsafe.Pointer(&prog)))
-	all := append([]string{fmt.Sprintf("--gpu-architecture=compute_%d", arch), "--std=c++14", "-default-device"}, opts...)
+	all := append([]string{"--gpu-architecture=" + target, "--std=c++14", "-default-device"}, opts...)
 	keep := make([][]byte, len(all))
 	ptrs := make([]uintptr, len(all))
 	for i, o := range all {
@@ -104,19 +114,23 @@ func (n *nvrtc) compile(src, name string, arch int, opts ...string) ([]byte, err
 	err := n.call("nvrtcCompileProgram", prog, uintptr(len(ptrs)), uintptr(unsafe.Pointer(&ptrs[0])))
 	runtime.KeepAlive(keep)
 	if err != nil {
-		return nil, &CompileError{Name: name, Arch: arch, Log: n.log(prog), Err: err}
+		return nil, &CompileError{Name: name, Target: target, Log: n.log(prog), Err: err}
+	}
+	getSize, get := "nvrtcGetPTXSize", "nvrtcGetPTX"
+	if strings.HasPrefix(target, "sm_") {
+		getSize, get = "nvrtcGetCUBINSize", "nvrtcGetCUBIN"
 	}
 	var size uint64
-	if err := n.call("nvrtcGetPTXSize", prog, uintptr(unsafe.Pointer(&size))); err != nil {
+	if err := n.call(getSize, prog, uintptr(unsafe.Pointer(&size))); err != nil {
 		return nil, err
 	}
-	ptx := make([]byte, size)
+	img := make([]byte, size)
 	if size > 0 {
-		if err := n.call("nvrtcGetPTX", prog, uintptr(unsafe.Pointer(&ptx[0]))); err != nil {
+		if err := n.call(get, prog, uintptr(unsafe.Pointer(&img[0]))); err != nil {
 			return nil, err
 		}
 	}
-	return ptx, nil
+	return img, nil
 }
 
 // log returns a program's compilation log.

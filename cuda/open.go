@@ -43,19 +43,19 @@ func Open(ordinal int) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	arch, err := rtc.arch(inf.Major*10 + inf.Minor)
+	target, err := rtc.target(inf.Major*10+inf.Minor, drv.version)
 	if err != nil {
 		return nil, err
 	}
-	var ptx [][]byte
+	var images [][]byte
 	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
-		p, err := compilePTX(rtc, dt, arch)
+		im, err := compileKernels(rtc, dt, target)
 		if err != nil {
 			return nil, err
 		}
-		ptx = append(ptx, p)
+		images = append(images, im)
 	}
-	g, err := newGPU(drv, blas, ordinal, ptx)
+	g, err := newGPU(drv, blas, ordinal, images)
 	if err != nil {
 		return nil, err
 	}
@@ -146,11 +146,17 @@ func archList(a []int) string {
 }
 
 // cublasVersion asks cuBLAS its version (major·10000 + minor·100 + patch)
-// without a handle, which needs a device.
+// with cublasGetProperty, which needs no handle (and so no device).
 func cublasVersion(b *library) (int, error) {
-	var v int32
-	err := b.call("cublasGetVersion_v2", 0, uintptr(unsafe.Pointer(&v)))
-	return int(v), err
+	v := 0
+	for i, scale := range []int{10000, 100, 1} { // MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL
+		var x int32
+		if err := b.call("cublasGetProperty", uintptr(i), uintptr(unsafe.Pointer(&x))); err != nil {
+			return 0, err
+		}
+		v += int(x) * scale
+	}
+	return v, nil
 }
 
 // String writes the report as `medusa devices` prints it.

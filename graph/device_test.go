@@ -366,6 +366,9 @@ func TestPlanOnDeviceErrors(t *testing.T) {
 		t.Errorf("Run with a failing download = %v; want the device's error", err)
 	}
 	dev.failGet = nil
+	if _, err := p.Read(outs[0]); err == nil {
+		t.Errorf("Read after a failed Run succeeded; want no value")
+	}
 	if err := p.Run(); err != nil {
 		t.Fatal(err)
 	}

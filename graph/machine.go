@@ -162,6 +162,7 @@ func (p *Plan) place(dev Device) error {
 		case err == nil:
 			p.onDev[i], p.kern[i] = true, kern
 		case !errors.Is(err, ErrUnsupported):
+			p.closeKernels()
 			return fmt.Errorf("graph: Compile: %s on %s: %w", spec, dev, err)
 		}
 	}
@@ -198,20 +199,7 @@ func (p *Plan) replay() (bool, error) {
 			p.recordable = false
 			return false, nil
 		}
-		var ins []Buffer
-		var err error
-		for i, n := range p.nodes {
-			if n.Op() == nil || p.fixed[i] {
-				continue
-			}
-			if ins, err = p.runDevice(i, ins); err != nil {
-				break
-			}
-		}
-		rec, serr := r.Stop()
-		if err == nil {
-			err = serr
-		}
+		rec, err := p.record(r)
 		if err != nil {
 			// Nothing ran while recording: run op by op instead.
 			p.recordable = false
@@ -231,6 +219,46 @@ func (p *Plan) replay() (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// record runs the device ops while r records them, stopping the recording
+// however the run ends.
+func (p *Plan) record(r Recorder) (rec Recording, err error) {
+	stopped := false
+	defer func() {
+		if !stopped {
+			r.Stop() // after a panic: the recording must not outlive the run
+		}
+	}()
+	var ins []Buffer
+	for i, n := range p.nodes {
+		if n.Op() == nil || p.fixed[i] {
+			continue
+		}
+		if ins, err = p.runDevice(i, ins); err != nil {
+			break
+		}
+	}
+	rec, serr := r.Stop()
+	stopped = true
+	if err == nil {
+		err = serr
+	}
+	return rec, err
+}
+
+// closeKernels closes the kernels that hold device memory of their own.
+func (p *Plan) closeKernels() error {
+	var first error
+	for i, k := range p.kern {
+		if c, ok := k.(io.Closer); ok {
+			if err := c.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+		p.kern[i] = nil
+	}
+	return first
 }
 
 // Placement reports where the plan runs its ops.
@@ -412,6 +440,19 @@ func (p *Plan) Run() (err error) {
 	if p.vals == nil {
 		return fmt.Errorf("graph: Run: the machine is closed")
 	}
+	if p.dev != nil {
+		// After a failed Run no value of an op may be read: some would be
+		// this Run's, others the last one's.
+		defer func() {
+			if err != nil {
+				for i, n := range p.nodes {
+					if n.Op() != nil && !p.fixed[i] {
+						p.hostOK[i], p.devOK[i] = false, false
+					}
+				}
+			}
+		}()
+	}
 	var cur *G.Node
 	defer func() {
 		if r := recover(); r != nil {
@@ -561,13 +602,8 @@ func (p *Plan) Close() error {
 		first = p.rec.Free()
 		p.rec = nil
 	}
-	for i, k := range p.kern {
-		if c, ok := k.(io.Closer); ok {
-			if err := c.Close(); err != nil && first == nil {
-				first = fmt.Errorf("graph: Close: %v", err)
-			}
-		}
-		p.kern[i] = nil
+	if err := p.closeKernels(); err != nil && first == nil {
+		first = fmt.Errorf("graph: Close: %v", err)
 	}
 	for i, b := range p.buf {
 		if b != nil && !p.view[i] {

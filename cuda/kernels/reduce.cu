@@ -5,10 +5,9 @@
 // depend on scheduling; with one chunk they are the one-pass sums.
 
 // sumaxis_part: part[o, q, r] = Σ_{j in chunk q} x[o, j, r], for x
-// [outer, n, inner] and chunks of chunk rows; sumaxis over part's middle
+// [outer, n, inner] and nq chunks of chunk rows; sumaxis over part's middle
 // axis finishes the sum.
-KERNEL NAME(sumaxis_part)(i64 outer, i64 n, i64 inner, i64 chunk, const T *x, T *part) {
-	i64 nq = (n + chunk - 1) / chunk;
+KERNEL NAME(sumaxis_part)(i64 outer, i64 n, i64 inner, i64 nq, i64 chunk, const T *x, T *part) {
 	FOR(i, outer * nq * inner) {
 		i64 o = i / (nq * inner), q = i / inner % nq, r = i % inner;
 		const T *p = x + o * n * inner + r;
@@ -20,15 +19,15 @@ KERNEL NAME(sumaxis_part)(i64 outer, i64 n, i64 inner, i64 chunk, const T *x, T 
 }
 
 // Per-channel sums over the m rows of x [tasks, m, c] (and b, of x's
-// shape): chanpart sums chunk q of the rows of channel ch of task t into
+// shape), cut into nq chunks of chunk rows (nq = 1, chunk ≥ m, for no
+// rows): chanpart sums chunk q of the rows of channel ch of task t into
 // part[2·((t·nq + q)·c + ch) + k], k = 0, 1, in double:
 //   mode 0: Σ a                      (sumrows)
 //   mode 1: Σ a·b                    (dotchannels)
 //   mode 2: Σ d, Σ d², d = a − a₀    (invstd, normalize: a₀ is the
 //                                     channel's first row, for accuracy)
 //   mode 3: Σ a, Σ a·b               (normback: a = g, b = x̂)
-KERNEL NAME(chanpart)(i64 tasks, i64 m, i64 c, i64 chunk, i64 mode, const T *a, const T *b, double *part) {
-	i64 nq = (m + chunk - 1) / chunk;
+KERNEL NAME(chanpart)(i64 tasks, i64 m, i64 c, i64 nq, i64 chunk, i64 mode, const T *a, const T *b, double *part) {
 	FOR(i, tasks * nq * c) {
 		i64 t = i / (nq * c), q = i / c % nq, ch = i % c;
 		i64 at = t * m * c + ch;
