@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -433,5 +435,53 @@ func TestDeviceClosed(t *testing.T) {
 	}
 	if err := d.Close(); err != nil {
 		t.Errorf("second Close = %v", err)
+	}
+}
+
+// TestSymbols checks that every function this package calls is exported
+// by the libraries installed here (the names are read from the package's
+// source, so a new call is checked as soon as it is written). A library
+// that is not installed is skipped with a log line.
+func TestSymbols(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	pattern := regexp.MustCompile(`"((?:cu|nvrtc|cublas)[A-Z]\w*)"`)
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range pattern.FindAllStringSubmatch(string(src), -1) {
+			names[m[1]] = true
+		}
+	}
+	if len(names) < 30 {
+		t.Fatalf("found %d function names in the source; the pattern is broken", len(names))
+	}
+	libs := map[string][]string{"driver": driverNames, "nvrtc": nvrtcNames, "cublas": cublasNames}
+	for _, kind := range []string{"driver", "nvrtc", "cublas"} {
+		lib, err := open(kind, libs[kind])
+		if err != nil {
+			t.Logf("%s: not installed, its symbols are not checked: %v", kind, err)
+			continue
+		}
+		checked := 0
+		for name := range names {
+			prefix := map[string]string{"driver": "cu", "nvrtc": "nvrtc", "cublas": "cublas"}[kind]
+			if !strings.HasPrefix(name, prefix) || kind == "driver" && (strings.HasPrefix(name, "cublas") || strings.HasPrefix(name, "nvrtc")) {
+				continue
+			}
+			if _, err := lib.sym(name); err != nil {
+				t.Errorf("%s (%s): %v", kind, lib.path, err)
+			}
+			checked++
+		}
+		t.Logf("%s: %s exports all %d functions called", kind, lib.path, checked)
 	}
 }

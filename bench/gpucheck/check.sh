@@ -46,7 +46,7 @@ run() {
 
 	echo "== parity: every op and learner on the GPU against the CPU (float32 1e-4, float64 1e-10), determinism"
 	(cd "$here/../../cuda" && MEDUSA_TEST_DEVICE=cuda "$bin/cuda.test" -test.v -test.count 1 \
-		-test.run 'TestDeviceOpen|TestOpsOnDevice|TestMetaLearnersOnDevice|TestMTLOnDevice|TestConvNetOnDevice|TestConvNetMAMLOnDevice|TestPoolArgMax|TestScatterAddIndices|TestDeviceDeterministic' \
+		-test.run 'TestSymbols|TestDeviceOpen|TestOpsOnDevice|TestMetaLearnersOnDevice|TestMTLOnDevice|TestConvNetOnDevice|TestConvNetMAMLOnDevice|TestPoolArgMax|TestScatterAddIndices|TestDeviceDeterministic' \
 		>"$out/parity.txt" 2>&1)
 	parity=$?
 	grep -E '^(=== RUN|--- FAIL|    .*(device|CPU))' "$out/parity.txt" | grep -v '=== RUN' | head -40
@@ -54,7 +54,7 @@ run() {
 
 	echo "== timings (ms per step; $iters steps after warm-up)"
 	(cd "$here/.." && MEDUSA_BENCH_DEVICE=cuda "$bin/bench.test" -test.run '^$' -test.bench 'BenchmarkGPU' \
-		-test.benchtime "${iters}x" -test.count 1 >"$out/bench.txt" 2>&1)
+		-test.benchtime "${iters}x" -test.count 1 -test.v >"$out/bench.txt" 2>&1)
 	grep -E 'SKIP|no GPU|FAIL|panic' "$out/bench.txt" | head
 	if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
 		python3 "$here/torch_ref.py" --device cuda --iters "$iters" >"$out/torch.txt" 2>"$out/torch.err" || tail -5 "$out/torch.err"
