@@ -88,17 +88,8 @@ func BenchmarkGPU(b *testing.B) {
 	})
 	b.Run("mtl", func(b *testing.B) {
 		dev := benchDevice(b)
-		targets := []tasks.Target{{Name: "reg1"}, {Name: "reg2"}, {Name: "cls", Kind: tasks.Binary}}
-		rng := rand.New(rand.NewPCG(1, 1))
-		batch := &tasks.Table{N: 8192, In: 32, Targets: targets, Y: make([][]float64, 3)}
-		for range batch.N * batch.In {
-			batch.X = append(batch.X, rng.NormFloat64())
-		}
-		for range batch.N {
-			batch.Y[0] = append(batch.Y[0], rng.NormFloat64())
-			batch.Y[1] = append(batch.Y[1], rng.NormFloat64())
-			batch.Y[2] = append(batch.Y[2], float64(rng.IntN(2)))
-		}
+		batch := randomTable(8192)
+		targets := batch.Targets
 		model := nets.MultiTask{
 			Trunk: nets.Trunk{In: 32, Hidden: []int{1024, 1024}},
 			Heads: []nets.Head{{Name: "reg1", Out: 1}, {Name: "reg2", Out: 1}, {Name: "cls", Out: 1}},

@@ -126,6 +126,13 @@ func runBoth(t *testing.T, dev graph.Device, g *G.ExprGraph, outs G.Nodes, bind 
 			t.Fatal(err)
 		}
 	}
+	cpu, gpu = readBoth(t, cp, p, outs)
+	return cpu, gpu, p
+}
+
+// readBoth reads outs from a CPU plan and a device plan.
+func readBoth(t *testing.T, cp, p *graph.Plan, outs G.Nodes) (cpu, gpu [][]float64) {
+	t.Helper()
 	for _, o := range outs {
 		a, err := cp.ReadFloat64s(o)
 		if err != nil {
@@ -137,7 +144,7 @@ func runBoth(t *testing.T, dev graph.Device, g *G.ExprGraph, outs G.Nodes, bind 
 		}
 		cpu, gpu = append(cpu, a), append(gpu, b)
 	}
-	return cpu, gpu, p
+	return cpu, gpu
 }
 
 // tolerance is the relative agreement wanted between device and CPU.

@@ -522,18 +522,7 @@ func TestConvNetOnDevice(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				var cpu, gpu [][]float64
-				for _, o := range outs {
-					a, err := cp.ReadFloat64s(o)
-					if err != nil {
-						t.Fatal(err)
-					}
-					b, err := p.ReadFloat64s(o)
-					if err != nil {
-						t.Fatal(err)
-					}
-					cpu, gpu = append(cpu, a), append(gpu, b)
-				}
+				cpu, gpu := readBoth(t, cp, p, outs)
 				compare(t, fmt.Sprintf("run %d", run), cpu, gpu, tol)
 			}
 		})

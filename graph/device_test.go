@@ -270,6 +270,26 @@ func bindXW(t *testing.T, p *Plan, seed float64) {
 	}
 }
 
+// runAndCompare runs a CPU plan and a device plan of secondOrderGraph on
+// the inputs of seed and checks that every output agrees within 1e-12.
+func runAndCompare(t *testing.T, cpu, p *Plan, outs G.Nodes, seed float64) {
+	t.Helper()
+	for _, m := range []*Plan{cpu, p} {
+		bindXW(t, m, seed)
+		if err := m.Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, o := range outs {
+		want, got := read(t, cpu, o), read(t, p, o)
+		for i := range want {
+			if e := math.Abs(got[i] - want[i]); e > 1e-12*math.Max(1, math.Abs(want[i])) {
+				t.Fatalf("seed %v output %d[%d]: device plan %v, CPU plan %v", seed, k, i, got[i], want[i])
+			}
+		}
+	}
+}
+
 // TestPlanOnDevice runs a second-order graph with some kinds on a device
 // and the rest on the CPU, on several inputs, and checks every output
 // against the CPU plan, the placement it reports, the copies it makes and
@@ -311,22 +331,7 @@ func TestPlanOnDevice(t *testing.T) {
 				t.Errorf("Placement() = %v; want the broadcast on the host", pl)
 			}
 			for _, seed := range []float64{1.3, 2.9, 1.3} {
-				bindXW(t, cpu, seed)
-				bindXW(t, p, seed)
-				if err := cpu.Run(); err != nil {
-					t.Fatal(err)
-				}
-				if err := p.Run(); err != nil {
-					t.Fatal(err)
-				}
-				for k, o := range outs {
-					want, got := read(t, cpu, o), read(t, p, o)
-					for i := range want {
-						if e := math.Abs(got[i] - want[i]); e > 1e-12*math.Max(1, math.Abs(want[i])) {
-							t.Fatalf("seed %v output %d[%d]: device plan %v, CPU plan %v", seed, k, i, got[i], want[i])
-						}
-					}
-				}
+				runAndCompare(t, cpu, p, outs, seed)
 				c := p.Copies()
 				if len(kinds) > 0 && (c.Up == 0 || c.Down == 0 || c.UpBytes < 8*c.Up) {
 					t.Errorf("Copies() = %+v; want uploads and downloads", c)
@@ -431,22 +436,7 @@ func TestPlanRecords(t *testing.T) {
 		}
 		seeds := []float64{1.3, 2.9, 0.7, 1.3, 4.1}
 		for _, seed := range seeds {
-			bindXW(t, cpu, seed)
-			bindXW(t, p, seed)
-			if err := cpu.Run(); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Run(); err != nil {
-				t.Fatal(err)
-			}
-			for k, o := range outs {
-				want, got := read(t, cpu, o), read(t, p, o)
-				for i := range want {
-					if math.Abs(got[i]-want[i]) > 1e-12*math.Max(1, math.Abs(want[i])) {
-						t.Fatalf("recording off=%v, seed %v output %d[%d]: device plan %v, CPU plan %v", off, seed, k, i, got[i], want[i])
-					}
-				}
-			}
+			runAndCompare(t, cpu, p, outs, seed)
 		}
 		wantRec, wantReplays := 1, len(seeds)-1
 		if off {
