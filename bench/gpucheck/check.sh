@@ -49,7 +49,14 @@ run() {
 		-test.run 'TestSymbols|TestDeviceOpen|TestOpsOnDevice|TestMetaLearnersOnDevice|TestMTLOnDevice|TestConvNetOnDevice|TestConvNetMAMLOnDevice|TestPoolArgMax|TestScatterAddIndices|TestDeviceDeterministic' \
 		>"$out/parity.txt" 2>&1)
 	parity=$?
-	grep -E '^(=== RUN|--- FAIL|    .*(device|CPU))' "$out/parity.txt" | grep -v '=== RUN' | head -40
+	# One line per learner and type: its result and the largest relative
+	# difference of losses and parameters from the CPU after its steps.
+	awk '/^=== (RUN|NAME|CONT)/ { name = $3 }
+		/largest relative difference/ { if (!(name in diff)) order[++n] = name; diff[name] = $(NF-2) }
+		/--- (PASS|FAIL|SKIP): / { s = $2; sub(":", "", s); st[$3] = s }
+		END { printf "  %-44s %-6s %s\n", "learner / type", "result", "largest relative difference"
+		      for (i = 1; i <= n; i++) printf "  %-44s %-6s %s\n", order[i], st[order[i]], diff[order[i]] }' "$out/parity.txt"
+	grep -E -- '--- FAIL|^    .*(device .*, CPU|MEDUSA_TEST_DEVICE)' "$out/parity.txt" | head -20
 	echo "  $(grep -c -- '--- PASS' "$out/parity.txt") passed, $(grep -c -- '--- FAIL' "$out/parity.txt") failed, $(grep -c -- '--- SKIP' "$out/parity.txt") skipped"
 
 	echo "== timings (ms per step; $iters steps after warm-up)"
