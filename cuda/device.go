@@ -270,8 +270,11 @@ func (d *Device) Kernel(op graph.OpSpec) (graph.Kernel, error) {
 	if d.closed {
 		return nil, d.errClosed("Kernel")
 	}
-	if op.Kind == "poolargmax" {
+	switch op.Kind {
+	case "poolargmax":
 		return d.imageKernel(op) // int indices of float images: its own checks
+	case "nonfinite", "adam", "sgd":
+		return d.optimKernel(op)
 	}
 	if op.Dtype != tensor.Float32 && op.Dtype != tensor.Float64 {
 		return nil, unsupported(op, fmt.Sprintf("%v results", op.Dtype))
@@ -399,4 +402,57 @@ func (d *Device) fill(b *buffer, v float64) error {
 		return err
 	}
 	return k.Run(b, nil)
+}
+
+// optimKernel prepares what optimisers ask of the device (optim.cu): the
+// count of non-finite gradient elements and the Adam and SGD updates, whose
+// output is the parameter, updated in place.
+func (d *Device) optimKernel(op graph.OpSpec) (graph.Kernel, error) {
+	f64 := tensor.Float64
+	switch op.Kind {
+	case "nonfinite":
+		if len(op.In) != 1 || op.Dtype != f64 || !op.Out.IsScalar() && op.Out.TotalSize() != 1 {
+			return nil, unsupported(op, "want one argument and a float64 scalar")
+		}
+		dt, n := op.Dtypes[0], op.In[0].TotalSize()
+		if dt != tensor.Float32 && dt != f64 {
+			return nil, unsupported(op, fmt.Sprintf("%v values", dt))
+		}
+		nq, chunk := chunking(1, n)
+		p := &passes{d: d}
+		part, err := p.alloc(f64, nq)
+		if err != nil {
+			return nil, err
+		}
+		p.add(&err, "nonfinite_part", dt, nq, c(n), c(nq), c(chunk), in(0), temp(part, 0))
+		p.add(&err, "sumaxis", f64, 1, c(1), c(nq), c(1), temp(part, 0), out)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		return p, nil
+	case "adam", "sgd":
+		dt, n := op.Dtype, op.Out.TotalSize()
+		want := []tensor.Dtype{dt, f64, f64, f64} // g, m, v, h
+		hyper, momentum := 6, op.Attr["momentum"]
+		if op.Kind == "sgd" {
+			want, hyper = want[:2+momentum], 2 // g, vel (with momentum), h
+		}
+		if err := argTypes(op, want...); err != nil || dt != tensor.Float32 && dt != f64 {
+			return nil, unsupported(op, "want a float parameter, its gradient and float64 state")
+		}
+		for i, s := range op.In {
+			if size := s.TotalSize(); i < len(op.In)-1 && size != n || i == len(op.In)-1 && size != hyper {
+				return nil, unsupported(op, fmt.Sprintf("argument %d has %d elements", i, size))
+			}
+		}
+		if op.Kind == "adam" {
+			return d.kernel("adam", dt, n, c(n), in(0), in(1), in(2), in(3), out)
+		}
+		if momentum == 0 {
+			return d.kernel("sgd", dt, n, c(n), c(0), in(0), in(0), in(1), out) // vel unused
+		}
+		return d.kernel("sgd", dt, n, c(n), c(1), in(0), in(1), in(2), out)
+	}
+	return nil, unsupported(op, "no kernel")
 }

@@ -492,3 +492,135 @@ func TestSymbols(t *testing.T) {
 		t.Logf("%s: %s exports all %d functions called", kind, lib.path, checked)
 	}
 }
+
+// TestOptimKernels checks what optimisers ask of the device against the
+// CPU's formulas: the count of non-finite elements, and Adam's and SGD's
+// updates in float64 to the bit.
+func TestOptimKernels(t *testing.T) {
+	dev := testDevice(t)
+	upload := func(x any, dt tensor.Dtype, n int) graph.Buffer {
+		t.Helper()
+		b, err := dev.Alloc(dt, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dev.Upload(b, x); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	f64 := tensor.Float64
+	// nonfinite, on sizes that take one and several chunks.
+	for _, n := range []int{5, 3000} {
+		for _, dt := range []tensor.Dtype{tensor.Float32, f64} {
+			x := make([]float64, n)
+			bad := 0
+			for i := range x {
+				x[i] = float64(i%7) - 3
+				switch i % 97 {
+				case 3:
+					x[i], bad = math.NaN(), bad+1
+				case 50:
+					x[i], bad = math.Inf(1-2*(i%2)), bad+1
+				}
+			}
+			var src any = x
+			if dt == tensor.Float32 {
+				src = toF32(x)
+			}
+			k, err := dev.Kernel(graph.OpSpec{Kind: "nonfinite", Dtype: f64, In: []tensor.Shape{{n}}, Dtypes: []tensor.Dtype{dt}, Out: tensor.ScalarShape()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := upload([]float64{-1}, f64, 1)
+			if err := k.Run(out, []graph.Buffer{upload(src, dt, n)}); err != nil {
+				t.Fatal(err)
+			}
+			got := []float64{0}
+			if err := dev.Download(got, out); err != nil {
+				t.Fatal(err)
+			}
+			if int(got[0]) != bad {
+				t.Errorf("nonfinite of %d %v with %d bad = %v", n, dt, bad, got[0])
+			}
+		}
+	}
+	// adam and sgd, float64, against the CPU's arithmetic.
+	const n = 300
+	rng := rand.New(rand.NewPCG(4, 4))
+	vec := func(scale float64) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = rng.NormFloat64() * scale
+		}
+		return v
+	}
+	x, g, m, v := vec(1), vec(0.1), vec(0.01), vec(0.001)
+	for i := range v {
+		v[i] = math.Abs(v[i])
+	}
+	lr, b1, b2, eps, step := 1e-3, 0.9, 0.999, 1e-8, 7.0
+	c1, c2 := 1-math.Pow(b1, step), 1-math.Pow(b2, step)
+	bx, bm, bv := upload(x, f64, n), upload(m, f64, n), upload(v, f64, n)
+	s := tensor.Shape{n}
+	k, err := dev.Kernel(graph.OpSpec{Kind: "adam", Dtype: f64, In: []tensor.Shape{s, s, s, {6}}, Dtypes: []tensor.Dtype{f64, f64, f64, f64}, Out: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Run(bx, []graph.Buffer{upload(g, f64, n), bm, bv, upload([]float64{lr, b1, b2, eps, c1, c2}, f64, 6)}); err != nil {
+		t.Fatal(err)
+	}
+	gotX, gotM, gotV := make([]float64, n), make([]float64, n), make([]float64, n)
+	for _, c := range []struct {
+		dst []float64
+		b   graph.Buffer
+	}{{gotX, bx}, {gotM, bm}, {gotV, bv}} {
+		if err := dev.Download(c.dst, c.b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for j := range x {
+		mj := b1*m[j] + (1-b1)*g[j]
+		vj := b2*v[j] + (1-b2)*g[j]*g[j]
+		xj := x[j] - lr*(mj/c1)/(math.Sqrt(vj/c2)+eps)
+		if gotX[j] != xj || gotM[j] != mj || gotV[j] != vj {
+			t.Fatalf("adam element %d: x, m, v = %v, %v, %v; want %v, %v, %v", j, gotX[j], gotM[j], gotV[j], xj, mj, vj)
+		}
+	}
+	for _, mu := range []float64{0, 0.9} {
+		bx, bvel := upload(x, f64, n), upload(m, f64, n)
+		in := []tensor.Shape{s, s, {2}}
+		args := []graph.Buffer{upload(g, f64, n), bvel, upload([]float64{0.05, mu}, f64, 2)}
+		momentum := 1
+		if mu == 0 {
+			in, args, momentum = []tensor.Shape{s, {2}}, []graph.Buffer{args[0], args[2]}, 0
+		}
+		k, err := dev.Kernel(graph.OpSpec{Kind: "sgd", Dtype: f64, In: in, Dtypes: []tensor.Dtype{f64, f64, f64}[:len(in)], Out: s, Attr: map[string]int{"momentum": momentum}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Run(bx, args); err != nil {
+			t.Fatal(err)
+		}
+		if err := dev.Download(gotX, bx); err != nil {
+			t.Fatal(err)
+		}
+		for j := range x {
+			d := g[j]
+			if mu != 0 {
+				d = mu*m[j] + d
+			}
+			if want := x[j] - 0.05*d; gotX[j] != want {
+				t.Fatalf("sgd (momentum %v) element %d = %v; want %v", mu, j, gotX[j], want)
+			}
+		}
+	}
+}
+
+func toF32(x []float64) []float32 {
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = float32(v)
+	}
+	return out
+}

@@ -140,6 +140,12 @@ func TestMetaLearnersOnDevice(t *testing.T) {
 		{"maml-5", func(p *graph.Params, m nets.MLP, d graph.Device) metaLearner {
 			return &learners.MAML{Model: m, Params: p, InnerSteps: 5, Device: d}
 		}},
+		{"maml-sgd", func(p *graph.Params, m nets.MLP, d graph.Device) metaLearner {
+			return &learners.MAML{Model: m, Params: p, Device: d, Optimizer: &learners.SGD{LR: 0.05}}
+		}},
+		{"maml-sgd-momentum", func(p *graph.Params, m nets.MLP, d graph.Device) metaLearner {
+			return &learners.MAML{Model: m, Params: p, Device: d, Optimizer: &learners.SGD{LR: 0.05, Momentum: 0.9}}
+		}},
 		{"fomaml", func(p *graph.Params, m nets.MLP, d graph.Device) metaLearner {
 			return &learners.MAML{Model: m, Params: p, FirstOrder: true, InnerSteps: 2, Device: d}
 		}},
@@ -328,6 +334,86 @@ func TestConvNetMAMLOnDevice(t *testing.T) {
 				a.value(fmt.Sprintf("step %d post-adaptation loss", step), stats[0].PostLoss, stats[1].PostLoss)
 				a.params(fmt.Sprintf("step %d", step), params[0], params[1])
 			}
+			a.report()
+		})
+	}
+}
+
+// TestDeviceOptimizerState takes two MAML steps with the optimiser on the
+// device and saves a checkpoint, takes two more steps, goes back to the
+// checkpoint and takes them again, beside the same on the CPU: the
+// optimiser's state comes back from the device for the checkpoint and the
+// loaded state replaces the device's, so both runs agree throughout.
+func TestDeviceOptimizerState(t *testing.T) {
+	for _, opt := range []string{"adam", "sgd-momentum"} {
+		t.Run(opt, func(t *testing.T) {
+			dev := testDevice(t)
+			model := nets.MLP{In: 1, Out: 1, Hidden: []int{16}, Activation: nets.Tanh}
+			newLearner := func(d graph.Device) *learners.MAML {
+				p, err := model.Init(rand.New(rand.NewPCG(1, 1)), tensor.Float64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var o learners.Optimizer = &learners.Adam{LR: 0.01}
+				if opt != "adam" {
+					o = &learners.SGD{LR: 0.01, Momentum: 0.9}
+				}
+				return &learners.MAML{Model: model, Params: p, Device: d, Optimizer: o}
+			}
+			rng := rand.New(rand.NewPCG(2, 2))
+			var batches []*tasks.Batch
+			for range 4 {
+				b, _, err := tasks.Sinusoid{}.Sample(rng, 5, 5, 5)
+				if err != nil {
+					t.Fatal(err)
+				}
+				batches = append(batches, b)
+			}
+			ms := [2]*learners.MAML{newLearner(nil), newLearner(dev)}
+			a := agree(t, tensor.Float64)
+			var ckpts [2]*graph.Checkpoint
+			for i, m := range ms {
+				for _, b := range batches[:2] {
+					if _, err := m.Step(context.Background(), b); err != nil {
+						t.Fatal(err)
+					}
+				}
+				ckpts[i] = graph.NewCheckpoint(m.Params)
+				if err := m.SaveState("train.", ckpts[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for k := 0; k < ckpts[0].State.Len(); k++ {
+				x, y := ckpts[0].State.At(k), ckpts[1].State.At(k)
+				xs, ys := graph.Float64s(x.Value), graph.Float64s(y.Value)
+				for j := range xs {
+					a.value("checkpoint state "+x.Name, xs[j], ys[j])
+				}
+			}
+			// Two more steps, then back to the checkpoint in the same
+			// learners (the device's state must give way to the loaded
+			// one), and the same two steps again.
+			for i, c := range ckpts {
+				for range 2 {
+					for _, b := range batches[2:] {
+						if _, err := ms[i].Step(context.Background(), b); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := ms[i].Params.CopyFrom(c.Params); err != nil {
+						t.Fatal(err)
+					}
+					if err := ms[i].LoadState("train.", c); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, b := range batches[2:] {
+					if _, err := ms[i].Step(context.Background(), b); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			a.params("after resuming", ms[0].Params, ms[1].Params)
 			a.report()
 		})
 	}

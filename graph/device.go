@@ -47,6 +47,17 @@ var ErrUnsupported = errors.New("op not supported by the device")
 //	slice           x                          axis, start, end, step
 //	concat          x₀, x₁, …                  axis
 //
+// Three more kinds are not ops of a graph but what an optimiser asks of a
+// device (see Plan.Buffer); for adam and sgd the Kernel's output is the
+// parameter, read and written in place, and the float64 state arguments
+// are updated in place too:
+//
+//	nonfinite       x → the number of NaN and infinite elements (a float64 scalar)
+//	adam            g, m, v, h; h = [lr, β1, β2, ε, 1−β1ᵗ, 1−β2ᵗ]: one step of
+//	                Adam, computed in float64 as learners.Adam does
+//	sgd             g, vel, h; h = [lr, μ]      momentum (0 or 1; without it,
+//	                                           no vel argument)
+//
 // Int arguments (labels, arg-max indices) have Dtype tensor.Int in In's
 // order, which Dtypes gives; Dtype is the op's result type.
 type OpSpec struct {

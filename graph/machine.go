@@ -261,6 +261,41 @@ func (p *Plan) closeKernels() error {
 	return first
 }
 
+// Has reports whether the plan computes n or takes it as an input that an
+// output depends on.
+func (p *Plan) Has(n *G.Node) bool {
+	_, ok := p.index[n]
+	return ok
+}
+
+// Device returns the device the plan was compiled for, or nil.
+func (p *Plan) Device() Device { return p.dev }
+
+// Buffer returns the device buffer that holds n's value from the last Run,
+// uploading the value first if it is only on the host. It lets an
+// optimiser work on gradients and parameters where they are. Writing into
+// the buffer changes what the plan holds for n, and for views of n, until
+// the next Run, which recomputes every op and uploads the inputs again.
+func (p *Plan) Buffer(n *G.Node) (Buffer, error) {
+	if p.dev == nil {
+		return nil, fmt.Errorf("graph: Buffer: the plan runs on the CPU")
+	}
+	if p.vals == nil {
+		return nil, fmt.Errorf("graph: Buffer: the machine is closed")
+	}
+	i, ok := p.index[n]
+	if !ok {
+		return nil, fmt.Errorf("graph: Buffer: node is not computed by this machine")
+	}
+	if !p.devOK[i] && !p.hostOK[i] {
+		return nil, fmt.Errorf("graph: Buffer %s: no value (has Run been called?)", n.Name())
+	}
+	if err := p.toDevice(i); err != nil {
+		return nil, fmt.Errorf("graph: Buffer %s: copying to %s: %v", n.Name(), p.dev, err)
+	}
+	return p.buf[i], nil
+}
+
 // Placement reports where the plan runs its ops.
 func (p *Plan) Placement() Placement {
 	pl := Placement{HostOps: make(map[string]int)}

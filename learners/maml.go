@@ -174,12 +174,26 @@ func (m *MAML) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
 	if err := ctx.Err(); err != nil {
 		return Stats{}, err
 	}
+	if m.Optimizer == nil {
+		m.Optimizer = &Adam{}
+	}
+	if do, ok := m.Optimizer.(deviceOptimizer); ok && m.Device != nil {
+		// The update runs where the gradients are.
+		p, all, st, err := m.metaRun(b)
+		if err != nil {
+			return st, err
+		}
+		u := &deviceUpdate{plan: p.plan, params: all, inputs: p.inputs, grads: p.grads, step: m.steps + 1,
+			what: func(i int) string { return "meta-gradient of " + all.At(i).Name }}
+		if err := do.updateOnDevice(u); err != nil {
+			return st, err
+		}
+		m.steps++
+		return st, nil
+	}
 	grads, st, err := m.MetaGradient(b)
 	if err != nil {
 		return st, err
-	}
-	if m.Optimizer == nil {
-		m.Optimizer = &Adam{}
 	}
 	all, err := m.trained()
 	if err != nil {
@@ -195,31 +209,11 @@ func (m *MAML) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
 // MetaGradient returns the gradient of the mean query loss after
 // adaptation with respect to each parameter, without updating anything.
 func (m *MAML) MetaGradient(b *tasks.Batch) ([][]float64, Stats, error) {
-	if err := m.check(); err != nil {
-		return nil, Stats{}, err
-	}
-	all, err := m.trained()
+	p, all, st, err := m.metaRun(b)
 	if err != nil {
-		return nil, Stats{}, err
-	}
-	p, err := m.program(b, m.innerSteps(), true)
-	if err != nil {
-		return nil, Stats{}, err
-	}
-	if err := p.run(all, b); err != nil {
-		return nil, Stats{}, err
+		return nil, st, err
 	}
 	step := m.steps + 1
-	var st Stats
-	pre, _ := p.plan.ReadFloat64s(p.pre)
-	post, _ := p.plan.ReadFloat64s(p.post)
-	st.PreLoss, st.PostLoss = pre[0], post[0]
-	if !finite(st.PreLoss) {
-		return nil, st, &NonFiniteError{Step: step, What: "query loss before adaptation"}
-	}
-	if !finite(st.PostLoss) {
-		return nil, st, &NonFiniteError{Step: step, What: "query loss after adaptation"}
-	}
 	grads := make([][]float64, len(p.grads))
 	for i, g := range p.grads {
 		if grads[i], err = p.plan.ReadFloat64s(g); err != nil {
@@ -232,6 +226,43 @@ func (m *MAML) MetaGradient(b *tasks.Batch) ([][]float64, Stats, error) {
 		}
 	}
 	return grads, st, nil
+}
+
+// metaRun runs the training program on b with the meta-trained parameters
+// and checks the losses it reports.
+func (m *MAML) metaRun(b *tasks.Batch) (*program, *graph.Params, Stats, error) {
+	if err := m.check(); err != nil {
+		return nil, nil, Stats{}, err
+	}
+	all, err := m.trained()
+	if err != nil {
+		return nil, nil, Stats{}, err
+	}
+	p, err := m.program(b, m.innerSteps(), true)
+	if err != nil {
+		return nil, nil, Stats{}, err
+	}
+	if err := p.run(all, b); err != nil {
+		return nil, nil, Stats{}, err
+	}
+	step := m.steps + 1
+	var st Stats
+	pre, err := p.plan.ReadFloat64s(p.pre)
+	if err != nil {
+		return nil, nil, st, err
+	}
+	post, err := p.plan.ReadFloat64s(p.post)
+	if err != nil {
+		return nil, nil, st, err
+	}
+	st.PreLoss, st.PostLoss = pre[0], post[0]
+	if !finite(st.PreLoss) {
+		return nil, nil, st, &NonFiniteError{Step: step, What: "query loss before adaptation"}
+	}
+	if !finite(st.PostLoss) {
+		return nil, nil, st, &NonFiniteError{Step: step, What: "query loss after adaptation"}
+	}
+	return p, all, st, nil
 }
 
 // Evaluate adapts to each task of b with up to steps inner steps and

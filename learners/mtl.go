@@ -262,14 +262,20 @@ func (m *MTL) apply(step int, method weighting.Method, losses []float64, out wei
 			return st, fmt.Errorf("learners: MTL: %s used weight %v for task %s, announced %v", method.Name(), w, m.Targets[t].Name, prior[t])
 		}
 	}
+	if m.Optimizer == nil {
+		m.Optimizer = &Adam{}
+	}
+	// With one backward pass on a device, the update runs there.
+	do, onDevice := m.Optimizer.(deviceOptimizer)
+	onDevice = onDevice && mode == modeWeighted && m.Device != nil
 	grads := make([][]float64, len(own))
-	if mode == modeWeighted {
+	if mode == modeWeighted && !onDevice {
 		for i, n := range p.grads {
 			if grads[i], err = m.readGrad(p.plan, n, step, i); err != nil {
 				return st, err
 			}
 		}
-	} else {
+	} else if mode == modePerTask {
 		hw := out.Weights
 		if out.HeadWeights != nil {
 			if len(out.HeadWeights) != T {
@@ -303,10 +309,13 @@ func (m *MTL) apply(step int, method weighting.Method, losses []float64, out wei
 			}
 		}
 	}
-	if m.Optimizer == nil {
-		m.Optimizer = &Adam{}
-	}
-	if err := m.Optimizer.Update(m.Params, grads); err != nil {
+	if onDevice {
+		u := &deviceUpdate{plan: p.plan, params: m.Params, inputs: p.params, grads: p.grads, step: step,
+			what: func(i int) string { return "gradient of " + m.Params.At(i).Name }}
+		if err := do.updateOnDevice(u); err != nil {
+			return st, err
+		}
+	} else if err := m.Optimizer.Update(m.Params, grads); err != nil {
 		return st, err
 	}
 	if learned {

@@ -22,6 +22,7 @@ type Adam struct {
 
 	step int
 	m, v [][]float64
+	dev  deviceState // on a device (device.go)
 }
 
 // SGD is stochastic gradient descent with optional momentum (PyTorch's
@@ -31,6 +32,7 @@ type SGD struct {
 	LR, Momentum float64
 
 	vel [][]float64
+	dev deviceState // on a device (device.go)
 }
 
 var (
@@ -83,6 +85,9 @@ func (a *Adam) Update(p *graph.Params, grads [][]float64) error {
 	if err := checkGrads(p, grads); err != nil {
 		return err
 	}
+	if err := a.dev.toHost(a.state(), true); err != nil {
+		return err
+	}
 	lr, b1, b2, eps := orDefault(a.LR, 1e-3), orDefault(a.Beta1, 0.9), orDefault(a.Beta2, 0.999), orDefault(a.Eps, 1e-8)
 	if a.m == nil {
 		a.m, a.v = zerosLike(grads), zerosLike(grads)
@@ -107,6 +112,9 @@ func (a *Adam) Update(p *graph.Params, grads [][]float64) error {
 // Update implements Optimizer.
 func (s *SGD) Update(p *graph.Params, grads [][]float64) error {
 	if err := checkGrads(p, grads); err != nil {
+		return err
+	}
+	if err := s.dev.toHost(s.state(), true); err != nil {
 		return err
 	}
 	lr := orDefault(s.LR, 1e-3)

@@ -59,6 +59,9 @@ func loadVectors(c *graph.Checkpoint, prefix string, n int) ([][]float64, error)
 // exp_avg and exp_avg_sq, one float64 tensor per parameter in order) under
 // prefix.
 func (a *Adam) SaveState(prefix string, c *graph.Checkpoint) error {
+	if err := a.dev.toHost(a.state(), false); err != nil {
+		return err
+	}
 	c.Meta[prefix+"kind"] = "adam"
 	c.Meta[prefix+"step"] = strconv.Itoa(a.step)
 	c.Meta[prefix+"params"] = strconv.Itoa(len(a.m))
@@ -96,6 +99,7 @@ func (a *Adam) LoadState(prefix string, c *graph.Checkpoint) error {
 	if !sameSizes(m, v) {
 		return fmt.Errorf("learners: checkpoint optimiser %q: moments of different sizes", prefix)
 	}
+	a.dev.release() // the host's state replaces the device's
 	a.step, a.m, a.v = step, m, v
 	if n == 0 {
 		a.m, a.v = nil, nil
@@ -105,6 +109,9 @@ func (a *Adam) LoadState(prefix string, c *graph.Checkpoint) error {
 
 // SaveState records SGD's momentum buffers under prefix.
 func (s *SGD) SaveState(prefix string, c *graph.Checkpoint) error {
+	if err := s.dev.toHost(s.state(), false); err != nil {
+		return err
+	}
 	c.Meta[prefix+"kind"] = "sgd"
 	c.Meta[prefix+"params"] = strconv.Itoa(len(s.vel))
 	return saveVectors(c, prefix+"momentum_buffer.", s.vel)
@@ -126,6 +133,7 @@ func (s *SGD) LoadState(prefix string, c *graph.Checkpoint) error {
 	if err != nil {
 		return err
 	}
+	s.dev.release() // the host's state replaces the device's
 	s.vel = vel
 	if n == 0 {
 		s.vel = nil
