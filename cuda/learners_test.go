@@ -276,6 +276,9 @@ func TestDeviceDeterministic(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if pl := m.Placement(); pl.OnHost != 0 || pl.OnDevice == 0 || !pl.Recorded || pl.Device != dev.String() {
+			t.Errorf("Placement() = %+v; want every op on %s, recorded", pl, dev)
+		}
 		for i := 0; i < p.Len(); i++ {
 			runs[r] = append(runs[r], graph.Float64s(p.At(i).Value)...)
 		}

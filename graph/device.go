@@ -259,6 +259,9 @@ func (p Placement) String() string {
 		slices.Sort(names)
 		s += " (" + strings.Join(names, ", ") + ")"
 	}
+	if p.Recorded {
+		s += "; runs replayed from a recording"
+	}
 	return s
 }
 

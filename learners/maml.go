@@ -58,7 +58,8 @@ type MAML struct {
 	inner    innerRule // set by ANIL and MetaSGD
 	steps    int
 	programs map[programKey]*program
-	built    string // the settings the programs were built with
+	built    string      // the settings the programs were built with
+	last     *graph.Plan // the plan last run, for Placement
 }
 
 // innerRule says which parameters the inner loop adapts and with what
@@ -358,21 +359,35 @@ func (m *MAML) program(b *tasks.Batch, steps int, train bool) (*program, error) 
 	}
 	if s := m.settings(); s != m.built {
 		closePlans(m.programs)
-		m.programs, m.built = nil, s // settings changed: rebuild
+		m.programs, m.built, m.last = nil, s, nil // settings changed: rebuild
 	}
 	key := programKey{b.Tasks, b.Support, b.Query, b.In, b.Out, steps, train}
-	if p, ok := m.programs[key]; ok {
-		return p, nil
+	p, ok := m.programs[key]
+	if !ok {
+		var err error
+		if p, err = m.build(key); err != nil {
+			return nil, err
+		}
+		if m.programs == nil {
+			m.programs = make(map[programKey]*program)
+		}
+		m.programs[key] = p
 	}
-	p, err := m.build(key)
-	if err != nil {
-		return nil, err
-	}
-	if m.programs == nil {
-		m.programs = make(map[programKey]*program)
-	}
-	m.programs[key] = p
+	m.last = p.plan
 	return p, nil
+}
+
+// Placement reports where the ops of the graph last run (by Step or an
+// evaluation) ran: how many on Device and on the CPU. It is the zero
+// Placement before the first run.
+func (m *MAML) Placement() graph.Placement { return placement(m.last) }
+
+// placement is p's Placement, or the zero Placement for nil.
+func placement(p *graph.Plan) graph.Placement {
+	if p == nil {
+		return graph.Placement{}
+	}
+	return p.Placement()
 }
 
 // settings describes everything the compiled graphs depend on besides the

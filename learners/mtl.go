@@ -59,6 +59,7 @@ type MTL struct {
 	steps    int
 	programs map[mtlKey]*mtlProgram
 	built    string
+	last     *graph.Plan // the plan last run, for Placement
 }
 
 // MTLStats are the statistics of one training step.
@@ -619,22 +620,28 @@ func (p *mtlProgram) run(params *graph.Params, b *tasks.Table) error {
 func (m *MTL) program(rows, in int, mode mtlMode) (*mtlProgram, error) {
 	if s := m.settings(); s != m.built {
 		closePlans(m.programs)
-		m.programs, m.built = nil, s
+		m.programs, m.built, m.last = nil, s, nil
 	}
 	key := mtlKey{rows, in, mode}
-	if p, ok := m.programs[key]; ok {
-		return p, nil
+	p, ok := m.programs[key]
+	if !ok {
+		var err error
+		if p, err = m.build(key); err != nil {
+			return nil, err
+		}
+		if m.programs == nil {
+			m.programs = make(map[mtlKey]*mtlProgram)
+		}
+		m.programs[key] = p
 	}
-	p, err := m.build(key)
-	if err != nil {
-		return nil, err
-	}
-	if m.programs == nil {
-		m.programs = make(map[mtlKey]*mtlProgram)
-	}
-	m.programs[key] = p
+	m.last = p.plan
 	return p, nil
 }
+
+// Placement reports where the ops of the graph last run (by Step or an
+// evaluation) ran: how many on Device and on the CPU. It is the zero
+// Placement before the first run.
+func (m *MTL) Placement() graph.Placement { return placement(m.last) }
 
 func (m *MTL) settings() string {
 	s := fmt.Sprintf("%#v|%v|%s|", m.Model, m.Targets, deviceName(m.Device))

@@ -76,6 +76,7 @@ type Reptile struct {
 	adam     *innerMoments // inner Adam state carried between Steps; nil before the first
 	programs map[reptileKey]*reptileProgram
 	built    string
+	last     *graph.Plan // the plan last run, for Placement
 }
 
 // innerMoments is Adam's state: a step count and the two moments of every
@@ -567,21 +568,27 @@ func (r *Reptile) program(k reptileKey) (*reptileProgram, error) {
 	}
 	if s != r.built {
 		closePlans(r.programs)
-		r.programs, r.built = nil, s // settings changed: rebuild
+		r.programs, r.built, r.last = nil, s, nil // settings changed: rebuild
 	}
-	if p, ok := r.programs[k]; ok {
-		return p, nil
+	p, ok := r.programs[k]
+	if !ok {
+		var err error
+		if p, err = r.build(k); err != nil {
+			return nil, err
+		}
+		if r.programs == nil {
+			r.programs = make(map[reptileKey]*reptileProgram)
+		}
+		r.programs[k] = p
 	}
-	p, err := r.build(k)
-	if err != nil {
-		return nil, err
-	}
-	if r.programs == nil {
-		r.programs = make(map[reptileKey]*reptileProgram)
-	}
-	r.programs[k] = p
+	r.last = p.plan
 	return p, nil
 }
+
+// Placement reports where the ops of the graph last run (by Step or an
+// evaluation) ran: how many on Device and on the CPU. It is the zero
+// Placement before the first run.
+func (r *Reptile) Placement() graph.Placement { return placement(r.last) }
 
 // build declares losses_t = L(Forward(x_t, θ_t), y_t) for every task t,
 // and with k.grads the gradient of Σ_t losses_t with respect to each θ.

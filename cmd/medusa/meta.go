@@ -23,6 +23,7 @@ type metaLearner interface {
 	Steps() int
 	Evaluate(b *tasks.Batch, steps int) ([][]float64, error)
 	EvaluateClassifier(b *tasks.Batch, steps int) (learners.Evaluation, error)
+	Placement() graph.Placement
 	graph.Stateful
 }
 

@@ -395,7 +395,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	lossSum := make([]float64, len(heads))
 	var lastWeights []float64
 	window := 0
-	for step := m.Steps() + 1; step <= c.steps; step++ {
+	for step := first + 1; step <= c.steps; step++ {
 		e, k := (step-1)/epochSteps, (step-1)%epochSteps
 		if batches == nil || k == 0 {
 			if batches, err = batchesOf(e); err != nil {
@@ -407,6 +407,9 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 			prog.done()
 			return stepFailed(ctx, err, stepFailure{unit: "step", done: m.Steps(), total: c.steps,
 				path: rescuePath(c.out), save: save, hint: "try a smaller --lr", stderr: stderr})
+		}
+		if step == first+1 && dev != nil {
+			fmt.Fprintf(stderr, "graph: %v\n", m.Placement())
 		}
 		for i, l := range st.Losses {
 			lossSum[i] += l

@@ -387,7 +387,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.classify() {
 		lossName = "cross-entropy"
 	}
-	for it := m.Steps() + 1; it <= c.iters; it++ {
+	for it := first + 1; it <= c.iters; it++ {
 		b, err := data.train(rng, c.metaBatch)
 		if err != nil {
 			return err
@@ -397,6 +397,9 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			prog.done()
 			return stepFailed(ctx, err, stepFailure{unit: "iteration", done: m.Steps(), total: c.iters,
 				path: rescuePath(out), save: save, hint: "try a smaller --inner-lr or --meta-lr", stderr: stderr})
+		}
+		if it == first+1 && c.dev != nil {
+			fmt.Fprintf(stderr, "graph: %v\n", m.Placement())
 		}
 		preSum += st.PreLoss
 		postSum += st.PostLoss
