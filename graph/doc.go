@@ -18,6 +18,12 @@
 //     gradients and Hessian-vector products.
 //   - Machine: compile a graph once, bind inputs by name, run, read outputs;
 //     Plan, its executor, reuses each node's output buffer between runs.
+//   - Device: the seam an accelerator plugs into (package cuda provides
+//     one). CompileOn places each op on the device when it runs it
+//     (described to it as an OpSpec) and on the CPU otherwise, copying
+//     values between the two where the placement changes; Placement
+//     reports the split, and a plan wholly on a Recorder device replays
+//     a recording of its runs.
 //   - Matrix products on OpenBLAS, loaded at run time when installed, or
 //     gonum (see BLAS).
 //   - Checkpoints in the safetensors format: parameters plus the training

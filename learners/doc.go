@@ -24,4 +24,11 @@
 // A learner declares one graph per meta-batch shape, with the tasks
 // batched on a leading axis, compiles it once and reuses it for every
 // meta-batch of that shape. Learners are not safe for concurrent use.
+//
+// Each learner has a Device field: when set (package cuda gives one), its
+// graphs run there (graph.CompileOn), and Adam and SGD update the
+// parameters there for MAML, ANIL, Meta-SGD and multi-task steps with one
+// backward pass, keeping their state on the device; the learner's Params
+// are current on the host after every Step. Placement says where the last
+// run graph's ops ran.
 package learners
