@@ -409,6 +409,9 @@ func (d *Device) fill(b *buffer, v float64) error {
 // output is the parameter, updated in place.
 func (d *Device) optimKernel(op graph.OpSpec) (graph.Kernel, error) {
 	f64 := tensor.Float64
+	if len(op.Dtypes) != len(op.In) || len(op.In) == 0 {
+		return nil, unsupported(op, "argument types and shapes do not match")
+	}
 	switch op.Kind {
 	case "nonfinite":
 		if len(op.In) != 1 || op.Dtype != f64 || !op.Out.IsScalar() && op.Out.TotalSize() != 1 {
@@ -435,6 +438,9 @@ func (d *Device) optimKernel(op graph.OpSpec) (graph.Kernel, error) {
 		dt, n := op.Dtype, op.Out.TotalSize()
 		want := []tensor.Dtype{dt, f64, f64, f64} // g, m, v, h
 		hyper, momentum := 6, op.Attr["momentum"]
+		if momentum != 0 && momentum != 1 {
+			return nil, unsupported(op, fmt.Sprintf("momentum=%d, want 0 or 1", momentum))
+		}
 		if op.Kind == "sgd" {
 			want, hyper = want[:2+momentum], 2 // g, vel (with momentum), h
 		}

@@ -2,10 +2,12 @@ package cuda
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -47,6 +49,7 @@ var (
 type counting struct {
 	*Device
 	kernels int
+	kinds   map[string]int // the kernels prepared, by kind
 	refused map[string]int
 }
 
@@ -54,6 +57,10 @@ func (c *counting) Kernel(op graph.OpSpec) (graph.Kernel, error) {
 	k, err := c.Device.Kernel(op)
 	if err == nil {
 		c.kernels++
+		if c.kinds == nil {
+			c.kinds = make(map[string]int)
+		}
+		c.kinds[op.Kind]++
 	} else {
 		if c.refused == nil {
 			c.refused = make(map[string]int)
@@ -165,6 +172,13 @@ func TestMetaLearnersOnDevice(t *testing.T) {
 				model := nets.MLP{In: 1, Out: 1, Hidden: []int{40, 40}, Activation: nets.ReLU}
 				dev := &counting{Device: testDevice(t)}
 				defer dev.check(t)
+				if s.name != "reptile" {
+					defer func() {
+						if dev.kinds["adam"]+dev.kinds["sgd"] == 0 || dev.kinds["nonfinite"] == 0 {
+							t.Errorf("the optimiser did not run on the device: kernels %v", dev.kinds)
+						}
+					}()
+				}
 				var params [2]*graph.Params
 				var ls [2]metaLearner
 				for i, d := range []graph.Device{nil, dev} {
@@ -220,6 +234,13 @@ func TestMTLOnDevice(t *testing.T) {
 				}
 				dev := &counting{Device: testDevice(t)}
 				defer dev.check(t)
+				if name == "ew" { // one backward pass: the update runs on the device
+					defer func() {
+						if dev.kinds["adam"] == 0 {
+							t.Errorf("the optimiser did not run on the device: kernels %v", dev.kinds)
+						}
+					}()
+				}
 				var params [2]*graph.Params
 				var ms [2]*learners.MTL
 				for i, d := range []graph.Device{nil, dev} {
@@ -420,4 +441,166 @@ func TestDeviceOptimizerState(t *testing.T) {
 			a.report()
 		})
 	}
+}
+
+// refusing is a Device that does not run one kind, like a device without
+// the optimiser's kernels.
+type refusing struct {
+	*Device
+	kind string
+}
+
+func (r *refusing) Kernel(op graph.OpSpec) (graph.Kernel, error) {
+	if op.Kind == r.kind {
+		return nil, fmt.Errorf("refusing %s: %w", op.Kind, graph.ErrUnsupported)
+	}
+	return r.Device.Kernel(op)
+}
+
+// failing is a Device whose adam kernels fail from the n-th run on.
+type failing struct {
+	*Device
+	runs, n int
+}
+
+type failingKernel struct {
+	graph.Kernel
+	f *failing
+}
+
+func (k failingKernel) Run(out graph.Buffer, in []graph.Buffer) error {
+	if k.f.runs++; k.f.runs >= k.f.n {
+		return errors.New("injected device error")
+	}
+	return k.Kernel.Run(out, in)
+}
+
+func (f *failing) Kernel(op graph.OpSpec) (graph.Kernel, error) {
+	k, err := f.Device.Kernel(op)
+	if err != nil || op.Kind != "adam" {
+		return k, err
+	}
+	return failingKernel{k, f}, nil
+}
+
+// TestDeviceOptimizerFailures checks the optimiser on a device that does
+// not run it (the update falls back to the host and agrees with the CPU),
+// that fails half-way through an update (the step fails with the
+// parameters and step count as they were, and the optimiser refuses to go
+// on until a checkpoint is loaded), and that is closed while it holds the
+// optimiser's state (the same; Release first keeps the state).
+func TestDeviceOptimizerFailures(t *testing.T) {
+	base := testDevice(t)
+	model := nets.MLP{In: 1, Out: 1, Hidden: []int{8}, Activation: nets.Tanh}
+	newLearner := func(d graph.Device) *learners.MAML {
+		p, err := model.Init(rand.New(rand.NewPCG(1, 1)), tensor.Float64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &learners.MAML{Model: model, Params: p, Device: d, Optimizer: &learners.Adam{LR: 0.01}}
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	var batches []*tasks.Batch
+	for range 4 {
+		b, _, err := tasks.Sinusoid{}.Sample(rng, 4, 5, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches = append(batches, b)
+	}
+	steps := func(m *learners.MAML, bs []*tasks.Batch) error {
+		for _, b := range bs {
+			if _, err := m.Step(context.Background(), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	cpu := newLearner(nil)
+	if err := steps(cpu, batches); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("refused", func(t *testing.T) {
+		for _, kind := range []string{"adam", "nonfinite"} {
+			m := newLearner(&refusing{base, kind})
+			if err := steps(m, batches); err != nil {
+				t.Fatal(err)
+			}
+			a := agree(t, tensor.Float64)
+			a.params("refusing "+kind, cpu.Params, m.Params)
+		}
+	})
+
+	t.Run("failing", func(t *testing.T) {
+		dev := &failing{Device: base, n: 1 << 30}
+		m := newLearner(dev)
+		if err := steps(m, batches[:2]); err != nil {
+			t.Fatal(err)
+		}
+		ckpt := graph.NewCheckpoint(m.Params)
+		if err := m.SaveState("train.", ckpt); err != nil {
+			t.Fatal(err)
+		}
+		before := m.Params.Clone()
+		dev.runs, dev.n = 0, 2 // the second parameter's update fails
+		_, err := m.Step(context.Background(), batches[2])
+		if err == nil || !strings.Contains(err.Error(), "injected device error") {
+			t.Fatalf("Step with a failing update = %v; want the device's error", err)
+		}
+		if m.Steps() != 2 {
+			t.Errorf("Steps() = %d after a failed step; want 2", m.Steps())
+		}
+		agree(t, tensor.Float64).params("after a failed step", before, m.Params)
+		dev.n = 1 << 30
+		if _, err := m.Step(context.Background(), batches[2]); err == nil || !strings.Contains(err.Error(), "lost") {
+			t.Errorf("Step after a failed update = %v; want an error saying the optimiser's state is lost", err)
+		}
+		if err := m.SaveState("train.", graph.NewCheckpoint(m.Params)); err == nil {
+			t.Errorf("SaveState after a failed update succeeded; the state it would save is lost")
+		}
+		if err := m.Params.CopyFrom(ckpt.Params); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.LoadState("train.", ckpt); err != nil {
+			t.Fatal(err)
+		}
+		if err := steps(m, batches[2:]); err != nil {
+			t.Fatal(err)
+		}
+		agree(t, tensor.Float64).params("after loading the checkpoint", cpu.Params, m.Params)
+	})
+
+	t.Run("closed", func(t *testing.T) {
+		for _, release := range []bool{false, true} {
+			dev, err := openEmulated(t.TempDir())
+			if err != nil {
+				t.Skip(err)
+			}
+			m := newLearner(dev)
+			if err := steps(m, batches[:2]); err != nil {
+				t.Fatal(err)
+			}
+			if release {
+				if err := m.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dev.Close()
+			err = m.SaveState("train.", graph.NewCheckpoint(m.Params))
+			if release && err != nil {
+				t.Errorf("SaveState after Close, then closing the device = %v", err)
+			}
+			if !release && (err == nil || !strings.Contains(err.Error(), "closed")) {
+				t.Errorf("SaveState with the optimiser's state on a closed device = %v; want an error saying so", err)
+			}
+			if release {
+				m.Device = nil
+				if err := steps(m, batches[2:]); err != nil {
+					t.Fatal(err)
+				}
+				agree(t, tensor.Float64).params("after moving to the CPU", cpu.Params, m.Params)
+			}
+		}
+	})
 }

@@ -242,7 +242,7 @@ type Placement struct {
 	Device   string         // the device's name; "" for a CPU plan
 	OnDevice int            // ops run by the device (views included)
 	OnHost   int            // ops run on the CPU
-	Recorded bool           // runs are replayed from a recording (see Recorder)
+	Recorded bool           // runs are now replayed from a recording (see Recorder)
 	HostOps  map[string]int // the ops run on the CPU, by kind or op name, with their counts
 }
 

@@ -431,8 +431,8 @@ func TestPlanRecords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pl := p.Placement(); pl.OnHost != 0 || !pl.Recorded {
-			t.Fatalf("Placement() = %+v; want every op on the device, recorded", pl)
+		if pl := p.Placement(); pl.OnHost != 0 || pl.Recorded {
+			t.Fatalf("Placement() = %+v; want every op on the device, not yet recorded", pl)
 		}
 		seeds := []float64{1.3, 2.9, 0.7, 1.3, 4.1}
 		for _, seed := range seeds {
@@ -441,6 +441,9 @@ func TestPlanRecords(t *testing.T) {
 		wantRec, wantReplays := 1, len(seeds)-1
 		if off {
 			wantRec, wantReplays = 0, 0
+		}
+		if pl := p.Placement(); pl.Recorded != !off {
+			t.Errorf("recording off=%v: Placement().Recorded = %v after %d runs", off, pl.Recorded, len(seeds))
 		}
 		if dev.recordings != wantRec || dev.replays != wantReplays {
 			t.Errorf("recording off=%v: %d recordings, %d replays; want %d, %d", off, dev.recordings, dev.replays, wantRec, wantReplays)

@@ -274,8 +274,11 @@ func (p *Plan) Device() Device { return p.dev }
 // Buffer returns the device buffer that holds n's value from the last Run,
 // uploading the value first if it is only on the host. It lets an
 // optimiser work on gradients and parameters where they are. Writing into
-// the buffer changes what the plan holds for n, and for views of n, until
-// the next Run, which recomputes every op and uploads the inputs again.
+// the buffer of an op's output changes what the plan holds for it (Read
+// downloads it again), and for views of it, until the next Run, which
+// recomputes every op; writing into an input's lasts until the next Run
+// uploads the input again, and does not change the caller's tensor. The
+// buffer of a constant must not be written.
 func (p *Plan) Buffer(n *G.Node) (Buffer, error) {
 	if p.dev == nil {
 		return nil, fmt.Errorf("graph: Buffer: the plan runs on the CPU")
@@ -293,6 +296,9 @@ func (p *Plan) Buffer(n *G.Node) (Buffer, error) {
 	if err := p.toDevice(i); err != nil {
 		return nil, fmt.Errorf("graph: Buffer %s: copying to %s: %v", n.Name(), p.dev, err)
 	}
+	if n.Op() != nil && !p.fixed[i] {
+		p.hostOK[i] = false // the caller may write into it
+	}
 	return p.buf[i], nil
 }
 
@@ -308,7 +314,7 @@ func (p *Plan) Placement() Placement {
 		}
 		if p.dev != nil && p.onDev[i] {
 			pl.OnDevice++
-			pl.Recorded = p.recordable
+			pl.Recorded = p.rec != nil
 			continue
 		}
 		pl.OnHost++

@@ -178,25 +178,24 @@ func (m *MAML) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
 	if m.Optimizer == nil {
 		m.Optimizer = &Adam{}
 	}
-	if do, ok := m.Optimizer.(deviceOptimizer); ok && m.Device != nil {
-		// The update runs where the gradients are.
-		p, all, st, err := m.metaRun(b)
-		if err != nil {
-			return st, err
-		}
-		u := &deviceUpdate{plan: p.plan, params: all, inputs: p.inputs, grads: p.grads, step: m.steps + 1,
-			what: func(i int) string { return "meta-gradient of " + all.At(i).Name }}
-		if err := do.updateOnDevice(u); err != nil {
-			return st, err
-		}
-		m.steps++
-		return st, nil
-	}
-	grads, st, err := m.MetaGradient(b)
+	p, all, st, err := m.metaRun(b)
 	if err != nil {
 		return st, err
 	}
-	all, err := m.trained()
+	if do, ok := m.Optimizer.(deviceOptimizer); ok && m.Device != nil {
+		// The update runs where the gradients are, if the device can.
+		u := &deviceUpdate{plan: p.plan, params: all, inputs: p.inputs, grads: p.grads, step: m.steps + 1,
+			what: func(i int) string { return "meta-gradient of " + all.At(i).Name }}
+		done, err := do.updateOnDevice(u)
+		if err != nil {
+			return st, err
+		}
+		if done {
+			m.steps++
+			return st, nil
+		}
+	}
+	grads, err := m.readGrads(p, all)
 	if err != nil {
 		return st, err
 	}
@@ -214,19 +213,26 @@ func (m *MAML) MetaGradient(b *tasks.Batch) ([][]float64, Stats, error) {
 	if err != nil {
 		return nil, st, err
 	}
+	grads, err := m.readGrads(p, all)
+	return grads, st, err
+}
+
+// readGrads reads the meta-gradient of a run of p and checks it is finite.
+func (m *MAML) readGrads(p *program, all *graph.Params) ([][]float64, error) {
 	step := m.steps + 1
 	grads := make([][]float64, len(p.grads))
 	for i, g := range p.grads {
+		var err error
 		if grads[i], err = p.plan.ReadFloat64s(g); err != nil {
-			return nil, st, err
+			return nil, err
 		}
 		for _, v := range grads[i] {
 			if !finite(v) {
-				return nil, st, &NonFiniteError{Step: step, What: "meta-gradient of " + all.At(i).Name}
+				return nil, &NonFiniteError{Step: step, What: "meta-gradient of " + all.At(i).Name}
 			}
 		}
 	}
-	return grads, st, nil
+	return grads, nil
 }
 
 // metaRun runs the training program on b with the meta-trained parameters

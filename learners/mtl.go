@@ -313,11 +313,23 @@ func (m *MTL) apply(step int, method weighting.Method, losses []float64, out wei
 	if onDevice {
 		u := &deviceUpdate{plan: p.plan, params: m.Params, inputs: p.params, grads: p.grads, step: step,
 			what: func(i int) string { return "gradient of " + m.Params.At(i).Name }}
-		if err := do.updateOnDevice(u); err != nil {
+		done, err := do.updateOnDevice(u)
+		if err != nil {
 			return st, err
 		}
-	} else if err := m.Optimizer.Update(m.Params, grads); err != nil {
-		return st, err
+		if !done { // the device does not run the optimiser
+			for i, n := range p.grads {
+				if grads[i], err = m.readGrad(p.plan, n, step, i); err != nil {
+					return st, err
+				}
+			}
+			onDevice = false
+		}
+	}
+	if !onDevice {
+		if err := m.Optimizer.Update(m.Params, grads); err != nil {
+			return st, err
+		}
 	}
 	if learned {
 		if err := m.weightingOptimizer().Update(l.Params(), out.ParamGrads); err != nil {

@@ -85,7 +85,7 @@ func (a *Adam) Update(p *graph.Params, grads [][]float64) error {
 	if err := checkGrads(p, grads); err != nil {
 		return err
 	}
-	if err := a.dev.toHost(a.state(), true); err != nil {
+	if err := a.dev.toHost(true); err != nil {
 		return err
 	}
 	lr, b1, b2, eps := orDefault(a.LR, 1e-3), orDefault(a.Beta1, 0.9), orDefault(a.Beta2, 0.999), orDefault(a.Eps, 1e-8)
@@ -114,7 +114,7 @@ func (s *SGD) Update(p *graph.Params, grads [][]float64) error {
 	if err := checkGrads(p, grads); err != nil {
 		return err
 	}
-	if err := s.dev.toHost(s.state(), true); err != nil {
+	if err := s.dev.toHost(true); err != nil {
 		return err
 	}
 	lr := orDefault(s.LR, 1e-3)

@@ -59,7 +59,7 @@ func loadVectors(c *graph.Checkpoint, prefix string, n int) ([][]float64, error)
 // exp_avg and exp_avg_sq, one float64 tensor per parameter in order) under
 // prefix.
 func (a *Adam) SaveState(prefix string, c *graph.Checkpoint) error {
-	if err := a.dev.toHost(a.state(), false); err != nil {
+	if err := a.dev.toHost(false); err != nil {
 		return err
 	}
 	c.Meta[prefix+"kind"] = "adam"
@@ -99,7 +99,7 @@ func (a *Adam) LoadState(prefix string, c *graph.Checkpoint) error {
 	if !sameSizes(m, v) {
 		return fmt.Errorf("learners: checkpoint optimiser %q: moments of different sizes", prefix)
 	}
-	a.dev.release() // the host's state replaces the device's
+	a.dev.reset() // the loaded state replaces the device's, even a lost one
 	a.step, a.m, a.v = step, m, v
 	if n == 0 {
 		a.m, a.v = nil, nil
@@ -109,7 +109,7 @@ func (a *Adam) LoadState(prefix string, c *graph.Checkpoint) error {
 
 // SaveState records SGD's momentum buffers under prefix.
 func (s *SGD) SaveState(prefix string, c *graph.Checkpoint) error {
-	if err := s.dev.toHost(s.state(), false); err != nil {
+	if err := s.dev.toHost(false); err != nil {
 		return err
 	}
 	c.Meta[prefix+"kind"] = "sgd"
@@ -133,7 +133,7 @@ func (s *SGD) LoadState(prefix string, c *graph.Checkpoint) error {
 	if err != nil {
 		return err
 	}
-	s.dev.release() // the host's state replaces the device's
+	s.dev.reset() // the loaded state replaces the device's, even a lost one
 	s.vel = vel
 	if n == 0 {
 		s.vel = nil

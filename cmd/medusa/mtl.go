@@ -408,7 +408,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 			return stepFailed(ctx, err, stepFailure{unit: "step", done: m.Steps(), total: c.steps,
 				path: rescuePath(c.out), save: save, hint: "try a smaller --lr", stderr: stderr})
 		}
-		if step == first+1 && dev != nil {
+		if (step == first+2 || step == c.steps && step < first+2) && dev != nil { // the second run is recorded
 			fmt.Fprintf(stderr, "graph: %v\n", m.Placement())
 		}
 		for i, l := range st.Losses {

@@ -398,7 +398,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return stepFailed(ctx, err, stepFailure{unit: "iteration", done: m.Steps(), total: c.iters,
 				path: rescuePath(out), save: save, hint: "try a smaller --inner-lr or --meta-lr", stderr: stderr})
 		}
-		if it == first+1 && c.dev != nil {
+		if (it == first+2 || it == c.iters && it < first+2) && c.dev != nil { // the second run is recorded
 			fmt.Fprintf(stderr, "graph: %v\n", m.Placement())
 		}
 		preSum += st.PreLoss
