@@ -105,7 +105,7 @@ func (n *nvrtc) compile(src, name, target string, opts ...string) ([]byte, error
 		return nil, err
 	}
 	defer n.call("nvrtcDestroyProgram", uintptr(unsafe.Pointer(&prog)))
-	all := append([]string{"--gpu-architecture=" + target, "--std=c++14", "-default-device"}, opts...)
+	all := append([]string{"--gpu-architecture=" + target, "-default-device"}, opts...)
 	keep := make([][]byte, len(all))
 	ptrs := make([]uintptr, len(all))
 	for i, o := range all {
