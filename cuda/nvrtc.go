@@ -105,7 +105,8 @@ func (n *nvrtc) compile(src, name, target string, opts ...string) ([]byte, error
 		return nil, err
 	}
 	defer n.call("nvrtcDestroyProgram", uintptr(unsafe.Pointer(&prog)))
-	all := append([]string{"--gpu-architecture=" + target, "-default-device"}, opts...)
+	// No fused multiply-adds: products round on their own, as on the CPU.
+	all := append([]string{"--gpu-architecture=" + target, "-default-device", "--fmad=false"}, opts...)
 	keep := make([][]byte, len(all))
 	ptrs := make([]uintptr, len(all))
 	for i, o := range all {
