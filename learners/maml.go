@@ -367,19 +367,28 @@ func (m *MAML) program(b *tasks.Batch, steps int, train bool) (*program, error) 
 		closePlans(m.programs)
 		m.programs, m.built, m.last = nil, s, nil // settings changed: rebuild
 	}
-	key := programKey{b.Tasks, b.Support, b.Query, b.In, b.Out, steps, train}
-	p, ok := m.programs[key]
-	if !ok {
-		var err error
-		if p, err = m.build(key); err != nil {
-			return nil, err
-		}
-		if m.programs == nil {
-			m.programs = make(map[programKey]*program)
-		}
-		m.programs[key] = p
+	p, err := cached(&m.programs, programKey{b.Tasks, b.Support, b.Query, b.In, b.Out, steps, train}, m.build)
+	if err != nil {
+		return nil, err
 	}
 	m.last = p.plan
+	return p, nil
+}
+
+// cached returns the program for key from programs, building it with
+// build on first use.
+func cached[K comparable, P any](programs *map[K]P, key K, build func(K) (P, error)) (P, error) {
+	if p, ok := (*programs)[key]; ok {
+		return p, nil
+	}
+	p, err := build(key)
+	if err != nil {
+		return p, err
+	}
+	if *programs == nil {
+		*programs = make(map[K]P)
+	}
+	(*programs)[key] = p
 	return p, nil
 }
 

@@ -634,17 +634,9 @@ func (m *MTL) program(rows, in int, mode mtlMode) (*mtlProgram, error) {
 		closePlans(m.programs)
 		m.programs, m.built, m.last = nil, s, nil
 	}
-	key := mtlKey{rows, in, mode}
-	p, ok := m.programs[key]
-	if !ok {
-		var err error
-		if p, err = m.build(key); err != nil {
-			return nil, err
-		}
-		if m.programs == nil {
-			m.programs = make(map[mtlKey]*mtlProgram)
-		}
-		m.programs[key] = p
+	p, err := cached(&m.programs, mtlKey{rows, in, mode}, m.build)
+	if err != nil {
+		return nil, err
 	}
 	m.last = p.plan
 	return p, nil

@@ -570,16 +570,9 @@ func (r *Reptile) program(k reptileKey) (*reptileProgram, error) {
 		closePlans(r.programs)
 		r.programs, r.built, r.last = nil, s, nil // settings changed: rebuild
 	}
-	p, ok := r.programs[k]
-	if !ok {
-		var err error
-		if p, err = r.build(k); err != nil {
-			return nil, err
-		}
-		if r.programs == nil {
-			r.programs = make(map[reptileKey]*reptileProgram)
-		}
-		r.programs[k] = p
+	p, err := cached(&r.programs, k, r.build)
+	if err != nil {
+		return nil, err
 	}
 	r.last = p.plan
 	return p, nil
