@@ -387,13 +387,22 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.classify() {
 		lossName = "cross-entropy"
 	}
+	marks := make([]rand.PCG, len(rc.streams))
 	for it := first + 1; it <= c.iters; it++ {
+		for i, s := range rc.streams {
+			marks[i] = *s.src
+		}
 		b, err := data.train(rng, c.metaBatch)
 		if err != nil {
 			return err
 		}
 		st, err := m.Step(ctx, b)
 		if err != nil {
+			// The checkpoint resumes at this iteration: the random streams
+			// go back to where it began, before its batch was drawn.
+			for i, s := range rc.streams {
+				*s.src = marks[i]
+			}
 			prog.done()
 			return stepFailed(ctx, err, stepFailure{unit: "iteration", done: m.Steps(), total: c.iters,
 				path: rescuePath(out), save: save, hint: "try a smaller --inner-lr or --meta-lr", stderr: stderr})
