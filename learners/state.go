@@ -173,6 +173,9 @@ func (m *MAML) LoadState(prefix string, c *graph.Checkpoint) error {
 	if err != nil {
 		return err
 	}
+	if n < 0 {
+		return fmt.Errorf("learners: checkpoint %sstep is %d, want at least 0", prefix, n)
+	}
 	if m.Optimizer == nil {
 		m.Optimizer = &Adam{}
 	}
@@ -267,6 +270,9 @@ func (r *Reptile) LoadState(prefix string, c *graph.Checkpoint) error {
 	if err != nil {
 		return err
 	}
+	if step < 0 {
+		return fmt.Errorf("learners: checkpoint %sstep is %d, want at least 0", prefix, step)
+	}
 	n, err := c.MetaInt(prefix + "inner_adam.params")
 	if err != nil {
 		return err
@@ -343,6 +349,9 @@ func (m *MTL) LoadState(prefix string, c *graph.Checkpoint) error {
 	n, err := c.MetaInt(prefix + "step")
 	if err != nil {
 		return err
+	}
+	if n < 0 {
+		return fmt.Errorf("learners: checkpoint %sstep is %d, want at least 0", prefix, n)
 	}
 	if m.Optimizer == nil {
 		m.Optimizer = &Adam{}

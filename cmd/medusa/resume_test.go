@@ -109,6 +109,11 @@ func TestResumeErrors(t *testing.T) {
 	if err := graph.SaveParams(old, p.Params, map[string]string{"learner": "maml"}); err != nil {
 		t.Fatal(err)
 	}
+	negative := filepath.Join(dir, "negative.safetensors")
+	p.Meta["train.step"] = "-5"
+	if err := graph.SaveCheckpoint(negative, p); err != nil {
+		t.Fatal(err)
+	}
 	truncated := filepath.Join(dir, "cut.safetensors")
 	b, _ := os.ReadFile(ck)
 	if err := os.WriteFile(truncated, b[:len(b)-9], 0o644); err != nil {
@@ -120,6 +125,9 @@ func TestResumeErrors(t *testing.T) {
 		want  string
 	}{
 		{[]string{"--resume", ck, "--hidden", "8"}, true, "--hidden: a resumed run keeps the settings"},
+		{[]string{"--resume", ck, "--learner", "fomaml", "--iters", "5"}, true, "--learner fomaml: the checkpoint was trained with --learner maml"},
+		{[]string{"--resume", ck, "--learner", "reptile", "--iters", "5"}, true, "--learner reptile: the checkpoint was trained with --learner maml"},
+		{[]string{"--resume", negative, "--iters", "9"}, false, "train.step is -5"},
 		{[]string{"--resume", ck}, false, "has done 3 iterations already"},
 		{[]string{"--resume", old, "--iters", "5"}, false, "holds parameters only"},
 		{[]string{"--resume", truncated, "--iters", "5"}, false, "cut.safetensors"},

@@ -499,6 +499,12 @@ func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.W
 	if err != nil {
 		return zero, fmt.Errorf("--resume: %v", err)
 	}
+	if slices.Contains(given, "learner") {
+		if was, now := learnerOf(stored), learnerOf(args); was != now {
+			fmt.Fprintf(stderr, "medusa: --learner %s: the checkpoint was trained with --learner %s, which a resumed run keeps\n", now, was)
+			return zero, &usageError{"--learner on resume"}
+		}
+	}
 	merged := append(stored, args...)
 	if !slices.Contains(given, "out") {
 		merged = append(merged, "--out="+path)
