@@ -72,8 +72,12 @@ func SaveParams(path string, p *Params, meta map[string]string) (err error) {
 }
 
 // writeAtomic writes data to path through a synced temporary file and a
-// rename.
+// rename. It refuses a path that names something other than a regular file
+// (a directory, a device, a pipe), which the rename would replace.
 func writeAtomic(path string, data []byte) (err error) {
+	if err := RegularOrAbsent(path); err != nil {
+		return fmt.Errorf("graph: writing: %w", err)
+	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -98,6 +102,47 @@ func writeAtomic(path string, data []byte) (err error) {
 		return fmt.Errorf("graph: writing %s: %v", path, err)
 	}
 	return nil
+}
+
+// NotRegularError reports a path to write that names something other
+// than a regular file.
+type NotRegularError struct {
+	Path string
+	What string // "a directory", "a device", "a named pipe", "a socket"
+}
+
+func (e *NotRegularError) Error() string {
+	return fmt.Sprintf("%s is %s, not a file to write", e.Path, e.What)
+}
+
+// RegularOrAbsent returns a *NotRegularError when path exists and is not
+// a regular file (or a link to one), and the error of Stat if it fails
+// otherwise than for a missing file.
+func RegularOrAbsent(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	m := fi.Mode()
+	var what string
+	switch {
+	case m.IsRegular():
+		return nil
+	case m.IsDir():
+		what = "a directory"
+	case m&os.ModeCharDevice != 0, m&os.ModeDevice != 0:
+		what = "a device"
+	case m&os.ModeNamedPipe != 0:
+		what = "a named pipe"
+	case m&os.ModeSocket != 0:
+		what = "a socket"
+	default:
+		what = "not a regular file"
+	}
+	return &NotRegularError{Path: path, What: what}
 }
 
 // LoadParams reads a safetensors file written by SaveParams (or any

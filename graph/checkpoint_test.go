@@ -3,9 +3,11 @@ package graph
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -95,5 +97,38 @@ func TestLoadParamsTruncated(t *testing.T) {
 		if _, _, err := LoadParams(bad); err == nil {
 			t.Errorf("LoadParams of a file cut to %d of %d bytes: no error", cut, len(raw))
 		}
+	}
+}
+
+// TestSaveRefusesNonRegular checks that a checkpoint is never renamed over
+// a directory or a named pipe at its path: the write fails naming it, and
+// the thing is left as it was.
+func TestSaveRefusesNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	p := &Params{}
+	if err := p.Add("w", tensor.New(tensor.WithShape(2), tensor.WithBacking([]float64{1, 2}))); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	paths := map[string]string{sub: "a directory"}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err == nil {
+		paths[fifo] = "a named pipe"
+	}
+	for path, what := range paths {
+		err := SaveParams(path, p, nil)
+		var nr *NotRegularError
+		if !errors.As(err, &nr) || nr.What != what {
+			t.Errorf("SaveParams(%s) = %v; want a *NotRegularError saying %s", path, err, what)
+		}
+		if fi, err := os.Lstat(path); err != nil || fi.Mode().IsRegular() {
+			t.Errorf("%s was replaced: %v, %v", path, fi.Mode(), err)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != len(paths) {
+		t.Errorf("%d entries left in the folder; want %d (no temporary files)", len(entries), len(paths))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -353,4 +354,54 @@ func TestLogPlotEval(t *testing.T) {
 			t.Errorf("%s is not a PNG: %v", p, err)
 		}
 	}
+}
+
+// TestOutNotAFile checks that --out and --log naming something other than
+// a regular file (a directory, a named pipe, a device node the test
+// makes) are refused before any work, and that the thing is left as it
+// was: the checkpoint writer would otherwise rename its file over it.
+func TestOutNotAFile(t *testing.T) {
+	dir := t.TempDir()
+	targets := map[string]string{"directory": filepath.Join(dir, "sub")}
+	if err := os.Mkdir(targets["directory"], 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err == nil {
+		targets["named pipe"] = fifo
+	} else {
+		t.Logf("no named pipe here: %v", err)
+	}
+	node := filepath.Join(dir, "null")
+	if err := syscall.Mknod(node, syscall.S_IFCHR|0o666, 1<<8|3); err == nil { // /dev/null's numbers
+		targets["device"] = node
+	} else {
+		t.Logf("cannot make a device node (not root?): %v", err)
+	}
+	for what, path := range targets {
+		before, err := os.Lstat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{
+			{"train", "--iters", "2", "--eval-tasks", "0", "--out", path},
+			{"train", "--iters", "2", "--eval-tasks", "0", "--log", path},
+			{"train", "--learner", "mtl", "--steps", "2", "--out", path},
+		} {
+			_, stderr, err := runCLI(args...)
+			var ue *usageError
+			if !errors.As(err, &ue) || !strings.Contains(stderr, "it is a "+what+", not a file to write") {
+				t.Errorf("medusa %v: err = %v, stderr %q; want a usage error saying it is %s", args, err, firstLine(stderr), what)
+			}
+		}
+		after, err := os.Lstat(path)
+		if err != nil || after.Mode() != before.Mode() {
+			t.Errorf("%s %s changed: %v, %v", what, path, after.Mode(), err)
+		}
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
 	"github.com/medusa-ml/medusa/learners/tasks"
 	"github.com/medusa-ml/medusa/learners/weighting"
@@ -213,6 +214,9 @@ func writeToyCSV(path string, results []toyResult) error {
 // writeFileAtomic writes data to a temporary file beside path and renames
 // it into place, so that a crash never leaves a half-written file.
 func writeFileAtomic(path string, data []byte) (err error) {
+	if err := graph.RegularOrAbsent(path); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".medusa-*")
 	if err != nil {
 		return err

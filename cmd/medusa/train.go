@@ -254,6 +254,12 @@ Flags:
 // checkWritable reports whether a file can be created beside path, so that
 // a bad --out is found before training rather than after it.
 func checkWritable(path string) error {
+	var nr *graph.NotRegularError
+	if err := graph.RegularOrAbsent(path); errors.As(err, &nr) {
+		return fmt.Errorf("it is %s, not a file to write", nr.What)
+	} else if err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".medusa-check*")
 	if err != nil {
 		return fmt.Errorf("cannot write there: %v", err)
