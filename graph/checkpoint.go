@@ -2,7 +2,10 @@ package graph
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -149,11 +152,77 @@ func RegularOrAbsent(path string) error {
 // safetensors file of F32/F64 tensors) and returns its parameters, in the
 // recorded order when there is one, else in name order, and its metadata.
 func LoadParams(path string) (*Params, map[string]string, error) {
-	buf, err := os.ReadFile(path)
+	buf, err := readSafetensors(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("graph: LoadParams: %v", err)
 	}
 	return DecodeParams(buf, path)
+}
+
+// maxHeader bounds a safetensors header: medusa's hold a few kilobytes.
+const maxHeader = 64 << 20
+
+// readSafetensors reads a safetensors file after checking that it is a
+// regular file and that its header describes exactly the bytes that
+// follow, so that neither a device, a pipe nor a file whose header lies
+// about its size (a sparse file of zeros, say) is read whole.
+func readSafetensors(path string) ([]byte, error) {
+	if err := RegularOrAbsent(path); err != nil {
+		var nr *NotRegularError
+		if errors.As(err, &nr) {
+			return nil, fmt.Errorf("%s is %s, not a checkpoint", path, nr.What)
+		}
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
+	var prefix [8]byte
+	if _, err := io.ReadFull(f, prefix[:]); err != nil {
+		return nil, fmt.Errorf("%s: not a valid safetensors file: %d bytes are too few", path, size)
+	}
+	n := binary.LittleEndian.Uint64(prefix[:])
+	if n == 0 || n > maxHeader || int64(n) > size-8 {
+		return nil, fmt.Errorf("%s: not a valid safetensors file: its header length is %d in a file of %d bytes", path, n, size)
+	}
+	header := make([]byte, n)
+	if _, err := io.ReadFull(f, header); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	var entries map[string]json.RawMessage
+	if err := json.Unmarshal(header, &entries); err != nil {
+		return nil, fmt.Errorf("%s: not a valid safetensors file: its header is not JSON: %v", path, err)
+	}
+	var end uint64
+	for name, raw := range entries {
+		if name == "__metadata__" {
+			continue
+		}
+		var e struct {
+			Offsets []uint64 `json:"data_offsets"`
+		}
+		if err := json.Unmarshal(raw, &e); err != nil || len(e.Offsets) != 2 {
+			return nil, fmt.Errorf("%s: not a valid safetensors file: tensor %q has no valid data offsets", path, name)
+		}
+		end = max(end, e.Offsets[1])
+	}
+	if want := 8 + n + end; want != uint64(size) {
+		return nil, fmt.Errorf("%s: not a valid safetensors file: its header describes %d bytes, the file has %d", path, want, size)
+	}
+	buf := make([]byte, size)
+	copy(buf, prefix[:])
+	copy(buf[8:], header)
+	if _, err := io.ReadFull(f, buf[8+n:]); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return buf, nil
 }
 
 // DecodeParams is LoadParams on the bytes of a file; path is only used in

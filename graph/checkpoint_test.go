@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -130,5 +132,69 @@ func TestSaveRefusesNonRegular(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != len(paths) {
 		t.Errorf("%d entries left in the folder; want %d (no temporary files)", len(entries), len(paths))
+	}
+}
+
+// TestLoadRefusesWithoutReading checks that LoadCheckpoint refuses, without
+// reading them whole or blocking, files that are not checkpoints: a sparse
+// file of a gigabyte of zeros, a named pipe with no writer, a device, and
+// a valid file with bytes appended or cut.
+func TestLoadRefusesWithoutReading(t *testing.T) {
+	dir := t.TempDir()
+	sparse := filepath.Join(dir, "sparse")
+	f, err := os.Create(sparse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	good := filepath.Join(dir, "good.safetensors")
+	p := new(Params)
+	if err := p.Add("w", tensor.New(tensor.WithShape(3), tensor.WithBacking([]float64{1, 2, 3}))); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveParams(good, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	longer, shorter := filepath.Join(dir, "longer"), filepath.Join(dir, "shorter")
+	if err := os.WriteFile(longer, append(b, make([]byte, 100)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(shorter, b[:len(b)-8], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{
+		sparse:  "header length is 0",
+		longer:  "the file has",
+		shorter: "the file has",
+	}
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		cases["/dev/zero"] = "is a device, not a checkpoint"
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err == nil {
+		cases[fifo] = "is a named pipe, not a checkpoint"
+	}
+	for path, want := range cases {
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := LoadCheckpoint(path)
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadCheckpoint(%s) = %v; want an error saying %q", path, err, want)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+			t.Errorf("LoadCheckpoint(%s) allocated %d bytes before refusing", path, grew)
+		}
+	}
+	if _, err := LoadCheckpoint(good); err != nil {
+		t.Errorf("LoadCheckpoint(a good file) = %v", err)
 	}
 }
