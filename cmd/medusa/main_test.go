@@ -405,3 +405,35 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
 }
+
+// TestOutputLocked checks that a run whose --out or --log another run is
+// writing fails at once, saying so, and that the lock goes with the run.
+func TestOutputLocked(t *testing.T) {
+	dir := t.TempDir()
+	out, log := filepath.Join(dir, "m.safetensors"), filepath.Join(dir, "run.log")
+	for _, held := range []string{out, log} {
+		unlock, err := lockPaths(held)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{
+			{"train", "--iters", "2", "--eval-tasks", "0", "--out", out, "--log", log},
+			{"train", "--learner", "mtl", "--steps", "2", "--out", out, "--log", log},
+		} {
+			_, _, err := runCLI(args...)
+			if err == nil || !strings.Contains(err.Error(), "another run is writing "+held) {
+				t.Errorf("medusa %v while %s is locked: err = %v; want it to say another run is writing it", args, held, err)
+			}
+		}
+		unlock()
+	}
+	if _, stderr, err := runCLI("train", "--iters", "2", "--eval-tasks", "0", "--out", out, "--log", log); err != nil {
+		t.Fatalf("after the locks were released: %v\n%s", err, stderr)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".lock") {
+			t.Errorf("lock file %s left behind", e.Name())
+		}
+	}
+}

@@ -305,6 +305,11 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 			return err
 		}
 	}
+	unlock, err := lockPaths(c.out, c.log)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := reportBLAS(stderr); err != nil {
 		return err
 	}

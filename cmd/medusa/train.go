@@ -312,6 +312,11 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	unlock, err := lockPaths(c.out, c.log)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := reportBLAS(stderr); err != nil {
 		return err
 	}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockPaths takes an exclusive lock for each of paths (the empty ones
+// skipped), so that a second run writing the same checkpoint or log fails
+// at once instead of overwriting the first's. The lock is an flock on a
+// hidden file beside each path (the checkpoint itself is replaced by
+// renames); the kernel drops it when the process ends, however it ends.
+// The returned function releases the locks.
+func lockPaths(paths ...string) (func(), error) {
+	var held []*os.File
+	release := func() {
+		for _, f := range held {
+			os.Remove(f.Name()) // while still locked, so no one locks it between
+			f.Close()           // closing drops the lock
+		}
+	}
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		name := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".lock")
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("cannot lock %s: %v", p, err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			release()
+			if err == unix.EWOULDBLOCK {
+				return nil, fmt.Errorf("another run is writing %s (it holds %s)", p, name)
+			}
+			return nil, fmt.Errorf("cannot lock %s: %v", p, err)
+		}
+		held = append(held, f)
+	}
+	return release, nil
+}
