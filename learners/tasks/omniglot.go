@@ -248,15 +248,19 @@ func listOmniglotDir(dir string, limit int, dirs bool) ([]string, error) {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		isDir := e.IsDir()
-		if e.Type()&os.ModeSymlink != 0 {
+		mode := e.Type()
+		if mode&os.ModeSymlink != 0 {
 			fi, err := os.Stat(path)
 			if err != nil {
 				return nil, fmt.Errorf("tasks: omniglot: %v", err)
 			}
-			isDir = fi.IsDir()
+			mode = fi.Mode().Type()
 		}
+		isDir := mode.IsDir()
 		switch {
+		case !isDir && !mode.IsRegular():
+			// A pipe or device would block or never end when read.
+			return nil, fmt.Errorf("tasks: omniglot: %s: not a regular file or directory (%v)", path, mode)
 		case dirs && !isDir:
 			return nil, fmt.Errorf("tasks: omniglot: %s: a file where a directory is expected (the layout is root/alphabet/character/*.png)", path)
 		case !dirs && isDir:

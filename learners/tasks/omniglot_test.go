@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -340,6 +341,14 @@ func TestOmniglotErrors(t *testing.T) {
 	}
 	if _, err := LoadOmniglot(root, root); err == nil || !strings.Contains(err.Error(), "character Latin/character01 is under both") {
 		t.Errorf("LoadOmniglot(root, root) = %v; want an error about the repeated character", err)
+	}
+	// A named pipe called *.png would block the reader: refused unread.
+	fifo := filepath.Join(root, "Latin", "character01", "3.png")
+	if err := syscall.Mkfifo(fifo, 0o644); err == nil {
+		if _, err := LoadOmniglot(root); err == nil || !strings.Contains(err.Error(), fifo+": not a regular file") {
+			t.Errorf("LoadOmniglot with a named pipe = %v; want an error naming %s", err, fifo)
+		}
+		os.Remove(fifo)
 	}
 	// A link to nowhere is an unreadable image.
 	dangling := filepath.Join(root, "Latin", "character01", "2.png")
