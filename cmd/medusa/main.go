@@ -25,12 +25,28 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// After the first signal, restore the default handling so that a second
-	// one ends the process at once.
-	context.AfterFunc(ctx, stop)
+	ctx, cancel := context.WithCancel(context.Background())
+	// The first SIGINT or SIGTERM stops training at the next step
+	// boundary, with a checkpoint; a second one of either kind ends the
+	// process at once, even when the step never ends or SIGINT was ignored
+	// when medusa started (nohup, a shell's trap).
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		cancel()
+		fmt.Fprintf(os.Stderr, "\nmedusa: %v: stopping after this step, with a checkpoint; a second signal stops at once\n", s)
+		s = <-sigs
+		fmt.Fprintf(os.Stderr, "medusa: second signal (%v): stopping at once, without a checkpoint\n", s)
+		code := 130 // as a shell reports SIGINT
+		if s == syscall.SIGTERM {
+			code = 143
+		}
+		os.Exit(code)
+	}()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
+	cancel()
 	if err == nil {
 		return
 	}

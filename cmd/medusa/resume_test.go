@@ -246,3 +246,85 @@ func TestInterruptResumeBitIdentical(t *testing.T) {
 		})
 	}
 }
+
+// TestSecondSignalEndsAtOnce starts the real program on a step that takes
+// very long (Reptile with a hundred million inner steps), sends SIGTERM,
+// waits for the program to say it will stop after the step, sends a
+// second SIGTERM, and checks that the process ends at once with status
+// 143 saying why, although the step it is in never finishes.
+func TestSecondSignalEndsAtOnce(t *testing.T) {
+	// The first signal can land in the microseconds before the first step
+	// begins; the run then ends by itself, and the test tries again.
+	for attempt := 1; ; attempt++ {
+		if secondSignal(t) || attempt == 3 {
+			return
+		}
+	}
+}
+
+// secondSignal runs one attempt of TestSecondSignalEndsAtOnce; it reports
+// false when the first signal came before the first step.
+func secondSignal(t *testing.T) bool {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "train", "--learner", "reptile", "--inner-steps", "100000000", "--meta-batch", "2",
+		"--hidden", "4", "--iters", "5", "--eval-tasks", "0")
+	cmd.Env = append(os.Environ(), "MEDUSA_TEST_MAIN=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	out := bufio.NewScanner(stdout)
+	for out.Scan() {
+		log.WriteString(out.Text() + "\n")
+		if strings.HasPrefix(out.Text(), "meta-training") { // the loop begins
+			break
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	errs := bufio.NewScanner(stderr)
+	for errs.Scan() {
+		log.WriteString(errs.Text() + "\n")
+		if strings.Contains(errs.Text(), "a second signal stops at once") {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for errs.Scan() {
+			log.WriteString(errs.Text() + "\n")
+		}
+		for out.Scan() {
+		}
+		done <- cmd.Wait()
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("the program did not end after a second SIGTERM:\n%s", log.String())
+	}
+	if strings.Contains(log.String(), "interrupted after 0 of") {
+		return false
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Fatalf("exit after two SIGTERMs: %v; want status 143\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "second signal") {
+		t.Errorf("the program does not say why it stopped:\n%s", log.String())
+	}
+	return true
+}
