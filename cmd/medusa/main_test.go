@@ -189,11 +189,16 @@ func TestMTLBadUsage(t *testing.T) {
 	if err := os.WriteFile(words, []byte("a,b,y\n1,2,3\n4,five,6\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	huge := filepath.Join(dir, "huge.csv")
+	if err := os.WriteFile(huge, []byte("a,b,y\n1,2,3\n4,1e308,6\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		args  []string
 		usage bool   // a usage error (exit 2) rather than a run error
 		want  string // in the message
 	}{
+		{[]string{"--task", "csv", "--csv", huge, "--targets", "y:regression"}, false, `line 3 column 2 ("b")`},
 		{[]string{"--weighting", "best"}, true, "want one of ew, uw, gradnorm, dwa, pcgrad, mgda, cagrad, imtl, nash"},
 		{[]string{"--task", "imagenet"}, true, `--task "imagenet"`},
 		{[]string{"--task", "csv"}, true, "needs --csv"},

@@ -279,7 +279,11 @@ func mtlData(c *mtlConfig, rng *rand.Rand) (train, test *tasks.Table, floors []f
 		}
 		return train, test, nil, nil
 	default:
-		all, err := tasks.LoadCSV(c.csv, tasks.CSVOptions{Targets: c.targets})
+		opts := tasks.CSVOptions{Targets: c.targets}
+		if c.dtype == tensor.Float32 {
+			opts.MaxAbs = math.MaxFloat32 // larger values would be infinite in training
+		}
+		all, err := tasks.LoadCSV(c.csv, opts)
 		if err != nil {
 			return nil, nil, nil, err
 		}

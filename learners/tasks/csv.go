@@ -26,7 +26,19 @@ type CSVOptions struct {
 	Features []string
 	// Comma is the field separator; default ','.
 	Comma rune
+	// MaxAbs, when positive, is the largest magnitude a cell may hold:
+	// math.MaxFloat32 for a table that trains in float32, where larger
+	// values would overflow. Zero means any finite float64.
+	MaxAbs float64
+	// MaxLine is the longest line, in bytes, that is read; default
+	// DefaultMaxLine. A longer line is an error before it is held in
+	// memory whole.
+	MaxLine int
 }
+
+// DefaultMaxLine is CSVOptions.MaxLine's default: 16 MiB, a row of some
+// 800,000 twenty-character cells.
+const DefaultMaxLine = 16 << 20
 
 // CSVError reports a problem with a CSV input, at a line and column where
 // there is one.
@@ -102,7 +114,11 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 	if len(opts.Targets) == 0 {
 		return nil, fail(0, 0, "", "no target columns named in the options")
 	}
-	cr := csv.NewReader(r)
+	maxLine := opts.MaxLine
+	if maxLine <= 0 {
+		maxLine = DefaultMaxLine
+	}
+	cr := csv.NewReader(&lineLimit{r: r, max: maxLine, line: 1, path: path})
 	cr.Comma = ','
 	if opts.Comma != 0 {
 		cr.Comma = opts.Comma
@@ -209,6 +225,9 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return 0, fail(line, j+1, names[j], "%q is not a finite number", truncate(s))
 		}
+		if opts.MaxAbs > 0 && math.Abs(v) > opts.MaxAbs {
+			return 0, fail(line, j+1, names[j], "%q is larger in magnitude than %g, the largest the training type holds", truncate(s), opts.MaxAbs)
+		}
 		return v, nil
 	}
 	for {
@@ -273,8 +292,36 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 	return tab, nil
 }
 
+// lineLimit passes r through, failing with a *CSVError when a line grows
+// longer than max bytes.
+type lineLimit struct {
+	r    io.Reader
+	max  int
+	n    int // bytes of the current line so far
+	line int
+	path string
+}
+
+func (l *lineLimit) Read(p []byte) (int, error) {
+	k, err := l.r.Read(p)
+	for i, b := range p[:k] {
+		if b == '\n' {
+			l.n, l.line = 0, l.line+1
+			continue
+		}
+		if l.n++; l.n > l.max {
+			return i, &CSVError{Path: l.path, Line: l.line, Err: fmt.Errorf("line longer than MaxLine = %d bytes", l.max)}
+		}
+	}
+	return k, err
+}
+
 // csvReadError turns an error of encoding/csv into a *CSVError.
 func csvReadError(err error, path string) error {
+	var ce *CSVError
+	if errors.As(err, &ce) {
+		return ce
+	}
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		// pe.Column counts bytes, not fields: keep it in the message.

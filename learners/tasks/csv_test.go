@@ -3,8 +3,11 @@ package tasks
 import (
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -166,7 +169,8 @@ func FuzzReadCSV(f *testing.F) {
 	f.Add([]byte("a,y\n1,0\n2,1\n"), "y", uint8(Binary), int8(0), "a")
 	f.Add([]byte("a,y\n1,0\n2,4\n"), "y", uint8(Multiclass), int8(0), "")
 	f.Fuzz(func(t *testing.T, data []byte, target string, kind uint8, classes int8, features string) {
-		opts := CSVOptions{Targets: []Target{{Name: target, Kind: Kind(kind % 4), Classes: int(classes)}}}
+		// A short MaxLine, so that long lines take the refusal's path.
+		opts := CSVOptions{Targets: []Target{{Name: target, Kind: Kind(kind % 4), Classes: int(classes)}}, MaxLine: 256}
 		if features != "" {
 			opts.Features = strings.Split(features, "|")
 		}
@@ -215,4 +219,42 @@ func ExampleReadCSV() {
 	// 2 rows of 2 features: [34 52000 51 61000]
 	// risk [1.5 3.25] smoker [0 1]
 	// tasks: CSV line 2 column 2 ("risk"): "high" is not a number
+}
+
+// TestCSVLimits checks MaxAbs (a value the training type cannot hold is
+// refused naming its line and column) and MaxLine (a long line is refused
+// naming it, without being held whole: a line of 64 MiB is read with
+// little memory).
+func TestCSVLimits(t *testing.T) {
+	opts := CSVOptions{Targets: []Target{{Name: "y"}}, MaxAbs: math.MaxFloat32}
+	_, err := ReadCSV(strings.NewReader("a,y\n1,2\n1e308,3\n"), opts)
+	var ce *CSVError
+	if !errors.As(err, &ce) || ce.Line != 3 || ce.Column != 1 || !strings.Contains(err.Error(), "larger in magnitude than") {
+		t.Errorf("ReadCSV(1e308 in float32) = %v; want a *CSVError at line 3, column 1", err)
+	}
+	if _, err := ReadCSV(strings.NewReader("a,y\n1e308,3\n"), CSVOptions{Targets: opts.Targets}); err != nil {
+		t.Errorf("ReadCSV(1e308 without MaxAbs) = %v; want it accepted", err)
+	}
+
+	long := io.MultiReader(strings.NewReader("a,y\n1,2\n"), io.LimitReader(repeatByte('7'), 64<<20), strings.NewReader(",1\n"))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = ReadCSV(long, CSVOptions{Targets: opts.Targets, MaxLine: 1 << 20})
+	runtime.ReadMemStats(&after)
+	if !errors.As(err, &ce) || ce.Line != 3 || !strings.Contains(err.Error(), "longer than MaxLine") {
+		t.Errorf("ReadCSV(a 64 MiB line) = %v; want a *CSVError at line 3 saying it is too long", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("ReadCSV allocated %d MiB for a line it refused", grew>>20)
+	}
+}
+
+// repeatByte is an endless stream of one byte.
+type repeatByte byte
+
+func (r repeatByte) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
 }
