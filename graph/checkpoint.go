@@ -82,7 +82,7 @@ func writeAtomic(path string, data []byte) (err error) {
 		return fmt.Errorf("graph: writing: %w", err)
 	}
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	f, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
 	if err != nil {
 		return fmt.Errorf("graph: writing %s: %v", path, err)
 	}
@@ -116,6 +116,26 @@ type NotRegularError struct {
 
 func (e *NotRegularError) Error() string {
 	return fmt.Sprintf("%s is %s, not a file to write", e.Path, e.What)
+}
+
+// tempPattern is the name pattern of writeAtomic's temporary files for a
+// file named base.
+func tempPattern(base string) string { return "." + base + ".tmp*" }
+
+// RemoveStaleTemps removes the temporary files that writes to path
+// interrupted by a crash or kill -9 left beside it, and returns how many
+// it removed. Call it only when no other process is writing path.
+func RemoveStaleTemps(path string) (int, error) {
+	names, err := filepath.Glob(filepath.Join(filepath.Dir(path), tempPattern(filepath.Base(path))))
+	if err != nil {
+		return 0, err
+	}
+	for i, n := range names {
+		if err := os.Remove(n); err != nil {
+			return i, err
+		}
+	}
+	return len(names), nil
 }
 
 // RegularOrAbsent returns a *NotRegularError when path exists and is not

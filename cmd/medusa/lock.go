@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/medusa-ml/medusa/graph"
 	"golang.org/x/sys/unix"
 )
 
@@ -13,7 +14,9 @@ import (
 // at once instead of overwriting the first's. The lock is an flock on a
 // hidden file beside each path (the checkpoint itself is replaced by
 // renames); the kernel drops it when the process ends, however it ends.
-// The returned function releases the locks.
+// Holding the lock, it removes the temporary files that a killed run's
+// interrupted checkpoint write left beside a path. The returned function
+// releases the locks.
 func lockPaths(paths ...string) (func(), error) {
 	var held []*os.File
 	release := func() {
@@ -41,6 +44,8 @@ func lockPaths(paths ...string) (func(), error) {
 			return nil, fmt.Errorf("cannot lock %s: %v", p, err)
 		}
 		held = append(held, f)
+		// No other run writes p now: what a killed one left can go.
+		graph.RemoveStaleTemps(p)
 	}
 	return release, nil
 }

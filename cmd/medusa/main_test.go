@@ -432,8 +432,16 @@ func TestOutputLocked(t *testing.T) {
 		}
 		unlock()
 	}
+	// What a run killed while writing its checkpoint leaves: removed.
+	stale := filepath.Join(dir, ".m.safetensors.tmp123456")
+	if err := os.WriteFile(stale, []byte("half a checkpoint"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, stderr, err := runCLI("train", "--iters", "2", "--eval-tasks", "0", "--out", out, "--log", log); err != nil {
 		t.Fatalf("after the locks were released: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale temporary file %s is still there: %v", stale, err)
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
