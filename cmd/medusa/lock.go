@@ -25,9 +25,17 @@ func lockPaths(paths ...string) (func(), error) {
 			f.Close()           // closing drops the lock
 		}
 	}
+	seen := map[string]bool{}
 	for _, p := range paths {
 		if p == "" {
 			continue
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			if seen[abs] {
+				release()
+				return nil, fmt.Errorf("%s is named for two outputs (--out and --log?)", p)
+			}
+			seen[abs] = true
 		}
 		name := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".lock")
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)

@@ -432,6 +432,9 @@ func TestOutputLocked(t *testing.T) {
 		}
 		unlock()
 	}
+	if _, _, err := runCLI("train", "--iters", "2", "--eval-tasks", "0", "--out", out, "--log", out); err == nil || !strings.Contains(err.Error(), "named for two outputs") {
+		t.Errorf("--out and --log the same file: err = %v; want it refused", err)
+	}
 	// What a run killed while writing its checkpoint leaves: removed.
 	stale := filepath.Join(dir, ".m.safetensors.tmp123456")
 	if err := os.WriteFile(stale, []byte("half a checkpoint"), 0o644); err != nil {
