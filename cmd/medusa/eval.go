@@ -90,14 +90,9 @@ Flags:
 	if c.checkpoint == "" {
 		return bad("--checkpoint FILE is required")
 	}
-	for _, f := range []struct {
-		name string
-		v    int
-		min  int
-	}{{"tasks", c.tasks, 1}, {"steps", c.steps, 1}, {"shots", c.shots, 0}, {"query", c.query, 1}} {
-		if f.v < f.min {
-			return bad("--%s %d: must be at least %d", f.name, f.v, f.min)
-		}
+	if err := checkInts(intFlag{"tasks", c.tasks, 1, maxEvalSets}, intFlag{"steps", c.steps, 1, maxInner},
+		intFlag{"shots", c.shots, 0, maxExamples}, intFlag{"query", c.query, 1, maxExamples}); err != nil {
+		return bad("%v", err)
 	}
 	for _, f := range []struct{ flag, path string }{{"out", c.out}, {"fits", c.fits}} {
 		if f.path != "" {

@@ -52,6 +52,20 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"train", "--device", "cuda:-1"}, `--device "cuda:-1"`},
 		{[]string{"train", "--learner", "mtl", "--device", "tpu"}, `--device "tpu"`},
 		{[]string{"eval", "--checkpoint", "x", "--device", "cuda:x"}, `--device "cuda:x"`},
+		// Values that would exhaust memory or never finish a step.
+		{[]string{"train", "--meta-batch", "1000000000"}, "--meta-batch 1000000000: must be at most 10000"},
+		{[]string{"train", "--shots", "1000000000"}, "--shots 1000000000: must be at most 100000"},
+		{[]string{"train", "--query", "1000000000"}, "--query 1000000000: must be at most 100000"},
+		{[]string{"train", "--inner-steps", "1000000000"}, "--inner-steps 1000000000: must be at most 1000"},
+		{[]string{"train", "--eval-steps", "1000000000"}, "--eval-steps 1000000000: must be at most 1000"},
+		{[]string{"train", "--eval-query", "1000000000"}, "--eval-query 1000000000: must be at most 100000"},
+		{[]string{"train", "--eval-tasks", "1000000000"}, "--eval-tasks 1000000000: must be at most 100000"},
+		{[]string{"train", "--learner", "mtl", "--batch", "1000000000"}, "--batch 1000000000: must be at most 10000000"},
+		{[]string{"train", "--learner", "mtl", "--train-rows", "1000000000"}, "--train-rows 1000000000: must be at most 10000000"},
+		{[]string{"eval", "--checkpoint", "x", "--steps", "1000000000"}, "--steps 1000000000: must be at most 1000"},
+		{[]string{"eval", "--checkpoint", "x", "--shots", "1000000000"}, "--shots 1000000000: must be at most 100000"},
+		{[]string{"eval", "--checkpoint", "x", "--query", "1000000000"}, "--query 1000000000: must be at most 100000"},
+		{[]string{"eval", "--checkpoint", "x", "--tasks", "1000000000"}, "--tasks 1000000000: must be at most 100000"},
 	}
 	for _, tt := range tests {
 		_, stderr, err := runCLI(tt.args...)
@@ -208,7 +222,7 @@ func TestMTLBadUsage(t *testing.T) {
 		{[]string{"--batch", "0"}, true, "--batch 0"},
 		{[]string{"--lr", "Inf"}, true, "--lr +Inf"},
 		{[]string{"--test-frac", "1"}, true, "--test-frac 1"},
-		{[]string{"--experts", "100000", "--arch", "mmoe"}, true, "--experts 100000: at most 1024"},
+		{[]string{"--experts", "100000", "--arch", "mmoe"}, true, "--experts 100000: must be at most 1024"},
 		{[]string{"--task", "csv", "--csv", ragged, "--targets", "y:multiclass:200000000"}, true, "2 ≤ N ≤ 65536"},
 		{[]string{"--hidden", "", "--weighting", "pcgrad"}, false, "give the trunk a layer"},
 		{[]string{"--task", "csv", "--csv", ragged, "--targets", "y:regression"}, false, "line 3"},

@@ -146,18 +146,11 @@ Flags:
 	default:
 		return bad("--arch %q: want hps or mmoe", c.arch)
 	}
-	for _, f := range []struct {
-		name string
-		v    int
-		min  int
-	}{{"steps", c.steps, 1}, {"batch", c.batch, 1}, {"experts", c.experts, 1}, {"log-every", c.logEvery, 0}, {"checkpoint-every", c.every, 0},
-		{"train-rows", c.trainRows, 0}, {"test-rows", c.testRows, 0}} {
-		if f.v < f.min {
-			return bad("--%s %d: must be at least %d", f.name, f.v, f.min)
-		}
-	}
-	if c.experts > maxExperts {
-		return bad("--experts %d: at most %d", c.experts, maxExperts)
+	if err := checkInts(intFlag{"steps", c.steps, 1, maxSteps}, intFlag{"batch", c.batch, 1, maxRows},
+		intFlag{"experts", c.experts, 1, maxExperts}, intFlag{"log-every", c.logEvery, 0, maxSteps},
+		intFlag{"checkpoint-every", c.every, 0, maxSteps}, intFlag{"train-rows", c.trainRows, 0, maxRows},
+		intFlag{"test-rows", c.testRows, 0, maxRows}); err != nil {
+		return bad("%v", err)
 	}
 	if math.IsNaN(c.lr) || math.IsInf(c.lr, 0) || c.lr <= 0 {
 		return bad("--lr %v: must be a positive finite number", c.lr)
@@ -204,6 +197,37 @@ const (
 	maxClasses = 1 << 16
 	maxExperts = 1024
 )
+
+// Bounds of the numeric flags. They are far beyond what papers use; what
+// fits in memory within them is for the memory estimate to say.
+const (
+	maxSteps    = 1_000_000_000 // training iterations or steps
+	maxExamples = 100_000       // shots, query examples, per task or class
+	maxTasks    = 10_000        // tasks per meta-batch
+	maxEvalSets = 100_000       // test tasks of an evaluation
+	maxInner    = 1_000         // inner steps: each adds its nodes to the graph
+	maxRows     = 10_000_000    // rows of a minibatch or a generated table
+)
+
+// intFlag is an integer flag's value and the range it must lie in.
+type intFlag struct {
+	name     string
+	v        int
+	min, max int
+}
+
+// checkInts returns an error naming the first flag out of its range.
+func checkInts(flags ...intFlag) error {
+	for _, f := range flags {
+		if f.v < f.min {
+			return fmt.Errorf("--%s %d: must be at least %d", f.name, f.v, f.min)
+		}
+		if f.v > f.max {
+			return fmt.Errorf("--%s %d: must be at most %d", f.name, f.v, f.max)
+		}
+	}
+	return nil
+}
 
 // parseTargets parses "name:kind,..." with kind regression, binary or
 // multiclass:N.
@@ -405,6 +429,9 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	var lastWeights []float64
 	window := 0
 	for step := first + 1; step <= c.steps; step++ {
+		if stepBegins != nil {
+			stepBegins(step)
+		}
 		e, k := (step-1)/epochSteps, (step-1)%epochSteps
 		if batches == nil || k == 0 {
 			if batches, err = batchesOf(e); err != nil {

@@ -19,6 +19,10 @@ func (e *usageError) Error() string { return e.msg }
 // errReported marks a failure whose message has already been printed.
 var errReported = errors.New("reported")
 
+// stepBegins, when set (by tests), is called as each training step or
+// iteration begins, with its 1-based number.
+var stepBegins func(n int)
+
 const overview = `medusa trains neural networks declared as gorgonia graphs with
 meta-learning (MAML with exact second-order gradients, first-order MAML)
 and multi-task learning (shared trunk or MMoE, nine weighting methods).

@@ -199,17 +199,13 @@ Flags:
 	if c.task == "sinusoid" && c.ways != 0 {
 		return bad("--ways is for classification tasks")
 	}
-	for _, f := range []struct {
-		name string
-		v    int
-		min  int
-	}{{"iters", c.iters, 1}, {"meta-batch", c.metaBatch, 0}, {"ways", c.ways, 0}, {"shots", c.shots, 0}, {"query", c.query, 0},
-		{"inner-steps", c.innerSteps, 0}, {"filters", c.filters, 0}, {"blocks", c.blocks, 0}, {"anneal-steps", c.anneal, 0},
-		{"eval-tasks", c.evalTasks, 0}, {"eval-steps", c.evalSteps, 0}, {"eval-query", c.evalQuery, 0}, {"log-every", c.logEvery, 0},
-		{"checkpoint-every", c.every, 0}} {
-		if f.v < f.min {
-			return bad("--%s %d: must be at least %d", f.name, f.v, f.min)
-		}
+	if err := checkInts(intFlag{"iters", c.iters, 1, maxSteps}, intFlag{"meta-batch", c.metaBatch, 0, maxTasks},
+		intFlag{"ways", c.ways, 0, maxClasses}, intFlag{"shots", c.shots, 0, maxExamples}, intFlag{"query", c.query, 0, maxExamples},
+		intFlag{"inner-steps", c.innerSteps, 0, maxInner}, intFlag{"filters", c.filters, 0, maxWidth}, intFlag{"blocks", c.blocks, 0, 8},
+		intFlag{"anneal-steps", c.anneal, 0, maxSteps}, intFlag{"eval-tasks", c.evalTasks, 0, maxEvalSets},
+		intFlag{"eval-steps", c.evalSteps, 0, maxInner}, intFlag{"eval-query", c.evalQuery, 0, maxExamples},
+		intFlag{"log-every", c.logEvery, 0, maxSteps}, intFlag{"checkpoint-every", c.every, 0, maxSteps}); err != nil {
+		return bad("%v", err)
 	}
 	if c.ways == 1 && c.classify() {
 		return bad("--ways 1: a classification task needs at least 2 classes")
@@ -221,9 +217,6 @@ Flags:
 		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
 			return bad("--%s %v: must be a positive finite number (or 0 for the default)", f.name, f.v)
 		}
-	}
-	if c.filters > maxWidth || c.blocks > 8 || c.ways > maxClasses {
-		return bad("--filters %d, --blocks %d, --ways %d: at most %d, 8 and %d", c.filters, c.blocks, c.ways, maxWidth, maxClasses)
 	}
 	var err error
 	if c.hidden, err = parseWidths(*hidden); err != nil {
@@ -402,6 +395,9 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for it := first + 1; it <= c.iters; it++ {
 		for i, s := range rc.streams {
 			marks[i] = *s.src
+		}
+		if stepBegins != nil {
+			stepBegins(it)
 		}
 		b, err := data.train(rng, c.metaBatch)
 		if err != nil {

@@ -1,0 +1,104 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
+	"github.com/shirou/gopsutil/v4/mem"
+	G "gorgonia.org/gorgonia"
+)
+
+// NodeBytes is what a graph node costs beside its value: gorgonia's node,
+// its shape, name and edges, and the plan's per-node bookkeeping. Measured
+// on MAML graphs (TestNodeBytes), rounded up.
+const NodeBytes = 2048
+
+// Bytes returns the memory the plan needs at most, in bytes: one output
+// buffer per op node (a Plan shares none, see Plan) and the constants; the
+// largest of those again, for an op that makes a new output while its
+// last one is still held; and NodeBytes per node of the graph. The input
+// values, which the caller binds, are not counted. It is known at compile
+// time, before any buffer is allocated.
+func (p *Plan) Bytes() int64 {
+	var n, most int64
+	for i, node := range p.nodes {
+		if node.Op() != nil || p.fixed[i] {
+			b := valueBytes(node)
+			n += b
+			most = max(most, b)
+		}
+	}
+	return n + most + int64(p.g.AllNodes().Len())*NodeBytes
+}
+
+// valueBytes is the size of n's value.
+func valueBytes(n *G.Node) int64 {
+	size := int64(1)
+	for _, d := range n.Shape() {
+		size *= int64(d)
+	}
+	return size * int64(n.Dtype().Size())
+}
+
+// MemoryError reports that something needs more memory than there is.
+type MemoryError struct {
+	What      string // what needs it: "the compiled graph", "this run"
+	Need      int64  // bytes needed (an estimate)
+	Available int64  // bytes available
+}
+
+func (e *MemoryError) Error() string {
+	return fmt.Sprintf("%s needs about %s of memory; %s is available", e.What, FormatBytes(e.Need), FormatBytes(e.Available))
+}
+
+// ErrMemory is matched by every *MemoryError.
+var ErrMemory = errors.New("not enough memory")
+
+// Is reports whether target is ErrMemory.
+func (e *MemoryError) Is(target error) bool { return target == ErrMemory }
+
+// AvailableMemory returns the memory this process can still take, in
+// bytes: the system's available memory (free memory and reclaimable
+// caches) or, when a control group limits the process to less, the room
+// left under that limit; plus the heap the Go runtime holds but does not
+// use. ok is false where the system does not say.
+func AvailableMemory() (n int64, ok bool) {
+	vm, err := mem.VirtualMemory()
+	if err != nil || vm.Available == 0 {
+		return 0, false
+	}
+	avail := int64(min(vm.Available, 1<<62))
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if limit, err := memlimit.FromCgroup(); err == nil && limit > 0 && limit < 1<<62 {
+		avail = min(avail, int64(limit)-int64(ms.Sys-ms.HeapReleased))
+	}
+	return max(avail, 0) + int64(ms.HeapIdle-ms.HeapReleased), true
+}
+
+// CheckMemory returns a *MemoryError naming what if need exceeds the
+// available memory (AvailableMemory), and nil when it does not or the
+// system does not say.
+func CheckMemory(what string, need int64) error {
+	if avail, ok := AvailableMemory(); ok && need > avail {
+		return &MemoryError{What: what, Need: need, Available: avail}
+	}
+	return nil
+}
+
+// FormatBytes writes n bytes in the largest binary unit that keeps a
+// whole number in front: 512 B, 1.5 KiB, 3.2 GiB.
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < 5 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[i])
+}

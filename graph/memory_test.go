@@ -1,0 +1,136 @@
+package graph
+
+import (
+	"errors"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// secondOrderMLP builds, on a fresh graph, a two-layer tanh network's
+// mean squared error on a batch [tasks, n, in], its gradient with respect
+// to the weights, one inner step w′ = w − 0.1·∇, the loss at w′ and its
+// gradient with respect to w (through the step: second-order terms). It
+// returns the graph, the outputs and the inputs' values.
+func secondOrderMLP(t *testing.T, tasks, n, in, width int) (*G.ExprGraph, G.Nodes, map[string]*tensor.Dense) {
+	t.Helper()
+	g := G.NewGraph()
+	rng := rand.New(rand.NewPCG(1, 2))
+	vals := map[string]*tensor.Dense{}
+	input := func(name string, shape ...int) *G.Node {
+		data := make([]float64, tensor.Shape(shape).TotalSize())
+		for i := range data {
+			data[i] = rng.NormFloat64() / 4
+		}
+		v, err := NewTensor(tensor.Float64, shape, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals[name] = v
+		return G.NewTensor(g, G.Float64, len(shape), G.WithShape(shape...), G.WithName(name))
+	}
+	x, y := input("x", tasks, n, in), input("y", tasks, n, 1)
+	w1, w2 := input("w1", tasks, in, width), input("w2", tasks, width, 1)
+	loss := func(w1, w2 *G.Node) *G.Node {
+		h := G.Must(G.Tanh(G.Must(BatchedMatMul(x, w1, false, false))))
+		d := G.Must(G.Sub(G.Must(BatchedMatMul(h, w2, false, false)), y))
+		s, err := SumAll(G.Must(G.Square(d)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	l0 := loss(w1, w2)
+	inner, err := Grad(l0, w1, w2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr := G.NewConstant(0.1)
+	a1 := G.Must(G.Sub(w1, G.Must(G.Mul(inner[0], lr))))
+	a2 := G.Must(G.Sub(w2, G.Must(G.Mul(inner[1], lr))))
+	l1 := loss(a1, a2)
+	outer, err := Grad(l1, w1, w2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, append(G.Nodes{l1}, outer...), vals
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// TestPlanBytes checks that Plan.Bytes, known before the plan runs, bounds
+// the memory that building the graph, compiling and running it take, and
+// that it is not a gross over-estimate either: the values are most of it.
+func TestPlanBytes(t *testing.T) {
+	for _, c := range []struct{ tasks, n, in, width int }{{2, 3, 4, 5}, {8, 100, 30, 200}} {
+		before := heapInUse()
+		g, outs, vals := secondOrderMLP(t, c.tasks, c.n, c.in, c.width)
+		inputs := int64(0)
+		for _, v := range vals {
+			inputs += int64(v.MemSize())
+		}
+		p, err := Compile(g, outs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		planned := p.Bytes()
+		for name, v := range vals {
+			if err := p.Let(name, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 3 {
+			if err := p.Run(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		used := heapInUse() - before - inputs
+		runtime.KeepAlive(p)
+		runtime.KeepAlive(g)
+		values := planned - int64(g.AllNodes().Len())*NodeBytes
+		t.Logf("%+v: %d nodes, %d bytes of values, planned %d, used %d", c, g.AllNodes().Len(), values, planned, used)
+		if used > planned {
+			t.Errorf("%+v: the plan uses %d bytes, more than its Bytes (%d)", c, used, planned)
+		}
+		if c.width > 100 && used < values/2 {
+			t.Errorf("%+v: the plan uses %d bytes, less than half its values (%d): Bytes over-counts", c, used, values)
+		}
+	}
+}
+
+func TestMemoryError(t *testing.T) {
+	err := error(&MemoryError{What: "this run", Need: 3 << 30, Available: 1536 << 20})
+	if want := "this run needs about 3.0 GiB of memory; 1.5 GiB is available"; err.Error() != want {
+		t.Errorf("Error() = %q; want %q", err, want)
+	}
+	if !errors.Is(err, ErrMemory) {
+		t.Error("a *MemoryError does not match ErrMemory")
+	}
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 5 << 40: "5.0 TiB"} {
+		if got := FormatBytes(n); got != want {
+			t.Errorf("FormatBytes(%d) = %q; want %q", n, got, want)
+		}
+	}
+	if runtime.GOOS != "linux" {
+		return
+	}
+	avail, ok := AvailableMemory()
+	if !ok || avail <= 0 {
+		t.Fatalf("AvailableMemory() = %d, %v; want a positive figure on Linux", avail, ok)
+	}
+	if err := CheckMemory("a petabyte", 1<<50); !errors.Is(err, ErrMemory) {
+		t.Errorf("CheckMemory(1 PiB) = %v; want a *MemoryError", err)
+	}
+	if err := CheckMemory("a kilobyte", 1<<10); err != nil {
+		t.Errorf("CheckMemory(1 KiB) = %v", err)
+	}
+}
