@@ -131,6 +131,10 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 		if err := p.place(dev); err != nil {
 			return nil, err
 		}
+	} else if err := CheckMemory("graph: Compile: the compiled graph", p.Bytes()); err != nil {
+		// Its buffers are allocated as it runs: refuse now, before the
+		// Go runtime aborts the process for want of memory.
+		return nil, err
 	}
 	return p, nil
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
+	"github.com/dustin/go-humanize"
 	"github.com/shirou/gopsutil/v4/mem"
 	G "gorgonia.org/gorgonia"
 )
@@ -50,7 +51,7 @@ type MemoryError struct {
 }
 
 func (e *MemoryError) Error() string {
-	return fmt.Sprintf("%s needs about %s of memory; %s is available", e.What, FormatBytes(e.Need), FormatBytes(e.Available))
+	return fmt.Sprintf("%s needs about %s of memory; %s is available", e.What, humanize.IBytes(uint64(max(e.Need, 0))), humanize.IBytes(uint64(max(e.Available, 0))))
 }
 
 // ErrMemory is matched by every *MemoryError.
@@ -86,19 +87,4 @@ func CheckMemory(what string, need int64) error {
 		return &MemoryError{What: what, Need: need, Available: avail}
 	}
 	return nil
-}
-
-// FormatBytes writes n bytes in the largest binary unit that keeps a
-// whole number in front: 512 B, 1.5 KiB, 3.2 GiB.
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n)/unit, 0
-	for v >= unit && i < 5 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[i])
 }

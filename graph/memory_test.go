@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -115,11 +116,6 @@ func TestMemoryError(t *testing.T) {
 	if !errors.Is(err, ErrMemory) {
 		t.Error("a *MemoryError does not match ErrMemory")
 	}
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 5 << 40: "5.0 TiB"} {
-		if got := FormatBytes(n); got != want {
-			t.Errorf("FormatBytes(%d) = %q; want %q", n, got, want)
-		}
-	}
 	if runtime.GOOS != "linux" {
 		return
 	}
@@ -132,5 +128,25 @@ func TestMemoryError(t *testing.T) {
 	}
 	if err := CheckMemory("a kilobyte", 1<<10); err != nil {
 		t.Errorf("CheckMemory(1 KiB) = %v", err)
+	}
+}
+
+// TestCompileRefusesHugeGraph checks that a graph whose values cannot fit
+// in memory is refused at compile time, with the figures, rather than
+// aborting the process when it runs.
+func TestCompileRefusesHugeGraph(t *testing.T) {
+	if _, ok := AvailableMemory(); !ok {
+		t.Skip("this system does not say how much memory is available")
+	}
+	g := G.NewGraph()
+	x := G.NewMatrix(g, G.Float64, G.WithShape(1<<20, 1<<20), G.WithName("x"))
+	y := G.Must(G.Square(x))
+	_, err := Compile(g, y)
+	var me *MemoryError
+	if !errors.As(err, &me) || me.Need < 8<<40 {
+		t.Fatalf("Compile of an 8 TiB square: err = %v; want a *MemoryError of at least 8 TiB", err)
+	}
+	if want := "graph: Compile: the compiled graph needs about 16 TiB of memory"; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %q; want it to begin %q", err, want)
 	}
 }

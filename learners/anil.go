@@ -105,3 +105,19 @@ func (a *ANIL) EvaluateClassifier(b *tasks.Batch, steps int) (Evaluation, error)
 	}
 	return a.MAML.EvaluateClassifier(b, steps)
 }
+
+// PrepareStep is MAML.PrepareStep for ANIL's graph.
+func (a *ANIL) PrepareStep(s tasks.Shape) (int64, error) {
+	if err := a.prepare(); err != nil {
+		return 0, err
+	}
+	return a.MAML.PrepareStep(s)
+}
+
+// PrepareEvaluate is MAML.PrepareEvaluate for ANIL's graph.
+func (a *ANIL) PrepareEvaluate(s tasks.Shape, steps int) (int64, error) {
+	if err := a.prepare(); err != nil {
+		return 0, err
+	}
+	return a.MAML.PrepareEvaluate(s, steps)
+}

@@ -363,16 +363,83 @@ func (m *MAML) program(b *tasks.Batch, steps int, train bool) (*program, error) 
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
-	if s := m.settings(); s != m.built {
-		closePlans(m.programs)
-		m.programs, m.built, m.last = nil, s, nil // settings changed: rebuild
-	}
-	p, err := cached(&m.programs, programKey{b.Tasks, b.Support, b.Query, b.In, b.Out, steps, train}, m.build)
+	p, err := m.programFor(b.Shape(), steps, train)
 	if err != nil {
 		return nil, err
 	}
 	m.last = p.plan
 	return p, nil
+}
+
+// programFor returns the compiled graph for batches of shape s.
+func (m *MAML) programFor(s tasks.Shape, steps int, train bool) (*program, error) {
+	if set := m.settings(); set != m.built {
+		closePlans(m.programs)
+		m.programs, m.built, m.last = nil, set, nil // settings changed: rebuild
+	}
+	return cached(&m.programs, programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, steps, train}, m.build)
+}
+
+// PrepareStep compiles the graph that Step runs on batches of shape s, if
+// it is not compiled yet, and returns the memory such a Step needs besides
+// the batch and the optimiser's state, in bytes: the graph's buffers
+// (graph.Plan.Bytes), the batch's tensors and the meta-gradient read
+// back. A caller can so refuse a run that would not fit before it draws a
+// batch; a graph that cannot fit in memory at all is refused here with a
+// *graph.MemoryError.
+func (m *MAML) PrepareStep(s tasks.Shape) (int64, error) {
+	if err := m.check(); err != nil {
+		return 0, err
+	}
+	if err := s.Validate(); err != nil {
+		return 0, err
+	}
+	all, err := m.trained()
+	if err != nil {
+		return 0, err
+	}
+	p, err := m.programFor(s, m.innerSteps(), true)
+	if err != nil {
+		return 0, err
+	}
+	return p.plan.Bytes() + tensorBytes(s, all) + 8*int64(all.Size()), nil
+}
+
+// PrepareEvaluate is PrepareStep for an evaluation with steps inner steps
+// (Evaluate and EvaluateClassifier) on batches of shape s; the figure
+// includes the results.
+func (m *MAML) PrepareEvaluate(s tasks.Shape, steps int) (int64, error) {
+	if err := m.check(); err != nil {
+		return 0, err
+	}
+	if err := s.Validate(); err != nil {
+		return 0, err
+	}
+	if steps < 0 {
+		return 0, fmt.Errorf("learners: Evaluate: %d steps", steps)
+	}
+	all, err := m.trained()
+	if err != nil {
+		return 0, err
+	}
+	p, err := m.programFor(s, steps, false)
+	if err != nil {
+		return 0, err
+	}
+	return p.plan.Bytes() + tensorBytes(s, all) + resultBytes(s, steps), nil
+}
+
+// tensorBytes is the memory of a batch of shape s as tensors of params'
+// type.
+func tensorBytes(s tasks.Shape, params *graph.Params) int64 {
+	return s.Bytes() / 8 * int64(params.At(0).Value.Dtype().Size())
+}
+
+// resultBytes bounds the memory an evaluation's results take: per task
+// and step a loss, an accuracy and an F1, and the predictions of a step.
+func resultBytes(s tasks.Shape, steps int) int64 {
+	perStep := 8 * int64(s.Tasks) * (3 + int64(s.Query)*int64(s.Out))
+	return perStep * int64(steps+1)
 }
 
 // cached returns the program for key from programs, building it with

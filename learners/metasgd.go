@@ -114,3 +114,19 @@ func (s *MetaSGD) EvaluateClassifier(b *tasks.Batch, steps int) (Evaluation, err
 	}
 	return s.MAML.EvaluateClassifier(b, steps)
 }
+
+// PrepareStep is MAML.PrepareStep for Meta-SGD's graph.
+func (s *MetaSGD) PrepareStep(sh tasks.Shape) (int64, error) {
+	if err := s.prepare(); err != nil {
+		return 0, err
+	}
+	return s.MAML.PrepareStep(sh)
+}
+
+// PrepareEvaluate is MAML.PrepareEvaluate for Meta-SGD's graph.
+func (s *MetaSGD) PrepareEvaluate(sh tasks.Shape, steps int) (int64, error) {
+	if err := s.prepare(); err != nil {
+		return 0, err
+	}
+	return s.MAML.PrepareEvaluate(sh, steps)
+}

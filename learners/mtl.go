@@ -472,7 +472,7 @@ func (m *MTL) Evaluate(ctx context.Context, data *tasks.Table) ([]Metrics, error
 	for t, tg := range m.Targets {
 		acc[t] = newScorer(tg)
 	}
-	batches, err := data.Batches(nil, 1024)
+	batches, err := data.Batches(nil, evalRows)
 	if err != nil {
 		return nil, err
 	}
@@ -646,6 +646,77 @@ func (m *MTL) program(rows, in int, mode mtlMode) (*mtlProgram, error) {
 // evaluation) ran: how many on Device and on the CPU. It is the zero
 // Placement before the first run.
 func (m *MTL) Placement() graph.Placement { return placement(m.last) }
+
+// PrepareStep compiles the graph that Step runs on minibatches of rows
+// rows of in features, if it is not compiled yet, and returns the memory
+// such a Step needs besides the minibatch and the optimisers' state, in
+// bytes: the graph's buffers (graph.Plan.Bytes), the minibatch's tensors
+// and the gradients read back (each task's, for the methods that need
+// them). A caller can so refuse a run that would not fit before it
+// trains.
+func (m *MTL) PrepareStep(rows, in int) (int64, error) {
+	if err := m.check(); err != nil {
+		return 0, err
+	}
+	if rows <= 0 || in <= 0 {
+		return 0, fmt.Errorf("learners: MTL: %d rows of %d features", rows, in)
+	}
+	mode, T := modePerTask, int64(len(m.Targets))
+	if _, ok := m.method().(weighting.Weighter); ok && m.method().Needs() == weighting.LossesOnly {
+		mode, T = modeWeighted, 1
+	}
+	last := m.last
+	defer func() { m.last = last }()
+	p, err := m.program(rows, in, mode)
+	if err != nil {
+		return 0, err
+	}
+	P := int64(m.Params.Size())
+	// The gradients, and for per-task methods their shared parts again
+	// and the combined update.
+	return p.plan.Bytes() + m.rowBytes(rows, in) + 8*P*(2*T+1), nil
+}
+
+// PrepareEvaluate compiles the graphs that Evaluate runs on a table of
+// rows rows of in features, if they are not compiled yet, and returns the
+// memory Evaluate needs besides the table, in bytes.
+func (m *MTL) PrepareEvaluate(rows, in int) (int64, error) {
+	if err := m.check(); err != nil {
+		return 0, err
+	}
+	if rows <= 0 || in <= 0 {
+		return 0, fmt.Errorf("learners: MTL: %d rows of %d features", rows, in)
+	}
+	last := m.last
+	defer func() { m.last = last }()
+	var most int64
+	for _, n := range []int{min(rows, evalRows), rows % evalRows} {
+		if n == 0 {
+			continue
+		}
+		p, err := m.program(n, in, modeEval)
+		if err != nil {
+			return 0, err
+		}
+		most = max(most, p.plan.Bytes())
+	}
+	// Both graphs are kept; the minibatches are copies of the table.
+	n := min(rows, evalRows)
+	return 2*most + m.rowBytes(n, in) + m.rowBytes(rows, in)*8/int64(m.dtype().Size()), nil
+}
+
+// evalRows is the size of Evaluate's minibatches.
+const evalRows = 1024
+
+// rowBytes is the memory of rows rows of in features and the targets as
+// tensors.
+func (m *MTL) rowBytes(rows, in int) int64 {
+	width := int64(in)
+	for _, tg := range m.Targets {
+		width += int64(max(tg.Outputs(), 1))
+	}
+	return int64(rows) * width * int64(m.dtype().Size())
+}
 
 func (m *MTL) settings() string {
 	s := fmt.Sprintf("%#v|%v|%s|", m.Model, m.Targets, deviceName(m.Device))

@@ -583,6 +583,66 @@ func (r *Reptile) program(k reptileKey) (*reptileProgram, error) {
 // Placement before the first run.
 func (r *Reptile) Placement() graph.Placement { return placement(r.last) }
 
+// PrepareStep compiles the graphs that Step runs on batches of shape s,
+// if they are not compiled yet, and returns the memory such a Step needs
+// besides the batch and the carried inner Adam moments, in bytes: the
+// graphs' buffers (graph.Plan.Bytes), the adapted parameters of every
+// task with their inner optimiser state and gradients, and the tensors
+// bound to the graphs. A caller can so refuse a run that would not fit
+// before it draws a batch.
+func (r *Reptile) PrepareStep(s tasks.Shape) (int64, error) {
+	n := s.Support
+	if r.UseQuery {
+		n += s.Query
+	}
+	size := n
+	if r.InnerBatch > 0 {
+		size = r.InnerBatch
+	}
+	return r.prepare(s, size, n)
+}
+
+// PrepareEvaluate is PrepareStep for an evaluation with steps inner steps
+// (Evaluate and EvaluateClassifier) on batches of shape s; the figure
+// includes the results.
+func (r *Reptile) PrepareEvaluate(s tasks.Shape, steps int) (int64, error) {
+	if steps < 0 {
+		return 0, fmt.Errorf("learners: Evaluate: %d steps", steps)
+	}
+	n, err := r.prepare(s, s.Support, s.Support)
+	return n + resultBytes(s, steps), err
+}
+
+// prepare compiles the query-loss graph and the gradient graph of size
+// examples per task, and returns the memory they and an adaptation of the
+// tasks of s on n examples each need.
+func (r *Reptile) prepare(s tasks.Shape, size, n int) (int64, error) {
+	if err := r.check(); err != nil {
+		return 0, err
+	}
+	if err := s.Validate(); err != nil {
+		return 0, err
+	}
+	var total int64
+	last := r.last
+	defer func() { r.last = last }()
+	for _, k := range []reptileKey{{s.Tasks, s.Query, s.In, s.Out, false}, {s.Tasks, size, s.In, s.Out, true}} {
+		p, err := r.program(k)
+		if err != nil {
+			return 0, err
+		}
+		total += p.plan.Bytes()
+	}
+	// Per task: the adapted θ, two Adam moments, this step's and the
+	// last step's gradients (float64), and θ as a tensor.
+	P, T := int64(r.Params.Size()), int64(s.Tasks)
+	dt := int64(r.Params.At(0).Value.Dtype().Size())
+	total += P*T*(5*8+dt) + 2*P*8
+	// The training examples gathered per step, and as tensors.
+	total += T * int64(n+size+s.Query) * int64(s.In+s.Out) * (8 + dt)
+	return total, nil
+}
+
 // build declares losses_t = L(Forward(x_t, θ_t), y_t) for every task t,
 // and with k.grads the gradient of Σ_t losses_t with respect to each θ.
 func (r *Reptile) build(k reptileKey) (p *reptileProgram, err error) {

@@ -24,7 +24,7 @@ const (
 // resumeFlags are the flags a resumed run may change; everything else is
 // fixed by the checkpoint.
 var resumeFlags = []string{"resume", "iters", "steps", "out", "checkpoint-every", "log", "log-every",
-	"eval-tasks", "eval-steps", "eval-query", "device"}
+	"eval-tasks", "eval-steps", "eval-query", "device", "max-memory"}
 
 // resumePath returns the value of --resume in args, or "".
 func resumePath(args []string) string {

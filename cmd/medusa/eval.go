@@ -245,7 +245,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer release()
 	c.dev = dev
-	if generic, err := evalGeneric(ctx, c, stdout); generic || err != nil {
+	if generic, err := evalGeneric(ctx, c, stdout, stderr); generic || err != nil {
 		return err
 	}
 	ck, err := loadMAMLCheckpoint(c.checkpoint)
@@ -265,6 +265,24 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	m := &learners.MAML{Model: ck.model, Params: ck.params, Loss: learners.MSE, InnerLR: ck.innerLR, Device: c.dev}
+	defer m.Close()
+	mem := newBudget(0)
+	test := tasks.Shape{Tasks: min(evalSinusoidChunk, c.tasks), Support: c.shots, Query: c.query, In: 1, Out: 1}
+	mem.add("batches", 2*test.Bytes())
+	mem.add("evaluation", int64(c.steps+1)*(8*int64(c.tasks)+64))
+	if err := mem.check(); err != nil {
+		return err
+	}
+	n, err := m.PrepareEvaluate(test, c.steps)
+	if err != nil {
+		return err
+	}
+	mem.add("graphs", n)
+	lift, err := mem.enforce(stderr)
+	if err != nil {
+		return err
+	}
+	defer lift()
 	iters := ""
 	if ck.iterations != "" {
 		iters = ", " + ck.iterations + " iterations"
@@ -301,11 +319,14 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// evalSinusoidChunk is how many sinusoid test tasks are adapted at once.
+const evalSinusoidChunk = 100
+
 // adaptationErrors returns the query MSE of every test task after 0, 1,
 // ..., c.steps inner steps: per[s][t]. It draws the tasks 100 at a time,
 // as train's evaluation does, so that the same seed gives the same tasks.
 func adaptationErrors(ctx context.Context, m *learners.MAML, rng *rand.Rand, c *evalConfig) ([][]float64, error) {
-	const chunk = 100
+	const chunk = evalSinusoidChunk
 	per := make([][]float64, c.steps+1)
 	for done := 0; done < c.tasks; done += chunk {
 		if err := ctx.Err(); err != nil {

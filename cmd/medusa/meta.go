@@ -24,7 +24,68 @@ type metaLearner interface {
 	Evaluate(b *tasks.Batch, steps int) ([][]float64, error)
 	EvaluateClassifier(b *tasks.Batch, steps int) (learners.Evaluation, error)
 	Placement() graph.Placement
+	PrepareStep(s tasks.Shape) (int64, error)
+	PrepareEvaluate(s tasks.Shape, steps int) (int64, error)
+	Close() error
 	graph.Stateful
+}
+
+// paramCounter is a network that says how many parameters it has.
+type paramCounter interface{ ParamCount() int64 }
+
+// budgetMeta adds to mem what meta-training and evaluating with m take:
+// the training batch and the graph of a step, the test batches and the
+// graph of their adaptation, and the evaluation's results. The graphs are
+// compiled now, before any batch is drawn.
+func budgetMeta(mem *budget, m metaLearner, c *trainConfig, src *taskSource, train bool) error {
+	shape := func(tasks_, query int) tasks.Shape {
+		return tasks.Shape{Tasks: tasks_, Support: c.ways * c.shots, Query: c.ways * query, In: src.in, Out: src.out}
+	}
+	if train {
+		s := shape(c.metaBatch, c.query)
+		// The batch, and as much again while it is drawn.
+		mem.add("batches", 2*s.Bytes())
+		if err := mem.check(); err != nil {
+			return err
+		}
+		n, err := m.PrepareStep(s)
+		if err != nil {
+			return err
+		}
+		mem.add("graphs", n)
+	}
+	if c.evalTasks == 0 {
+		return mem.check()
+	}
+	test := shape(min(evalChunk(c), c.evalTasks), c.evalQuery)
+	mem.add("batches", 2*test.Bytes())
+	if src.pooled != nil { // the test batches are kept for the baseline
+		mem.add("evaluation", int64(c.evalTasks)*test.Bytes()/int64(test.Tasks))
+	}
+	// The results: per test task and step, the loss or accuracy and F1.
+	mem.add("evaluation", 2*int64(c.evalSteps+1)*(8*int64(c.evalTasks)+64))
+	if err := mem.check(); err != nil {
+		return err
+	}
+	n, err := m.PrepareEvaluate(test, c.evalSteps)
+	if err != nil {
+		return err
+	}
+	mem.add("graphs", n)
+	return mem.check()
+}
+
+// evalChunk is how many test tasks evaluateMeta adapts at once: the
+// evaluation graph holds every inner step's activations, which for a
+// ConvNet on images run to gigabytes per task batch beyond a few tasks.
+func evalChunk(c *trainConfig) int {
+	switch {
+	case c.task == "sinusoid":
+		return 100
+	case c.images() && c.learner != "reptile":
+		return 2 // Reptile adapts step by step outside the graph
+	}
+	return 25
 }
 
 var (
@@ -196,16 +257,8 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 // MSE, or accuracy (and, for synthetic classification, macro F1, with the
 // pooled baseline beside it), after 0, 1 and c.evalSteps inner steps.
 func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand.Rand, c *trainConfig, stdout io.Writer) error {
-	// Test tasks are drawn and adapted a chunk at a time: the evaluation
-	// graph holds every inner step's activations, which for a ConvNet on
-	// images run to gigabytes per task batch beyond a few tasks.
-	chunk := 25
-	switch {
-	case c.task == "sinusoid":
-		chunk = 100
-	case c.images() && c.learner != "reptile":
-		chunk = 2 // Reptile adapts step by step outside the graph
-	}
+	// Test tasks are drawn and adapted a chunk at a time.
+	chunk := evalChunk(c)
 	per := make([][]float64, c.evalSteps+1) // MSE or accuracy
 	f1 := make([][]float64, c.evalSteps+1)
 	var batches []*tasks.Batch
@@ -342,7 +395,7 @@ func pooledBaseline(ctx context.Context, src *taskSource, test []*tasks.Batch, c
 // --tasks, --steps and --query. It reports false, doing nothing, for a
 // MAML or first-order MAML sinusoid checkpoint, which eval's own code
 // handles with its plots.
-func evalGeneric(ctx context.Context, e *evalConfig, stdout io.Writer) (bool, error) {
+func evalGeneric(ctx context.Context, e *evalConfig, stdout, stderr io.Writer) (bool, error) {
 	ck, err := graph.LoadCheckpoint(e.checkpoint)
 	if err != nil {
 		return false, nil // eval's own loader says what is wrong
@@ -389,9 +442,19 @@ func evalGeneric(ctx context.Context, e *evalConfig, stdout io.Writer) (bool, er
 	}
 	c.dev = e.dev
 	m := newLearner(c, model, params, rand.New(rand.NewPCG(c.seed, 0x6c6561726e)))
+	defer m.Close()
 	if err := m.LoadState(stateKey, ck); err != nil {
 		return true, fmt.Errorf("%s: %v", e.checkpoint, err)
 	}
+	mem := newBudget(0)
+	if err := budgetMeta(mem, m, c, src, false); err != nil {
+		return true, err
+	}
+	lift, err := mem.enforce(stderr)
+	if err != nil {
+		return true, err
+	}
+	defer lift()
 	fmt.Fprintf(stdout, "%s checkpoint %s: %s on %s, %s iterations, seed %d\n", learner, e.checkpoint, describeModel(model), task, ck.Meta["iterations"], c.seed)
 	return true, evaluateMeta(ctx, m, src, rand.New(rand.NewPCG(c.seed, 0x74657374)), c, stdout)
 }

@@ -44,6 +44,7 @@ type mtlConfig struct {
 	every      int // --checkpoint-every
 	resume     string
 	device     string // --device
+	maxMemory  int64  // --max-memory; 0: none
 	log        string
 
 	flags map[string]string // every flag's value, recorded in checkpoints
@@ -93,6 +94,7 @@ func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
 	csvPath := fs.String("csv", "", "CSV table for --task csv (header row; all non-target columns are features)")
 	targets := fs.String("targets", "", "csv target columns: name:kind[,name:kind...] with kind regression, binary or multiclass:N")
 	testFrac := fs.Float64("test-frac", 0.2, "csv: fraction of rows held out for evaluation")
+	maxMemory := fs.String("max-memory", "", memoryHelp)
 	usage := usageOf(fs, stderr, `Usage: medusa train --learner mtl [flags]
 
 Trains one network on several tasks at once: a shared trunk (or MMoE
@@ -159,6 +161,9 @@ Flags:
 		return bad("--test-frac %v: must lie strictly between 0 and 1", c.testFrac)
 	}
 	var err error
+	if c.maxMemory, err = parseMemory(*maxMemory); err != nil {
+		return bad("--max-memory %q: %v", *maxMemory, err)
+	}
 	if c.hidden, err = parseWidths(*hidden); err != nil {
 		return bad("--hidden %q: %v", *hidden, err)
 	}
@@ -347,10 +352,21 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	}
 	defer release()
 	rng := rand.New(rand.NewPCG(c.seed, 0x6d656475))
+	mem := newBudget(c.maxMemory)
+	if c.task != "csv" { // a CSV file's size is checked as it is read
+		// 1,296 values a row at most (MultiMNIST's 36×36 pixels and two
+		// labels), held twice while the tables are made.
+		rows := int64(orInt(c.trainRows, 60000) + orInt(c.testRows, 10000))
+		mem.add("data", 2*rows*1298*8)
+		if err := mem.check(); err != nil {
+			return err
+		}
+	}
 	train, test, floors, err := mtlData(c, rng)
 	if err != nil {
 		return err
 	}
+	mem = newBudget(c.maxMemory)
 	heads := make([]nets.Head, len(train.Targets))
 	for i, tg := range train.Targets {
 		heads[i] = nets.Head{Name: tg.Name, Out: tg.Outputs()}
@@ -358,6 +374,10 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	var model learners.MultiTaskModel = nets.MultiTask{Trunk: nets.Trunk{In: train.In, Hidden: c.hidden, Activation: c.activation}, Heads: heads}
 	if c.arch == "mmoe" {
 		model = nets.MMoE{In: train.In, Experts: c.experts, ExpertHidden: c.hidden, Activation: c.activation, Heads: heads}
+	}
+	mem.add("model", modelBytes(model.(paramCounter).ParamCount(), int(c.dtype.Size())))
+	if err := mem.check(); err != nil {
+		return err
 	}
 	params, err := model.Init(rng, c.dtype)
 	if err != nil {
@@ -374,6 +394,31 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	wsrc := rand.NewPCG(c.seed, 0x77656967)
 	m := &learners.MTL{Model: model, Params: params, Targets: train.Targets, Weighting: method,
 		Optimizer: &learners.Adam{LR: c.lr}, Rand: rand.New(wsrc), Device: dev}
+	defer m.Close()
+	batch := min(c.batch, train.N)
+	// An epoch's minibatches are copies of the training rows, and the
+	// last epoch's are garbage when the next begins.
+	mem.add("batches", 2*int64(train.N)*int64(train.In+len(train.Targets))*8)
+	n, err := m.PrepareStep(batch, train.In)
+	if err != nil {
+		return err
+	}
+	mem.add("graphs", n)
+	if train.N%c.batch != 0 && train.N > c.batch {
+		if n, err = m.PrepareStep(train.N%c.batch, train.In); err != nil {
+			return err
+		}
+		mem.add("graphs", n)
+	}
+	if n, err = m.PrepareEvaluate(test.N, test.In); err != nil {
+		return err
+	}
+	mem.add("evaluation", n)
+	lift, err := mem.enforce(stderr)
+	if err != nil {
+		return err
+	}
+	defer lift()
 	if ckpt != nil {
 		if err := params.CopyFrom(ckpt.Params); err != nil {
 			return fmt.Errorf("--resume %s: %v", c.resume, err)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,7 +26,8 @@ import (
 // the signal and kill tests. In the child, MEDUSA_TEST_HANG_AT=N makes
 // step N say on stderr that it begins and then never end (as a step stuck
 // in a read would), and MEDUSA_TEST_KILL_AT=N makes the process kill
-// itself (SIGKILL, as kill -9 does) as step N begins.
+// itself (SIGKILL, as kill -9 does) as step N begins. MEDUSA_TEST_MEMSTATS
+// makes a run that ends well print the memory the Go runtime obtained.
 func TestMain(m *testing.M) {
 	if os.Getenv("MEDUSA_TEST_MAIN") == "1" {
 		hang, _ := strconv.Atoi(os.Getenv("MEDUSA_TEST_HANG_AT"))
@@ -41,6 +43,11 @@ func TestMain(m *testing.M) {
 			}
 		}
 		main()
+		if os.Getenv("MEDUSA_TEST_MEMSTATS") == "1" {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			fmt.Fprintf(os.Stderr, "runtime: obtained %d bytes\n", ms.Sys)
+		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())

@@ -51,6 +51,7 @@ type trainConfig struct {
 	every      int // --checkpoint-every
 	resume     string
 	log        string
+	maxMemory  int64        // --max-memory; 0: none
 	device     string       // --device
 	dev        graph.Device // the device opened for it; nil: the CPU
 
@@ -156,6 +157,7 @@ func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	evalSteps := fs.Int("eval-steps", 0, "most inner steps in the final evaluation, reported with 0 and 1 (0: 10, Reptile 50)")
 	evalQuery := fs.Int("eval-query", 0, "query examples per test task (sinusoid, default 100) or per class (15)")
 	logEvery := fs.Int("log-every", 0, "print progress every N iterations (0: about 20 lines per run)")
+	maxMemory := fs.String("max-memory", "", memoryHelp)
 	usage := usageOf(fs, stderr, `Usage: medusa train [flags]
 
 Meta-trains a network on a task distribution, prints progress, then
@@ -219,6 +221,9 @@ Flags:
 		}
 	}
 	var err error
+	if c.maxMemory, err = parseMemory(*maxMemory); err != nil {
+		return bad("--max-memory %q: %v", *maxMemory, err)
+	}
 	if c.hidden, err = parseWidths(*hidden); err != nil {
 		return bad("--hidden %q: %v", *hidden, err)
 	}
@@ -326,12 +331,26 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	src := rand.NewPCG(c.seed, 0x6d656475)
 	rng := rand.New(src)
 	model := newModel(c, data)
+	mem := newBudget(c.maxMemory)
+	mem.add("model", modelBytes(model.(paramCounter).ParamCount(), int(c.dtype.Size())))
+	if err := mem.check(); err != nil {
+		return err
+	}
 	params, err := model.Init(rng, c.dtype)
 	if err != nil {
 		return err
 	}
 	lsrc := rand.NewPCG(c.seed, 0x6c6561726e)
 	m := newLearner(c, model, params, rand.New(lsrc))
+	defer m.Close()
+	if err := budgetMeta(mem, m, c, data, true); err != nil {
+		return err
+	}
+	lift, err := mem.enforce(stderr)
+	if err != nil {
+		return err
+	}
+	defer lift()
 	if ckpt != nil {
 		if err := params.CopyFrom(ckpt.Params); err != nil {
 			return fmt.Errorf("--resume %s: %v", c.resume, err)

@@ -23,9 +23,8 @@ func (b *Batch) Validate() error {
 	if b == nil {
 		return fmt.Errorf("tasks: nil batch")
 	}
-	if b.Tasks <= 0 || b.Support <= 0 || b.Query <= 0 || b.In <= 0 || b.Out <= 0 {
-		return fmt.Errorf("tasks: batch sizes must be positive: tasks=%d support=%d query=%d in=%d out=%d",
-			b.Tasks, b.Support, b.Query, b.In, b.Out)
+	if err := b.Shape().Validate(); err != nil {
+		return err
 	}
 	for _, c := range []struct {
 		name string
@@ -47,4 +46,27 @@ func (b *Batch) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Shape is the shape of a Batch: all that the graphs compiled for it
+// depend on.
+type Shape struct {
+	Tasks, Support, Query, In, Out int
+}
+
+// Shape returns b's shape.
+func (b *Batch) Shape() Shape { return Shape{b.Tasks, b.Support, b.Query, b.In, b.Out} }
+
+// Validate reports whether every size is positive.
+func (s Shape) Validate() error {
+	if s.Tasks <= 0 || s.Support <= 0 || s.Query <= 0 || s.In <= 0 || s.Out <= 0 {
+		return fmt.Errorf("tasks: batch sizes must be positive: tasks=%d support=%d query=%d in=%d out=%d",
+			s.Tasks, s.Support, s.Query, s.In, s.Out)
+	}
+	return nil
+}
+
+// Bytes returns the memory the four slices of a Batch of this shape hold.
+func (s Shape) Bytes() int64 {
+	return 8 * int64(s.Tasks) * int64(s.Support+s.Query) * int64(s.In+s.Out)
 }

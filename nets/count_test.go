@@ -1,0 +1,38 @@
+package nets
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/medusa-ml/medusa/graph"
+	"gorgonia.org/tensor"
+)
+
+// TestParamCount checks ParamCount against the parameters Init makes.
+func TestParamCount(t *testing.T) {
+	heads := []Head{{Name: "a", Out: 1}, {Name: "b", Out: 3, Hidden: []int{5}}}
+	for _, m := range []struct {
+		name  string
+		model interface {
+			Init(*rand.Rand, tensor.Dtype) (*graph.Params, error)
+			ParamCount() int64
+		}
+	}{
+		{"mlp", MLP{In: 3, Out: 2, Hidden: []int{7, 4}}},
+		{"linear", MLP{In: 3, Out: 2}},
+		{"convnet", ConvNet{Side: 28, Filters: 8, Blocks: 3, Out: 5}},
+		{"multitask", MultiTask{Trunk: Trunk{In: 4, Hidden: []int{6}}, Heads: heads}},
+		{"mmoe", MMoE{In: 4, Experts: 3, ExpertHidden: []int{6, 2}, Heads: heads}},
+	} {
+		p, err := m.model.Init(rand.New(rand.NewPCG(1, 1)), tensor.Float32)
+		if err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		if got := m.model.ParamCount(); got != int64(p.Size()) {
+			t.Errorf("%s: ParamCount %d; Init makes %d", m.name, got, p.Size())
+		}
+	}
+	if n := (MLP{In: 65536, Hidden: []int{65536, 65536}, Out: 1}).ParamCount(); n != 2*65536*65537+65537 {
+		t.Errorf("ParamCount of a 65536-wide MLP = %d", n)
+	}
+}
