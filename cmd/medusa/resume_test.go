@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -139,8 +140,19 @@ func TestResumeErrors(t *testing.T) {
 	if err := graph.SaveCheckpoint(negative, p); err != nil {
 		t.Fatal(err)
 	}
+	huge := filepath.Join(dir, "huge.safetensors")
+	var flags map[string]string
+	if err := json.Unmarshal([]byte(p.Meta[flagsKey]), &flags); err != nil {
+		t.Fatal(err)
+	}
+	flags["meta-batch"] = "1000000000"
+	b, _ := json.Marshal(flags)
+	p.Meta["train.step"], p.Meta[flagsKey] = "3", string(b)
+	if err := graph.SaveCheckpoint(huge, p); err != nil {
+		t.Fatal(err)
+	}
 	truncated := filepath.Join(dir, "cut.safetensors")
-	b, _ := os.ReadFile(ck)
+	b, _ = os.ReadFile(ck)
 	if err := os.WriteFile(truncated, b[:len(b)-9], 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +165,7 @@ func TestResumeErrors(t *testing.T) {
 		{[]string{"--resume", ck, "--learner", "fomaml", "--iters", "5"}, true, "--learner fomaml: the checkpoint was trained with --learner maml"},
 		{[]string{"--resume", ck, "--learner", "reptile", "--iters", "5"}, true, "--learner reptile: the checkpoint was trained with --learner maml"},
 		{[]string{"--resume", negative, "--iters", "9"}, false, "train.step is -5"},
+		{[]string{"--resume", huge, "--iters", "9"}, false, "the settings it records are refused: --meta-batch 1000000000: must be at most 10000"},
 		{[]string{"--resume", ck}, false, "has done 3 iterations already"},
 		{[]string{"--resume", old, "--iters", "5"}, false, "holds parameters only"},
 		{[]string{"--resume", truncated, "--iters", "5"}, false, "cut.safetensors"},

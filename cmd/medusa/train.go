@@ -525,6 +525,10 @@ func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.W
 	if err != nil {
 		return zero, fmt.Errorf("--resume: %v", err)
 	}
+	if _, err := parse(stored, io.Discard); err != nil {
+		// A damaged or hand-edited checkpoint, not a bad command line.
+		return zero, fmt.Errorf("--resume %s: the settings it records are refused: %v", path, err)
+	}
 	if slices.Contains(given, "learner") {
 		if was, now := learnerOf(stored), learnerOf(args); was != now {
 			fmt.Fprintf(stderr, "medusa: --learner %s: the checkpoint was trained with --learner %s, which a resumed run keeps\n", now, was)
