@@ -41,6 +41,7 @@ type evalConfig struct {
 	fits       string
 	device     string       // --device
 	dev        graph.Device // the device opened for it; nil: the CPU
+	maxMemory  int64        // --max-memory; 0: none
 }
 
 func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
@@ -56,6 +57,7 @@ func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
 	seed := fs.Uint64("seed", 0, "random seed of the test tasks (default: the checkpoint's, which repeats the evaluation train printed)")
 	out := fs.String("out", "adapt.png", "PNG plot of the test error against inner steps (empty: none)")
 	device := fs.String("device", "auto", deviceHelp)
+	maxMemory := fs.String("max-memory", "", memoryHelp)
 	fits := fs.String("fits", "", "PNG plot of three test tasks: the truth, the K points, and the fits before and after 1 and --steps steps (empty: none)")
 	usage := usageOf(fs, stderr, `Usage: medusa eval --checkpoint FILE [flags]
 
@@ -89,6 +91,10 @@ Flags:
 	}
 	if c.checkpoint == "" {
 		return bad("--checkpoint FILE is required")
+	}
+	var err error
+	if c.maxMemory, err = parseMemory(*maxMemory); err != nil {
+		return bad("--max-memory %q: %v", *maxMemory, err)
 	}
 	if err := checkInts(intFlag{"tasks", c.tasks, 1, maxEvalSets}, intFlag{"steps", c.steps, 1, maxInner},
 		intFlag{"shots", c.shots, 0, maxExamples}, intFlag{"query", c.query, 1, maxExamples}); err != nil {
@@ -266,7 +272,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	m := &learners.MAML{Model: ck.model, Params: ck.params, Loss: learners.MSE, InnerLR: ck.innerLR, Device: c.dev}
 	defer m.Close()
-	mem := newBudget(0)
+	mem := newBudget(c.maxMemory)
 	test := tasks.Shape{Tasks: min(evalSinusoidChunk, c.tasks), Support: c.shots, Query: c.query, In: 1, Out: 1}
 	mem.add("batches", 2*test.Bytes())
 	mem.add("evaluation", int64(c.steps+1)*(8*int64(c.tasks)+64))

@@ -111,3 +111,16 @@ func TestFewShotOmniglot(t *testing.T) {
 		t.Errorf("a broken PNG: err = %v; want its path named", err)
 	}
 }
+
+// TestClassificationFiveWays checks that synthetic classification takes
+// more than 4 classes (more informative features than the default 2).
+func TestClassificationFiveWays(t *testing.T) {
+	stdout, stderr, err := runCLI("train", "--task", "classification", "--ways", "5", "--iters", "2", "--meta-batch", "2",
+		"--hidden", "4", "--eval-tasks", "4")
+	if err != nil {
+		t.Fatalf("5-way classification: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stdout, "5-way") {
+		t.Errorf("output does not describe 5-way tasks:\n%s", stdout)
+	}
+}

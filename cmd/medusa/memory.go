@@ -92,7 +92,7 @@ func (b *budget) check() error {
 
 // describe lists the parts.
 func (b *budget) describe() string {
-	s := []string{"program and data " + humanize.IBytes(uint64(b.base+memoryMargin))}
+	s := []string{"in use " + humanize.IBytes(uint64(b.base)), "margin " + humanize.IBytes(memoryMargin)}
 	for _, p := range b.parts {
 		s = append(s, p.what+" "+humanize.IBytes(uint64(p.bytes)))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -123,7 +124,13 @@ func newSource(c *trainConfig) (*taskSource, error) {
 		return &taskSource{in: 1, out: 1, train: sample(c.query), test: sample(c.evalQuery),
 			about: "sine waves A·sin(x−φ), A~U[0.1,5], φ~U[0,π], x~U[−5,5]"}, nil
 	case "classification":
-		d := tasks.Classification{Classes: c.ways}
+		// Each class sits on a vertex of a hypercube of the informative
+		// features: 2 of them (the default) for up to 4 classes, more
+		// beyond.
+		d := tasks.Classification{Classes: c.ways, Informative: max(2, bits.Len(uint(c.ways-1)))}
+		if err := d.Validate(); err != nil {
+			return nil, err
+		}
 		sample := func(query int) func(*rand.Rand, int) (*tasks.Batch, error) {
 			return func(rng *rand.Rand, n int) (*tasks.Batch, error) { return d.Sample(rng, n, c.shots, query) }
 		}
@@ -446,7 +453,7 @@ func evalGeneric(ctx context.Context, e *evalConfig, stdout, stderr io.Writer) (
 	if err := m.LoadState(stateKey, ck); err != nil {
 		return true, fmt.Errorf("%s: %v", e.checkpoint, err)
 	}
-	mem := newBudget(0)
+	mem := newBudget(e.maxMemory)
 	if err := budgetMeta(mem, m, c, src, false); err != nil {
 		return true, err
 	}

@@ -473,9 +473,10 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	lossSum := make([]float64, len(heads))
 	var lastWeights []float64
 	window := 0
+	marks := make([]rand.PCG, len(rc.streams))
 	for step := first + 1; step <= c.steps; step++ {
-		if stepBegins != nil {
-			stepBegins(step)
+		for i, s := range rc.streams {
+			marks[i] = *s.src
 		}
 		e, k := (step-1)/epochSteps, (step-1)%epochSteps
 		if batches == nil || k == 0 {
@@ -483,8 +484,19 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 				return err
 			}
 		}
-		st, err := m.Step(ctx, batches[k])
+		var st learners.MTLStats
+		if stepBegins != nil {
+			err = stepBegins(step)
+		}
+		if err == nil {
+			st, err = m.Step(ctx, batches[k])
+		}
 		if err != nil {
+			// The checkpoint resumes at this step: the weighting's random
+			// stream goes back to where the step began.
+			for i, s := range rc.streams {
+				*s.src = marks[i]
+			}
 			prog.done()
 			return stepFailed(ctx, err, stepFailure{unit: "step", done: m.Steps(), total: c.steps,
 				path: rescuePath(c.out), save: save, hint: "try a smaller --lr", stderr: stderr})

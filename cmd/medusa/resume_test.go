@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners"
 	"github.com/medusa-ml/medusa/learners/weighting"
 )
 
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("MEDUSA_TEST_MAIN") == "1" {
 		hang, _ := strconv.Atoi(os.Getenv("MEDUSA_TEST_HANG_AT"))
 		kill, _ := strconv.Atoi(os.Getenv("MEDUSA_TEST_KILL_AT"))
-		stepBegins = func(n int) {
+		stepBegins = func(n int) error {
 			switch n {
 			case hang:
 				fmt.Fprintf(os.Stderr, "step %d begins\n", n)
@@ -42,6 +43,7 @@ func TestMain(m *testing.M) {
 				syscall.Kill(os.Getpid(), syscall.SIGKILL)
 				select {} // the signal is on its way
 			}
+			return nil
 		}
 		main()
 		if os.Getenv("MEDUSA_TEST_MEMSTATS") == "1" {
@@ -367,11 +369,14 @@ func stopKinds() []struct {
 }
 
 // TestStopsResumeBitIdentical stops every learner and weighting mid-run in
-// two ways, resumes each from its checkpoint and checks that the result is
-// bit-identical to a straight run of 8 steps: an interrupt as step 5
-// begins (the checkpoint holds step 4), and kill -9 of the real program as
-// step 6 begins, with --checkpoint-every 2 (the checkpoint holds step 4
-// and step 5 is lost).
+// three ways, resumes each from its checkpoint and checks that the result
+// is bit-identical to a straight run of 8 steps: an interrupt as step 5
+// begins and a non-finite value in step 5 (the checkpoint holds step 4),
+// and kill -9 of the real program as step 6 begins, with
+// --checkpoint-every 2 (the checkpoint holds step 4 and step 5 is lost).
+// The non-finite value is reported by a test hook in place of the step,
+// as a learner reports one, leaving the parameters as they were; that
+// the learners do so is tested in package learners.
 func TestStopsResumeBitIdentical(t *testing.T) {
 	for _, c := range stopKinds() {
 		t.Run(c.name, func(t *testing.T) {
@@ -385,15 +390,30 @@ func TestStopsResumeBitIdentical(t *testing.T) {
 			interrupted := filepath.Join(dir, "interrupted.safetensors")
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			stepBegins = func(n int) {
+			stepBegins = func(n int) error {
 				if n == 5 {
 					cancel()
 				}
+				return nil
 			}
 			err := run(ctx, append(c.args, c.total, "8", "--out", interrupted), io.Discard, io.Discard)
 			stepBegins = nil
 			if err == nil || !strings.Contains(err.Error(), "interrupted after 4 of 8") {
 				t.Fatalf("interrupted run: err = %v; want interrupted after 4 of 8", err)
+			}
+
+			nan := filepath.Join(dir, "nan.safetensors")
+			stepBegins = func(n int) error {
+				if n == 5 {
+					return &learners.NonFiniteError{Step: 5, What: "an injected loss"}
+				}
+				return nil
+			}
+			var nanErr bytes.Buffer
+			err = run(context.Background(), append(c.args, c.total, "8", "--out", nan), io.Discard, &nanErr)
+			stepBegins = nil
+			if !errors.Is(err, learners.ErrNonFinite) || !strings.Contains(nanErr.String(), "keeping the parameters of") {
+				t.Fatalf("run with a non-finite step 5: err = %v; want a non-finite error and step 4 kept\n%s", err, nanErr.String())
 			}
 
 			killed := filepath.Join(dir, "killed.safetensors")
@@ -406,7 +426,7 @@ func TestStopsResumeBitIdentical(t *testing.T) {
 			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 				t.Fatalf("the run to be killed ended with %v, not SIGKILL\n%s", err, stderr.String())
 			}
-			for _, path := range []string{interrupted, killed} {
+			for _, path := range []string{interrupted, nan, killed} {
 				if _, stderr, err := runCLI("train", "--resume", path, c.total, "8"); err != nil {
 					t.Fatalf("resuming %s: %v\n%s", filepath.Base(path), err, stderr)
 				}

@@ -20,8 +20,9 @@ func (e *usageError) Error() string { return e.msg }
 var errReported = errors.New("reported")
 
 // stepBegins, when set (by tests), is called as each training step or
-// iteration begins, with its 1-based number.
-var stepBegins func(n int)
+// iteration begins, with its 1-based number, once its batch is drawn; an
+// error it returns is taken as the step's.
+var stepBegins func(n int) error
 
 const overview = `medusa trains neural networks declared as gorgonia graphs with
 meta-learning (MAML with exact second-order gradients, first-order MAML)

@@ -415,14 +415,17 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for i, s := range rc.streams {
 			marks[i] = *s.src
 		}
-		if stepBegins != nil {
-			stepBegins(it)
-		}
 		b, err := data.train(rng, c.metaBatch)
 		if err != nil {
 			return err
 		}
-		st, err := m.Step(ctx, b)
+		var st learners.Stats
+		if stepBegins != nil {
+			err = stepBegins(it)
+		}
+		if err == nil {
+			st, err = m.Step(ctx, b)
+		}
 		if err != nil {
 			// The checkpoint resumes at this iteration: the random streams
 			// go back to where it began, before its batch was drawn.

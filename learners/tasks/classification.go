@@ -107,6 +107,10 @@ func (c Classification) withDefaults() Classification {
 	return c
 }
 
+// Validate reports whether tasks can be drawn with these settings (zero
+// fields taking their defaults).
+func (c Classification) Validate() error { return c.withDefaults().check() }
+
 func (c Classification) check() error {
 	if c.Features < 1 || c.Features > maxClassificationFeatures {
 		return fmt.Errorf("tasks: Classification: %d features, want 1 to %d", c.Features, maxClassificationFeatures)
