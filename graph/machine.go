@@ -30,13 +30,16 @@ type Machine interface {
 }
 
 // Plan is a Machine that runs each op of the graph once per Run, in
-// topological order. Every node has its own output buffer: an op that can
-// write into a given buffer (gorgonia's UsePreallocDoer) gets its own
-// output of the previous Run to overwrite, others allocate afresh. No
-// buffer is ever shared between two nodes, so Plan is immune to the
-// in-place overwrites that gorgonia's TapeMachine register allocator makes
-// on graphs holding higher-order gradients (a gradient of log x there
-// comes out as 1/x²).
+// topological order. An op that can write into a given buffer (gorgonia's
+// UsePreallocDoer) gets one to overwrite, others allocate afresh. The
+// requested outputs keep their buffers from Run to Run. A CPU plan
+// compiled for given outputs reuses the buffer of an intermediate value
+// once the last op that reads it has run (see reuse.go); a plan of every
+// node, or on a Device, keeps every node's buffer. No buffer is
+// overwritten while a value in it can still be read, so Plan is immune to
+// the in-place overwrites that gorgonia's TapeMachine register allocator
+// makes on graphs holding higher-order gradients (a gradient of log x
+// there comes out as 1/x²).
 type Plan struct {
 	g      *G.ExprGraph
 	nodes  G.Nodes // topological order, children first
@@ -63,6 +66,8 @@ type Plan struct {
 	recordable bool
 	runs       int       // successful Runs so far
 	rec        Recording // from the second Run on
+
+	reuse *reuseState // buffer reuse (reuse.go); nil: every node keeps its buffer
 }
 
 var _ Machine = (*Plan)(nil)
@@ -82,7 +87,8 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 	if g == nil {
 		return nil, fmt.Errorf("graph: Compile: nil graph")
 	}
-	if len(outputs) == 0 {
+	explicit := len(outputs) > 0
+	if !explicit {
 		outputs = g.AllNodes()
 	}
 	p = &Plan{g: g, index: make(map[*G.Node]int), inputs: make(map[string]int)}
@@ -131,7 +137,12 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 		if err := p.place(dev); err != nil {
 			return nil, err
 		}
-	} else if err := CheckMemory("graph: Compile: the compiled graph", p.Bytes()); err != nil {
+		return p, nil
+	}
+	if explicit {
+		p.planReuse(outputs)
+	}
+	if err := CheckMemory("graph: Compile: the compiled graph", p.Bytes()); err != nil {
 		// Its buffers are allocated as it runs: refuse now, before the
 		// Go runtime aborts the process for want of memory.
 		return nil, err
@@ -515,6 +526,14 @@ func (p *Plan) Run() (err error) {
 			p.runs++
 		}
 	}()
+	if p.reuse != nil {
+		p.reuse.begin(p)
+		defer func() {
+			if err != nil {
+				p.reuse.reset(p)
+			}
+		}()
+	}
 	in := make([]G.Value, 0, 4)
 	var ins []Buffer
 	for i, n := range p.nodes {
@@ -553,9 +572,17 @@ func (p *Plan) Run() (err error) {
 			in = append(in, p.vals[a])
 		}
 		var v G.Value
-		if pd, ok := n.Op().(G.UsePreallocDoer); ok && p.owned[i] {
+		pd, prealloc := n.Op().(G.UsePreallocDoer)
+		switch {
+		case prealloc && p.reuse != nil:
+			if buf := p.reuse.prealloc(p, i); buf != nil {
+				v, err = pd.UsePreallocDo(buf, in...)
+			} else {
+				v, err = n.Op().Do(in...)
+			}
+		case prealloc && p.owned[i]:
 			v, err = pd.UsePreallocDo(p.vals[i], in...)
-		} else {
+		default:
 			v, err = n.Op().Do(in...)
 		}
 		if err != nil {
@@ -571,6 +598,13 @@ func (p *Plan) Run() (err error) {
 		}
 		p.vals[i] = v
 		p.owned[i] = ownBuffer(v, in)
+		if p.reuse != nil {
+			p.reuse.made(p, i, v)
+			p.reuse.done(p, i)
+		}
+	}
+	if p.reuse != nil {
+		p.reuse.finish()
 	}
 	return nil
 }
@@ -624,6 +658,9 @@ func (p *Plan) Read(n *G.Node) (G.Value, error) {
 			return nil, fmt.Errorf("graph: Read %s: copying from %s: %v", n.Name(), p.dev, err)
 		}
 	}
+	if p.reuse != nil && !p.reuse.output[i] && n.Op() != nil && !p.fixed[i] {
+		return nil, fmt.Errorf("graph: Read %s: not an output of the plan (its buffer is reused); compile with it among the outputs", n.Name())
+	}
 	if p.vals[i] == nil {
 		return nil, fmt.Errorf("graph: Read %s: no value (has Run been called?)", n.Name())
 	}
@@ -641,7 +678,7 @@ func (p *Plan) ReadFloat64s(n *G.Node) ([]float64, error) {
 
 // Close implements Machine. It frees the plan's device buffers.
 func (p *Plan) Close() error {
-	p.vals = nil
+	p.vals, p.reuse = nil, nil
 	var first error
 	if p.rec != nil {
 		first = p.rec.Free()

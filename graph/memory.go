@@ -12,17 +12,24 @@ import (
 )
 
 // NodeBytes is what a graph node costs beside its value: gorgonia's node,
-// its shape, name and edges, and the plan's per-node bookkeeping. Measured
-// on MAML graphs (TestNodeBytes), rounded up.
+// its shape, name and edges, and the plan's per-node bookkeeping. About
+// 1 KiB was measured on second-order graphs (TestPlanBytes); this is
+// rounded up.
 const NodeBytes = 2048
 
-// Bytes returns the memory the plan needs at most, in bytes: one output
-// buffer per op node (a Plan shares none, see Plan) and the constants; the
-// largest of those again, for an op that makes a new output while its
-// last one is still held; and NodeBytes per node of the graph. The input
+// Bytes returns the memory the plan needs at most, in bytes: the outputs'
+// and the constants' buffers; the intermediate values' (all of them, or,
+// with reuse, as many of each type and shape as are live at once); the
+// largest value again, for an op that makes a new output while its last
+// one is still held; and NodeBytes per node of the graph. The input
 // values, which the caller binds, are not counted. It is known at compile
 // time, before any buffer is allocated.
 func (p *Plan) Bytes() int64 {
+	nodes := int64(p.g.AllNodes().Len()) * NodeBytes
+	if p.reuse != nil {
+		n, most := p.reuse.bytes(p)
+		return n + most + nodes
+	}
 	var n, most int64
 	for i, node := range p.nodes {
 		if node.Op() != nil || p.fixed[i] {
@@ -31,7 +38,7 @@ func (p *Plan) Bytes() int64 {
 			most = max(most, b)
 		}
 	}
-	return n + most + int64(p.g.AllNodes().Len())*NodeBytes
+	return n + most + nodes
 }
 
 // valueBytes is the size of n's value.

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -148,5 +149,128 @@ func TestCompileRefusesHugeGraph(t *testing.T) {
 	}
 	if want := "graph: Compile: the compiled graph needs about 16 TiB of memory"; !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("error %q; want it to begin %q", err, want)
+	}
+}
+
+// TestReuseBitIdentical runs second-order graphs (an MLP's loss after an
+// inner gradient step, differentiated through the step; and a Hessian-
+// vector product) on a plan that reuses buffers, with every buffer it
+// pools filled with NaN, and on a plan that keeps every value: the
+// outputs must agree bit for bit over several runs. A buffer read after
+// it was pooled or overwritten would show as a NaN or a difference. The
+// reusing plan must also need less memory.
+func TestReuseBitIdentical(t *testing.T) {
+	g, outs, vals := secondOrderMLP(t, 3, 7, 4, 9)
+	reuse, err := Compile(g, outs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reuse.reuse == nil {
+		t.Fatal("a CPU plan compiled for given outputs does not reuse buffers")
+	}
+	reuse.reuse.poison = true
+	keep, err := Compile(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reuse.Bytes() >= keep.Bytes() {
+		t.Errorf("the reusing plan needs %d bytes, the plan that keeps every value %d", reuse.Bytes(), keep.Bytes())
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for run := range 4 {
+		for name, v := range vals {
+			if run > 0 { // new values each run, in place as callers do
+				d := v.Data().([]float64)
+				for i := range d {
+					d[i] = rng.NormFloat64() / 4
+				}
+			}
+			for _, p := range []*Plan{reuse, keep} {
+				if err := p.Let(name, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, p := range []*Plan{reuse, keep} {
+			if err := p.Run(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, o := range outs {
+			a, err := reuse.ReadFloat64s(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := keep.ReadFloat64s(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range a {
+				if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+					t.Fatalf("run %d, output %s[%d]: %v with reuse, %v without", run, o.Name(), i, a[i], b[i])
+				}
+			}
+		}
+	}
+	// An intermediate value is not kept: reading it is an error that says so.
+	for _, n := range reuse.nodes {
+		if n.Op() != nil && !isConstant(n) && !reuse.reuse.output[reuse.index[n]] {
+			if _, err := reuse.Read(n); err == nil || !strings.Contains(err.Error(), "not an output") {
+				t.Errorf("Read of an intermediate node: err = %v; want one saying it is not an output", err)
+			}
+			break
+		}
+	}
+}
+
+// TestReuseHessian is TestReuseBitIdentical on the derivative rig of the
+// gradient tests: f, ∇f and the Hessian-vector product of a function
+// with reshapes, broadcasts and log-softmax.
+func TestReuseHessian(t *testing.T) {
+	build := func(x *G.Node) (*G.Node, error) {
+		m, err := G.Reshape(x, tensor.Shape{2, 3})
+		if err != nil {
+			return nil, err
+		}
+		ls, err := LogSoftmax(G.Must(G.Tanh(m)))
+		if err != nil {
+			return nil, err
+		}
+		return SumAll(G.Must(G.HadamardProd(ls, G.Must(G.Square(m)))))
+	}
+	for _, poison := range []bool{false, true} {
+		rig := newDerivRig(t, 6, build)
+		g := rig.f.Graph()
+		p, err := Compile(g, rig.f, rig.grad, rig.hvp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.reuse.poison = poison
+		x := []float64{0.3, -0.2, 0.5, 0.1, -0.7, 0.4}
+		v := []float64{1, 0, -1, 0.5, 0.25, -0.5}
+		f, gr, hv := rig.eval(t, x, v)
+		want := [][]float64{{f}, gr, hv}
+		for run := range 3 {
+			for name, d := range map[string][]float64{"x": x, "v": v} {
+				tv, _ := NewTensor(tensor.Float64, []int{6}, d)
+				if err := p.Let(name, tv); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p.Run(); err != nil {
+				t.Fatal(err)
+			}
+			for i, n := range []*G.Node{rig.f, rig.grad, rig.hvp} {
+				got, err := p.ReadFloat64s(n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for j := range got {
+					if math.Float64bits(got[j]) != math.Float64bits(want[i][j]) {
+						t.Fatalf("poison %v, run %d, output %d[%d]: %v with reuse, %v without", poison, run, i, j, got[j], want[i][j])
+					}
+				}
+			}
+		}
 	}
 }
