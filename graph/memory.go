@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
@@ -25,29 +26,45 @@ const NodeBytes = 2048
 // values, which the caller binds, are not counted. It is known at compile
 // time, before any buffer is allocated.
 func (p *Plan) Bytes() int64 {
-	nodes := int64(p.g.AllNodes().Len()) * NodeBytes
+	nodes := satMul(int64(p.g.AllNodes().Len()), NodeBytes)
 	if p.reuse != nil {
 		n, most := p.reuse.bytes(p)
-		return n + most + nodes
+		return satAdd(satAdd(n, most), nodes)
 	}
 	var n, most int64
 	for i, node := range p.nodes {
 		if node.Op() != nil || p.fixed[i] {
 			b := valueBytes(node)
-			n += b
+			n = satAdd(n, b)
 			most = max(most, b)
 		}
 	}
-	return n + most + nodes
+	return satAdd(satAdd(n, most), nodes)
 }
 
-// valueBytes is the size of n's value.
+// valueBytes is the size of n's value (math.MaxInt64 if it is larger).
 func valueBytes(n *G.Node) int64 {
-	size := int64(1)
+	size := int64(n.Dtype().Size())
 	for _, d := range n.Shape() {
-		size *= int64(d)
+		size = satMul(size, int64(d))
 	}
-	return size * int64(n.Dtype().Size())
+	return size
+}
+
+// satAdd and satMul are + and × of non-negative sizes, saturating at
+// math.MaxInt64 instead of wrapping round.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+func satMul(a, b int64) int64 {
+	if a != 0 && b > math.MaxInt64/a {
+		return math.MaxInt64
+	}
+	return a * b
 }
 
 // MemoryError reports that something needs more memory than there is.

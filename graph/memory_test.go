@@ -150,6 +150,15 @@ func TestCompileRefusesHugeGraph(t *testing.T) {
 	if want := "graph: Compile: the compiled graph needs about 16 TiB of memory"; !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("error %q; want it to begin %q", err, want)
 	}
+	// Sizes whose product overflows an int64 saturate instead of wrapping
+	// round to a small or negative figure.
+	for _, side := range []int{1 << 30, 1 << 31, 1 << 40} {
+		g := G.NewGraph()
+		x := G.NewMatrix(g, G.Float64, G.WithShape(side, side), G.WithName("x"))
+		if _, err := Compile(g, G.Must(G.Square(x))); !errors.As(err, &me) {
+			t.Errorf("Compile of a %d² square: err = %v; want a *MemoryError", side, err)
+		}
+	}
 }
 
 // TestReuseBitIdentical runs second-order graphs (an MLP's loss after an

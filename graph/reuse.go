@@ -218,7 +218,7 @@ func (r *reuseState) bytes(p *Plan) (n, most int64) {
 		b := valueBytes(node)
 		most = max(most, b)
 		if r.output[i] || p.fixed[i] {
-			n += b
+			n = satAdd(n, b)
 		} else {
 			key := r.key[i]
 			size[key] = b
@@ -230,7 +230,7 @@ func (r *reuseState) bytes(p *Plan) (n, most int64) {
 		}
 	}
 	for key, c := range peak {
-		n += c * size[key]
+		n = satAdd(n, satMul(c, size[key]))
 	}
 	return n, most
 }

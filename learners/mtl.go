@@ -665,8 +665,14 @@ func (m *MTL) PrepareStep(rows, in int) (int64, error) {
 	if _, ok := m.method().(weighting.Weighter); ok && m.method().Needs() == weighting.LossesOnly {
 		mode, T = modeWeighted, 1
 	}
-	last := m.last
-	defer func() { m.last = last }()
+	last, built := m.last, m.built
+	defer func() {
+		if m.built == built {
+			m.last = last
+		} else {
+			m.last = nil
+		}
+	}()
 	p, err := m.program(rows, in, mode)
 	if err != nil {
 		return 0, err
@@ -687,8 +693,14 @@ func (m *MTL) PrepareEvaluate(rows, in int) (int64, error) {
 	if rows <= 0 || in <= 0 {
 		return 0, fmt.Errorf("learners: MTL: %d rows of %d features", rows, in)
 	}
-	last := m.last
-	defer func() { m.last = last }()
+	last, built := m.last, m.built
+	defer func() {
+		if m.built == built {
+			m.last = last
+		} else {
+			m.last = nil
+		}
+	}()
 	var most int64
 	for _, n := range []int{min(rows, evalRows), rows % evalRows} {
 		if n == 0 {

@@ -610,7 +610,10 @@ func (r *Reptile) PrepareEvaluate(s tasks.Shape, steps int) (int64, error) {
 		return 0, fmt.Errorf("learners: Evaluate: %d steps", steps)
 	}
 	n, err := r.prepare(s, s.Support, s.Support)
-	return n + resultBytes(s, steps), err
+	if err != nil {
+		return 0, err
+	}
+	return n + resultBytes(s, steps), nil
 }
 
 // prepare compiles the query-loss graph and the gradient graph of size
@@ -624,8 +627,17 @@ func (r *Reptile) prepare(s tasks.Shape, size, n int) (int64, error) {
 		return 0, err
 	}
 	var total int64
-	last := r.last
-	defer func() { r.last = last }()
+	// Placement stays that of the graph last run, if the settings have
+	// not changed since (programs are rebuilt, and the plan closed, when
+	// they have).
+	last, built := r.last, r.built
+	defer func() {
+		if r.built == built {
+			r.last = last
+		} else {
+			r.last = nil
+		}
+	}()
 	for _, k := range []reptileKey{{s.Tasks, s.Query, s.In, s.Out, false}, {s.Tasks, size, s.In, s.Out, true}} {
 		p, err := r.program(k)
 		if err != nil {

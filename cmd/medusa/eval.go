@@ -279,11 +279,14 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := mem.check(); err != nil {
 		return err
 	}
-	n, err := m.PrepareEvaluate(test, c.steps)
-	if err != nil {
-		return err
+	for _, size := range evalChunks(c.tasks, evalSinusoidChunk) {
+		test.Tasks = size
+		n, err := m.PrepareEvaluate(test, c.steps)
+		if err != nil {
+			return graphError("the evaluation", err)
+		}
+		mem.add("graphs", n)
 	}
-	mem.add("graphs", n)
 	lift, err := mem.enforce(stderr)
 	if err != nil {
 		return err

@@ -107,7 +107,9 @@ func (b *budget) enforce(stderr io.Writer) (func(), error) {
 	}
 	need := b.total()
 	fmt.Fprintf(stderr, "memory: about %s (%s)\n", humanize.IBytes(uint64(need)), b.describe())
-	prev := debug.SetMemoryLimit(need)
+	// A lower limit set by the user (GOMEMLIMIT) stays.
+	prev := debug.SetMemoryLimit(-1)
+	debug.SetMemoryLimit(min(need, prev))
 	return func() { debug.SetMemoryLimit(prev) }, nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -51,7 +52,7 @@ func budgetMeta(mem *budget, m metaLearner, c *trainConfig, src *taskSource, tra
 		}
 		n, err := m.PrepareStep(s)
 		if err != nil {
-			return err
+			return graphError("a training step", err)
 		}
 		mem.add("graphs", n)
 	}
@@ -68,12 +69,35 @@ func budgetMeta(mem *budget, m metaLearner, c *trainConfig, src *taskSource, tra
 	if err := mem.check(); err != nil {
 		return err
 	}
-	n, err := m.PrepareEvaluate(test, c.evalSteps)
-	if err != nil {
-		return err
+	for _, size := range evalChunks(c.evalTasks, evalChunk(c)) {
+		test.Tasks = size
+		n, err := m.PrepareEvaluate(test, c.evalSteps)
+		if err != nil {
+			return graphError("the evaluation", err)
+		}
+		mem.add("graphs", n)
 	}
-	mem.add("graphs", n)
 	return mem.check()
+}
+
+// evalChunks returns the sizes of the chunks n test tasks are adapted in,
+// chunk at a time: one size, or two when the last chunk is smaller. Each
+// has a graph of its own.
+func evalChunks(n, chunk int) []int {
+	sizes := []int{min(n, chunk)}
+	if n > chunk && n%chunk != 0 {
+		sizes = append(sizes, n%chunk)
+	}
+	return sizes
+}
+
+// graphError says which graph could not be built, and what to do when it
+// would not fit in memory.
+func graphError(what string, err error) error {
+	if errors.Is(err, graph.ErrMemory) {
+		return fmt.Errorf("%s: %w; use smaller settings (batch, examples, steps or network)", what, err)
+	}
+	return err
 }
 
 // evalChunk is how many test tasks evaluateMeta adapts at once: the

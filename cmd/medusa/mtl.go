@@ -212,6 +212,8 @@ const (
 	maxEvalSets = 100_000       // test tasks of an evaluation
 	maxInner    = 1_000         // inner steps: each adds its nodes to the graph
 	maxRows     = 10_000_000    // rows of a minibatch or a generated table
+
+	maxSyntheticClasses = 1024 // tasks.Classification's bound
 )
 
 // intFlag is an integer flag's value and the range it must lie in.
@@ -353,11 +355,17 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	defer release()
 	rng := rand.New(rand.NewPCG(c.seed, 0x6d656475))
 	mem := newBudget(c.maxMemory)
-	if c.task != "csv" { // a CSV file's size is checked as it is read
-		// 1,296 values a row at most (MultiMNIST's 36×36 pixels and two
-		// labels), held twice while the tables are made.
-		rows := int64(orInt(c.trainRows, 60000) + orInt(c.testRows, 10000))
-		mem.add("data", 2*rows*1298*8)
+	if c.task != "csv" { // a CSV file is read a line at a time
+		// Generated rows, held twice while the tables are made.
+		width, rows := int64(784+2), int64(orInt(c.trainRows, 60000)+orInt(c.testRows, 10000)) // MultiMNIST: 28×28 pixels, 2 labels
+		if c.task == "synthetic" {
+			one, err := tasks.MultiTask{Seed: c.seed}.Generate(rand.New(rand.NewPCG(0, 0)), 1)
+			if err != nil {
+				return err
+			}
+			width, rows = int64(one.In+len(one.Targets)), int64(orInt(c.trainRows, 50000)+orInt(c.testRows, 10000))
+		}
+		mem.add("data", 2*rows*width*8)
 		if err := mem.check(); err != nil {
 			return err
 		}

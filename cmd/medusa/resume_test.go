@@ -13,8 +13,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -45,11 +47,15 @@ func TestMain(m *testing.M) {
 			}
 			return nil
 		}
+		stats := os.Getenv("MEDUSA_TEST_MEMSTATS") == "1"
+		if stats {
+			watchLiveHeap()
+		}
 		main()
-		if os.Getenv("MEDUSA_TEST_MEMSTATS") == "1" {
+		if stats {
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			fmt.Fprintf(os.Stderr, "runtime: obtained %d bytes\n", ms.Sys)
+			fmt.Fprintf(os.Stderr, "runtime: obtained %d bytes, peak live heap %d bytes\n", ms.Sys, peakLive.Load())
 		}
 		os.Exit(0)
 	}
@@ -342,6 +348,27 @@ func TestSecondSignalEndsAtOnce(t *testing.T) {
 	}
 }
 
+// peakLive is the largest live heap seen at the end of a garbage
+// collection, by watchLiveHeap.
+var peakLive atomic.Uint64
+
+// watchLiveHeap records the live heap after every garbage collection: an
+// object with a finalizer is made unreachable, and its finalizer, run
+// after the collection that found it so, reads the figure and makes the
+// next one.
+func watchLiveHeap() {
+	type sentinel struct{ _ [16]byte }
+	s := new(sentinel)
+	runtime.SetFinalizer(s, func(*sentinel) {
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(sample)
+		if v := sample[0].Value.Uint64(); v > peakLive.Load() {
+			peakLive.Store(v)
+		}
+		watchLiveHeap()
+	})
+}
+
 // stopKinds lists a short run of every meta-learner and every multi-task
 // weighting, with the flag that sets its length.
 func stopKinds() []struct {
@@ -390,6 +417,7 @@ func TestStopsResumeBitIdentical(t *testing.T) {
 			interrupted := filepath.Join(dir, "interrupted.safetensors")
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
+			t.Cleanup(func() { stepBegins = nil })
 			stepBegins = func(n int) error {
 				if n == 5 {
 					cancel()
@@ -435,5 +463,28 @@ func TestStopsResumeBitIdentical(t *testing.T) {
 				requireSameBits(t, filepath.Base(path)+" training state", s0, s)
 			}
 		})
+	}
+}
+
+// TestResumeMovedCheckpoint resumes a checkpoint moved away from the
+// directory it was written to, which no longer exists.
+func TestResumeMovedCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	first := filepath.Join(dir, "gone", "m.safetensors")
+	if err := os.Mkdir(filepath.Dir(first), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := runCLI("train", "--iters", "2", "--meta-batch", "2", "--hidden", "4", "--eval-tasks", "0", "--out", first); err != nil {
+		t.Fatalf("train: %v\n%s", err, stderr)
+	}
+	moved := filepath.Join(dir, "m.safetensors")
+	if err := os.Rename(first, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Dir(first)); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := runCLI("train", "--resume", moved, "--iters", "3"); err != nil {
+		t.Fatalf("resuming a moved checkpoint: %v\n%s", err, stderr)
 	}
 }

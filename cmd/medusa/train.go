@@ -212,6 +212,9 @@ Flags:
 	if c.ways == 1 && c.classify() {
 		return bad("--ways 1: a classification task needs at least 2 classes")
 	}
+	if c.task == "classification" && c.ways > maxSyntheticClasses {
+		return bad("--ways %d: synthetic classification takes at most %d classes", c.ways, maxSyntheticClasses)
+	}
 	for _, f := range []struct {
 		name string
 		v    float64
@@ -332,7 +335,11 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rng := rand.New(src)
 	model := newModel(c, data)
 	mem := newBudget(c.maxMemory)
-	mem.add("model", modelBytes(model.(paramCounter).ParamCount(), int(c.dtype.Size())))
+	count := model.(paramCounter).ParamCount()
+	if c.learner == "metasgd" {
+		count *= 2 // a learned inner rate per parameter
+	}
+	mem.add("model", modelBytes(count, int(c.dtype.Size())))
 	if err := mem.check(); err != nil {
 		return err
 	}
@@ -520,7 +527,7 @@ func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.W
 	given, path := configGiven(c)
 	for _, name := range given {
 		if !slices.Contains(resumeFlags, name) && name != "learner" {
-			fmt.Fprintf(stderr, "medusa: --%s: a resumed run keeps the settings it was started with; only --iters/--steps, --out, --checkpoint-every, --log, --log-every, --device and the --eval flags may be given\n", name)
+			fmt.Fprintf(stderr, "medusa: --%s: a resumed run keeps the settings it was started with; only --iters/--steps, --out, --checkpoint-every, --log, --log-every, --device, --max-memory and the --eval flags may be given\n", name)
 			return zero, &usageError{"--" + name + " on resume"}
 		}
 	}
@@ -528,8 +535,16 @@ func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.W
 	if err != nil {
 		return zero, fmt.Errorf("--resume: %v", err)
 	}
-	if _, err := parse(stored, io.Discard); err != nil {
-		// A damaged or hand-edited checkpoint, not a bad command line.
+	// The recorded settings alone, but for the files the first run wrote
+	// (which a resumed run names anew, and which may be gone): refused,
+	// they mean a damaged or hand-edited checkpoint, not a bad command line.
+	var settings []string
+	for _, a := range stored {
+		if !strings.HasPrefix(a, "--out=") && !strings.HasPrefix(a, "--log=") {
+			settings = append(settings, a)
+		}
+	}
+	if _, err := parse(settings, io.Discard); err != nil {
 		return zero, fmt.Errorf("--resume %s: the settings it records are refused: %v", path, err)
 	}
 	if slices.Contains(given, "learner") {
