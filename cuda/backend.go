@@ -25,6 +25,8 @@ type backend interface {
 	gemm(dt tensor.Dtype, transA, transB bool, m, n, k int, a uintptr, lda int, strideA int, b uintptr, ldb int, strideB int, c uintptr, ldc int, strideC int, batch int) error
 	sync() error
 	close() error
+	// memInfo returns the free and total device memory, in bytes.
+	memInfo() (free, total int64, err error)
 	// capture starts recording the launches and gemms; endCapture stops
 	// and returns the recording.
 	capture() error
@@ -132,6 +134,17 @@ func (g *gpu) alloc(bytes int) (uintptr, error) {
 	var p uintptr
 	err = g.drv.call("cuMemAlloc_v2", uintptr(unsafe.Pointer(&p)), uintptr(bytes))
 	return p, err
+}
+
+func (g *gpu) memInfo() (free, total int64, err error) {
+	done, err := g.current()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer done()
+	var f, t uint64
+	err = g.drv.call("cuMemGetInfo_v2", uintptr(unsafe.Pointer(&f)), uintptr(unsafe.Pointer(&t)))
+	return int64(f), int64(t), err
 }
 
 func (g *gpu) free(p uintptr) error {

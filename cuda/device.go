@@ -35,6 +35,8 @@ func (d *Device) errClosed(what string) error {
 var (
 	_ graph.Device   = (*Device)(nil)
 	_ graph.Recorder = (*Device)(nil)
+
+	_ graph.MemoryReporter = (*Device)(nil)
 )
 
 // Record implements graph.Recorder.
@@ -96,6 +98,16 @@ func (d *Device) Alloc(dt tensor.Dtype, n int) (graph.Buffer, error) {
 	}
 	d.live++
 	return &buffer{p: p, n: n, dt: dt}, nil
+}
+
+// FreeMemory implements graph.MemoryReporter: the device memory not in
+// use, in bytes.
+func (d *Device) FreeMemory() (int64, error) {
+	if d.closed {
+		return 0, d.errClosed("FreeMemory")
+	}
+	free, _, err := d.b.memInfo()
+	return free, err
 }
 
 // Free implements graph.Device.

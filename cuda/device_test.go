@@ -640,3 +640,14 @@ func toF32(x []float64) []float32 {
 	}
 	return out
 }
+
+// TestFreeMemory checks that a Device reports its free memory (on the
+// emulation, the host's) so that graph.CompileOn can refuse a plan too
+// large for it.
+func TestFreeMemory(t *testing.T) {
+	d := emulated(t)
+	free, err := d.FreeMemory()
+	if err != nil || free <= 0 {
+		t.Fatalf("FreeMemory() = %d, %v; want a positive figure", free, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+	"github.com/medusa-ml/medusa/graph"
 	"gorgonia.org/tensor"
 )
 
@@ -122,6 +123,15 @@ func (e *emulator) capturing(what string) error {
 		return fmt.Errorf("cuda: emulation: %s while capturing (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED)", what)
 	}
 	return nil
+}
+
+// memInfo says what the host has: the emulation's memory is the host's.
+func (e *emulator) memInfo() (free, total int64, err error) {
+	avail, ok := graph.AvailableMemory()
+	if !ok {
+		avail = 1 << 62
+	}
+	return avail, avail, nil
 }
 
 func (e *emulator) alloc(bytes int) (uintptr, error) {

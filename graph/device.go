@@ -270,3 +270,10 @@ type Copies struct {
 	Up, Down           int // values uploaded, downloaded
 	UpBytes, DownBytes int
 }
+
+// MemoryReporter is a Device that says how much of its memory is free.
+// CompileOn refuses, with a *MemoryError, a plan whose buffers on such a
+// device would not fit (Plan.DeviceBytes).
+type MemoryReporter interface {
+	FreeMemory() (int64, error)
+}

@@ -60,6 +60,7 @@ type Plan struct {
 	buf    []Buffer // node i's device buffer
 	hostOK []bool   // vals[i] holds node i's current value
 	devOK  []bool   // buf[i] holds node i's current value
+	read   []bool   // node i is an output, which Read downloads
 	copies Copies   // of the last Run
 
 	// Recording (see Recorder): every op is on a Recorder device.
@@ -134,7 +135,26 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 		}
 	}
 	if dev != nil {
+		p.read = make([]bool, len(p.nodes))
+		for _, o := range outputs {
+			p.read[p.index[o]] = true
+		}
 		if err := p.place(dev); err != nil {
+			return nil, err
+		}
+		if mr, ok := dev.(MemoryReporter); ok {
+			free, err := mr.FreeMemory()
+			if err != nil {
+				p.Close()
+				return nil, fmt.Errorf("graph: Compile: %s: %v", dev, err)
+			}
+			if need := p.DeviceBytes(); need > free {
+				p.Close()
+				return nil, &MemoryError{What: fmt.Sprintf("graph: Compile: the compiled graph's buffers on %s", dev), Need: need, Available: free}
+			}
+		}
+		if err := CheckMemory("graph: Compile: the compiled graph's host values", p.Bytes()); err != nil {
+			p.Close()
 			return nil, err
 		}
 		return p, nil

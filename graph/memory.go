@@ -31,8 +31,15 @@ func (p *Plan) Bytes() int64 {
 		n, most := p.reuse.bytes(p)
 		return satAdd(satAdd(n, most), nodes)
 	}
+	var host []bool // of a device plan: the nodes that may have host values
+	if p.dev != nil {
+		host = p.onHost()
+	}
 	var n, most int64
 	for i, node := range p.nodes {
+		if host != nil && !host[i] {
+			continue
+		}
 		if node.Op() != nil || p.fixed[i] {
 			b := valueBytes(node)
 			n = satAdd(n, b)
@@ -40,6 +47,50 @@ func (p *Plan) Bytes() int64 {
 		}
 	}
 	return satAdd(satAdd(n, most), nodes)
+}
+
+// onHost reports, for each node of a device plan, whether it may have a
+// host value: it runs on the CPU, an op on the CPU reads it, or it is an
+// output.
+func (p *Plan) onHost() []bool {
+	host := make([]bool, len(p.nodes))
+	for i, n := range p.nodes {
+		if !p.onDev[i] || p.read[i] || p.fixed[i] {
+			host[i] = true
+		}
+		if !p.onDev[i] && n.Op() != nil {
+			for _, a := range p.args[i] {
+				host[a] = true
+			}
+		}
+	}
+	return host
+}
+
+// DeviceBytes returns the memory the plan's buffers take on its Device:
+// each op's output there (views share their argument's) and a copy of
+// each input and constant that an op there reads. It is 0 for a CPU plan.
+func (p *Plan) DeviceBytes() int64 {
+	if p.dev == nil {
+		return 0
+	}
+	var n int64
+	uploaded := make([]bool, len(p.nodes))
+	for i, node := range p.nodes {
+		if !p.onDev[i] || node.Op() == nil || p.fixed[i] {
+			continue
+		}
+		if !p.view[i] {
+			n = satAdd(n, valueBytes(node))
+		}
+		for _, a := range p.args[i] {
+			if (p.nodes[a].Op() == nil || p.fixed[a] || !p.onDev[a]) && !uploaded[a] {
+				uploaded[a] = true
+				n = satAdd(n, valueBytes(p.nodes[a]))
+			}
+		}
+	}
+	return n
 }
 
 // valueBytes is the size of n's value (math.MaxInt64 if it is larger).

@@ -283,3 +283,39 @@ func TestReuseHessian(t *testing.T) {
 		}
 	}
 }
+
+// smallDevice is a test device that reports free memory.
+type smallDevice struct {
+	hostDevice
+	free int64
+}
+
+func (d *smallDevice) FreeMemory() (int64, error) { return d.free, nil }
+
+// TestCompileOnRefusesDeviceOverflow checks that a plan whose buffers on
+// a MemoryReporter device would exceed its free memory is refused at
+// compile time, naming the device, and that one that fits compiles;
+// DeviceBytes counts the ops' outputs there and the inputs uploaded.
+func TestCompileOnRefusesDeviceOverflow(t *testing.T) {
+	g := G.NewGraph()
+	x := G.NewMatrix(g, G.Float64, G.WithShape(100, 10), G.WithName("x"))
+	y := G.Must(G.Square(x))
+	z := G.Must(G.Add(y, x))
+	kinds := map[string]bool{"square": true, "add": true}
+	want := int64(3 * 100 * 10 * 8) // x uploaded, y and z
+	fits := &smallDevice{hostDevice: hostDevice{kinds: kinds}, free: want}
+	p, err := CompileOn(fits, g, z)
+	if err != nil {
+		t.Fatalf("CompileOn with %d bytes free: %v", want, err)
+	}
+	if got := p.DeviceBytes(); got != want {
+		t.Errorf("DeviceBytes = %d; want %d", got, want)
+	}
+	p.Close()
+	tight := &smallDevice{hostDevice: hostDevice{kinds: kinds}, free: want - 1}
+	_, err = CompileOn(tight, g, z)
+	var me *MemoryError
+	if !errors.As(err, &me) || me.Need != want || !strings.Contains(err.Error(), "host-test") {
+		t.Fatalf("CompileOn with %d bytes free: err = %v; want a *MemoryError of %d bytes naming the device", want-1, err, want)
+	}
+}
