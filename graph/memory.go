@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/dustin/go-humanize"
@@ -149,9 +152,30 @@ func AvailableMemory() (n int64, ok bool) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	if limit, err := memlimit.FromCgroup(); err == nil && limit > 0 && limit < 1<<62 {
-		avail = min(avail, int64(limit)-int64(ms.Sys-ms.HeapReleased))
+		// The group's usage counts its other processes and page cache
+		// too; without it, this process's own memory.
+		used, ok := cgroupUsage()
+		if !ok {
+			used = int64(ms.Sys - ms.HeapReleased)
+		}
+		avail = min(avail, int64(limit)-used)
 	}
 	return max(avail, 0) + int64(ms.HeapIdle-ms.HeapReleased), true
+}
+
+// cgroupUsage reads the memory a control group (v2, else v1) uses, as
+// seen from inside it.
+func cgroupUsage() (int64, bool) {
+	for _, f := range []string{"/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory/memory.usage_in_bytes"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			return n, true
+		}
+	}
+	return 0, false
 }
 
 // CheckMemory returns a *MemoryError naming what if need exceeds the

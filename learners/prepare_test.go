@@ -28,13 +28,15 @@ func TestPrepareBoundsStep(t *testing.T) {
 	b := randomBatch(rng, 16, 20, 30, 4, 2, true)
 	maml := newMAML(t, model, CrossEntropy, 2, false, 1)
 	rep := &Reptile{Model: model, Params: maml.Params.Clone(), Loss: CrossEntropy, InnerSteps: 3, Rand: rand.New(rand.NewPCG(1, 1))}
+	anil := &ANIL{MAML: *newMAML(t, model, CrossEntropy, 2, false, 2)}
+	msgd := &MetaSGD{MAML: *newMAML(t, model, CrossEntropy, 2, false, 3)}
 	for _, l := range []interface {
 		PrepareStep(tasks.Shape) (int64, error)
 		PrepareEvaluate(tasks.Shape, int) (int64, error)
 		Step(context.Context, *tasks.Batch) (Stats, error)
 		Evaluate(*tasks.Batch, int) ([][]float64, error)
 		Close() error
-	}{maml, rep} {
+	}{maml, rep, anil, msgd} {
 		before := heapInUse()
 		step, err := l.PrepareStep(b.Shape())
 		if err != nil {
@@ -68,6 +70,10 @@ func programCount(l any) int {
 	case *MAML:
 		return len(l.programs)
 	case *Reptile:
+		return len(l.programs)
+	case *ANIL:
+		return len(l.programs)
+	case *MetaSGD:
 		return len(l.programs)
 	}
 	return -1

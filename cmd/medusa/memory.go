@@ -22,7 +22,7 @@ func parseMemory(s string) (int64, error) {
 	}
 	n, err := humanize.ParseBytes(s)
 	if err != nil || n == 0 || n > 1<<62 {
-		return 0, fmt.Errorf("want a size such as 4GiB or 500MB")
+		return 0, fmt.Errorf("want a positive size such as 4GiB or 500MB")
 	}
 	return int64(n), nil
 }
