@@ -121,9 +121,9 @@ func (op broadcastOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error)
 	}
 	switch x := data.(type) {
 	case []float64:
-		return newValue(broadcastKernel(reuse[float64](pre, outer*op.n*inner), x, outer, op.n, inner), shape), nil
+		return wrap(pre, broadcastKernel(reuse[float64](pre, outer*op.n*inner), x, outer, op.n, inner), shape), nil
 	case []float32:
-		return newValue(broadcastKernel(reuse[float32](pre, outer*op.n*inner), x, outer, op.n, inner), shape), nil
+		return wrap(pre, broadcastKernel(reuse[float32](pre, outer*op.n*inner), x, outer, op.n, inner), shape), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
@@ -184,9 +184,9 @@ func (op sumAxisOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	outer, inner := splitShape(s, op.axis)
 	switch x := data.(type) {
 	case []float64:
-		return newValue(sumAxisKernel(reuse[float64](pre, outer*inner), x, outer, s[op.axis], inner), shape), nil
+		return wrap(pre, sumAxisKernel(reuse[float64](pre, outer*inner), x, outer, s[op.axis], inner), shape), nil
 	case []float32:
-		return newValue(sumAxisKernel(reuse[float32](pre, outer*inner), x, outer, s[op.axis], inner), shape), nil
+		return wrap(pre, sumAxisKernel(reuse[float32](pre, outer*inner), x, outer, s[op.axis], inner), shape), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }

@@ -291,11 +291,11 @@ func (op dotChannelsOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, erro
 	switch a := ad.(type) {
 	case []float64:
 		if b, ok := bd.([]float64); ok {
-			return newValue(dotChannelsKernel(reuse[float64](pre, tasks*c), a, b, tasks, m, c), shape), nil
+			return wrap(pre, dotChannelsKernel(reuse[float64](pre, tasks*c), a, b, tasks, m, c), shape), nil
 		}
 	case []float32:
 		if b, ok := bd.([]float32); ok {
-			return newValue(dotChannelsKernel(reuse[float32](pre, tasks*c), a, b, tasks, m, c), shape), nil
+			return wrap(pre, dotChannelsKernel(reuse[float32](pre, tasks*c), a, b, tasks, m, c), shape), nil
 		}
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, ad, bd)
@@ -406,9 +406,9 @@ func (op normalizeOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error)
 	}
 	switch x := data.(type) {
 	case []float64:
-		return newValue(normalizeKernel(reuse[float64](pre, len(x)), x, s[0], s[1], s[2], op.eps), s), nil
+		return wrap(pre, normalizeKernel(reuse[float64](pre, len(x)), x, s[0], s[1], s[2], op.eps), s), nil
 	case []float32:
-		return newValue(normalizeKernel(reuse[float32](pre, len(x)), x, s[0], s[1], s[2], op.eps), s), nil
+		return wrap(pre, normalizeKernel(reuse[float32](pre, len(x)), x, s[0], s[1], s[2], op.eps), s), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
@@ -470,9 +470,9 @@ func (op invStdOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	}
 	switch x := data.(type) {
 	case []float64:
-		return newValue(invStdKernel(reuse[float64](pre, shape.TotalSize()), x, s[0], s[1], s[2], op.eps), shape), nil
+		return wrap(pre, invStdKernel(reuse[float64](pre, shape.TotalSize()), x, s[0], s[1], s[2], op.eps), shape), nil
 	case []float32:
-		return newValue(invStdKernel(reuse[float32](pre, shape.TotalSize()), x, s[0], s[1], s[2], op.eps), shape), nil
+		return wrap(pre, invStdKernel(reuse[float32](pre, shape.TotalSize()), x, s[0], s[1], s[2], op.eps), shape), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
@@ -547,13 +547,13 @@ func (op normBackOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) 
 		x, ok1 := xd.([]float64)
 		s, ok2 := sd.([]float64)
 		if ok1 && ok2 {
-			return newValue(normBackKernel(reuse[float64](pre, len(g)), g, x, s, gs[0], gs[1], gs[2]), gs), nil
+			return wrap(pre, normBackKernel(reuse[float64](pre, len(g)), g, x, s, gs[0], gs[1], gs[2]), gs), nil
 		}
 	case []float32:
 		x, ok1 := xd.([]float32)
 		s, ok2 := sd.([]float32)
 		if ok1 && ok2 {
-			return newValue(normBackKernel(reuse[float32](pre, len(g)), g, x, s, gs[0], gs[1], gs[2]), gs), nil
+			return wrap(pre, normBackKernel(reuse[float32](pre, len(g)), g, x, s, gs[0], gs[1], gs[2]), gs), nil
 		}
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T, %T and %T", op, gd, xd, sd)
@@ -739,9 +739,9 @@ func (op sumRowsOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	}
 	switch x := data.(type) {
 	case []float64:
-		return newValue(sumRowsKernel(reuse[float64](pre, shape.TotalSize()), x, s[0], s[1], s[2]), shape), nil
+		return wrap(pre, sumRowsKernel(reuse[float64](pre, shape.TotalSize()), x, s[0], s[1], s[2]), shape), nil
 	case []float32:
-		return newValue(sumRowsKernel(reuse[float32](pre, shape.TotalSize()), x, s[0], s[1], s[2]), shape), nil
+		return wrap(pre, sumRowsKernel(reuse[float32](pre, shape.TotalSize()), x, s[0], s[1], s[2]), shape), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }

@@ -159,9 +159,9 @@ func (op im2colOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	imgs := s[0] * op.n
 	switch x := data.(type) {
 	case []float64:
-		return newValue(im2col(reuse[float64](pre, shape.TotalSize()), x, imgs, op.image, op.win), shape), nil
+		return wrap(pre, im2col(reuse[float64](pre, shape.TotalSize()), x, imgs, op.image, op.win), shape), nil
 	case []float32:
-		return newValue(im2col(reuse[float32](pre, shape.TotalSize()), x, imgs, op.image, op.win), shape), nil
+		return wrap(pre, im2col(reuse[float32](pre, shape.TotalSize()), x, imgs, op.image, op.win), shape), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
@@ -207,9 +207,9 @@ func (op col2imOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	imgs := s[0] * op.n
 	switch c := data.(type) {
 	case []float64:
-		return newValue(col2im(reuse[float64](pre, shape.TotalSize()), c, imgs, op.image, op.win), shape), nil
+		return wrap(pre, col2im(reuse[float64](pre, shape.TotalSize()), c, imgs, op.image, op.win), shape), nil
 	case []float32:
-		return newValue(col2im(reuse[float32](pre, shape.TotalSize()), c, imgs, op.image, op.win), shape), nil
+		return wrap(pre, col2im(reuse[float32](pre, shape.TotalSize()), c, imgs, op.image, op.win), shape), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
@@ -362,9 +362,9 @@ func (op transposeLastOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, er
 	}
 	switch x := data.(type) {
 	case []float64:
-		return newValue(transposeLastKernel(reuse[float64](pre, len(x)), x, s[0], s[1], s[2]), shape), nil
+		return wrap(pre, transposeLastKernel(reuse[float64](pre, len(x)), x, s[0], s[1], s[2]), shape), nil
 	case []float32:
-		return newValue(transposeLastKernel(reuse[float32](pre, len(x)), x, s[0], s[1], s[2]), shape), nil
+		return wrap(pre, transposeLastKernel(reuse[float32](pre, len(x)), x, s[0], s[1], s[2]), shape), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }

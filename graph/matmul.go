@@ -84,11 +84,11 @@ func (op matMulOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	switch a := ad.(type) {
 	case []float64:
 		if b, ok := bd.([]float64); ok {
-			return newValue(gemmBatch(reuse[float64](pre, batch*m*n), dgemm, align, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
+			return wrap(pre, gemmBatch(reuse[float64](pre, batch*m*n), dgemm, align, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
 		}
 	case []float32:
 		if b, ok := bd.([]float32); ok {
-			return newValue(gemmBatch(reuse[float32](pre, batch*m*n), sgemm, align, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
+			return wrap(pre, gemmBatch(reuse[float32](pre, batch*m*n), sgemm, align, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
 		}
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, ad, bd)

@@ -40,9 +40,9 @@ func (op reluOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	}
 	switch x := data.(type) {
 	case []float64:
-		return newValue(relu64(reuse[float64](pre, len(x)), x), s), nil
+		return wrap(pre, relu64(reuse[float64](pre, len(x)), x), s), nil
 	case []float32:
-		return newValue(relu32(reuse[float32](pre, len(x)), x), s), nil
+		return wrap(pre, relu32(reuse[float32](pre, len(x)), x), s), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
@@ -111,11 +111,11 @@ func (op reluMaskOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) 
 	switch x := xd.(type) {
 	case []float64:
 		if g, ok := gd.([]float64); ok {
-			return newValue(mask64(reuse[float64](pre, len(g)), x, g), gs), nil
+			return wrap(pre, mask64(reuse[float64](pre, len(g)), x, g), gs), nil
 		}
 	case []float32:
 		if g, ok := gd.([]float32); ok {
-			return newValue(mask32(reuse[float32](pre, len(g)), x, g), gs), nil
+			return wrap(pre, mask32(reuse[float32](pre, len(g)), x, g), gs), nil
 		}
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, xd, gd)

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -58,11 +59,40 @@ func newValue(data any, shape tensor.Shape) G.Value {
 // op its previous output to write into.
 func reuse[T float](prealloc G.Value, n int) []T {
 	if t, ok := prealloc.(*tensor.Dense); ok && !t.IsView() {
-		if d, ok := t.Data().([]T); ok && len(d) == n {
+		if d, ok := elems[T](t); ok && len(d) == n {
 			return d
 		}
 	}
 	return aligned[T](n)[:n:n]
+}
+
+// elems returns t's elements as a []T when t holds T values, without the
+// allocation of t.Data's conversion to an interface.
+func elems[T float](t *tensor.Dense) ([]T, bool) {
+	var zero T
+	switch {
+	case t.Size() == 0 || !t.IsNativelyAccessible():
+		return nil, false
+	case unsafe.Sizeof(zero) == 8 && t.Dtype() == tensor.Float64:
+		d := t.Float64s()
+		return *(*[]T)(unsafe.Pointer(&d)), true
+	case unsafe.Sizeof(zero) == 4 && t.Dtype() == tensor.Float32:
+		d := t.Float32s()
+		return *(*[]T)(unsafe.Pointer(&d)), true
+	}
+	return nil, false
+}
+
+// wrap returns data of the given shape as an op's output value: prealloc
+// itself when data is its elements and it has that shape (the op wrote
+// into it), else a new value.
+func wrap[T float](prealloc G.Value, data []T, shape tensor.Shape) G.Value {
+	if t, ok := prealloc.(*tensor.Dense); ok && !t.IsView() && len(data) > 0 && t.Size() == len(data) && t.Shape().Eq(shape) {
+		if d, ok := elems[T](t); ok && &d[0] == &data[0] {
+			return t
+		}
+	}
+	return newValue(data, shape)
 }
 
 // tensorType returns the hm type of a dims-dimensional tensor of a, or a
