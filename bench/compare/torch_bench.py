@@ -177,6 +177,17 @@ WORKLOADS = [
 ]
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-count", type=int, default=1, help="runs of each workload")
@@ -184,6 +195,7 @@ def main():
     ap.add_argument("-time", type=float, default=1.0, help="seconds per run")
     args = ap.parse_args()
     print("goos: linux\ngoarch: amd64\npkg: github.com/medusa-ml/medusa/bench")
+    print(f"cpu: {cpu_name()}")  # as Go prints it, so that benchstat pairs the files
     print(f"# PyTorch {torch.__version__}, {torch.get_num_threads()} thread")
     pattern = re.compile(args.bench)
     for name, make in WORKLOADS:
