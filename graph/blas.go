@@ -35,6 +35,10 @@ type cblas struct {
 	name  string
 	sgemm func(order, ta, tb, m, n, k int32, alpha float32, a *float32, lda int32, b *float32, ldb int32, beta float32, c *float32, ldc int32)
 	dgemm func(order, ta, tb, m, n, k int32, alpha float64, a *float64, lda int32, b *float64, ldb int32, beta float64, c *float64, ldc int32)
+
+	once sync.Once // makes s and d
+	s    sgemmFunc
+	d    dgemmFunc
 }
 
 type blasChoice struct {
@@ -140,11 +144,27 @@ func gemmFor(m, n, k int) (s sgemmFunc, d dgemmFunc, align bool, err error) {
 	if c.err != nil {
 		return nil, nil, false, c.err
 	}
-	var impl gonum.Implementation
 	if c.lib == nil || m*n*k < smallGemm {
-		return impl.Sgemm, impl.Dgemm, true, nil
+		return gonumSgemm, gonumDgemm, true, nil
 	}
-	lib := c.lib
+	s, d = c.lib.gemms()
+	return s, d, false, nil
+}
+
+// gonum's gemms, as values made once (a method value allocates).
+var (
+	gonumSgemm sgemmFunc = gonum.Implementation{}.Sgemm
+	gonumDgemm dgemmFunc = gonum.Implementation{}.Dgemm
+)
+
+// gemms returns lib's gemms with gonum's signature, made once.
+func (lib *cblas) gemms() (sgemmFunc, dgemmFunc) {
+	lib.once.Do(func() { lib.s, lib.d = lib.wrap() })
+	return lib.s, lib.d
+}
+
+// wrap makes lib's gemms with gonum's signature.
+func (lib *cblas) wrap() (s sgemmFunc, d dgemmFunc) {
 	s = func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 		if m == 0 || n == 0 {
 			return
@@ -157,7 +177,7 @@ func gemmFor(m, n, k int) (s sgemmFunc, d dgemmFunc, align bool, err error) {
 		}
 		lib.dgemm(cblasRowMajor, cblasOp(ta), cblasOp(tb), int32(m), int32(n), int32(k), alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
 	}
-	return s, d, false, nil
+	return s, d
 }
 
 // gemmFuncs returns row-major gemms for float32 and float64 with gonum's

@@ -34,6 +34,12 @@ func dense(v G.Value) (any, tensor.Shape, error) {
 				return []int{d}, tensor.ScalarShape(), nil
 			}
 		}
+		switch x.Dtype() { // not Data: its reflection allocates twice
+		case tensor.Float64:
+			return x.Float64s(), x.Shape(), nil
+		case tensor.Float32:
+			return x.Float32s(), x.Shape(), nil
+		}
 		return x.Data(), x.Shape(), nil
 	}
 	return nil, nil, fmt.Errorf("graph: unsupported value type %T", v)
