@@ -159,7 +159,7 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 		}
 		return p, nil
 	}
-	if explicit {
+	if explicit && reuseOn() {
 		p.planReuse(outputs)
 	}
 	if err := CheckMemory("graph: Compile: the compiled graph", p.Bytes()); err != nil {

@@ -3,6 +3,9 @@ package graph
 import (
 	"fmt"
 	"math"
+	"os"
+	"strings"
+	"sync"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -23,6 +26,11 @@ import (
 // it lies in (holds), and each fresh buffer counts the live values in it
 // (refs). The requested outputs are never pooled; each keeps its buffer
 // from Run to Run, as before.
+
+// reuseOn reports whether plans reuse buffers: unless MEDUSA_PLAN_REUSE
+// is "off", which keeps every value (for comparison, or to rule reuse out
+// when debugging).
+var reuseOn = sync.OnceValue(func() bool { return !strings.EqualFold(os.Getenv("MEDUSA_PLAN_REUSE"), "off") })
 
 // poolKey identifies interchangeable buffers.
 type poolKey struct {
