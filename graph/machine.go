@@ -534,6 +534,9 @@ func (p *Plan) Run() (err error) {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("graph: Run: op %v (node %s): %v", cur.Op(), cur.Name(), r)
 		}
+		if err != nil && p.reuse != nil {
+			p.reuse.reset(p)
+		}
 	}()
 	p.copies = Copies{}
 	if p.recordable && p.runs > 0 {
@@ -541,18 +544,8 @@ func (p *Plan) Run() (err error) {
 			return err
 		}
 	}
-	defer func() {
-		if err == nil {
-			p.runs++
-		}
-	}()
 	if p.reuse != nil {
 		p.reuse.begin(p)
-		defer func() {
-			if err != nil {
-				p.reuse.reset(p)
-			}
-		}()
 	}
 	in := make([]G.Value, 0, 4)
 	var ins []Buffer
@@ -626,6 +619,7 @@ func (p *Plan) Run() (err error) {
 	if p.reuse != nil {
 		p.reuse.finish()
 	}
+	p.runs++
 	return nil
 }
 

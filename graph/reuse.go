@@ -112,9 +112,17 @@ func (r *reuseState) prealloc(p *Plan, i int) *tensor.Dense {
 func (r *reuseState) made(p *Plan, i int, v G.Value) {
 	h := r.holds[i][:0]
 	if t, ok := v.(*tensor.Dense); ok && t.Size() > 0 {
+		// Memory shared with an argument that lies in no fresh buffer of
+		// the plan (an input, a constant, an output, or a value in one of
+		// those: gorgonia's reshape returns such a value not marked as a
+		// view) is not the plan's to pool.
+		foreign := false
 		for _, a := range p.args[i] {
 			if !overlaps(t, p.vals[a]) {
 				continue
+			}
+			if len(r.holds[a]) == 0 {
+				foreign = true
 			}
 			for _, root := range r.holds[a] {
 				if !contains(h, root) {
@@ -122,7 +130,7 @@ func (r *reuseState) made(p *Plan, i int, v G.Value) {
 				}
 			}
 		}
-		if len(h) == 0 && !t.IsView() && t.Dims() > 0 && !r.output[i] && !ownedByInput(p, i, t) {
+		if len(h) == 0 && !foreign && !t.IsView() && t.Dims() > 0 && !r.output[i] {
 			h = append(h, i)
 			r.fresh[i] = t
 			key := r.key[i]
@@ -134,17 +142,6 @@ func (r *reuseState) made(p *Plan, i int, v G.Value) {
 		r.refs[root]++
 	}
 	r.holds[i] = h
-}
-
-// ownedByInput reports whether t lies in the value of an input or a
-// constant among op i's arguments, which the plan does not own.
-func ownedByInput(p *Plan, i int, t *tensor.Dense) bool {
-	for _, a := range p.args[i] {
-		if (p.nodes[a].Op() == nil || p.fixed[a]) && overlaps(t, p.vals[a]) {
-			return true
-		}
-	}
-	return false
 }
 
 // done releases the values whose last reader, op j, has run: a fresh

@@ -1,0 +1,195 @@
+package graph
+
+import (
+	"fmt"
+	"hash"
+	"math"
+	"testing"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+func seq(n int, off float64) []float64 {
+	d := make([]float64, n)
+	for i := range d {
+		d[i] = float64(i) + off
+	}
+	return d
+}
+
+// againstKeep runs a reusing plan of outs, with pooled buffers filled
+// with NaN, and a plan that keeps every value, on new inputs each run, and
+// checks that the outputs agree bit for bit and that no input changed.
+func againstKeep(t *testing.T, g *G.ExprGraph, outs []*G.Node, inputs map[string][]int, runs int) {
+	t.Helper()
+	p, err := Compile(g, outs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.reuse.poison = true
+	keep, err := Compile(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for run := range runs {
+		bound := map[string]*tensor.Dense{}
+		for name, shape := range inputs {
+			d := seq(tensor.Shape(shape).TotalSize(), float64(run)+0.5)
+			v, _ := NewTensor(tensor.Float64, shape, d)
+			w, _ := NewTensor(tensor.Float64, shape, d)
+			if err := p.Let(name, v); err != nil {
+				t.Fatal(err)
+			}
+			if err := keep.Let(name, w); err != nil {
+				t.Fatal(err)
+			}
+			bound[name] = v
+		}
+		for _, q := range []*Plan{p, keep} {
+			if err := q.Run(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, v := range bound {
+			for i, x := range v.Float64s() {
+				if want := seq(v.Size(), float64(run)+0.5)[i]; x != want {
+					t.Fatalf("run %d: input %s[%d] became %v, was %v", run, name, i, x, want)
+				}
+			}
+		}
+		for _, o := range outs {
+			a, err := p.ReadFloat64s(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := keep.ReadFloat64s(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range a {
+				if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+					t.Fatalf("run %d, output %s[%d]: %v with reuse, %v without", run, o.Name(), i, a[i], b[i])
+				}
+			}
+		}
+	}
+}
+
+// TestReuseForeignMemory covers values that lie in memory the plan does
+// not own although they are not views: gorgonia's reshape of a reshape
+// returns a tensor sharing its argument's memory, not marked as a view.
+// Their buffers must never be pooled: not an input's, an output's or a
+// constant's.
+func TestReuseForeignMemory(t *testing.T) {
+	t.Run("input", func(t *testing.T) {
+		g := G.NewGraph()
+		x := G.NewVector(g, G.Float64, G.WithShape(6), G.WithName("x"))
+		r := G.Must(G.Reshape(G.Must(G.Reshape(x, tensor.Shape{2, 3})), tensor.Shape{3, 2}))
+		b := G.Must(G.Add(G.Must(G.Square(r)), G.Must(G.Square(r))))
+		out := G.Must(G.Add(b, G.Must(G.Reshape(x, tensor.Shape{3, 2}))))
+		againstKeep(t, g, []*G.Node{out}, map[string][]int{"x": {6}}, 3)
+	})
+	t.Run("output", func(t *testing.T) {
+		g := G.NewGraph()
+		x := G.NewMatrix(g, G.Float64, G.WithShape(2, 3), G.WithName("x"))
+		o := G.Must(G.Square(x))
+		a := G.Must(G.Square(G.Must(G.Reshape(o, tensor.Shape{3, 2}))))
+		b := G.Must(G.Add(a, a))
+		againstKeep(t, g, []*G.Node{o, b}, map[string][]int{"x": {2, 3}}, 3)
+	})
+	t.Run("constant", func(t *testing.T) {
+		g := G.NewGraph()
+		k := G.NewConstant(tensor.New(tensor.WithShape(6), tensor.WithBacking(seq(6, 1))), G.In(g))
+		x := G.NewMatrix(g, G.Float64, G.WithShape(3, 2), G.WithName("x"))
+		r := G.Must(G.Reshape(G.Must(G.Reshape(k, tensor.Shape{2, 3})), tensor.Shape{3, 2}))
+		a := G.Must(G.HadamardProd(r, x))
+		c := G.Must(G.Add(G.Must(G.Add(a, a)), G.Must(G.Reshape(k, tensor.Shape{3, 2}))))
+		againstKeep(t, g, []*G.Node{c}, map[string][]int{"x": {3, 2}}, 3)
+	})
+}
+
+// failOp copies its argument, or fails (by panic or error) when told.
+type failOp struct {
+	opBase
+	mode *string // "", "panic" or "error"
+}
+
+func (op failOp) Arity() int { return 1 }
+func (op failOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a)
+}
+func (op failOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[0].(tensor.Shape).Clone(), nil
+}
+func (op failOp) Do(in ...G.Value) (G.Value, error) {
+	switch *op.mode {
+	case "panic":
+		panic("failOp")
+	case "error":
+		return nil, fmt.Errorf("failOp")
+	}
+	d := append([]float64(nil), in[0].(*tensor.Dense).Float64s()...)
+	return tensor.New(tensor.WithShape(in[0].Shape().Clone()...), tensor.WithBacking(d)), nil
+}
+func (op failOp) String() string        { return "failOp" }
+func (op failOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op failOp) Hashcode() uint32      { return hashOf(op) }
+
+// TestReuseAfterFailedRuns fails Runs by an op's error and by its panic,
+// each followed by a good Run: the good Runs' outputs are right, and the
+// pool does not grow nor its counts drift.
+func TestReuseAfterFailedRuns(t *testing.T) {
+	mode := ""
+	g := G.NewGraph()
+	x := G.NewMatrix(g, G.Float64, G.WithShape(2, 3), G.WithName("x"))
+	a := G.Must(G.Square(x))
+	c := G.Must(G.Square(G.Must(G.ApplyOp(failOp{mode: &mode}, a))))
+	out := G.Must(SumAll(G.Must(G.Add(c, a))))
+	p, err := Compile(g, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Let("x", tensor.New(tensor.WithShape(2, 3), tensor.WithBacking(seq(6, 1)))); err != nil {
+		t.Fatal(err)
+	}
+	want := 0.0
+	for _, v := range seq(6, 1) {
+		want += v*v*v*v + v*v
+	}
+	pooled := func() int {
+		n := 0
+		for _, free := range p.reuse.pool {
+			n += len(free)
+		}
+		return n
+	}
+	var first int
+	for i, m := range []string{"", "error", "", "panic", "", "panic", "", "error", ""} {
+		mode = m
+		err := p.Run()
+		if (err != nil) != (m != "") {
+			t.Fatalf("run %d (%q): err = %v", i, m, err)
+		}
+		if m != "" {
+			continue
+		}
+		got, err := p.ReadFloat64s(out)
+		if err != nil || got[0] != want {
+			t.Fatalf("run %d: %v, %v; want %v", i, got, err, want)
+		}
+		if i == 0 {
+			first = pooled()
+		}
+		if n := pooled(); n != first {
+			t.Errorf("run %d: %d buffers pooled; %d after the first Run", i, n, first)
+		}
+		for key, n := range p.reuse.live {
+			if n != 0 {
+				t.Errorf("run %d: %d buffers of %v counted live after the Run", i, n, key)
+			}
+		}
+	}
+}
