@@ -16,8 +16,14 @@
 //     expansion is built from.
 //   - Finite-difference checkers (central differences, float64) for
 //     gradients and Hessian-vector products.
-//   - Machine: compile a graph once, bind inputs by name, run, read outputs;
-//     Plan, its executor, reuses each node's output buffer between runs.
+//   - Machine: compile a graph once, bind inputs by name, run, read outputs.
+//     Plan, its executor, writes each op's output into a buffer it keeps:
+//     compiled for given outputs, it hands an intermediate value's buffer
+//     to a later op once the value's last reader has run, so a graph holds
+//     about its peak of live values (MEDUSA_PLAN_REUSE=off keeps them all).
+//     Plan.Bytes and Plan.DeviceBytes say what it needs before it runs;
+//     a CPU plan that cannot fit in the memory available, or a device plan
+//     beyond the device's free memory, is refused with a MemoryError.
 //   - Device: the seam an accelerator plugs into (package cuda provides
 //     one). CompileOn places each op on the device when it runs it
 //     (described to it as an OpSpec) and on the CPU otherwise, copying
