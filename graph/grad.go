@@ -271,16 +271,7 @@ func fillLike(n *G.Node, v float64) (*G.Node, error) {
 	}
 	t := tensor.New(tensor.WithShape(s.Clone()...), tensor.Of(dt))
 	if v != 0 {
-		switch d := t.Data().(type) {
-		case []float64:
-			for i := range d {
-				d[i] = v
-			}
-		case []float32:
-			for i := range d {
-				d[i] = float32(v)
-			}
-		}
+		fill(t, v)
 	}
 	return G.NewConstant(t, G.In(n.Graph()), G.WithName(fmt.Sprintf("fill(%v, %v)", s, v))), nil
 }
