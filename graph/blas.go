@@ -133,19 +133,21 @@ type (
 	dgemmFunc = func(ta, tb blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int)
 )
 
-// gemmFor returns the gemms for m×k by k×n products: OpenBLAS's when it
-// is loaded and the product is not small, gonum's otherwise. align reports
-// that the gemm is gonum's, whose rounding depends on its operands'
+// gemmFor returns the gemms for m×k by k×n products. Float32 products
+// run on OpenBLAS when it is loaded and the product is not small, and on
+// medusa's own kernel otherwise (sgemmSmall). Float64 products run on
+// OpenBLAS likewise, and on gonum's gemm otherwise. alignD reports that the
+// float64 gemm is gonum's, whose rounding depends on its operands'
 // addresses (see alignedGemm): the caller must pass 64-byte aligned
 // matrices, or matrices at offsets that are the same on every call, to get
 // the same bits every time.
-func gemmFor(m, n, k int) (s sgemmFunc, d dgemmFunc, align bool, err error) {
+func gemmFor(m, n, k int) (s sgemmFunc, d dgemmFunc, alignD bool, err error) {
 	c := loadBLAS()
 	if c.err != nil {
 		return nil, nil, false, c.err
 	}
 	if c.lib == nil || m*n*k < smallGemm {
-		return gonumSgemm, gonumDgemm, true, nil
+		return sgemmSmall, gonumDgemm, true, nil
 	}
 	s, d = c.lib.gemms()
 	return s, d, false, nil
@@ -182,16 +184,13 @@ func (lib *cblas) wrap() (s sgemmFunc, d dgemmFunc) {
 
 // gemmFuncs returns row-major gemms for float32 and float64 with gonum's
 // signature that give the same bits on every call: gemmFor's, with gonum's
-// wrapped to work on aligned copies.
+// float64 gemm wrapped to work on aligned copies.
 func gemmFuncs() (s sgemmFunc, d dgemmFunc, err error) {
 	if _, _, _, err := gemmFor(0, 0, 0); err != nil {
 		return nil, nil, err
 	}
 	s = func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-		g, _, align, _ := gemmFor(m, n, k)
-		if align {
-			g = alignedGemm(g)
-		}
+		g, _, _, _ := gemmFor(m, n, k)
 		g(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	}
 	d = func(ta, tb blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
@@ -204,10 +203,10 @@ func gemmFuncs() (s sgemmFunc, d dgemmFunc, err error) {
 	return s, d, nil
 }
 
-// smallGemm is the size m·n·k below which gonum's gemm is used even when
-// OpenBLAS is loaded: for small products (MAML's per-task 10×40×40, say)
-// the cost of a call through purego, which allocates, exceeds the
-// arithmetic OpenBLAS saves.
+// smallGemm is the size m·n·k below which OpenBLAS is not called even when
+// it is loaded: for small products (MAML's per-task 10×40×40, say) the
+// cost of a call through purego, which allocates, exceeds the arithmetic
+// OpenBLAS saves.
 const smallGemm = 32 * 32 * 32
 
 // isAligned reports whether x starts at a 64-byte boundary.

@@ -77,18 +77,18 @@ func (op matMulOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	}
 	lda, ldb := as[2], bs[2]
 	sa, sb := as[1]*as[2], bs[1]*bs[2]
-	sgemm, dgemm, align, err := gemmFor(m, n, k)
+	sgemm, dgemm, alignD, err := gemmFor(m, n, k)
 	if err != nil {
 		return nil, err
 	}
 	switch a := ad.(type) {
 	case []float64:
 		if b, ok := bd.([]float64); ok {
-			return wrap(pre, gemmBatch(reuse[float64](pre, batch*m*n), dgemm, align, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
+			return wrap(pre, gemmBatch(reuse[float64](pre, batch*m*n), dgemm, alignD, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
 		}
 	case []float32:
 		if b, ok := bd.([]float32); ok {
-			return wrap(pre, gemmBatch(reuse[float32](pre, batch*m*n), sgemm, align, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
+			return wrap(pre, gemmBatch(reuse[float32](pre, batch*m*n), sgemm, false, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
 		}
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, ad, bd)

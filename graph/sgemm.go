@@ -1,0 +1,166 @@
+package graph
+
+import (
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+)
+
+// Small float32 products (MAML's per-task 10×40 by 40×40, an MTL head) run
+// on medusa's own kernel. It packs op(a) into panels of smallMR rows and
+// op(b) into panels of smallNR columns, zero-padded, and computes each
+// smallMR×smallNR tile of c in registers. Every element of c is summed in
+// the order of the inner index, a multiply then an add (no fused
+// multiply-add), starting from zero: the rounding depends on the values
+// alone, not on addresses, tiling or the CPU's vector width, and it is the
+// same as gonum's axpy-based kernels (the untransposed and Aᵀ·B cases).
+const (
+	smallMR = 4
+	smallNR = 16
+)
+
+// smallScratch holds the packed panels and a tile for products that do
+// not fill a whole tile of c.
+type smallScratch struct {
+	a, b []float32
+	tile [smallMR * smallNR]float32
+}
+
+var smallPool = sync.Pool{New: func() any { return new(smallScratch) }}
+
+// sgemmSmall sets c (m×n, row stride ldc) to op(a)·op(b) with gonum's
+// signature. It computes alpha = 1, beta = 0 itself (what BatchedMatMul
+// asks) and hands any other alpha or beta to gonum.
+func sgemmSmall(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if alpha != 1 || beta != 0 {
+		alignedGemm(gonumSgemm)(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	_ = c[(m-1)*ldc+n-1]
+	if k == 0 {
+		for i := 0; i < m; i++ {
+			clear(c[i*ldc : i*ldc+n])
+		}
+		return
+	}
+	s := smallPool.Get().(*smallScratch)
+	defer smallPool.Put(s)
+	// Panels of op(b) are read in place when b is untransposed and the
+	// panel is whole, and packed otherwise; likewise the panels of op(a)
+	// are read in place (with strides) unless they are short of rows.
+	np := (n + smallNR - 1) / smallNR
+	packFrom := n / smallNR // the first panel to pack
+	if tb != blas.NoTrans {
+		packFrom = 0
+	}
+	s.b = grown(s.b, (np-packFrom)*smallNR*k)
+	packB(s.b, tb != blas.NoTrans, packFrom*smallNR, n, k, b, ldb)
+	s.a = grown(s.a, smallMR*k)
+	for i0 := 0; i0 < m; i0 += smallMR {
+		rows := min(smallMR, m-i0)
+		var ap []float32
+		var ars, als int
+		switch {
+		case rows < smallMR:
+			packA(s.a, ta != blas.NoTrans, i0, m, k, a, lda)
+			ap, ars, als = s.a, 1, smallMR
+		case ta == blas.NoTrans:
+			ap, ars, als = a[i0*lda:], lda, 1
+		default:
+			ap, ars, als = a[i0:], 1, lda
+		}
+		for q := 0; q < np; q++ {
+			j0 := q * smallNR
+			cols := min(smallNR, n-j0)
+			bp, ldbp := b[min(j0, len(b)):], ldb
+			if q >= packFrom {
+				bp, ldbp = s.b[(q-packFrom)*smallNR*k:], smallNR
+			}
+			if rows == smallMR && cols == smallNR {
+				smallKernel(k, ap, ars, als, bp, ldbp, c[i0*ldc+j0:], ldc)
+				continue
+			}
+			smallKernel(k, ap, ars, als, bp, ldbp, s.tile[:], smallNR)
+			for r := 0; r < rows; r++ {
+				copy(c[(i0+r)*ldc+j0:(i0+r)*ldc+j0+cols], s.tile[r*smallNR:r*smallNR+cols])
+			}
+		}
+	}
+}
+
+// grown returns x with length n, reusing its storage when it is large
+// enough.
+func grown(x []float32, n int) []float32 {
+	if cap(x) < n {
+		return make([]float32, n)
+	}
+	return x[:n]
+}
+
+// packA writes rows i0 to min(i0+smallMR, m) of op(a) (m×k) into dst,
+// element (i0+r, l) at dst[l·smallMR + r], rows past m zero.
+func packA(dst []float32, trans bool, i0, m, k int, a []float32, lda int) {
+	rows := min(smallMR, m-i0)
+	dst = dst[:smallMR*k]
+	clear(dst)
+	for l := 0; l < k; l++ {
+		out := dst[l*smallMR : l*smallMR+rows]
+		if trans {
+			copy(out, a[l*lda+i0:l*lda+i0+rows])
+			continue
+		}
+		for r := range out {
+			out[r] = a[(i0+r)*lda+l]
+		}
+	}
+}
+
+// packB writes the panels of smallNR columns of op(b) (k×n) from column
+// j0 on into dst: element (l, j0 + q·smallNR + j) at dst[q·smallNR·k +
+// l·smallNR + j], columns past n zero.
+func packB(dst []float32, trans bool, j0, n, k int, b []float32, ldb int) {
+	for q := 0; j0+q*smallNR < n; q++ {
+		panel := dst[q*smallNR*k : (q+1)*smallNR*k]
+		first := j0 + q*smallNR
+		cols := min(smallNR, n-first)
+		if cols < smallNR {
+			clear(panel)
+		}
+		if !trans {
+			for l := 0; l < k; l++ {
+				copy(panel[l*smallNR:l*smallNR+cols], b[l*ldb+first:l*ldb+first+cols])
+			}
+			continue
+		}
+		for j := 0; j < cols; j++ {
+			row := b[(first+j)*ldb : (first+j)*ldb+k]
+			for l, v := range row {
+				panel[l*smallNR+j] = v
+			}
+		}
+	}
+}
+
+// smallKernelGo computes a smallMR×smallNR tile of c (row stride ldc)
+// from a(r, l) = a[r·ars + l·als] and b(l, j) = b[l·ldb + j]. The
+// conversions keep the compiler from fusing the multiply and the add, so
+// the bits are those of the vector kernel.
+func smallKernelGo(k int, a []float32, ars, als int, b []float32, ldb int, c []float32, ldc int) {
+	var acc [smallMR][smallNR]float32
+	for l := 0; l < k; l++ {
+		bl := (*[smallNR]float32)(b[l*ldb:])
+		for r := range smallMR {
+			ar := a[r*ars+l*als]
+			row := &acc[r]
+			for j := range smallNR {
+				row[j] += float32(ar * bl[j])
+			}
+		}
+	}
+	for r := range smallMR {
+		copy(c[r*ldc:r*ldc+smallNR], acc[r][:])
+	}
+}
