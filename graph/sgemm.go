@@ -19,12 +19,8 @@ const (
 	smallNR = 16
 )
 
-// smallScratch holds the packed panels and a tile for products that do
-// not fill a whole tile of c.
-type smallScratch struct {
-	a, b []float32
-	tile [smallMR * smallNR]float32
-}
+// smallScratch holds a packed panel of a.
+type smallScratch struct{ a []float32 }
 
 var smallPool = sync.Pool{New: func() any { return new(smallScratch) }}
 
@@ -48,16 +44,12 @@ func sgemmSmall(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, 
 	}
 	s := smallPool.Get().(*smallScratch)
 	defer smallPool.Put(s)
-	// Panels of op(b) are read in place when b is untransposed and the
-	// panel is whole, and packed otherwise; likewise the panels of op(a)
-	// are read in place (with strides) unless they are short of rows.
-	np := (n + smallNR - 1) / smallNR
-	packFrom := n / smallNR // the first panel to pack
+	// op(b) is read in place, with strides; so is op(a), except for a
+	// last panel short of rows, which is packed and padded with zeros.
+	bls, bjs := ldb, 1 // b(l, j) = b[l·bls + j·bjs]
 	if tb != blas.NoTrans {
-		packFrom = 0
+		bls, bjs = 1, ldb
 	}
-	s.b = grown(s.b, (np-packFrom)*smallNR*k)
-	packB(s.b, tb != blas.NoTrans, packFrom*smallNR, n, k, b, ldb)
 	s.a = grown(s.a, smallMR*k)
 	for i0 := 0; i0 < m; i0 += smallMR {
 		rows := min(smallMR, m-i0)
@@ -72,21 +64,8 @@ func sgemmSmall(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, 
 		default:
 			ap, ars, als = a[i0:], 1, lda
 		}
-		for q := 0; q < np; q++ {
-			j0 := q * smallNR
-			cols := min(smallNR, n-j0)
-			bp, ldbp := b[min(j0, len(b)):], ldb
-			if q >= packFrom {
-				bp, ldbp = s.b[(q-packFrom)*smallNR*k:], smallNR
-			}
-			if rows == smallMR && cols == smallNR {
-				smallKernel(k, ap, ars, als, bp, ldbp, c[i0*ldc+j0:], ldc)
-				continue
-			}
-			smallKernel(k, ap, ars, als, bp, ldbp, s.tile[:], smallNR)
-			for r := 0; r < rows; r++ {
-				copy(c[(i0+r)*ldc+j0:(i0+r)*ldc+j0+cols], s.tile[r*smallNR:r*smallNR+cols])
-			}
+		for j0 := 0; j0 < n; j0 += smallNR {
+			smallKernel(k, ap, ars, als, b[j0*bjs:], bls, bjs, c[i0*ldc+j0:], ldc, rows, min(smallNR, n-j0))
 		}
 	}
 }
@@ -118,40 +97,18 @@ func packA(dst []float32, trans bool, i0, m, k int, a []float32, lda int) {
 	}
 }
 
-// packB writes the panels of smallNR columns of op(b) (k×n) from column
-// j0 on into dst: element (l, j0 + q·smallNR + j) at dst[q·smallNR·k +
-// l·smallNR + j], columns past n zero.
-func packB(dst []float32, trans bool, j0, n, k int, b []float32, ldb int) {
-	for q := 0; j0+q*smallNR < n; q++ {
-		panel := dst[q*smallNR*k : (q+1)*smallNR*k]
-		first := j0 + q*smallNR
-		cols := min(smallNR, n-first)
-		if cols < smallNR {
-			clear(panel)
-		}
-		if !trans {
-			for l := 0; l < k; l++ {
-				copy(panel[l*smallNR:l*smallNR+cols], b[l*ldb+first:l*ldb+first+cols])
-			}
-			continue
-		}
-		for j := 0; j < cols; j++ {
-			row := b[(first+j)*ldb : (first+j)*ldb+k]
-			for l, v := range row {
-				panel[l*smallNR+j] = v
-			}
-		}
-	}
-}
-
-// smallKernelGo computes a smallMR×smallNR tile of c (row stride ldc)
-// from a(r, l) = a[r·ars + l·als] and b(l, j) = b[l·ldb + j]. The
-// conversions keep the compiler from fusing the multiply and the add, so
-// the bits are those of the vector kernel.
-func smallKernelGo(k int, a []float32, ars, als int, b []float32, ldb int, c []float32, ldc int) {
+// smallKernelGo computes the first rows rows and cols columns of a
+// smallMR×smallNR tile of c (row stride ldc) from a(r, l) = a[r·ars +
+// l·als] and b(l, j) = b[l·bls + j·bjs]. The conversions keep the compiler
+// from fusing the multiply and the add, so the bits are those of the
+// vector kernels.
+func smallKernelGo(k int, a []float32, ars, als int, b []float32, bls, bjs int, c []float32, ldc, rows, cols int) {
 	var acc [smallMR][smallNR]float32
+	var bl [smallNR]float32
 	for l := 0; l < k; l++ {
-		bl := (*[smallNR]float32)(b[l*ldb:])
+		for j := range cols {
+			bl[j] = b[l*bls+j*bjs]
+		}
 		for r := range smallMR {
 			ar := a[r*ars+l*als]
 			row := &acc[r]
@@ -160,7 +117,7 @@ func smallKernelGo(k int, a []float32, ars, als int, b []float32, ldb int, c []f
 			}
 		}
 	}
-	for r := range smallMR {
-		copy(c[r*ldc:r*ldc+smallNR], acc[r][:])
+	for r := range rows {
+		copy(c[r*ldc:r*ldc+cols], acc[r][:cols])
 	}
 }

@@ -2,24 +2,53 @@
 
 package graph
 
-import "golang.org/x/sys/cpu"
+import (
+	"math"
+
+	"golang.org/x/sys/cpu"
+)
 
 // useAVX2 chooses the assembly kernel; tests turn it off to compare it
 // with the Go one.
 var useAVX2 = cpu.X86.HasAVX2
 
-// smallKernelAVX2 is smallKernelGo in AVX2 (sgemm_amd64.s): the same
-// multiplies and adds in the same order, eight lanes at a time. k ≥ 1.
+// smallKernelAVX2 is smallKernelGo in AVX2 (sgemm_amd64.s) for bjs = 1:
+// the same multiplies and adds in the same order, eight lanes at a time.
+// mask selects the lanes of the columns to read and write. k ≥ 1.
 //
 //go:noescape
-func smallKernelAVX2(k int, a *float32, ars, als int, b *float32, ldb int, c *float32, ldc int)
+func smallKernelAVX2(k int, a *float32, ars, als int, b *float32, ldb int, c *float32, ldc int, mask *int32, rows int)
 
-// smallKernel computes one tile (see smallKernelGo).
-func smallKernel(k int, a []float32, ars, als int, b []float32, ldb int, c []float32, ldc int) {
-	if !useAVX2 {
-		smallKernelGo(k, a, ars, als, b, ldb, c, ldc)
-		return
+// smallKernelAVX2T is smallKernelAVX2 for b(l, j) = b[idx[j] + l]: each
+// row of the panel is gathered.
+//
+//go:noescape
+func smallKernelAVX2T(k int, a *float32, ars, als int, b *float32, idx *int32, c *float32, ldc int, mask *int32, rows int)
+
+// laneMasks[n] selects the first n of smallNR lanes.
+var laneMasks = func() (m [smallNR + 1][smallNR]int32) {
+	for n := range m {
+		for j := 0; j < n; j++ {
+			m[n][j] = -1
+		}
 	}
-	_, _, _ = a[(smallMR-1)*ars+(k-1)*als], b[(k-1)*ldb+smallNR-1], c[(smallMR-1)*ldc+smallNR-1]
-	smallKernelAVX2(k, &a[0], ars, als, &b[0], ldb, &c[0], ldc)
+	return m
+}()
+
+// smallKernel computes the first rows rows and cols columns of one tile
+// (see smallKernelGo).
+func smallKernel(k int, a []float32, ars, als int, b []float32, bls, bjs int, c []float32, ldc, rows, cols int) {
+	_, _, _ = a[(smallMR-1)*ars+(k-1)*als], b[(k-1)*bls+(cols-1)*bjs], c[(rows-1)*ldc+cols-1]
+	switch {
+	case useAVX2 && bjs == 1:
+		smallKernelAVX2(k, &a[0], ars, als, &b[0], bls, &c[0], ldc, &laneMasks[cols][0], rows)
+	case useAVX2 && bls == 1 && (smallNR-1)*bjs <= math.MaxInt32:
+		var idx [smallNR]int32
+		for j := range cols {
+			idx[j] = int32(j * bjs)
+		}
+		smallKernelAVX2T(k, &a[0], ars, als, &b[0], &idx[0], &c[0], ldc, &laneMasks[cols][0], rows)
+	default:
+		smallKernelGo(k, a, ars, als, b, bls, bjs, c, ldc, rows, cols)
+	}
 }

@@ -2,9 +2,10 @@
 
 package graph
 
-// smallKernel computes one tile (see smallKernelGo).
-func smallKernel(k int, a []float32, ars, als int, b []float32, ldb int, c []float32, ldc int) {
-	smallKernelGo(k, a, ars, als, b, ldb, c, ldc)
+// smallKernel computes the first rows rows and cols columns of one tile
+// (see smallKernelGo).
+func smallKernel(k int, a []float32, ars, als int, b []float32, bls, bjs int, c []float32, ldc, rows, cols int) {
+	smallKernelGo(k, a, ars, als, b, bls, bjs, c, ldc, rows, cols)
 }
 
 // useAVX2 is false: there is no assembly kernel.
