@@ -51,6 +51,7 @@ type Plan struct {
 	fixed  []bool             // constants, computed at compile time
 	bound  []bool             // inputs bound with Let
 	owned  []bool             // vals[i] is a buffer node i's op made and may overwrite
+	native []nativeKernel     // medusa's kernel for node i's op (native.go); nil: the op's Do
 
 	// On a Device (all nil for a CPU plan):
 	dev    Device
@@ -132,6 +133,14 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 				return nil, fmt.Errorf("graph: Compile: constant %s: %v", n.Name(), err)
 			}
 			p.vals[i], p.fixed[i] = v, true
+		}
+	}
+	if nativeOn() {
+		p.native = make([]nativeKernel, len(p.nodes))
+		for i, n := range p.nodes {
+			if n.Op() != nil && !p.fixed[i] {
+				p.native[i] = nativeFor(n)
+			}
 		}
 	}
 	if dev != nil {
@@ -586,15 +595,23 @@ func (p *Plan) Run() (err error) {
 		}
 		var v G.Value
 		pd, prealloc := n.Op().(G.UsePreallocDoer)
+		var buf G.Value // a buffer the op may write into
 		switch {
 		case prealloc && p.reuse != nil:
-			if buf := p.reuse.prealloc(p, i); buf != nil {
-				v, err = pd.UsePreallocDo(buf, in...)
-			} else {
-				v, err = n.Op().Do(in...)
+			if t := p.reuse.prealloc(p, i); t != nil {
+				buf = t
 			}
 		case prealloc && p.owned[i]:
-			v, err = pd.UsePreallocDo(p.vals[i], in...)
+			buf = p.vals[i]
+		}
+		ran := false
+		if p.native != nil && p.native[i] != nil {
+			v, ran = p.native[i](buf, in)
+		}
+		switch {
+		case ran:
+		case buf != nil:
+			v, err = pd.UsePreallocDo(buf, in...)
 		default:
 			v, err = n.Op().Do(in...)
 		}

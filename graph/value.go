@@ -93,12 +93,26 @@ func elems[T float](t *tensor.Dense) ([]T, bool) {
 // itself when data is its elements and it has that shape (the op wrote
 // into it), else a new value.
 func wrap[T float](prealloc G.Value, data []T, shape tensor.Shape) G.Value {
-	if t, ok := prealloc.(*tensor.Dense); ok && !t.IsView() && len(data) > 0 && t.Size() == len(data) && t.Shape().Eq(shape) {
+	if t, ok := prealloc.(*tensor.Dense); ok && !t.IsView() && len(data) > 0 && t.Size() == len(data) && sameShape(t.Shape(), shape) {
 		if d, ok := elems[T](t); ok && &d[0] == &data[0] {
 			return t
 		}
 	}
 	return newValue(data, shape)
+}
+
+// sameShape reports whether a and b have the same axes: unlike
+// tensor.Shape.Eq, a vector and a one-column matrix differ.
+func sameShape(a, b tensor.Shape) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // tensorType returns the hm type of a dims-dimensional tensor of a, or a
