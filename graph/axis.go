@@ -106,7 +106,17 @@ func (op broadcastOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 func (op broadcastOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op broadcastOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
-	data, s, err := dense(in[0])
+	switch in[0].Dtype() {
+	case tensor.Float64:
+		return broadcastRun[float64](op, pre, in[0])
+	case tensor.Float32:
+		return broadcastRun[float32](op, pre, in[0])
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported dtype %v", op, in[0].Dtype())
+}
+
+func broadcastRun[T float](op broadcastOp, pre, in G.Value) (G.Value, error) {
+	x, s, err := floats[T](in)
 	if err != nil {
 		return nil, err
 	}
@@ -119,13 +129,7 @@ func (op broadcastOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error)
 			inner *= d
 		}
 	}
-	switch x := data.(type) {
-	case []float64:
-		return wrap(pre, broadcastKernel(reuse[float64](pre, outer*op.n*inner), x, outer, op.n, inner), shape), nil
-	case []float32:
-		return wrap(pre, broadcastKernel(reuse[float32](pre, outer*op.n*inner), x, outer, op.n, inner), shape), nil
-	}
-	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+	return wrap(pre, broadcastKernel(reuse[T](pre, outer*op.n*inner), x, outer, op.n, inner), shape), nil
 }
 func (op broadcastOp) String() string {
 	return fmt.Sprintf("Broadcast{axis=%d, n=%d, dims=%d}", op.axis, op.n, op.dims)
@@ -173,22 +177,55 @@ func (op sumAxisOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 func (op sumAxisOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op sumAxisOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
-	data, s, err := dense(in[0])
+	switch in[0].Dtype() {
+	case tensor.Float64:
+		return sumAxisRun[float64](op, pre, in[0])
+	case tensor.Float32:
+		return sumAxisRun[float32](op, pre, in[0])
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported dtype %v", op, in[0].Dtype())
+}
+
+func sumAxisRun[T float](op sumAxisOp, pre, in G.Value) (G.Value, error) {
+	x, s, err := floats[T](in)
 	if err != nil {
 		return nil, err
+	}
+	if op.axis >= len(s) {
+		return nil, &ShapeError{Op: op.String(), Want: fmt.Sprintf("more than %d dims", op.axis), Got: fmt.Sprint(s)}
+	}
+	outer, inner := splitShape(s, op.axis)
+	out := reuse[T](pre, outer*inner)
+	sumAxisKernel(out, x, outer, s[op.axis], inner)
+	if t, ok := pre.(*tensor.Dense); ok && len(out) > 0 && t.Size() == len(out) && len(t.Shape()) == len(s)-1 {
+		// pre has the output's shape when it holds out: skip building the
+		// shape (InferShape allocates).
+		if d, ok := elems[T](t); ok && &d[0] == &out[0] && sameShapeWithout(t.Shape(), s, op.axis) {
+			return t, nil
+		}
 	}
 	shape, err := op.InferShape(s)
 	if err != nil {
 		return nil, err
 	}
-	outer, inner := splitShape(s, op.axis)
-	switch x := data.(type) {
-	case []float64:
-		return wrap(pre, sumAxisKernel(reuse[float64](pre, outer*inner), x, outer, s[op.axis], inner), shape), nil
-	case []float32:
-		return wrap(pre, sumAxisKernel(reuse[float32](pre, outer*inner), x, outer, s[op.axis], inner), shape), nil
+	return wrap(pre, out, shape), nil
+}
+
+// sameShapeWithout reports whether a is s without its axis.
+func sameShapeWithout(a, s tensor.Shape, axis int) bool {
+	if len(a) != len(s)-1 {
+		return false
 	}
-	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+	for i := range a {
+		j := i
+		if i >= axis {
+			j++
+		}
+		if a[i] != s[j] {
+			return false
+		}
+	}
+	return true
 }
 func (op sumAxisOp) String() string {
 	return fmt.Sprintf("SumAxis{axis=%d, n=%d, dims=%d}", op.axis, op.n, op.dims)

@@ -595,22 +595,23 @@ func (p *Plan) Run() (err error) {
 		}
 		var v G.Value
 		pd, prealloc := n.Op().(G.UsePreallocDoer)
-		var buf G.Value // a buffer the op may write into
+		native := p.native != nil && p.native[i] != nil
+		var buf G.Value // a buffer the op or its native kernel may write into
 		switch {
-		case prealloc && p.reuse != nil:
+		case (prealloc || native) && p.reuse != nil:
 			if t := p.reuse.prealloc(p, i); t != nil {
 				buf = t
 			}
-		case prealloc && p.owned[i]:
+		case (prealloc || native) && p.owned[i]:
 			buf = p.vals[i]
 		}
 		ran := false
-		if p.native != nil && p.native[i] != nil {
+		if native {
 			v, ran = p.native[i](buf, in)
 		}
 		switch {
 		case ran:
-		case buf != nil:
+		case buf != nil && prealloc:
 			v, err = pd.UsePreallocDo(buf, in...)
 		default:
 			v, err = n.Op().Do(in...)

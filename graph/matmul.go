@@ -57,17 +57,36 @@ func (op matMulOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 func (op matMulOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op matMulOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
-	ad, as, err := dense(in[0])
+	switch in[0].Dtype() {
+	case tensor.Float64:
+		return matMulRun(op, pre, in, func(s sgemmFunc, d dgemmFunc, alignD bool) (dgemmFunc, bool) { return d, alignD })
+	case tensor.Float32:
+		return matMulRun(op, pre, in, func(s sgemmFunc, d dgemmFunc, alignD bool) (sgemmFunc, bool) { return s, false })
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported dtype %v", op, in[0].Dtype())
+}
+
+// matMulRun computes the product in T with the gemm that pick chooses
+// from gemmFor's.
+func matMulRun[T float, F func(ta, tb blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int)](
+	op matMulOp, pre G.Value, in []G.Value, pick func(sgemmFunc, dgemmFunc, bool) (F, bool)) (G.Value, error) {
+	a, as, err := floats[T](in[0])
 	if err != nil {
 		return nil, err
 	}
-	bd, bs, err := dense(in[1])
+	b, bs, err := floats[T](in[1])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("graph: %v: mixed data: %v", op, err)
 	}
-	shape, _ := op.InferShape(as, bs)
-	batch, m, n := shape[0], shape[1], shape[2]
-	_, k := inner(as, op.transA)
+	if len(as) != 3 || len(bs) != 3 {
+		return nil, &ShapeError{Op: op.String(), Want: "two 3-d tensors", Got: fmt.Sprintf("%v and %v", as, bs)}
+	}
+	batch := as[0]
+	m, k := inner(as, op.transA)
+	kb, n := inner(bs, op.transB)
+	if bs[0] != batch || kb != k {
+		return nil, &ShapeError{Op: op.String(), Want: "products of matching sizes", Got: fmt.Sprintf("%v and %v", as, bs)}
+	}
 	ta, tb := blas.NoTrans, blas.NoTrans
 	if op.transA {
 		ta = blas.Trans
@@ -81,17 +100,16 @@ func (op matMulOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch a := ad.(type) {
-	case []float64:
-		if b, ok := bd.([]float64); ok {
-			return wrap(pre, gemmBatch(reuse[float64](pre, batch*m*n), dgemm, alignD, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
-		}
-	case []float32:
-		if b, ok := bd.([]float32); ok {
-			return wrap(pre, gemmBatch(reuse[float32](pre, batch*m*n), sgemm, false, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb), shape), nil
+	gemm, align := pick(sgemm, dgemm, alignD)
+	c := gemmBatch(reuse[T](pre, batch*m*n), gemm, align, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb)
+	if t, ok := pre.(*tensor.Dense); ok && len(c) > 0 {
+		if s := t.Shape(); len(s) == 3 && s[0] == batch && s[1] == m && s[2] == n {
+			if d, ok := elems[T](t); ok && &d[0] == &c[0] {
+				return t, nil
+			}
 		}
 	}
-	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, ad, bd)
+	return wrap(pre, c, tensor.Shape{batch, m, n}), nil
 }
 
 // gemmBatch computes c[i] = op(a[i])·op(b[i]) for each of batch products

@@ -34,17 +34,21 @@ func (op reluOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 func (op reluOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op reluOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
-	data, s, err := dense(in[0])
-	if err != nil {
-		return nil, err
-	}
-	switch x := data.(type) {
-	case []float64:
+	switch in[0].Dtype() {
+	case tensor.Float64:
+		x, s, err := floats[float64](in[0])
+		if err != nil {
+			return nil, err
+		}
 		return wrap(pre, relu64(reuse[float64](pre, len(x)), x), s), nil
-	case []float32:
+	case tensor.Float32:
+		x, s, err := floats[float32](in[0])
+		if err != nil {
+			return nil, err
+		}
 		return wrap(pre, relu32(reuse[float32](pre, len(x)), x), s), nil
 	}
-	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+	return nil, fmt.Errorf("graph: %v: unsupported dtype %v", op, in[0].Dtype())
 }
 func (op reluOp) String() string        { return "ReLU" }
 func (op reluOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
@@ -97,28 +101,30 @@ func (op reluMaskOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 func (op reluMaskOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op reluMaskOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
-	xd, xs, err := dense(in[0])
+	switch in[0].Dtype() {
+	case tensor.Float64:
+		return reluMask(op, pre, in, mask64)
+	case tensor.Float32:
+		return reluMask(op, pre, in, mask32)
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported dtype %v", op, in[0].Dtype())
+}
+
+// reluMask passes the gradient in[1] where the activation input in[0] is
+// positive, with kernel.
+func reluMask[T float](op reluMaskOp, pre G.Value, in []G.Value, kernel func(out, x, g []T) []T) (G.Value, error) {
+	x, xs, err := floats[T](in[0])
 	if err != nil {
 		return nil, err
 	}
-	gd, gs, err := dense(in[1])
+	g, gs, err := floats[T](in[1])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("graph: %v: mixed data: %v", op, err)
 	}
 	if xs.TotalSize() != gs.TotalSize() {
 		return nil, &ShapeError{Op: op.String(), Want: fmt.Sprint(xs), Got: fmt.Sprint(gs)}
 	}
-	switch x := xd.(type) {
-	case []float64:
-		if g, ok := gd.([]float64); ok {
-			return wrap(pre, mask64(reuse[float64](pre, len(g)), x, g), gs), nil
-		}
-	case []float32:
-		if g, ok := gd.([]float32); ok {
-			return wrap(pre, mask32(reuse[float32](pre, len(g)), x, g), gs), nil
-		}
-	}
-	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, xd, gd)
+	return wrap(pre, kernel(reuse[T](pre, len(g)), x, g), gs), nil
 }
 func (op reluMaskOp) String() string        { return "ReLUMask" }
 func (op reluMaskOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }

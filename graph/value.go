@@ -45,6 +45,49 @@ func dense(v G.Value) (any, tensor.Shape, error) {
 	return nil, nil, fmt.Errorf("graph: unsupported value type %T", v)
 }
 
+// floats is dense for values known to hold T: it returns v's elements as
+// a []T together with v's shape, without dense's boxing of the slice.
+func floats[T float](v G.Value) ([]T, tensor.Shape, error) {
+	switch x := v.(type) {
+	case *tensor.Dense:
+		if x.IsView() || !x.IsNativelyAccessible() {
+			x = x.Materialize().(*tensor.Dense)
+		}
+		if d, ok := elems[T](x); ok {
+			return d, x.Shape(), nil
+		}
+		if x.Size() == 0 && x.Dtype() == dtypeOf[T]() {
+			return []T{}, x.Shape(), nil
+		}
+	case *G.F64:
+		if d, ok := any([]float64{float64(*x)}).([]T); ok {
+			return d, tensor.ScalarShape(), nil
+		}
+	case *G.F32:
+		if d, ok := any([]float32{float32(*x)}).([]T); ok {
+			return d, tensor.ScalarShape(), nil
+		}
+	}
+	return nil, nil, fmt.Errorf("graph: value %T of %v, want %v", v, dtypeName(v), dtypeOf[T]())
+}
+
+// dtypeOf returns the tensor.Dtype of T.
+func dtypeOf[T float]() tensor.Dtype {
+	var z T
+	if unsafe.Sizeof(z) == 4 {
+		return tensor.Float32
+	}
+	return tensor.Float64
+}
+
+// dtypeName returns v's dtype, or "no dtype" for a nil v.
+func dtypeName(v G.Value) string {
+	if v == nil {
+		return "no dtype"
+	}
+	return v.Dtype().String()
+}
+
 // newValue wraps data ([]float32 or []float64) of the given shape as a
 // gorgonia value: a scalar for the scalar shape, a *tensor.Dense otherwise.
 func newValue(data any, shape tensor.Shape) G.Value {
