@@ -47,6 +47,7 @@ type Plan struct {
 	index  map[*G.Node]int
 	vals   []G.Value
 	inputs map[string]int
+	shapes []tensor.Shape     // of the inputs, cloned once (a node's Shape clones)
 	unused map[string]*G.Node // inputs of g that no output depends on
 	fixed  []bool             // constants, computed at compile time
 	bound  []bool             // inputs bound with Let
@@ -117,6 +118,7 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 	p.fixed = make([]bool, len(p.nodes))
 	p.bound = make([]bool, len(p.nodes))
 	p.owned = make([]bool, len(p.nodes))
+	p.shapes = make([]tensor.Shape, len(p.nodes))
 	for i, n := range p.nodes {
 		for _, c := range inputs(n) {
 			p.args[i] = append(p.args[i], p.index[c])
@@ -127,6 +129,7 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 				return nil, fmt.Errorf("graph: Compile: two inputs named %q", n.Name())
 			}
 			p.inputs[n.Name()] = i
+			p.shapes[i] = n.Shape()
 		case isConstant(n):
 			v, err := n.Op().Do()
 			if err != nil {
@@ -498,11 +501,11 @@ func (p *Plan) Let(name string, v tensor.Tensor) error {
 		}
 		return fmt.Errorf("graph: Let: no input named %q", name)
 	}
-	n := p.nodes[i]
+	n, shape := p.nodes[i], p.shapes[i]
 	if n.Dtype() != v.Dtype() {
 		return fmt.Errorf("graph: Let %s: want dtype %v, got %v", name, n.Dtype(), v.Dtype())
 	}
-	if n.Shape().IsScalar() {
+	if shape.IsScalar() {
 		if v.Shape().TotalSize() != 1 {
 			return &ShapeError{Op: "Let " + name, Want: "a scalar", Got: fmt.Sprint(v.Shape())}
 		}
@@ -513,8 +516,8 @@ func (p *Plan) Let(name string, v tensor.Tensor) error {
 		p.vals[i], p.bound[i] = newValue(d, tensor.ScalarShape()), true
 		return nil
 	}
-	if !n.Shape().Eq(v.Shape()) {
-		return &ShapeError{Op: "Let " + name, Want: fmt.Sprint(n.Shape()), Got: fmt.Sprint(v.Shape())}
+	if !shape.Eq(v.Shape()) {
+		return &ShapeError{Op: "Let " + name, Want: fmt.Sprint(shape), Got: fmt.Sprint(v.Shape())}
 	}
 	p.vals[i], p.bound[i] = v, true
 	return nil

@@ -143,18 +143,29 @@ func (op stopGradientOp) Type() hm.Type {
 func (op stopGradientOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
-func (op stopGradientOp) Do(in ...G.Value) (G.Value, error) {
-	data, s, err := dense(in[0])
+func (op stopGradientOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op stopGradientOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	switch in[0].Dtype() {
+	case tensor.Float64:
+		return copyValue[float64](pre, in[0])
+	case tensor.Float32:
+		return copyValue[float32](pre, in[0])
+	}
+	return nil, fmt.Errorf("graph: StopGradient: unsupported dtype %v", in[0].Dtype())
+}
+
+// copyValue returns a copy of v, in pre's memory when it fits.
+func copyValue[T float](pre, v G.Value) (G.Value, error) {
+	x, s, err := floats[T](v)
 	if err != nil {
 		return nil, err
 	}
-	switch x := data.(type) {
-	case []float64:
-		return newValue(append([]float64(nil), x...), s), nil
-	case []float32:
-		return newValue(append([]float32(nil), x...), s), nil
+	if s.IsScalar() {
+		return newValue(append([]T(nil), x...), s), nil
 	}
-	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
+	out := reuse[T](pre, len(x))
+	copy(out, x)
+	return wrap(pre, out, s), nil
 }
 func (op stopGradientOp) String() string        { return "StopGradient" }
 func (op stopGradientOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }

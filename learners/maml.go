@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners/tasks"
@@ -475,18 +477,33 @@ func placement(p *graph.Plan) graph.Placement {
 // settings describes everything the compiled graphs depend on besides the
 // batch shape.
 func (m *MAML) settings() string {
-	s := fmt.Sprintf("%#v|%v|%v|%v|%v|%v|", m.Model, m.Loss, m.innerLR(), m.FirstOrder, m.inner.frozen, deviceName(m.Device))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%#v|%v|%v|%v|%v|%v|", m.Model, m.Loss, m.innerLR(), m.FirstOrder, m.inner.frozen, deviceName(m.Device))
 	for _, p := range []*graph.Params{m.Params, m.inner.rates} {
-		if p == nil {
-			continue
+		if p != nil {
+			writeParamsKey(&b, p)
 		}
-		for i := 0; i < p.Len(); i++ {
-			q := p.At(i)
-			s += fmt.Sprintf("%s%v%v;", q.Name, q.Value.Shape(), q.Value.Dtype())
-		}
-		s += "|"
+		b.WriteByte('|')
 	}
-	return s
+	return b.String()
+}
+
+// writeParamsKey writes the names, shapes and dtypes of p's parameters to
+// b (a part of a learner's settings; without fmt, which allocates per
+// argument, since Step compares the settings every time).
+func writeParamsKey(b *strings.Builder, p *graph.Params) {
+	for i := 0; i < p.Len(); i++ {
+		q := p.At(i)
+		b.WriteString(q.Name)
+		b.WriteByte('(')
+		for _, d := range q.Value.Shape() {
+			b.WriteString(strconv.Itoa(d))
+			b.WriteByte(',')
+		}
+		b.WriteByte(')')
+		b.WriteString(q.Value.Dtype().String())
+		b.WriteByte(';')
+	}
 }
 
 // build declares the meta-batch graph:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners/tasks"
@@ -731,12 +732,10 @@ func (m *MTL) rowBytes(rows, in int) int64 {
 }
 
 func (m *MTL) settings() string {
-	s := fmt.Sprintf("%#v|%v|%s|", m.Model, m.Targets, deviceName(m.Device))
-	for i := 0; i < m.Params.Len(); i++ {
-		q := m.Params.At(i)
-		s += fmt.Sprintf("%s%v%v;", q.Name, q.Value.Shape(), q.Value.Dtype())
-	}
-	return s
+	var b strings.Builder
+	fmt.Fprintf(&b, "%#v|%v|%s|", m.Model, m.Targets, deviceName(m.Device))
+	writeParamsKey(&b, m.Params)
+	return b.String()
 }
 
 func (m *MTL) build(k mtlKey) (p *mtlProgram, err error) {

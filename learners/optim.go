@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/medusa-ml/medusa/graph"
+	"gorgonia.org/tensor"
 )
 
 // Optimizer updates parameters from their gradients, given in the
@@ -100,7 +101,7 @@ func (a *Adam) Update(p *graph.Params, grads [][]float64) error {
 	c2 := 1 - math.Pow(b2, float64(a.step))
 	for i, g := range grads {
 		m, v := a.m[i], a.v[i]
-		update(p.At(i).Value.Data(), func(j int, x float64) float64 {
+		update(p.At(i).Value, func(j int, x float64) float64 {
 			m[j] = b1*m[j] + (1-b1)*g[j]
 			v[j] = b2*v[j] + (1-b2)*g[j]*g[j]
 			return x - lr*(m[j]/c1)/(math.Sqrt(v[j]/c2)+eps)
@@ -125,7 +126,7 @@ func (s *SGD) Update(p *graph.Params, grads [][]float64) error {
 		return fmt.Errorf("learners: SGD: parameters changed shape since the first update; use a new SGD")
 	}
 	for i, g := range grads {
-		update(p.At(i).Value.Data(), func(j int, x float64) float64 {
+		update(p.At(i).Value, func(j int, x float64) float64 {
 			d := g[j]
 			if s.Momentum != 0 {
 				s.vel[i][j] = s.Momentum*s.vel[i][j] + d
@@ -137,15 +138,17 @@ func (s *SGD) Update(p *graph.Params, grads [][]float64) error {
 	return nil
 }
 
-// update replaces each element x_j of data ([]float32 or []float64) by
-// f(j, x_j), computing in float64.
-func update(data any, f func(j int, x float64) float64) {
-	switch d := data.(type) {
-	case []float64:
+// update replaces each element x_j of t (float32 or float64) by f(j, x_j),
+// computing in float64.
+func update(t *tensor.Dense, f func(j int, x float64) float64) {
+	switch t.Dtype() {
+	case tensor.Float64:
+		d := t.Float64s()
 		for j, x := range d {
 			d[j] = f(j, x)
 		}
-	case []float32:
+	case tensor.Float32:
+		d := t.Float32s()
 		for j, x := range d {
 			d[j] = float32(f(j, float64(x)))
 		}
