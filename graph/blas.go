@@ -135,22 +135,26 @@ type (
 
 // gemmFor returns the gemms for m×k by k×n products. Float32 products
 // run on OpenBLAS when it is loaded and the product is not small, and on
-// medusa's own kernel otherwise (sgemmSmall). Float64 products run on
-// OpenBLAS likewise, and on gonum's gemm otherwise. alignD reports that the
-// float64 gemm is gonum's, whose rounding depends on its operands'
-// addresses (see alignedGemm): the caller must pass 64-byte aligned
-// matrices, or matrices at offsets that are the same on every call, to get
-// the same bits every time.
-func gemmFor(m, n, k int) (s sgemmFunc, d dgemmFunc, alignD bool, err error) {
+// medusa's own kernel otherwise (sgemmSmall; gonum's gemm with
+// MEDUSA_NATIVE=off). Float64 products run on OpenBLAS likewise, and on
+// gonum's gemm otherwise. alignS and alignD report that the gemm is
+// gonum's, whose rounding depends on its operands' addresses (see
+// alignedGemm): the caller must pass 64-byte aligned matrices, or matrices
+// at offsets that are the same on every call, to get the same bits every
+// time.
+func gemmFor(m, n, k int) (s sgemmFunc, d dgemmFunc, alignS, alignD bool, err error) {
 	c := loadBLAS()
 	if c.err != nil {
-		return nil, nil, false, c.err
+		return nil, nil, false, false, c.err
 	}
 	if c.lib == nil || m*n*k < smallGemm {
-		return sgemmSmall, gonumDgemm, true, nil
+		if nativeOn() {
+			return sgemmSmall, gonumDgemm, false, true, nil
+		}
+		return gonumSgemm, gonumDgemm, true, true, nil
 	}
 	s, d = c.lib.gemms()
-	return s, d, false, nil
+	return s, d, false, false, nil
 }
 
 // gonum's gemms, as values made once (a method value allocates).
@@ -184,17 +188,20 @@ func (lib *cblas) wrap() (s sgemmFunc, d dgemmFunc) {
 
 // gemmFuncs returns row-major gemms for float32 and float64 with gonum's
 // signature that give the same bits on every call: gemmFor's, with gonum's
-// float64 gemm wrapped to work on aligned copies.
+// wrapped to work on aligned copies.
 func gemmFuncs() (s sgemmFunc, d dgemmFunc, err error) {
-	if _, _, _, err := gemmFor(0, 0, 0); err != nil {
+	if _, _, _, _, err := gemmFor(0, 0, 0); err != nil {
 		return nil, nil, err
 	}
 	s = func(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-		g, _, _, _ := gemmFor(m, n, k)
+		g, _, align, _, _ := gemmFor(m, n, k)
+		if align {
+			g = alignedGemm(g)
+		}
 		g(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	}
 	d = func(ta, tb blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-		_, g, align, _ := gemmFor(m, n, k)
+		_, g, _, align, _ := gemmFor(m, n, k)
 		if align {
 			g = alignedGemm(g)
 		}

@@ -59,9 +59,9 @@ func (op matMulOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(
 func (op matMulOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	switch in[0].Dtype() {
 	case tensor.Float64:
-		return matMulRun(op, pre, in, func(s sgemmFunc, d dgemmFunc, alignD bool) (dgemmFunc, bool) { return d, alignD })
+		return matMulRun(op, pre, in, func(s sgemmFunc, d dgemmFunc, alignS, alignD bool) (dgemmFunc, bool) { return d, alignD })
 	case tensor.Float32:
-		return matMulRun(op, pre, in, func(s sgemmFunc, d dgemmFunc, alignD bool) (sgemmFunc, bool) { return s, false })
+		return matMulRun(op, pre, in, func(s sgemmFunc, d dgemmFunc, alignS, alignD bool) (sgemmFunc, bool) { return s, alignS })
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported dtype %v", op, in[0].Dtype())
 }
@@ -69,7 +69,7 @@ func (op matMulOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 // matMulRun computes the product in T with the gemm that pick chooses
 // from gemmFor's.
 func matMulRun[T float, F func(ta, tb blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int)](
-	op matMulOp, pre G.Value, in []G.Value, pick func(sgemmFunc, dgemmFunc, bool) (F, bool)) (G.Value, error) {
+	op matMulOp, pre G.Value, in []G.Value, pick func(sgemmFunc, dgemmFunc, bool, bool) (F, bool)) (G.Value, error) {
 	a, as, err := floats[T](in[0])
 	if err != nil {
 		return nil, err
@@ -96,11 +96,11 @@ func matMulRun[T float, F func(ta, tb blas.Transpose, m, n, k int, alpha T, a []
 	}
 	lda, ldb := as[2], bs[2]
 	sa, sb := as[1]*as[2], bs[1]*bs[2]
-	sgemm, dgemm, alignD, err := gemmFor(m, n, k)
+	sgemm, dgemm, alignS, alignD, err := gemmFor(m, n, k)
 	if err != nil {
 		return nil, err
 	}
-	gemm, align := pick(sgemm, dgemm, alignD)
+	gemm, align := pick(sgemm, dgemm, alignS, alignD)
 	c := gemmBatch(reuse[T](pre, batch*m*n), gemm, align, ta, tb, batch, m, n, k, a, lda, sa, b, ldb, sb)
 	if t, ok := pre.(*tensor.Dense); ok && len(c) > 0 {
 		if s := t.Shape(); len(s) == 3 && s[0] == batch && s[1] == m && s[2] == n {

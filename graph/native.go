@@ -2,6 +2,7 @@ package graph
 
 import (
 	"os"
+	"sync"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -15,9 +16,11 @@ import (
 // view, another dtype), and the op's Do runs instead.
 type nativeKernel func(pre G.Value, in []G.Value) (G.Value, bool)
 
-// nativeOn reports whether Plans use native kernels; MEDUSA_NATIVE=off runs
-// gorgonia's ops, to compare or to rule the kernels out.
-func nativeOn() bool { return os.Getenv("MEDUSA_NATIVE") != "off" }
+// nativeOn reports whether Plans use medusa's own kernels: the native
+// kernels and the small float32 gemm (sgemmSmall). MEDUSA_NATIVE=off runs
+// gorgonia's ops and gonum's gemm instead, to compare or to rule the
+// kernels out. It is read once; tests may replace it.
+var nativeOn = sync.OnceValue(func() bool { return os.Getenv("MEDUSA_NATIVE") != "off" })
 
 // nativeFor returns the native kernel of node n, or nil if it has none:
 // gorgonia's element-wise add, sub, mul, div of two tensors of n's shape or
