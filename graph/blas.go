@@ -19,7 +19,8 @@ import (
 // otherwise it uses gonum's pure-Go BLAS. The environment variable
 // MEDUSA_BLAS chooses: "auto" (the default), "openblas" (fail if it cannot
 // be loaded) or "gonum". OpenBLAS runs on one thread unless
-// OPENBLAS_NUM_THREADS or OMP_NUM_THREADS says otherwise.
+// OPENBLAS_NUM_THREADS or OMP_NUM_THREADS says otherwise (medusa sets
+// OPENBLAS_NUM_THREADS=1 in its environment before loading it).
 
 // openBLASNames are the shared libraries tried, in order.
 var openBLASNames = []string{"libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"}
@@ -73,6 +74,16 @@ func openCBLAS() (lib *cblas, err error) {
 		}
 	}()
 	setCoreType()
+	if os.Getenv("OPENBLAS_NUM_THREADS") == "" && os.Getenv("OMP_NUM_THREADS") == "" {
+		// One thread unless the user asks for more: medusa's products are
+		// small to medium, and OpenBLAS's threads spinning beside Go's
+		// measured slower on every benchmark here. It must be set before
+		// the library is loaded: OpenBLAS starts its thread pool then, and
+		// the idle threads of a pool reduced later by
+		// openblas_set_num_threads still spin, taking a quarter of the
+		// CPU time of a MAML step.
+		os.Setenv("OPENBLAS_NUM_THREADS", "1")
+	}
 	var errs []string
 	for _, name := range openBLASNames {
 		h, err := purego.Dlopen(name, purego.RTLD_NOW|purego.RTLD_LOCAL)
@@ -83,16 +94,6 @@ func openCBLAS() (lib *cblas, err error) {
 		lib := &cblas{name: name}
 		purego.RegisterLibFunc(&lib.sgemm, h, "cblas_sgemm")
 		purego.RegisterLibFunc(&lib.dgemm, h, "cblas_dgemm")
-		if os.Getenv("OPENBLAS_NUM_THREADS") == "" && os.Getenv("OMP_NUM_THREADS") == "" {
-			// One thread unless the user asks for more: medusa's products
-			// are small to medium, and OpenBLAS's threads spinning
-			// beside Go's measured slower on every benchmark here.
-			var setThreads func(int32)
-			if sym, err := purego.Dlsym(h, "openblas_set_num_threads"); err == nil && sym != 0 {
-				purego.RegisterFunc(&setThreads, sym)
-				setThreads(1)
-			}
-		}
 		return lib, nil
 	}
 	return nil, fmt.Errorf("cannot load OpenBLAS: %s", strings.Join(errs, "; "))
