@@ -19,8 +19,8 @@ const (
 	smallNR = 16
 )
 
-// smallScratch holds a packed panel of a.
-type smallScratch struct{ a []float32 }
+// smallScratch holds a packed panel of a and one of b.
+type smallScratch struct{ a, b []float32 }
 
 var smallPool = sync.Pool{New: func() any { return new(smallScratch) }}
 
@@ -44,28 +44,43 @@ func sgemmSmall(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, 
 	}
 	s := smallPool.Get().(*smallScratch)
 	defer smallPool.Put(s)
-	// op(b) is read in place, with strides; so is op(a), except for a
-	// last panel short of rows, which is packed and padded with zeros.
+	// op(b) is read in place, with strides, except that the panels of a
+	// transposed b are packed once when more than one panel of rows
+	// reads them; op(a) is read in place too, except for a last panel
+	// short of rows, which is packed and padded with zeros.
 	bls, bjs := ldb, 1 // b(l, j) = b[l·bls + j·bjs]
 	if tb != blas.NoTrans {
 		bls, bjs = 1, ldb
 	}
+	packB := tb != blas.NoTrans && m > smallMR
+	if packB {
+		s.b = grown(s.b, smallNR*k)
+	}
 	s.a = grown(s.a, smallMR*k)
-	for i0 := 0; i0 < m; i0 += smallMR {
-		rows := min(smallMR, m-i0)
-		var ap []float32
-		var ars, als int
-		switch {
-		case rows < smallMR:
-			packA(s.a, ta != blas.NoTrans, i0, m, k, a, lda)
-			ap, ars, als = s.a, 1, smallMR
-		case ta == blas.NoTrans:
-			ap, ars, als = a[i0*lda:], lda, 1
-		default:
-			ap, ars, als = a[i0:], 1, lda
+	last := m - m%smallMR // the first row of a short panel
+	if last < m {
+		packA(s.a, ta != blas.NoTrans, last, m, k, a, lda)
+	}
+	for j0 := 0; j0 < n; j0 += smallNR {
+		cols := min(smallNR, n-j0)
+		bp, pls, pjs := b[j0*bjs:], bls, bjs
+		if packB {
+			packT(s.b, k, bp, ldb, cols)
+			bp, pls, pjs = s.b, smallNR, 1
 		}
-		for j0 := 0; j0 < n; j0 += smallNR {
-			smallKernel(k, ap, ars, als, b[j0*bjs:], bls, bjs, c[i0*ldc+j0:], ldc, rows, min(smallNR, n-j0))
+		for i0 := 0; i0 < m; i0 += smallMR {
+			rows := min(smallMR, m-i0)
+			var ap []float32
+			var ars, als int
+			switch {
+			case rows < smallMR:
+				ap, ars, als = s.a, 1, smallMR
+			case ta == blas.NoTrans:
+				ap, ars, als = a[i0*lda:], lda, 1
+			default:
+				ap, ars, als = a[i0:], 1, lda
+			}
+			smallKernel(k, ap, ars, als, bp, pls, pjs, c[i0*ldc+j0:], ldc, rows, cols)
 		}
 	}
 }
@@ -93,6 +108,17 @@ func packA(dst []float32, trans bool, i0, m, k int, a []float32, lda int) {
 		}
 		for r := range out {
 			out[r] = a[(i0+r)*lda+l]
+		}
+	}
+}
+
+// packTGo is packT in Go.
+func packTGo(dst []float32, k int, b []float32, ldb, cols int) {
+	dst = dst[:k*smallNR]
+	clear(dst)
+	for j := range cols {
+		for l, v := range b[j*ldb : j*ldb+k] {
+			dst[l*smallNR+j] = v
 		}
 	}
 }

@@ -25,6 +25,27 @@ func smallKernelAVX2(k int, a *float32, ars, als int, b *float32, ldb int, c *fl
 //go:noescape
 func smallKernelAVX2T(k int, a *float32, ars, als int, b *float32, idx *int32, c *float32, ldc int, mask *int32, rows int)
 
+// packTAVX2 gathers a panel of a transposed b (see packT).
+//
+//go:noescape
+func packTAVX2(k int, b *float32, idx *int32, mask *int32, dst *float32)
+
+// packT writes columns j0 to j0+cols of op(b) = bᵀ (b(l, j) = b[j·ldb +
+// l]) into dst as a panel: element (l, j0+j) at dst[l·smallNR + j],
+// columns past cols zero.
+func packT(dst []float32, k int, b []float32, ldb, cols int) {
+	_, _ = dst[k*smallNR-1], b[(cols-1)*ldb+k-1]
+	if !useAVX2 || (smallNR-1)*ldb > math.MaxInt32 {
+		packTGo(dst, k, b, ldb, cols)
+		return
+	}
+	var idx [smallNR]int32
+	for j := range cols {
+		idx[j] = int32(j * ldb)
+	}
+	packTAVX2(k, &b[0], &idx[0], &laneMasks[cols][0], &dst[0])
+}
+
 // laneMasks[n] selects the first n of smallNR lanes.
 var laneMasks = func() (m [smallNR + 1][smallNR]int32) {
 	for n := range m {

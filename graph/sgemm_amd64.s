@@ -175,3 +175,33 @@ loopT:
 doneT:
 	VZEROUPPER
 	RET
+
+// func packTAVX2(k int, b *float32, idx *int32, mask *int32, dst *float32)
+//
+// Gathers a panel of a transposed b: for each l < k, the 16 elements
+// b[idx[j] + l] (the lanes that mask selects; the rest zero) go to
+// dst[16·l + j].
+TEXT ·packTAVX2(SB), NOSPLIT, $0-40
+	MOVQ k+0(FP), CX
+	MOVQ b+8(FP), DI
+	MOVQ idx+16(FP), R12
+	VMOVDQU (R12), Y13
+	VMOVDQU 32(R12), Y14
+	MOVQ mask+24(FP), R13
+	MOVQ dst+32(FP), DX
+
+loopP:
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VMOVDQU (R13), Y11
+	VGATHERDPS Y11, (DI)(Y13*4), Y8
+	VMOVDQU 32(R13), Y12
+	VGATHERDPS Y12, (DI)(Y14*4), Y9
+	VMOVUPS Y8, (DX)
+	VMOVUPS Y9, 32(DX)
+	ADDQ $4, DI
+	ADDQ $64, DX
+	DECQ CX
+	JNZ loopP
+	VZEROUPPER
+	RET

@@ -10,3 +10,6 @@ func smallKernel(k int, a []float32, ars, als int, b []float32, bls, bjs int, c 
 
 // useAVX2 is false: there is no assembly kernel.
 var useAVX2 = false
+
+// packT writes a panel of a transposed b (see packTGo).
+func packT(dst []float32, k int, b []float32, ldb, cols int) { packTGo(dst, k, b, ldb, cols) }
