@@ -238,15 +238,26 @@ func (op sumAxisOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{d}, err
 }
 
+// addTo adds src to dst, element by element.
+func addTo[T float](dst, src []T) {
+	src = src[:len(dst)]
+	if d32, ok := asF32(dst); ok && vec32(len(dst)) {
+		s32, _ := asF32(src)
+		addToF32(&d32[0], &s32[0], len(dst))
+		done := len(dst) &^ 7
+		dst, src = dst[done:], src[done:]
+	}
+	for k, v := range src {
+		dst[k] += v
+	}
+}
+
 func sumAxisKernel[T float](out, x []T, outer, n, inner int) []T {
 	clear(out)
 	for o := 0; o < outer; o++ {
 		dst := out[o*inner : (o+1)*inner]
 		for j := 0; j < n; j++ {
-			src := x[(o*n+j)*inner : (o*n+j+1)*inner]
-			for k, v := range src {
-				dst[k] += v
-			}
+			addTo(dst, x[(o*n+j)*inner:(o*n+j+1)*inner])
 		}
 	}
 	return out

@@ -3,6 +3,7 @@ package graph
 import (
 	"os"
 	"sync"
+	"unsafe"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -119,6 +120,13 @@ func binaryKernel[T float](op binaryOp, out tensor.Shape, scalarA, scalarB bool)
 
 func binaryVV[T float](op binaryOp, c, a, b []T) {
 	a, b = a[:len(c)], b[:len(c)]
+	if c32, ok := asF32(c); ok && vec32(len(c)) {
+		a32, _ := asF32(a)
+		b32, _ := asF32(b)
+		vvF32(int(op), &c32[0], &a32[0], &b32[0], len(c))
+		done := len(c) &^ 7
+		c, a, b = c[done:], a[done:], b[done:]
+	}
 	switch op {
 	case opAdd:
 		for i := range c {
@@ -141,6 +149,12 @@ func binaryVV[T float](op binaryOp, c, a, b []T) {
 
 func binaryVS[T float](op binaryOp, c, a []T, s T) {
 	a = a[:len(c)]
+	if c32, ok := asF32(c); ok && vec32(len(c)) {
+		a32, _ := asF32(a)
+		vsF32(int(op), &c32[0], &a32[0], float32(s), len(c), 0)
+		done := len(c) &^ 7
+		c, a = c[done:], a[done:]
+	}
 	switch op {
 	case opAdd:
 		for i := range c {
@@ -163,6 +177,12 @@ func binaryVS[T float](op binaryOp, c, a []T, s T) {
 
 func binarySV[T float](op binaryOp, c []T, s T, b []T) {
 	b = b[:len(c)]
+	if c32, ok := asF32(c); ok && vec32(len(c)) {
+		b32, _ := asF32(b)
+		vsF32(int(op), &c32[0], &b32[0], float32(s), len(c), 1)
+		done := len(c) &^ 7
+		c, b = c[done:], b[done:]
+	}
 	switch op {
 	case opAdd:
 		for i := range c {
@@ -192,17 +212,32 @@ func unaryKernel[T float](neg bool, out tensor.Shape) nativeKernel {
 			return nil, false
 		}
 		c := reuse[T](pre, n)
-		a = a[:len(c)]
-		if neg {
-			for i := range c {
-				c[i] = -a[i]
-			}
-		} else {
-			for i := range c {
-				c[i] = a[i] * a[i]
-			}
-		}
+		unary(neg, c, a)
 		return wrap(pre, c, out), true
+	}
+}
+
+// unary sets c to −a (neg) or to a·a, element by element.
+func unary[T float](neg bool, c, a []T) {
+	a = a[:len(c)]
+	if c32, ok := asF32(c); ok && vec32(len(c)) {
+		a32, _ := asF32(a)
+		op := 0
+		if neg {
+			op = 1
+		}
+		unaryF32(op, &c32[0], &a32[0], len(c))
+		done := len(c) &^ 7
+		c, a = c[done:], a[done:]
+	}
+	if neg {
+		for i := range c {
+			c[i] = -a[i]
+		}
+		return
+	}
+	for i := range c {
+		c[i] = a[i] * a[i]
 	}
 }
 
@@ -236,4 +271,13 @@ func scalarOf[T float](v G.Value) (T, bool) {
 		}
 	}
 	return zero, false
+}
+
+// asF32 returns x as a []float32 when T is float32.
+func asF32[T float](x []T) ([]float32, bool) {
+	var z T
+	if unsafe.Sizeof(z) != 4 {
+		return nil, false
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(x))), len(x)), true
 }

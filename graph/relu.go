@@ -75,6 +75,14 @@ func keep64(v float64) uint64 {
 }
 
 func relu32(out, x []float32) []float32 {
+	if vec32(len(x)) {
+		// relu(x) is x masked by itself.
+		_ = out[len(x)-1]
+		maskF32(&out[0], &x[0], &x[0], len(x))
+		done := len(x) &^ 7
+		relu32(out[done:], x[done:])
+		return out
+	}
 	for i, v := range x {
 		out[i] = math.Float32frombits(math.Float32bits(v) & keep32(v))
 	}
@@ -137,6 +145,13 @@ func (op reluMaskOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 
 func mask32(out, x, g []float32) []float32 {
 	g = g[:len(x)]
+	if vec32(len(x)) {
+		_ = out[len(x)-1]
+		maskF32(&out[0], &x[0], &g[0], len(x))
+		done := len(x) &^ 7
+		mask32(out[done:], x[done:], g[done:])
+		return out
+	}
 	for i, v := range x {
 		out[i] = math.Float32frombits(math.Float32bits(g[i]) & keep32(v))
 	}

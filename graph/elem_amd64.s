@@ -1,0 +1,253 @@
+//go:build !noasm
+
+#include "textflag.h"
+
+// func vvF32(op int, c, a, b *float32, n int)
+//
+// c[i] = a[i] op b[i] for i < n rounded down to a multiple of 8; op is
+// binaryOp (0 add, 1 sub, 2 mul, 3 div).
+TEXT ·vvF32(SB), NOSPLIT, $0-40
+	MOVQ op+0(FP), AX
+	MOVQ c+8(FP), DX
+	MOVQ a+16(FP), SI
+	MOVQ b+24(FP), DI
+	MOVQ n+32(FP), CX
+	SHRQ $3, CX
+	JZ vvdone
+	CMPQ AX, $1
+	JEQ vvsub
+	CMPQ AX, $2
+	JEQ vvmul
+	CMPQ AX, $3
+	JEQ vvdiv
+
+vvadd:
+	VMOVUPS (SI), Y0
+	VADDPS (DI), Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ vvadd
+	JMP vvdone
+
+vvsub:
+	VMOVUPS (SI), Y0
+	VSUBPS (DI), Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ vvsub
+	JMP vvdone
+
+vvmul:
+	VMOVUPS (SI), Y0
+	VMULPS (DI), Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ vvmul
+	JMP vvdone
+
+vvdiv:
+	VMOVUPS (SI), Y0
+	VDIVPS (DI), Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ vvdiv
+	JMP vvdone
+
+vvdone:
+	VZEROUPPER
+	RET
+
+// func vsF32(op int, c, a *float32, s float32, n int, rev int)
+//
+// c[i] = a[i] op s, or s op a[i] when rev is 1, for i < n rounded down to
+// a multiple of 8.
+TEXT ·vsF32(SB), NOSPLIT, $0-48
+	MOVQ op+0(FP), AX
+	MOVQ c+8(FP), DX
+	MOVQ a+16(FP), SI
+	VBROADCASTSS s+24(FP), Y1
+	MOVQ n+32(FP), CX
+	MOVQ rev+40(FP), BX
+	SHRQ $3, CX
+	JZ vsdone
+	CMPQ AX, $0
+	JEQ vsadd
+	CMPQ AX, $2
+	JEQ vsmul
+	TESTQ BX, BX
+	JNZ vsrev
+	CMPQ AX, $1
+	JEQ vssub
+	JMP vsdiv
+
+vsrev:
+	CMPQ AX, $1
+	JEQ svsub
+	JMP svdiv
+
+vsadd:
+	VMOVUPS (SI), Y0
+	VADDPS Y1, Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ vsadd
+	JMP vsdone
+
+vssub:
+	VMOVUPS (SI), Y0
+	VSUBPS Y1, Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ vssub
+	JMP vsdone
+
+vsmul:
+	VMOVUPS (SI), Y0
+	VMULPS Y1, Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ vsmul
+	JMP vsdone
+
+vsdiv:
+	VMOVUPS (SI), Y0
+	VDIVPS Y1, Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ vsdiv
+	JMP vsdone
+
+svsub:
+	VMOVUPS (SI), Y0
+	VSUBPS Y0, Y1, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ svsub
+	JMP vsdone
+
+svdiv:
+	VMOVUPS (SI), Y0
+	VDIVPS Y0, Y1, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ svdiv
+	JMP vsdone
+
+vsdone:
+	VZEROUPPER
+	RET
+
+// func maskF32(out, x, grad *float32, n int)
+//
+// out[i] = grad[i] where x[i] > 0 as an int32 (a positive number or NaN),
+// +0 elsewhere, for i < n rounded down to a multiple of 8.
+TEXT ·maskF32(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), DX
+	MOVQ x+8(FP), SI
+	MOVQ grad+16(FP), DI
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ maskdone
+	VPXOR Y15, Y15, Y15
+
+maskloop:
+	VMOVDQU (SI), Y0
+	VPCMPGTD Y15, Y0, Y1
+	VPAND (DI), Y1, Y2
+	VMOVDQU Y2, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ maskloop
+
+maskdone:
+	VZEROUPPER
+	RET
+
+// func unaryF32(neg int, c, a *float32, n int)
+//
+// c[i] = -a[i] (the sign bit flipped) when neg is 1, a[i]·a[i] otherwise,
+// for i < n rounded down to a multiple of 8.
+TEXT ·unaryF32(SB), NOSPLIT, $0-32
+	MOVQ neg+0(FP), AX
+	MOVQ c+8(FP), DX
+	MOVQ a+16(FP), SI
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ unarydone
+	TESTQ AX, AX
+	JZ square
+	MOVL $0x80000000, BX
+	MOVD BX, X1
+	VPBROADCASTD X1, Y1
+
+negloop:
+	VMOVUPS (SI), Y0
+	VXORPS Y1, Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ negloop
+	JMP unarydone
+
+square:
+	VMOVUPS (SI), Y0
+	VMULPS Y0, Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ square
+
+unarydone:
+	VZEROUPPER
+	RET
+
+// func addToF32(dst, src *float32, n int)
+//
+// dst[i] += src[i] for i < n rounded down to a multiple of 8.
+TEXT ·addToF32(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DX
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ adddone
+
+addloop:
+	VMOVUPS (DX), Y0
+	VADDPS (SI), Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ addloop
+
+adddone:
+	VZEROUPPER
+	RET

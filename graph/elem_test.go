@@ -1,0 +1,59 @@
+package graph
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestVectorLoops checks each float32 element-wise loop with its AVX2
+// part against the Go loop alone, bit for bit, on every length up to 40
+// (whole groups of 8 and tails), with zeros of both signs, infinities,
+// NaNs and subnormals among the values.
+func TestVectorLoops(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2 here: the Go loops run alone")
+	}
+	rng := rand.New(rand.NewPCG(8, 9))
+	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-40, -1e-40, 3, -3}
+	fill := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			if rng.IntN(4) == 0 {
+				x[i] = special[rng.IntN(len(special))]
+			} else {
+				x[i] = float32(rng.NormFloat64())
+			}
+		}
+		return x
+	}
+	loops := map[string]func(c, a, b []float32){
+		"relu":   func(c, a, _ []float32) { relu32(c, a) },
+		"mask":   func(c, a, b []float32) { mask32(c, a, b) },
+		"neg":    func(c, a, _ []float32) { unary(true, c, a) },
+		"square": func(c, a, _ []float32) { unary(false, c, a) },
+		"addTo":  func(c, a, _ []float32) { copy(c, a); addTo(c, a) },
+	}
+	for op := opAdd; op <= opDiv; op++ {
+		loops["vv"+string(rune('0'+op))] = func(c, a, b []float32) { binaryVV(op, c, a, b) }
+		loops["vs"+string(rune('0'+op))] = func(c, a, b []float32) { binaryVS(op, c, a, b[0]) }
+		loops["sv"+string(rune('0'+op))] = func(c, a, b []float32) { binarySV(op, c, b[0], a) }
+	}
+	for name, loop := range loops {
+		for n := 1; n <= 40; n++ {
+			a, b := fill(n), fill(n)
+			vec, scalar := make([]float32, n), make([]float32, n)
+			loop(vec, a, b)
+			useAVX2 = false
+			loop(scalar, a, b)
+			useAVX2 = true
+			for i := range vec {
+				if math.Float32bits(vec[i]) != math.Float32bits(scalar[i]) && !(isNaN32(vec[i]) && isNaN32(scalar[i])) {
+					t.Fatalf("%s, n=%d: element %d (of %v and %v): vector %v, Go %v", name, n, i, a[i], b[i], vec[i], scalar[i])
+				}
+			}
+		}
+	}
+}
+
+func isNaN32(x float32) bool { return x != x }
