@@ -711,6 +711,19 @@ func (p *Plan) ReadFloat64s(n *G.Node) ([]float64, error) {
 	return Float64s(v), nil
 }
 
+// AppendFloat64s appends n's value, converted to float64, to dst.
+func (p *Plan) AppendFloat64s(dst []float64, n *G.Node) ([]float64, error) {
+	v, err := p.Read(n)
+	if err != nil {
+		return dst, err
+	}
+	out, ok := AppendFloat64s(dst, v)
+	if !ok {
+		return dst, fmt.Errorf("graph: AppendFloat64s: node %s holds %T, not float32 or float64 values", n.Name(), v)
+	}
+	return out, nil
+}
+
 // Close implements Machine. It frees the plan's device buffers.
 func (p *Plan) Close() error {
 	p.vals, p.reuse = nil, nil

@@ -138,12 +138,33 @@ func (p *Params) SetFlat(x []float64) error {
 // Float64s returns the elements of a float32 or float64 tensor or scalar
 // value as a new float64 slice. Other values give nil.
 func Float64s(v any) []float64 {
+	out, ok := AppendFloat64s(nil, v)
+	if !ok {
+		return nil
+	}
+	if out == nil {
+		out = []float64{}
+	}
+	return out
+}
+
+// AppendFloat64s appends the elements of a float32 or float64 tensor or
+// scalar value to dst, converted to float64, and reports whether v was
+// such a value (dst unchanged if not).
+func AppendFloat64s(dst []float64, v any) ([]float64, bool) {
 	var data any
 	switch x := v.(type) {
 	case *tensor.Dense:
+		switch {
+		case x.IsView() || !x.IsNativelyAccessible() || x.IsScalar():
+		case x.Dtype() == tensor.Float32:
+			return appendConverted(dst, x.Float32s()), true
+		case x.Dtype() == tensor.Float64:
+			return append(dst, x.Float64s()...), true
+		}
 		d, _, err := dense(x)
 		if err != nil {
-			return nil
+			return dst, false
 		}
 		data = d
 	case []float64, []float32:
@@ -155,19 +176,23 @@ func Float64s(v any) []float64 {
 	}
 	switch d := data.(type) {
 	case []float64:
-		return slices.Clone(d)
+		return append(dst, d...), true
 	case []float32:
-		out := make([]float64, len(d))
-		for i, e := range d {
-			out[i] = float64(e)
-		}
-		return out
+		return appendConverted(dst, d), true
 	case float64:
-		return []float64{d}
+		return append(dst, d), true
 	case float32:
-		return []float64{float64(d)}
+		return append(dst, float64(d)), true
 	}
-	return nil
+	return dst, false
+}
+
+func appendConverted(dst []float64, x []float32) []float64 {
+	dst = slices.Grow(dst, len(x))
+	for _, e := range x {
+		dst = append(dst, float64(e))
+	}
+	return dst
 }
 
 func setFloat64s(t *tensor.Dense, x []float64) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -207,24 +206,42 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 	}
 	var perTask [][][]float64 // [task][param] gradient, modePerTask
 	if mode == modePerTask {
+		// The shared parameters' gradients of task t are read one after
+		// the other into in.Grads[t], which the method wants
+		// concatenated; perTask[t][i] are pieces of it.
+		concat := method.Needs() == weighting.SharedGrads
+		d := 0
+		for _, i := range shared {
+			d += m.Params.At(i).Value.Size()
+		}
 		perTask = make([][][]float64, T)
+		if concat {
+			in.Grads = make([][]float64, T)
+		}
 		for t := range T {
 			perTask[t] = make([][]float64, len(own))
+			var buf []float64
+			if concat {
+				buf = make([]float64, 0, d)
+			}
 			for i, n := range p.taskGrads[t] {
-				if n == nil {
+				switch {
+				case n == nil:
 					continue
-				}
-				if perTask[t][i], err = m.readGrad(p.plan, n, step, i); err != nil {
-					return MTLStats{Losses: in.Losses}, err
+				case concat && own[i] < 0:
+					start := len(buf)
+					if buf, err = m.appendGrad(p.plan, n, step, i, buf); err != nil {
+						return MTLStats{Losses: in.Losses}, err
+					}
+					perTask[t][i] = buf[start:len(buf):len(buf)]
+				default:
+					if perTask[t][i], err = m.readGrad(p.plan, n, step, i); err != nil {
+						return MTLStats{Losses: in.Losses}, err
+					}
 				}
 			}
-		}
-		if method.Needs() == weighting.SharedGrads {
-			in.Grads = make([][]float64, T)
-			for t := range T {
-				for _, i := range shared {
-					in.Grads[t] = append(in.Grads[t], perTask[t][i]...)
-				}
+			if concat {
+				in.Grads[t] = buf
 			}
 		}
 	}
@@ -294,10 +311,8 @@ func (m *MTL) apply(step int, method weighting.Method, losses []float64, out wei
 			return st, fmt.Errorf("learners: MTL: %s: %w", method.Name(), err)
 		}
 		for _, i := range shared {
-			for _, v := range grads[i] {
-				if !finite(v) {
-					return st, &NonFiniteError{Step: step, What: fmt.Sprintf("%s gradient of %s", method.Name(), m.Params.At(i).Name)}
-				}
+			if !allFinite(grads[i]) {
+				return st, &NonFiniteError{Step: step, What: fmt.Sprintf("%s gradient of %s", method.Name(), m.Params.At(i).Name)}
 			}
 		}
 	}
@@ -376,7 +391,7 @@ func combineShared(grads [][]float64, shared []int, perTask [][][]float64, out w
 		off := 0
 		for _, i := range shared {
 			n := len(perTask[0][i])
-			grads[i] = slices.Clone(out.Shared[off : off+n])
+			grads[i] = out.Shared[off : off+n : off+n]
 			off += n
 		}
 		return nil
@@ -424,15 +439,26 @@ func (m *MTL) weightingOptimizer() Optimizer {
 
 func (m *MTL) dtype() tensor.Dtype { return m.Params.At(0).Value.Dtype() }
 
+// appendGrad is readGrad appending the gradient to dst.
+func (m *MTL) appendGrad(plan *graph.Plan, n *G.Node, step, i int, dst []float64) ([]float64, error) {
+	start := len(dst)
+	dst, err := plan.AppendFloat64s(dst, n)
+	if err != nil {
+		return dst, err
+	}
+	if !allFinite(dst[start:]) {
+		return dst, &NonFiniteError{Step: step, What: "gradient of " + m.Params.At(i).Name}
+	}
+	return dst, nil
+}
+
 func (m *MTL) readGrad(plan *graph.Plan, n *G.Node, step, i int) ([]float64, error) {
 	g, err := plan.ReadFloat64s(n)
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range g {
-		if !finite(v) {
-			return nil, &NonFiniteError{Step: step, What: "gradient of " + m.Params.At(i).Name}
-		}
+	if !allFinite(g) {
+		return nil, &NonFiniteError{Step: step, What: "gradient of " + m.Params.At(i).Name}
 	}
 	return g, nil
 }

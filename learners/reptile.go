@@ -398,15 +398,6 @@ func replicate(theta [][]float64, nTasks int) [][]float64 {
 	return out
 }
 
-func allFinite(x []float64) bool {
-	for _, v := range x {
-		if !finite(v) {
-			return false
-		}
-	}
-	return true
-}
-
 // innerOptimizer is SGD or Adam over every task's copy of θ, each
 // parameter's copies laid out task-major.
 type innerOptimizer struct {

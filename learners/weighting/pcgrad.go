@@ -1,7 +1,5 @@
 package weighting
 
-import "slices"
-
 // PCGrad is projecting conflicting gradients (Yu, Kumar, Gupta, Levine,
 // Hausman and Finn 2020, "Gradient Surgery for Multi-Task Learning"). For
 // each task t, in turn, it walks the tasks in an order shuffled by
@@ -37,25 +35,41 @@ func (m PCGrad) Combine(in Input) (Output, error) {
 		return Output{}, inputErr(m.Name(), -1, "Input.Rand is nil; PCGrad shuffles the task order")
 	}
 	sq := make([]float64, t)
-	for j, g := range in.Grads {
-		sq[j] = dot(g, g)
-	}
+	dots(sq, in.Grads, in.Grads)
 	shared := make([]float64, d)
 	order := make([]int, t)
+	c := make([]float64, t)
+	xs, ys := make([][]float64, t), make([][]float64, t)
+	p := make([]float64, d)
 	for _, gi := range in.Grads {
-		p := slices.Clone(gi)
+		copy(p, gi)
 		for k := range order {
 			order[k] = k
 		}
 		in.Rand.Shuffle(t, func(a, b int) { order[a], order[b] = order[b], order[a] })
-		for _, j := range order {
-			gj := in.Grads[j]
-			if c := dot(p, gj); c < 0 && sq[j] > 0 {
-				f := c / sq[j]
-				for k := range p {
-					p[k] -= f * gj[k]
+		// Project p off each gradient in turn that conflicts with it. The
+		// inner products with all the gradients still to visit are
+		// computed together, and again only after p changes.
+		rest := order
+		for len(rest) > 0 {
+			for k, j := range rest {
+				xs[k], ys[k] = p, in.Grads[j]
+			}
+			dots(c[:len(rest)], xs[:len(rest)], ys[:len(rest)])
+			k := 0
+			for k < len(rest) {
+				j := rest[k]
+				k++
+				if c[k-1] < 0 && sq[j] > 0 {
+					f := c[k-1] / sq[j]
+					gj := in.Grads[j]
+					for i := range p {
+						p[i] -= f * gj[i]
+					}
+					break
 				}
 			}
+			rest = rest[k:]
 		}
 		for k, v := range p {
 			shared[k] += v

@@ -787,3 +787,59 @@ func TestUnmarshalStateRejects(t *testing.T) {
 		t.Errorf("DWA weights after a state round trip = %v; want %v", w2.Weights, w1.Weights)
 	}
 }
+
+// pcgradSequential is PCGrad's rule written plainly, one inner product
+// at a time, to hold Combine's batched inner products to its bits.
+func pcgradSequential(g [][]float64, rng *rand.Rand) []float64 {
+	t := len(g)
+	sq := make([]float64, t)
+	for j := range g {
+		sq[j] = dot(g[j], g[j])
+	}
+	shared := make([]float64, len(g[0]))
+	order := make([]int, t)
+	for _, gi := range g {
+		p := slices.Clone(gi)
+		for k := range order {
+			order[k] = k
+		}
+		rng.Shuffle(t, func(a, b int) { order[a], order[b] = order[b], order[a] })
+		for _, j := range order {
+			if c := dot(p, g[j]); c < 0 && sq[j] > 0 {
+				f := c / sq[j]
+				for k := range p {
+					p[k] -= f * g[j][k]
+				}
+			}
+		}
+		for k, v := range p {
+			shared[k] += v
+		}
+	}
+	return shared
+}
+
+// TestPCGradBatchedDots: Combine gives the bits of the plain rule for 1 to
+// 9 tasks with many conflicts, and dots those of dot.
+func TestPCGradBatchedDots(t *testing.T) {
+	for tasks := 1; tasks <= 9; tasks++ {
+		g := randGrads(rand.New(rand.NewPCG(uint64(tasks), 3)), tasks, 1001)
+		want := pcgradSequential(g, rand.New(rand.NewPCG(7, 7)))
+		out, err := PCGrad{}.Combine(Input{Step: 1, Losses: make([]float64, tasks), Grads: g, Rand: rand.New(rand.NewPCG(7, 7))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if math.Float64bits(out.Shared[i]) != math.Float64bits(want[i]) {
+				t.Fatalf("%d tasks: element %d = %v, want %v", tasks, i, out.Shared[i], want[i])
+			}
+		}
+		got := make([]float64, tasks)
+		dots(got, g, slices.Concat(g[1:], g[:1]))
+		for k := range got {
+			if w := dot(g[k], g[(k+1)%tasks]); math.Float64bits(got[k]) != math.Float64bits(w) {
+				t.Errorf("dots[%d] of %d = %v, want dot's %v", k, tasks, got[k], w)
+			}
+		}
+	}
+}
