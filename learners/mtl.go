@@ -59,6 +59,7 @@ type MTL struct {
 	steps    int
 	programs map[mtlKey]*mtlProgram
 	built    string
+	gradBuf  [][]float64 // per task, reused for weighting.Input.Grads
 	last     *graph.Plan // the plan last run, for Placement
 }
 
@@ -208,7 +209,8 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 	if mode == modePerTask {
 		// The shared parameters' gradients of task t are read one after
 		// the other into in.Grads[t], which the method wants
-		// concatenated; perTask[t][i] are pieces of it.
+		// concatenated, in memory reused from step to step;
+		// perTask[t][i] are pieces of it.
 		concat := method.Needs() == weighting.SharedGrads
 		d := 0
 		for _, i := range shared {
@@ -222,7 +224,13 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 			perTask[t] = make([][]float64, len(own))
 			var buf []float64
 			if concat {
-				buf = make([]float64, 0, d)
+				if len(m.gradBuf) != T {
+					m.gradBuf = make([][]float64, T)
+				}
+				if cap(m.gradBuf[t]) < d {
+					m.gradBuf[t] = make([]float64, 0, d)
+				}
+				buf = m.gradBuf[t][:0]
 			}
 			for i, n := range p.taskGrads[t] {
 				switch {

@@ -1,5 +1,10 @@
 package weighting
 
+import "sync"
+
+// scratch holds PCGrad's projected gradient between calls.
+var scratch = sync.Pool{New: func() any { return new([]float64) }}
+
 // PCGrad is projecting conflicting gradients (Yu, Kumar, Gupta, Levine,
 // Hausman and Finn 2020, "Gradient Surgery for Multi-Task Learning"). For
 // each task t, in turn, it walks the tasks in an order shuffled by
@@ -40,7 +45,12 @@ func (m PCGrad) Combine(in Input) (Output, error) {
 	order := make([]int, t)
 	c := make([]float64, t)
 	xs, ys := make([][]float64, t), make([][]float64, t)
-	p := make([]float64, d)
+	pp := scratch.Get().(*[]float64)
+	defer scratch.Put(pp)
+	if cap(*pp) < d {
+		*pp = make([]float64, d)
+	}
+	p := (*pp)[:d]
 	for _, gi := range in.Grads {
 		copy(p, gi)
 		for k := range order {
