@@ -15,7 +15,7 @@ import (
 // alone, not on addresses, tiling or the CPU's vector width, and it is the
 // same as gonum's axpy-based kernels (the untransposed and Aᵀ·B cases).
 const (
-	smallMR = 4
+	smallMR = 5
 	smallNR = 16
 )
 
@@ -45,14 +45,14 @@ func sgemmSmall(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, 
 	s := smallPool.Get().(*smallScratch)
 	defer smallPool.Put(s)
 	// op(b) is read in place, with strides, except that the panels of a
-	// transposed b are packed once when more than one panel of rows
-	// reads them; op(a) is read in place too, except for a last panel
-	// short of rows, which is packed and padded with zeros.
+	// transposed b are gathered into packed panels first; op(a) is read
+	// in place too, except for a last panel short of rows, which is
+	// packed and padded with zeros.
 	bls, bjs := ldb, 1 // b(l, j) = b[l·bls + j·bjs]
 	if tb != blas.NoTrans {
 		bls, bjs = 1, ldb
 	}
-	packB := tb != blas.NoTrans && m > smallMR
+	packB := tb != blas.NoTrans
 	if packB {
 		s.b = grown(s.b, smallNR*k)
 	}

@@ -19,12 +19,6 @@ var useAVX2 = cpu.X86.HasAVX2
 //go:noescape
 func smallKernelAVX2(k int, a *float32, ars, als int, b *float32, ldb int, c *float32, ldc int, mask *int32, rows int)
 
-// smallKernelAVX2T is smallKernelAVX2 for b(l, j) = b[idx[j] + l]: each
-// row of the panel is gathered.
-//
-//go:noescape
-func smallKernelAVX2T(k int, a *float32, ars, als int, b *float32, idx *int32, c *float32, ldc int, mask *int32, rows int)
-
 // packTAVX2 gathers a panel of a transposed b (see packT).
 //
 //go:noescape
@@ -60,16 +54,9 @@ var laneMasks = func() (m [smallNR + 1][smallNR]int32) {
 // (see smallKernelGo).
 func smallKernel(k int, a []float32, ars, als int, b []float32, bls, bjs int, c []float32, ldc, rows, cols int) {
 	_, _, _ = a[(smallMR-1)*ars+(k-1)*als], b[(k-1)*bls+(cols-1)*bjs], c[(rows-1)*ldc+cols-1]
-	switch {
-	case useAVX2 && bjs == 1:
+	if useAVX2 && bjs == 1 {
 		smallKernelAVX2(k, &a[0], ars, als, &b[0], bls, &c[0], ldc, &laneMasks[cols][0], rows)
-	case useAVX2 && bls == 1 && (smallNR-1)*bjs <= math.MaxInt32:
-		var idx [smallNR]int32
-		for j := range cols {
-			idx[j] = int32(j * bjs)
-		}
-		smallKernelAVX2T(k, &a[0], ars, als, &b[0], &idx[0], &c[0], ldc, &laneMasks[cols][0], rows)
-	default:
-		smallKernelGo(k, a, ars, als, b, bls, bjs, c, ldc, rows, cols)
+		return
 	}
+	smallKernelGo(k, a, ars, als, b, bls, bjs, c, ldc, rows, cols)
 }
