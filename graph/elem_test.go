@@ -57,3 +57,29 @@ func TestVectorLoops(t *testing.T) {
 }
 
 func isNaN32(x float32) bool { return x != x }
+
+// TestAllFinite puts a NaN or an infinity at each position of slices of
+// every length up to 9 (the interleaved sums and the tail).
+func TestAllFinite(t *testing.T) {
+	if !AllFinite(nil) {
+		t.Error("AllFinite(nil) = false")
+	}
+	for n := 1; n <= 9; n++ {
+		x := make([]float64, n)
+		for i := range x {
+			x[i] = float64(i) - 3.5
+		}
+		if !AllFinite(x) {
+			t.Errorf("AllFinite(%v) = false", x)
+		}
+		for i := range x {
+			for _, bad := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+				y := append([]float64(nil), x...)
+				y[i] = bad
+				if AllFinite(y) {
+					t.Errorf("AllFinite(%v) = true", y)
+				}
+			}
+		}
+	}
+}

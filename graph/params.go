@@ -135,6 +135,25 @@ func (p *Params) SetFlat(x []float64) error {
 	return nil
 }
 
+// AllFinite reports whether every element of x is finite (no NaN, no
+// infinity). It computes Σ x·0, which is NaN if some element is not finite
+// and ±0 otherwise, in four interleaved sums so that the additions
+// overlap.
+func AllFinite(x []float64) bool {
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += x[i] * 0
+		s1 += x[i+1] * 0
+		s2 += x[i+2] * 0
+		s3 += x[i+3] * 0
+	}
+	for ; i < len(x); i++ {
+		s0 += x[i] * 0
+	}
+	return s0+s1+s2+s3 == 0
+}
+
 // Float64s returns the elements of a float32 or float64 tensor or scalar
 // value as a new float64 slice. Other values give nil.
 func Float64s(v any) []float64 {

@@ -337,24 +337,6 @@ func (m *MAML) evaluate(b *tasks.Batch, steps int, accuracy bool) (Evaluation, e
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// allFinite reports whether every element of x is finite: x·0 is NaN for
-// an infinity or a NaN and ±0 otherwise, and four sums of those overlap
-// their additions.
-func allFinite(x []float64) bool {
-	var s0, s1, s2, s3 float64
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		s0 += x[i] * 0
-		s1 += x[i+1] * 0
-		s2 += x[i+2] * 0
-		s3 += x[i+3] * 0
-	}
-	for ; i < len(x); i++ {
-		s0 += x[i] * 0
-	}
-	return s0+s1+s2+s3 == 0
-}
-
 // run binds the meta-trained parameters (by name) and b's data, and runs
 // the program.
 func (p *program) run(params *graph.Params, b *tasks.Batch) error {

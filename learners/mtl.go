@@ -319,7 +319,7 @@ func (m *MTL) apply(step int, method weighting.Method, losses []float64, out wei
 			return st, fmt.Errorf("learners: MTL: %s: %w", method.Name(), err)
 		}
 		for _, i := range shared {
-			if !allFinite(grads[i]) {
+			if !graph.AllFinite(grads[i]) {
 				return st, &NonFiniteError{Step: step, What: fmt.Sprintf("%s gradient of %s", method.Name(), m.Params.At(i).Name)}
 			}
 		}
@@ -454,7 +454,7 @@ func (m *MTL) appendGrad(plan *graph.Plan, n *G.Node, step, i int, dst []float64
 	if err != nil {
 		return dst, err
 	}
-	if !allFinite(dst[start:]) {
+	if !graph.AllFinite(dst[start:]) {
 		return dst, &NonFiniteError{Step: step, What: "gradient of " + m.Params.At(i).Name}
 	}
 	return dst, nil
@@ -465,7 +465,7 @@ func (m *MTL) readGrad(plan *graph.Plan, n *G.Node, step, i int) ([]float64, err
 	if err != nil {
 		return nil, err
 	}
-	if !allFinite(g) {
+	if !graph.AllFinite(g) {
 		return nil, &NonFiniteError{Step: step, What: "gradient of " + m.Params.At(i).Name}
 	}
 	return g, nil

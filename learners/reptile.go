@@ -223,14 +223,14 @@ func (r *Reptile) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
 			return st, err
 		}
 		for i, g := range grads {
-			if !allFinite(g) {
+			if !graph.AllFinite(g) {
 				return st, &NonFiniteError{Step: step, What: fmt.Sprintf("inner gradient of %s at inner step %d", r.Params.At(i).Name, s+1)}
 			}
 		}
 		opt.update(cur, grads)
 	}
 	for i, c := range cur {
-		if !allFinite(c) {
+		if !graph.AllFinite(c) {
 			return st, &NonFiniteError{Step: step, What: "adapted " + r.Params.At(i).Name}
 		}
 	}
@@ -256,7 +256,7 @@ func (r *Reptile) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
 		theta[i] = next
 	}
 	for i, th := range theta {
-		if !allFinite(th) {
+		if !graph.AllFinite(th) {
 			return st, &NonFiniteError{Step: step, What: "updated " + r.Params.At(i).Name}
 		}
 	}

@@ -228,7 +228,7 @@ func (s *MetaSGD) LoadState(prefix string, c *graph.Checkpoint) error {
 		if lrs[i], err = c.Float64sState(prefix+q.Name, q.Value.Shape().TotalSize()); err != nil {
 			return err
 		}
-		if !allFinite(lrs[i]) {
+		if !graph.AllFinite(lrs[i]) {
 			return fmt.Errorf("learners: checkpoint state %s%s is not finite", prefix, q.Name)
 		}
 	}

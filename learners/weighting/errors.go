@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/medusa-ml/medusa/graph"
 )
 
 // ErrInput is matched, with errors.Is, by every *InputError.
@@ -70,7 +72,7 @@ func check(name string, in Input, want int, grads bool) (t, d int, err error) {
 		if len(g) != d {
 			return 0, 0, inputErr(name, i, "gradient has %d values, want %d (task 0's)", len(g), d)
 		}
-		if allFinite(g) {
+		if graph.AllFinite(g) {
 			continue
 		}
 		for j, v := range g {
@@ -80,22 +82,4 @@ func check(name string, in Input, want int, grads bool) (t, d int, err error) {
 		}
 	}
 	return t, d, nil
-}
-
-// allFinite reports whether every element of x is finite: x·0 is NaN for
-// an infinity or a NaN and ±0 otherwise, and four sums of those overlap
-// their additions.
-func allFinite(x []float64) bool {
-	var s0, s1, s2, s3 float64
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		s0 += x[i] * 0
-		s1 += x[i+1] * 0
-		s2 += x[i+2] * 0
-		s3 += x[i+3] * 0
-	}
-	for ; i < len(x); i++ {
-		s0 += x[i] * 0
-	}
-	return s0+s1+s2+s3 == 0
 }
