@@ -20,7 +20,7 @@ import (
 // MEDUSA_BLAS chooses: "auto" (the default), "openblas" (fail if it cannot
 // be loaded) or "gonum". OpenBLAS runs on one thread unless
 // OPENBLAS_NUM_THREADS or OMP_NUM_THREADS says otherwise (medusa sets
-// OPENBLAS_NUM_THREADS=1 in its environment before loading it).
+// OPENBLAS_NUM_THREADS=1 in its environment while it loads the library).
 
 // openBLASNames are the shared libraries tried, in order.
 var openBLASNames = []string{"libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"}
@@ -73,8 +73,12 @@ func openCBLAS() (lib *cblas, err error) {
 			lib, err = nil, fmt.Errorf("binding cblas: %v", r)
 		}
 	}()
-	setCoreType()
-	if os.Getenv("OPENBLAS_NUM_THREADS") == "" && os.Getenv("OMP_NUM_THREADS") == "" {
+	// OpenBLAS reads its settings from the environment when it is
+	// loaded; medusa sets them for that moment only, so that programs
+	// this process starts later do not inherit them.
+	defer setEnvWhileLoading("OPENBLAS_CORETYPE", coreType())()
+	oneThread := os.Getenv("OPENBLAS_NUM_THREADS") == "" && os.Getenv("OMP_NUM_THREADS") == ""
+	if oneThread {
 		// One thread unless the user asks for more: medusa's products are
 		// small to medium, and OpenBLAS's threads spinning beside Go's
 		// measured slower on every benchmark here. It must be set before
@@ -82,7 +86,7 @@ func openCBLAS() (lib *cblas, err error) {
 		// the idle threads of a pool reduced later by
 		// openblas_set_num_threads still spin, taking a quarter of the
 		// CPU time of a MAML step.
-		os.Setenv("OPENBLAS_NUM_THREADS", "1")
+		defer setEnvWhileLoading("OPENBLAS_NUM_THREADS", "1")()
 	}
 	var errs []string
 	for _, name := range openBLASNames {
@@ -94,25 +98,52 @@ func openCBLAS() (lib *cblas, err error) {
 		lib := &cblas{name: name}
 		purego.RegisterLibFunc(&lib.sgemm, h, "cblas_sgemm")
 		purego.RegisterLibFunc(&lib.dgemm, h, "cblas_dgemm")
+		if oneThread {
+			// In case the library was loaded before, with its pool.
+			var setThreads func(int32)
+			if sym, err := purego.Dlsym(h, "openblas_set_num_threads"); err == nil && sym != 0 {
+				purego.RegisterFunc(&setThreads, sym)
+				setThreads(1)
+			}
+		}
 		return lib, nil
 	}
 	return nil, fmt.Errorf("cannot load OpenBLAS: %s", strings.Join(errs, "; "))
 }
 
-// setCoreType tells OpenBLAS which kernels to use when the user has not:
-// Debian's dynamic-arch OpenBLAS has been seen to take a virtual machine's
-// AVX-512 CPU for a Prescott and run SSE3 kernels, eight times slower at
-// sgemm. It must run before the library is loaded.
-func setCoreType() {
-	if os.Getenv("OPENBLAS_CORETYPE") != "" || runtime.GOARCH != "amd64" {
-		return
+// setEnvWhileLoading sets the environment variable key to value, unless
+// value is empty or the variable is set already, and returns the function
+// that puts it back.
+func setEnvWhileLoading(key, value string) (restore func()) {
+	if value == "" || os.Getenv(key) != "" {
+		return func() {}
+	}
+	prev, had := os.LookupEnv(key)
+	os.Setenv(key, value)
+	return func() {
+		if had {
+			os.Setenv(key, prev)
+		} else {
+			os.Unsetenv(key)
+		}
+	}
+}
+
+// coreType is the OPENBLAS_CORETYPE that tells OpenBLAS which kernels to
+// use ("" to let it choose): Debian's dynamic-arch OpenBLAS has been seen
+// to take a virtual machine's AVX-512 CPU for a Prescott and run SSE3
+// kernels, eight times slower at sgemm.
+func coreType() string {
+	if runtime.GOARCH != "amd64" {
+		return ""
 	}
 	switch {
 	case cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL:
-		os.Setenv("OPENBLAS_CORETYPE", "SkylakeX")
+		return "SkylakeX"
 	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
-		os.Setenv("OPENBLAS_CORETYPE", "Haswell")
+		return "Haswell"
 	}
+	return ""
 }
 
 // BLAS returns the name of the BLAS that BatchedMatMul uses, "gonum" or

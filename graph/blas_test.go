@@ -2,6 +2,7 @@ package graph
 
 import (
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -136,6 +137,21 @@ func TestGemmIndependentOfAlignment(t *testing.T) {
 			if c[i] != want[i] {
 				t.Fatalf("offset %d: element %d = %v, at offset 0 %v", off, i, c[i], want[i])
 			}
+		}
+	}
+}
+
+// TestOpenBLASEnvironment: the settings medusa gives OpenBLAS while it
+// loads do not stay in the environment of the process.
+func TestOpenBLASEnvironment(t *testing.T) {
+	t.Setenv("OPENBLAS_NUM_THREADS", "")
+	t.Setenv("OPENBLAS_CORETYPE", "")
+	if _, err := openCBLAS(); err != nil {
+		t.Skipf("OpenBLAS is not installed here (%v)", err)
+	}
+	for _, k := range []string{"OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE"} {
+		if v := os.Getenv(k); v != "" {
+			t.Errorf("%s = %q after loading OpenBLAS, want it as it was (empty)", k, v)
 		}
 	}
 }

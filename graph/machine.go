@@ -600,10 +600,14 @@ func (p *Plan) Run() (err error) {
 		pd, prealloc := n.Op().(G.UsePreallocDoer)
 		native := p.native != nil && p.native[i] != nil
 		var buf G.Value // a buffer the op or its native kernel may write into
+		var pooled *tensor.Dense
 		switch {
 		case (prealloc || native) && p.reuse != nil:
 			if t := p.reuse.prealloc(p, i); t != nil {
 				buf = t
+				if !p.reuse.output[i] {
+					pooled = t
+				}
 			}
 		case (prealloc || native) && p.owned[i]:
 			buf = p.vals[i]
@@ -617,6 +621,9 @@ func (p *Plan) Run() (err error) {
 		case buf != nil && prealloc:
 			v, err = pd.UsePreallocDo(buf, in...)
 		default:
+			if pooled != nil { // the native kernel declined, and the op takes no buffer
+				p.reuse.giveBack(i, pooled)
+			}
 			v, err = n.Op().Do(in...)
 		}
 		if err != nil {

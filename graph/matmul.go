@@ -121,6 +121,13 @@ func gemmBatch[T float](c []T, gemm func(ta, tb blas.Transpose, m, n, k int, alp
 	align bool, ta, tb blas.Transpose, batch, m, n, k int, a []T, lda, sa int, b []T, ldb, sb int) []T {
 	sc := m * n
 	out := c
+	if len(out) == 0 {
+		return out
+	}
+	if k == 0 { // empty sums; gonum refuses the zero leading dimensions
+		clear(out)
+		return out
+	}
 	if align {
 		a, b = alignedCopy(a[:batch*sa]), alignedCopy(b[:batch*sb])
 		if !isAligned(c) {

@@ -77,3 +77,31 @@ func TestBatchedMatMulValues(t *testing.T) {
 		t.Errorf("BatchedMatMul of [1 2 3] by [1 2 3]: no error")
 	}
 }
+
+// TestMatMulEmpty: products with an empty batch or an empty side give an
+// empty result, and an empty inner size gives zeros, without a panic.
+func TestMatMulEmpty(t *testing.T) {
+	for _, c := range []struct{ a, b, want tensor.Shape }{
+		{tensor.Shape{0, 2, 3}, tensor.Shape{0, 3, 4}, tensor.Shape{0, 2, 4}},
+		{tensor.Shape{1, 0, 3}, tensor.Shape{1, 3, 4}, tensor.Shape{1, 0, 4}},
+		{tensor.Shape{1, 2, 0}, tensor.Shape{1, 0, 4}, tensor.Shape{1, 2, 4}},
+	} {
+		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+			a := tensor.New(tensor.Of(dt), tensor.WithShape(c.a...))
+			b := tensor.New(tensor.Of(dt), tensor.WithShape(c.b...))
+			v, err := matMulOp{}.Do(a, b)
+			if err != nil {
+				t.Fatalf("%v × %v (%v): %v", c.a, c.b, dt, err)
+			}
+			got := Float64s(v)
+			if len(got) != c.want.TotalSize() {
+				t.Fatalf("%v × %v (%v): %d values, want %d", c.a, c.b, dt, len(got), c.want.TotalSize())
+			}
+			for _, x := range got {
+				if x != 0 {
+					t.Fatalf("%v × %v (%v): %v, want zeros", c.a, c.b, dt, got)
+				}
+			}
+		}
+	}
+}

@@ -107,6 +107,13 @@ func (r *reuseState) prealloc(p *Plan, i int) *tensor.Dense {
 	return t
 }
 
+// giveBack returns to the pool a buffer prealloc took for node i that the
+// node did not use.
+func (r *reuseState) giveBack(i int, t *tensor.Dense) {
+	key := r.key[i]
+	r.pool[key] = append(r.pool[key], t)
+}
+
 // made records op node i's new value v, computed from in (its arguments'
 // values).
 func (r *reuseState) made(p *Plan, i int, v G.Value) {

@@ -12,8 +12,9 @@ import (
 // smallMR×smallNR tile of c in registers. Every element of c is summed in
 // the order of the inner index, a multiply then an add (no fused
 // multiply-add), starting from zero: the rounding depends on the values
-// alone, not on addresses, tiling or the CPU's vector width, and it is the
-// same as gonum's axpy-based kernels (the untransposed and Aᵀ·B cases).
+// alone, not on addresses, tiling or the CPU's vector width, and on amd64
+// it is the same as gonum's axpy-based assembly (the untransposed and Aᵀ·B
+// cases).
 const (
 	smallMR = 5
 	smallNR = 16

@@ -8,6 +8,10 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
+// asmBuild reports that this build has medusa's assembly (and gonum's:
+// both leave it out under the noasm tag).
+const asmBuild = true
+
 // useAVX2 chooses the assembly kernel; tests turn it off to compare it
 // with the Go one.
 var useAVX2 = cpu.X86.HasAVX2

@@ -8,6 +8,9 @@ func smallKernel(k int, a []float32, ars, als int, b []float32, bls, bjs int, c 
 	smallKernelGo(k, a, ars, als, b, bls, bjs, c, ldc, rows, cols)
 }
 
+// asmBuild reports that this build has medusa's assembly (and gonum's).
+const asmBuild = false
+
 // useAVX2 is false: there is no assembly kernel.
 var useAVX2 = false
 

@@ -8,13 +8,15 @@ import (
 func dot(a, b []float64) float64 {
 	s := 0.0
 	for i, x := range a {
-		s += x * b[i]
+		s += float64(x * b[i]) // the conversion keeps the compiler from fusing (dots's bits)
 	}
 	return s
 }
 
 // dots sets out[k] = dot(xs[k], ys[k]) for each k. Each sum runs in index
-// order, as dot's does, so the bits are dot's; computing up to four at a
+// order, a multiply then an add (the conversions stop the compiler from
+// fusing them, which it would do in one loop and not the other under
+// GOAMD64=v3), as dot's does, so the bits are dot's; computing up to four at a
 // time in one pass overlaps their chains of additions (a lone dot waits
 // for each addition before the next), about three times as fast.
 func dots(out []float64, xs, ys [][]float64) {
@@ -25,10 +27,10 @@ func dots(out []float64, xs, ys [][]float64) {
 		y0, y1, y2, y3 := ys[k][:n], ys[k+1][:n], ys[k+2][:n], ys[k+3][:n]
 		var s0, s1, s2, s3 float64
 		for i := range x0 {
-			s0 += x0[i] * y0[i]
-			s1 += x1[i] * y1[i]
-			s2 += x2[i] * y2[i]
-			s3 += x3[i] * y3[i]
+			s0 += float64(x0[i] * y0[i])
+			s1 += float64(x1[i] * y1[i])
+			s2 += float64(x2[i] * y2[i])
+			s3 += float64(x3[i] * y3[i])
 		}
 		out[k], out[k+1], out[k+2], out[k+3] = s0, s1, s2, s3
 	}
@@ -39,9 +41,9 @@ func dots(out []float64, xs, ys [][]float64) {
 		y0, y1, y2 := ys[k][:n], ys[k+1][:n], ys[k+2][:n]
 		var s0, s1, s2 float64
 		for i := range x0 {
-			s0 += x0[i] * y0[i]
-			s1 += x1[i] * y1[i]
-			s2 += x2[i] * y2[i]
+			s0 += float64(x0[i] * y0[i])
+			s1 += float64(x1[i] * y1[i])
+			s2 += float64(x2[i] * y2[i])
 		}
 		out[k], out[k+1], out[k+2] = s0, s1, s2
 	case 2:
@@ -50,8 +52,8 @@ func dots(out []float64, xs, ys [][]float64) {
 		y0, y1 := ys[k][:n], ys[k+1][:n]
 		var s0, s1 float64
 		for i := range x0 {
-			s0 += x0[i] * y0[i]
-			s1 += x1[i] * y1[i]
+			s0 += float64(x0[i] * y0[i])
+			s1 += float64(x1[i] * y1[i])
 		}
 		out[k], out[k+1] = s0, s1
 	case 1:

@@ -21,7 +21,7 @@ const (
 type Input struct {
 	Step   int         // 1-based training step
 	Losses []float64   // each task's loss, len T
-	Grads  [][]float64 // SharedGrads only: task t's gradient with respect to the shared parameters, flattened, len T × D; valid during Combine only (the learner reuses its memory)
+	Grads  [][]float64 // SharedGrads only: task t's gradient with respect to the shared parameters, flattened, len T × D; read-only, and valid during Combine only (the learner reuses its memory)
 	Rand   *rand.Rand  // for methods with random choices (PCGrad's task order)
 }
 

@@ -74,7 +74,7 @@ func (m PCGrad) Combine(in Input) (Output, error) {
 					f := c[k-1] / sq[j]
 					gj := in.Grads[j]
 					for i := range p {
-						p[i] -= f * gj[i]
+						p[i] -= float64(f * gj[i])
 					}
 					break
 				}

@@ -808,7 +808,7 @@ func pcgradSequential(g [][]float64, rng *rand.Rand) []float64 {
 			if c := dot(p, g[j]); c < 0 && sq[j] > 0 {
 				f := c / sq[j]
 				for k := range p {
-					p[k] -= f * g[j][k]
+					p[k] -= float64(f * g[j][k])
 				}
 			}
 		}
