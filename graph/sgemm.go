@@ -7,9 +7,10 @@ import (
 )
 
 // Small float32 products (MAML's per-task 10×40 by 40×40, an MTL head) run
-// on medusa's own kernel. It packs op(a) into panels of smallMR rows and
-// op(b) into panels of smallNR columns, zero-padded, and computes each
-// smallMR×smallNR tile of c in registers. Every element of c is summed in
+// on medusa's own kernel, which computes each smallMR×smallNR tile of c in
+// registers, reading op(a) and op(b) in place with strides (a transposed b
+// is first gathered into packed panels, and a last panel of a short of
+// rows is packed and padded with zeros). Every element of c is summed in
 // the order of the inner index, a multiply then an add (no fused
 // multiply-add), starting from zero: the rounding depends on the values
 // alone, not on addresses, tiling or the CPU's vector width, and on amd64
