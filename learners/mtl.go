@@ -700,14 +700,7 @@ func (m *MTL) PrepareStep(rows, in int) (int64, error) {
 	if _, ok := m.method().(weighting.Weighter); ok && m.method().Needs() == weighting.LossesOnly {
 		mode, T = modeWeighted, 1
 	}
-	last, built := m.last, m.built
-	defer func() {
-		if m.built == built {
-			m.last = last
-		} else {
-			m.last = nil
-		}
-	}()
+	defer m.keepLast()()
 	p, err := m.program(rows, in, mode)
 	if err != nil {
 		return 0, err
@@ -716,6 +709,20 @@ func (m *MTL) PrepareStep(rows, in int) (int64, error) {
 	// The gradients, and for per-task methods their shared parts again
 	// and the combined update.
 	return p.plan.Bytes() + m.rowBytes(rows, in) + 8*P*(2*T+1), nil
+}
+
+// keepLast returns the function that puts back the plan Step ran last
+// (which Placement reports), unless the graphs were rebuilt meanwhile:
+// preparing a graph does not change it.
+func (m *MTL) keepLast() func() {
+	last, built := m.last, m.built
+	return func() {
+		if m.built == built {
+			m.last = last
+		} else {
+			m.last = nil
+		}
+	}
 }
 
 // PrepareEvaluate compiles the graphs that Evaluate runs on a table of
@@ -728,14 +735,7 @@ func (m *MTL) PrepareEvaluate(rows, in int) (int64, error) {
 	if rows <= 0 || in <= 0 {
 		return 0, fmt.Errorf("learners: MTL: %d rows of %d features", rows, in)
 	}
-	last, built := m.last, m.built
-	defer func() {
-		if m.built == built {
-			m.last = last
-		} else {
-			m.last = nil
-		}
-	}()
+	defer m.keepLast()()
 	var most int64
 	for _, n := range []int{min(rows, evalRows), rows % evalRows} {
 		if n == 0 {
