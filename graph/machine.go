@@ -622,7 +622,7 @@ func (p *Plan) Run() (err error) {
 			v, err = pd.UsePreallocDo(buf, in...)
 		default:
 			if pooled != nil { // the native kernel declined, and the op takes no buffer
-				p.reuse.giveBack(i, pooled)
+				p.reuse.giveBack(i)
 			}
 			v, err = n.Op().Do(in...)
 		}

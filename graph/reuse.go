@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -13,10 +12,15 @@ import (
 
 // Buffer reuse. A CPU plan compiled for given outputs does not keep every
 // node's value: once the last op that reads a value has run, the buffer
-// it lies in goes to a pool, and a later op whose output has the same type
-// and shape writes into it (gorgonia's UsePreallocDoer). The plan's memory
-// is then about its peak of simultaneously live values instead of the sum
-// of all of them, which for an unrolled MAML graph is several times less.
+// it lies in goes to a pool, and a later op whose output fits in it (same
+// type, at least as many elements and at most twice as many) writes into
+// it, through a tensor header of the op's shape made once per node and
+// buffer (gorgonia's UsePreallocDoer, or a native kernel). Of the buffers
+// that fit, an op takes the smallest. The plan's memory is then about its
+// peak of simultaneously live bytes instead of the sum of all values,
+// which for an unrolled MAML graph is several times less, and values of
+// different shapes share buffers (a ConvNet's patches, activations and
+// their gradients all have shapes of their own).
 //
 // What keeps this immune to gorgonia's in-place clobbering is the order:
 // a buffer is pooled only when no value that lies in it can still be read
@@ -32,40 +36,53 @@ import (
 // when debugging).
 var reuseOn = sync.OnceValue(func() bool { return !strings.EqualFold(os.Getenv("MEDUSA_PLAN_REUSE"), "off") })
 
-// poolKey identifies interchangeable buffers.
-type poolKey struct {
-	dt    tensor.Dtype
-	shape string
-}
+// slack is how many times a value's size a pooled buffer may be and still
+// be taken for it: more would let small values hold large buffers that a
+// later large value then needs.
+const slack = 2
 
-func keyOf(n *G.Node) poolKey { return poolKey{n.Dtype(), fmt.Sprint(n.Shape())} }
+// slab is a buffer of the pool: a tensor as an op first made it, whose
+// memory later values of other shapes borrow.
+type slab struct {
+	t    *tensor.Dense
+	n    int  // elements
+	used bool // taken or made in this Run
+	free bool // in the pool
+}
 
 // reuseState is a plan's buffer reuse bookkeeping (nil: none).
 type reuseState struct {
-	key     []poolKey // node i's kind of buffer
-	scalar  []bool    // node i's value is a scalar
-	output  []bool    // node i is a requested output
-	release [][]int   // release[j]: the nodes whose last reader is op j
-	holds   [][]int   // holds[i]: the nodes whose fresh buffers node i's value lies in
-	refs    []int     // refs[r]: live values lying in node r's fresh buffer
-	fresh   []*tensor.Dense
-	pool    map[poolKey][]*tensor.Dense
-	live    map[poolKey]int // fresh buffers of non-outputs now in use
-	peak    map[poolKey]int // the most of them in use at once, this Run
-	poison  bool            // fill pooled buffers with NaN (tests)
+	dt      []tensor.Dtype // node i's element type
+	shape   []tensor.Shape // node i's shape
+	size    []int          // node i's elements
+	scalar  []bool         // node i's value is a scalar
+	output  []bool         // node i is a requested output
+	release [][]int        // release[j]: the nodes whose last reader is op j
+	holds   [][]int        // holds[i]: the nodes whose fresh buffers node i's value lies in
+	refs    []int          // refs[r]: live values lying in node r's fresh buffer
+	fresh   []*slab        // fresh[r]: the buffer node r's value made or took, while it is live
+	taken   []*slab        // taken[i]: the buffer prealloc handed op i, until made sees its value
+	prev    []*slab        // prev[i]: the buffer op i took or made last
+	takes   []bool         // op i writes into a buffer it is given (UsePreallocDoer or a native kernel)
+	hdr     []*tensor.Dense
+	pool    map[tensor.Dtype][]*slab
+	poison  bool // fill pooled buffers with NaN (tests)
 }
 
 // planReuse sets up buffer reuse for a CPU plan whose outputs are given.
 func (p *Plan) planReuse(outputs G.Nodes) {
 	k := len(p.nodes)
-	r := &reuseState{output: make([]bool, k), release: make([][]int, k), holds: make([][]int, k), refs: make([]int, k),
-		fresh: make([]*tensor.Dense, k), pool: make(map[poolKey][]*tensor.Dense), live: make(map[poolKey]int), peak: make(map[poolKey]int)}
+	r := &reuseState{dt: make([]tensor.Dtype, k), shape: make([]tensor.Shape, k), size: make([]int, k), scalar: make([]bool, k),
+		output: make([]bool, k), release: make([][]int, k), holds: make([][]int, k), refs: make([]int, k),
+		fresh: make([]*slab, k), taken: make([]*slab, k), prev: make([]*slab, k), takes: make([]bool, k), hdr: make([]*tensor.Dense, k), pool: make(map[tensor.Dtype][]*slab)}
 	for _, o := range outputs {
 		r.output[p.index[o]] = true
 	}
-	r.key, r.scalar = make([]poolKey, k), make([]bool, k)
 	for i, n := range p.nodes {
-		r.key[i], r.scalar[i] = keyOf(n), n.Shape().IsScalar()
+		r.dt[i], r.shape[i] = n.Dtype(), n.Shape()
+		r.size[i], r.scalar[i] = r.shape[i].TotalSize(), r.shape[i].IsScalar()
+		_, pre := n.Op().(G.UsePreallocDoer)
+		r.takes[i] = pre || p.native != nil && p.native[i] != nil
 	}
 	last := make([]int, k)
 	for i := range last {
@@ -85,7 +102,16 @@ func (p *Plan) planReuse(outputs G.Nodes) {
 	p.reuse = r
 }
 
-// prealloc returns the buffer op node i should write into, or nil.
+// fits reports whether a buffer of have elements may take a value of need.
+func fits(have, need int) bool { return have >= need && have <= slack*need }
+
+// prealloc returns the buffer op node i should write into, or nil: the
+// one it had last Run if that is free, else the smallest free one that
+// fits. Taking the same buffer as last time when it can makes a Run's
+// assignment the same as the one before (so the headers made for it
+// serve again): the first Run takes or makes each buffer at a time it
+// was free, and if every op before has taken the buffer it had then,
+// what is free now is what was free then.
 func (r *reuseState) prealloc(p *Plan, i int) *tensor.Dense {
 	if r.scalar[i] {
 		return nil
@@ -97,26 +123,81 @@ func (r *reuseState) prealloc(p *Plan, i int) *tensor.Dense {
 		}
 		return nil
 	}
-	key := r.key[i]
-	free := r.pool[key]
-	if len(free) == 0 {
+	free := r.pool[r.dt[i]]
+	best := -1
+	if s := r.prev[i]; s != nil && s.free {
+		for j, f := range free {
+			if f == s {
+				best = j
+				break
+			}
+		}
+	}
+	if best < 0 {
+		for j, s := range free {
+			if fits(s.n, r.size[i]) && (best < 0 || s.n < free[best].n) {
+				best = j
+			}
+		}
+	}
+	if best < 0 {
 		return nil
 	}
-	t := free[len(free)-1]
-	r.pool[key] = free[:len(free)-1]
+	t := r.header(i, free[best])
+	if t == nil {
+		return nil
+	}
+	r.take(i, best)
 	return t
 }
 
-// giveBack returns to the pool a buffer prealloc took for node i that the
-// node did not use.
-func (r *reuseState) giveBack(i int, t *tensor.Dense) {
-	key := r.key[i]
-	r.pool[key] = append(r.pool[key], t)
+// take hands op node i the free buffer at index j of its type's pool.
+func (r *reuseState) take(i, j int) {
+	free := r.pool[r.dt[i]]
+	s := free[j]
+	r.pool[r.dt[i]] = append(free[:j], free[j+1:]...)
+	s.used, s.free = true, false
+	r.taken[i], r.prev[i] = s, s
+}
+
+// header returns a tensor of node i's shape over the start of s's memory:
+// s's own tensor if its shape is node i's, else the one made for node i
+// last time if it is over the same memory, else a new one.
+func (r *reuseState) header(i int, s *slab) *tensor.Dense {
+	if sameShape(s.t.Shape(), r.shape[i]) {
+		return s.t
+	}
+	if h := r.hdr[i]; h != nil && h.Uintptr() == s.t.Uintptr() && sameShape(h.Shape(), r.shape[i]) {
+		return h
+	}
+	var backing any
+	switch d := s.t.Data().(type) {
+	case []float64:
+		backing = d[:r.size[i]:r.size[i]]
+	case []float32:
+		backing = d[:r.size[i]:r.size[i]]
+	default:
+		return nil // other types share buffers of their own shape only
+	}
+	h := tensor.New(tensor.WithShape(r.shape[i].Clone()...), tensor.WithBacking(backing))
+	r.hdr[i] = h
+	return h
+}
+
+// giveBack returns to the pool the buffer prealloc took for node i when
+// the node did not use it.
+func (r *reuseState) giveBack(i int) {
+	if s := r.taken[i]; s != nil {
+		r.taken[i], s.free = nil, true
+		r.pool[r.dt[i]] = append(r.pool[r.dt[i]], s)
+	}
 }
 
 // made records op node i's new value v, computed from in (its arguments'
 // values).
 func (r *reuseState) made(p *Plan, i int, v G.Value) {
+	took := r.taken[i]
+	r.taken[i] = nil
 	h := r.holds[i][:0]
 	if t, ok := v.(*tensor.Dense); ok && t.Size() > 0 {
 		// Memory shared with an argument that lies in no fresh buffer of
@@ -137,13 +218,22 @@ func (r *reuseState) made(p *Plan, i int, v G.Value) {
 				}
 			}
 		}
-		if len(h) == 0 && !foreign && !t.IsView() && t.Dims() > 0 && !r.output[i] {
+		// An op that takes no buffer makes its value anew every Run: the
+		// pool would only keep what the next Run allocates again.
+		if len(h) == 0 && !foreign && !t.IsView() && t.Dims() > 0 && !r.output[i] && r.takes[i] {
 			h = append(h, i)
-			r.fresh[i] = t
-			key := r.key[i]
-			r.live[key]++
-			r.peak[key] = max(r.peak[key], r.live[key])
+			if took == nil || !overlaps(t, took.t) {
+				took = &slab{t: t, n: t.Size()}
+				took.free = true
+				r.pool[r.dt[i]] = append(r.pool[r.dt[i]], took) // for take to hand over
+				r.take(i, len(r.pool[r.dt[i]])-1)
+			}
+			r.fresh[i], took = took, nil
 		}
+	}
+	if took != nil { // the op wrote its value elsewhere
+		took.free = true
+		r.pool[r.dt[i]] = append(r.pool[r.dt[i]], took)
 	}
 	for _, root := range h {
 		r.refs[root]++
@@ -176,31 +266,41 @@ func (r *reuseState) begin(p *Plan) {
 func (r *reuseState) drop(p *Plan, k int) {
 	for _, root := range r.holds[k] {
 		if r.refs[root]--; r.refs[root] == 0 && r.fresh[root] != nil {
-			t := r.fresh[root]
+			s := r.fresh[root]
 			r.fresh[root] = nil
-			key := r.key[root]
-			r.live[key]--
 			if r.poison {
-				fill(t, math.NaN())
+				fill(s.t, math.NaN())
 			}
-			r.pool[key] = append(r.pool[key], t)
+			s.free = true
+			r.pool[r.dt[root]] = append(r.pool[r.dt[root]], s)
 		}
 	}
 	r.holds[k] = r.holds[k][:0]
 }
 
-// finish ends a Run: the pool keeps as many buffers of each kind as were
-// in use at once, which the next Run needs, and lets the rest go.
+// finish ends a Run: the pool keeps the buffers this Run took, or made
+// for want of one to take, which the next Run needs, and lets the rest go.
 func (r *reuseState) finish() {
-	for key, free := range r.pool {
-		if keep := r.peak[key]; len(free) > keep {
-			clear(free[keep:])
-			r.pool[key] = free[:keep]
+	dropped := false
+	for dt, free := range r.pool {
+		kept := free[:0]
+		for _, s := range free {
+			if s.used {
+				s.used = false
+				kept = append(kept, s)
+			} else {
+				s.free, s.t, dropped = false, nil, true
+			}
 		}
+		clear(free[len(kept):])
+		r.pool[dt] = kept
 	}
-	clear(r.peak)
-	for key, n := range r.live {
-		r.peak[key] = n
+	if dropped {
+		for i, s := range r.prev {
+			if s != nil && s.t == nil {
+				r.prev[i], r.hdr[i] = nil, nil
+			}
+		}
 	}
 }
 
@@ -210,39 +310,63 @@ func (r *reuseState) reset(p *Plan) {
 	for i := range r.holds {
 		r.holds[i] = r.holds[i][:0]
 		r.refs[i] = 0
-		if r.fresh[i] != nil {
-			r.live[r.key[i]]--
-			r.fresh[i] = nil
-		}
+		r.fresh[i], r.taken[i], r.prev[i], r.hdr[i] = nil, nil, nil, nil
 	}
 }
 
+// live returns how many values hold fresh buffers (none between Runs).
+func (r *reuseState) live() int {
+	n := 0
+	for _, s := range r.fresh {
+		if s != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // bytes returns what the plan holds at most with reuse: the outputs, the
-// constants, and of each kind of buffer as many as are live at once.
+// constants, and the buffers that taking them as Run does (the smallest
+// free buffer that fits, or a new one) comes to, with every op's value in
+// a buffer of its own until its last reader has run.
 func (r *reuseState) bytes(p *Plan) (n, most int64) {
-	live := make(map[poolKey]int64)
-	peak := make(map[poolKey]int64)
-	size := make(map[poolKey]int64)
+	type buf struct {
+		dt    tensor.Dtype
+		elems int
+	}
+	var free []buf
+	held := make([]buf, len(p.nodes))
 	for i, node := range p.nodes {
 		if node.Op() == nil {
 			continue
 		}
 		b := valueBytes(node)
 		most = max(most, b)
-		if r.output[i] || p.fixed[i] {
+		switch {
+		case r.output[i] || p.fixed[i]:
 			n = satAdd(n, b)
-		} else {
-			key := r.key[i]
-			size[key] = b
-			live[key]++
-			peak[key] = max(peak[key], live[key])
+		case r.scalar[i]:
+			n = satAdd(n, b) // boxed, never pooled: bounded by the node count
+		default:
+			best := -1
+			for j, f := range free {
+				if f.dt == r.dt[i] && fits(f.elems, r.size[i]) && (best < 0 || f.elems < free[best].elems) {
+					best = j
+				}
+			}
+			if best >= 0 {
+				held[i] = free[best]
+				free = append(free[:best], free[best+1:]...)
+			} else {
+				held[i] = buf{r.dt[i], r.size[i]}
+				n = satAdd(n, b)
+			}
 		}
 		for _, k := range r.release[i] {
-			live[r.key[k]]--
+			if held[k].elems > 0 {
+				free = append(free, held[k])
+			}
 		}
-	}
-	for key, c := range peak {
-		n = satAdd(n, satMul(c, size[key]))
 	}
 	return n, most
 }

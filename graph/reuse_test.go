@@ -186,10 +186,78 @@ func TestReuseAfterFailedRuns(t *testing.T) {
 		if n := pooled(); n != first {
 			t.Errorf("run %d: %d buffers pooled; %d after the first Run", i, n, first)
 		}
-		for key, n := range p.reuse.live {
-			if n != 0 {
-				t.Errorf("run %d: %d buffers of %v counted live after the Run", i, n, key)
+		if n := p.reuse.live(); n != 0 {
+			t.Errorf("run %d: %d buffers counted live after the Run", i, n)
+		}
+	}
+}
+
+// TestReuseAcrossShapes checks that values of different shapes share
+// buffers: in x² → ·w → ² → ·v, the third value ([1, 8, 6]) takes the
+// buffer of the first ([1, 8, 8]) and the fourth ([1, 8, 5]) the second's
+// ([1, 8, 6]), so two buffers serve four values (the sum's partial sums,
+// [1, 8] and [1], are too small to borrow them and have buffers of their
+// own); that the results are those of a plan that keeps every value, with
+// freed buffers poisoned; that Bytes counts those buffers; and that the
+// headers made over borrowed buffers are made once, not every Run.
+func TestReuseAcrossShapes(t *testing.T) {
+	g := G.NewGraph()
+	x := G.NewTensor(g, G.Float64, 3, G.WithShape(1, 8, 8), G.WithName("x"))
+	w := G.NewTensor(g, G.Float64, 3, G.WithShape(1, 8, 6), G.WithName("w"))
+	v := G.NewTensor(g, G.Float64, 3, G.WithShape(1, 6, 5), G.WithName("v"))
+	a := G.Must(G.Square(x))
+	b := G.Must(BatchedMatMul(a, w, false, false))
+	c := G.Must(G.Square(b))
+	d := G.Must(BatchedMatMul(c, v, false, false))
+	out := G.Must(SumAll(d))
+	againstKeep(t, g, G.Nodes{out}, map[string][]int{"x": {1, 8, 8}, "w": {1, 8, 6}, "v": {1, 6, 5}}, 3)
+
+	p, err := Compile(g, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.Bytes()-int64(g.AllNodes().Len())*NodeBytes, int64(8*(64+48+8+1)+8+8*64); got != want {
+		t.Errorf("Bytes: %d of values; want %d (four buffers, the output and the largest value)", got, want)
+	}
+	for name, s := range map[string][]int{"x": {1, 8, 8}, "w": {1, 8, 6}, "v": {1, 6, 5}} {
+		tv, _ := NewTensor(tensor.Float64, s, seq(tensor.Shape(s).TotalSize(), 1))
+		if err := p.Let(name, tv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var headers []*tensor.Dense
+	for run := range 4 {
+		if err := p.Run(); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, free := range p.reuse.pool {
+			n += len(free)
+		}
+		if n != 4 {
+			t.Errorf("run %d: %d buffers pooled; want 4", run, n)
+		}
+		r, at := p.reuse, p.index
+		if r.prev[at[c]] != r.prev[at[a]] || r.prev[at[d]] != r.prev[at[b]] {
+			t.Errorf("run %d: x²·w squared and times v did not take the buffers of x² and x²·w", run)
+		}
+		if run == 0 {
+			headers = append([]*tensor.Dense(nil), p.reuse.hdr...)
+			continue
+		}
+		for i, h := range p.reuse.hdr {
+			if h != headers[i] {
+				t.Errorf("run %d: node %v's header made again", run, p.nodes[i])
 			}
 		}
+	}
+	made := 0
+	for _, h := range headers {
+		if h != nil {
+			made++
+		}
+	}
+	if made != 2 {
+		t.Errorf("%d headers over borrowed buffers; want 2", made)
 	}
 }
