@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"image"
 	"image/color"
 	"image/png"
+	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,5 +125,41 @@ func TestClassificationFiveWays(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "5-way") {
 		t.Errorf("output does not describe 5-way tasks:\n%s", stdout)
+	}
+}
+
+// TestEvaluationBatchIndependent evaluates one ConvNet on MNIST episodes
+// adapting 1, 2, 3 and 7 test tasks at a time: the tasks drawn, and so
+// the report, must be the same.
+func TestEvaluationBatchIndependent(t *testing.T) {
+	c, err := parseTrain([]string{"--task", "mnist", "--filters", "2", "--blocks", "2", "--eval-tasks", "7", "--eval-steps", "2", "--eval-query", "2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := newSource(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := newModel(c, src)
+	var want string
+	for _, batch := range []int{2, 1, 3, 7} {
+		params, err := model.Init(rand.New(rand.NewPCG(1, 2)), c.dtype)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := newLearner(c, model, params, rand.New(rand.NewPCG(3, 4)))
+		c.evalBatch = batch
+		var out strings.Builder
+		if err := evaluateMeta(context.Background(), m, src, rand.New(rand.NewPCG(5, 6)), c, &out); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		if batch == 2 {
+			want = out.String()
+			continue
+		}
+		if out.String() != want {
+			t.Errorf("adapting %d tasks at a time:\n%s\nadapting 2:\n%s", batch, out.String(), want)
+		}
 	}
 }

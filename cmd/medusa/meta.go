@@ -59,8 +59,15 @@ func budgetMeta(mem *budget, m metaLearner, c *trainConfig, src *taskSource, tra
 	if c.evalTasks == 0 {
 		return mem.check()
 	}
-	test := shape(min(evalChunk(c), c.evalTasks), c.evalQuery)
-	mem.add("batches", 2*test.Bytes())
+	chunk, err := evalBatch(mem, m, c, shape)
+	if err != nil {
+		return err
+	}
+	c.evalBatch = chunk
+	test := shape(min(chunk, c.evalTasks), c.evalQuery)
+	// A batch being adapted, the tasks drawn for the next and their
+	// concatenation.
+	mem.add("batches", 3*test.Bytes())
 	if src.pooled != nil { // the test batches are kept for the baseline
 		mem.add("evaluation", int64(c.evalTasks)*test.Bytes()/int64(test.Tasks))
 	}
@@ -69,7 +76,7 @@ func budgetMeta(mem *budget, m metaLearner, c *trainConfig, src *taskSource, tra
 	if err := mem.check(); err != nil {
 		return err
 	}
-	for _, size := range evalChunks(c.evalTasks, evalChunk(c)) {
+	for _, size := range evalChunks(c.evalTasks, chunk) {
 		test.Tasks = size
 		n, err := m.PrepareEvaluate(test, c.evalSteps)
 		if err != nil {
@@ -78,6 +85,37 @@ func budgetMeta(mem *budget, m metaLearner, c *trainConfig, src *taskSource, tra
 		mem.add("graphs", n)
 	}
 	return mem.check()
+}
+
+// evalBatch returns how many test tasks evaluateMeta adapts at once:
+// evalChunk, or for a learner that adapts images in its graph, fewer if
+// the graph for that many would take more than a quarter of the memory
+// (--max-memory or the memory available), halving until it does not.
+// The figures do not depend on it: the tasks are drawn evalDraw at a
+// time whatever the batch, and each task's adaptation is computed alone.
+func evalBatch(mem *budget, m metaLearner, c *trainConfig, shape func(tasks, query int) tasks.Shape) (int, error) {
+	chunk := evalChunk(c)
+	if !c.images() || c.learner == "reptile" {
+		return chunk, nil
+	}
+	limit := mem.max
+	if limit == 0 {
+		avail, ok := graph.AvailableMemory()
+		if !ok {
+			return chunk, nil
+		}
+		limit = avail
+	}
+	for ; chunk > 1; chunk = (chunk + 1) / 2 {
+		n, err := m.PrepareEvaluate(shape(min(chunk, c.evalTasks), c.evalQuery), c.evalSteps)
+		if err != nil && !errors.Is(err, graph.ErrMemory) {
+			return 0, graphError("the evaluation", err)
+		}
+		if err == nil && n <= limit/4 {
+			break
+		}
+	}
+	return chunk, nil
 }
 
 // evalChunks returns the sizes of the chunks n test tasks are adapted in,
@@ -100,17 +138,68 @@ func graphError(what string, err error) error {
 	return err
 }
 
-// evalChunk is how many test tasks evaluateMeta adapts at once: the
-// evaluation graph holds every inner step's activations, which for a
-// ConvNet on images run to gigabytes per task batch beyond a few tasks.
+// evalChunk is the most test tasks evaluateMeta adapts at once.
 func evalChunk(c *trainConfig) int {
-	switch {
-	case c.task == "sinusoid":
+	if c.task == "sinusoid" {
 		return 100
-	case c.images() && c.learner != "reptile":
-		return 2 // Reptile adapts step by step outside the graph
 	}
 	return 25
+}
+
+// evalDraw is how many test tasks are drawn at a time. Learners that
+// adapt images in their graph drew two at a time when they adapted two
+// at a time, and still do, so that their published figures reproduce.
+func evalDraw(c *trainConfig) int {
+	if c.images() && c.learner != "reptile" {
+		return 2
+	}
+	return evalChunk(c)
+}
+
+// testStream draws test tasks unit at a time and hands them out in
+// batches of any size, so that which tasks are drawn does not depend on
+// the batches.
+type testStream struct {
+	src  *taskSource
+	rng  *rand.Rand
+	unit int
+	left int          // tasks not drawn yet
+	have *tasks.Batch // drawn and not handed out; nil: none
+}
+
+// next returns the next n test tasks.
+func (s *testStream) next(n int) (*tasks.Batch, error) {
+	var parts []*tasks.Batch
+	got := 0
+	if s.have != nil {
+		parts, got, s.have = append(parts, s.have), s.have.Tasks, nil
+	}
+	for got < n {
+		if s.left <= 0 {
+			return nil, fmt.Errorf("evaluation: %d more test tasks asked for than were to be drawn", n-got)
+		}
+		b, err := s.src.test(s.rng, min(s.unit, s.left))
+		if err != nil {
+			return nil, err
+		}
+		s.left -= b.Tasks
+		parts, got = append(parts, b), got+b.Tasks
+	}
+	b := parts[0]
+	if len(parts) > 1 {
+		var err error
+		if b, err = tasks.Concat(parts...); err != nil {
+			return nil, err
+		}
+	}
+	if got == n {
+		return b, nil
+	}
+	var err error
+	if s.have, err = b.Slice(n, got); err != nil {
+		return nil, err
+	}
+	return b.Slice(0, n)
 }
 
 var (
@@ -288,8 +377,13 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 // MSE, or accuracy (and, for synthetic classification, macro F1, with the
 // pooled baseline beside it), after 0, 1 and c.evalSteps inner steps.
 func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand.Rand, c *trainConfig, stdout io.Writer) error {
-	// Test tasks are drawn and adapted a chunk at a time.
-	chunk := evalChunk(c)
+	// Test tasks are drawn evalDraw at a time and adapted a chunk at a
+	// time.
+	chunk := c.evalBatch
+	if chunk == 0 {
+		chunk = evalChunk(c)
+	}
+	stream := &testStream{src: src, rng: rng, unit: evalDraw(c), left: c.evalTasks}
 	per := make([][]float64, c.evalSteps+1) // MSE or accuracy
 	f1 := make([][]float64, c.evalSteps+1)
 	var batches []*tasks.Batch
@@ -297,7 +391,7 @@ func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("evaluation interrupted after %d of %d test tasks", done, c.evalTasks)
 		}
-		b, err := src.test(rng, min(chunk, c.evalTasks-done))
+		b, err := stream.next(min(chunk, c.evalTasks-done))
 		if err != nil {
 			return err
 		}

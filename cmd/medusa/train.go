@@ -47,6 +47,7 @@ type trainConfig struct {
 	evalTasks  int
 	evalSteps  int
 	evalQuery  int
+	evalBatch  int // test tasks adapted at once (budgetMeta sets it; 0: evalChunk)
 	logEvery   int
 	every      int // --checkpoint-every
 	resume     string

@@ -70,3 +70,42 @@ func (s Shape) Validate() error {
 func (s Shape) Bytes() int64 {
 	return 8 * int64(s.Tasks) * int64(s.Support+s.Query) * int64(s.In+s.Out)
 }
+
+// Concat returns the tasks of bs, in order, as one batch. The batches
+// must agree in every size but Tasks.
+func Concat(bs ...*Batch) (*Batch, error) {
+	if len(bs) == 0 {
+		return nil, fmt.Errorf("tasks: Concat: no batches")
+	}
+	out := &Batch{Support: bs[0].Support, Query: bs[0].Query, In: bs[0].In, Out: bs[0].Out}
+	for i, b := range bs {
+		if err := b.Validate(); err != nil {
+			return nil, fmt.Errorf("tasks: Concat: batch %d: %w", i, err)
+		}
+		if s := b.Shape(); s.Support != out.Support || s.Query != out.Query || s.In != out.In || s.Out != out.Out {
+			return nil, fmt.Errorf("tasks: Concat: batch %d has shape %+v, batch 0 %+v", i, s, bs[0].Shape())
+		}
+		out.Tasks += b.Tasks
+	}
+	for _, b := range bs {
+		out.SupportX = append(out.SupportX, b.SupportX...)
+		out.SupportY = append(out.SupportY, b.SupportY...)
+		out.QueryX = append(out.QueryX, b.QueryX...)
+		out.QueryY = append(out.QueryY, b.QueryY...)
+	}
+	return out, nil
+}
+
+// Slice returns tasks lo to hi−1 of b as a batch that shares b's memory.
+func (b *Batch) Slice(lo, hi int) (*Batch, error) {
+	if b == nil {
+		return nil, fmt.Errorf("tasks: nil batch")
+	}
+	if lo < 0 || hi > b.Tasks || lo >= hi {
+		return nil, fmt.Errorf("tasks: Slice(%d, %d) of a batch of %d tasks", lo, hi, b.Tasks)
+	}
+	sx, sy, qx, qy := b.Support*b.In, b.Support*b.Out, b.Query*b.In, b.Query*b.Out
+	return &Batch{Tasks: hi - lo, Support: b.Support, Query: b.Query, In: b.In, Out: b.Out,
+		SupportX: b.SupportX[lo*sx : hi*sx : hi*sx], SupportY: b.SupportY[lo*sy : hi*sy : hi*sy],
+		QueryX: b.QueryX[lo*qx : hi*qx : hi*qx], QueryY: b.QueryY[lo*qy : hi*qy : hi*qy]}, nil
+}
