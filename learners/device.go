@@ -444,7 +444,8 @@ func closeLearner[K comparable, P interface{ machine() *graph.Plan }](programs m
 // next Step.
 func (m *MAML) Close() error {
 	err := closeLearner(m.programs, m.Optimizer)
-	m.programs, m.built, m.last = nil, "", nil
+	closeCk(m.ckPrograms)
+	m.programs, m.ckPrograms, m.built, m.last = nil, nil, "", nil
 	return err
 }
 

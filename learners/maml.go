@@ -56,12 +56,21 @@ type MAML struct {
 	// Device, when set, runs the ops of the compiled graphs that it
 	// supports (graph.CompileOn); the rest run on the CPU.
 	Device graph.Device
+	// GradCheckpoint, with second order, keeps only the adapted
+	// parameters after each inner step and recomputes each step's
+	// activations while the meta-gradient runs back through it (gradient
+	// checkpointing): a Step's memory then does not grow with InnerSteps,
+	// for one more forward and backward pass of the support set per inner
+	// step. The meta-gradient is the same up to rounding. First-order
+	// MAML keeps no second-order graph and ignores it.
+	GradCheckpoint bool
 
-	inner    innerRule // set by ANIL and MetaSGD
-	steps    int
-	programs map[programKey]*program
-	built    string      // the settings the programs were built with
-	last     *graph.Plan // the plan last run, for Placement
+	inner      innerRule // set by ANIL and MetaSGD
+	steps      int
+	programs   map[programKey]*program
+	ckPrograms map[programKey]*ckProgram // with GradCheckpoint
+	built      string                    // the settings the programs were built with
+	last       *graph.Plan               // the plan last run, for Placement
 }
 
 // innerRule says which parameters the inner loop adapts and with what
@@ -180,6 +189,21 @@ func (m *MAML) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
 	if m.Optimizer == nil {
 		m.Optimizer = &Adam{}
 	}
+	if m.checkpointed() {
+		grads, st, err := m.ckMetaGradient(b)
+		if err != nil {
+			return st, err
+		}
+		all, err := m.trained()
+		if err != nil {
+			return st, err
+		}
+		if err := m.Optimizer.Update(all, grads); err != nil {
+			return st, err
+		}
+		m.steps++
+		return st, nil
+	}
 	p, all, st, err := m.metaRun(b)
 	if err != nil {
 		return st, err
@@ -211,6 +235,9 @@ func (m *MAML) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
 // MetaGradient returns the gradient of the mean query loss after
 // adaptation with respect to each parameter, without updating anything.
 func (m *MAML) MetaGradient(b *tasks.Batch) ([][]float64, Stats, error) {
+	if m.checkpointed() {
+		return m.ckMetaGradient(b)
+	}
 	p, all, st, err := m.metaRun(b)
 	if err != nil {
 		return nil, st, err
@@ -377,7 +404,8 @@ func (m *MAML) program(b *tasks.Batch, steps int, train bool) (*program, error) 
 func (m *MAML) programFor(s tasks.Shape, steps int, train bool) (*program, error) {
 	if set := m.settings(); set != m.built {
 		closePlans(m.programs)
-		m.programs, m.built, m.last = nil, set, nil // settings changed: rebuild
+		closeCk(m.ckPrograms)
+		m.programs, m.ckPrograms, m.built, m.last = nil, nil, set, nil // settings changed: rebuild
 	}
 	return cached(&m.programs, programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, steps, train}, m.build)
 }
@@ -399,6 +427,16 @@ func (m *MAML) PrepareStep(s tasks.Shape) (int64, error) {
 	all, err := m.trained()
 	if err != nil {
 		return 0, err
+	}
+	if m.checkpointed() {
+		c, err := m.ckProgramFor(s)
+		if err != nil {
+			return 0, err
+		}
+		// θ′ after every inner step, the adjoints, and the data bound
+		// as tensors in float64 on the way.
+		states := int64(m.innerSteps()+3) * int64(s.Tasks) * 8 * int64(m.Params.Size())
+		return c.bytes() + 2*tensorBytes(s, all) + s.Bytes() + states + 8*int64(all.Size()), nil
 	}
 	p, err := m.programFor(s, m.innerSteps(), true)
 	if err != nil {

@@ -30,13 +30,15 @@ func TestPrepareBoundsStep(t *testing.T) {
 	rep := &Reptile{Model: model, Params: maml.Params.Clone(), Loss: CrossEntropy, InnerSteps: 3, Rand: rand.New(rand.NewPCG(1, 1))}
 	anil := &ANIL{MAML: *newMAML(t, model, CrossEntropy, 2, false, 2)}
 	msgd := &MetaSGD{MAML: *newMAML(t, model, CrossEntropy, 2, false, 3)}
+	ck := newMAML(t, model, CrossEntropy, 3, false, 4)
+	ck.GradCheckpoint = true
 	for _, l := range []interface {
 		PrepareStep(tasks.Shape) (int64, error)
 		PrepareEvaluate(tasks.Shape, int) (int64, error)
 		Step(context.Context, *tasks.Batch) (Stats, error)
 		Evaluate(*tasks.Batch, int) ([][]float64, error)
 		Close() error
-	}{maml, rep, anil, msgd} {
+	}{maml, rep, anil, msgd, ck} {
 		before := heapInUse()
 		step, err := l.PrepareStep(b.Shape())
 		if err != nil {
@@ -68,7 +70,7 @@ func TestPrepareBoundsStep(t *testing.T) {
 func programCount(l any) int {
 	switch l := l.(type) {
 	case *MAML:
-		return len(l.programs)
+		return len(l.programs) + len(l.ckPrograms)
 	case *Reptile:
 		return len(l.programs)
 	case *ANIL:
