@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -65,7 +66,7 @@ type reuseState struct {
 	prev    []*slab        // prev[i]: the buffer op i took or made last
 	takes   []bool         // op i writes into a buffer it is given (UsePreallocDoer or a native kernel)
 	hdr     []*tensor.Dense
-	pool    map[tensor.Dtype][]*slab
+	pool    *bufPool
 	poison  bool // fill pooled buffers with NaN (tests)
 }
 
@@ -74,7 +75,8 @@ func (p *Plan) planReuse(outputs G.Nodes) {
 	k := len(p.nodes)
 	r := &reuseState{dt: make([]tensor.Dtype, k), shape: make([]tensor.Shape, k), size: make([]int, k), scalar: make([]bool, k),
 		output: make([]bool, k), release: make([][]int, k), holds: make([][]int, k), refs: make([]int, k),
-		fresh: make([]*slab, k), taken: make([]*slab, k), prev: make([]*slab, k), takes: make([]bool, k), hdr: make([]*tensor.Dense, k), pool: make(map[tensor.Dtype][]*slab)}
+		fresh: make([]*slab, k), taken: make([]*slab, k), prev: make([]*slab, k), takes: make([]bool, k), hdr: make([]*tensor.Dense, k)}
+	r.pool = &bufPool{free: make(map[tensor.Dtype][]*slab), users: []*reuseState{r}}
 	for _, o := range outputs {
 		r.output[p.index[o]] = true
 	}
@@ -123,7 +125,7 @@ func (r *reuseState) prealloc(p *Plan, i int) *tensor.Dense {
 		}
 		return nil
 	}
-	free := r.pool[r.dt[i]]
+	free := r.pool.free[r.dt[i]]
 	best := -1
 	if s := r.prev[i]; s != nil && s.free {
 		for j, f := range free {
@@ -153,9 +155,9 @@ func (r *reuseState) prealloc(p *Plan, i int) *tensor.Dense {
 
 // take hands op node i the free buffer at index j of its type's pool.
 func (r *reuseState) take(i, j int) {
-	free := r.pool[r.dt[i]]
+	free := r.pool.free[r.dt[i]]
 	s := free[j]
-	r.pool[r.dt[i]] = append(free[:j], free[j+1:]...)
+	r.pool.free[r.dt[i]] = append(free[:j], free[j+1:]...)
 	s.used, s.free = true, false
 	r.taken[i], r.prev[i] = s, s
 }
@@ -189,7 +191,7 @@ func (r *reuseState) header(i int, s *slab) *tensor.Dense {
 func (r *reuseState) giveBack(i int) {
 	if s := r.taken[i]; s != nil {
 		r.taken[i], s.free = nil, true
-		r.pool[r.dt[i]] = append(r.pool[r.dt[i]], s)
+		r.pool.free[r.dt[i]] = append(r.pool.free[r.dt[i]], s)
 	}
 }
 
@@ -225,15 +227,15 @@ func (r *reuseState) made(p *Plan, i int, v G.Value) {
 			if took == nil || !overlaps(t, took.t) {
 				took = &slab{t: t, n: t.Size()}
 				took.free = true
-				r.pool[r.dt[i]] = append(r.pool[r.dt[i]], took) // for take to hand over
-				r.take(i, len(r.pool[r.dt[i]])-1)
+				r.pool.free[r.dt[i]] = append(r.pool.free[r.dt[i]], took) // for take to hand over
+				r.take(i, len(r.pool.free[r.dt[i]])-1)
 			}
 			r.fresh[i], took = took, nil
 		}
 	}
 	if took != nil { // the op wrote its value elsewhere
 		took.free = true
-		r.pool[r.dt[i]] = append(r.pool[r.dt[i]], took)
+		r.pool.free[r.dt[i]] = append(r.pool.free[r.dt[i]], took)
 	}
 	for _, root := range h {
 		r.refs[root]++
@@ -272,17 +274,34 @@ func (r *reuseState) drop(p *Plan, k int) {
 				fill(s.t, math.NaN())
 			}
 			s.free = true
-			r.pool[r.dt[root]] = append(r.pool[r.dt[root]], s)
+			r.pool.free[r.dt[root]] = append(r.pool.free[r.dt[root]], s)
 		}
 	}
 	r.holds[k] = r.holds[k][:0]
 }
 
-// finish ends a Run: the pool keeps the buffers this Run took, or made
-// for want of one to take, which the next Run needs, and lets the rest go.
+// finish ends a Run: a pool of the plan's own keeps the buffers this Run
+// took, or made for want of one to take, which the next Run needs, and
+// lets the rest go. A shared pool is trimmed by TrimPool.
 func (r *reuseState) finish() {
+	if !r.pool.shared {
+		r.pool.trim()
+	}
+}
+
+// bufPool is the free buffers of one plan, or of several that share them
+// (Plan.SharePool).
+type bufPool struct {
+	free   map[tensor.Dtype][]*slab
+	shared bool
+	users  []*reuseState // the plans that take from it
+}
+
+// trim lets go of the buffers no Run has taken or made since the last
+// trim.
+func (b *bufPool) trim() {
 	dropped := false
-	for dt, free := range r.pool {
+	for dt, free := range b.free {
 		kept := free[:0]
 		for _, s := range free {
 			if s.used {
@@ -293,14 +312,49 @@ func (r *reuseState) finish() {
 			}
 		}
 		clear(free[len(kept):])
-		r.pool[dt] = kept
+		b.free[dt] = kept
 	}
-	if dropped {
+	if !dropped {
+		return
+	}
+	for _, r := range b.users {
 		for i, s := range r.prev {
 			if s != nil && s.t == nil {
 				r.prev[i], r.hdr[i] = nil, nil
 			}
 		}
+	}
+}
+
+// SharePool makes p take its buffers from q's pool, and give them back
+// to it, from now on: plans that run one after the other, never at the
+// same time, then hold the buffers of the largest instead of each its
+// own. The shared pool keeps every buffer until TrimPool. Both must be
+// CPU plans compiled for given outputs, and p must not have run.
+func (p *Plan) SharePool(q *Plan) error {
+	if p.reuse == nil || q.reuse == nil {
+		return fmt.Errorf("graph: SharePool: both plans must reuse buffers (CPU plans compiled for given outputs)")
+	}
+	if p.reuse.pool == q.reuse.pool {
+		return nil
+	}
+	if p.runs > 0 {
+		return fmt.Errorf("graph: SharePool: the plan has run")
+	}
+	pool := q.reuse.pool
+	pool.shared = true
+	pool.users = append(pool.users, p.reuse)
+	p.reuse.pool = pool
+	return nil
+}
+
+// TrimPool lets go of the pooled buffers that no plan sharing p's pool
+// has taken since the last TrimPool: call it when the plans have each run
+// once on their usual inputs. A pool not shared is trimmed after every
+// Run.
+func (p *Plan) TrimPool() {
+	if p.reuse != nil {
+		p.reuse.pool.trim()
 	}
 }
 
@@ -330,12 +384,21 @@ func (r *reuseState) live() int {
 // free buffer that fits, or a new one) comes to, with every op's value in
 // a buffer of its own until its last reader has run.
 func (r *reuseState) bytes(p *Plan) (n, most int64) {
-	type buf struct {
-		dt    tensor.Dtype
-		elems int
-	}
-	var free []buf
-	held := make([]buf, len(p.nodes))
+	var free []simBuf
+	return r.simulate(p, &free)
+}
+
+// simBuf is a buffer of simulate's pool.
+type simBuf struct {
+	dt    tensor.Dtype
+	elems int
+}
+
+// simulate adds up what a Run of p takes with free as its pool at the
+// start: the outputs, the constants and the buffers it makes (n), and its
+// largest value (most). The buffers are back in free at the end.
+func (r *reuseState) simulate(p *Plan, free *[]simBuf) (n, most int64) {
+	held := make([]simBuf, len(p.nodes))
 	for i, node := range p.nodes {
 		if node.Op() == nil {
 			continue
@@ -349,26 +412,44 @@ func (r *reuseState) bytes(p *Plan) (n, most int64) {
 			n = satAdd(n, b) // boxed, never pooled: bounded by the node count
 		default:
 			best := -1
-			for j, f := range free {
-				if f.dt == r.dt[i] && fits(f.elems, r.size[i]) && (best < 0 || f.elems < free[best].elems) {
+			for j, f := range *free {
+				if f.dt == r.dt[i] && fits(f.elems, r.size[i]) && (best < 0 || f.elems < (*free)[best].elems) {
 					best = j
 				}
 			}
 			if best >= 0 {
-				held[i] = free[best]
-				free = append(free[:best], free[best+1:]...)
+				held[i] = (*free)[best]
+				*free = append((*free)[:best], (*free)[best+1:]...)
 			} else {
-				held[i] = buf{r.dt[i], r.size[i]}
+				held[i] = simBuf{r.dt[i], r.size[i]}
 				n = satAdd(n, b)
 			}
 		}
 		for _, k := range r.release[i] {
 			if held[k].elems > 0 {
-				free = append(free, held[k])
+				*free = append(*free, held[k])
 			}
 		}
 	}
 	return n, most
+}
+
+// SharedBytes is Plan.Bytes for plans that share one pool (SharePool)
+// and run in the order given: each plan's outputs, constants and nodes,
+// the buffers of the pool, and the largest value of any.
+func SharedBytes(plans ...*Plan) int64 {
+	var free []simBuf
+	var n, most int64
+	for _, p := range plans {
+		n = satAdd(n, satMul(int64(p.g.AllNodes().Len()), NodeBytes))
+		if p.reuse == nil {
+			n = satAdd(n, p.Bytes())
+			continue
+		}
+		m, big := p.reuse.simulate(p, &free)
+		n, most = satAdd(n, m), max(most, big)
+	}
+	return satAdd(n, most)
 }
 
 // overlaps reports whether t's memory and v's (a dense tensor) intersect.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/chewxy/hm"
@@ -161,7 +162,7 @@ func TestReuseAfterFailedRuns(t *testing.T) {
 	}
 	pooled := func() int {
 		n := 0
-		for _, free := range p.reuse.pool {
+		for _, free := range p.reuse.pool.free {
 			n += len(free)
 		}
 		return n
@@ -231,7 +232,7 @@ func TestReuseAcrossShapes(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := 0
-		for _, free := range p.reuse.pool {
+		for _, free := range p.reuse.pool.free {
 			n += len(free)
 		}
 		if n != 4 {
@@ -259,5 +260,111 @@ func TestReuseAcrossShapes(t *testing.T) {
 	}
 	if made != 2 {
 		t.Errorf("%d headers over borrowed buffers; want 2", made)
+	}
+}
+
+// TestSharePool runs two plans that share one pool in turn: their
+// results are those of plans that keep every value (with freed buffers
+// poisoned), the pool holds the buffers of the larger plan's Run rather
+// than both plans' (each Run gives back all it takes), SharedBytes bounds
+// them, and TrimPool lets go of buffers that no Run took since the last.
+func TestSharePool(t *testing.T) {
+	chain := func(n int) (*G.ExprGraph, *G.Node) {
+		g := G.NewGraph()
+		x := G.NewTensor(g, G.Float64, 2, G.WithShape(n, n), G.WithName("x"))
+		a := G.Must(G.Square(x))
+		b := G.Must(G.Mul(a, x))
+		c := G.Must(G.Add(G.Must(G.Square(b)), a))
+		return g, G.Must(SumAll(c))
+	}
+	g1, out1 := chain(8)
+	g2, out2 := chain(6)
+	p1, err := Compile(g1, out1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := Compile(g2, out2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.SharePool(p1); err != nil {
+		t.Fatal(err)
+	}
+	p1.reuse.poison, p2.reuse.poison = true, true
+	keep1, _ := Compile(g1)
+	keep2, _ := Compile(g2)
+	pooled := func() (n int) {
+		for _, free := range p1.reuse.pool.free {
+			for _, s := range free {
+				n += 8 * s.n
+			}
+		}
+		return n
+	}
+	alone := 0
+	for run := range 3 {
+		for _, c := range []struct {
+			p, keep *Plan
+			out     *G.Node
+			n       int
+		}{{p1, keep1, out1, 8}, {p2, keep2, out2, 6}} {
+			for _, q := range []*Plan{c.p, c.keep} {
+				x, _ := NewTensor(tensor.Float64, []int{c.n, c.n}, seq(c.n*c.n, float64(run)/3))
+				if err := q.Let("x", x); err != nil {
+					t.Fatal(err)
+				}
+				if err := q.Run(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, _ := c.p.ReadFloat64s(c.out)
+			want, _ := c.keep.ReadFloat64s(c.out)
+			if got[0] != want[0] {
+				t.Errorf("run %d, %d×%d: %v; the plan that keeps every value %v", run, c.n, c.n, got[0], want[0])
+			}
+			if run == 0 && c.n == 8 {
+				alone = pooled()
+			}
+		}
+		if got := pooled(); got != alone {
+			t.Errorf("run %d: %d bytes pooled; the 8×8 plan alone pools %d", run, got, alone)
+		}
+		for i, s := range p2.reuse.prev {
+			if s != nil && !slices.Contains(p1.reuse.pool.free[tensor.Float64], s) {
+				t.Errorf("run %d: the 6×6 plan's node %v took a buffer not in the shared pool", run, p2.nodes[i])
+			}
+		}
+		nodes := int64(g1.AllNodes().Len()+g2.AllNodes().Len()) * NodeBytes
+		if shared := SharedBytes(p1, p2) - nodes; int64(pooled()) > shared {
+			t.Errorf("run %d: %d bytes pooled; SharedBytes says %d", run, pooled(), shared)
+		}
+		p1.TrimPool()
+	}
+	// A plan that took from the pool only if it were empty leaves the
+	// rest to be dropped: a third plan of 2×2 values makes 8×8 buffers
+	// go at the next trim when only it runs.
+	g3, out3 := chain(2)
+	p3, _ := Compile(g3, out3)
+	if err := p3.SharePool(p1); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := NewTensor(tensor.Float64, []int{2, 2}, seq(4, 1))
+	p3.Let("x", x)
+	if err := p3.Run(); err != nil {
+		t.Fatal(err)
+	}
+	p1.TrimPool()
+	if got := pooled(); got != 0 && got >= alone {
+		t.Errorf("after a trim following a run of the 2×2 plan only: %d bytes pooled, as many as before (%d)", got, alone)
+	}
+	if err := p1.SharePool(p2); err != nil {
+		t.Errorf("sharing again the pool already shared: %v", err)
+	}
+	p4, _ := Compile(g3, out3)
+	if err := p4.SharePool(keep1); err == nil {
+		t.Error("sharing the pool of a plan that keeps every value: no error")
+	}
+	if err := p3.SharePool(p4); err == nil {
+		t.Error("a plan that has run joining another pool: no error")
 	}
 }

@@ -28,11 +28,12 @@ import (
 // ckProgram is the compiled graphs of checkpointed training for one
 // meta-batch shape.
 type ckProgram struct {
-	step  *ckGraph // θ′ₛ ↦ θ′ₛ₊₁
-	back  *ckGraph // (θ′ₛ, vₛ₊₁) ↦ vₛ and the step's part of ∂L/∂α
-	loss  *ckGraph // θ′ ↦ mean query loss
-	grad  *ckGraph // θ′ ↦ mean query loss and its gradient
-	dtype tensor.Dtype
+	step   *ckGraph // θ′ₛ ↦ θ′ₛ₊₁
+	back   *ckGraph // (θ′ₛ, vₛ₊₁) ↦ vₛ and the step's part of ∂L/∂α
+	loss   *ckGraph // θ′ ↦ mean query loss
+	grad   *ckGraph // θ′ ↦ mean query loss and its gradient
+	dtype  tensor.Dtype
+	shared bool // the plans share one pool of buffers (on the CPU)
 }
 
 // ckGraph is one of ckProgram's graphs.
@@ -70,6 +71,16 @@ func (m *MAML) buildCk(k programKey) (*ckProgram, error) {
 		}
 		*dst = g
 	}
+	if m.Device == nil {
+		// They run one after the other: one pool serves them all.
+		for _, g := range []*ckGraph{c.step, c.grad, c.back} {
+			if err := g.plan.SharePool(c.loss.plan); err != nil {
+				c.close()
+				return nil, err
+			}
+		}
+		c.shared = true
+	}
 	return c, nil
 }
 
@@ -81,9 +92,12 @@ func (c *ckProgram) close() {
 	}
 }
 
-// bytes is what the four graphs hold, each keeping its buffers between
-// runs.
+// bytes is what the four graphs hold: on the CPU one pool of buffers for
+// all, run in turn; on a device each its own.
 func (c *ckProgram) bytes() int64 {
+	if c.shared {
+		return graph.SharedBytes(c.loss.plan, c.step.plan, c.grad.plan, c.back.plan)
+	}
 	var n int64
 	for _, g := range []*ckGraph{c.step, c.back, c.loss, c.grad} {
 		n += g.plan.Bytes()
@@ -386,6 +400,9 @@ func (m *MAML) ckMetaGradient(b *tasks.Batch) ([][]float64, Stats, error) {
 			}
 			j++
 		}
+	}
+	if c.shared {
+		c.loss.plan.TrimPool() // each graph has run
 	}
 	// θ′₀ is θ broadcast over tasks: its adjoint summed over them.
 	grads := make([][]float64, 0, len(v)+len(rateGrads))

@@ -36,6 +36,7 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"train", "--hidden", "40,x"}, `"x" is not a whole number`},
 		{[]string{"train", "--activation", "swish"}, `--activation "swish"`},
 		{[]string{"train", "--learner", "reptyle"}, `--learner "reptyle"`},
+		{[]string{"train", "--learner", "fomaml", "--grad-checkpoint"}, "--grad-checkpoint applies to second-order learners"},
 		{[]string{"train", "--task", "imagenet"}, `--task "imagenet"`},
 		{[]string{"train", "--task", "omniglot"}, "--task omniglot needs --data"},
 		{[]string{"train", "--ways", "3"}, "--ways is for classification tasks"},

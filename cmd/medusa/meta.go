@@ -360,7 +360,7 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 		loss = learners.CrossEntropy
 	}
 	maml := learners.MAML{Model: model, Params: params, Loss: loss, InnerLR: c.innerLR, InnerSteps: c.innerSteps,
-		FirstOrder: c.learner == "fomaml", Optimizer: &learners.Adam{LR: c.metaLR}, Device: c.dev}
+		FirstOrder: c.learner == "fomaml", GradCheckpoint: c.gradCheckpoint, Optimizer: &learners.Adam{LR: c.metaLR}, Device: c.dev}
 	switch c.learner {
 	case "anil":
 		return &learners.ANIL{MAML: maml}

@@ -25,36 +25,37 @@ import (
 // the command line are resolved to the learner's and task's defaults by
 // resolve.
 type trainConfig struct {
-	learner    string
-	task       string
-	iters      int
-	metaBatch  int
-	ways       int
-	shots      int
-	query      int
-	innerSteps int
-	innerLR    float64
-	metaLR     float64
-	hidden     []int
-	activation nets.Activation
-	filters    int
-	blocks     int
-	anneal     int // Reptile's annealing horizon
-	data       string
-	dtype      tensor.Dtype
-	seed       uint64
-	out        string
-	evalTasks  int
-	evalSteps  int
-	evalQuery  int
-	evalBatch  int // test tasks adapted at once (budgetMeta sets it; 0: evalChunk)
-	logEvery   int
-	every      int // --checkpoint-every
-	resume     string
-	log        string
-	maxMemory  int64        // --max-memory; 0: none
-	device     string       // --device
-	dev        graph.Device // the device opened for it; nil: the CPU
+	learner        string
+	task           string
+	iters          int
+	metaBatch      int
+	ways           int
+	shots          int
+	query          int
+	innerSteps     int
+	innerLR        float64
+	metaLR         float64
+	hidden         []int
+	activation     nets.Activation
+	filters        int
+	blocks         int
+	anneal         int // Reptile's annealing horizon
+	data           string
+	dtype          tensor.Dtype
+	seed           uint64
+	out            string
+	evalTasks      int
+	evalSteps      int
+	evalQuery      int
+	evalBatch      int  // test tasks adapted at once (budgetMeta sets it; 0: evalChunk)
+	gradCheckpoint bool // --grad-checkpoint
+	logEvery       int
+	every          int // --checkpoint-every
+	resume         string
+	log            string
+	maxMemory      int64        // --max-memory; 0: none
+	device         string       // --device
+	dev            graph.Device // the device opened for it; nil: the CPU
 
 	flags map[string]string // every flag's value, recorded in checkpoints
 	given []string          // the flags set on the command line
@@ -140,6 +141,7 @@ func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	query := fs.Int("query", 0, "query examples per task (sinusoid: K) or per class (15) in training")
 	innerSteps := fs.Int("inner-steps", 0, "inner gradient steps during meta-training (0: 1, Reptile 5)")
 	innerLR := fs.Float64("inner-lr", 0, "inner (adaptation) step size (0: 0.01 sinusoid, 0.1 classification, 0.4 images; Reptile on images: Adam 0.001)")
+	gradCheckpoint := fs.Bool("grad-checkpoint", false, "maml, anil, metasgd: keep only the parameters after each inner step and recompute the rest in the meta-gradient (memory that does not grow with --inner-steps, for more compute)")
 	metaLR := fs.Float64("meta-lr", 0, "outer learning rate (0: Adam 0.001; Reptile: outer step 1, annealed linearly to 0)")
 	hidden := fs.String("hidden", "40,40", "hidden layer widths of the MLP (sinusoid, classification), comma-separated (empty for a linear model)")
 	activation := fs.String("activation", "relu", "hidden activation: relu, tanh or sigmoid")
@@ -182,7 +184,7 @@ Flags:
 	c := &trainConfig{learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, ways: *ways, shots: *shots,
 		query: *query, innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, filters: *filters, blocks: *blocks, anneal: *anneal,
 		data: *data, seed: *seed, out: *out, evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery,
-		logEvery: *logEvery, every: *every, resume: *resume, log: *logPath, device: *device, flags: flagValues(fs)}
+		logEvery: *logEvery, every: *every, resume: *resume, log: *logPath, device: *device, gradCheckpoint: *gradCheckpoint, flags: flagValues(fs)}
 	if err := checkDevice(c.device); err != nil {
 		return nil, badUsage(stderr, usage, "%v", err)
 	}
@@ -195,6 +197,9 @@ Flags:
 	}
 	if !slices.Contains(metaTasks, c.task) {
 		return bad("--task %q: want %s", c.task, strings.Join(metaTasks, ", "))
+	}
+	if c.gradCheckpoint && (c.learner == "fomaml" || c.learner == "reptile") {
+		return bad("--grad-checkpoint applies to second-order learners (maml, anil, metasgd), not %s", c.learner)
 	}
 	if c.task == "omniglot" && c.data == "" {
 		return bad("--task omniglot needs --data: the directory holding the alphabets (images_background, images_evaluation)")
