@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -597,7 +598,7 @@ func (p *Plan) Run() (err error) {
 			in = append(in, p.vals[a])
 		}
 		var v G.Value
-		pd, prealloc := n.Op().(G.UsePreallocDoer)
+		pd, prealloc := preallocDoer(n.Op())
 		native := p.native != nil && p.native[i] != nil
 		var buf G.Value // a buffer the op or its native kernel may write into
 		var pooled *tensor.Dense
@@ -649,6 +650,18 @@ func (p *Plan) Run() (err error) {
 	}
 	p.runs++
 	return nil
+}
+
+// preallocDoer returns op as a UsePreallocDoer if it is one that
+// overwrites the buffer it is given. gorgonia's sliceIncrOp (the
+// derivative of Slice) adds into it instead, so that a reused buffer
+// would carry the last Run's values: it is given none.
+func preallocDoer(op G.Op) (G.UsePreallocDoer, bool) {
+	pd, ok := op.(G.UsePreallocDoer)
+	if !ok || reflect.TypeOf(op).String() == "gorgonia.sliceIncrOp" {
+		return nil, false
+	}
+	return pd, true
 }
 
 // ownBuffer reports whether v is a dense tensor whose memory none of the

@@ -23,11 +23,12 @@ const NodeBytes = 2048
 
 // Bytes returns the memory the plan needs at most, in bytes: the outputs'
 // and the constants' buffers; the intermediate values' (all of them, or,
-// with reuse, as many of each type and shape as are live at once); the
-// largest value again, for an op that makes a new output while its last
-// one is still held; and NodeBytes per node of the graph. The input
-// values, which the caller binds, are not counted. It is known at compile
-// time, before any buffer is allocated.
+// with reuse, the pooled buffers that a Run takes and makes, and the most
+// that the values of ops which take no buffer hold at once); the largest
+// value again, for an op that makes a new output while its last one is
+// still held; and NodeBytes per node of the graph. The input values,
+// which the caller binds, are not counted. It is known at compile time,
+// before any buffer is allocated. Plans that share a pool: SharedBytes.
 func (p *Plan) Bytes() int64 {
 	nodes := satMul(int64(p.g.AllNodes().Len()), NodeBytes)
 	if p.reuse != nil {

@@ -67,7 +67,8 @@ type reuseState struct {
 	takes   []bool         // op i writes into a buffer it is given (UsePreallocDoer or a native kernel)
 	hdr     []*tensor.Dense
 	pool    *bufPool
-	poison  bool // fill pooled buffers with NaN (tests)
+	poison  bool          // fill pooled buffers with NaN (tests)
+	onMade  func(p *Plan) // called after each op's value is recorded (tests)
 }
 
 // planReuse sets up buffer reuse for a CPU plan whose outputs are given.
@@ -83,7 +84,7 @@ func (p *Plan) planReuse(outputs G.Nodes) {
 	for i, n := range p.nodes {
 		r.dt[i], r.shape[i] = n.Dtype(), n.Shape()
 		r.size[i], r.scalar[i] = r.shape[i].TotalSize(), r.shape[i].IsScalar()
-		_, pre := n.Op().(G.UsePreallocDoer)
+		_, pre := preallocDoer(n.Op())
 		r.takes[i] = pre || p.native != nil && p.native[i] != nil
 	}
 	last := make([]int, k)
@@ -127,7 +128,7 @@ func (r *reuseState) prealloc(p *Plan, i int) *tensor.Dense {
 	}
 	free := r.pool.free[r.dt[i]]
 	best := -1
-	if s := r.prev[i]; s != nil && s.free {
+	if s := r.prev[i]; s != nil && s.free && r.lends(s, i) {
 		for j, f := range free {
 			if f == s {
 				best = j
@@ -137,7 +138,7 @@ func (r *reuseState) prealloc(p *Plan, i int) *tensor.Dense {
 	}
 	if best < 0 {
 		for j, s := range free {
-			if fits(s.n, r.size[i]) && (best < 0 || s.n < free[best].n) {
+			if r.lends(s, i) && (best < 0 || s.n < free[best].n) {
 				best = j
 			}
 		}
@@ -151,6 +152,16 @@ func (r *reuseState) prealloc(p *Plan, i int) *tensor.Dense {
 	}
 	r.take(i, best)
 	return t
+}
+
+// lends reports whether s may take node i's value: s is at least as
+// large and at most twice, and for types other than float32 and float64,
+// whose buffers are not re-wrapped, of node i's shape.
+func (r *reuseState) lends(s *slab, i int) bool {
+	if !fits(s.n, r.size[i]) {
+		return false
+	}
+	return isFloat(r.dt[i]) || sameShape(s.t.Shape(), r.shape[i])
 }
 
 // take hands op node i the free buffer at index j of its type's pool.
@@ -167,6 +178,7 @@ func (r *reuseState) take(i, j int) {
 // last time if it is over the same memory, else a new one.
 func (r *reuseState) header(i int, s *slab) *tensor.Dense {
 	if sameShape(s.t.Shape(), r.shape[i]) {
+		r.hdr[i] = nil // it would keep another buffer alive
 		return s.t
 	}
 	if h := r.hdr[i]; h != nil && h.Uintptr() == s.t.Uintptr() && sameShape(h.Shape(), r.shape[i]) {
@@ -229,6 +241,7 @@ func (r *reuseState) made(p *Plan, i int, v G.Value) {
 				took.free = true
 				r.pool.free[r.dt[i]] = append(r.pool.free[r.dt[i]], took) // for take to hand over
 				r.take(i, len(r.pool.free[r.dt[i]])-1)
+				r.taken[i] = nil
 			}
 			r.fresh[i], took = took, nil
 		}
@@ -241,6 +254,9 @@ func (r *reuseState) made(p *Plan, i int, v G.Value) {
 		r.refs[root]++
 	}
 	r.holds[i] = h
+	if r.onMade != nil {
+		r.onMade(p)
+	}
 }
 
 // done releases the values whose last reader, op j, has run: a fresh
@@ -320,7 +336,12 @@ func (b *bufPool) trim() {
 	for _, r := range b.users {
 		for i, s := range r.prev {
 			if s != nil && s.t == nil {
-				r.prev[i], r.hdr[i] = nil, nil
+				r.prev[i] = nil
+			}
+			// A header over any buffer but the node's last would keep
+			// that buffer's memory alive.
+			if h := r.hdr[i]; h != nil && (r.prev[i] == nil || h.Uintptr() != r.prev[i].t.Uintptr()) {
+				r.hdr[i] = nil
 			}
 		}
 	}
@@ -340,6 +361,9 @@ func (p *Plan) SharePool(q *Plan) error {
 	}
 	if p.runs > 0 {
 		return fmt.Errorf("graph: SharePool: the plan has run")
+	}
+	if len(p.reuse.pool.users) > 1 {
+		return fmt.Errorf("graph: SharePool: the plan already shares its pool with others")
 	}
 	pool := q.reuse.pool
 	pool.shared = true
@@ -380,12 +404,14 @@ func (r *reuseState) live() int {
 }
 
 // bytes returns what the plan holds at most with reuse: the outputs, the
-// constants, and the buffers that taking them as Run does (the smallest
-// free buffer that fits, or a new one) comes to, with every op's value in
-// a buffer of its own until its last reader has run.
+// constants, the buffers that taking them as Run does (the smallest free
+// buffer that fits, or a new one) comes to, with every op's value in a
+// buffer of its own until its last reader has run, and the most that the
+// values of ops that take no buffer hold at once.
 func (r *reuseState) bytes(p *Plan) (n, most int64) {
 	var free []simBuf
-	return r.simulate(p, &free)
+	n, own, most := r.simulate(p, &free)
+	return satAdd(n, own), most
 }
 
 // simBuf is a buffer of simulate's pool.
@@ -395,10 +421,24 @@ type simBuf struct {
 }
 
 // simulate adds up what a Run of p takes with free as its pool at the
-// start: the outputs, the constants and the buffers it makes (n), and its
-// largest value (most). The buffers are back in free at the end.
-func (r *reuseState) simulate(p *Plan, free *[]simBuf) (n, most int64) {
+// start: the outputs, the constants and the buffers it makes (n), the
+// most that values made by ops that take no buffer (allocated afresh
+// every Run, and never pooled) hold at once (own), and its largest value
+// (most). The buffers are back in free at the end, but those that an
+// output made by an op that takes no buffer may lie in (a view, such as
+// a reshape), which stay out of the pool until the plan's next Run.
+func (r *reuseState) simulate(p *Plan, free *[]simBuf) (n, own, most int64) {
 	held := make([]simBuf, len(p.nodes))
+	mine := make([]int64, len(p.nodes)) // bytes of values of ops that take no buffer
+	pinned := make([]bool, len(p.nodes))
+	for i, node := range p.nodes {
+		if r.output[i] && node.Op() != nil && !r.takes[i] {
+			for _, a := range p.args[i] {
+				pinned[a] = true
+			}
+		}
+	}
+	var live int64
 	for i, node := range p.nodes {
 		if node.Op() == nil {
 			continue
@@ -410,6 +450,10 @@ func (r *reuseState) simulate(p *Plan, free *[]simBuf) (n, most int64) {
 			n = satAdd(n, b)
 		case r.scalar[i]:
 			n = satAdd(n, b) // boxed, never pooled: bounded by the node count
+		case !r.takes[i] || !isFloat(r.dt[i]):
+			mine[i] = b
+			live = satAdd(live, b)
+			own = max(own, live)
 		default:
 			best := -1
 			for j, f := range *free {
@@ -426,30 +470,35 @@ func (r *reuseState) simulate(p *Plan, free *[]simBuf) (n, most int64) {
 			}
 		}
 		for _, k := range r.release[i] {
-			if held[k].elems > 0 {
+			switch {
+			case pinned[k]:
+			case mine[k] > 0:
+				live -= mine[k]
+			case held[k].elems > 0:
 				*free = append(*free, held[k])
 			}
 		}
 	}
-	return n, most
+	return n, own, most
 }
 
 // SharedBytes is Plan.Bytes for plans that share one pool (SharePool)
 // and run in the order given: each plan's outputs, constants and nodes,
-// the buffers of the pool, and the largest value of any.
+// the buffers of the pool, and the most that one plan's own values and
+// the largest value of any take.
 func SharedBytes(plans ...*Plan) int64 {
 	var free []simBuf
-	var n, most int64
+	var n, own, most int64
 	for _, p := range plans {
 		n = satAdd(n, satMul(int64(p.g.AllNodes().Len()), NodeBytes))
 		if p.reuse == nil {
 			n = satAdd(n, p.Bytes())
 			continue
 		}
-		m, big := p.reuse.simulate(p, &free)
-		n, most = satAdd(n, m), max(most, big)
+		m, o, big := p.reuse.simulate(p, &free)
+		n, own, most = satAdd(n, m), max(own, o), max(most, big)
 	}
-	return satAdd(n, most)
+	return satAdd(satAdd(n, own), most)
 }
 
 // overlaps reports whether t's memory and v's (a dense tensor) intersect.

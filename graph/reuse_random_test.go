@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sort"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -172,6 +173,8 @@ func randomAgainstKeep(t *testing.T, seed uint64) (bad string) {
 		return ""
 	}
 	p.reuse.poison = true
+	var held int64
+	p.reuse.onMade = func(p *Plan) { held = max(held, heldBytes(p)) }
 	keep, err := Compile(g2)
 	if err != nil {
 		t.Fatal(err)
@@ -253,8 +256,64 @@ func randomAgainstKeep(t *testing.T, seed uint64) (bad string) {
 		if bad != "" {
 			return bad
 		}
+		if bound := p.Bytes() - int64(g1.AllNodes().Len())*NodeBytes; held > bound {
+			return fmt.Sprintf("run %d: the plan held %d bytes; Bytes bounds its values by %d", run, held, bound)
+		}
+		if run == 0 {
+			p.TrimPool() // the next Run makes its buffers again
+		}
 	}
 	return ""
+}
+
+// heldBytes is the memory p's values (but its inputs and constants) and
+// its pool lie in: the union of their bytes.
+func heldBytes(p *Plan) int64 {
+	type span struct{ lo, hi uintptr }
+	var spans, foreign []span
+	add := func(to *[]span, v any) {
+		if t, ok := v.(*tensor.Dense); ok && t.Size() > 0 {
+			*to = append(*to, span{t.Uintptr(), t.Uintptr() + uintptr(t.MemSize())})
+		}
+	}
+	for _, free := range p.reuse.pool.free {
+		for _, s := range free {
+			add(&spans, s.t)
+		}
+	}
+	for i, v := range p.vals {
+		if p.nodes[i].Op() == nil || p.fixed[i] {
+			add(&foreign, v)
+		} else if v != nil {
+			add(&spans, v)
+		}
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].lo < spans[j].lo })
+	var n int64
+	var cur span
+	flush := func() {
+		for _, f := range foreign {
+			if f.lo < cur.hi && cur.lo < f.hi {
+				return // a view of an input or a constant: not the plan's
+			}
+		}
+		n += int64(cur.hi - cur.lo)
+	}
+	for i, s := range spans {
+		switch {
+		case i == 0:
+			cur = s
+		case s.lo < cur.hi:
+			cur.hi = max(cur.hi, s.hi)
+		default:
+			flush()
+			cur = s
+		}
+	}
+	if len(spans) > 0 {
+		flush()
+	}
+	return n
 }
 
 // TestReuseRandomGraphs runs randomAgainstKeep on 1,000 random graphs.

@@ -368,3 +368,39 @@ func TestSharePool(t *testing.T) {
 		t.Error("a plan that has run joining another pool: no error")
 	}
 }
+
+// TestSliceGradientAcrossRuns differentiates a sum of squares of a slice:
+// gorgonia's derivative of Slice adds into the buffer it is given, so a
+// buffer kept or reused from the last Run would accumulate the gradient
+// from Run to Run.
+func TestSliceGradientAcrossRuns(t *testing.T) {
+	g := G.NewGraph()
+	x := G.NewTensor(g, G.Float64, 1, G.WithShape(4), G.WithName("x"))
+	loss := G.Must(SumAll(G.Must(G.Square(G.Must(G.Slice(x, G.S(1, 3)))))))
+	grads, err := Grad(loss, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, outs := range []G.Nodes{{loss, grads[0]}, nil} {
+		p, err := Compile(g, outs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		xv, _ := NewTensor(tensor.Float64, []int{4}, []float64{1, 2, 3, 4})
+		if err := p.Let("x", xv); err != nil {
+			t.Fatal(err)
+		}
+		for run := range 3 {
+			if err := p.Run(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.ReadFloat64s(grads[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, []float64{0, 4, 6, 0}) {
+				t.Errorf("outputs %v, run %d: gradient %v; want [0 4 6 0]", outs, run, got)
+			}
+		}
+	}
+}

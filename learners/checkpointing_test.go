@@ -1,8 +1,10 @@
 package learners
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -94,4 +96,28 @@ func TestGradCheckpointFiniteDifferences(t *testing.T) {
 	if e := graph.RelErr(got, want, fdFloor); e > fdTol {
 		t.Errorf("meta-gradient rel err %.3g > %g\n got  %.6v\n want %.6v", e, fdTol, got, want)
 	}
+}
+
+// TestGradCheckpointPrepareBounds checks that PrepareStep's figure for a
+// checkpointed Step bounds what the Step holds afterwards: the graphs'
+// shared pool, and the per-task parameters and adjoints bound in them.
+func TestGradCheckpointPrepareBounds(t *testing.T) {
+	model := nets.MLP{In: 4, Out: 2, Hidden: []int{256, 256}, Activation: nets.Tanh}
+	b := randomBatch(rand.New(rand.NewPCG(3, 4)), 16, 10, 10, 4, 2, true)
+	m := newMAML(t, model, CrossEntropy, 3, false, 4)
+	m.GradCheckpoint = true
+	before := heapInUse()
+	step, err := m.PrepareStep(b.Shape())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Step(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	used := heapInUse() - before - 8*int64(m.Params.Size()) // Adam's moments
+	t.Logf("prepared %d bytes, used %d", step, used)
+	if used > step {
+		t.Errorf("a checkpointed Step holds %d bytes; PrepareStep said %d", used, step)
+	}
+	runtime.KeepAlive(m)
 }

@@ -433,10 +433,14 @@ func (m *MAML) PrepareStep(s tasks.Shape) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		// θ′ after every inner step, the adjoints, and the data bound
-		// as tensors in float64 on the way.
-		states := int64(m.innerSteps()+3) * int64(s.Tasks) * 8 * int64(m.Params.Size())
-		return c.bytes() + 2*tensorBytes(s, all) + s.Bytes() + states + 8*int64(all.Size()), nil
+		// θ′ after every inner step, the adjoints and the step read
+		// back, in float64; the per-task parameters bound as tensors in
+		// each of the four graphs, and the adjoints in one; the batch's
+		// halves bound in two graphs each.
+		perTask := int64(s.Tasks) * int64(m.Params.Size())
+		states := int64(m.innerSteps()+3) * perTask * 8
+		bound := 5 * perTask * int64(all.At(0).Value.Dtype().Size())
+		return c.bytes() + 2*tensorBytes(s, all) + s.Bytes() + states + bound + 8*int64(all.Size()), nil
 	}
 	p, err := m.programFor(s, m.innerSteps(), true)
 	if err != nil {

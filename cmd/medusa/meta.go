@@ -90,7 +90,8 @@ func budgetMeta(mem *budget, m metaLearner, c *trainConfig, src *taskSource, tra
 // evalBatch returns how many test tasks evaluateMeta adapts at once:
 // evalChunk, or for a learner that adapts images in its graph, fewer if
 // the graph for that many would take more than a quarter of the memory
-// (--max-memory or the memory available), halving until it does not.
+// (--max-memory or the memory available) or not fit beside what mem
+// holds already, halving until it does.
 // The figures do not depend on it: the tasks are drawn evalDraw at a
 // time whatever the batch, and each task's adaptation is computed alone.
 func evalBatch(mem *budget, m metaLearner, c *trainConfig, shape func(tasks, query int) tasks.Shape) (int, error) {
@@ -98,20 +99,21 @@ func evalBatch(mem *budget, m metaLearner, c *trainConfig, shape func(tasks, que
 	if !c.images() || c.learner == "reptile" {
 		return chunk, nil
 	}
-	limit := mem.max
+	limit, room := mem.max, mem.max-mem.total()
 	if limit == 0 {
 		avail, ok := graph.AvailableMemory()
 		if !ok {
 			return chunk, nil
 		}
-		limit = avail
+		limit, room = avail, avail-(mem.total()-mem.base)
 	}
 	for ; chunk > 1; chunk = (chunk + 1) / 2 {
-		n, err := m.PrepareEvaluate(shape(min(chunk, c.evalTasks), c.evalQuery), c.evalSteps)
+		s := shape(min(chunk, c.evalTasks), c.evalQuery)
+		n, err := m.PrepareEvaluate(s, c.evalSteps)
 		if err != nil && !errors.Is(err, graph.ErrMemory) {
 			return 0, graphError("the evaluation", err)
 		}
-		if err == nil && n <= limit/4 {
+		if err == nil && n <= limit/4 && n+3*s.Bytes() <= room {
 			break
 		}
 	}

@@ -97,9 +97,20 @@ func Concat(bs ...*Batch) (*Batch, error) {
 }
 
 // Slice returns tasks lo to hi−1 of b as a batch that shares b's memory.
+// It returns an error if b's sizes and slices disagree or the range is
+// not within b.
 func (b *Batch) Slice(lo, hi int) (*Batch, error) {
 	if b == nil {
 		return nil, fmt.Errorf("tasks: nil batch")
+	}
+	if err := b.Shape().Validate(); err != nil {
+		return nil, err
+	}
+	sizes := []int{b.Support * b.In, b.Support * b.Out, b.Query * b.In, b.Query * b.Out}
+	for i, d := range [][]float64{b.SupportX, b.SupportY, b.QueryX, b.QueryY} {
+		if len(d) != b.Tasks*sizes[i] {
+			return nil, fmt.Errorf("tasks: Slice: the batch's %s has %d values, want %d", [4]string{"SupportX", "SupportY", "QueryX", "QueryY"}[i], len(d), b.Tasks*sizes[i])
+		}
 	}
 	if lo < 0 || hi > b.Tasks || lo >= hi {
 		return nil, fmt.Errorf("tasks: Slice(%d, %d) of a batch of %d tasks", lo, hi, b.Tasks)

@@ -57,6 +57,9 @@ func TestConcatSlice(t *testing.T) {
 	if _, err := Concat(); err == nil {
 		t.Error("Concat of nothing: no error")
 	}
+	if _, err := (&Batch{Tasks: 2, Support: 1, Query: 1, In: 1, Out: 1}).Slice(0, 1); err == nil {
+		t.Error("Slice of a batch without data: no error")
+	}
 	for _, r := range [][2]int{{-1, 2}, {2, 2}, {3, 7}} {
 		if _, err := all.Slice(r[0], r[1]); err == nil {
 			t.Errorf("Slice(%d, %d) of 6 tasks: no error", r[0], r[1])
