@@ -64,3 +64,39 @@ func BenchmarkMAMLConvNet(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMAMLConvNetCheckpoint times one second-order meta-iteration of
+// the settings of the few-shot results (5-way, 5 query images per class,
+// meta-batch 4, 32 filters, float32) with 1 and 5 shots and 1, 5 and 10
+// inner steps, unrolled and with gradient checkpointing: the compute that
+// checkpointing costs. bench/memory.sh measures the memory it saves.
+func BenchmarkMAMLConvNetCheckpoint(b *testing.B) {
+	for _, shots := range []int{1, 5} {
+		eps := tasks.Episodes{Set: randomClasses(20), Ways: 5, Shots: shots, Query: 5}
+		for _, steps := range []int{1, 5, 10} {
+			for _, ck := range []bool{false, true} {
+				b.Run(fmt.Sprintf("shots=%d/steps=%d/checkpoint=%v", shots, steps, ck), func(b *testing.B) {
+					model := nets.ConvNet{Side: 28, Filters: 32, Out: 5}
+					p, err := model.Init(rand.New(rand.NewPCG(1, 1)), tensor.Float32)
+					if err != nil {
+						b.Fatal(err)
+					}
+					m := &learners.MAML{Model: model, Params: p, Loss: learners.CrossEntropy, InnerLR: 0.4, InnerSteps: steps, GradCheckpoint: ck}
+					batch, err := eps.Sample(rand.New(rand.NewPCG(2, 2)), 4)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ctx := context.Background()
+					if _, err := m.Step(ctx, batch); err != nil { // compile outside the loop
+						b.Fatal(err)
+					}
+					for b.Loop() {
+						if _, err := m.Step(ctx, batch); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}

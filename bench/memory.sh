@@ -4,8 +4,8 @@
 # DoubleMNIST settings of the README (5-way 1-shot, 5 query images per
 # class, meta-batch 4, 32 filters, float32), three meta-iterations, no
 # final evaluation. Prints a markdown table of the peak resident set
-# (GNU time's %M), the part of the run's own estimate that is the
-# compiled graphs, and the training time of the three iterations.
+# (GNU time's %M) and the part of the run's own estimate that is the
+# compiled graphs. BenchmarkMAMLConvNetCheckpoint times the same settings.
 #
 #   bash bench/memory.sh            # 1-shot
 #   SHOTS=5 bash bench/memory.sh    # 5-shot: 25 support images per task
@@ -16,8 +16,8 @@ trap 'rm -rf "$(dirname "$bin")"' EXIT
 go build -o "$bin" ./cmd/medusa
 iters=3
 shots=${SHOTS:-1}
-echo "| inner steps | unrolled: peak RSS | graphs | time | checkpointed: peak RSS | graphs | time |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| inner steps | unrolled: peak RSS | graphs | checkpointed: peak RSS | graphs |"
+echo "| --- | --- | --- | --- | --- |"
 for steps in 1 2 5 10; do
 	row="| $steps |"
 	for ck in "" "--grad-checkpoint"; do
@@ -25,8 +25,7 @@ for steps in 1 2 5 10; do
 			--inner-steps "$steps" --iters "$iters" --eval-tasks 0 $ck 2>&1 )
 		rss=$(sed -n 's/^peak \([0-9]*\)$/\1/p' <<<"$out")
 		graphs=$(sed -n 's/^memory: about .*graphs \([^,)]*\).*/\1/p' <<<"$out")
-		secs=$(sed -n 's/^trained [0-9]* iterations in \(.*\)$/\1/p' <<<"$out")
-		row+=" $((rss / 1024)) MiB | $graphs | $secs |"
+		row+=" $((rss / 1024)) MiB | $graphs |"
 	done
 	echo "$row"
 done
