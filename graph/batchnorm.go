@@ -208,16 +208,7 @@ func channelDo[T float](op fmt.Stringer, pre G.Value, in []G.Value, f func(out, 
 }
 
 func scaleChannelsKernel[T float](out, x, s []T, tasks, m, c int) {
-	parallelFor(tasks*m, c, func(first, end int) {
-		for r := first; r < end; r++ {
-			st := s[r/m*c : (r/m+1)*c]
-			src, dst := x[r*c:(r+1)*c], out[r*c:(r+1)*c]
-			st, dst = st[:len(src)], dst[:len(src)]
-			for j, v := range src {
-				dst[j] = v * st[j]
-			}
-		}
-	})
+	affineKernel(out, x, s, nil, tasks, m, c)
 }
 
 type addChannelsOp struct{ opBase }
@@ -314,11 +305,20 @@ func (op dotChannelsOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 }
 
 func dotChannelsKernel[T float](out, a, b []T, tasks, m, c int) []T {
+	a32, b32 := float32s(a), float32s(b)
 	forChannels(tasks, m, c, func(t, c0, c1 int) {
 		acc := make([]float64, c1-c0)
-		for r := t * m; r < (t+1)*m; r++ {
-			ar, br := a[r*c+c0:r*c+c1], b[r*c+c0:r*c+c1]
-			br, acc := br[:len(ar)], acc[:len(ar)]
+		lo := 0
+		if a32 != nil {
+			if lo = chLanes(c1 - c0); lo > 0 {
+				end := (t*m+m-1)*c + c0 + lo - 1
+				_, _ = a32[end], b32[end]
+				chSums32(nil, &acc[0], &a32[t*m*c+c0], &b32[t*m*c+c0], m, c, lo)
+			}
+		}
+		for r := t * m; r < (t+1)*m && lo < c1-c0; r++ {
+			ar, br := a[r*c+c0+lo:r*c+c1], b[r*c+c0+lo:r*c+c1]
+			br, acc := br[:len(ar)], acc[lo:lo+len(ar)]
 			for j, v := range ar {
 				acc[j] += float64(v) * float64(br[j])
 			}
@@ -358,9 +358,16 @@ func channelStats[T float](x []T, t, m, c, c0, c1 int, eps float64) (mean, inv [
 	for j, v := range x[t*m*c+c0 : t*m*c+c1] {
 		shift[j] = float64(v)
 	}
-	for r := t * m; r < (t+1)*m; r++ {
-		row := x[r*c+c0 : r*c+c1]
-		sh, s1, s2 := shift[:len(row)], mean[:len(row)], inv[:len(row)]
+	lo := 0
+	if x32 := float32s(x); x32 != nil {
+		if lo = chLanes(n); lo > 0 {
+			_ = x32[(t*m+m-1)*c+c0+lo-1]
+			chStats32(&mean[0], &inv[0], &shift[0], &x32[t*m*c+c0], m, c, lo)
+		}
+	}
+	for r := t * m; r < (t+1)*m && lo < n; r++ {
+		row := x[r*c+c0+lo : r*c+c1]
+		sh, s1, s2 := shift[lo:lo+len(row)], mean[lo:lo+len(row)], inv[lo:lo+len(row)]
 		for j, v := range row {
 			d := float64(v) - sh[j]
 			s1[j] += d
@@ -426,11 +433,20 @@ func (op normalizeOp) SymDiff(in G.Nodes, xhat, grad *G.Node) (G.Nodes, error) {
 }
 
 func normalizeKernel[T float](out, x []T, tasks, m, c int, eps float64) []T {
+	o32, x32 := float32s(out), float32s(x)
 	forChannels(tasks, m, c, func(t, c0, c1 int) {
 		mean, inv := channelStats(x, t, m, c, c0, c1, eps)
-		for r := t * m; r < (t+1)*m; r++ {
-			src, dst := x[r*c+c0:r*c+c1], out[r*c+c0:r*c+c1]
-			dst, mu, is := dst[:len(src)], mean[:len(src)], inv[:len(src)]
+		lo := 0
+		if x32 != nil {
+			if lo = chLanes(c1 - c0); lo > 0 {
+				end := (t*m+m-1)*c + c0 + lo - 1
+				_, _ = o32[end], x32[end]
+				chNorm32(&o32[t*m*c+c0], &x32[t*m*c+c0], &mean[0], &inv[0], m, c, lo)
+			}
+		}
+		for r := t * m; r < (t+1)*m && lo < c1-c0; r++ {
+			src, dst := x[r*c+c0+lo:r*c+c1], out[r*c+c0+lo:r*c+c1]
+			dst, mu, is := dst[:len(src)], mean[lo:lo+len(src)], inv[lo:lo+len(src)]
 			for j, v := range src {
 				dst[j] = T((float64(v) - mu[j]) * is[j])
 			}
@@ -612,12 +628,21 @@ func (op normBackOp) SymDiff(in G.Nodes, out, u *G.Node) (G.Nodes, error) {
 }
 
 func normBackKernel[T float](out, g, x, s []T, tasks, m, c int) []T {
+	o32, g32, x32 := float32s(out), float32s(g), float32s(x)
 	forChannels(tasks, m, c, func(t, c0, c1 int) {
 		n := c1 - c0
 		mg, mgx := make([]float64, n), make([]float64, n)
-		for r := t * m; r < (t+1)*m; r++ {
-			gr, xr := g[r*c+c0:r*c+c1], x[r*c+c0:r*c+c1]
-			xr, a, b := xr[:len(gr)], mg[:len(gr)], mgx[:len(gr)]
+		lo := 0
+		if g32 != nil {
+			if lo = chLanes(n); lo > 0 {
+				end := (t*m+m-1)*c + c0 + lo - 1
+				_, _, _ = o32[end], g32[end], x32[end]
+				chSums32(&mg[0], &mgx[0], &g32[t*m*c+c0], &x32[t*m*c+c0], m, c, lo)
+			}
+		}
+		for r := t * m; r < (t+1)*m && lo < n; r++ {
+			gr, xr := g[r*c+c0+lo:r*c+c1], x[r*c+c0+lo:r*c+c1]
+			xr, a, b := xr[:len(gr)], mg[lo:lo+len(gr)], mgx[lo:lo+len(gr)]
 			for j, v := range gr {
 				a[j] += float64(v)
 				b[j] += float64(v) * float64(xr[j])
@@ -631,9 +656,12 @@ func normBackKernel[T float](out, g, x, s []T, tasks, m, c int) []T {
 		for j, v := range s[t*c+c0 : t*c+c1] {
 			sc[j] = float64(v)
 		}
-		for r := t * m; r < (t+1)*m; r++ {
-			gr, xr, dst := g[r*c+c0:r*c+c1], x[r*c+c0:r*c+c1], out[r*c+c0:r*c+c1]
-			xr, dst, st, a, b := xr[:len(gr)], dst[:len(gr)], sc[:len(gr)], mg[:len(gr)], mgx[:len(gr)]
+		if lo > 0 {
+			chNormBack32(&o32[t*m*c+c0], &g32[t*m*c+c0], &x32[t*m*c+c0], &sc[0], &mg[0], &mgx[0], m, c, lo)
+		}
+		for r := t * m; r < (t+1)*m && lo < n; r++ {
+			gr, xr, dst := g[r*c+c0+lo:r*c+c1], x[r*c+c0+lo:r*c+c1], out[r*c+c0+lo:r*c+c1]
+			xr, dst, st, a, b := xr[:len(gr)], dst[:len(gr)], sc[lo:lo+len(gr)], mg[lo:lo+len(gr)], mgx[lo:lo+len(gr)]
 			for j, v := range gr {
 				dst[j] = T(st[j] * (float64(v) - a[j] - float64(xr[j])*b[j]))
 			}
@@ -689,16 +717,44 @@ func (op affineChannelsOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error)
 	return G.Nodes{dx, dg, db}, err
 }
 
+// affineKernel computes x·γ + β per task and channel, or x·γ for b nil.
 func affineKernel[T float](out, x, s, b []T, tasks, m, c int) {
+	lo := 0
+	o32, x32, s32, b32 := float32s(out), float32s(x), float32s(s), float32s(b)
+	if x32 != nil {
+		lo = chLanes32(c)
+	}
 	parallelFor(tasks*m, c, func(first, end int) {
-		for r := first; r < end; r++ {
+		for r := first; r < end; {
 			t := r / m
-			st, bt := s[t*c:(t+1)*c], b[t*c:(t+1)*c]
-			src, dst := x[r*c:(r+1)*c], out[r*c:(r+1)*c]
-			st, bt, dst = st[:len(src)], bt[:len(src)], dst[:len(src)]
-			for j, v := range src {
-				dst[j] = v*st[j] + bt[j]
+			e := min(end, (t+1)*m)
+			if lo > 0 {
+				_, _ = o32[e*c-1], x32[e*c-1]
+				var bp *float32
+				if b != nil {
+					bp = &b32[t*c]
+				}
+				chAffine32(&o32[r*c], &x32[r*c], &s32[t*c], bp, e-r, c, lo)
 			}
+			if lo < c {
+				st := s[t*c+lo : (t+1)*c]
+				for ; r < e; r++ {
+					src, dst := x[r*c+lo:(r+1)*c], out[r*c+lo:(r+1)*c]
+					st, dst := st[:len(src)], dst[:len(src)]
+					if b == nil {
+						for j, v := range src {
+							dst[j] = v * st[j]
+						}
+						continue
+					}
+					bt := b[t*c+lo : (t+1)*c]
+					bt = bt[:len(src)]
+					for j, v := range src {
+						dst[j] = v*st[j] + bt[j]
+					}
+				}
+			}
+			r = e
 		}
 	})
 }
@@ -769,4 +825,13 @@ func sumRowsKernel[T float](out, x []T, tasks, m, c int) []T {
 		}
 	})
 	return out
+}
+
+// float32s returns x as []float32 when T is float32, else nil.
+func float32s[T float](x []T) []float32 {
+	s, ok := asF32(x)
+	if !ok {
+		return nil
+	}
+	return s
 }

@@ -83,3 +83,56 @@ func TestAllFinite(t *testing.T) {
 		}
 	}
 }
+
+// TestChannelLoops checks batch normalisation's float32 kernels with their
+// AVX2 loops against the Go loops alone, bit for bit: on 1 to 3 tasks of
+// 1 to 5 rows and every channel count up to 40 (whole groups of 4 and 8,
+// and tails; forChannels also splits the channels into blocks), with
+// special values among ordinary ones.
+func TestChannelLoops(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2 here: the Go loops run alone")
+	}
+	rng := rand.New(rand.NewPCG(10, 11))
+	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.NaN()), 1e-40, 3e38, -3}
+	fill := func(n int, specials bool) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			if specials && rng.IntN(8) == 0 {
+				x[i] = special[rng.IntN(len(special))]
+			} else {
+				x[i] = float32(rng.NormFloat64()) * 3
+			}
+		}
+		return x
+	}
+	kernels := map[string]func(out, x, g, s, b []float32, tasks, m, c int){
+		"normalize": func(out, x, _, _, _ []float32, tasks, m, c int) { normalizeKernel(out, x, tasks, m, c, 1e-5) },
+		"normBack":  func(out, x, g, s, _ []float32, tasks, m, c int) { normBackKernel(out, g, x, s, tasks, m, c) },
+		"dot":       func(out, x, g, _, _ []float32, tasks, m, c int) { dotChannelsKernel(out, g, x, tasks, m, c) },
+		"affine":    func(out, x, _, s, b []float32, tasks, m, c int) { affineKernel(out, x, s, b, tasks, m, c) },
+		"scale":     func(out, x, _, s, _ []float32, tasks, m, c int) { scaleChannelsKernel(out, x, s, tasks, m, c) },
+	}
+	for name, kernel := range kernels {
+		for _, specials := range []bool{false, true} {
+			for tasks := 1; tasks <= 3; tasks++ {
+				for m := 1; m <= 5; m += 2 {
+					for c := 1; c <= 40; c++ {
+						x, g := fill(tasks*m*c, specials), fill(tasks*m*c, specials)
+						s, b := fill(tasks*c, specials), fill(tasks*c, specials)
+						vec, scalar := make([]float32, tasks*m*c), make([]float32, tasks*m*c)
+						kernel(vec, x, g, s, b, tasks, m, c)
+						useAVX2 = false
+						kernel(scalar, x, g, s, b, tasks, m, c)
+						useAVX2 = true
+						for i := range vec {
+							if math.Float32bits(vec[i]) != math.Float32bits(scalar[i]) && !(isNaN32(vec[i]) && isNaN32(scalar[i])) {
+								t.Fatalf("%s, tasks=%d m=%d c=%d, specials %v: element %d: vector %v, Go %v", name, tasks, m, c, specials, i, vec[i], scalar[i])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
