@@ -189,47 +189,45 @@ func (m *MAML) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
 	if m.Optimizer == nil {
 		m.Optimizer = &Adam{}
 	}
-	if m.checkpointed() {
-		grads, st, err := m.ckMetaGradient(b)
-		if err != nil {
-			return st, err
-		}
-		all, err := m.trained()
-		if err != nil {
-			return st, err
-		}
-		if err := m.Optimizer.Update(all, grads); err != nil {
-			return st, err
-		}
+	grads, all, st, done, err := m.stepGradient(b)
+	if err != nil {
+		return st, err
+	}
+	if done {
 		m.steps++
 		return st, nil
-	}
-	p, all, st, err := m.metaRun(b)
-	if err != nil {
-		return st, err
-	}
-	if do, ok := m.Optimizer.(deviceOptimizer); ok && m.Device != nil {
-		// The update runs where the gradients are, if the device can.
-		u := &deviceUpdate{plan: p.plan, params: all, inputs: p.inputs, grads: p.grads, step: m.steps + 1,
-			what: func(i int) string { return "meta-gradient of " + all.At(i).Name }}
-		done, err := do.updateOnDevice(u)
-		if err != nil {
-			return st, err
-		}
-		if done {
-			m.steps++
-			return st, nil
-		}
-	}
-	grads, err := m.readGrads(p, all)
-	if err != nil {
-		return st, err
 	}
 	if err := m.Optimizer.Update(all, grads); err != nil {
 		return st, err
 	}
 	m.steps++
 	return st, nil
+}
+
+// stepGradient computes Step's meta-gradient and what it updates; done
+// reports that the update already ran on the Device.
+func (m *MAML) stepGradient(b *tasks.Batch) (grads [][]float64, all *graph.Params, st Stats, done bool, err error) {
+	if m.checkpointed() {
+		if grads, st, err = m.ckMetaGradient(b); err != nil {
+			return nil, nil, st, false, err
+		}
+		all, err = m.trained()
+		return grads, all, st, false, err
+	}
+	p, all, st, err := m.metaRun(b)
+	if err != nil {
+		return nil, nil, st, false, err
+	}
+	if do, ok := m.Optimizer.(deviceOptimizer); ok && m.Device != nil {
+		// The update runs where the gradients are, if the device can.
+		u := &deviceUpdate{plan: p.plan, params: all, inputs: p.inputs, grads: p.grads, step: m.steps + 1,
+			what: func(i int) string { return "meta-gradient of " + all.At(i).Name }}
+		if done, err = do.updateOnDevice(u); err != nil || done {
+			return nil, nil, st, done, err
+		}
+	}
+	grads, err = m.readGrads(p, all)
+	return grads, all, st, false, err
 }
 
 // MetaGradient returns the gradient of the mean query loss after
