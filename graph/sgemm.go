@@ -7,8 +7,8 @@ import (
 )
 
 // Small float32 products (MAML's per-task 10×40 by 40×40, an MTL head) run
-// on medusa's own kernel, which computes each smallMR×smallNR tile of c in
-// registers, reading op(a) and op(b) in place with strides (a transposed b
+// on medusa's own kernel, which computes each smallMR×smallNR tile of c
+// (smallMR×wideNR with AVX-512) in registers, reading op(a) and op(b) in place with strides (a transposed b
 // is first gathered into packed panels, and a last panel of a short of
 // rows is packed and padded with zeros). Every element of c is summed in
 // the order of the inner index, a multiply then an add (no fused
@@ -55,20 +55,21 @@ func sgemmSmall(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, 
 		bls, bjs = 1, ldb
 	}
 	packB := tb != blas.NoTrans
+	nr := tileCols()
 	if packB {
-		s.b = grown(s.b, smallNR*k)
+		s.b = grown(s.b, nr*k)
 	}
 	s.a = grown(s.a, smallMR*k)
 	last := m - m%smallMR // the first row of a short panel
 	if last < m {
 		packA(s.a, ta != blas.NoTrans, last, m, k, a, lda)
 	}
-	for j0 := 0; j0 < n; j0 += smallNR {
-		cols := min(smallNR, n-j0)
+	for j0 := 0; j0 < n; j0 += nr {
+		cols := min(nr, n-j0)
 		bp, pls, pjs := b[j0*bjs:], bls, bjs
 		if packB {
-			packT(s.b, k, bp, ldb, cols)
-			bp, pls, pjs = s.b, smallNR, 1
+			packT(s.b, k, bp, ldb, cols, nr)
+			bp, pls, pjs = s.b, nr, 1
 		}
 		for i0 := 0; i0 < m; i0 += smallMR {
 			rows := min(smallMR, m-i0)
@@ -115,22 +116,24 @@ func packA(dst []float32, trans bool, i0, m, k int, a []float32, lda int) {
 }
 
 // packTGo is packT in Go.
-func packTGo(dst []float32, k int, b []float32, ldb, cols int) {
-	dst = dst[:k*smallNR]
-	clear(dst)
+func packTGo(dst []float32, k int, b []float32, ldb, cols, nr int) {
 	for j := range cols {
 		for l, v := range b[j*ldb : j*ldb+k] {
-			dst[l*smallNR+j] = v
+			dst[l*nr+j] = v
 		}
 	}
 }
 
-// smallKernelGo computes the first rows rows and cols columns of a
-// smallMR×smallNR tile of c (row stride ldc) from a(r, l) = a[r·ars +
-// l·als] and b(l, j) = b[l·bls + j·bjs]. The conversions keep the compiler
-// from fusing the multiply and the add, so the bits are those of the
-// vector kernels.
+// smallKernelGo computes the first rows rows and cols columns of a tile
+// of c (row stride ldc) from a(r, l) = a[r·ars + l·als] and b(l, j) =
+// b[l·bls + j·bjs], smallMR×smallNR at a time. The conversions keep the
+// compiler from fusing the multiply and the add, so the bits are those of
+// the vector kernels.
 func smallKernelGo(k int, a []float32, ars, als int, b []float32, bls, bjs int, c []float32, ldc, rows, cols int) {
+	for j0 := smallNR; j0 < cols; j0 += smallNR {
+		smallKernelGo(k, a, ars, als, b[j0*bjs:], bls, bjs, c[j0:], ldc, rows, min(smallNR, cols-j0))
+	}
+	cols = min(cols, smallNR)
 	var acc [smallMR][smallNR]float32
 	var bl [smallNR]float32
 	for l := 0; l < k; l++ {

@@ -2,19 +2,31 @@
 
 package graph
 
-import (
-	"math"
-
-	"golang.org/x/sys/cpu"
-)
+import "golang.org/x/sys/cpu"
 
 // asmBuild reports that this build has medusa's assembly (and gonum's:
 // both leave it out under the noasm tag).
 const asmBuild = true
 
-// useAVX2 chooses the assembly kernel; tests turn it off to compare it
-// with the Go one.
-var useAVX2 = cpu.X86.HasAVX2
+// useAVX2 and useAVX512 choose the assembly kernels; tests turn them off
+// to compare them with the Go one.
+var (
+	useAVX2   = cpu.X86.HasAVX2
+	useAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
+)
+
+// wideNR is the AVX-512 kernel's tile width, three registers of 16 lanes:
+// the 40 columns of MAML's usual hidden layer make one tile.
+const wideNR = 48
+
+// tileCols returns the width of the tiles and packed panels of b that the
+// kernel in use takes.
+func tileCols() int {
+	if useAVX512 {
+		return wideNR
+	}
+	return smallNR
+}
 
 // smallKernelAVX2 is smallKernelGo in AVX2 (sgemm_amd64.s) for bjs = 1:
 // the same multiplies and adds in the same order, eight lanes at a time.
@@ -23,25 +35,49 @@ var useAVX2 = cpu.X86.HasAVX2
 //go:noescape
 func smallKernelAVX2(k int, a *float32, ars, als int, b *float32, ldb int, c *float32, ldc int, mask *int32, rows int)
 
-// packTAVX2 gathers a panel of a transposed b (see packT).
+// smallKernelAVX512 is smallKernelGo in AVX-512 (sgemm_amd64.s) for bjs =
+// 1 and tiles up to wideNR wide: the same multiplies and adds in the same
+// order, sixteen lanes at a time. Bit j of mask selects column j. k ≥ 1.
 //
 //go:noescape
-func packTAVX2(k int, b *float32, idx *int32, mask *int32, dst *float32)
+func smallKernelAVX512(k int, a *float32, ars, als int, b *float32, ldb int, c *float32, ldc int, mask uint64, rows int)
+
+// transpose8AVX2 transposes blocks 8×8 blocks of src (rows lds apart)
+// side by side into dst (rows ldd apart): element (r, 8·q+i) to (8·q+i,
+// r).
+//
+//go:noescape
+func transpose8AVX2(blocks int, src *float32, lds int, dst *float32, ldd int)
 
 // packT writes columns j0 to j0+cols of op(b) = bᵀ (b(l, j) = b[j·ldb +
-// l]) into dst as a panel: element (l, j0+j) at dst[l·smallNR + j],
-// columns past cols zero.
-func packT(dst []float32, k int, b []float32, ldb, cols int) {
-	_, _ = dst[k*smallNR-1], b[(cols-1)*ldb+k-1]
-	if !useAVX2 || (smallNR-1)*ldb > math.MaxInt32 {
-		packTGo(dst, k, b, ldb, cols)
+// l]) into dst as a panel nr wide: element (l, j0+j) at dst[l·nr + j].
+// The columns past cols are left as they are: no kernel reads them.
+func packT(dst []float32, k int, b []float32, ldb, cols, nr int) {
+	_, _ = dst[(k-1)*nr+cols-1], b[(cols-1)*ldb+k-1]
+	if !useAVX2 {
+		packTGo(dst, k, b, ldb, cols, nr)
 		return
 	}
-	var idx [smallNR]int32
-	for j := range cols {
-		idx[j] = int32(j * ldb)
+	// Eight columns at a time, the inner index eight at a time in
+	// registers, the rest one by one.
+	full := k &^ 7
+	j := 0
+	for ; j+8 <= cols; j += 8 {
+		if full > 0 {
+			transpose8AVX2(full/8, &b[j*ldb], ldb, &dst[j], nr)
+		}
+		for r := range 8 {
+			row := b[(j+r)*ldb : (j+r)*ldb+k]
+			for l := full; l < k; l++ {
+				dst[l*nr+j+r] = row[l]
+			}
+		}
 	}
-	packTAVX2(k, &b[0], &idx[0], &laneMasks[cols][0], &dst[0])
+	for ; j < cols; j++ {
+		for l, v := range b[j*ldb : j*ldb+k] {
+			dst[l*nr+j] = v
+		}
+	}
 }
 
 // laneMasks[n] selects the first n of smallNR lanes.
@@ -58,9 +94,15 @@ var laneMasks = func() (m [smallNR + 1][smallNR]int32) {
 // (see smallKernelGo).
 func smallKernel(k int, a []float32, ars, als int, b []float32, bls, bjs int, c []float32, ldc, rows, cols int) {
 	_, _, _ = a[(smallMR-1)*ars+(k-1)*als], b[(k-1)*bls+(cols-1)*bjs], c[(rows-1)*ldc+cols-1]
-	if useAVX2 && bjs == 1 {
-		smallKernelAVX2(k, &a[0], ars, als, &b[0], bls, &c[0], ldc, &laneMasks[cols][0], rows)
-		return
+	switch {
+	case useAVX512 && bjs == 1:
+		smallKernelAVX512(k, &a[0], ars, als, &b[0], bls, &c[0], ldc, 1<<cols-1, rows)
+	case useAVX2 && bjs == 1:
+		for j0 := 0; j0 < cols; j0 += smallNR {
+			w := min(smallNR, cols-j0)
+			smallKernelAVX2(k, &a[0], ars, als, &b[j0], bls, &c[j0], ldc, &laneMasks[w][0], rows)
+		}
+	default:
+		smallKernelGo(k, a, ars, als, b, bls, bjs, c, ldc, rows, cols)
 	}
-	smallKernelGo(k, a, ars, als, b, bls, bjs, c, ldc, rows, cols)
 }

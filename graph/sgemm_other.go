@@ -11,8 +11,11 @@ func smallKernel(k int, a []float32, ars, als int, b []float32, bls, bjs int, c 
 // asmBuild reports that this build has medusa's assembly (and gonum's).
 const asmBuild = false
 
-// useAVX2 is false: there is no assembly kernel.
-var useAVX2 = false
+// useAVX2 and useAVX512 are false: there is no assembly kernel.
+var useAVX2, useAVX512 = false, false
+
+// tileCols returns the width of the Go kernel's tiles.
+func tileCols() int { return smallNR }
 
 // packT writes a panel of a transposed b (see packTGo).
-func packT(dst []float32, k int, b []float32, ldb, cols int) { packTGo(dst, k, b, ldb, cols) }
+func packT(dst []float32, k int, b []float32, ldb, cols, nr int) { packTGo(dst, k, b, ldb, cols, nr) }

@@ -65,7 +65,7 @@ func (c smallCase) String() string {
 func smallCases(rng *rand.Rand) []smallCase {
 	var cases []smallCase
 	trans := []blas.Transpose{blas.NoTrans, blas.Trans}
-	sizes := [][3]int{{1, 1, 1}, {10, 40, 40}, {10, 1, 40}, {40, 40, 10}, {10, 40, 1}, {4, 16, 3}, {5, 17, 2}, {3, 15, 9}, {8, 32, 64}, {33, 65, 70}}
+	sizes := [][3]int{{1, 1, 1}, {10, 40, 40}, {10, 1, 40}, {40, 40, 10}, {10, 40, 1}, {4, 16, 3}, {5, 17, 2}, {3, 15, 9}, {8, 32, 64}, {33, 65, 70}, {7, 48, 5}, {6, 49, 3}, {11, 97, 4}, {2, 33, 8}}
 	for range 40 {
 		sizes = append(sizes, [3]int{1 + rng.IntN(50), 1 + rng.IntN(50), 1 + rng.IntN(50)})
 	}
@@ -115,14 +115,20 @@ func TestSmallGemm(t *testing.T) {
 				t.Errorf("%v: differs from gonum's", c)
 			}
 		}
-		if useAVX2 {
-			useAVX2 = false
-			goKernel := c.run(sgemmSmall)
-			useAVX2 = true
-			if !sameBits(got, goKernel) {
+		avx2, avx512 := useAVX2, useAVX512
+		if avx512 {
+			useAVX512 = false
+			if !sameBits(got, c.run(sgemmSmall)) {
+				t.Errorf("%v: AVX-512 and AVX2 kernels differ", c)
+			}
+		}
+		if avx2 {
+			useAVX2, useAVX512 = false, false
+			if !sameBits(got, c.run(sgemmSmall)) {
 				t.Errorf("%v: assembly and Go kernels differ", c)
 			}
 		}
+		useAVX2, useAVX512 = avx2, avx512
 	}
 }
 
