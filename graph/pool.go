@@ -143,31 +143,39 @@ func poolArgMax[T float](idx []int, x []T, imgs int, im image, k int) {
 // than the comparisons.
 func poolArgMax2(idx []int, x []float32, imgs int, im image) {
 	ho, wo, c := im.h/2, im.w/2, im.c
+	if wo == 0 {
+		return
+	}
 	parallelFor(imgs, im.h*im.w*c, func(first, end int) {
 		for i := first; i < end; i++ {
-			r := i * ho * wo
 			for oh := 0; oh < ho; oh++ {
-				for ow := 0; ow < wo; ow++ {
-					at := idx[r*c : (r+1)*c]
-					r++
-					b0 := ((i*im.h+2*oh)*im.w + 2*ow) * c // top left; top right is b0+c
-					b2 := b0 + im.w*c                     // bottom left; bottom right is b2+c
-					x0, x1 := x[b0:b0+c], x[b0+c:b0+2*c]
-					x2, x3 := x[b2:b2+c], x[b2+c:b2+2*c]
-					x1, x2, x3, at = x1[:len(x0)], x2[:len(x0)], x3[:len(x0)], at[:len(x0)]
-					for j, v := range x0 {
-						k0, k1, k2, k3 := orderKey(v), orderKey(x1[j]), orderKey(x2[j]), orderKey(x3[j])
-						m := (k0 - k1) >> 63 // all ones if k1 > k0: the later one wins only if larger
-						ka, ia := k0+(k1-k0)&m, b0+j+c&int(m)
-						m = (k2 - k3) >> 63
-						kb, ib := k2+(k3-k2)&m, b2+j+c&int(m)
-						m = (ka - kb) >> 63
-						at[j] = ia + (ib-ia)&int(m)
-					}
-				}
+				r := (i*ho + oh) * wo
+				b0 := (i*im.h + 2*oh) * im.w * c // the first window's top left
+				poolRow2(idx[r*c:(r+wo)*c], x, b0, wo, c, im.w*c)
 			}
 		}
 	})
+}
+
+// poolRow2Go is poolRow2 in Go: window q's top left value of channel j is
+// x[b0 + 2·q·c + j], its top right c elements on, its bottom row wc on.
+func poolRow2Go(at []int, x []float32, b0, n, c, wc int) {
+	for q := range n {
+		b0, at := b0+2*q*c, at[q*c:(q+1)*c]
+		b2 := b0 + wc // bottom left; bottom right is b2+c
+		x0, x1 := x[b0:b0+c], x[b0+c:b0+2*c]
+		x2, x3 := x[b2:b2+c], x[b2+c:b2+2*c]
+		x1, x2, x3, at = x1[:len(x0)], x2[:len(x0)], x3[:len(x0)], at[:len(x0)]
+		for j, v := range x0 {
+			k0, k1, k2, k3 := orderKey(v), orderKey(x1[j]), orderKey(x2[j]), orderKey(x3[j])
+			m := (k0 - k1) >> 63 // all ones if k1 > k0: the later one wins only if larger
+			ka, ia := k0+(k1-k0)&m, b0+j+c&int(m)
+			m = (k2 - k3) >> 63
+			kb, ib := k2+(k3-k2)&m, b2+j+c&int(m)
+			m = (ka - kb) >> 63
+			at[j] = ia + (ib-ia)&int(m)
+		}
+	}
 }
 
 // orderKey maps a float32 to an integer that orders as the floats do,

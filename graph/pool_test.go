@@ -212,24 +212,31 @@ func TestGatherScatterBadIndex(t *testing.T) {
 // TestPoolArgMax2 compares the branch-free 2×2 float32 kernel with the
 // general one on values with many ties, zeros of both signs and NaNs.
 func TestPoolArgMax2(t *testing.T) {
-	im := image{n: 3, h: 7, w: 6, c: 5}
 	rng := rand.New(rand.NewPCG(9, 9))
-	x32 := make([]float32, 2*im.n*im.h*im.w*im.c)
-	levels := []float32{-2, -1, float32(math.Copysign(0, -1)), 0, 1, float32(math.Inf(1)), float32(math.NaN())}
-	for i := range x32 {
-		x32[i] = levels[rng.IntN(len(levels))]
-	}
-	x64 := make([]float64, len(x32))
-	for i, v := range x32 {
-		x64[i] = float64(v)
-	}
-	n := 2 * im.n * (im.h / 2) * (im.w / 2) * im.c
-	got, want := make([]int, n), make([]int, n)
-	poolArgMax(got, x32, 2*im.n, im, 2) // takes the 2×2 float32 path
-	poolArgMax(want, x64, 2*im.n, im, 2)
-	for i := range got {
-		if got[i] != want[i] {
-			t.Fatalf("2×2 float32 kernel: index %d = %d (%v); general kernel %d (%v)", i, got[i], x32[got[i]], want[i], x64[want[i]])
+	levels := []float32{-2, -1, float32(math.Copysign(0, -1)), 0, 1, 3e38, float32(math.Inf(1)), float32(math.Inf(-1)),
+		float32(math.NaN()), math.Float32frombits(0xffc00001), math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32}
+	// 5 channels take the Go loop, multiples of 8 the vector one.
+	for _, im := range []image{{n: 3, h: 7, w: 6, c: 5}, {n: 2, h: 4, w: 5, c: 8}, {n: 2, h: 6, w: 6, c: 24}, {n: 1, h: 3, w: 3, c: 16}} {
+		x32 := make([]float32, 2*im.n*im.h*im.w*im.c)
+		for i := range x32 {
+			x32[i] = levels[rng.IntN(len(levels))]
+		}
+		x64 := make([]float64, len(x32))
+		for i, v := range x32 {
+			x64[i] = float64(v)
+		}
+		n := 2 * im.n * (im.h / 2) * (im.w / 2) * im.c
+		got, want, goLoop := make([]int, n), make([]int, n), make([]int, n)
+		poolArgMax(got, x32, 2*im.n, im, 2) // takes the 2×2 float32 path
+		poolArgMax(want, x64, 2*im.n, im, 2)
+		avx2 := useAVX2
+		useAVX2 = false
+		poolArgMax(goLoop, x32, 2*im.n, im, 2)
+		useAVX2 = avx2
+		for i := range got {
+			if got[i] != want[i] || goLoop[i] != want[i] {
+				t.Fatalf("%+v: 2×2 float32 kernel: index %d = %d (%v), Go loop %d; general kernel %d (%v)", im, i, got[i], x32[got[i]], goLoop[i], want[i], x64[want[i]])
+			}
 		}
 	}
 }
