@@ -112,6 +112,13 @@ func matMulRun[T float, F func(ta, tb blas.Transpose, m, n, k int, alpha T, a []
 	return wrap(pre, c, tensor.Shape{batch, m, n}), nil
 }
 
+// macsPerTouch is how many multiply-adds of a product cost as much as one
+// element touched by parallelFor's other callers: about a hundred, so that
+// batches below some 4 million multiply-adds (MAML's sinusoid tasks) run
+// on the calling goroutine, where waking another thread gains nothing.
+// Tests lower it.
+var macsPerTouch = 128
+
 // gemmBatch computes c[i] = op(a[i])·op(b[i]) for each of batch products
 // stored contiguously (strides sa and sb). With align (gonum's gemm), the
 // three batches are first placed at 64-byte aligned addresses, copying
@@ -134,9 +141,13 @@ func gemmBatch[T float](c []T, gemm func(ta, tb blas.Transpose, m, n, k int, alp
 			c = aligned[T](len(c))[:len(c)]
 		}
 	}
-	for i := 0; i < batch; i++ {
-		gemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)
-	}
+	// The products are independent: with more than one CPU they run
+	// concurrently, each on one goroutine, so the bits are the same.
+	parallelFor(batch, m*n*k/macsPerTouch, func(first, end int) {
+		for i := first; i < end; i++ {
+			gemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)
+		}
+	})
 	if &out[0] != &c[0] {
 		copy(out, c)
 	}

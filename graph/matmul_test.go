@@ -2,7 +2,9 @@ package graph
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -101,6 +103,53 @@ func TestMatMulEmpty(t *testing.T) {
 				if x != 0 {
 					t.Fatalf("%v × %v (%v): %v, want zeros", c.a, c.b, dt, got)
 				}
+			}
+		}
+	}
+}
+
+// TestBatchedMatMulAcrossCPUs: batches large enough to be split over the
+// CPUs give the same bits on one CPU and on four, for medusa's small
+// kernel (many small products) and the large products' gemm, and the
+// products they should.
+func TestBatchedMatMulAcrossCPUs(t *testing.T) {
+	defer func(m int) { macsPerTouch = m }(macsPerTouch)
+	macsPerTouch = 1 // split batches far below the usual threshold
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, s := range [][4]int{{30, 10, 40, 40}, {4, 30, 40, 100}} {
+		batch, m, n, k := s[0], s[1], s[2], s[3]
+		a, b := randn(rng, batch*m*k), randn(rng, batch*k*n)
+		want := make([]float64, batch*m*n)
+		for i := range batch {
+			for r := range m {
+				for j := range n {
+					for l := range k {
+						want[(i*m+r)*n+j] += a[(i*m+r)*k+l] * b[(i*k+l)*n+j]
+					}
+				}
+			}
+		}
+		for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+			run := func(procs int) []float64 {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				out := eval(t, dt, [][]float64{a, b}, [][]int{{batch, m, k}, {batch, k, n}}, func(in G.Nodes) (G.Nodes, error) {
+					c, err := BatchedMatMul(in[0], in[1], false, false)
+					return G.Nodes{c}, err
+				})
+				return out[0]
+			}
+			one, four := run(1), run(4)
+			for i := range one {
+				if math.Float64bits(one[i]) != math.Float64bits(four[i]) {
+					t.Fatalf("%v %v: element %d = %v on one CPU, %v on four", dt, s, i, one[i], four[i])
+				}
+			}
+			tol := 1e-12
+			if dt == tensor.Float32 {
+				tol = 1e-5
+			}
+			if e := RelErr(four, want, 1); e > tol {
+				t.Errorf("%v %v: relative error %.3g against the product", dt, s, e)
 			}
 		}
 	}
