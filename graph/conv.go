@@ -398,15 +398,21 @@ func transposeLastKernel[T float](out, x []T, b, p, q int) []T {
 // kernel runs on the calling goroutine alone.
 const parallelMin = 1 << 15
 
+// parallelWorth reports whether parallelFor splits n items of the given
+// cost over more than one goroutine.
+func parallelWorth(n, cost int) bool {
+	return min(runtime.GOMAXPROCS(0), n) > 1 && n*cost >= parallelMin
+}
+
 // parallelFor calls f on disjoint ranges [lo, hi) covering [0, n),
 // concurrently on up to GOMAXPROCS goroutines when n·cost reaches
 // parallelMin, and returns when every call has returned.
 func parallelFor(n, cost int, f func(lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 || n*cost < parallelMin {
+	if !parallelWorth(n, cost) {
 		f(0, n)
 		return
 	}
+	workers := min(runtime.GOMAXPROCS(0), n)
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
 		wg.Add(1)

@@ -142,12 +142,19 @@ func gemmBatch[T float](c []T, gemm func(ta, tb blas.Transpose, m, n, k int, alp
 		}
 	}
 	// The products are independent: with more than one CPU they run
-	// concurrently, each on one goroutine, so the bits are the same.
-	parallelFor(batch, m*n*k/macsPerTouch, func(first, end int) {
-		for i := first; i < end; i++ {
+	// concurrently, each on one goroutine, so the bits are the same. (The
+	// closure is made only then: it escapes to the heap.)
+	if cost := m * n * k / macsPerTouch; parallelWorth(batch, cost) {
+		parallelFor(batch, cost, func(first, end int) {
+			for i := first; i < end; i++ {
+				gemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)
+			}
+		})
+	} else {
+		for i := range batch {
 			gemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)
 		}
-	})
+	}
 	if &out[0] != &c[0] {
 		copy(out, c)
 	}

@@ -2,6 +2,7 @@ package learners
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/medusa-ml/medusa/learners/tasks"
 )
@@ -115,4 +116,28 @@ func average(x []float64) float64 {
 		s += v
 	}
 	return s / float64(len(x))
+}
+
+// MeanCI returns the mean of x and the half-width of its normal 95%
+// confidence interval, 1.96·s/√n with s the sample standard deviation:
+// the figures an evaluation over n test tasks reports as mean ± half.
+// With fewer than two values the half-width is NaN, and the mean of none
+// is NaN too.
+func MeanCI(x []float64) (mean, half float64) {
+	n := float64(len(x))
+	if len(x) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	for _, v := range x {
+		mean += v
+	}
+	mean /= n
+	if len(x) < 2 {
+		return mean, math.NaN()
+	}
+	var ss float64
+	for _, v := range x {
+		ss += (v - mean) * (v - mean)
+	}
+	return mean, 1.96 * math.Sqrt(ss/(n-1)) / math.Sqrt(n)
 }

@@ -172,3 +172,29 @@ func TestF1PerTask(t *testing.T) {
 		t.Errorf("f1PerTask = %v; want [0.5 1]", got)
 	}
 }
+
+// TestMeanCI checks the interval behind every reported figure on known
+// cases: 1..5 has mean 3 and sample deviation √2.5, so the half-width is
+// 1.96·√2.5/√5 = 1.96/√2; it scales with the spread and shrinks as 1/√n.
+func TestMeanCI(t *testing.T) {
+	for _, c := range []struct {
+		x          []float64
+		mean, half float64
+	}{
+		{[]float64{1, 2, 3, 4, 5}, 3, 1.96 / math.Sqrt2},
+		{[]float64{10, 20, 30, 40, 50}, 30, 19.6 / math.Sqrt2},
+		{[]float64{2, 2, 2}, 2, 0},
+		{[]float64{0, 1, 0, 1, 0, 1, 0, 1}, 0.5, 1.96 * math.Sqrt(2.0/7) / math.Sqrt(8)},
+	} {
+		m, h := MeanCI(c.x)
+		if math.Abs(m-c.mean) > 1e-12 || math.Abs(h-c.half) > 1e-12 {
+			t.Errorf("MeanCI(%v) = %v ± %v, want %v ± %v", c.x, m, h, c.mean, c.half)
+		}
+	}
+	if m, h := MeanCI([]float64{7}); m != 7 || !math.IsNaN(h) {
+		t.Errorf("MeanCI of one value = %v ± %v, want 7 ± NaN", m, h)
+	}
+	if m, h := MeanCI(nil); !math.IsNaN(m) || !math.IsNaN(h) {
+		t.Errorf("MeanCI of none = %v ± %v, want NaN ± NaN", m, h)
+	}
+}

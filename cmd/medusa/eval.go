@@ -309,7 +309,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "  %5s  %8s  %s\n", "steps", "mean", "95% interval")
 	means, halves := make([]float64, len(per)), make([]float64, len(per))
 	for s := range per {
-		means[s], halves[s] = meanCI(per[s])
+		means[s], halves[s] = learners.MeanCI(per[s])
 		fmt.Fprintf(stdout, "  %5d  %8.4f  ±%.4f\n", s, means[s], halves[s])
 	}
 	if c.out != "" {

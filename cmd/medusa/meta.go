@@ -442,10 +442,10 @@ func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand
 			continue
 		}
 		last = s
-		mean, half := meanCI(per[s])
+		mean, half := learners.MeanCI(per[s])
 		line := fmt.Sprintf("  %5d  %8.4f  ±%.4f", s, mean, half)
 		if src.pooled != nil {
-			fm, fh := meanCI(f1[s])
+			fm, fh := learners.MeanCI(f1[s])
 			line += fmt.Sprintf("   %8.4f  ±%.4f", fm, fh)
 		}
 		fmt.Fprintln(stdout, line)
@@ -509,8 +509,8 @@ func pooledBaseline(ctx context.Context, src *taskSource, test []*tasks.Batch, c
 			f1 = append(f1, res[0].F1)
 		}
 	}
-	am, ah := meanCI(acc)
-	fm, fh := meanCI(f1)
+	am, ah := learners.MeanCI(acc)
+	fm, fh := learners.MeanCI(f1)
 	fmt.Fprintf(stdout, "one logistic regression trained on %d examples pooled from %d tasks, not adapted:\n  accuracy %.4f ±%.4f   macro F1 %.4f ±%.4f\n",
 		data.N, data.N/20, am, ah, fm, fh)
 	return nil

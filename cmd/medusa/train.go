@@ -578,24 +578,6 @@ func configGiven(c any) ([]string, string) {
 	return nil, ""
 }
 
-// meanCI returns the mean of x and the half-width of its normal 95%
-// confidence interval, 1.96·s/√n.
-func meanCI(x []float64) (mean, half float64) {
-	n := float64(len(x))
-	for _, v := range x {
-		mean += v
-	}
-	mean /= n
-	if len(x) < 2 {
-		return mean, math.NaN()
-	}
-	var ss float64
-	for _, v := range x {
-		ss += (v - mean) * (v - mean)
-	}
-	return mean, 1.96 * math.Sqrt(ss/(n-1)) / math.Sqrt(n)
-}
-
 // reportBLAS says which BLAS the matrix products use, or fails if the one
 // MEDUSA_BLAS asks for cannot be loaded.
 func reportBLAS(stderr io.Writer) error {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package learners
+
+const raceEnabled = false
