@@ -221,15 +221,8 @@ func (m ConvNet) Forward(x *G.Node, p G.Nodes) (out *G.Node, err error) {
 			return nil, err
 		}
 	}
-	if h, err = graph.BatchedMatMul(h, hw, false, true); err != nil {
+	if h, err = Linear(h, hw, p[len(p)-1]); err != nil {
 		return nil, fmt.Errorf("nets: ConvNet head: %w", err)
-	}
-	hb, err := graph.Broadcast(p[len(p)-1], 1, n)
-	if err != nil {
-		return nil, err
-	}
-	if h, err = G.Add(h, hb); err != nil {
-		return nil, fmt.Errorf("nets: ConvNet head bias: %v", err)
 	}
 	return h, nil
 }

@@ -146,7 +146,7 @@ func (m MLP) Forward(x *G.Node, p G.Nodes) (out *G.Node, err error) {
 	if x.Dims() != 3 || xs[2] != m.In {
 		return nil, &graph.ShapeError{Op: "MLP.Forward input", Want: fmt.Sprintf("[tasks, n, %d]", m.In), Got: fmt.Sprint(xs)}
 	}
-	tasks, n := xs[0], xs[1]
+	tasks := xs[0]
 	h := x
 	for i := 0; i+1 < len(w); i++ {
 		W, b := p[2*i], p[2*i+1]
@@ -156,15 +156,8 @@ func (m MLP) Forward(x *G.Node, p G.Nodes) (out *G.Node, err error) {
 		if !b.Shape().Eq(tensor.Shape{tasks, w[i+1]}) {
 			return nil, &graph.ShapeError{Op: fmt.Sprintf("MLP.Forward layers.%d.bias", i), Want: fmt.Sprint(tensor.Shape{tasks, w[i+1]}), Got: fmt.Sprint(b.Shape())}
 		}
-		if h, err = graph.BatchedMatMul(h, W, false, true); err != nil {
-			return nil, fmt.Errorf("nets: MLP.Forward layer %d: %v", i, err)
-		}
-		bb, err := graph.Broadcast(b, 1, n)
-		if err != nil {
-			return nil, err
-		}
-		if h, err = G.Add(h, bb); err != nil {
-			return nil, fmt.Errorf("nets: MLP.Forward layer %d bias: %v", i, err)
+		if h, err = Linear(h, W, b); err != nil {
+			return nil, fmt.Errorf("nets: MLP.Forward layer %d: %w", i, err)
 		}
 		if i+2 < len(w) {
 			if h, err = m.Activation.Apply(h); err != nil {

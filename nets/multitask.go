@@ -340,16 +340,9 @@ func (m MMoE) Forward(x *G.Node, p G.Nodes) (out G.Nodes, err error) {
 	reps := make(G.Nodes, len(m.Heads))
 	for i, hd := range m.Heads {
 		W, b := p[off+2*i], p[off+2*i+1]
-		logits, err := graph.BatchedMatMul(x, W, false, true)
+		logits, err := Linear(x, W, b)
 		if err != nil {
-			return nil, fmt.Errorf("nets: MMoE gate %q: %v", hd.Name, err)
-		}
-		bb, err := graph.Broadcast(b, 1, n)
-		if err != nil {
-			return nil, err
-		}
-		if logits, err = G.Add(logits, bb); err != nil {
-			return nil, fmt.Errorf("nets: MMoE gate %q: %v", hd.Name, err)
+			return nil, fmt.Errorf("nets: MMoE gate %q: %w", hd.Name, err)
 		}
 		ls, err := graph.LogSoftmax(logits)
 		if err != nil {

@@ -288,15 +288,10 @@ func imageClasses(c *trainConfig) (set *tasks.ClassSet, train, test []int, about
 			return nil, nil, nil, "", err
 		}
 		chars := set.Classes() / 4
-		if chars < 2 {
-			return nil, nil, nil, "", fmt.Errorf("omniglot in %s: %d characters, too few to split", c.data, chars)
+		if train, test, err = tasks.OmniglotSplit(chars); err != nil {
+			return nil, nil, nil, "", fmt.Errorf("omniglot in %s: %w", c.data, err)
 		}
-		// Vinyals et al. (2016): 1,200 characters for meta-training, the
-		// rest for meta-test, each with its rotations as new classes.
-		cut := min(1200, chars*1200/1623)
-		ids := tasks.ClassIDs(chars)
-		return set, tasks.WithRotations(ids[:cut]), tasks.WithRotations(ids[cut:]),
-			fmt.Sprintf("Omniglot from %s (%d characters, 4 rotations each)", c.data, chars), nil
+		return set, train, test, fmt.Sprintf("Omniglot from %s (%d characters, 4 rotations each)", c.data, chars), nil
 	}
 	dir := c.data
 	if dir == "" {

@@ -224,6 +224,21 @@ func WithRotations(chars []int) []int {
 	return out
 }
 
+// OmniglotSplit returns the meta-training and meta-test classes of a class
+// set of chars characters loaded with Rotations: as in Vinyals et al.
+// (2016), the first 1,200 of the 1,623 characters (the same share of a
+// smaller set) for meta-training and the rest for meta-test, each with its
+// four rotations as classes (WithRotations). Fewer than two characters is
+// an error.
+func OmniglotSplit(chars int) (train, test []int, err error) {
+	if chars < 2 {
+		return nil, nil, fmt.Errorf("tasks: omniglot: %d characters, too few to split", chars)
+	}
+	cut := min(1200, chars*1200/1623)
+	ids := ClassIDs(chars)
+	return WithRotations(ids[:cut]), WithRotations(ids[cut:]), nil
+}
+
 // listOmniglotDir returns the names of the entries of dir, sorted, skipping
 // hidden entries and __MACOSX: the directories if dirs is set, else the
 // *.png files. Any other entry is an error, and so are more than limit

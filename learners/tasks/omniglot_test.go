@@ -502,3 +502,35 @@ func BenchmarkDecodeGlyph(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
 }
+
+// TestOmniglotSplit: the full set splits 1,200 / 423 characters, a
+// smaller one in the same proportion; the parts are disjoint, cover every
+// class, and keep a character's four rotations together.
+func TestOmniglotSplit(t *testing.T) {
+	for _, c := range []struct{ chars, train int }{{1623, 1200}, {100, 73}, {2, 1}} {
+		train, test, err := OmniglotSplit(c.chars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(train) != 4*c.train || len(test) != 4*(c.chars-c.train) {
+			t.Errorf("%d characters: %d and %d classes, want %d and %d", c.chars, len(train), len(test), 4*c.train, 4*(c.chars-c.train))
+		}
+		part := map[int]int{}
+		for p, ids := range [][]int{train, test} {
+			for _, id := range ids {
+				if _, dup := part[id]; dup || id < 0 || id >= 4*c.chars {
+					t.Fatalf("%d characters: class %d repeated or out of range", c.chars, id)
+				}
+				part[id] = p
+			}
+		}
+		for id := range 4 * c.chars {
+			if p, ok := part[id]; !ok || p != part[id/4*4] {
+				t.Fatalf("%d characters: class %d missing or apart from its character's other rotations", c.chars, id)
+			}
+		}
+	}
+	if _, _, err := OmniglotSplit(1); err == nil {
+		t.Error("OmniglotSplit(1): no error")
+	}
+}
