@@ -97,6 +97,14 @@ func (a *ANIL) Evaluate(b *tasks.Batch, steps int) ([][]float64, error) {
 	return a.MAML.Evaluate(b, steps)
 }
 
+// Predict is MAML.Predict with head-only adaptation.
+func (a *ANIL) Predict(b *tasks.Batch, steps int) ([][]float64, error) {
+	if err := a.prepare(); err != nil {
+		return nil, err
+	}
+	return a.MAML.Predict(b, steps)
+}
+
 // EvaluateClassifier is MAML.EvaluateClassifier with head-only
 // adaptation.
 func (a *ANIL) EvaluateClassifier(b *tasks.Batch, steps int) (Evaluation, error) {

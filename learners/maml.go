@@ -303,8 +303,18 @@ func (m *MAML) metaRun(b *tasks.Batch) (*program, *graph.Params, Stats, error) {
 // returns the query loss of every task after 0, 1, ..., steps steps:
 // losses[s][t].
 func (m *MAML) Evaluate(b *tasks.Batch, steps int) ([][]float64, error) {
-	e, err := m.evaluate(b, steps, false)
+	e, _, err := m.evaluate(b, steps, false, false)
 	return e.Loss, err
+}
+
+// Predict adapts to each task of b with up to steps inner steps, as
+// Evaluate does, and returns the model's outputs on b's query inputs after
+// 0, 1, ..., steps steps: out[s] holds b.Tasks·b.Query·b.Out values, task
+// by task and example by example. b's query targets enter only the losses
+// that Predict does not return, so they may be zeros.
+func (m *MAML) Predict(b *tasks.Batch, steps int) ([][]float64, error) {
+	_, preds, err := m.evaluate(b, steps, false, true)
+	return preds, err
 }
 
 // EvaluateClassifier adapts to each task of b, a classification batch
@@ -312,52 +322,60 @@ func (m *MAML) Evaluate(b *tasks.Batch, steps int) ([][]float64, error) {
 // loss and accuracy of every task after 0, 1, ..., steps steps. It returns
 // an error if a query target row is not one-hot.
 func (m *MAML) EvaluateClassifier(b *tasks.Batch, steps int) (Evaluation, error) {
-	return m.evaluate(b, steps, true)
+	e, _, err := m.evaluate(b, steps, true, false)
+	return e, err
 }
 
-func (m *MAML) evaluate(b *tasks.Batch, steps int, accuracy bool) (Evaluation, error) {
+// evaluate runs the evaluation program on b and reads the query losses,
+// with accuracy the accuracies and F1 scores too, and with predict the
+// query predictions.
+func (m *MAML) evaluate(b *tasks.Batch, steps int, accuracy, predict bool) (e Evaluation, preds [][]float64, err error) {
 	if err := m.check(); err != nil {
-		return Evaluation{}, err
+		return Evaluation{}, nil, err
 	}
 	if steps < 0 {
-		return Evaluation{}, fmt.Errorf("learners: Evaluate: %d steps", steps)
+		return Evaluation{}, nil, fmt.Errorf("learners: Evaluate: %d steps", steps)
 	}
 	var labels []int
 	if accuracy {
 		var err error
 		if labels, err = classLabels(b); err != nil {
-			return Evaluation{}, err
+			return Evaluation{}, nil, err
 		}
 	}
 	all, err := m.trained()
 	if err != nil {
-		return Evaluation{}, err
+		return Evaluation{}, nil, err
 	}
 	p, err := m.program(b, steps, false)
 	if err != nil {
-		return Evaluation{}, err
+		return Evaluation{}, nil, err
 	}
 	if err := p.run(all, b); err != nil {
-		return Evaluation{}, err
+		return Evaluation{}, nil, err
 	}
-	var e Evaluation
 	for s, l := range p.losses {
 		loss, err := p.plan.ReadFloat64s(l)
 		if err != nil {
-			return Evaluation{}, err
+			return Evaluation{}, nil, err
 		}
 		e.Loss = append(e.Loss, loss)
-		if !accuracy {
+		if !accuracy && !predict {
 			continue
 		}
 		pred, err := p.plan.ReadFloat64s(p.preds[s])
 		if err != nil {
-			return Evaluation{}, err
+			return Evaluation{}, nil, err
 		}
-		e.Accuracy = append(e.Accuracy, accuracyPerTask(pred, labels, b.Tasks, b.Out))
-		e.F1 = append(e.F1, f1PerTask(pred, labels, b.Tasks, b.Out))
+		if predict {
+			preds = append(preds, pred)
+		}
+		if accuracy {
+			e.Accuracy = append(e.Accuracy, accuracyPerTask(pred, labels, b.Tasks, b.Out))
+			e.F1 = append(e.F1, f1PerTask(pred, labels, b.Tasks, b.Out))
+		}
 	}
-	return e, nil
+	return e, preds, nil
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

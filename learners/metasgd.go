@@ -107,6 +107,14 @@ func (s *MetaSGD) Evaluate(b *tasks.Batch, steps int) ([][]float64, error) {
 	return s.MAML.Evaluate(b, steps)
 }
 
+// Predict is MAML.Predict with the learned rates.
+func (s *MetaSGD) Predict(b *tasks.Batch, steps int) ([][]float64, error) {
+	if err := s.prepare(); err != nil {
+		return nil, err
+	}
+	return s.MAML.Predict(b, steps)
+}
+
 // EvaluateClassifier is MAML.EvaluateClassifier with the learned rates.
 func (s *MetaSGD) EvaluateClassifier(b *tasks.Batch, steps int) (Evaluation, error) {
 	if err := s.prepare(); err != nil {

@@ -24,7 +24,6 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
-	G "gorgonia.org/gorgonia"
 )
 
 // evalConfig is what "medusa eval" runs.
@@ -320,7 +319,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "wrote %s\n", c.out)
 	}
 	if c.fits != "" {
-		if err := plotFits(c.fits, ck, rand.New(rand.NewPCG(c.seed, 0x66697473)), c.shots, c.steps); err != nil {
+		if err := plotFits(c.fits, m, rand.New(rand.NewPCG(c.seed, 0x66697473)), c.shots, c.steps); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "wrote %s\n", c.fits)
@@ -360,114 +359,6 @@ func adaptationErrors(ctx context.Context, m *learners.MAML, rng *rand.Rand, c *
 		}
 	}
 	return per, nil
-}
-
-// adaptPredictions returns the model's outputs on b's query inputs after
-// 0, 1, ..., steps inner steps of gradient descent with step size lr on
-// each task's support MSE, the adaptation learners.MAML makes: out[s] has
-// b.Tasks·b.Query·b.Out values. b's query targets are not used.
-func adaptPredictions(model nets.MLP, params *graph.Params, lr float64, b *tasks.Batch, steps int) (out [][]float64, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("predictions: %v", r)
-		}
-	}()
-	if err := b.Validate(); err != nil {
-		return nil, err
-	}
-	g := G.NewGraph()
-	dt := params.At(0).Value.Dtype()
-	data := func(name string, n, width int) *G.Node {
-		return G.NewTensor(g, dt, 3, G.WithShape(b.Tasks, n, width), G.WithName(name))
-	}
-	sx, sy, qx := data("support.x", b.Support, b.In), data("support.y", b.Support, b.Out), data("query.x", b.Query, b.In)
-	theta := make(G.Nodes, params.Len())
-	adapted := make(G.Nodes, params.Len())
-	for i := range theta {
-		q := params.At(i)
-		theta[i] = G.NewTensor(g, dt, q.Value.Dims(), G.WithShape(q.Value.Shape()...), G.WithName(q.Name))
-		if adapted[i], err = graph.Broadcast(theta[i], 0, b.Tasks); err != nil {
-			return nil, err
-		}
-	}
-	var preds G.Nodes
-	for s := 0; ; s++ {
-		pred, err := model.Forward(qx, adapted)
-		if err != nil {
-			return nil, err
-		}
-		preds = append(preds, pred)
-		if s == steps {
-			break
-		}
-		// Σ_t mean_k (f(x_tk) − y_tk)², as learners.MSE computes it.
-		fx, err := model.Forward(sx, adapted)
-		if err != nil {
-			return nil, err
-		}
-		loss, err := G.Sub(fx, sy)
-		if err != nil {
-			return nil, err
-		}
-		if loss, err = G.Square(loss); err != nil {
-			return nil, err
-		}
-		for _, axis := range []int{2, 1} {
-			if loss, err = graph.SumAxis(loss, axis); err != nil {
-				return nil, err
-			}
-		}
-		if loss, err = graph.Scale(loss, 1/float64(b.Support*b.Out)); err != nil {
-			return nil, err
-		}
-		if loss, err = graph.SumAxis(loss, 0); err != nil {
-			return nil, err
-		}
-		grads, err := graph.Grad(loss, adapted...)
-		if err != nil {
-			return nil, err
-		}
-		for i, gr := range grads {
-			step, err := graph.Scale(gr, lr)
-			if err != nil {
-				return nil, err
-			}
-			if adapted[i], err = G.Sub(adapted[i], step); err != nil {
-				return nil, err
-			}
-		}
-	}
-	plan, err := graph.Compile(g, preds...)
-	if err != nil {
-		return nil, err
-	}
-	for i, n := range theta {
-		if err := plan.Let(n.Name(), params.At(i).Value); err != nil {
-			return nil, err
-		}
-	}
-	for _, d := range []struct {
-		n    *G.Node
-		vals []float64
-	}{{sx, b.SupportX}, {sy, b.SupportY}, {qx, b.QueryX}} {
-		t, err := graph.NewTensor(dt, d.n.Shape(), d.vals)
-		if err != nil {
-			return nil, err
-		}
-		if err := plan.Let(d.n.Name(), t); err != nil {
-			return nil, err
-		}
-	}
-	if err := plan.Run(); err != nil {
-		return nil, err
-	}
-	out = make([][]float64, len(preds))
-	for s, p := range preds {
-		if out[s], err = plan.ReadFloat64s(p); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 // plotAdaptation draws the mean test error against the number of inner
@@ -539,7 +430,7 @@ const fitGrid = 201
 // plotFits draws, for three fresh tasks, the true sine, the K support
 // points, and the model's fit before adaptation and after 1 and steps
 // inner steps (Finn et al. 2017, figure 2).
-func plotFits(path string, ck *mamlCheckpoint, rng *rand.Rand, shots, steps int) (err error) {
+func plotFits(path string, m *learners.MAML, rng *rand.Rand, shots, steps int) (err error) {
 	const n = 3
 	b, ts, err := tasks.Sinusoid{}.Sample(rng, n, shots, 1)
 	if err != nil {
@@ -553,14 +444,14 @@ func plotFits(path string, ck *mamlCheckpoint, rng *rand.Rand, shots, steps int)
 			b.QueryX[t*fitGrid+i], b.QueryY[t*fitGrid+i] = x, ts[t].F(x)
 		}
 	}
-	preds, err := adaptPredictions(ck.model, ck.params, ck.innerLR, b, steps)
+	preds, err := m.Predict(b, steps)
 	if err != nil {
 		return err
 	}
 	for _, p := range preds {
 		for _, v := range p {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("the fits diverge (the checkpoint's inner step size is %g)", ck.innerLR)
+				return fmt.Errorf("the fits diverge (the checkpoint's inner step size is %g)", m.InnerLR)
 			}
 		}
 	}
