@@ -1,25 +1,21 @@
 package main
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"slices"
 	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners"
 	"github.com/spf13/pflag"
 )
 
-// Metadata keys of the checkpoints medusa train writes, besides the
-// human-readable run description (learner, task, hidden, ...).
-const (
-	flagsKey = "medusa.flags" // JSON object: every train flag's value, to resume with
-	rngKey   = "medusa.rng."  // + stream name: a PCG state, base64
-	stateKey = "train."       // prefix of the trainer's state
-)
+// flagsKey is the metadata key under which medusa train's checkpoints
+// record every flag's value (a JSON object), to resume with; the learner's
+// state and the random streams are learners.Checkpoint's.
+const flagsKey = "medusa.flags"
 
 // resumeFlags are the flags a resumed run may change; everything else is
 // fixed by the checkpoint.
@@ -91,32 +87,6 @@ func checkResumeFlags(fs *pflag.FlagSet) error {
 	return nil
 }
 
-// saveRNG records a PCG's state under name.
-func saveRNG(c *graph.Checkpoint, name string, src *rand.PCG) error {
-	b, err := src.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	c.Meta[rngKey+name] = base64.StdEncoding.EncodeToString(b)
-	return nil
-}
-
-// loadRNG restores into src the state recorded under name.
-func loadRNG(c *graph.Checkpoint, name string, src *rand.PCG, path string) error {
-	v, ok := c.Meta[rngKey+name]
-	if !ok {
-		return fmt.Errorf("%s has no state for the random stream %q", path, name)
-	}
-	b, err := base64.StdEncoding.DecodeString(v)
-	if err == nil {
-		err = src.UnmarshalBinary(b)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: the state of the random stream %q is not valid: %v", path, name, err)
-	}
-	return nil
-}
-
 // loadResume reads a checkpoint to resume from, saying what is wrong with
 // it in one line.
 func loadResume(path string) (*graph.Checkpoint, error) {
@@ -135,31 +105,21 @@ func loadResume(path string) (*graph.Checkpoint, error) {
 type runCheckpoint struct {
 	meta    map[string]string // the run's readable description
 	state   graph.Stateful    // the trainer
-	streams []namedStream     // random generators to resume
+	streams []learners.Stream // random generators to resume
 	flags   map[string]string // every flag's value
 	unit    string            // "iterations" or "steps", for the message
 	stderr  io.Writer
 }
 
-type namedStream struct {
-	name string
-	src  *rand.PCG
-}
-
 // write saves params and the run's state to path; with why set it says so
 // on stderr.
 func (r *runCheckpoint) write(path string, params *graph.Params, done int, why string) error {
-	ck := graph.NewCheckpoint(params)
-	for k, v := range r.meta {
-		ck.Meta[k] = v
-	}
-	if err := r.state.SaveState(stateKey, ck); err != nil {
+	ck, err := learners.Checkpoint(params, r.state, r.streams)
+	if err != nil {
 		return err
 	}
-	for _, s := range r.streams {
-		if err := saveRNG(ck, s.name, s.src); err != nil {
-			return err
-		}
+	for k, v := range r.meta {
+		ck.Meta[k] = v
 	}
 	b, err := json.Marshal(r.flags)
 	if err != nil {

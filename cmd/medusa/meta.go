@@ -565,7 +565,7 @@ func evalGeneric(ctx context.Context, e *evalConfig, stdout, stderr io.Writer) (
 	c.dev = e.dev
 	m := newLearner(c, model, params, rand.New(rand.NewPCG(c.seed, 0x6c6561726e)))
 	defer m.Close()
-	if err := m.LoadState(stateKey, ck); err != nil {
+	if err := learners.Resume(ck, params, m, nil); err != nil { // the learner's state: Meta-SGD's rates
 		return true, fmt.Errorf("%s: %v", e.checkpoint, err)
 	}
 	mem := newBudget(e.maxMemory)

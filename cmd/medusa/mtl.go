@@ -427,15 +427,10 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 		return err
 	}
 	defer lift()
+	streams := []learners.Stream{{Name: "weighting", Src: wsrc}}
 	if ckpt != nil {
-		if err := params.CopyFrom(ckpt.Params); err != nil {
+		if err := learners.Resume(ckpt, params, m, streams); err != nil {
 			return fmt.Errorf("--resume %s: %v", c.resume, err)
-		}
-		if err := m.LoadState(stateKey, ckpt); err != nil {
-			return fmt.Errorf("--resume %s: %v", c.resume, err)
-		}
-		if err := loadRNG(ckpt, "weighting", wsrc, c.resume); err != nil {
-			return fmt.Errorf("--resume: %v", err)
 		}
 		if m.Steps() >= c.steps {
 			return fmt.Errorf("--resume %s: the run has done %d steps already; give a larger --steps", c.resume, m.Steps())
@@ -456,16 +451,16 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	rc := &runCheckpoint{meta: map[string]string{
 		"learner": "mtl", "task": c.task, "weighting": c.weighting, "arch": c.arch, "hidden": joinInts(c.hidden),
 		"activation": c.activation.String(), "tasks": strings.Join(names, ","), "seed": fmt.Sprint(c.seed),
-	}, state: m, streams: []namedStream{{"weighting", wsrc}}, flags: c.flags, unit: "steps", stderr: stderr}
+	}, state: m, streams: streams, flags: c.flags, unit: "steps", stderr: stderr}
 	save := func(path, why string) error {
 		rc.meta["steps"] = fmt.Sprint(m.Steps())
 		return rc.write(path, params, m.Steps(), why)
 	}
 	// Epoch e's row order depends on the seed and e alone, so a resumed
 	// run takes the same minibatches as an uninterrupted one.
-	var batches []*tasks.Table
-	batchesOf := func(e int) ([]*tasks.Table, error) {
-		return train.Batches(rand.New(rand.NewPCG(c.seed^0x62617463, uint64(e))), c.batch)
+	batches, err := learners.EpochBatches(train, c.batch, c.seed^0x62617463)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	first := m.Steps()
@@ -479,68 +474,54 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 		defer rl.close()
 	}
 	lossSum := make([]float64, len(heads))
-	var lastWeights []float64
 	window := 0
-	marks := make([]rand.PCG, len(rc.streams))
-	for step := first + 1; step <= c.steps; step++ {
-		for i, s := range rc.streams {
-			marks[i] = *s.src
-		}
-		e, k := (step-1)/epochSteps, (step-1)%epochSteps
-		if batches == nil || k == 0 {
-			if batches, err = batchesOf(e); err != nil {
-				return err
+	run := learners.Run[*tasks.Table, learners.MTLStats]{
+		Steps:   c.steps,
+		Batch:   batches,
+		Streams: streams,
+		Begin:   stepBegins,
+		Every:   c.every,
+		Record: func(step int, st learners.MTLStats) error {
+			if (step == first+2 || step == c.steps && step < first+2) && dev != nil { // the second run is recorded
+				fmt.Fprintf(stderr, "graph: %v\n", m.Placement())
 			}
-		}
-		var st learners.MTLStats
-		if stepBegins != nil {
-			err = stepBegins(step)
-		}
-		if err == nil {
-			st, err = m.Step(ctx, batches[k])
-		}
-		if err != nil {
-			// The checkpoint resumes at this step: the weighting's random
-			// stream goes back to where the step began.
-			for i, s := range rc.streams {
-				*s.src = marks[i]
+			for i, l := range st.Losses {
+				lossSum[i] += l
 			}
-			prog.done()
-			return stepFailed(ctx, err, stepFailure{unit: "step", done: m.Steps(), total: c.steps,
-				path: rescuePath(c.out), save: save, hint: "try a smaller --lr", stderr: stderr})
-		}
-		if (step == first+2 || step == c.steps && step < first+2) && dev != nil { // the second run is recorded
-			fmt.Fprintf(stderr, "graph: %v\n", m.Placement())
-		}
-		for i, l := range st.Losses {
-			lossSum[i] += l
-		}
-		lastWeights = st.Weights
-		window++
-		parts := make([]string, len(names))
-		for i, n := range names {
-			parts[i] = fmt.Sprintf("%s %.4f (w %.3g)", n, lossSum[i]/float64(window), lastWeights[i])
-		}
-		prog.update(step, strings.Join(parts, "  "))
-		if step%prog.every == 0 || step == c.steps {
-			if rl != nil {
-				rec := logRecord{Step: step, LR: c.lr}
-				for i, n := range names {
-					rec.Losses = append(rec.Losses, namedValue{n, lossSum[i] / float64(window)})
-					rec.Weights = append(rec.Weights, namedValue{n, lastWeights[i]})
+			window++
+			parts := make([]string, len(names))
+			for i, n := range names {
+				parts[i] = fmt.Sprintf("%s %.4f (w %.3g)", n, lossSum[i]/float64(window), st.Weights[i])
+			}
+			prog.update(step, strings.Join(parts, "  "))
+			if step%prog.every == 0 || step == c.steps {
+				if rl != nil {
+					rec := logRecord{Step: step, LR: c.lr}
+					for i, n := range names {
+						rec.Losses = append(rec.Losses, namedValue{n, lossSum[i] / float64(window)})
+						rec.Weights = append(rec.Weights, namedValue{n, st.Weights[i]})
+					}
+					if err := rl.write(rec); err != nil {
+						return err
+					}
 				}
-				if err := rl.write(rec); err != nil {
-					return err
-				}
+				clear(lossSum)
+				window = 0
 			}
-			clear(lossSum)
-			window = 0
+			return nil
+		},
+	}
+	if c.out != "" {
+		run.Save = func() error { return save(c.out, "") }
+	}
+	if err := learners.Train(ctx, m, run); err != nil {
+		prog.done()
+		var se *learners.StepError
+		if !errors.As(err, &se) {
+			return err
 		}
-		if c.every > 0 && step%c.every == 0 && step < c.steps && c.out != "" {
-			if err := save(c.out, ""); err != nil {
-				return err
-			}
-		}
+		return stepFailed(ctx, se.Err, stepFailure{unit: "step", done: se.Done, total: c.steps,
+			path: rescuePath(c.out), save: save, hint: "try a smaller --lr", stderr: stderr})
 	}
 	prog.done()
 	if rl != nil {

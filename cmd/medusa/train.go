@@ -16,6 +16,7 @@ import (
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/tasks"
 	"github.com/medusa-ml/medusa/nets"
 	"github.com/spf13/pflag"
 	"gorgonia.org/tensor"
@@ -364,18 +365,10 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer lift()
+	streams := []learners.Stream{{Name: "tasks", Src: src}, {Name: "learner", Src: lsrc}}
 	if ckpt != nil {
-		if err := params.CopyFrom(ckpt.Params); err != nil {
+		if err := learners.Resume(ckpt, params, m, streams); err != nil {
 			return fmt.Errorf("--resume %s: %v", c.resume, err)
-		}
-		if err := m.LoadState(stateKey, ckpt); err != nil {
-			return fmt.Errorf("--resume %s: %v", c.resume, err)
-		}
-		if err := loadRNG(ckpt, "tasks", src, c.resume); err != nil {
-			return fmt.Errorf("--resume: %v", err)
-		}
-		if err := loadRNG(ckpt, "learner", lsrc, c.resume); err != nil {
-			return fmt.Errorf("--resume: %v", err)
 		}
 		if m.Steps() >= c.iters {
 			return fmt.Errorf("--resume %s: the run has done %d iterations already; give a larger --iters", c.resume, m.Steps())
@@ -396,7 +389,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"learner": c.learner, "task": c.task, "hidden": joinInts(c.hidden), "activation": c.activation.String(),
 		"inner_lr": fmt.Sprint(c.innerLR), "inner_steps": fmt.Sprint(c.innerSteps), "seed": fmt.Sprint(c.seed),
 		"model": describeModel(model),
-	}, state: m, streams: []namedStream{{"tasks", src}, {"learner", lsrc}}, flags: c.flags, unit: "iterations", stderr: stderr}
+	}, state: m, streams: streams, flags: c.flags, unit: "iterations", stderr: stderr}
 	if c.classify() {
 		rc.meta["ways"], rc.meta["shots"] = fmt.Sprint(c.ways), fmt.Sprint(c.shots)
 	}
@@ -423,53 +416,43 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.classify() {
 		lossName = "cross-entropy"
 	}
-	marks := make([]rand.PCG, len(rc.streams))
-	for it := first + 1; it <= c.iters; it++ {
-		for i, s := range rc.streams {
-			marks[i] = *s.src
-		}
-		b, err := data.train(rng, c.metaBatch)
-		if err != nil {
+	run := learners.Run[*tasks.Batch, learners.Stats]{
+		Steps:   c.iters,
+		Batch:   func(int) (*tasks.Batch, error) { return data.train(rng, c.metaBatch) },
+		Streams: streams,
+		Begin:   stepBegins,
+		Every:   c.every,
+		Record: func(it int, st learners.Stats) error {
+			if (it == first+2 || it == c.iters && it < first+2) && c.dev != nil { // the second run is recorded
+				fmt.Fprintf(stderr, "graph: %v\n", m.Placement())
+			}
+			preSum += st.PreLoss
+			postSum += st.PostLoss
+			window++
+			pre, post := preSum/float64(window), postSum/float64(window)
+			prog.update(it, fmt.Sprintf("query %s pre %.4f post %.4f", lossName, pre, post))
+			if it%prog.every == 0 || it == c.iters {
+				if rl != nil {
+					if err := rl.write(logRecord{Step: it, Losses: []namedValue{{"pre", pre}, {"post", post}}, LR: c.metaLR}); err != nil {
+						return err
+					}
+				}
+				preSum, postSum, window = 0, 0, 0
+			}
+			return nil
+		},
+	}
+	if out != "" {
+		run.Save = func() error { return save(out, "") }
+	}
+	if err := learners.Train(ctx, m, run); err != nil {
+		prog.done()
+		var se *learners.StepError
+		if !errors.As(err, &se) {
 			return err
 		}
-		var st learners.Stats
-		if stepBegins != nil {
-			err = stepBegins(it)
-		}
-		if err == nil {
-			st, err = m.Step(ctx, b)
-		}
-		if err != nil {
-			// The checkpoint resumes at this iteration: the random streams
-			// go back to where it began, before its batch was drawn.
-			for i, s := range rc.streams {
-				*s.src = marks[i]
-			}
-			prog.done()
-			return stepFailed(ctx, err, stepFailure{unit: "iteration", done: m.Steps(), total: c.iters,
-				path: rescuePath(out), save: save, hint: "try a smaller --inner-lr or --meta-lr", stderr: stderr})
-		}
-		if (it == first+2 || it == c.iters && it < first+2) && c.dev != nil { // the second run is recorded
-			fmt.Fprintf(stderr, "graph: %v\n", m.Placement())
-		}
-		preSum += st.PreLoss
-		postSum += st.PostLoss
-		window++
-		pre, post := preSum/float64(window), postSum/float64(window)
-		prog.update(it, fmt.Sprintf("query %s pre %.4f post %.4f", lossName, pre, post))
-		if it%prog.every == 0 || it == c.iters {
-			if rl != nil {
-				if err := rl.write(logRecord{Step: it, Losses: []namedValue{{"pre", pre}, {"post", post}}, LR: c.metaLR}); err != nil {
-					return err
-				}
-			}
-			preSum, postSum, window = 0, 0, 0
-		}
-		if c.every > 0 && it%c.every == 0 && it < c.iters && out != "" {
-			if err := save(out, ""); err != nil {
-				return err
-			}
-		}
+		return stepFailed(ctx, se.Err, stepFailure{unit: "iteration", done: se.Done, total: c.iters,
+			path: rescuePath(out), save: save, hint: "try a smaller --inner-lr or --meta-lr", stderr: stderr})
 	}
 	prog.done()
 	if rl != nil {
