@@ -30,7 +30,7 @@ func (c *countingTrainer) Step(ctx context.Context, b int) (int, error) {
 	c.seen = append(c.seen, b)
 	return 10 * b, nil
 }
-func (c *countingTrainer) Steps() int                               { return len(c.seen) }
+func (c *countingTrainer) Steps() int                                { return len(c.seen) }
 func (c *countingTrainer) SaveState(string, *graph.Checkpoint) error { return nil }
 func (c *countingTrainer) LoadState(string, *graph.Checkpoint) error { return nil }
 
