@@ -334,31 +334,17 @@ const evalSinusoidChunk = 100
 // ..., c.steps inner steps: per[s][t]. It draws the tasks 100 at a time,
 // as train's evaluation does, so that the same seed gives the same tasks.
 func adaptationErrors(ctx context.Context, m *learners.MAML, rng *rand.Rand, c *evalConfig) ([][]float64, error) {
-	const chunk = evalSinusoidChunk
-	per := make([][]float64, c.steps+1)
-	for done := 0; done < c.tasks; done += chunk {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("evaluation interrupted after %d of %d test tasks", done, c.tasks)
-		}
-		n := min(chunk, c.tasks-done)
-		b, _, err := tasks.Sinusoid{}.Sample(rng, n, c.shots, c.query)
-		if err != nil {
-			return nil, err
-		}
-		l, err := m.Evaluate(b, c.steps)
-		if err != nil {
-			return nil, err
-		}
-		for s := range per {
-			for t, v := range l[s] {
-				if math.IsNaN(v) || math.IsInf(v, 0) {
-					return nil, fmt.Errorf("test task %d has a non-finite query MSE after %d inner steps (the checkpoint's inner step size is %g)", done+t, s, m.InnerLR)
-				}
-			}
-			per[s] = append(per[s], l[s]...)
-		}
+	ev, err := learners.Assess(ctx, m, learners.Assessment{
+		Tasks: c.tasks, Steps: c.steps, Batch: evalSinusoidChunk, DrawUnit: evalSinusoidChunk,
+		Draw: func(n int) (*tasks.Batch, error) {
+			b, _, err := tasks.Sinusoid{}.Sample(rng, n, c.shots, c.query)
+			return b, err
+		},
+	})
+	if errors.Is(err, learners.ErrNonFinite) {
+		return nil, fmt.Errorf("%w (the checkpoint's inner step size is %g)", err, m.InnerLR)
 	}
-	return per, nil
+	return ev.Loss, err
 }
 
 // plotAdaptation draws the mean test error against the number of inner

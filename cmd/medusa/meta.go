@@ -158,52 +158,6 @@ func evalDraw(c *trainConfig) int {
 	return evalChunk(c)
 }
 
-// testStream draws test tasks unit at a time and hands them out in
-// batches of any size, so that which tasks are drawn does not depend on
-// the batches.
-type testStream struct {
-	src  *taskSource
-	rng  *rand.Rand
-	unit int
-	left int          // tasks not drawn yet
-	have *tasks.Batch // drawn and not handed out; nil: none
-}
-
-// next returns the next n test tasks.
-func (s *testStream) next(n int) (*tasks.Batch, error) {
-	var parts []*tasks.Batch
-	got := 0
-	if s.have != nil {
-		parts, got, s.have = append(parts, s.have), s.have.Tasks, nil
-	}
-	for got < n {
-		if s.left <= 0 {
-			return nil, fmt.Errorf("evaluation: %d more test tasks asked for than were to be drawn", n-got)
-		}
-		b, err := s.src.test(s.rng, min(s.unit, s.left))
-		if err != nil {
-			return nil, err
-		}
-		s.left -= b.Tasks
-		parts, got = append(parts, b), got+b.Tasks
-	}
-	b := parts[0]
-	if len(parts) > 1 {
-		var err error
-		if b, err = tasks.Concat(parts...); err != nil {
-			return nil, err
-		}
-	}
-	if got == n {
-		return b, nil
-	}
-	var err error
-	if s.have, err = b.Slice(n, got); err != nil {
-		return nil, err
-	}
-	return b.Slice(0, n)
-}
-
 var (
 	_ metaLearner = (*learners.MAML)(nil)
 	_ metaLearner = (*learners.ANIL)(nil)
@@ -380,44 +334,26 @@ func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand
 	if chunk == 0 {
 		chunk = evalChunk(c)
 	}
-	stream := &testStream{src: src, rng: rng, unit: evalDraw(c), left: c.evalTasks}
-	per := make([][]float64, c.evalSteps+1) // MSE or accuracy
-	f1 := make([][]float64, c.evalSteps+1)
 	var batches []*tasks.Batch
-	for done := 0; done < c.evalTasks; done += chunk {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("evaluation interrupted after %d of %d test tasks", done, c.evalTasks)
-		}
-		b, err := stream.next(min(chunk, c.evalTasks-done))
-		if err != nil {
-			return err
-		}
-		if src.pooled != nil {
-			batches = append(batches, b)
-		}
-		if !c.classify() {
-			l, err := m.Evaluate(b, c.evalSteps)
-			if err != nil {
-				return err
+	ev, err := learners.Assess(ctx, m, learners.Assessment{
+		Tasks: c.evalTasks, Steps: c.evalSteps, Classify: c.classify(),
+		Draw:     func(n int) (*tasks.Batch, error) { return src.test(rng, n) },
+		DrawUnit: evalDraw(c), Batch: chunk,
+		Each: func(b *tasks.Batch) {
+			if src.pooled != nil {
+				batches = append(batches, b)
 			}
-			for s := range per {
-				for t, v := range l[s] {
-					if math.IsNaN(v) || math.IsInf(v, 0) {
-						return fmt.Errorf("evaluation: test task %d has a non-finite query MSE after %d inner steps (try a smaller --inner-lr)", done+t, s)
-					}
-				}
-				per[s] = append(per[s], l[s]...)
-			}
-			continue
-		}
-		e, err := m.EvaluateClassifier(b, c.evalSteps)
-		if err != nil {
-			return err
-		}
-		for s := range per {
-			per[s] = append(per[s], e.Accuracy[s]...)
-			f1[s] = append(f1[s], e.F1[s]...)
-		}
+		},
+	})
+	if errors.Is(err, learners.ErrNonFinite) {
+		return fmt.Errorf("%w (try a smaller --inner-lr)", err)
+	}
+	if err != nil {
+		return err
+	}
+	per, f1 := ev.Loss, ev.F1 // MSE, or accuracy and macro F1
+	if c.classify() {
+		per = ev.Accuracy
 	}
 	what := "test MSE"
 	if c.classify() {
