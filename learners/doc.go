@@ -21,6 +21,19 @@
 // (graph.Stateful) so that a run resumed from a checkpoint continues
 // bit for bit.
 //
+// Train is the training loop of every learner: it draws each step's
+// batch, takes the step, hands its statistics to a Record hook (progress,
+// logs), saves checkpoints at a cadence, and when a step fails (a NaN, an
+// interrupt through its context) returns a *StepError with the random
+// streams rewound, so that a checkpoint written then resumes at that
+// step. Checkpoint and Resume save and restore a run (parameters, learner
+// and optimiser state, random streams); EpochBatches gives a table's
+// minibatches in an order a resumed run repeats. Assess is the
+// evaluation protocol: it adapts to fresh test tasks a batch at a time
+// and returns every task's scores after each inner step, which MeanCI
+// summarises as mean ± 95% interval; Predict returns the adapted model's
+// outputs.
+//
 // A learner declares one graph per meta-batch shape, with the tasks
 // batched on a leading axis, compiles it once and reuses it for every
 // meta-batch of that shape. Learners are not safe for concurrent use.
