@@ -514,16 +514,12 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	if c.out != "" {
 		run.Save = func() error { return save(c.out, "") }
 	}
-	if err := learners.Train(ctx, m, run); err != nil {
-		prog.done()
-		var se *learners.StepError
-		if !errors.As(err, &se) {
-			return err
-		}
-		return stepFailed(ctx, se.Err, stepFailure{unit: "step", done: se.Done, total: c.steps,
+	err = learners.Train(ctx, m, run)
+	prog.done()
+	if err != nil {
+		return stepFailed(ctx, err, stepFailure{unit: "step", total: c.steps,
 			path: rescuePath(c.out), save: save, hint: "try a smaller --lr", stderr: stderr})
 	}
-	prog.done()
 	if rl != nil {
 		if err := rl.close(); err != nil {
 			return err

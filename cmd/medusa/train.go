@@ -445,16 +445,12 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if out != "" {
 		run.Save = func() error { return save(out, "") }
 	}
-	if err := learners.Train(ctx, m, run); err != nil {
-		prog.done()
-		var se *learners.StepError
-		if !errors.As(err, &se) {
-			return err
-		}
-		return stepFailed(ctx, se.Err, stepFailure{unit: "iteration", done: se.Done, total: c.iters,
+	err = learners.Train(ctx, m, run)
+	prog.done()
+	if err != nil {
+		return stepFailed(ctx, err, stepFailure{unit: "iteration", total: c.iters,
 			path: rescuePath(out), save: save, hint: "try a smaller --inner-lr or --meta-lr", stderr: stderr})
 	}
-	prog.done()
 	if rl != nil {
 		if err := rl.close(); err != nil {
 			return err
@@ -474,18 +470,24 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // stepFailure describes a training loop whose step failed.
 type stepFailure struct {
-	unit        string // "iteration" or "step"
-	done, total int
+	unit        string                       // "iteration" or "step"
+	done, total int                          // done: set from the failed step
 	path        string                       // where the checkpoint goes
 	save        func(path, why string) error // writes it
 	hint        string                       // what to try after a NaN
 	stderr      io.Writer
 }
 
-// stepFailed turns a failed step into the run's error: after an interrupt
-// it saves the last completed step and says how to resume; after a NaN or
-// infinity it saves the last good step and names what was not finite.
+// stepFailed turns the error of learners.Train into the run's: after an
+// interrupt it saves the last completed step and says how to resume; after
+// a NaN or infinity it saves the last good step and names what was not
+// finite. Errors other than a failed step are returned as they are.
 func stepFailed(ctx context.Context, err error, f stepFailure) error {
+	var se *learners.StepError
+	if !errors.As(err, &se) {
+		return err
+	}
+	err, f.done = se.Err, se.Done
 	if ctx.Err() != nil {
 		fmt.Fprintf(f.stderr, "interrupted before %s %d\n", f.unit, f.done+1)
 		if f.done == 0 {
