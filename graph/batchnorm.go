@@ -68,17 +68,6 @@ func BatchNorm(x, gamma, beta *G.Node, eps float64) (out *G.Node, err error) {
 	return y, nil
 }
 
-// constantLike returns the scalar constant v in n's dtype.
-func constantLike(n *G.Node, v float64) (*G.Node, error) {
-	switch n.Dtype() {
-	case tensor.Float64:
-		return G.NewConstant(v, G.In(n.Graph())), nil
-	case tensor.Float32:
-		return G.NewConstant(float32(v), G.In(n.Graph())), nil
-	}
-	return nil, fmt.Errorf("graph: dtype %v not supported", n.Dtype())
-}
-
 // The per-channel ops below work on x [tasks, m, c] and per-channel values
 // [tasks, c]. Batch normalisation is x̂ = normalize(x), then
 // y = affineChannels(x̂, γ, β). With s = 1/√(σ² + eps) and means over m,

@@ -71,22 +71,6 @@ func storedArgs(c *graph.Checkpoint, path string) ([]string, error) {
 	return args, nil
 }
 
-// checkResumeFlags reports an error naming the first flag set on the
-// command line (fs parsed the user's arguments alone) that a resumed run
-// may not change.
-func checkResumeFlags(fs *pflag.FlagSet) error {
-	var bad string
-	fs.Visit(func(f *pflag.Flag) {
-		if bad == "" && !slices.Contains(resumeFlags, f.Name) && f.Name != "learner" {
-			bad = f.Name
-		}
-	})
-	if bad != "" {
-		return fmt.Errorf("--%s: a resumed run keeps the settings it was started with; only --iters/--steps, --out, --checkpoint-every, --log, --log-every and the --eval flags may be given", bad)
-	}
-	return nil
-}
-
 // loadResume reads a checkpoint to resume from, saying what is wrong with
 // it in one line.
 func loadResume(path string) (*graph.Checkpoint, error) {
