@@ -33,9 +33,14 @@ const (
 )
 
 type cblas struct {
-	name  string
-	sgemm func(order, ta, tb, m, n, k int32, alpha float32, a *float32, lda int32, b *float32, ldb int32, beta float32, c *float32, ldc int32)
-	dgemm func(order, ta, tb, m, n, k int32, alpha float64, a *float64, lda int32, b *float64, ldb int32, beta float64, c *float64, ldc int32)
+	name string
+	// threadSafe: the library may be called from several threads at
+	// once. OpenBLAS built for threads (pthreads or OpenMP) may; a
+	// sequential build may not, unless it was built with locking, which
+	// cannot be asked, so its products run one at a time.
+	threadSafe bool
+	sgemm      func(order, ta, tb, m, n, k int32, alpha float32, a *float32, lda int32, b *float32, ldb int32, beta float32, c *float32, ldc int32)
+	dgemm      func(order, ta, tb, m, n, k int32, alpha float64, a *float64, lda int32, b *float64, ldb int32, beta float64, c *float64, ldc int32)
 
 	once sync.Once // makes s and d
 	s    sgemmFunc
@@ -98,6 +103,11 @@ func openCBLAS() (lib *cblas, err error) {
 		lib := &cblas{name: name}
 		purego.RegisterLibFunc(&lib.sgemm, h, "cblas_sgemm")
 		purego.RegisterLibFunc(&lib.dgemm, h, "cblas_dgemm")
+		if sym, err := purego.Dlsym(h, "openblas_get_parallel"); err == nil && sym != 0 {
+			var parallel func() int32 // 0 sequential, 1 pthreads, 2 OpenMP
+			purego.RegisterFunc(&parallel, sym)
+			lib.threadSafe = parallel() != 0
+		}
 		if oneThread {
 			// In case the library was loaded before, with its pool.
 			var setThreads func(int32)
@@ -187,6 +197,14 @@ func gemmFor(m, n, k int) (s sgemmFunc, d dgemmFunc, alignS, alignD bool, err er
 	}
 	s, d = c.lib.gemms()
 	return s, d, false, false, nil
+}
+
+// concurrentGemm reports whether gemmFor's gemms for m×k by k×n products
+// may run on several goroutines at once: always for medusa's kernel and
+// gonum's, and for OpenBLAS when it was built for threads.
+func concurrentGemm(m, n, k int) bool {
+	c := loadBLAS()
+	return c.lib == nil || m*n*k < smallGemm || c.lib.threadSafe
 }
 
 // gonum's gemms, as values made once (a method value allocates).

@@ -414,13 +414,28 @@ func parallelFor(n, cost int, f func(lo, hi int)) {
 	}
 	workers := min(runtime.GOMAXPROCS(0), n)
 	var wg sync.WaitGroup
+	// A panic on a worker goroutine is carried to this one, where Plan.Run
+	// turns an op's panic into an error; left on the worker it would end
+	// the process.
+	var mu sync.Mutex
+	var caught any
 	for w := 1; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					mu.Lock()
+					caught = r
+					mu.Unlock()
+				}
+			}()
 			f(n*w/workers, n*(w+1)/workers)
 		}()
 	}
 	f(0, n/workers)
 	wg.Wait()
+	if caught != nil {
+		panic(caught)
+	}
 }

@@ -144,7 +144,7 @@ func gemmBatch[T float](c []T, gemm func(ta, tb blas.Transpose, m, n, k int, alp
 	// The products are independent: with more than one CPU they run
 	// concurrently, each on one goroutine, so the bits are the same. (The
 	// closure is made only then: it escapes to the heap.)
-	if cost := m * n * k / macsPerTouch; parallelWorth(batch, cost) {
+	if cost := m * n * k / macsPerTouch; parallelWorth(batch, cost) && concurrentGemm(m, n, k) {
 		parallelFor(batch, cost, func(first, end int) {
 			for i := first; i < end; i++ {
 				gemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)

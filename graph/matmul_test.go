@@ -154,3 +154,34 @@ func TestBatchedMatMulAcrossCPUs(t *testing.T) {
 		}
 	}
 }
+
+// TestParallelSplitThreshold: a batch of MAML sinusoid products (25 tasks
+// of 10×40 by 40×40) is not worth another thread and stays on the calling
+// goroutine, so it makes no closure; a ConvNet's is split.
+func TestParallelSplitThreshold(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	if parallelWorth(25, 10*40*40/macsPerTouch) {
+		t.Error("25 products of 10×40 by 40×40 would be split over the CPUs")
+	}
+	if !parallelWorth(4, 14700*32*288/macsPerTouch) {
+		t.Error("4 products of 14700×288 by 288×32 would not be split over the CPUs")
+	}
+}
+
+// TestParallelForPanic: a panic on one of parallelFor's worker goroutines
+// reaches the caller, where Plan.Run turns it into an error, instead of
+// ending the process.
+func TestParallelForPanic(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	defer func() {
+		if r := recover(); r != "worker" {
+			t.Errorf("recovered %v, want the worker's panic", r)
+		}
+	}()
+	parallelFor(8, parallelMin, func(lo, hi int) {
+		if lo > 0 {
+			panic("worker")
+		}
+	})
+	t.Error("parallelFor returned without the worker's panic")
+}

@@ -143,7 +143,7 @@ func poolArgMax[T float](idx []int, x []T, imgs int, im image, k int) {
 // than the comparisons.
 func poolArgMax2(idx []int, x []float32, imgs int, im image) {
 	ho, wo, c := im.h/2, im.w/2, im.c
-	if wo == 0 {
+	if wo == 0 || c == 0 {
 		return
 	}
 	parallelFor(imgs, im.h*im.w*c, func(first, end int) {

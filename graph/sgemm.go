@@ -15,7 +15,8 @@ import (
 // multiply-add), starting from zero: the rounding depends on the values
 // alone, not on addresses, tiling or the CPU's vector width, and on amd64
 // it is the same as gonum's axpy-based assembly (the untransposed and Aᵀ·B
-// cases).
+// cases). (A NaN result is NaN from every kernel, but its sign and payload
+// may differ between the assembly kernels and the Go one.)
 const (
 	smallMR = 5
 	smallNR = 16
