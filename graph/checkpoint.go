@@ -71,13 +71,14 @@ func SaveParams(path string, p *Params, meta map[string]string) (err error) {
 	if err != nil {
 		return fmt.Errorf("graph: SaveParams %s: %v", path, err)
 	}
-	return writeAtomic(path, buf)
+	return WriteFileAtomic(path, buf)
 }
 
-// writeAtomic writes data to path through a synced temporary file and a
-// rename. It refuses a path that names something other than a regular file
+// WriteFileAtomic writes data to path through a synced temporary file
+// beside it and a rename, so that a crash never leaves a half-written
+// file. It refuses a path that names something other than a regular file
 // (a directory, a device, a pipe), which the rename would replace.
-func writeAtomic(path string, data []byte) (err error) {
+func WriteFileAtomic(path string, data []byte) (err error) {
 	if err := RegularOrAbsent(path); err != nil {
 		return fmt.Errorf("graph: writing: %w", err)
 	}
@@ -118,7 +119,7 @@ func (e *NotRegularError) Error() string {
 	return fmt.Sprintf("%s is %s, not a file to write", e.Path, e.What)
 }
 
-// tempPattern is the name pattern of writeAtomic's temporary files for a
+// tempPattern is the name pattern of WriteFileAtomic's temporary files for a
 // file named base.
 func tempPattern(base string) string { return "." + base + ".tmp*" }
 

@@ -407,7 +407,7 @@ func savePlot(path string, p *plot.Plot, w, h vg.Length) (err error) {
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return graph.WriteFileAtomic(path, buf.Bytes())
 }
 
 // fitGrid is the number of points at which fits are drawn over [−5, 5].
@@ -525,5 +525,5 @@ func plotFits(path string, m *learners.MAML, rng *rand.Rand, shots, steps int) (
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return graph.WriteFileAtomic(path, buf.Bytes())
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners/monitor"
 )
 
 func runCLI(args ...string) (stdout, stderr string, err error) {
@@ -348,7 +349,7 @@ func TestLogPlotEval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, err := readRunLog(f)
+	recs, err := monitor.Read(f)
 	f.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/monitor"
 	"github.com/medusa-ml/medusa/learners/tasks"
 	"github.com/medusa-ml/medusa/learners/weighting"
 	"github.com/medusa-ml/medusa/nets"
@@ -464,14 +465,17 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	}
 	start := time.Now()
 	first := m.Steps()
-	prog := newProgress(stderr, c.steps, "step", c.logEvery)
-	prog.base = first
-	var rl *runLog
+	prog := monitor.NewProgress(stderr, "step", first, c.steps, c.logEvery)
+	var rl *monitor.Log
 	if c.log != "" {
-		if rl, err = openRunLog(c.log, ckpt != nil); err != nil {
+		open := monitor.Create
+		if ckpt != nil {
+			open = monitor.Append
+		}
+		if rl, err = open(c.log); err != nil {
 			return err
 		}
-		defer rl.close()
+		defer rl.Close()
 	}
 	lossSum := make([]float64, len(heads))
 	window := 0
@@ -493,15 +497,15 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 			for i, n := range names {
 				parts[i] = fmt.Sprintf("%s %.4f (w %.3g)", n, lossSum[i]/float64(window), st.Weights[i])
 			}
-			prog.update(step, strings.Join(parts, "  "))
-			if step%prog.every == 0 || step == c.steps {
+			prog.Update(step, strings.Join(parts, "  "))
+			if step%prog.Every() == 0 || step == c.steps {
 				if rl != nil {
-					rec := logRecord{Step: step, LR: c.lr}
+					rec := monitor.Record{Step: step, LR: c.lr}
 					for i, n := range names {
-						rec.Losses = append(rec.Losses, namedValue{n, lossSum[i] / float64(window)})
-						rec.Weights = append(rec.Weights, namedValue{n, st.Weights[i]})
+						rec.Losses = append(rec.Losses, monitor.Value{Name: n, Value: lossSum[i] / float64(window)})
+						rec.Weights = append(rec.Weights, monitor.Value{Name: n, Value: st.Weights[i]})
 					}
-					if err := rl.write(rec); err != nil {
+					if err := rl.Write(rec); err != nil {
 						return err
 					}
 				}
@@ -515,13 +519,13 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 		run.Save = func() error { return save(c.out, "") }
 	}
 	err = learners.Train(ctx, m, run)
-	prog.done()
+	prog.Done()
 	if err != nil {
 		return stepFailed(ctx, err, stepFailure{unit: "step", total: c.steps,
 			path: rescuePath(c.out), save: save, hint: "try a smaller --lr", stderr: stderr})
 	}
 	if rl != nil {
-		if err := rl.close(); err != nil {
+		if err := rl.Close(); err != nil {
 			return err
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"gonum.org/v1/plot/plotter"
+	"github.com/medusa-ml/medusa/learners/monitor"
 )
 
 func runPlot(args ...string) (stdout, stderr string, err error) {
@@ -24,28 +24,28 @@ func runPlot(args ...string) (stdout, stderr string, err error) {
 // like 1/step, weights trading off, one NaN loss at step 7.
 func writeTestLog(t *testing.T, path string, n int, weights bool) {
 	t.Helper()
-	l, err := openRunLog(path, false)
+	l, err := monitor.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for s := 1; s <= n; s++ {
-		r := logRecord{Step: s, LR: 1e-3, Losses: []namedValue{
-			{"reg", 2 / float64(s) * (1 + 0.3*math.Sin(float64(s)))},
-			{"cls", 0.7 / math.Sqrt(float64(s))},
+		r := monitor.Record{Step: s, LR: 1e-3, Losses: []monitor.Value{
+			{Name: "reg", Value: 2 / float64(s) * (1 + 0.3*math.Sin(float64(s)))},
+			{Name: "cls", Value: 0.7 / math.Sqrt(float64(s))},
 		}}
 		if s == 7 {
 			r.Losses[1].Value = math.NaN()
 		}
 		if weights {
 			w := 0.5 + 0.4*math.Sin(float64(s)/10)
-			r.Weights = []namedValue{{"reg", w}, {"cls", 1 - w}}
-			r.Metrics = []namedValue{{"cls.accuracy", 1 - 0.5/math.Sqrt(float64(s))}}
+			r.Weights = []monitor.Value{{Name: "reg", Value: w}, {Name: "cls", Value: 1 - w}}
+			r.Metrics = []monitor.Value{{Name: "cls.accuracy", Value: 1 - 0.5/math.Sqrt(float64(s))}}
 		}
-		if err := l.write(r); err != nil {
+		if err := l.Write(r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := l.close(); err != nil {
+	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -124,7 +124,7 @@ func TestPlotBadInput(t *testing.T) {
 		{[]string{"--log", filepath.Join(dir, "missing.jsonl"), "--out", out}, false, "cannot read log: open " + filepath.Join(dir, "missing.jsonl")},
 		{[]string{"--log", empty, "--out", out}, false, empty + ": no records"},
 		{[]string{"--log", garbled, "--out", out}, false, garbled + ": line 2: "},
-		{[]string{"--log", noValues, "--out", out}, false, noValues + ": 2 records but no losses"},
+		{[]string{"--log", noValues, "--out", out}, false, noValues + ": monitor: 2 records but no losses"},
 	} {
 		_, stderr, err := runPlot(tt.args...)
 		var ue *usageError
@@ -147,67 +147,5 @@ func TestPlotBadInput(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a failed plot left a file behind")
-	}
-}
-
-func TestSupersede(t *testing.T) {
-	steps := func(rs []logRecord) []int {
-		var s []int
-		for _, r := range rs {
-			s = append(s, r.Step)
-		}
-		return s
-	}
-	var in []logRecord
-	// A run logged steps 10..50, was interrupted, and resumed from its
-	// checkpoint at step 30, logging 40..60 again.
-	for _, s := range []int{10, 20, 30, 40, 50, 40, 50, 60} {
-		in = append(in, logRecord{Step: s, Time: float64(len(in))})
-	}
-	got := supersede(in)
-	if g := steps(got); len(g) != 6 || g[3] != 40 || g[5] != 60 {
-		t.Fatalf("supersede steps = %v; want [10 20 30 40 50 60]", g)
-	}
-	if got[3].Time != 5 {
-		t.Errorf("step 40 kept from record %v; want the later one, 5", got[3].Time)
-	}
-}
-
-func TestMovingAverage(t *testing.T) {
-	xy := plotter.XYs{{X: 1, Y: 1}, {X: 2, Y: 3}, {X: 3, Y: 5}, {X: 4, Y: 7}}
-	want := []float64{1, 2, 3, 5} // windows [1], [1 3], [1 3 5], [3 5 7]
-	got := movingAverage(xy, 3)
-	for i := range want {
-		if got[i].Y != want[i] || got[i].X != xy[i].X {
-			t.Errorf("movingAverage(%v, 3)[%d] = %v; want (%v, %v)", xy, i, got[i], xy[i].X, want[i])
-		}
-	}
-}
-
-func TestLogTicks(t *testing.T) {
-	labels := func(lo, hi float64) []string {
-		var l []string
-		for _, tk := range (logTicks{}).Ticks(lo, hi) {
-			if tk.Label != "" {
-				l = append(l, tk.Label)
-			}
-		}
-		return l
-	}
-	for _, tt := range []struct {
-		lo, hi float64
-		want   string
-	}{
-		{0.01, 100, "0.01 0.1 1 10 100"},    // four decades: powers of ten
-		{0.15, 3, "0.2 0.5 1 2"},            // two decades: 1, 2, 5
-		{0.31, 0.38, "0.32 0.34 0.36 0.38"}, // between two marks: linear
-		{0.25, 0.45, "0.3 0.4"},             // no 1, 2 or 5: every mark
-	} {
-		if got := strings.Join(labels(tt.lo, tt.hi), " "); got != tt.want {
-			t.Errorf("logTicks.Ticks(%v, %v) labels %q; want %q", tt.lo, tt.hi, got, tt.want)
-		}
-	}
-	if tk := (logTicks{}).Ticks(0, 1); tk != nil {
-		t.Errorf("logTicks.Ticks(0, 1) = %v; want none", tk)
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -208,32 +206,7 @@ func writeToyCSV(path string, results []toyResult) error {
 	if err := w.Error(); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, []byte(b.String()))
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it into place, so that a crash never leaves a half-written file.
-func writeFileAtomic(path string, data []byte) (err error) {
-	if err := graph.RegularOrAbsent(path); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".medusa-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return graph.WriteFileAtomic(path, []byte(b.String()))
 }
 
 // plotToy draws one panel per method: contours of the mean loss, the
@@ -307,7 +280,7 @@ func plotToy(path string, methods []string, results []toyResult) error {
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, []byte(buf.String()))
+	return graph.WriteFileAtomic(path, []byte(buf.String()))
 }
 
 // toyGrid is the mean loss (L1 + L2)/2 on a 101×101 grid over [−10, 10]².

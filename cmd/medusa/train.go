@@ -16,6 +16,7 @@ import (
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/monitor"
 	"github.com/medusa-ml/medusa/learners/tasks"
 	"github.com/medusa-ml/medusa/nets"
 	"github.com/spf13/pflag"
@@ -401,14 +402,17 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	start := time.Now()
 	first := m.Steps()
-	prog := newProgress(stderr, c.iters, "iter", c.logEvery)
-	prog.base = first
-	var rl *runLog
+	prog := monitor.NewProgress(stderr, "iter", first, c.iters, c.logEvery)
+	var rl *monitor.Log
 	if c.log != "" {
-		if rl, err = openRunLog(c.log, ckpt != nil); err != nil {
+		open := monitor.Create
+		if ckpt != nil {
+			open = monitor.Append
+		}
+		if rl, err = open(c.log); err != nil {
 			return err
 		}
-		defer rl.close()
+		defer rl.Close()
 	}
 	var preSum, postSum float64
 	var window int
@@ -430,10 +434,10 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			postSum += st.PostLoss
 			window++
 			pre, post := preSum/float64(window), postSum/float64(window)
-			prog.update(it, fmt.Sprintf("query %s pre %.4f post %.4f", lossName, pre, post))
-			if it%prog.every == 0 || it == c.iters {
+			prog.Update(it, fmt.Sprintf("query %s pre %.4f post %.4f", lossName, pre, post))
+			if it%prog.Every() == 0 || it == c.iters {
 				if rl != nil {
-					if err := rl.write(logRecord{Step: it, Losses: []namedValue{{"pre", pre}, {"post", post}}, LR: c.metaLR}); err != nil {
+					if err := rl.Write(monitor.Record{Step: it, Losses: []monitor.Value{{Name: "pre", Value: pre}, {Name: "post", Value: post}}, LR: c.metaLR}); err != nil {
 						return err
 					}
 				}
@@ -446,13 +450,13 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		run.Save = func() error { return save(out, "") }
 	}
 	err = learners.Train(ctx, m, run)
-	prog.done()
+	prog.Done()
 	if err != nil {
 		return stepFailed(ctx, err, stepFailure{unit: "iteration", total: c.iters,
 			path: rescuePath(out), save: save, hint: "try a smaller --inner-lr or --meta-lr", stderr: stderr})
 	}
 	if rl != nil {
-		if err := rl.close(); err != nil {
+		if err := rl.Close(); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package monitor
 
 import (
 	"bufio"
@@ -14,36 +14,23 @@ import (
 	"time"
 )
 
-// A training log (--log FILE) holds one JSON object per logged step, one
-// per line:
-//
-//	{"step":100,"time_s":1.25,"losses":{"pre":2.1,"post":0.9},"weights":{"reg":0.5},"lr":0.001}
-//
-// step is the 1-based step or iteration; time_s the wall-clock seconds
-// since the run started (continued across resumed runs); losses, weights
-// and metrics map series names to values, in the order the trainer gave
-// them; weights and metrics are left out when empty, and lr when 0.
-// JSON has no NaN or infinities, so those values are written as the
-// strings "NaN", "Inf" and "-Inf" ("+Inf" is read too). Readers ignore
-// keys they do not know.
-
-// namedValue is one value of a series in a log record.
-type namedValue struct {
+// Value is one value of a series in a log record.
+type Value struct {
 	Name  string
 	Value float64
 }
 
-// logRecord is one line of a training log.
-type logRecord struct {
+// Record is one line of a training log.
+type Record struct {
 	Step    int
 	Time    float64 // seconds since the run started
-	Losses  []namedValue
-	Weights []namedValue // none: left out
-	Metrics []namedValue // none: left out
-	LR      float64      // 0: left out
+	Losses  []Value
+	Weights []Value // none: left out
+	Metrics []Value // none: left out
+	LR      float64 // 0: left out
 }
 
-// Limits on what readRunLog accepts, so that a hostile or corrupt log
+// Limits on what Read accepts, so that a hostile or corrupt log
 // cannot take unbounded memory or draw an unreadable plot.
 const (
 	maxLogLine   = 1 << 20 // bytes in one line
@@ -51,10 +38,10 @@ const (
 	maxLogName   = 256     // bytes in one series name
 )
 
-// runLog writes a training log. Each record goes to the file in one write
+// Log writes a training log. Each record goes to the file in one write
 // call, unbuffered, so a crash of the program loses at most the record
-// being written. A runLog is not safe for concurrent use.
-type runLog struct {
+// being written. A Log is not safe for concurrent use.
+type Log struct {
 	f      *os.File
 	path   string
 	now    func() time.Time
@@ -63,23 +50,30 @@ type runLog struct {
 	buf    bytes.Buffer
 }
 
-// openRunLog creates (or truncates) the log at path; with appendMode it
-// keeps the records already there (a resumed run), continuing their
-// time_s, after checking that they can be read and dropping a last line
-// cut short by a crash.
-func openRunLog(path string, appendMode bool) (*runLog, error) {
+// Create creates (or truncates) a log at path.
+func Create(path string) (*Log, error) { return openLog(path, false) }
+
+// Append opens the log at path to add records to it, creating it if
+// need be: the log of a resumed run. It keeps the records already there,
+// continuing their time_s, after checking that they can be read and
+// dropping a last line cut short by a crash.
+func Append(path string) (*Log, error) { return openLog(path, true) }
+
+// openLog creates (or truncates) the log at path, or with appendMode
+// opens it as Append does.
+func openLog(path string, appendMode bool) (*Log, error) {
 	if !appendMode {
 		f, err := os.Create(path)
 		if err != nil {
-			return nil, fmt.Errorf("log: %v", err)
+			return nil, fmt.Errorf("monitor: %v", err)
 		}
-		return &runLog{f: f, path: path, now: time.Now, start: time.Now()}, nil
+		return &Log{f: f, path: path, now: time.Now, start: time.Now()}, nil
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
-		return nil, fmt.Errorf("log: %v", err)
+		return nil, fmt.Errorf("monitor: %v", err)
 	}
-	l := &runLog{f: f, path: path, now: time.Now}
+	l := &Log{f: f, path: path, now: time.Now}
 	if err := l.prepareAppend(); err != nil {
 		f.Close()
 		return nil, err
@@ -90,66 +84,66 @@ func openRunLog(path string, appendMode bool) (*runLog, error) {
 
 // prepareAppend reads the records of an existing log, cuts off a partial
 // last line, and moves to the end.
-func (l *runLog) prepareAppend() error {
+func (l *Log) prepareAppend() error {
 	data, err := io.ReadAll(l.f)
 	if err != nil {
-		return fmt.Errorf("log %s: %v", l.path, err)
+		return fmt.Errorf("monitor: log %s: %v", l.path, err)
 	}
 	if i := bytes.LastIndexByte(data, '\n'); i+1 < len(data) {
 		// The last line has no newline: the program stopped while
 		// writing it. Drop it rather than glue the next record to it.
 		data = data[:i+1]
 		if err := l.f.Truncate(int64(len(data))); err != nil {
-			return fmt.Errorf("log %s: %v", l.path, err)
+			return fmt.Errorf("monitor: log %s: %v", l.path, err)
 		}
 	}
-	recs, err := readRunLog(bytes.NewReader(data))
+	recs, err := Read(bytes.NewReader(data))
 	if err != nil {
-		return fmt.Errorf("cannot append to log %s: %v", l.path, err)
+		return fmt.Errorf("monitor: cannot append to log %s: %v", l.path, err)
 	}
 	if len(recs) > 0 {
 		l.offset = recs[len(recs)-1].Time
 	}
 	if _, err := l.f.Seek(0, io.SeekEnd); err != nil {
-		return fmt.Errorf("log %s: %v", l.path, err)
+		return fmt.Errorf("monitor: log %s: %v", l.path, err)
 	}
 	return nil
 }
 
 // write appends rec to the log, setting its time to the seconds since the
 // run started.
-func (l *runLog) write(rec logRecord) error {
+func (l *Log) Write(rec Record) error {
 	if l.f == nil {
-		return fmt.Errorf("log %s: write after close", l.path)
+		return fmt.Errorf("monitor: log %s: write after close", l.path)
 	}
 	// Milliseconds are enough, and keep the lines short.
 	rec.Time = math.Round((l.offset+l.now().Sub(l.start).Seconds())*1000) / 1000
 	l.buf.Reset()
 	if err := appendRecord(&l.buf, rec); err != nil {
-		return fmt.Errorf("log %s: step %d: %v", l.path, rec.Step, err)
+		return fmt.Errorf("monitor: log %s: step %d: %v", l.path, rec.Step, err)
 	}
 	if _, err := l.f.Write(l.buf.Bytes()); err != nil {
-		return fmt.Errorf("log %s: %v", l.path, err)
+		return fmt.Errorf("monitor: log %s: %v", l.path, err)
 	}
 	return nil
 }
 
 // close closes the log file. Closing twice is an error.
-func (l *runLog) close() error {
+func (l *Log) Close() error {
 	if l.f == nil {
-		return fmt.Errorf("log %s: already closed", l.path)
+		return fmt.Errorf("monitor: log %s: already closed", l.path)
 	}
 	err := l.f.Close()
 	l.f = nil
 	if err != nil {
-		return fmt.Errorf("log %s: %v", l.path, err)
+		return fmt.Errorf("monitor: log %s: %v", l.path, err)
 	}
 	return nil
 }
 
 // appendRecord writes rec as one line of JSON to b. Series names must be
 // non-empty, at most maxLogName bytes and unique within their group.
-func appendRecord(b *bytes.Buffer, rec logRecord) error {
+func appendRecord(b *bytes.Buffer, rec Record) error {
 	if rec.Step < 0 {
 		return fmt.Errorf("negative step %d", rec.Step)
 	}
@@ -159,7 +153,7 @@ func appendRecord(b *bytes.Buffer, rec logRecord) error {
 	appendValue(b, rec.Time)
 	groups := []struct {
 		key    string
-		vals   []namedValue
+		vals   []Value
 		always bool
 	}{{"losses", rec.Losses, true}, {"weights", rec.Weights, false}, {"metrics", rec.Metrics, false}}
 	for _, g := range groups {
@@ -218,23 +212,23 @@ func checkSeriesName(name string) error {
 	return nil
 }
 
-// runLogError is a log line that cannot be read.
-type runLogError struct {
+// LineError is a log line that cannot be read.
+type LineError struct {
 	Line int // 1-based
 	Msg  string
 }
 
-func (e *runLogError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+func (e *LineError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
 
-// readRunLog reads a training log. Blank lines are skipped; anything else
-// that is not a record as openRunLog writes them, or breaks the limits
+// Read reads a training log. Blank lines are skipped; anything else
+// that is not a record as openLog writes them, or breaks the limits
 // (maxLogLine bytes a line, maxLogSeries distinct names), is an error
-// *runLogError naming the line.
-func readRunLog(r io.Reader) ([]logRecord, error) {
+// *LineError naming the line.
+func Read(r io.Reader) ([]Record, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLogLine)
 	names := map[string]bool{}
-	var recs []logRecord
+	var recs []Record
 	line := 0
 	for sc.Scan() {
 		line++
@@ -244,13 +238,13 @@ func readRunLog(r io.Reader) ([]logRecord, error) {
 		}
 		rec, err := parseRecord(text, names)
 		if err != nil {
-			return nil, &runLogError{Line: line, Msg: err.Error()}
+			return nil, &LineError{Line: line, Msg: err.Error()}
 		}
 		recs = append(recs, rec)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, &runLogError{Line: line + 1, Msg: fmt.Sprintf("longer than %d bytes", maxLogLine)}
+			return nil, &LineError{Line: line + 1, Msg: fmt.Sprintf("longer than %d bytes", maxLogLine)}
 		}
 		return nil, err
 	}
@@ -259,8 +253,8 @@ func readRunLog(r io.Reader) ([]logRecord, error) {
 
 // parseRecord parses one log line. names collects the series names seen
 // so far in the log, across groups, to bound their number.
-func parseRecord(line []byte, names map[string]bool) (logRecord, error) {
-	var rec logRecord
+func parseRecord(line []byte, names map[string]bool) (Record, error) {
+	var rec Record
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.UseNumber()
 	if err := expectDelim(dec, '{', "a JSON object"); err != nil {
@@ -339,11 +333,11 @@ func parseRecord(line []byte, names map[string]bool) (logRecord, error) {
 }
 
 // readSeries reads an object of name: value pairs.
-func readSeries(dec *json.Decoder, names map[string]bool) ([]namedValue, error) {
+func readSeries(dec *json.Decoder, names map[string]bool) ([]Value, error) {
 	if err := expectDelim(dec, '{', "an object of name: value"); err != nil {
 		return nil, err
 	}
-	var out []namedValue
+	var out []Value
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -371,7 +365,7 @@ func readSeries(dec *json.Decoder, names map[string]bool) ([]namedValue, error) 
 		if err != nil {
 			return nil, fmt.Errorf("%q: %v", name, err)
 		}
-		out = append(out, namedValue{name, v})
+		out = append(out, Value{name, v})
 	}
 	if err := expectDelim(dec, '}', "the end of the object"); err != nil {
 		return nil, err
@@ -469,4 +463,37 @@ func jsonError(err error) error {
 		return errors.New("not valid JSON: the line ends early")
 	}
 	return fmt.Errorf("not valid JSON: %v", err)
+}
+
+// ReadFile reads the training log at path, keeping for each step the
+// record written last (a resumed run repeats the steps after its
+// checkpoint). Errors name the file and, for bad content, the line.
+func ReadFile(path string) ([]Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("monitor: cannot read log: %v", err)
+	}
+	defer f.Close()
+	recs, err := Read(f)
+	if err != nil {
+		return nil, fmt.Errorf("monitor: %s: %v", path, err)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("monitor: %s: no records (is it a training log?)", path)
+	}
+	return supersede(recs), nil
+}
+
+// supersede drops the records that a later record's step goes back over:
+// in a log appended to by a resumed run, the steps repeated after the
+// checkpoint replace the ones written before the interruption.
+func supersede(recs []Record) []Record {
+	out := recs[:0:0]
+	for _, r := range recs {
+		for len(out) > 0 && out[len(out)-1].Step >= r.Step {
+			out = out[:len(out)-1]
+		}
+		out = append(out, r)
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package main
+package monitor
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 	"golang.org/x/term"
 )
 
-// progress reports how far a training loop has got. On a terminal it
+// Progress reports how far a training loop has got. On a terminal it
 // redraws one line in place: step/total, a bar, the caller's detail text
 // (shortened to fit the terminal's width), the rate and the time left. Elsewhere (a file, a pipe, a test buffer) it
 // writes one plain line every `every` steps and at the last step:
@@ -20,9 +20,9 @@ import (
 //	iter  200/1000  <detail>  350 it/s  elapsed 1s  ETA 2s
 //	step  200/1000  <detail>  350 steps/s  elapsed 1s  ETA 2s
 //
-// Call done before writing anything else to w, so that a terminal's
-// progress line is ended first. A progress is not safe for concurrent use.
-type progress struct {
+// Call Done before writing anything else to w, so that a terminal's
+// progress line is ended first. A Progress is not safe for concurrent use.
+type Progress struct {
 	w     io.Writer
 	total int
 	unit  string // "iter" or "step"
@@ -46,21 +46,26 @@ type progress struct {
 // redrawEvery is the least time between two redraws of a terminal line.
 const redrawEvery = 100 * time.Millisecond
 
-// newProgress returns a reporter for a loop of total steps, writing to w.
+// NewProgress returns a reporter for a loop that has done steps already
+// (a resumed run; 0 for a new one) and ends at step total, writing to w.
 // unit names a step ("iter" or "step"; the rate is per second of those);
 // every ≤ 0 means about 20 plain lines per run.
-func newProgress(w io.Writer, total int, unit string, every int) *progress {
+func NewProgress(w io.Writer, unit string, done, total, every int) *Progress {
 	if every <= 0 {
 		every = max(1, total/20)
 	}
-	p := &progress{w: w, total: total, unit: unit, every: every, now: time.Now}
+	p := &Progress{w: w, total: total, unit: unit, every: every, base: done, now: time.Now}
 	p.tty, p.width = terminal(w)
 	p.restart()
 	return p
 }
 
+// Every returns the number of steps between two plain lines: also a
+// good cadence for a log.
+func (p *Progress) Every() int { return p.every }
+
 // restart starts the clock again from p.now().
-func (p *progress) restart() {
+func (p *Progress) restart() {
 	p.start = p.now()
 	p.lastDraw = time.Time{}
 }
@@ -83,9 +88,9 @@ func terminal(w io.Writer) (bool, int) {
 	return true, cols
 }
 
-// update reports that step (1-based, counting the steps before a resumed
+// Update reports that step (1-based, counting the steps before a resumed
 // run) has finished; detail is shown beside it (losses, say).
-func (p *progress) update(step int, detail string) {
+func (p *Progress) Update(step int, detail string) {
 	p.step, p.detail = step, detail
 	t := p.now()
 	if p.tty {
@@ -104,10 +109,10 @@ func (p *progress) update(step int, detail string) {
 		detail, rate, p.rateUnit(), el.Round(time.Second), eta)
 }
 
-// done ends a terminal's progress line, drawing the last step reported if
+// Done ends a terminal's progress line, drawing the last step reported if
 // it was skipped. It writes nothing elsewhere, and nothing if nothing was
 // reported.
-func (p *progress) done() {
+func (p *Progress) Done() {
 	if !p.tty || p.step == 0 {
 		return
 	}
@@ -116,7 +121,7 @@ func (p *progress) done() {
 	p.step = 0
 }
 
-func (p *progress) rateUnit() string {
+func (p *Progress) rateUnit() string {
 	if p.unit == "iter" {
 		return "it/s"
 	}
@@ -126,7 +131,7 @@ func (p *progress) rateUnit() string {
 // timing returns the time since the start, the rate as text ("350", or
 // "-" before any time has passed) and the estimated time left ("?" while
 // the rate is unknown).
-func (p *progress) timing(t time.Time) (el time.Duration, rate, eta string) {
+func (p *Progress) timing(t time.Time) (el time.Duration, rate, eta string) {
 	el = t.Sub(p.start)
 	n := p.step - p.base
 	if el <= 0 || n <= 0 {
@@ -139,7 +144,7 @@ func (p *progress) timing(t time.Time) (el time.Duration, rate, eta string) {
 
 // barWidth returns the number of cells in a terminal's progress bar: 20,
 // or 10 on a terminal narrower than 100 columns.
-func (p *progress) barWidth() int {
+func (p *Progress) barWidth() int {
 	if p.width > 0 && p.width < 100 {
 		return 10
 	}
@@ -147,7 +152,7 @@ func (p *progress) barWidth() int {
 }
 
 // draw redraws the terminal line for the last step reported.
-func (p *progress) draw(t time.Time) {
+func (p *Progress) draw(t time.Time) {
 	_, rate, eta := p.timing(t)
 	frac := 0.0
 	if p.total > 0 {

@@ -1,4 +1,4 @@
-package main
+package monitor
 
 import (
 	"bytes"
@@ -13,9 +13,9 @@ import (
 )
 
 // testRunLog opens a log at path whose clock advances by 1.5 s a reading.
-func testRunLog(t *testing.T, path string, appendMode bool) *runLog {
+func testRunLog(t *testing.T, path string, appendMode bool) *Log {
 	t.Helper()
-	l, err := openRunLog(path, appendMode)
+	l, err := openLog(path, appendMode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,21 +25,21 @@ func testRunLog(t *testing.T, path string, appendMode bool) *runLog {
 	return l
 }
 
-var testRecords = []logRecord{
-	{Step: 1, Losses: []namedValue{{"pre", 2.5}, {"post", 1.25}}, LR: 1e-3},
-	{Step: 2, Losses: []namedValue{{"reg", 0.5}, {"cls", math.NaN()}}, Weights: []namedValue{{"reg", 0.25}, {"cls", math.Inf(1)}},
-		Metrics: []namedValue{{"acc", math.Inf(-1)}, {`odd "name"`, math.Copysign(0, -1)}}},
+var testRecords = []Record{
+	{Step: 1, Losses: []Value{{"pre", 2.5}, {"post", 1.25}}, LR: 1e-3},
+	{Step: 2, Losses: []Value{{"reg", 0.5}, {"cls", math.NaN()}}, Weights: []Value{{"reg", 0.25}, {"cls", math.Inf(1)}},
+		Metrics: []Value{{"acc", math.Inf(-1)}, {`odd "name"`, math.Copysign(0, -1)}}},
 }
 
 func TestRunLogWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log.jsonl")
 	l := testRunLog(t, path, false)
 	for _, r := range testRecords {
-		if err := l.write(r); err != nil {
+		if err := l.Write(r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := l.close(); err != nil {
+	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)
@@ -54,7 +54,7 @@ func TestRunLogWrite(t *testing.T) {
 	if string(data) != want {
 		t.Errorf("log file:\n%s\nwant:\n%s", data, want)
 	}
-	got, err := readRunLog(bytes.NewReader(data))
+	got, err := Read(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,24 +65,24 @@ func TestRunLogWrite(t *testing.T) {
 			t.Errorf("record %d read back as %+v; want %+v", i, got[i], w)
 		}
 	}
-	if err := l.write(testRecords[0]); err == nil {
+	if err := l.Write(testRecords[0]); err == nil {
 		t.Error("write after close: no error")
 	}
-	if err := l.close(); err == nil {
+	if err := l.Close(); err == nil {
 		t.Error("second close: no error")
 	}
 }
 
 func TestRunLogWriteBadRecord(t *testing.T) {
 	l := testRunLog(t, filepath.Join(t.TempDir(), "log.jsonl"), false)
-	defer l.close()
-	for _, r := range []logRecord{
+	defer l.Close()
+	for _, r := range []Record{
 		{Step: -1},
-		{Step: 1, Losses: []namedValue{{"", 1}}},
-		{Step: 1, Weights: []namedValue{{"a", 1}, {"a", 2}}},
-		{Step: 1, Metrics: []namedValue{{strings.Repeat("x", maxLogName+1), 1}}},
+		{Step: 1, Losses: []Value{{"", 1}}},
+		{Step: 1, Weights: []Value{{"a", 1}, {"a", 2}}},
+		{Step: 1, Metrics: []Value{{strings.Repeat("x", maxLogName+1), 1}}},
 	} {
-		if err := l.write(r); err == nil {
+		if err := l.Write(r); err == nil {
 			t.Errorf("write(%+v): no error", r)
 		}
 	}
@@ -98,10 +98,10 @@ func TestRunLogAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := testRunLog(t, path, true)
-	if err := l.write(logRecord{Step: 3, Losses: []namedValue{{"a", 0.25}}}); err != nil {
+	if err := l.Write(Record{Step: 3, Losses: []Value{{"a", 0.25}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.close(); err != nil {
+	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(path)
@@ -114,8 +114,8 @@ func TestRunLogAppend(t *testing.T) {
 	// Appending to a missing file creates it.
 	fresh := filepath.Join(t.TempDir(), "new.jsonl")
 	l = testRunLog(t, fresh, true)
-	l.write(logRecord{Step: 1})
-	l.close()
+	l.Write(Record{Step: 1})
+	l.Close()
 	if data, _ := os.ReadFile(fresh); string(data) != `{"step":1,"time_s":1.5,"losses":{}}`+"\n" {
 		t.Errorf("appended to a new file: %q", data)
 	}
@@ -124,11 +124,11 @@ func TestRunLogAppend(t *testing.T) {
 	if err := os.WriteFile(path, []byte("{\"step\":1}\nxyz\n{\"step\":3}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openRunLog(path, true); err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), path) {
-		t.Errorf("openRunLog(garbled, append) = %v; want an error naming the file and line 2", err)
+	if _, err := openLog(path, true); err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), path) {
+		t.Errorf("openLog(garbled, append) = %v; want an error naming the file and line 2", err)
 	}
-	if _, err := openRunLog(filepath.Join(t.TempDir(), "no", "dir", "log.jsonl"), false); err == nil {
-		t.Error("openRunLog in a missing directory: no error")
+	if _, err := openLog(filepath.Join(t.TempDir(), "no", "dir", "log.jsonl"), false); err == nil {
+		t.Error("openLog in a missing directory: no error")
 	}
 }
 
@@ -167,13 +167,13 @@ func TestReadRunLogErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			recs, err := readRunLog(strings.NewReader(tt.in))
-			var le *runLogError
+			recs, err := Read(strings.NewReader(tt.in))
+			var le *LineError
 			if !errors.As(err, &le) {
-				t.Fatalf("readRunLog = %d records, %v; want a *runLogError", len(recs), err)
+				t.Fatalf("Read = %d records, %v; want a *LineError", len(recs), err)
 			}
 			if le.Line != tt.line || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("readRunLog error = %q; want line %d and %q", err, tt.line, tt.want)
+				t.Errorf("Read error = %q; want line %d and %q", err, tt.line, tt.want)
 			}
 			if !strings.HasPrefix(err.Error(), fmt.Sprintf("line %d: ", tt.line)) {
 				t.Errorf("error %q does not start with its line", err)
@@ -185,25 +185,25 @@ func TestReadRunLogErrors(t *testing.T) {
 func TestReadRunLogLenient(t *testing.T) {
 	// Blank lines, spaces, keys from a later version and "+Inf" are fine.
 	in := "\n  {\"step\": 5, \"future\": {\"x\": [1, {\"y\": null}]}, \"losses\": {\"a\": \"+Inf\"}}  \n\n{\"step\":6}"
-	recs, err := readRunLog(strings.NewReader(in))
+	recs, err := Read(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) != 2 || recs[0].Step != 5 || !math.IsInf(recs[0].Losses[0].Value, 1) || recs[1].Step != 6 {
-		t.Errorf("readRunLog = %+v", recs)
+		t.Errorf("Read = %+v", recs)
 	}
-	if recs, err := readRunLog(strings.NewReader("")); err != nil || len(recs) != 0 {
-		t.Errorf("readRunLog(empty) = %v, %v; want no records, no error", recs, err)
+	if recs, err := Read(strings.NewReader("")); err != nil || len(recs) != 0 {
+		t.Errorf("Read(empty) = %v, %v; want no records, no error", recs, err)
 	}
 }
 
 // sameRecord reports whether a and b are equal, NaN matching NaN and the
 // sign of zero counting.
-func sameRecord(a, b logRecord) bool {
+func sameRecord(a, b Record) bool {
 	same := func(x, y float64) bool {
 		return math.Float64bits(x) == math.Float64bits(y) || (math.IsNaN(x) && math.IsNaN(y))
 	}
-	series := func(x, y []namedValue) bool {
+	series := func(x, y []Value) bool {
 		if len(x) != len(y) {
 			return false
 		}
@@ -218,7 +218,7 @@ func sameRecord(a, b logRecord) bool {
 		series(a.Losses, b.Losses) && series(a.Weights, b.Weights) && series(a.Metrics, b.Metrics)
 }
 
-// FuzzReadRunLog checks that readRunLog never panics, keeps its limits,
+// FuzzReadRunLog checks that Read never panics, keeps its limits,
 // and that what it accepts is written back to a log that reads the same.
 func FuzzReadRunLog(f *testing.F) {
 	var b bytes.Buffer
@@ -229,18 +229,18 @@ func FuzzReadRunLog(f *testing.F) {
 	f.Add([]byte(`{"step":1,"time_s":0.5,"losses":{"a":1e-300,"b":"-Inf"},"lr":"NaN","x":[[[]]]}`))
 	f.Add([]byte("{\"step\":1}\n\n{\"step\":2,\"losses\":{\"\\u00e9\\ud800\":2}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recs, err := readRunLog(bytes.NewReader(data))
+		recs, err := Read(bytes.NewReader(data))
 		if err != nil {
-			var le *runLogError
+			var le *LineError
 			if !errors.As(err, &le) || le.Line < 1 {
-				t.Fatalf("error %v is not a *runLogError with a line", err)
+				t.Fatalf("error %v is not a *LineError with a line", err)
 			}
 			return
 		}
 		names := map[string]bool{}
 		var out bytes.Buffer
 		for _, r := range recs {
-			for _, g := range [][]namedValue{r.Losses, r.Weights, r.Metrics} {
+			for _, g := range [][]Value{r.Losses, r.Weights, r.Metrics} {
 				for _, v := range g {
 					names[v.Name] = true
 				}
@@ -252,7 +252,7 @@ func FuzzReadRunLog(f *testing.F) {
 		if len(names) > maxLogSeries {
 			t.Fatalf("%d series names; the limit is %d", len(names), maxLogSeries)
 		}
-		again, err := readRunLog(&out)
+		again, err := Read(&out)
 		if err != nil {
 			t.Fatalf("the log as written back does not read: %v\n%s", err, out.String())
 		}

@@ -1,4 +1,4 @@
-package main
+package monitor
 
 import (
 	"bytes"
@@ -25,8 +25,8 @@ func (c *fakeClock) now() time.Time {
 
 // newTestProgress returns a progress on buf whose clock starts at 0 and
 // advances by tick at each reading.
-func newTestProgress(buf *bytes.Buffer, total int, unit string, every int, tick time.Duration) *progress {
-	p := newProgress(buf, total, unit, every)
+func newTestProgress(buf *bytes.Buffer, total int, unit string, every int, tick time.Duration) *Progress {
+	p := NewProgress(buf, unit, 0, total, every)
 	c := &fakeClock{t: time.Unix(1e9, 0), tick: tick}
 	p.now = c.now
 	p.restart()
@@ -70,9 +70,9 @@ func TestProgressPlain(t *testing.T) {
 			}
 			p.base = tt.base
 			for s := tt.base + 1; s <= tt.total; s++ {
-				p.update(s, "loss "+strconv.Itoa(s))
+				p.Update(s, "loss "+strconv.Itoa(s))
 			}
-			p.done()
+			p.Done()
 			lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 			if tt.want == nil {
 				if len(lines) != 20 {
@@ -92,7 +92,7 @@ func TestProgressNoTime(t *testing.T) {
 	// +Inf it/s.
 	var buf bytes.Buffer
 	p := newTestProgress(&buf, 2, "iter", 1, 0)
-	p.update(1, "x")
+	p.Update(1, "x")
 	if got, want := buf.String(), "iter 1/2  x  - it/s  elapsed 0s  ETA ?\n"; got != want {
 		t.Errorf("update with no time passed = %q; want %q", got, want)
 	}
@@ -104,7 +104,7 @@ func TestProgressFileIsNotTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if p := newProgress(f, 10, "iter", 1); p.tty {
+	if p := NewProgress(f, "iter", 0, 10, 1); p.tty {
 		t.Error("a regular file was taken for a terminal")
 	}
 }
@@ -116,9 +116,9 @@ func TestProgressTerminal(t *testing.T) {
 	p := newTestProgress(&buf, 1000, "iter", 0, 10*time.Millisecond)
 	p.tty, p.width = true, 70
 	for s := 1; s <= 1000; s++ {
-		p.update(s, "query MSE pre 1.2345 post 0.5432 and a long tail of text that does not fit")
+		p.Update(s, "query MSE pre 1.2345 post 0.5432 and a long tail of text that does not fit")
 	}
-	p.done()
+	p.Done()
 	out := buf.String()
 	if !strings.HasSuffix(out, "\n") || strings.Count(out, "\n") != 1 {
 		t.Errorf("terminal output should end in exactly one newline, from done: %q", out[max(0, len(out)-100):])
@@ -140,8 +140,8 @@ func TestProgressTerminal(t *testing.T) {
 		}
 	}
 	p.width = 0 // unknown width: the whole line
-	p.update(1, "detail")
-	p.done()
+	p.Update(1, "detail")
+	p.Done()
 	if !strings.Contains(buf.String(), "iter    1/1000 [>                   ]   0%  detail  ") || !strings.Contains(buf.String(), "ETA ") {
 		t.Errorf("untruncated line: %q", buf.String()[len(out):])
 	}
@@ -151,7 +151,7 @@ func TestProgressDoneWithoutUpdates(t *testing.T) {
 	var buf bytes.Buffer
 	p := newTestProgress(&buf, 10, "step", 1, time.Second)
 	p.tty = true
-	p.done()
+	p.Done()
 	if buf.Len() != 0 {
 		t.Errorf("done with nothing reported wrote %q", buf.String())
 	}
