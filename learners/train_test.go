@@ -118,7 +118,7 @@ func TestTrainRewinds(t *testing.T) {
 // depends on the seed and the epoch alone, whatever steps were asked
 // before.
 func TestEpochBatches(t *testing.T) {
-	tab, err := tasks.MultiTask{Seed: 1}.Generate(rand.New(rand.NewPCG(1, 1)), 23)
+	tab, err := tasks.SyntheticMTL{Seed: 1}.Generate(rand.New(rand.NewPCG(1, 1)), 23)
 	if err != nil {
 		t.Fatal(err)
 	}

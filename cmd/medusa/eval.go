@@ -271,11 +271,11 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	m := &learners.MAML{Model: ck.model, Params: ck.params, Loss: learners.MSE, InnerLR: ck.innerLR, Device: c.dev}
 	defer m.Close()
-	mem := newBudget(c.maxMemory)
+	mem := learners.NewBudget(c.maxMemory)
 	test := tasks.Shape{Tasks: min(evalSinusoidChunk, c.tasks), Support: c.shots, Query: c.query, In: 1, Out: 1}
-	mem.add("batches", 2*test.Bytes())
-	mem.add("evaluation", int64(c.steps+1)*(8*int64(c.tasks)+64))
-	if err := mem.check(); err != nil {
+	mem.Add("batches", 2*test.Bytes())
+	mem.Add("evaluation", int64(c.steps+1)*(8*int64(c.tasks)+64))
+	if err := mem.Check(); err != nil {
 		return err
 	}
 	for _, size := range evalChunks(c.tasks, evalSinusoidChunk) {
@@ -284,9 +284,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return graphError("the evaluation", err)
 		}
-		mem.add("graphs", n)
+		mem.Add("graphs", n)
 	}
-	lift, err := mem.enforce(stderr)
+	lift, err := enforce(mem, stderr)
 	if err != nil {
 		return err
 	}

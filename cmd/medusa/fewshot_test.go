@@ -136,7 +136,7 @@ func TestEvaluationBatchIndependent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := newSource(c)
+	src, err := c.benchmark().Load()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func TestMemoryWithinEstimate(t *testing.T) {
 			}
 			continue
 		}
-		if err == nil || !strings.Contains(err.Error(), "more than --max-memory") {
+		if err == nil || !strings.Contains(err.Error(), "more than the memory limit") {
 			t.Errorf("%s --max-memory %s: err = %v; want the run refused", name, low, err)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -39,25 +38,25 @@ type paramCounter interface{ ParamCount() int64 }
 // the training batch and the graph of a step, the test batches and the
 // graph of their adaptation, and the evaluation's results. The graphs are
 // compiled now, before any batch is drawn.
-func budgetMeta(mem *budget, m metaLearner, c *trainConfig, src *taskSource, train bool) error {
+func budgetMeta(mem *learners.Budget, m metaLearner, c *trainConfig, src *tasks.Source, train bool) error {
 	shape := func(tasks_, query int) tasks.Shape {
-		return tasks.Shape{Tasks: tasks_, Support: c.ways * c.shots, Query: c.ways * query, In: src.in, Out: src.out}
+		return tasks.Shape{Tasks: tasks_, Support: c.ways * c.shots, Query: c.ways * query, In: src.In, Out: src.Out}
 	}
 	if train {
 		s := shape(c.metaBatch, c.query)
 		// The batch, and as much again while it is drawn.
-		mem.add("batches", 2*s.Bytes())
-		if err := mem.check(); err != nil {
+		mem.Add("batches", 2*s.Bytes())
+		if err := mem.Check(); err != nil {
 			return err
 		}
 		n, err := m.PrepareStep(s)
 		if err != nil {
 			return graphError("a training step", err)
 		}
-		mem.add("graphs", n)
+		mem.Add("graphs", n)
 	}
 	if c.evalTasks == 0 {
-		return mem.check()
+		return mem.Check()
 	}
 	chunk, err := evalBatch(mem, m, c, shape)
 	if err != nil {
@@ -67,13 +66,13 @@ func budgetMeta(mem *budget, m metaLearner, c *trainConfig, src *taskSource, tra
 	test := shape(min(chunk, c.evalTasks), c.evalQuery)
 	// A batch being adapted, the tasks drawn for the next and their
 	// concatenation.
-	mem.add("batches", 3*test.Bytes())
-	if src.pooled != nil { // the test batches are kept for the baseline
-		mem.add("evaluation", int64(c.evalTasks)*test.Bytes()/int64(test.Tasks))
+	mem.Add("batches", 3*test.Bytes())
+	if src.Pooled != nil { // the test batches are kept for the baseline
+		mem.Add("evaluation", int64(c.evalTasks)*test.Bytes()/int64(test.Tasks))
 	}
 	// The results: per test task and step, the loss or accuracy and F1.
-	mem.add("evaluation", 2*int64(c.evalSteps+1)*(8*int64(c.evalTasks)+64))
-	if err := mem.check(); err != nil {
+	mem.Add("evaluation", 2*int64(c.evalSteps+1)*(8*int64(c.evalTasks)+64))
+	if err := mem.Check(); err != nil {
 		return err
 	}
 	for _, size := range evalChunks(c.evalTasks, chunk) {
@@ -82,9 +81,9 @@ func budgetMeta(mem *budget, m metaLearner, c *trainConfig, src *taskSource, tra
 		if err != nil {
 			return graphError("the evaluation", err)
 		}
-		mem.add("graphs", n)
+		mem.Add("graphs", n)
 	}
-	return mem.check()
+	return mem.Check()
 }
 
 // evalBatch returns how many test tasks evaluateMeta adapts at once:
@@ -94,18 +93,14 @@ func budgetMeta(mem *budget, m metaLearner, c *trainConfig, src *taskSource, tra
 // holds already, halving until it does.
 // The figures do not depend on it: the tasks are drawn evalDraw at a
 // time whatever the batch, and each task's adaptation is computed alone.
-func evalBatch(mem *budget, m metaLearner, c *trainConfig, shape func(tasks, query int) tasks.Shape) (int, error) {
+func evalBatch(mem *learners.Budget, m metaLearner, c *trainConfig, shape func(tasks, query int) tasks.Shape) (int, error) {
 	chunk := evalChunk(c)
 	if !c.images() || c.learner == "reptile" {
 		return chunk, nil
 	}
-	limit, room := mem.max, mem.max-mem.total()
-	if limit == 0 {
-		avail, ok := graph.AvailableMemory()
-		if !ok {
-			return chunk, nil
-		}
-		limit, room = avail, avail-(mem.total()-mem.base)
+	limit, room, ok := mem.Room()
+	if !ok {
+		return chunk, nil
 	}
 	for ; chunk > 1; chunk = (chunk + 1) / 2 {
 		s := shape(min(chunk, c.evalTasks), c.evalQuery)
@@ -165,125 +160,19 @@ var (
 	_ metaLearner = (*learners.Reptile)(nil)
 )
 
-// taskSource draws meta-training and meta-test batches.
-type taskSource struct {
-	in, out int
-	// train and test draw n tasks of the meta-training and meta-test
-	// splits (test tasks with evalQuery query examples).
-	train, test func(rng *rand.Rand, n int) (*tasks.Batch, error)
-	// pooled, for synthetic classification, draws n examples pooled from
-	// many tasks, for the one-model baseline; nil otherwise.
-	pooled func(rng *rand.Rand, n int) (*tasks.Table, error)
-	about  string // one line on the data
-}
-
-// newSource builds the task distribution of c. Image data are loaded, and
-// DoubleMNIST built, with a generator of their own seeded by c.seed, so the
-// data are the same whatever else the run draws.
-func newSource(c *trainConfig) (*taskSource, error) {
-	switch c.task {
-	case "sinusoid":
-		d := tasks.Sinusoid{}
-		sample := func(query int) func(*rand.Rand, int) (*tasks.Batch, error) {
-			return func(rng *rand.Rand, n int) (*tasks.Batch, error) {
-				b, _, err := d.Sample(rng, n, c.shots, query)
-				return b, err
-			}
-		}
-		return &taskSource{in: 1, out: 1, train: sample(c.query), test: sample(c.evalQuery),
-			about: "sine waves A·sin(x−φ), A~U[0.1,5], φ~U[0,π], x~U[−5,5]"}, nil
-	case "classification":
-		// Each class sits on a vertex of a hypercube of the informative
-		// features: 2 of them (the default) for up to 4 classes, more
-		// beyond.
-		d := tasks.Classification{Classes: c.ways, Informative: max(2, bits.Len(uint(c.ways-1)))}
-		if err := d.Validate(); err != nil {
-			return nil, err
-		}
-		sample := func(query int) func(*rand.Rand, int) (*tasks.Batch, error) {
-			return func(rng *rand.Rand, n int) (*tasks.Batch, error) { return d.Sample(rng, n, c.shots, query) }
-		}
-		in := d.Features
-		if in == 0 {
-			in = 20
-		}
-		return &taskSource{in: in, out: c.ways, train: sample(c.query), test: sample(c.evalQuery),
-			pooled: func(rng *rand.Rand, n int) (*tasks.Table, error) { return d.Pooled(rng, max(n/20, 1), 20) },
-			about:  fmt.Sprintf("synthetic %d-class problems of %d features, a new one per task", c.ways, in)}, nil
-	}
-	set, trainCls, testCls, about, err := imageClasses(c)
-	if err != nil {
-		return nil, err
-	}
-	episodes := func(classes []int, query int) func(*rand.Rand, int) (*tasks.Batch, error) {
-		e := tasks.Episodes{Set: set, Classes: classes, Ways: c.ways, Shots: c.shots, Query: query}
-		return func(rng *rand.Rand, n int) (*tasks.Batch, error) { return e.Sample(rng, n) }
-	}
-	// Check both splits now, so that too few classes or examples are
-	// reported before training rather than after it.
-	for _, s := range []struct {
-		name    string
-		classes []int
-		query   int
-	}{{"meta-training", trainCls, c.query}, {"meta-test", testCls, c.evalQuery}} {
-		if _, err := episodes(s.classes, s.query)(rand.New(rand.NewPCG(0, 0)), 1); err != nil {
-			return nil, fmt.Errorf("%s %s classes: %v", c.task, s.name, err)
-		}
-	}
-	return &taskSource{in: set.Rows * set.Cols, out: c.ways, train: episodes(trainCls, c.query), test: episodes(testCls, c.evalQuery),
-		about: fmt.Sprintf("%s, %d meta-training and %d meta-test classes", about, len(trainCls), len(testCls))}, nil
-}
-
-// imageClasses loads the images of an image task and its class split.
-func imageClasses(c *trainConfig) (set *tasks.ClassSet, train, test []int, about string, err error) {
-	if c.task == "omniglot" {
-		o := tasks.Omniglot{Rotations: true}
-		if set, err = o.Load(strings.Split(c.data, ",")...); err != nil {
-			return nil, nil, nil, "", err
-		}
-		chars := set.Classes() / 4
-		if train, test, err = tasks.OmniglotSplit(chars); err != nil {
-			return nil, nil, nil, "", fmt.Errorf("omniglot in %s: %w", c.data, err)
-		}
-		return set, train, test, fmt.Sprintf("Omniglot from %s (%d characters, 4 rotations each)", c.data, chars), nil
-	}
-	dir := c.data
-	if dir == "" {
-		if dir, err = tasks.MNISTDir(); err != nil {
-			return nil, nil, nil, "", err
-		}
-	}
-	mnist, err := tasks.LoadMNIST(dir)
-	if err != nil {
-		return nil, nil, nil, "", err
-	}
-	if c.task == "mnist" {
-		if set, err = tasks.NewClassSet(&mnist.Train, nil); err != nil {
-			return nil, nil, nil, "", err
-		}
-		train, _, test = tasks.MNISTSplit()
-		return set, train, test, "MNIST digits", nil
-	}
-	const perClass = 600
-	img, err := tasks.DoubleMNIST(rand.New(rand.NewPCG(c.seed, 0x646d6e)), &mnist.Train, perClass)
-	if err != nil {
-		return nil, nil, nil, "", err
-	}
-	if set, err = tasks.NewClassSet(img, tasks.DoubleMNISTNames()); err != nil {
-		return nil, nil, nil, "", err
-	}
-	train, _, test = tasks.DoubleMNISTSplit()
-	return set, train, test, fmt.Sprintf("DoubleMNIST (%d images per two-digit class)", perClass), nil
+// benchmark is the task distribution of c.
+func (c *trainConfig) benchmark() tasks.Benchmark {
+	return tasks.Benchmark{Name: c.task, Ways: c.ways, Shots: c.shots, Query: c.query, TestQuery: c.evalQuery, Data: c.data, Seed: c.seed}
 }
 
 // newModel returns the network of c: a ConvNet for images, an MLP
 // otherwise.
-func newModel(c *trainConfig, src *taskSource) learners.Model {
+func newModel(c *trainConfig, src *tasks.Source) learners.Model {
 	if c.images() {
-		side := int(math.Sqrt(float64(src.in)))
-		return nets.ConvNet{Side: side, Filters: c.filters, Blocks: c.blocks, Out: src.out}
+		side := int(math.Sqrt(float64(src.In)))
+		return nets.ConvNet{Side: side, Filters: c.filters, Blocks: c.blocks, Out: src.Out}
 	}
-	return nets.MLP{In: src.in, Out: src.out, Hidden: c.hidden, Activation: c.activation}
+	return nets.MLP{In: src.In, Out: src.Out, Hidden: c.hidden, Activation: c.activation}
 }
 
 // describeModel says what the network is, in a few words.
@@ -327,7 +216,7 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 // evaluateMeta adapts to c.evalTasks fresh test tasks and prints the query
 // MSE, or accuracy (and, for synthetic classification, macro F1, with the
 // pooled baseline beside it), after 0, 1 and c.evalSteps inner steps.
-func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand.Rand, c *trainConfig, stdout io.Writer) error {
+func evaluateMeta(ctx context.Context, m metaLearner, src *tasks.Source, rng *rand.Rand, c *trainConfig, stdout io.Writer) error {
 	// Test tasks are drawn evalDraw at a time and adapted a chunk at a
 	// time.
 	chunk := c.evalBatch
@@ -337,10 +226,10 @@ func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand
 	var batches []*tasks.Batch
 	ev, err := learners.Assess(ctx, m, learners.Assessment{
 		Tasks: c.evalTasks, Steps: c.evalSteps, Classify: c.classify(),
-		Draw:     func(n int) (*tasks.Batch, error) { return src.test(rng, n) },
+		Draw:     func(n int) (*tasks.Batch, error) { return src.Test(rng, n) },
 		DrawUnit: evalDraw(c), Batch: chunk,
 		Each: func(b *tasks.Batch) {
-			if src.pooled != nil {
+			if src.Pooled != nil {
 				batches = append(batches, b)
 			}
 		},
@@ -361,7 +250,7 @@ func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand
 	}
 	fmt.Fprintf(stdout, "%s on %d fresh tasks (%s), inner step size %g:\n", what, c.evalTasks, evalShape(c), c.innerLR)
 	header := fmt.Sprintf("  %5s  %8s  %s", "steps", "mean", "95% interval")
-	if src.pooled != nil {
+	if src.Pooled != nil {
 		header += fmt.Sprintf("   %8s  %s", "macro F1", "95% interval")
 	}
 	fmt.Fprintln(stdout, header)
@@ -375,13 +264,13 @@ func evaluateMeta(ctx context.Context, m metaLearner, src *taskSource, rng *rand
 		last = s
 		mean, half := learners.MeanCI(per[s])
 		line := fmt.Sprintf("  %5d  %8.4f  ±%.4f", s, mean, half)
-		if src.pooled != nil {
+		if src.Pooled != nil {
 			fm, fh := learners.MeanCI(f1[s])
 			line += fmt.Sprintf("   %8.4f  ±%.4f", fm, fh)
 		}
 		fmt.Fprintln(stdout, line)
 	}
-	if src.pooled != nil {
+	if src.Pooled != nil {
 		return pooledBaseline(ctx, src, batches, c, stdout)
 	}
 	return nil
@@ -397,9 +286,9 @@ func evalShape(c *trainConfig) string {
 // pooledBaseline trains one logistic regression on examples pooled from
 // many tasks, as tutorials do, and scores it on the query sets of the test
 // tasks without adapting: what meta-learning should beat.
-func pooledBaseline(ctx context.Context, src *taskSource, test []*tasks.Batch, c *trainConfig, stdout io.Writer) error {
+func pooledBaseline(ctx context.Context, src *tasks.Source, test []*tasks.Batch, c *trainConfig, stdout io.Writer) error {
 	rng := rand.New(rand.NewPCG(c.seed, 0x706f6f6c))
-	data, err := src.pooled(rng, 20000)
+	data, err := src.Pooled(rng, 20000)
 	if err != nil {
 		return err
 	}
@@ -486,7 +375,7 @@ func evalGeneric(ctx context.Context, e *evalConfig, stdout, stderr io.Writer) (
 	if e.seedGiven {
 		c.seed = e.seed
 	}
-	src, err := newSource(c)
+	src, err := c.benchmark().Load()
 	if err != nil {
 		return true, err
 	}
@@ -504,11 +393,11 @@ func evalGeneric(ctx context.Context, e *evalConfig, stdout, stderr io.Writer) (
 	if err := learners.Resume(ck, params, m, nil); err != nil { // the learner's state: Meta-SGD's rates
 		return true, fmt.Errorf("%s: %v", e.checkpoint, err)
 	}
-	mem := newBudget(e.maxMemory)
+	mem := learners.NewBudget(e.maxMemory)
 	if err := budgetMeta(mem, m, c, src, false); err != nil {
 		return true, err
 	}
-	lift, err := mem.enforce(stderr)
+	lift, err := enforce(mem, stderr)
 	if err != nil {
 		return true, err
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"time"
 
@@ -138,7 +137,7 @@ Flags:
 			return bad("--task csv needs --csv FILE")
 		}
 		var err error
-		if c.targets, err = parseTargets(*targets); err != nil {
+		if c.targets, err = tasks.ParseTargets(*targets); err != nil {
 			return bad("--targets %q: %v", *targets, err)
 		}
 	default:
@@ -237,98 +236,14 @@ func checkInts(flags ...intFlag) error {
 	return nil
 }
 
-// parseTargets parses "name:kind,..." with kind regression, binary or
-// multiclass:N.
-func parseTargets(s string) ([]tasks.Target, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, errors.New("name at least one target column")
+// tables is the data set of c.
+func (c *mtlConfig) tables() tasks.TableBenchmark {
+	b := tasks.TableBenchmark{Name: c.task, TrainRows: c.trainRows, TestRows: c.testRows, Data: c.data,
+		CSV: c.csv, CSVOptions: tasks.CSVOptions{Targets: c.targets}, TestFrac: c.testFrac, Seed: c.seed}
+	if c.dtype == tensor.Float32 {
+		b.CSVOptions.MaxAbs = math.MaxFloat32 // larger values would be infinite in training
 	}
-	var out []tasks.Target
-	for _, f := range strings.Split(s, ",") {
-		parts := strings.Split(strings.TrimSpace(f), ":")
-		if len(parts) < 2 || parts[0] == "" {
-			return nil, fmt.Errorf("%q: want name:kind", f)
-		}
-		k, err := tasks.ParseKind(parts[1])
-		if err != nil {
-			return nil, fmt.Errorf("%q: %v", f, err)
-		}
-		tg := tasks.Target{Name: parts[0], Kind: k}
-		switch {
-		case k == tasks.Multiclass && len(parts) == 3:
-			if tg.Classes, err = strconv.Atoi(parts[2]); err != nil || tg.Classes < 2 || tg.Classes > maxClasses {
-				return nil, fmt.Errorf("%q: want multiclass:N with 2 ≤ N ≤ %d classes", f, maxClasses)
-			}
-		case len(parts) != 2:
-			return nil, fmt.Errorf("%q: want name:kind (multiclass:N for N classes)", f)
-		case k == tasks.Multiclass:
-			return nil, fmt.Errorf("%q: say how many classes: multiclass:N", f)
-		}
-		out = append(out, tg)
-	}
-	return out, nil
-}
-
-// mtlData returns the training and held-out tables of a run.
-func mtlData(c *mtlConfig, rng *rand.Rand) (train, test *tasks.Table, floors []float64, err error) {
-	switch c.task {
-	case "synthetic":
-		gen := tasks.MultiTask{Seed: c.seed}
-		if train, err = gen.Generate(rng, orInt(c.trainRows, 50000)); err != nil {
-			return nil, nil, nil, err
-		}
-		if test, err = gen.Generate(rng, orInt(c.testRows, 10000)); err != nil {
-			return nil, nil, nil, err
-		}
-		f, err := gen.Floors()
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		floors = make([]float64, len(f))
-		for i, fl := range f {
-			floors[i] = fl.Loss
-			if fl.Target.Kind != tasks.Regression {
-				floors[i] = fl.Accuracy
-			}
-		}
-		return train, test, floors, nil
-	case "multimnist":
-		dir := c.data
-		if dir == "" {
-			if dir, err = tasks.MNISTDir(); err != nil {
-				return nil, nil, nil, err
-			}
-		}
-		src, err := tasks.LoadMNIST(dir)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		if train, err = tasks.MultiMNIST(rng, &src.Train, orInt(c.trainRows, 60000)); err != nil {
-			return nil, nil, nil, err
-		}
-		if test, err = tasks.MultiMNIST(rng, &src.Test, orInt(c.testRows, 10000)); err != nil {
-			return nil, nil, nil, err
-		}
-		return train, test, nil, nil
-	default:
-		opts := tasks.CSVOptions{Targets: c.targets}
-		if c.dtype == tensor.Float32 {
-			opts.MaxAbs = math.MaxFloat32 // larger values would be infinite in training
-		}
-		all, err := tasks.LoadCSV(c.csv, opts)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		train, test, err = all.Split(rng, c.testFrac)
-		return train, test, nil, err
-	}
-}
-
-func orInt(v, d int) int {
-	if v == 0 {
-		return d
-	}
-	return v
+	return b
 }
 
 func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt *graph.Checkpoint) error {
@@ -355,27 +270,20 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	}
 	defer release()
 	rng := rand.New(rand.NewPCG(c.seed, 0x6d656475))
-	mem := newBudget(c.maxMemory)
-	if c.task != "csv" { // a CSV file is read a line at a time
-		// Generated rows, held twice while the tables are made.
-		width, rows := int64(784+2), int64(orInt(c.trainRows, 60000)+orInt(c.testRows, 10000)) // MultiMNIST: 28×28 pixels, 2 labels
-		if c.task == "synthetic" {
-			one, err := tasks.MultiTask{Seed: c.seed}.Generate(rand.New(rand.NewPCG(0, 0)), 1)
-			if err != nil {
-				return err
-			}
-			width, rows = int64(one.In+len(one.Targets)), int64(orInt(c.trainRows, 50000)+orInt(c.testRows, 10000))
-		}
-		mem.add("data", 2*rows*width*8)
-		if err := mem.check(); err != nil {
-			return err
-		}
-	}
-	train, test, floors, err := mtlData(c, rng)
+	mem := learners.NewBudget(c.maxMemory)
+	n, err := c.tables().GeneratedBytes()
 	if err != nil {
 		return err
 	}
-	mem = newBudget(c.maxMemory)
+	mem.Add("data", n)
+	if err := mem.Check(); err != nil {
+		return err
+	}
+	train, test, floors, err := c.tables().Load(rng)
+	if err != nil {
+		return err
+	}
+	mem = learners.NewBudget(c.maxMemory)
 	heads := make([]nets.Head, len(train.Targets))
 	for i, tg := range train.Targets {
 		heads[i] = nets.Head{Name: tg.Name, Out: tg.Outputs()}
@@ -384,8 +292,8 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	if c.arch == "mmoe" {
 		model = nets.MMoE{In: train.In, Experts: c.experts, ExpertHidden: c.hidden, Activation: c.activation, Heads: heads}
 	}
-	mem.add("model", modelBytes(model.(paramCounter).ParamCount(), int(c.dtype.Size())))
-	if err := mem.check(); err != nil {
+	mem.Add("model", learners.ModelBytes(model.(paramCounter).ParamCount(), int(c.dtype.Size())))
+	if err := mem.Check(); err != nil {
 		return err
 	}
 	params, err := model.Init(rng, c.dtype)
@@ -407,23 +315,22 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 	batch := min(c.batch, train.N)
 	// An epoch's minibatches are copies of the training rows, and the
 	// last epoch's are garbage when the next begins.
-	mem.add("batches", 2*int64(train.N)*int64(train.In+len(train.Targets))*8)
-	n, err := m.PrepareStep(batch, train.In)
-	if err != nil {
+	mem.Add("batches", 2*int64(train.N)*int64(train.In+len(train.Targets))*8)
+	if n, err = m.PrepareStep(batch, train.In); err != nil {
 		return err
 	}
-	mem.add("graphs", n)
+	mem.Add("graphs", n)
 	if train.N%c.batch != 0 && train.N > c.batch {
 		if n, err = m.PrepareStep(train.N%c.batch, train.In); err != nil {
 			return err
 		}
-		mem.add("graphs", n)
+		mem.Add("graphs", n)
 	}
 	if n, err = m.PrepareEvaluate(test.N, test.In); err != nil {
 		return err
 	}
-	mem.add("evaluation", n)
-	lift, err := mem.enforce(stderr)
+	mem.Add("evaluation", n)
+	lift, err := enforce(mem, stderr)
 	if err != nil {
 		return err
 	}

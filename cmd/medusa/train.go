@@ -66,13 +66,11 @@ type trainConfig struct {
 // The meta-learners and task distributions "medusa train" knows.
 var (
 	metaLearners = []string{"maml", "fomaml", "anil", "metasgd", "reptile"}
-	metaTasks    = []string{"sinusoid", "classification", "mnist", "doublemnist", "omniglot"}
+	metaTasks    = tasks.BenchmarkNames
 )
 
 // images reports whether the task is N-way K-shot image classification.
-func (c *trainConfig) images() bool {
-	return c.task == "mnist" || c.task == "doublemnist" || c.task == "omniglot"
-}
+func (c *trainConfig) images() bool { return c.benchmark().Images() }
 
 // classify reports whether the task is a classification.
 func (c *trainConfig) classify() bool { return c.task != "sinusoid" }
@@ -335,20 +333,20 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer release()
 	c.dev = dev
-	data, err := newSource(c)
+	data, err := c.benchmark().Load()
 	if err != nil {
 		return err
 	}
 	src := rand.NewPCG(c.seed, 0x6d656475)
 	rng := rand.New(src)
 	model := newModel(c, data)
-	mem := newBudget(c.maxMemory)
+	mem := learners.NewBudget(c.maxMemory)
 	count := model.(paramCounter).ParamCount()
 	if c.learner == "metasgd" {
 		count *= 2 // a learned inner rate per parameter
 	}
-	mem.add("model", modelBytes(count, int(c.dtype.Size())))
-	if err := mem.check(); err != nil {
+	mem.Add("model", learners.ModelBytes(count, int(c.dtype.Size())))
+	if err := mem.Check(); err != nil {
 		return err
 	}
 	params, err := model.Init(rng, c.dtype)
@@ -361,7 +359,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := budgetMeta(mem, m, c, data, true); err != nil {
 		return err
 	}
-	lift, err := mem.enforce(stderr)
+	lift, err := enforce(mem, stderr)
 	if err != nil {
 		return err
 	}
@@ -384,7 +382,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		outer = fmt.Sprintf("outer step %g annealed to 0", c.metaLR)
 	}
 	fmt.Fprintf(stdout, "%s %s on %s (%s): %d iterations, meta-batch %d, %s, %d inner step(s) of %g, %s, %s, %v, seed %d\n",
-		verb, c.learner, c.task, data.about, c.iters, c.metaBatch, evalShape(c), c.innerSteps, c.innerLR, outer,
+		verb, c.learner, c.task, data.About, c.iters, c.metaBatch, evalShape(c), c.innerSteps, c.innerLR, outer,
 		describeModel(model), c.dtype, c.seed)
 	rc := &runCheckpoint{meta: map[string]string{
 		"learner": c.learner, "task": c.task, "hidden": joinInts(c.hidden), "activation": c.activation.String(),
@@ -422,7 +420,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	run := learners.Run[*tasks.Batch, learners.Stats]{
 		Steps:   c.iters,
-		Batch:   func(int) (*tasks.Batch, error) { return data.train(rng, c.metaBatch) },
+		Batch:   func(int) (*tasks.Batch, error) { return data.Train(rng, c.metaBatch) },
 		Streams: streams,
 		Begin:   stepBegins,
 		Every:   c.every,

@@ -351,3 +351,38 @@ func truncate(s string) string {
 	}
 	return s[:37] + "..."
 }
+
+// maxTargetClasses bounds the classes of a target ParseTargets accepts.
+const maxTargetClasses = 1 << 16
+
+// ParseTargets parses a list of target columns, "name:kind,...", with
+// kind regression, binary or multiclass:N (N classes, 2 to 65536).
+func ParseTargets(s string) ([]Target, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("tasks: name at least one target column")
+	}
+	var out []Target
+	for _, f := range strings.Split(s, ",") {
+		parts := strings.Split(strings.TrimSpace(f), ":")
+		if len(parts) < 2 || parts[0] == "" {
+			return nil, fmt.Errorf("tasks: target %q: want name:kind", f)
+		}
+		k, err := ParseKind(parts[1])
+		if err != nil {
+			return nil, fmt.Errorf("tasks: target %q: %v", f, err)
+		}
+		tg := Target{Name: parts[0], Kind: k}
+		switch {
+		case k == Multiclass && len(parts) == 3:
+			if tg.Classes, err = strconv.Atoi(parts[2]); err != nil || tg.Classes < 2 || tg.Classes > maxTargetClasses {
+				return nil, fmt.Errorf("tasks: target %q: want multiclass:N with 2 ≤ N ≤ %d classes", f, maxTargetClasses)
+			}
+		case len(parts) != 2:
+			return nil, fmt.Errorf("tasks: target %q: want name:kind (multiclass:N for N classes)", f)
+		case k == Multiclass:
+			return nil, fmt.Errorf("tasks: target %q: say how many classes: multiclass:N", f)
+		}
+		out = append(out, tg)
+	}
+	return out, nil
+}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -257,4 +258,20 @@ func (r repeatByte) Read(p []byte) (int, error) {
 		p[i] = byte(r)
 	}
 	return len(p), nil
+}
+
+func TestParseTargets(t *testing.T) {
+	got, err := ParseTargets("y:regression, c:binary,d:multiclass:10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Target{{Name: "y", Kind: Regression}, {Name: "c", Kind: Binary}, {Name: "d", Kind: Multiclass, Classes: 10}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseTargets = %+v; want %+v", got, want)
+	}
+	for _, bad := range []string{"", "y", ":regression", "y:ordinal", "y:multiclass", "y:multiclass:1", "y:multiclass:x", "y:regression:2", "y:multiclass:65537"} {
+		if got, err := ParseTargets(bad); err == nil {
+			t.Errorf("ParseTargets(%q) = %+v; want an error", bad, got)
+		}
+	}
 }

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 )
 
-// MultiTask generates synthetic multi-task tables in the spirit of
+// SyntheticMTL generates synthetic multi-task tables in the spirit of
 // scikit-learn's make_classification and make_regression: a few
 // informative features, redundant features that are linear combinations of
 // them, pure noise features, and several tasks that read one shared
@@ -47,11 +47,11 @@ import (
 //
 // W, B and the task directions are drawn from a generator seeded with
 // Seed, and the rows from the rng passed to Generate, so tables generated
-// by one MultiTask with different rngs (a train and a test set) share their
+// by one SyntheticMTL with different rngs (a train and a test set) share their
 // tasks. The zero value is the default configuration; each field's
-// default is given in its comment. A MultiTask is a value and is safe for
+// default is given in its comment. A SyntheticMTL is a value and is safe for
 // concurrent use.
-type MultiTask struct {
+type SyntheticMTL struct {
 	// In is the number of features; default 32, at most 65536.
 	In int
 	// Informative is the number of informative features; default 8.
@@ -72,7 +72,7 @@ type MultiTask struct {
 	Seed uint64
 }
 
-// TaskSpec describes one task of a MultiTask.
+// TaskSpec describes one task of a SyntheticMTL.
 type TaskSpec struct {
 	Name string // unique and not empty
 	Kind Kind   // Regression or Binary
@@ -86,7 +86,7 @@ type TaskSpec struct {
 	Flip float64
 }
 
-// DefaultTasks are the tasks of a MultiTask whose Tasks is nil: two
+// DefaultTasks are the tasks of a SyntheticMTL whose Tasks is nil: two
 // regressions with noise variances 0.03 and 0.25 and a binary
 // classification with 2% of its labels flipped.
 var DefaultTasks = []TaskSpec{
@@ -95,7 +95,7 @@ var DefaultTasks = []TaskSpec{
 	{Name: "cls", Kind: Binary, Flip: 0.02},
 }
 
-// Floor is the best any predictor can do on one task of a MultiTask,
+// Floor is the best any predictor can do on one task of a SyntheticMTL,
 // knowing the generating process exactly.
 type Floor struct {
 	Target Target
@@ -114,17 +114,17 @@ const (
 	maxTableValues     = 1 << 31 // 16 GiB of float64
 )
 
-// multiTask is a MultiTask with its defaults applied and its random
+// multiTask is a SyntheticMTL with its defaults applied and its random
 // structure drawn.
 type multiTask struct {
-	cfg     MultiTask
+	cfg     SyntheticMTL
 	w       [][]float64 // Latent × Informative, orthonormal rows
 	b       [][]float64 // Informative × Redundant
 	dirs    [][]float64 // one unit vector of size features() per task
 	targets []Target
 }
 
-func (m MultiTask) withDefaults() MultiTask {
+func (m SyntheticMTL) withDefaults() SyntheticMTL {
 	if m.In == 0 {
 		m.In = 32
 	}
@@ -152,53 +152,53 @@ func (m MultiTask) withDefaults() MultiTask {
 	return m
 }
 
-func (m MultiTask) check() error {
+func (m SyntheticMTL) check() error {
 	if m.In < 1 || m.In > maxMultiTaskIn {
-		return fmt.Errorf("tasks: MultiTask: In = %d, want 1 to %d", m.In, maxMultiTaskIn)
+		return fmt.Errorf("tasks: SyntheticMTL: In = %d, want 1 to %d", m.In, maxMultiTaskIn)
 	}
 	if m.Informative < 1 || m.Informative+m.Redundant > m.In {
-		return fmt.Errorf("tasks: MultiTask: %d informative and %d redundant features do not fit in In = %d", m.Informative, m.Redundant, m.In)
+		return fmt.Errorf("tasks: SyntheticMTL: %d informative and %d redundant features do not fit in In = %d", m.Informative, m.Redundant, m.In)
 	}
 	if m.Latent < 1 || m.Latent > m.Informative || m.Latent > maxMultiTaskLatent {
-		return fmt.Errorf("tasks: MultiTask: Latent = %d, want 1 to min(Informative = %d, %d)", m.Latent, m.Informative, maxMultiTaskLatent)
+		return fmt.Errorf("tasks: SyntheticMTL: Latent = %d, want 1 to min(Informative = %d, %d)", m.Latent, m.Informative, maxMultiTaskLatent)
 	}
 	if !(m.Relatedness <= 1) {
-		return fmt.Errorf("tasks: MultiTask: Relatedness = %v, want at most 1", m.Relatedness)
+		return fmt.Errorf("tasks: SyntheticMTL: Relatedness = %v, want at most 1", m.Relatedness)
 	}
 	if len(m.Tasks) == 0 {
-		return fmt.Errorf("tasks: MultiTask: no tasks")
+		return fmt.Errorf("tasks: SyntheticMTL: no tasks")
 	}
 	seen := make(map[string]bool, len(m.Tasks))
 	for i, ts := range m.Tasks {
 		if ts.Name == "" {
-			return fmt.Errorf("tasks: MultiTask: task %d has no name", i)
+			return fmt.Errorf("tasks: SyntheticMTL: task %d has no name", i)
 		}
 		if seen[ts.Name] {
-			return fmt.Errorf("tasks: MultiTask: two tasks named %q", ts.Name)
+			return fmt.Errorf("tasks: SyntheticMTL: two tasks named %q", ts.Name)
 		}
 		seen[ts.Name] = true
 		switch ts.Kind {
 		case Regression:
 			if !(ts.Sigma >= 0) || math.IsInf(ts.Sigma, 0) {
-				return fmt.Errorf("tasks: MultiTask: task %q: Sigma = %v, want finite and non-negative", ts.Name, ts.Sigma)
+				return fmt.Errorf("tasks: SyntheticMTL: task %q: Sigma = %v, want finite and non-negative", ts.Name, ts.Sigma)
 			}
 		case Binary:
 			if !(ts.Flip >= 0 && ts.Flip < 0.5) {
-				return fmt.Errorf("tasks: MultiTask: task %q: Flip = %v, want in [0, 0.5)", ts.Name, ts.Flip)
+				return fmt.Errorf("tasks: SyntheticMTL: task %q: Flip = %v, want in [0, 0.5)", ts.Name, ts.Flip)
 			}
 		default:
-			return fmt.Errorf("tasks: MultiTask: task %q: kind %v not supported, want regression or binary", ts.Name, ts.Kind)
+			return fmt.Errorf("tasks: SyntheticMTL: task %q: kind %v not supported, want regression or binary", ts.Name, ts.Kind)
 		}
 	}
 	return nil
 }
 
 // features returns the size of φ(h).
-func (m MultiTask) features() int { return m.Latent + m.Latent*(m.Latent-1)/2 }
+func (m SyntheticMTL) features() int { return m.Latent + m.Latent*(m.Latent-1)/2 }
 
 // structure applies the defaults, checks the configuration and draws W, B
 // and the task directions from Seed.
-func (m MultiTask) structure() (*multiTask, error) {
+func (m SyntheticMTL) structure() (*multiTask, error) {
 	m = m.withDefaults()
 	if err := m.check(); err != nil {
 		return nil, err
@@ -325,9 +325,9 @@ func (s *multiTask) signals(x, h, phi, out []float64) {
 // Generate returns a table of n rows drawn with rng, with one target per
 // task, named and in the order of Tasks. It returns an error if the
 // configuration is invalid, rng is nil or n is not positive.
-func (m MultiTask) Generate(rng *rand.Rand, n int) (*Table, error) {
+func (m SyntheticMTL) Generate(rng *rand.Rand, n int) (*Table, error) {
 	if rng == nil {
-		return nil, fmt.Errorf("tasks: MultiTask.Generate: nil rng")
+		return nil, fmt.Errorf("tasks: SyntheticMTL.Generate: nil rng")
 	}
 	s, err := m.structure()
 	if err != nil {
@@ -335,7 +335,7 @@ func (m MultiTask) Generate(rng *rand.Rand, n int) (*Table, error) {
 	}
 	c := s.cfg
 	if n <= 0 || n > maxTableValues/(c.In+len(c.Tasks)) {
-		return nil, fmt.Errorf("tasks: MultiTask.Generate: %d rows, want 1 to %d", n, maxTableValues/(c.In+len(c.Tasks)))
+		return nil, fmt.Errorf("tasks: SyntheticMTL.Generate: %d rows, want 1 to %d", n, maxTableValues/(c.In+len(c.Tasks)))
 	}
 	tab := &Table{N: n, In: c.In, X: make([]float64, n*c.In), Targets: s.targets, Y: make([][]float64, len(c.Tasks))}
 	for t := range tab.Y {
@@ -380,7 +380,7 @@ func (m MultiTask) Generate(rng *rand.Rand, n int) (*Table, error) {
 
 // Floors returns the noise floor of each task, in the order of Tasks. It
 // returns an error if the configuration is invalid.
-func (m MultiTask) Floors() ([]Floor, error) {
+func (m SyntheticMTL) Floors() ([]Floor, error) {
 	s, err := m.structure()
 	if err != nil {
 		return nil, err
@@ -408,18 +408,18 @@ func (m MultiTask) Floors() ([]Floor, error) {
 // 1 − p or p that a binary label is 1. Out[t][i] is task t's prediction for
 // row i. It returns an error if the configuration is invalid or tab does
 // not have m's features and targets.
-func (m MultiTask) Bayes(tab *Table) ([][]float64, error) {
+func (m SyntheticMTL) Bayes(tab *Table) ([][]float64, error) {
 	s, err := m.structure()
 	if err != nil {
 		return nil, err
 	}
 	c := s.cfg
 	if tab == nil || tab.In != c.In || tab.N < 0 || len(tab.X) != tab.N*tab.In || len(tab.Targets) != len(c.Tasks) {
-		return nil, fmt.Errorf("tasks: MultiTask.Bayes: table does not have %d features and %d targets", c.In, len(c.Tasks))
+		return nil, fmt.Errorf("tasks: SyntheticMTL.Bayes: table does not have %d features and %d targets", c.In, len(c.Tasks))
 	}
 	for t, tg := range tab.Targets {
 		if tg.Name != c.Tasks[t].Name || tg.Kind != c.Tasks[t].Kind {
-			return nil, fmt.Errorf("tasks: MultiTask.Bayes: table target %d is %q (%v), want %q (%v)", t, tg.Name, tg.Kind, c.Tasks[t].Name, c.Tasks[t].Kind)
+			return nil, fmt.Errorf("tasks: SyntheticMTL.Bayes: table target %d is %q (%v), want %q (%v)", t, tg.Name, tg.Kind, c.Tasks[t].Name, c.Tasks[t].Kind)
 		}
 	}
 	out := make([][]float64, len(c.Tasks))

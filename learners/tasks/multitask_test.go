@@ -11,13 +11,13 @@ import (
 func TestMultiTaskGenerate(t *testing.T) {
 	for _, c := range []struct {
 		name    string
-		m       MultiTask
+		m       SyntheticMTL
 		in      int
 		targets []Target
 	}{
-		{"defaults", MultiTask{}, 32, []Target{{Name: "reg1"}, {Name: "reg2"}, {Name: "cls", Kind: Binary}}},
-		{"small", MultiTask{In: 5, Informative: 3, Redundant: 2, Latent: 2, Tasks: []TaskSpec{{Name: "y", Sigma: 0.1}}}, 5, []Target{{Name: "y"}}},
-		{"no redundant, one latent", MultiTask{In: 4, Informative: 2, Redundant: -1, Latent: 1, Tasks: []TaskSpec{{Name: "a", Kind: Binary}, {Name: "b"}}}, 4, []Target{{Name: "a", Kind: Binary}, {Name: "b"}}},
+		{"defaults", SyntheticMTL{}, 32, []Target{{Name: "reg1"}, {Name: "reg2"}, {Name: "cls", Kind: Binary}}},
+		{"small", SyntheticMTL{In: 5, Informative: 3, Redundant: 2, Latent: 2, Tasks: []TaskSpec{{Name: "y", Sigma: 0.1}}}, 5, []Target{{Name: "y"}}},
+		{"no redundant, one latent", SyntheticMTL{In: 4, Informative: 2, Redundant: -1, Latent: 1, Tasks: []TaskSpec{{Name: "a", Kind: Binary}, {Name: "b"}}}, 4, []Target{{Name: "a", Kind: Binary}, {Name: "b"}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tab, err := c.m.Generate(rand.New(rand.NewPCG(1, 2)), 500)
@@ -52,15 +52,15 @@ func TestMultiTaskGenerate(t *testing.T) {
 // different rngs share their tasks, and a different Seed gives other tasks.
 func TestMultiTaskSeed(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	tab, err := MultiTask{}.Generate(rng, 50)
+	tab, err := SyntheticMTL{}.Generate(rng, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p0, err := MultiTask{}.Bayes(tab)
+	p0, err := SyntheticMTL{}.Bayes(tab)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p1, err := MultiTask{Seed: 1}.Bayes(tab)
+	p1, err := SyntheticMTL{Seed: 1}.Bayes(tab)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestMultiTaskSeed(t *testing.T) {
 		t.Errorf("Seed 0 and Seed 1 give the same regression function")
 	}
 	// With no noise a regression target is its Bayes prediction.
-	quiet := MultiTask{Tasks: []TaskSpec{{Name: "y"}}}
+	quiet := SyntheticMTL{Tasks: []TaskSpec{{Name: "y"}}}
 	for seed := range uint64(3) {
 		tab, err := quiet.Generate(rand.New(rand.NewPCG(seed, 9)), 20)
 		if err != nil {
@@ -89,7 +89,7 @@ func TestMultiTaskSeed(t *testing.T) {
 // Redundant columns are exact linear combinations of the informative ones;
 // noise columns are not.
 func TestMultiTaskRedundant(t *testing.T) {
-	m := MultiTask{}
+	m := SyntheticMTL{}
 	tab, err := m.Generate(rand.New(rand.NewPCG(7, 8)), 200)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func lstsqResidual(basis [][]float64, y []float64) float64 {
 }
 
 func TestMultiTaskFloors(t *testing.T) {
-	f, err := MultiTask{}.Floors()
+	f, err := SyntheticMTL{}.Floors()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestMultiTaskFloors(t *testing.T) {
 // for n = 100,000 rows (rounded up).
 func TestMultiTaskClosedForm(t *testing.T) {
 	const n = 100_000
-	m := MultiTask{}
+	m := SyntheticMTL{}
 	tab, err := m.Generate(rand.New(rand.NewPCG(11, 12)), n)
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +292,7 @@ func TestMultiTaskRelatedness(t *testing.T) {
 		{"one feature", 0.3, 1, 1, 8}, // no room for a private part
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s, err := MultiTask{Relatedness: c.relatedness, Latent: c.latent, Tasks: many}.structure()
+			s, err := SyntheticMTL{Relatedness: c.relatedness, Latent: c.latent, Tasks: many}.structure()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -314,23 +314,23 @@ func TestMultiTaskBadInput(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, c := range []struct {
 		name string
-		m    MultiTask
+		m    SyntheticMTL
 	}{
-		{"negative In", MultiTask{In: -1}},
-		{"huge In", MultiTask{In: 1 << 20}},
-		{"too many informative", MultiTask{In: 10, Informative: 11}},
-		{"informative and redundant overflow In", MultiTask{In: 10, Informative: 5, Redundant: 6}},
-		{"latent above informative", MultiTask{Informative: 2, Latent: 3}},
-		{"relatedness above 1", MultiTask{Relatedness: 1.5}},
-		{"relatedness NaN", MultiTask{Relatedness: math.NaN()}},
-		{"empty tasks", MultiTask{Tasks: []TaskSpec{}}},
-		{"unnamed task", MultiTask{Tasks: []TaskSpec{{}}}},
-		{"duplicate task", MultiTask{Tasks: []TaskSpec{{Name: "a"}, {Name: "a"}}}},
-		{"multiclass task", MultiTask{Tasks: []TaskSpec{{Name: "a", Kind: Multiclass}}}},
-		{"negative sigma", MultiTask{Tasks: []TaskSpec{{Name: "a", Sigma: -1}}}},
-		{"infinite sigma", MultiTask{Tasks: []TaskSpec{{Name: "a", Sigma: math.Inf(1)}}}},
-		{"flip 0.5", MultiTask{Tasks: []TaskSpec{{Name: "a", Kind: Binary, Flip: 0.5}}}},
-		{"flip NaN", MultiTask{Tasks: []TaskSpec{{Name: "a", Kind: Binary, Flip: math.NaN()}}}},
+		{"negative In", SyntheticMTL{In: -1}},
+		{"huge In", SyntheticMTL{In: 1 << 20}},
+		{"too many informative", SyntheticMTL{In: 10, Informative: 11}},
+		{"informative and redundant overflow In", SyntheticMTL{In: 10, Informative: 5, Redundant: 6}},
+		{"latent above informative", SyntheticMTL{Informative: 2, Latent: 3}},
+		{"relatedness above 1", SyntheticMTL{Relatedness: 1.5}},
+		{"relatedness NaN", SyntheticMTL{Relatedness: math.NaN()}},
+		{"empty tasks", SyntheticMTL{Tasks: []TaskSpec{}}},
+		{"unnamed task", SyntheticMTL{Tasks: []TaskSpec{{}}}},
+		{"duplicate task", SyntheticMTL{Tasks: []TaskSpec{{Name: "a"}, {Name: "a"}}}},
+		{"multiclass task", SyntheticMTL{Tasks: []TaskSpec{{Name: "a", Kind: Multiclass}}}},
+		{"negative sigma", SyntheticMTL{Tasks: []TaskSpec{{Name: "a", Sigma: -1}}}},
+		{"infinite sigma", SyntheticMTL{Tasks: []TaskSpec{{Name: "a", Sigma: math.Inf(1)}}}},
+		{"flip 0.5", SyntheticMTL{Tasks: []TaskSpec{{Name: "a", Kind: Binary, Flip: 0.5}}}},
+		{"flip NaN", SyntheticMTL{Tasks: []TaskSpec{{Name: "a", Kind: Binary, Flip: math.NaN()}}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if _, err := c.m.Generate(rng, 10); err == nil {
@@ -342,30 +342,30 @@ func TestMultiTaskBadInput(t *testing.T) {
 		})
 	}
 	for _, n := range []int{0, -1, math.MaxInt} {
-		if _, err := (MultiTask{}).Generate(rng, n); err == nil {
+		if _, err := (SyntheticMTL{}).Generate(rng, n); err == nil {
 			t.Errorf("Generate(rng, %d): no error", n)
 		}
 	}
-	if _, err := (MultiTask{}).Generate(nil, 10); err == nil {
+	if _, err := (SyntheticMTL{}).Generate(nil, 10); err == nil {
 		t.Errorf("Generate(nil, 10): no error")
 	}
-	other, err := MultiTask{In: 20}.Generate(rng, 5)
+	other, err := SyntheticMTL{In: 20}.Generate(rng, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	renamed, err := MultiTask{Tasks: []TaskSpec{{Name: "x"}, {Name: "reg2"}, {Name: "cls", Kind: Binary}}}.Generate(rng, 5)
+	renamed, err := SyntheticMTL{Tasks: []TaskSpec{{Name: "x"}, {Name: "reg2"}, {Name: "cls", Kind: Binary}}}.Generate(rng, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tab := range []*Table{nil, other, renamed} {
-		if _, err := (MultiTask{}).Bayes(tab); err == nil {
+		if _, err := (SyntheticMTL{}).Bayes(tab); err == nil {
 			t.Errorf("Bayes(a table of another generator): no error")
 		}
 	}
 }
 
-func ExampleMultiTask() {
-	gen := MultiTask{} // the defaults: 32 features, tasks reg1, reg2 and cls
+func ExampleSyntheticMTL() {
+	gen := SyntheticMTL{} // the defaults: 32 features, tasks reg1, reg2 and cls
 	train, err := gen.Generate(rand.New(rand.NewPCG(1, 1)), 10000)
 	if err != nil {
 		fmt.Println(err)

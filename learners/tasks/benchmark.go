@@ -1,0 +1,159 @@
+package tasks
+
+import (
+	"fmt"
+	"math/bits"
+	"math/rand/v2"
+	"slices"
+	"strings"
+)
+
+// BenchmarkNames are the task distributions Benchmark knows.
+var BenchmarkNames = []string{"sinusoid", "classification", "mnist", "doublemnist", "omniglot"}
+
+// Benchmark names one of the meta-learning benchmarks medusa reproduces
+// and the shape of its tasks; Load builds its task distribution.
+type Benchmark struct {
+	// Name is one of BenchmarkNames:
+	//   - sinusoid: Sinusoid's regressions (Finn et al. 2017);
+	//   - classification: a new synthetic Classification problem per task;
+	//   - mnist: N-way episodes of MNIST, digits 0-4 to train, 5-9 to test;
+	//   - doublemnist: episodes of DoubleMNIST's 100 two-digit classes,
+	//     64 to train and 20 to test;
+	//   - omniglot: episodes of the Omniglot characters under Data, with
+	//     their rotations, split by OmniglotSplit.
+	Name string
+	// Ways is the number of classes of a classification task.
+	Ways int
+	// Shots is the number of support examples of a sinusoid, or per class.
+	Shots int
+	// Query and TestQuery are the query examples of a training and a test
+	// task (per class for classification).
+	Query, TestQuery int
+	// Data is a directory: the MNIST IDX files (mnist, doublemnist; ""
+	// for the GoMNIST module's copy) or Omniglot roots, comma-separated.
+	Data string
+	// Seed seeds the generator that builds DoubleMNIST's images, so that
+	// the data depend on it alone.
+	Seed uint64
+}
+
+// Images reports whether b's tasks are N-way K-shot image classification.
+func (b Benchmark) Images() bool {
+	return b.Name == "mnist" || b.Name == "doublemnist" || b.Name == "omniglot"
+}
+
+// Source is a benchmark's task distribution, as Benchmark.Load builds it.
+type Source struct {
+	In, Out int // features and outputs of an example
+	// Train and Test draw n tasks of the meta-training and meta-test
+	// splits, with Query and TestQuery query examples.
+	Train, Test func(rng *rand.Rand, n int) (*Batch, error)
+	// Pooled, for synthetic classification, draws about n examples pooled
+	// from many tasks, 20 a task, to train one model for all of them;
+	// nil otherwise.
+	Pooled func(rng *rand.Rand, n int) (*Table, error)
+	About  string // one line on the data
+}
+
+// Load builds b's task distribution, loading its images if it has any.
+// An image benchmark whose splits have too few classes or examples for
+// b's tasks is an error now, rather than at the first draw.
+func (b Benchmark) Load() (*Source, error) {
+	switch b.Name {
+	case "sinusoid":
+		d := Sinusoid{}
+		sample := func(query int) func(*rand.Rand, int) (*Batch, error) {
+			return func(rng *rand.Rand, n int) (*Batch, error) {
+				bt, _, err := d.Sample(rng, n, b.Shots, query)
+				return bt, err
+			}
+		}
+		return &Source{In: 1, Out: 1, Train: sample(b.Query), Test: sample(b.TestQuery),
+			About: "sine waves A·sin(x−φ), A~U[0.1,5], φ~U[0,π], x~U[−5,5]"}, nil
+	case "classification":
+		// Each class sits on a vertex of a hypercube of the informative
+		// features: 2 of them (the default) for up to 4 classes, more
+		// beyond.
+		d := Classification{Classes: b.Ways, Informative: max(2, bits.Len(uint(b.Ways-1)))}
+		if err := d.Validate(); err != nil {
+			return nil, err
+		}
+		sample := func(query int) func(*rand.Rand, int) (*Batch, error) {
+			return func(rng *rand.Rand, n int) (*Batch, error) { return d.Sample(rng, n, b.Shots, query) }
+		}
+		in := d.Features
+		if in == 0 {
+			in = 20
+		}
+		return &Source{In: in, Out: b.Ways, Train: sample(b.Query), Test: sample(b.TestQuery),
+			Pooled: func(rng *rand.Rand, n int) (*Table, error) { return d.Pooled(rng, max(n/20, 1), 20) },
+			About:  fmt.Sprintf("synthetic %d-class problems of %d features, a new one per task", b.Ways, in)}, nil
+	}
+	if !slices.Contains(BenchmarkNames, b.Name) {
+		return nil, fmt.Errorf("tasks: unknown benchmark %q (want %s)", b.Name, strings.Join(BenchmarkNames, ", "))
+	}
+	set, trainCls, testCls, about, err := b.imageClasses()
+	if err != nil {
+		return nil, err
+	}
+	episodes := func(classes []int, query int) func(*rand.Rand, int) (*Batch, error) {
+		e := Episodes{Set: set, Classes: classes, Ways: b.Ways, Shots: b.Shots, Query: query}
+		return func(rng *rand.Rand, n int) (*Batch, error) { return e.Sample(rng, n) }
+	}
+	for _, s := range []struct {
+		name    string
+		classes []int
+		query   int
+	}{{"meta-training", trainCls, b.Query}, {"meta-test", testCls, b.TestQuery}} {
+		if _, err := episodes(s.classes, s.query)(rand.New(rand.NewPCG(0, 0)), 1); err != nil {
+			return nil, fmt.Errorf("%s %s classes: %v", b.Name, s.name, err)
+		}
+	}
+	return &Source{In: set.Rows * set.Cols, Out: b.Ways, Train: episodes(trainCls, b.Query), Test: episodes(testCls, b.TestQuery),
+		About: fmt.Sprintf("%s, %d meta-training and %d meta-test classes", about, len(trainCls), len(testCls))}, nil
+}
+
+// doubleMNISTPerClass is the number of images of a DoubleMNIST class.
+const doubleMNISTPerClass = 600
+
+// imageClasses loads the images of an image benchmark and its class split.
+func (b Benchmark) imageClasses() (set *ClassSet, train, test []int, about string, err error) {
+	if b.Name == "omniglot" {
+		o := Omniglot{Rotations: true}
+		if set, err = o.Load(strings.Split(b.Data, ",")...); err != nil {
+			return nil, nil, nil, "", err
+		}
+		chars := set.Classes() / 4
+		if train, test, err = OmniglotSplit(chars); err != nil {
+			return nil, nil, nil, "", fmt.Errorf("omniglot in %s: %w", b.Data, err)
+		}
+		return set, train, test, fmt.Sprintf("Omniglot from %s (%d characters, 4 rotations each)", b.Data, chars), nil
+	}
+	dir := b.Data
+	if dir == "" {
+		if dir, err = MNISTDir(); err != nil {
+			return nil, nil, nil, "", err
+		}
+	}
+	mnist, err := LoadMNIST(dir)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	if b.Name == "mnist" {
+		if set, err = NewClassSet(&mnist.Train, nil); err != nil {
+			return nil, nil, nil, "", err
+		}
+		train, _, test = MNISTSplit()
+		return set, train, test, "MNIST digits", nil
+	}
+	img, err := DoubleMNIST(rand.New(rand.NewPCG(b.Seed, 0x646d6e)), &mnist.Train, doubleMNISTPerClass)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	if set, err = NewClassSet(img, DoubleMNISTNames()); err != nil {
+		return nil, nil, nil, "", err
+	}
+	train, _, test = DoubleMNISTSplit()
+	return set, train, test, fmt.Sprintf("DoubleMNIST (%d images per two-digit class)", doubleMNISTPerClass), nil
+}
