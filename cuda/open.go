@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/medusa-ml/medusa/graph"
 	"gorgonia.org/tensor"
 )
 
@@ -187,4 +188,46 @@ func (r Report) String() string {
 		fmt.Fprintf(&b, "cublas:  %s\n", r.CUBLAS)
 	}
 	return b.String()
+}
+
+// ParseSpec splits a device spec, "auto", "cpu", "cuda" or "cuda:N", into
+// its kind and GPU ordinal ("cuda" is "cuda:0").
+func ParseSpec(spec string) (kind string, ordinal int, err error) {
+	switch spec {
+	case "auto", "cpu", "cuda":
+		return spec, 0, nil
+	}
+	if n, ok := strings.CutPrefix(spec, "cuda:"); ok {
+		if i, err := strconv.Atoi(n); err == nil && i >= 0 {
+			return "cuda", i, nil
+		}
+	}
+	return "", 0, fmt.Errorf("cuda: device %q: want auto, cpu, cuda or cuda:N", spec)
+}
+
+// Select opens the device spec names (see ParseSpec): for "cpu", none (a
+// nil graph.Device, which means the CPU); for "cuda:N", that GPU or an
+// error matching ErrNoGPU; for "auto", the first GPU when it opens, else
+// the CPU. about says in one line which it is and why, as
+// "cpu (no usable GPU: ...)". Close the device when done with it.
+func Select(spec string) (dev graph.Device, about string, err error) {
+	kind, ordinal, err := ParseSpec(spec)
+	if err != nil {
+		return nil, "", err
+	}
+	switch kind {
+	case "cpu":
+		return nil, "cpu (asked for)", nil
+	case "cuda":
+		d, err := Open(ordinal)
+		if err != nil {
+			return nil, "", err
+		}
+		return d, d.String(), nil
+	}
+	d, err := Open(0)
+	if err != nil {
+		return nil, fmt.Sprintf("cpu (no usable GPU: %v)", err), nil
+	}
+	return d, d.String() + " (driver, NVRTC and cuBLAS loaded)", nil
 }

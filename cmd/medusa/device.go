@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 
 	"github.com/medusa-ml/medusa/cuda"
 	"github.com/medusa-ml/medusa/graph"
@@ -15,55 +13,28 @@ const deviceHelp = "where the graphs run: auto (the first GPU if its driver, NVR
 
 // checkDevice reports whether spec is a valid --device value.
 func checkDevice(spec string) error {
-	if _, _, err := parseDevice(spec); err != nil {
-		return err
+	if _, _, err := cuda.ParseSpec(spec); err != nil {
+		return fmt.Errorf("--device %q: want auto, cpu, cuda or cuda:N", spec)
 	}
 	return nil
-}
-
-// parseDevice splits a --device value into its kind (auto, cpu, cuda) and
-// GPU ordinal.
-func parseDevice(spec string) (kind string, ordinal int, err error) {
-	switch spec {
-	case "auto", "cpu", "cuda":
-		return spec, 0, nil
-	}
-	if n, ok := strings.CutPrefix(spec, "cuda:"); ok {
-		if i, err := strconv.Atoi(n); err == nil && i >= 0 {
-			return "cuda", i, nil
-		}
-	}
-	return "", 0, fmt.Errorf("--device %q: want auto, cpu, cuda or cuda:N", spec)
 }
 
 // openDevice opens the device spec names and says on stderr, in one line,
 // which one runs the graphs and why. A nil Device means the CPU. The
 // returned function releases the device.
 func openDevice(spec string, stderr io.Writer) (graph.Device, func(), error) {
-	none := func() {}
-	kind, ordinal, err := parseDevice(spec)
+	dev, about, err := cuda.Select(spec)
 	if err != nil {
-		return nil, none, err
+		return nil, func() {}, fmt.Errorf("--device %s: %w", spec, err)
 	}
-	switch kind {
-	case "cpu":
-		fmt.Fprintln(stderr, "device: cpu (--device cpu)")
-		return nil, none, nil
-	case "cuda":
-		d, err := cuda.Open(ordinal)
-		if err != nil {
-			return nil, none, fmt.Errorf("--device %s: %w", spec, err)
-		}
-		fmt.Fprintf(stderr, "device: %s\n", d)
-		return d, func() { d.Close() }, nil
+	if spec == "cpu" {
+		about = "cpu (--device cpu)"
 	}
-	d, err := cuda.Open(0)
-	if err != nil {
-		fmt.Fprintf(stderr, "device: cpu (no usable GPU: %v)\n", err)
-		return nil, none, nil
+	fmt.Fprintf(stderr, "device: %s\n", about)
+	if dev == nil {
+		return nil, func() {}, nil
 	}
-	fmt.Fprintf(stderr, "device: %s (driver, NVRTC and cuBLAS loaded)\n", d)
-	return d, func() { d.Close() }, nil
+	return dev, func() { dev.(*cuda.Device).Close() }, nil
 }
 
 // devices is "medusa devices": what CUDA software and GPUs this machine has.

@@ -433,7 +433,7 @@ func TestOutputLocked(t *testing.T) {
 	dir := t.TempDir()
 	out, log := filepath.Join(dir, "m.safetensors"), filepath.Join(dir, "run.log")
 	for _, held := range []string{out, log} {
-		unlock, err := lockPaths(held)
+		unlock, err := graph.LockFiles(held)
 		if err != nil {
 			t.Fatal(err)
 		}

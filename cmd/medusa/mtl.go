@@ -256,7 +256,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 			return err
 		}
 	}
-	unlock, err := lockPaths(c.out, c.log)
+	unlock, err := graph.LockFiles(c.out, c.log)
 	if err != nil {
 		return err
 	}

@@ -319,7 +319,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	unlock, err := lockPaths(c.out, c.log)
+	unlock, err := graph.LockFiles(c.out, c.log)
 	if err != nil {
 		return err
 	}
