@@ -53,7 +53,7 @@ func flagValues(fs *pflag.FlagSet) map[string]string {
 func storedArgs(c *graph.Checkpoint, path string) ([]string, error) {
 	raw, ok := c.Meta[flagsKey]
 	if !ok {
-		return nil, fmt.Errorf("%s does not record the run's settings, so it cannot be resumed", path)
+		return nil, fmt.Errorf("%s does not record the settings of its run (medusa train writes them)", path)
 	}
 	var vals map[string]string
 	if err := json.Unmarshal([]byte(raw), &vals); err != nil {

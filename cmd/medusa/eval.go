@@ -3,21 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image/color"
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
 	"github.com/medusa-ml/medusa/learners/tasks"
-	"github.com/medusa-ml/medusa/nets"
 	"github.com/spf13/pflag"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -47,24 +45,26 @@ func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
 	fs := pflag.NewFlagSet("medusa eval", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
-	checkpoint := fs.String("checkpoint", "", "checkpoint written by medusa train --learner maml or fomaml (required)")
+	checkpoint := fs.String("checkpoint", "", "checkpoint written by medusa train --out with a meta-learner (required)")
 	nTasks := fs.Int("tasks", 600, "fresh test tasks")
-	episodes := fs.Int("episodes", 0, "the same as --tasks, for classification checkpoints: test episodes")
-	steps := fs.Int("steps", 10, "most inner steps: the error is reported after 0, 1, ..., this many")
-	shots := fs.Int("shots", 0, "K: support points per test task (0: the K the checkpoint was trained with, or 10)")
-	query := fs.Int("query", 100, "query points per test task")
+	episodes := fs.Int("episodes", 0, "the same as --tasks: test episodes of an image task")
+	steps := fs.Int("steps", 0, "most inner steps: the figure is reported after 0, 1, ..., this many (0: the run's --eval-steps)")
+	shots := fs.Int("shots", 0, "K: support examples per test task, or per class (0: the K the checkpoint was trained with)")
+	query := fs.Int("query", 0, "query examples per test task, or per class (0: the run's --eval-query)")
 	seed := fs.Uint64("seed", 0, "random seed of the test tasks (default: the checkpoint's, which repeats the evaluation train printed)")
-	out := fs.String("out", "adapt.png", "PNG plot of the test error against inner steps (empty: none)")
+	out := fs.String("out", "adapt.png", "PNG plot of the test error, or accuracy, against inner steps (empty: none)")
 	device := fs.String("device", "auto", deviceHelp)
 	maxMemory := fs.String("max-memory", "", memoryHelp)
-	fits := fs.String("fits", "", "PNG plot of three test tasks: the truth, the K points, and the fits before and after 1 and --steps steps (empty: none)")
+	fits := fs.String("fits", "", "sinusoid: PNG plot of three test tasks: the truth, the K points, and the fits before and after 1 and --steps steps (empty: none)")
 	usage := usageOf(fs, stderr, `Usage: medusa eval --checkpoint FILE [flags]
 
-Adapts a meta-trained sinusoid model to fresh test tasks, as the end of
-"medusa train" does, and prints the query MSE after every number of inner
-steps up to --steps (mean and 95% interval, mean ± 1.96·s/√n). Plots the
-error against the number of steps, and with --fits the model's fits to
-three tasks as in Finn et al. (2017), figure 2.
+Adapts a meta-trained model (any learner of "medusa train" but mtl) to
+fresh test tasks, as the end of "medusa train" does with the settings the
+checkpoint records, and prints the query MSE, or accuracy, after every
+number of inner steps up to --steps (mean and 95% interval,
+mean ± 1.96·s/√n). Plots the figure against the number of steps, and for
+sinusoids with --fits the model's fits to three tasks as in Finn et al.
+(2017), figure 2.
 
 Flags:
 `)
@@ -95,8 +95,8 @@ Flags:
 	if c.maxMemory, err = parseMemory(*maxMemory); err != nil {
 		return bad("--max-memory %q: %v", *maxMemory, err)
 	}
-	if err := checkInts(intFlag{"tasks", c.tasks, 1, maxEvalSets}, intFlag{"steps", c.steps, 1, maxInner},
-		intFlag{"shots", c.shots, 0, maxExamples}, intFlag{"query", c.query, 1, maxExamples}); err != nil {
+	if err := checkInts(intFlag{"tasks", c.tasks, 1, maxEvalSets}, intFlag{"steps", c.steps, 0, maxInner},
+		intFlag{"shots", c.shots, 0, maxExamples}, intFlag{"query", c.query, 0, maxExamples}); err != nil {
 		return bad("%v", err)
 	}
 	for _, f := range []struct{ flag, path string }{{"out", c.out}, {"fits", c.fits}} {
@@ -109,250 +109,124 @@ Flags:
 	return c, nil
 }
 
-// mamlCheckpoint is a meta-trained sinusoid model read back from a
-// checkpoint written by medusa train.
-type mamlCheckpoint struct {
-	learner    string
-	model      nets.MLP
-	params     *graph.Params
-	innerLR    float64
-	iterations string // "" if not recorded
-	seed       uint64
-	hasSeed    bool
-	shots      int // the K it was trained with; 0 if not recorded
-}
-
-// loadMAMLCheckpoint reads path and checks that it holds a MAML or
-// first-order MAML sinusoid model whose parameters fit the network its
-// metadata describes. Errors name the file and what is wrong.
-func loadMAMLCheckpoint(path string) (*mamlCheckpoint, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read checkpoint: %v", err)
-	}
-	f.Close()
-	ck, err := graph.LoadCheckpoint(path)
-	if err != nil {
-		return nil, err
-	}
-	meta := func(key string) (string, error) {
-		v, ok := ck.Meta[key]
-		if !ok {
-			return "", fmt.Errorf("%s: no %q in the checkpoint's metadata (medusa eval reads checkpoints written by medusa train)", path, key)
-		}
-		return v, nil
-	}
-	learner, err := meta("learner")
-	if err != nil {
-		return nil, err
-	}
-	if learner != "maml" && learner != "fomaml" {
-		return nil, fmt.Errorf("%s is a checkpoint of learner %q; medusa eval evaluates maml and fomaml checkpoints", path, learner)
-	}
-	task, err := meta("task")
-	if err != nil {
-		return nil, err
-	}
-	if task != "sinusoid" {
-		return nil, fmt.Errorf("%s was trained on task %q; medusa eval evaluates sinusoid models", path, task)
-	}
-	m := &mamlCheckpoint{learner: learner, params: ck.Params, iterations: ck.Meta["iterations"]}
-	hidden, err := meta("hidden")
-	if err != nil {
-		return nil, err
-	}
-	if hidden != "" {
-		for _, w := range strings.Split(hidden, "-") {
-			n, err := strconv.Atoi(w)
-			if err != nil || n <= 0 {
-				return nil, fmt.Errorf("%s: metadata hidden=%q: want positive widths joined by \"-\"", path, hidden)
-			}
-			m.model.Hidden = append(m.model.Hidden, n)
-		}
-	}
-	act, err := meta("activation")
-	if err != nil {
-		return nil, err
-	}
-	if m.model.Activation, err = nets.ParseActivation(act); err != nil {
-		return nil, fmt.Errorf("%s: metadata activation=%q: not an activation", path, act)
-	}
-	m.model.In, m.model.Out = 1, 1
-	lr, err := meta("inner_lr")
-	if err != nil {
-		return nil, err
-	}
-	if m.innerLR, err = strconv.ParseFloat(lr, 64); err != nil || math.IsInf(m.innerLR, 0) || !(m.innerLR > 0) {
-		return nil, fmt.Errorf("%s: metadata inner_lr=%q: want a positive finite number", path, lr)
-	}
-	if s, ok := ck.Meta["seed"]; ok {
-		if m.seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			return nil, fmt.Errorf("%s: metadata seed=%q: want a whole number", path, s)
-		}
-		m.hasSeed = true
-	}
-	if raw, ok := ck.Meta[flagsKey]; ok {
-		var flags map[string]string
-		if json.Unmarshal([]byte(raw), &flags) == nil {
-			if k, err := strconv.Atoi(flags["shots"]); err == nil && k > 0 {
-				m.shots = k
-			}
-		}
-	}
-	if err := m.checkParams(path); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-// checkParams reports whether the parameters are those of m.model, in
-// order, all of one dtype.
-func (m *mamlCheckpoint) checkParams(path string) error {
-	if m.params.Len() == 0 {
-		return fmt.Errorf("%s: no parameters", path)
-	}
-	dt := m.params.At(0).Value.Dtype()
-	want, err := m.model.Init(rand.New(rand.NewPCG(0, 0)), dt)
-	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	net := "1-" + joinInts(m.model.Hidden) + "-1"
-	if len(m.model.Hidden) == 0 {
-		net = "1-1"
-	}
-	if m.params.Len() != want.Len() {
-		return fmt.Errorf("%s: %d parameter tensors; a %s network has %d", path, m.params.Len(), net, want.Len())
-	}
-	for i := 0; i < want.Len(); i++ {
-		got, w := m.params.At(i), want.At(i)
-		if got.Name != w.Name {
-			return fmt.Errorf("%s: parameter %d is %q; a %s network's is %q", path, i, got.Name, net, w.Name)
-		}
-		if !got.Value.Shape().Eq(w.Value.Shape()) {
-			return fmt.Errorf("%s: parameter %s has shape %v; a %s network's has %v", path, got.Name, got.Value.Shape(), net, w.Value.Shape())
-		}
-		if got.Value.Dtype() != dt {
-			return fmt.Errorf("%s: parameter %s is %v, the others %v", path, got.Name, got.Value.Dtype(), dt)
-		}
-	}
-	return nil
-}
-
-// evalCmd is "medusa eval".
+// evalCmd is "medusa eval": it rebuilds the run from the settings the
+// checkpoint records and runs train's final evaluation, with eval's
+// --tasks, --steps, --shots, --query and --seed, printing the figure after
+// every number of inner steps.
 func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c, err := parseEval(args, stderr)
-	if err != nil || c == nil {
+	e, err := parseEval(args, stderr)
+	if err != nil || e == nil {
 		return err
 	}
-	dev, release, err := openDevice(c.device, stderr)
+	dev, release, err := openDevice(e.device, stderr)
 	if err != nil {
 		return err
 	}
 	defer release()
-	c.dev = dev
-	if generic, err := evalGeneric(ctx, c, stdout, stderr); generic || err != nil {
-		return err
+	ck, err := graph.LoadCheckpoint(e.checkpoint)
+	if err != nil {
+		return fmt.Errorf("cannot read checkpoint: %v", err)
 	}
-	ck, err := loadMAMLCheckpoint(c.checkpoint)
+	learner := ck.Meta["learner"]
+	if !slices.Contains(metaLearners, learner) {
+		return fmt.Errorf("%s is a checkpoint of learner %q; medusa eval evaluates the meta-learners' (%s)", e.checkpoint, learner, strings.Join(metaLearners, ", "))
+	}
+	stored, err := storedArgs(ck, e.checkpoint)
 	if err != nil {
 		return err
 	}
-	if !c.seedGiven {
-		if !ck.hasSeed {
-			return fmt.Errorf("%s: no \"seed\" in the checkpoint's metadata; give --seed", c.checkpoint)
-		}
-		c.seed = ck.seed
-	}
-	if c.shots == 0 {
-		c.shots = 10
-		if ck.shots > 0 {
-			c.shots = ck.shots
+	var settings []string
+	for _, a := range stored {
+		if !strings.HasPrefix(a, "--out=") && !strings.HasPrefix(a, "--log=") {
+			settings = append(settings, a)
 		}
 	}
-	m := &learners.MAML{Model: ck.model, Params: ck.params, Loss: learners.MSE, InnerLR: ck.innerLR, Device: c.dev}
-	defer m.Close()
-	mem := learners.NewBudget(c.maxMemory)
-	test := tasks.Shape{Tasks: min(evalSinusoidChunk, c.tasks), Support: c.shots, Query: c.query, In: 1, Out: 1}
-	mem.Add("batches", 2*test.Bytes())
-	mem.Add("evaluation", int64(c.steps+1)*(8*int64(c.tasks)+64))
-	if err := mem.Check(); err != nil {
+	c, err := parseTrain(settings, io.Discard)
+	if err != nil || c == nil {
+		return fmt.Errorf("%s: the recorded settings are refused: %v", e.checkpoint, err)
+	}
+	if e.fits != "" && c.task != "sinusoid" {
+		return fmt.Errorf("--fits draws sinusoid fits; %s was trained on %s", e.checkpoint, c.task)
+	}
+	c.evalTasks, c.dev = e.tasks, dev
+	for _, f := range []struct {
+		name string
+		dst  *int
+		v    int
+	}{{"steps", &c.evalSteps, e.steps}, {"query", &c.evalQuery, e.query}, {"shots", &c.shots, e.shots}} {
+		if slices.Contains(e.given, f.name) && f.v > 0 {
+			*f.dst = f.v
+		}
+	}
+	if e.seedGiven {
+		c.seed = e.seed
+	}
+	src, err := c.benchmark().Load()
+	if err != nil {
 		return err
 	}
-	for _, size := range evalChunks(c.tasks, evalSinusoidChunk) {
-		test.Tasks = size
-		n, err := m.PrepareEvaluate(test, c.steps)
-		if err != nil {
-			return graphError("the evaluation", err)
-		}
-		mem.Add("graphs", n)
+	model := newModel(c, src)
+	params, err := model.Init(rand.New(rand.NewPCG(0, 0)), c.dtype)
+	if err != nil {
+		return err
+	}
+	if err := params.CopyFrom(ck.Params); err != nil {
+		return fmt.Errorf("%s: the parameters do not fit the recorded network: %v", e.checkpoint, err)
+	}
+	m := newLearner(c, model, params, rand.New(rand.NewPCG(c.seed, 0x6c6561726e)))
+	defer m.Close()
+	if err := learners.Resume(ck, params, m, nil); err != nil { // the learner's state: Meta-SGD's rates
+		return fmt.Errorf("%s: %v", e.checkpoint, err)
+	}
+	mem := learners.NewBudget(e.maxMemory)
+	if err := budgetMeta(mem, m, c, src, false); err != nil {
+		return err
 	}
 	lift, err := enforce(mem, stderr)
 	if err != nil {
 		return err
 	}
 	defer lift()
-	iters := ""
-	if ck.iterations != "" {
-		iters = ", " + ck.iterations + " iterations"
-	}
-	fmt.Fprintf(stdout, "%s checkpoint %s: net 1-%s-1 %v, %v%s, seed %d\n", ck.learner, c.checkpoint,
-		joinInts(ck.model.Hidden), ck.model.Activation, ck.params.At(0).Value.Dtype(), iters, c.seed)
-
-	// The same stream as train's final evaluation.
-	per, err := adaptationErrors(ctx, m, rand.New(rand.NewPCG(c.seed, 0x74657374)), c)
+	fmt.Fprintf(stdout, "%s checkpoint %s: %s on %s, %v, %s iterations, seed %d\n", learner, e.checkpoint, describeModel(model), c.task, c.dtype, ck.Meta["iterations"], c.seed)
+	means, halves, err := evaluateMeta(ctx, m, src, c, true, stdout)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "test MSE on %d fresh tasks (K=%d support, %d query points), inner step size %g:\n",
-		c.tasks, c.shots, c.query, ck.innerLR)
-	fmt.Fprintf(stdout, "  %5s  %8s  %s\n", "steps", "mean", "95% interval")
-	means, halves := make([]float64, len(per)), make([]float64, len(per))
-	for s := range per {
-		means[s], halves[s] = learners.MeanCI(per[s])
-		fmt.Fprintf(stdout, "  %5d  %8.4f  ±%.4f\n", s, means[s], halves[s])
-	}
-	if c.out != "" {
-		title := fmt.Sprintf("%s on %d fresh sinusoid tasks, K=%d", ck.learner, c.tasks, c.shots)
-		if err := plotAdaptation(c.out, title, means, halves); err != nil {
+	if e.out != "" {
+		title := fmt.Sprintf("%s on %d fresh %s tasks, %s", learner, c.evalTasks, c.task, evalShape(c))
+		label := "query MSE"
+		if c.classify() {
+			label = "query accuracy"
+		}
+		if err := plotAdaptation(e.out, title, label, means, halves); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "wrote %s\n", c.out)
+		fmt.Fprintf(stderr, "wrote %s\n", e.out)
 	}
-	if c.fits != "" {
-		if err := plotFits(c.fits, m, rand.New(rand.NewPCG(c.seed, 0x66697473)), c.shots, c.steps); err != nil {
+	if e.fits != "" {
+		p, ok := m.(predictor)
+		if !ok {
+			return fmt.Errorf("--fits: %s does not predict", learner)
+		}
+		if err := plotFits(e.fits, p, rand.New(rand.NewPCG(c.seed, 0x66697473)), c.shots, c.evalSteps, c.innerLR); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "wrote %s\n", c.fits)
+		fmt.Fprintf(stderr, "wrote %s\n", e.fits)
 	}
 	return nil
 }
 
-// evalSinusoidChunk is how many sinusoid test tasks are adapted at once.
-const evalSinusoidChunk = 100
-
-// adaptationErrors returns the query MSE of every test task after 0, 1,
-// ..., c.steps inner steps: per[s][t]. It draws the tasks 100 at a time,
-// as train's evaluation does, so that the same seed gives the same tasks.
-func adaptationErrors(ctx context.Context, m *learners.MAML, rng *rand.Rand, c *evalConfig) ([][]float64, error) {
-	ev, err := learners.Assess(ctx, m, learners.Assessment{
-		Tasks: c.tasks, Steps: c.steps, Batch: evalSinusoidChunk, DrawUnit: evalSinusoidChunk,
-		Draw: func(n int) (*tasks.Batch, error) {
-			b, _, err := tasks.Sinusoid{}.Sample(rng, n, c.shots, c.query)
-			return b, err
-		},
-	})
-	if errors.Is(err, learners.ErrNonFinite) {
-		return nil, fmt.Errorf("%w (the checkpoint's inner step size is %g)", err, m.InnerLR)
-	}
-	return ev.Loss, err
+// predictor is a learner that returns its adapted model's outputs.
+type predictor interface {
+	Predict(b *tasks.Batch, steps int) ([][]float64, error)
 }
 
 // plotAdaptation draws the mean test error against the number of inner
 // steps, with its 95% interval as a band.
-func plotAdaptation(path, title string, means, halves []float64) error {
+func plotAdaptation(path, title, label string, means, halves []float64) error {
 	p := plot.New()
 	p.Title.Text = title
-	p.X.Label.Text, p.Y.Label.Text = "inner gradient steps", "query MSE (mean and 95% interval)"
+	p.X.Label.Text, p.Y.Label.Text = "inner gradient steps", label+" (mean and 95% interval)"
 	p.Add(plotter.NewGrid())
 	mean := make(plotter.XYs, len(means))
 	var band plotter.XYs
@@ -416,7 +290,7 @@ const fitGrid = 201
 // plotFits draws, for three fresh tasks, the true sine, the K support
 // points, and the model's fit before adaptation and after 1 and steps
 // inner steps (Finn et al. 2017, figure 2).
-func plotFits(path string, m *learners.MAML, rng *rand.Rand, shots, steps int) (err error) {
+func plotFits(path string, m predictor, rng *rand.Rand, shots, steps int, innerLR float64) (err error) {
 	const n = 3
 	b, ts, err := tasks.Sinusoid{}.Sample(rng, n, shots, 1)
 	if err != nil {
@@ -437,7 +311,7 @@ func plotFits(path string, m *learners.MAML, rng *rand.Rand, shots, steps int) (
 	for _, p := range preds {
 		for _, v := range p {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("the fits diverge (the checkpoint's inner step size is %g)", m.InnerLR)
+				return fmt.Errorf("the fits diverge (the inner step size is %g)", innerLR)
 			}
 		}
 	}

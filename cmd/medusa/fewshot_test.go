@@ -150,7 +150,7 @@ func TestEvaluationBatchIndependent(t *testing.T) {
 		m := newLearner(c, model, params, rand.New(rand.NewPCG(3, 4)))
 		c.evalBatch = batch
 		var out strings.Builder
-		if err := evaluateMeta(context.Background(), m, src, rand.New(rand.NewPCG(5, 6)), c, &out); err != nil {
+		if _, _, err := evaluateMeta(context.Background(), m, src, c, false, &out); err != nil {
 			t.Fatal(err)
 		}
 		m.Close()

@@ -7,15 +7,11 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"slices"
-	"sort"
-	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
 	"github.com/medusa-ml/medusa/learners/tasks"
 	"github.com/medusa-ml/medusa/nets"
-	"gorgonia.org/tensor"
 )
 
 // metaLearner is what every meta-learner of "medusa train" offers.
@@ -215,14 +211,18 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 
 // evaluateMeta adapts to c.evalTasks fresh test tasks and prints the query
 // MSE, or accuracy (and, for synthetic classification, macro F1, with the
-// pooled baseline beside it), after 0, 1 and c.evalSteps inner steps.
-func evaluateMeta(ctx context.Context, m metaLearner, src *tasks.Source, rng *rand.Rand, c *trainConfig, stdout io.Writer) error {
+// pooled baseline beside it), after 0, 1 and c.evalSteps inner steps, or
+// with every set after each number of steps up to c.evalSteps. It returns
+// the mean and 95% interval's half-width of the figure after each number
+// of steps.
+func evaluateMeta(ctx context.Context, m metaLearner, src *tasks.Source, c *trainConfig, every bool, stdout io.Writer) (means, halves []float64, err error) {
 	// Test tasks are drawn evalDraw at a time and adapted a chunk at a
 	// time.
 	chunk := c.evalBatch
 	if chunk == 0 {
 		chunk = evalChunk(c)
 	}
+	rng := rand.New(rand.NewPCG(c.seed, 0x74657374))
 	var batches []*tasks.Batch
 	ev, err := learners.Assess(ctx, m, learners.Assessment{
 		Tasks: c.evalTasks, Steps: c.evalSteps, Classify: c.classify(),
@@ -235,18 +235,14 @@ func evaluateMeta(ctx context.Context, m metaLearner, src *tasks.Source, rng *ra
 		},
 	})
 	if errors.Is(err, learners.ErrNonFinite) {
-		return fmt.Errorf("%w (try a smaller --inner-lr)", err)
+		return nil, nil, fmt.Errorf("%w (the inner step size is %g)", err, c.innerLR)
 	}
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	per, f1 := ev.Loss, ev.F1 // MSE, or accuracy and macro F1
+	per, what := ev.Loss, "test MSE"
 	if c.classify() {
-		per = ev.Accuracy
-	}
-	what := "test MSE"
-	if c.classify() {
-		what = "test accuracy"
+		per, what = ev.Accuracy, "test accuracy"
 	}
 	fmt.Fprintf(stdout, "%s on %d fresh tasks (%s), inner step size %g:\n", what, c.evalTasks, evalShape(c), c.innerLR)
 	header := fmt.Sprintf("  %5s  %8s  %s", "steps", "mean", "95% interval")
@@ -254,26 +250,36 @@ func evaluateMeta(ctx context.Context, m metaLearner, src *tasks.Source, rng *ra
 		header += fmt.Sprintf("   %8s  %s", "macro F1", "95% interval")
 	}
 	fmt.Fprintln(stdout, header)
-	steps := []int{0, 1, c.evalSteps}
-	sort.Ints(steps)
-	last := -1
-	for _, s := range steps {
-		if s == last {
+	means, halves = make([]float64, len(per)), make([]float64, len(per))
+	for s := range per {
+		means[s], halves[s] = learners.MeanCI(per[s])
+		if !every && s != 0 && s != 1 && s != c.evalSteps {
 			continue
 		}
-		last = s
-		mean, half := learners.MeanCI(per[s])
-		line := fmt.Sprintf("  %5d  %8.4f  ±%.4f", s, mean, half)
+		line := fmt.Sprintf("  %5d  %8.4f  ±%.4f", s, means[s], halves[s])
 		if src.Pooled != nil {
-			fm, fh := learners.MeanCI(f1[s])
+			fm, fh := learners.MeanCI(ev.F1[s])
 			line += fmt.Sprintf("   %8.4f  ±%.4f", fm, fh)
 		}
 		fmt.Fprintln(stdout, line)
 	}
-	if src.Pooled != nil {
-		return pooledBaseline(ctx, src, batches, c, stdout)
+	if src.Pooled == nil {
+		return means, halves, nil
 	}
-	return nil
+	prng := rand.New(rand.NewPCG(c.seed, 0x706f6f6c))
+	data, err := src.Pooled(prng, 20000)
+	if err != nil {
+		return nil, nil, err
+	}
+	acc, f1, err := learners.PooledBaseline(ctx, data, batches, prng)
+	if err != nil {
+		return nil, nil, err
+	}
+	am, ah := learners.MeanCI(acc)
+	fm, fh := learners.MeanCI(f1)
+	fmt.Fprintf(stdout, "one logistic regression trained on %d examples pooled from %d tasks, not adapted:\n  accuracy %.4f ±%.4f   macro F1 %.4f ±%.4f\n",
+		data.N, data.N/20, am, ah, fm, fh)
+	return means, halves, nil
 }
 
 func evalShape(c *trainConfig) string {
@@ -281,127 +287,4 @@ func evalShape(c *trainConfig) string {
 		return fmt.Sprintf("K=%d support, %d query points", c.shots, c.evalQuery)
 	}
 	return fmt.Sprintf("%d-way %d-shot, %d query examples per class", c.ways, c.shots, c.evalQuery)
-}
-
-// pooledBaseline trains one logistic regression on examples pooled from
-// many tasks, as tutorials do, and scores it on the query sets of the test
-// tasks without adapting: what meta-learning should beat.
-func pooledBaseline(ctx context.Context, src *tasks.Source, test []*tasks.Batch, c *trainConfig, stdout io.Writer) error {
-	rng := rand.New(rand.NewPCG(c.seed, 0x706f6f6c))
-	data, err := src.Pooled(rng, 20000)
-	if err != nil {
-		return err
-	}
-	model := nets.MultiTask{Trunk: nets.Trunk{In: data.In}, Heads: []nets.Head{{Name: "label", Out: c.ways}}}
-	params, err := model.Init(rng, tensor.Float64)
-	if err != nil {
-		return err
-	}
-	m := &learners.MTL{Model: model, Params: params, Targets: data.Targets, Optimizer: &learners.Adam{LR: 0.01}}
-	for range 5 {
-		batches, err := data.Batches(rng, 256)
-		if err != nil {
-			return err
-		}
-		for _, b := range batches {
-			if _, err := m.Step(ctx, b); err != nil {
-				return fmt.Errorf("pooled baseline: %w", err)
-			}
-		}
-	}
-	var acc, f1 []float64
-	for _, b := range test {
-		for t := range b.Tasks {
-			tab := &tasks.Table{N: b.Query, In: b.In, Targets: data.Targets, X: b.QueryX[t*b.Query*b.In : (t+1)*b.Query*b.In], Y: [][]float64{make([]float64, b.Query)}}
-			for i := range b.Query {
-				row := b.QueryY[(t*b.Query+i)*b.Out : (t*b.Query+i+1)*b.Out]
-				for j, v := range row {
-					if v == 1 {
-						tab.Y[0][i] = float64(j)
-					}
-				}
-			}
-			res, err := m.Evaluate(ctx, tab)
-			if err != nil {
-				return fmt.Errorf("pooled baseline: %w", err)
-			}
-			acc = append(acc, res[0].Accuracy)
-			f1 = append(f1, res[0].F1)
-		}
-	}
-	am, ah := learners.MeanCI(acc)
-	fm, fh := learners.MeanCI(f1)
-	fmt.Fprintf(stdout, "one logistic regression trained on %d examples pooled from %d tasks, not adapted:\n  accuracy %.4f ±%.4f   macro F1 %.4f ±%.4f\n",
-		data.N, data.N/20, am, ah, fm, fh)
-	return nil
-}
-
-// evalGeneric evaluates checkpoints of classification tasks and of the
-// learners other than MAML: it rebuilds the run from the settings the
-// checkpoint records and runs train's final evaluation with eval's
-// --tasks, --steps and --query. It reports false, doing nothing, for a
-// MAML or first-order MAML sinusoid checkpoint, which eval's own code
-// handles with its plots.
-func evalGeneric(ctx context.Context, e *evalConfig, stdout, stderr io.Writer) (bool, error) {
-	ck, err := graph.LoadCheckpoint(e.checkpoint)
-	if err != nil {
-		return false, nil // eval's own loader says what is wrong
-	}
-	learner, task := ck.Meta["learner"], ck.Meta["task"]
-	if task == "sinusoid" && (learner == "maml" || learner == "fomaml") || !slices.Contains(metaLearners, learner) {
-		return false, nil
-	}
-	stored, err := storedArgs(ck, e.checkpoint)
-	if err != nil {
-		return false, nil
-	}
-	var args []string
-	for _, a := range stored {
-		if !strings.HasPrefix(a, "--out=") && !strings.HasPrefix(a, "--log=") {
-			args = append(args, a)
-		}
-	}
-	c, err := parseTrain(args, io.Discard)
-	if err != nil || c == nil {
-		return true, fmt.Errorf("%s: the recorded settings do not parse: %v", e.checkpoint, err)
-	}
-	c.evalTasks = e.tasks
-	if slices.Contains(e.given, "steps") {
-		c.evalSteps = e.steps
-	}
-	if slices.Contains(e.given, "query") {
-		c.evalQuery = e.query
-	}
-	if e.seedGiven {
-		c.seed = e.seed
-	}
-	src, err := c.benchmark().Load()
-	if err != nil {
-		return true, err
-	}
-	model := newModel(c, src)
-	params, err := model.Init(rand.New(rand.NewPCG(0, 0)), c.dtype)
-	if err != nil {
-		return true, err
-	}
-	if err := params.CopyFrom(ck.Params); err != nil {
-		return true, fmt.Errorf("%s: the parameters do not fit the recorded network: %v", e.checkpoint, err)
-	}
-	c.dev = e.dev
-	m := newLearner(c, model, params, rand.New(rand.NewPCG(c.seed, 0x6c6561726e)))
-	defer m.Close()
-	if err := learners.Resume(ck, params, m, nil); err != nil { // the learner's state: Meta-SGD's rates
-		return true, fmt.Errorf("%s: %v", e.checkpoint, err)
-	}
-	mem := learners.NewBudget(e.maxMemory)
-	if err := budgetMeta(mem, m, c, src, false); err != nil {
-		return true, err
-	}
-	lift, err := enforce(mem, stderr)
-	if err != nil {
-		return true, err
-	}
-	defer lift()
-	fmt.Fprintf(stdout, "%s checkpoint %s: %s on %s, %s iterations, seed %d\n", learner, e.checkpoint, describeModel(model), task, ck.Meta["iterations"], c.seed)
-	return true, evaluateMeta(ctx, m, src, rand.New(rand.NewPCG(c.seed, 0x74657374)), c, stdout)
 }

@@ -467,7 +467,8 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.evalTasks == 0 {
 		return nil
 	}
-	return evaluateMeta(ctx, m, data, rand.New(rand.NewPCG(c.seed, 0x74657374)), c, stdout)
+	_, _, err = evaluateMeta(ctx, m, data, c, false, stdout)
+	return err
 }
 
 // stepFailure describes a training loop whose step failed.
