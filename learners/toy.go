@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"sync"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners/tasks"
@@ -142,4 +144,47 @@ func runToy(ctx context.Context, m weighting.Method, params *graph.Params, opt *
 		}
 	}
 	return nil
+}
+
+// ToyResult is one run of RunToys.
+type ToyResult struct {
+	Method string // the name the method was built from
+	Start  [2]float64
+	Run    ToyRun
+	Err    error
+}
+
+// RunToys runs RunToy from every start with every method that newMethod
+// builds from names (a new one for each run), concurrently on up to
+// GOMAXPROCS goroutines, and returns the results method by method, start
+// by start. The run from starts[s] draws from a generator seeded with
+// (seed, s), so the results do not depend on the scheduling. A run that
+// fails, or that ctx interrupts, has its Err set.
+func RunToys(ctx context.Context, names []string, newMethod func(name string) (weighting.Method, error), starts [][2]float64, cfg ToyConfig, seed uint64) []ToyResult {
+	results := make([]ToyResult, len(names)*len(starts))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range jobs {
+				mi, si := k/len(starts), k%len(starts)
+				r := &results[k]
+				r.Method, r.Start = names[mi], starts[si]
+				m, err := newMethod(r.Method)
+				if err != nil {
+					r.Err = err
+					continue
+				}
+				r.Run, r.Err = RunToy(ctx, m, r.Start, cfg, rand.New(rand.NewPCG(seed, uint64(si))))
+			}
+		}()
+	}
+	for k := range results {
+		jobs <- k
+	}
+	close(jobs)
+	wg.Wait()
+	return results
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/medusa-ml/medusa/learners/tasks"
@@ -149,6 +150,38 @@ func TestRunToyErrors(t *testing.T) {
 	} {
 		if _, err := RunToy(context.Background(), tc.m, tc.start, tc.cfg, nil); err == nil {
 			t.Errorf("%s: no error", tc.name)
+		}
+	}
+}
+
+// TestRunToys checks that the concurrent runs give what RunToy gives run
+// by run, in order, and that a method that cannot be built is reported.
+func TestRunToys(t *testing.T) {
+	starts := tasks.ToyStarts()[:3]
+	cfg := ToyConfig{Iters: 200, Every: 50}
+	newMethod := func(name string) (weighting.Method, error) { return weighting.New(name, 2) }
+	got := RunToys(context.Background(), []string{"pcgrad", "nosuch", "mgda"}, newMethod, starts, cfg, 7)
+	if len(got) != 9 {
+		t.Fatalf("%d results; want 9", len(got))
+	}
+	for k, r := range got {
+		name, si := []string{"pcgrad", "nosuch", "mgda"}[k/3], k%3
+		if r.Method != name || r.Start != starts[si] {
+			t.Errorf("result %d is %s from %v; want %s from %v", k, r.Method, r.Start, name, starts[si])
+		}
+		if name == "nosuch" {
+			if r.Err == nil {
+				t.Errorf("result %d: no error for an unknown method", k)
+			}
+			continue
+		}
+		m, _ := newMethod(name)
+		want, err := RunToy(context.Background(), m, starts[si], cfg, rand.New(rand.NewPCG(7, uint64(si))))
+		if err != nil || r.Err != nil {
+			t.Fatalf("result %d: %v, %v", k, r.Err, err)
+		}
+		if !reflect.DeepEqual(r.Run, want) {
+			t.Errorf("result %d (%s from %v) = %+v; RunToy gives %+v", k, name, starts[si], r.Run, want)
 		}
 	}
 }

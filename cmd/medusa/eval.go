@@ -1,27 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"image/color"
 	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/monitor"
 	"github.com/medusa-ml/medusa/learners/tasks"
 	"github.com/spf13/pflag"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // evalConfig is what "medusa eval" runs.
@@ -198,7 +191,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if c.classify() {
 			label = "query accuracy"
 		}
-		if err := plotAdaptation(e.out, title, label, means, halves); err != nil {
+		if err := monitor.PlotAdaptation(e.out, title, label, means, halves); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "wrote %s\n", e.out)
@@ -221,76 +214,13 @@ type predictor interface {
 	Predict(b *tasks.Batch, steps int) ([][]float64, error)
 }
 
-// plotAdaptation draws the mean test error against the number of inner
-// steps, with its 95% interval as a band.
-func plotAdaptation(path, title, label string, means, halves []float64) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text, p.Y.Label.Text = "inner gradient steps", label+" (mean and 95% interval)"
-	p.Add(plotter.NewGrid())
-	mean := make(plotter.XYs, len(means))
-	var band plotter.XYs
-	for s, m := range means {
-		mean[s] = plotter.XY{X: float64(s), Y: m}
-		if !math.IsNaN(halves[s]) {
-			band = append(band, plotter.XY{X: float64(s), Y: m + halves[s]})
-		}
-	}
-	if len(band) == len(means) {
-		for s := len(means) - 1; s >= 0; s-- {
-			band = append(band, plotter.XY{X: float64(s), Y: means[s] - halves[s]})
-		}
-		poly, err := plotter.NewPolygon(band)
-		if err != nil {
-			return err
-		}
-		poly.Color, poly.LineStyle.Width = color.NRGBA{0x1f, 0x77, 0xb4, 0x40}, 0
-		p.Add(poly)
-		p.Legend.Add("95% interval", poly)
-	}
-	ln, pts, err := plotter.NewLinePoints(mean)
-	if err != nil {
-		return err
-	}
-	ln.Color, ln.Width = color.NRGBA{0x1f, 0x77, 0xb4, 0xff}, vg.Points(1.5)
-	pts.Color, pts.Shape = ln.Color, draw.CircleGlyph{}
-	p.Add(ln, pts)
-	p.Legend.Add("mean", ln, pts)
-	p.Legend.Top = true
-	p.Y.Min = 0
-	if len(means) <= 21 {
-		var ticks plot.ConstantTicks
-		for s := range means {
-			ticks = append(ticks, plot.Tick{Value: float64(s), Label: strconv.Itoa(s)})
-		}
-		p.X.Tick.Marker = ticks
-	}
-	return savePlot(path, p, 6*vg.Inch, 4*vg.Inch)
-}
-
-// savePlot draws p at the given size and writes it to path as a PNG.
-func savePlot(path string, p *plot.Plot, w, h vg.Length) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("drawing %s: %v", path, r)
-		}
-	}()
-	img := vgimg.New(w, h)
-	p.Draw(draw.New(img))
-	var buf bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
-		return err
-	}
-	return graph.WriteFileAtomic(path, buf.Bytes())
-}
-
 // fitGrid is the number of points at which fits are drawn over [−5, 5].
 const fitGrid = 201
 
 // plotFits draws, for three fresh tasks, the true sine, the K support
 // points, and the model's fit before adaptation and after 1 and steps
 // inner steps (Finn et al. 2017, figure 2).
-func plotFits(path string, m predictor, rng *rand.Rand, shots, steps int, innerLR float64) (err error) {
+func plotFits(path string, m predictor, rng *rand.Rand, shots, steps int, innerLR float64) error {
 	const n = 3
 	b, ts, err := tasks.Sinusoid{}.Sample(rng, n, shots, 1)
 	if err != nil {
@@ -308,6 +238,20 @@ func plotFits(path string, m predictor, rng *rand.Rand, shots, steps int, innerL
 	if err != nil {
 		return err
 	}
+	shown := []int{0, 1, steps}
+	if steps == 1 {
+		shown = shown[:2]
+	}
+	fits := make([]monitor.Fit, n)
+	for t, task := range ts {
+		grid := func(v []float64) []float64 { return v[t*fitGrid : (t+1)*fitGrid] }
+		f := monitor.Fit{Title: fmt.Sprintf("A = %.2f, phase = %.2f", task.Amplitude, task.Phase), X: grid(b.QueryX), Truth: grid(b.QueryY),
+			SupportX: b.SupportX[t*shots : (t+1)*shots], SupportY: b.SupportY[t*shots : (t+1)*shots], Steps: shown}
+		for _, s := range shown {
+			f.Preds = append(f.Preds, grid(preds[s]))
+		}
+		fits[t] = f
+	}
 	for _, p := range preds {
 		for _, v := range p {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -315,89 +259,5 @@ func plotFits(path string, m predictor, rng *rand.Rand, shots, steps int, innerL
 			}
 		}
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("drawing %s: %v", path, r)
-		}
-	}()
-	const panelW, panelH, legendW = 4 * vg.Inch, 3.5 * vg.Inch, 2.4 * vg.Inch
-	img := vgimg.New(panelW*n+legendW, panelH)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: n, PadX: 2 * vg.Millimeter, PadY: vg.Millimeter,
-		PadTop: vg.Millimeter, PadBottom: vg.Millimeter, PadLeft: vg.Millimeter, PadRight: 2 * vg.Millimeter}
-	panels := draw.Crop(dc, 0, -legendW, 0, 0)
-	legend := plot.NewLegend()
-	legend.Left, legend.Top = true, true
-	legend.YOffs = -vg.Inch / 4
-	curves := []struct {
-		label string
-		s     int
-		col   color.Color
-		dash  []vg.Length
-	}{
-		{"pre-update", 0, color.NRGBA{0x2c, 0xa0, 0x2c, 0xff}, []vg.Length{vg.Points(2), vg.Points(2)}},
-		{"after 1 step", 1, color.NRGBA{0x1f, 0x77, 0xb4, 0xff}, []vg.Length{vg.Points(6), vg.Points(2)}},
-		{fmt.Sprintf("after %d steps", steps), steps, color.NRGBA{0xd6, 0x27, 0x28, 0xff}, nil},
-	}
-	if steps == 1 {
-		curves = curves[:2]
-	}
-	for t, task := range ts {
-		p := plot.New()
-		p.Title.Text = fmt.Sprintf("A = %.2f, phase = %.2f", task.Amplitude, task.Phase)
-		p.X.Label.Text = "x"
-		p.X.Min, p.X.Max = -5, 5
-		p.Add(plotter.NewGrid())
-		add := func(label string, th plot.Thumbnailer) {
-			if t == 0 { // one legend for all panels
-				legend.Add(label, th)
-			}
-		}
-		line := func(s int) plotter.XYs {
-			xy := make(plotter.XYs, fitGrid)
-			for i := range xy {
-				x := b.QueryX[t*fitGrid+i]
-				y := b.QueryY[t*fitGrid+i]
-				if s >= 0 {
-					y = preds[s][t*fitGrid+i]
-				}
-				xy[i] = plotter.XY{X: x, Y: y}
-			}
-			return xy
-		}
-		truth, err := plotter.NewLine(line(-1))
-		if err != nil {
-			return err
-		}
-		truth.Color, truth.Width = color.Black, vg.Points(2)
-		p.Add(truth)
-		add("ground truth", truth)
-		for _, c := range curves {
-			ln, err := plotter.NewLine(line(c.s))
-			if err != nil {
-				return err
-			}
-			ln.Color, ln.Width, ln.Dashes = c.col, vg.Points(1.5), c.dash
-			p.Add(ln)
-			add(c.label, ln)
-		}
-		support := make(plotter.XYs, shots)
-		for k := range support {
-			support[k] = plotter.XY{X: b.SupportX[t*shots+k], Y: b.SupportY[t*shots+k]}
-		}
-		sc, err := plotter.NewScatter(support)
-		if err != nil {
-			return err
-		}
-		sc.Color, sc.Shape, sc.Radius = color.NRGBA{0x94, 0x67, 0xbd, 0xff}, draw.PyramidGlyph{}, vg.Points(4)
-		p.Add(sc)
-		add(fmt.Sprintf("the %d points adapted to", shots), sc)
-		p.Draw(tiles.At(panels, t, 0))
-	}
-	legend.Draw(draw.Crop(dc, panelW*n, 0, 0, 0))
-	var buf bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
-		return err
-	}
-	return graph.WriteFileAtomic(path, buf.Bytes())
+	return monitor.PlotFits(path, fits)
 }
