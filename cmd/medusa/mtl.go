@@ -8,7 +8,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
-	"time"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
@@ -360,87 +359,32 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 		"learner": "mtl", "task": c.task, "weighting": c.weighting, "arch": c.arch, "hidden": joinInts(c.hidden),
 		"activation": c.activation.String(), "tasks": strings.Join(names, ","), "seed": fmt.Sprint(c.seed),
 	}, state: m, streams: streams, flags: c.flags, unit: "steps", stderr: stderr}
-	save := func(path, why string) error {
-		rc.meta["steps"] = fmt.Sprint(m.Steps())
-		return rc.write(path, params, m.Steps(), why)
-	}
 	// Epoch e's row order depends on the seed and e alone, so a resumed
 	// run takes the same minibatches as an uninterrupted one.
 	batches, err := learners.EpochBatches(train, c.batch, c.seed^0x62617463)
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	first := m.Steps()
-	prog := monitor.NewProgress(stderr, "step", first, c.steps, c.logEvery)
-	var rl *monitor.Log
-	if c.log != "" {
-		open := monitor.Create
-		if ckpt != nil {
-			open = monitor.Append
-		}
-		if rl, err = open(c.log); err != nil {
-			return err
-		}
-		defer rl.Close()
-	}
-	lossSum := make([]float64, len(heads))
-	window := 0
-	run := learners.Run[*tasks.Table, learners.MTLStats]{
-		Steps:   c.steps,
-		Batch:   batches,
-		Streams: streams,
-		Begin:   stepBegins,
-		Every:   c.every,
-		Record: func(step int, st learners.MTLStats) error {
-			if (step == first+2 || step == c.steps && step < first+2) && dev != nil { // the second run is recorded
-				fmt.Fprintf(stderr, "graph: %v\n", m.Placement())
-			}
-			for i, l := range st.Losses {
-				lossSum[i] += l
-			}
-			window++
-			parts := make([]string, len(names))
+	run := learners.Run[*tasks.Table, learners.MTLStats]{Steps: c.steps, Batch: batches, Streams: streams, Every: c.every}
+	err = trainLoop(ctx, m, run, loop[learners.MTLStats]{unit: "step", out: c.out, log: c.log, logEvery: c.logEvery,
+		resumed: ckpt != nil, lr: c.lr, hint: "try a smaller --lr", dev: dev, ck: rc, params: params,
+		values: func(st learners.MTLStats) (losses, weights []monitor.Value) {
 			for i, n := range names {
-				parts[i] = fmt.Sprintf("%s %.4f (w %.3g)", n, lossSum[i]/float64(window), st.Weights[i])
+				losses = append(losses, monitor.Value{Name: n, Value: st.Losses[i]})
+				weights = append(weights, monitor.Value{Name: n, Value: st.Weights[i]})
 			}
-			prog.Update(step, strings.Join(parts, "  "))
-			if step%prog.Every() == 0 || step == c.steps {
-				if rl != nil {
-					rec := monitor.Record{Step: step, LR: c.lr}
-					for i, n := range names {
-						rec.Losses = append(rec.Losses, monitor.Value{Name: n, Value: lossSum[i] / float64(window)})
-						rec.Weights = append(rec.Weights, monitor.Value{Name: n, Value: st.Weights[i]})
-					}
-					if err := rl.Write(rec); err != nil {
-						return err
-					}
-				}
-				clear(lossSum)
-				window = 0
-			}
-			return nil
+			return losses, weights
 		},
-	}
-	if c.out != "" {
-		run.Save = func() error { return save(c.out, "") }
-	}
-	err = learners.Train(ctx, m, run)
-	prog.Done()
+		detail: func(losses, weights []monitor.Value) string {
+			parts := make([]string, len(losses))
+			for i := range losses {
+				parts[i] = fmt.Sprintf("%s %.4f (w %.3g)", losses[i].Name, losses[i].Value, weights[i].Value)
+			}
+			return strings.Join(parts, "  ")
+		},
+	}, stdout, stderr)
 	if err != nil {
-		return stepFailed(ctx, err, stepFailure{unit: "step", total: c.steps,
-			path: rescuePath(c.out), save: save, hint: "try a smaller --lr", stderr: stderr})
-	}
-	if rl != nil {
-		if err := rl.Close(); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(stdout, "trained %d steps in %s\n", c.steps-first, time.Since(start).Round(time.Millisecond))
-	if c.out != "" {
-		if err := save(c.out, "trained"); err != nil {
-			return err
-		}
+		return err
 	}
 	res, err := m.Evaluate(ctx, test)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
@@ -392,28 +391,6 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.classify() {
 		rc.meta["ways"], rc.meta["shots"] = fmt.Sprint(c.ways), fmt.Sprint(c.shots)
 	}
-	save := func(path, why string) error {
-		rc.meta["iterations"] = fmt.Sprint(m.Steps())
-		return rc.write(path, params, m.Steps(), why)
-	}
-	out := c.out
-
-	start := time.Now()
-	first := m.Steps()
-	prog := monitor.NewProgress(stderr, "iter", first, c.iters, c.logEvery)
-	var rl *monitor.Log
-	if c.log != "" {
-		open := monitor.Create
-		if ckpt != nil {
-			open = monitor.Append
-		}
-		if rl, err = open(c.log); err != nil {
-			return err
-		}
-		defer rl.Close()
-	}
-	var preSum, postSum float64
-	var window int
 	lossName := "MSE"
 	if c.classify() {
 		lossName = "cross-entropy"
@@ -422,47 +399,19 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Steps:   c.iters,
 		Batch:   func(int) (*tasks.Batch, error) { return data.Train(rng, c.metaBatch) },
 		Streams: streams,
-		Begin:   stepBegins,
 		Every:   c.every,
-		Record: func(it int, st learners.Stats) error {
-			if (it == first+2 || it == c.iters && it < first+2) && c.dev != nil { // the second run is recorded
-				fmt.Fprintf(stderr, "graph: %v\n", m.Placement())
-			}
-			preSum += st.PreLoss
-			postSum += st.PostLoss
-			window++
-			pre, post := preSum/float64(window), postSum/float64(window)
-			prog.Update(it, fmt.Sprintf("query %s pre %.4f post %.4f", lossName, pre, post))
-			if it%prog.Every() == 0 || it == c.iters {
-				if rl != nil {
-					if err := rl.Write(monitor.Record{Step: it, Losses: []monitor.Value{{Name: "pre", Value: pre}, {Name: "post", Value: post}}, LR: c.metaLR}); err != nil {
-						return err
-					}
-				}
-				preSum, postSum, window = 0, 0, 0
-			}
-			return nil
+	}
+	err = trainLoop(ctx, m, run, loop[learners.Stats]{unit: "iteration", out: c.out, log: c.log, logEvery: c.logEvery,
+		resumed: ckpt != nil, lr: c.metaLR, hint: "try a smaller --inner-lr or --meta-lr", dev: c.dev, ck: rc, params: params,
+		values: func(st learners.Stats) ([]monitor.Value, []monitor.Value) {
+			return []monitor.Value{{Name: "pre", Value: st.PreLoss}, {Name: "post", Value: st.PostLoss}}, nil
 		},
-	}
-	if out != "" {
-		run.Save = func() error { return save(out, "") }
-	}
-	err = learners.Train(ctx, m, run)
-	prog.Done()
+		detail: func(l, _ []monitor.Value) string {
+			return fmt.Sprintf("query %s pre %.4f post %.4f", lossName, l[0].Value, l[1].Value)
+		},
+	}, stdout, stderr)
 	if err != nil {
-		return stepFailed(ctx, err, stepFailure{unit: "iteration", total: c.iters,
-			path: rescuePath(out), save: save, hint: "try a smaller --inner-lr or --meta-lr", stderr: stderr})
-	}
-	if rl != nil {
-		if err := rl.Close(); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(stdout, "trained %d iterations in %s\n", c.iters-first, time.Since(start).Round(time.Millisecond))
-	if out != "" {
-		if err := save(out, "trained"); err != nil {
-			return err
-		}
+		return err
 	}
 	if c.evalTasks == 0 {
 		return nil

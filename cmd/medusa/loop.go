@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/monitor"
+)
+
+// loop is what train and trainMTL hand trainLoop besides the run.
+type loop[S any] struct {
+	unit     string // "iteration" or "step"
+	out, log string // --out, --log
+	logEvery int
+	resumed  bool    // append to the log
+	lr       float64 // logged with each record
+	hint     string  // what to try after a NaN
+	dev      graph.Device
+	ck       *runCheckpoint
+	params   *graph.Params
+	// values returns a step's losses, which the progress line and the
+	// log average over the steps since the last record, and weights,
+	// shown as they are.
+	values func(st S) (losses, weights []monitor.Value)
+	// detail is the progress line's text for the averages.
+	detail func(losses, weights []monitor.Value) string
+}
+
+// placer is a learner that says where its last graph ran.
+type placer interface{ Placement() graph.Placement }
+
+// trainLoop runs learners.Train with a progress line on stderr, a
+// training log, checkpoints to --out at the cadence asked and at the end,
+// and, when a step fails, a checkpoint of the last good step.
+func trainLoop[B, S any](ctx context.Context, m learners.Trainer[B, S], run learners.Run[B, S], l loop[S], stdout, stderr io.Writer) error {
+	start, first := time.Now(), m.Steps()
+	short := map[string]string{"iteration": "iter"}[l.unit]
+	if short == "" {
+		short = l.unit
+	}
+	prog := monitor.NewProgress(stderr, short, first, run.Steps, l.logEvery)
+	var rl *monitor.Log
+	if l.log != "" {
+		open := monitor.Create
+		if l.resumed {
+			open = monitor.Append
+		}
+		var err error
+		if rl, err = open(l.log); err != nil {
+			return err
+		}
+		defer rl.Close()
+	}
+	var sums []float64
+	window := 0
+	run.Record = func(n int, st S) error {
+		if p, ok := any(m).(placer); ok && l.dev != nil && (n == first+2 || n == run.Steps && n < first+2) { // the second run is recorded
+			fmt.Fprintf(stderr, "graph: %v\n", p.Placement())
+		}
+		losses, weights := l.values(st)
+		if len(sums) != len(losses) {
+			sums = make([]float64, len(losses))
+		}
+		window++
+		for i := range losses {
+			sums[i] += losses[i].Value
+			losses[i].Value = sums[i] / float64(window)
+		}
+		prog.Update(n, l.detail(losses, weights))
+		if n%prog.Every() != 0 && n != run.Steps {
+			return nil
+		}
+		clear(sums)
+		window = 0
+		if rl == nil {
+			return nil
+		}
+		return rl.Write(monitor.Record{Step: n, Losses: losses, Weights: weights, LR: l.lr})
+	}
+	save := func(path, why string) error {
+		l.ck.meta[l.unit+"s"] = fmt.Sprint(m.Steps())
+		return l.ck.write(path, l.params, m.Steps(), why)
+	}
+	if l.out != "" {
+		run.Save = func() error { return save(l.out, "") }
+	}
+	run.Begin = stepBegins
+	err := learners.Train(ctx, m, run)
+	prog.Done()
+	if err != nil {
+		return stepFailed(ctx, err, stepFailure{unit: l.unit, total: run.Steps, path: rescuePath(l.out), save: save, hint: l.hint, stderr: stderr})
+	}
+	if rl != nil {
+		if err := rl.Close(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "trained %d %ss in %s\n", run.Steps-first, l.unit, time.Since(start).Round(time.Millisecond))
+	if l.out != "" {
+		return save(l.out, "trained")
+	}
+	return nil
+}
