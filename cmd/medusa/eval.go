@@ -92,12 +92,8 @@ Flags:
 		intFlag{"shots", c.shots, 0, maxExamples}, intFlag{"query", c.query, 0, maxExamples}); err != nil {
 		return bad("%v", err)
 	}
-	for _, f := range []struct{ flag, path string }{{"out", c.out}, {"fits", c.fits}} {
-		if f.path != "" {
-			if err := checkWritable(f.path); err != nil {
-				return bad("--%s %q: %v", f.flag, f.path, err)
-			}
-		}
+	if err := checkOutputs("out", c.out, "fits", c.fits); err != nil {
+		return bad("%v", err)
 	}
 	return c, nil
 }

@@ -175,12 +175,8 @@ Flags:
 	if c.dtype, err = parseDtype(*dtype); err != nil {
 		return bad("--dtype %q: want float32 or float64", *dtype)
 	}
-	for _, f := range []struct{ flag, path string }{{"out", c.out}, {"log", c.log}} {
-		if f.path != "" {
-			if err := checkWritable(f.path); err != nil {
-				return bad("--%s %q: %v", f.flag, f.path, err)
-			}
-		}
+	if err := checkOutputs("out", c.out, "log", c.log); err != nil {
+		return bad("%v", err)
 	}
 	return c, nil
 }
@@ -255,15 +251,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt
 			return err
 		}
 	}
-	unlock, err := graph.LockFiles(c.out, c.log)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := reportBLAS(stderr); err != nil {
-		return err
-	}
-	dev, release, err := openDevice(c.device, stderr)
+	dev, release, err := begin(c.out, c.log, c.device, stderr)
 	if err != nil {
 		return err
 	}

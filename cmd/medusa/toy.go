@@ -101,12 +101,8 @@ Flags:
 	if math.IsNaN(c.lr) || math.IsInf(c.lr, 0) || c.lr <= 0 {
 		return bad("--lr %v: must be a positive finite number", c.lr)
 	}
-	for _, f := range []struct{ flag, path string }{{"out", c.out}, {"csv", c.csv}} {
-		if f.path != "" {
-			if err := checkWritable(f.path); err != nil {
-				return bad("--%s %q: %v", f.flag, f.path, err)
-			}
-		}
+	if err := checkOutputs("out", c.out, "csv", c.csv); err != nil {
+		return bad("%v", err)
 	}
 	return c, nil
 }

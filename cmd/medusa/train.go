@@ -238,23 +238,27 @@ Flags:
 	if c.activation, err = nets.ParseActivation(*activation); err != nil || c.activation == nets.Identity {
 		return bad("--activation %q: want relu, tanh or sigmoid", *activation)
 	}
-	switch *dtype {
-	case "float32":
-		c.dtype = tensor.Float32
-	case "float64":
-		c.dtype = tensor.Float64
-	default:
+	if c.dtype, err = parseDtype(*dtype); err != nil {
 		return bad("--dtype %q: want float32 or float64", *dtype)
 	}
-	for _, f := range []struct{ flag, path string }{{"out", c.out}, {"log", c.log}} {
-		if f.path != "" {
-			if err := checkWritable(f.path); err != nil {
-				return bad("--%s %q: %v", f.flag, f.path, err)
-			}
-		}
+	if err := checkOutputs("out", c.out, "log", c.log); err != nil {
+		return bad("%v", err)
 	}
 	c.resolve()
 	return c, nil
+}
+
+// checkOutputs checks each pair of flag name and path, the empty paths
+// skipped, with checkWritable.
+func checkOutputs(flagPaths ...string) error {
+	for i := 0; i+1 < len(flagPaths); i += 2 {
+		if p := flagPaths[i+1]; p != "" {
+			if err := checkWritable(p); err != nil {
+				return fmt.Errorf("--%s %q: %v", flagPaths[i], p, err)
+			}
+		}
+	}
+	return nil
 }
 
 // checkWritable reports whether a file can be created beside path, so that
@@ -318,15 +322,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	unlock, err := graph.LockFiles(c.out, c.log)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := reportBLAS(stderr); err != nil {
-		return err
-	}
-	dev, release, err := openDevice(c.device, stderr)
+	dev, release, err := begin(c.out, c.log, c.device, stderr)
 	if err != nil {
 		return err
 	}
@@ -513,6 +509,26 @@ func configGiven(c any) ([]string, string) {
 		return c.given, c.resume
 	}
 	return nil, ""
+}
+
+// begin starts a training run: it locks its outputs, says which BLAS the
+// products use and opens its device (nil: the CPU). The returned function
+// releases them.
+func begin(out, log, device string, stderr io.Writer) (graph.Device, func(), error) {
+	unlock, err := graph.LockFiles(out, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := reportBLAS(stderr); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	dev, release, err := openDevice(device, stderr)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return dev, func() { release(); unlock() }, nil
 }
 
 // reportBLAS says which BLAS the matrix products use, or fails if the one
