@@ -1,6 +1,7 @@
 package learners
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners/tasks"
 )
 
 // Budget is a run's memory estimate, part by part, made before the parts
@@ -121,4 +123,80 @@ func (b *Budget) Enforce() (lift func(), err error) {
 // being written.
 func ModelBytes(n int64, size int) int64 {
 	return n * (3*int64(size) + 4*8)
+}
+
+// Preparer is a learner that compiles its graphs ahead of use and says
+// how much memory they hold: MAML, ANIL, MetaSGD and Reptile.
+type Preparer interface {
+	PrepareStep(s tasks.Shape) (int64, error)
+	PrepareEvaluate(s tasks.Shape, steps int) (int64, error)
+}
+
+// PlanStep compiles l's training step for meta-batches of shape s and adds
+// its graph, and the batch (twice: as it is drawn), to b.
+func (b *Budget) PlanStep(l Preparer, s tasks.Shape) error {
+	b.Add("batches", 2*s.Bytes())
+	if err := b.Check(); err != nil {
+		return err
+	}
+	n, err := l.PrepareStep(s)
+	if err != nil {
+		return graphError("a training step", err)
+	}
+	b.Add("graphs", n)
+	return b.Check()
+}
+
+// PlanAssess compiles the graphs with which Assess adapts a's test tasks,
+// of shape s but for s.Tasks, and adds them, the batches and the results
+// to b. With shrink set, it first halves a.Batch until the graph for that
+// many tasks takes at most a quarter of b's limit and fits in what b
+// leaves; Assess's figures do not depend on the batch, each task being
+// adapted alone.
+func (b *Budget) PlanAssess(l Preparer, a *Assessment, s tasks.Shape, shrink bool) error {
+	if a.Tasks <= 0 || a.Batch <= 0 {
+		return fmt.Errorf("learners: PlanAssess: %d tasks in batches of %d, want both positive", a.Tasks, a.Batch)
+	}
+	if limit, room, ok := b.Room(); shrink && ok {
+		for ; a.Batch > 1; a.Batch = (a.Batch + 1) / 2 {
+			s.Tasks = min(a.Batch, a.Tasks)
+			n, err := l.PrepareEvaluate(s, a.Steps)
+			if err != nil && !errors.Is(err, graph.ErrMemory) {
+				return graphError("the evaluation", err)
+			}
+			if err == nil && n <= limit/4 && n+3*s.Bytes() <= room {
+				break
+			}
+		}
+	}
+	s.Tasks = min(a.Batch, a.Tasks)
+	// A batch being adapted, the tasks drawn for the next and their
+	// concatenation; per test task and step, the loss or accuracy and F1.
+	b.Add("batches", 3*s.Bytes())
+	b.Add("evaluation", 2*int64(a.Steps+1)*(8*int64(a.Tasks)+64))
+	if err := b.Check(); err != nil {
+		return err
+	}
+	sizes := []int{s.Tasks}
+	if a.Tasks > a.Batch && a.Tasks%a.Batch != 0 {
+		sizes = append(sizes, a.Tasks%a.Batch) // the last, smaller batch has a graph of its own
+	}
+	for _, size := range sizes {
+		s.Tasks = size
+		n, err := l.PrepareEvaluate(s, a.Steps)
+		if err != nil {
+			return graphError("the evaluation", err)
+		}
+		b.Add("graphs", n)
+	}
+	return b.Check()
+}
+
+// graphError says which graph could not be built, and what to do when it
+// would not fit in memory.
+func graphError(what string, err error) error {
+	if errors.Is(err, graph.ErrMemory) {
+		return fmt.Errorf("%s: %w; use smaller settings (batch, examples, steps or network)", what, err)
+	}
+	return err
 }

@@ -1,8 +1,11 @@
 package learners
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/medusa-ml/medusa/learners/tasks"
 )
 
 func TestBudget(t *testing.T) {
@@ -33,5 +36,57 @@ func TestBudget(t *testing.T) {
 	}
 	if got := ModelBytes(10, 4); got != 10*(3*4+4*8) {
 		t.Errorf("ModelBytes(10, 4) = %d", got)
+	}
+}
+
+// fakePreparer's graphs take perTask bytes a task.
+type fakePreparer struct {
+	perTask  int64
+	prepared []int // the task counts of the evaluation graphs compiled
+}
+
+func (f *fakePreparer) PrepareStep(s tasks.Shape) (int64, error) {
+	return f.perTask * int64(s.Tasks), nil
+}
+func (f *fakePreparer) PrepareEvaluate(s tasks.Shape, steps int) (int64, error) {
+	f.prepared = append(f.prepared, s.Tasks)
+	return f.perTask * int64(s.Tasks), nil
+}
+
+func TestPlanAssess(t *testing.T) {
+	s := tasks.Shape{Support: 5, Query: 75, In: 784, Out: 5}
+	for _, tt := range []struct {
+		shrink    bool
+		room      int64 // the limit above the budget's start
+		wantBatch int
+		wantLast  []int // the graphs compiled for the assessment
+	}{
+		{false, 1 << 30, 25, []int{25, 10}}, // 60 tasks: 25, 25, 10
+		// A quarter of the limit (64 MiB of margin and 100 MiB) holds 6
+		// tasks' graphs: 25 → 13 → 7 → 4.
+		{true, 100 << 20, 4, []int{4}},
+	} {
+		b := NewBudget(0)
+		b.Max = b.Total() + tt.room
+		f := &fakePreparer{perTask: 6 << 20}
+		a := Assessment{Tasks: 60, Steps: 3, Batch: 25}
+		if err := b.PlanAssess(f, &a, s, tt.shrink); err != nil {
+			t.Fatalf("shrink %v: %v", tt.shrink, err)
+		}
+		if a.Batch != tt.wantBatch {
+			t.Errorf("shrink %v: batch %d; want %d", tt.shrink, a.Batch, tt.wantBatch)
+		}
+		if got := f.prepared[len(f.prepared)-len(tt.wantLast):]; !slices.Equal(got, tt.wantLast) {
+			t.Errorf("shrink %v: graphs compiled for %v tasks; want the last %v", tt.shrink, f.prepared, tt.wantLast)
+		}
+	}
+	b := NewBudget(0)
+	b.Max = b.Total() + 1<<20
+	a := Assessment{Tasks: 60, Steps: 3, Batch: 25}
+	if err := b.PlanAssess(&fakePreparer{perTask: 1 << 20}, &a, s, false); err == nil {
+		t.Error("PlanAssess of 25 MiB of graphs within 1 MiB: no error")
+	}
+	if err := b.PlanStep(&fakePreparer{perTask: 1 << 20}, tasks.Shape{Tasks: 4, Support: 5, In: 1, Out: 1}); err == nil {
+		t.Error("PlanStep over the limit: no error")
 	}
 }

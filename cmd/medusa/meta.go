@@ -32,102 +32,28 @@ type paramCounter interface{ ParamCount() int64 }
 
 // budgetMeta adds to mem what meta-training and evaluating with m take:
 // the training batch and the graph of a step, the test batches and the
-// graph of their adaptation, and the evaluation's results. The graphs are
-// compiled now, before any batch is drawn.
+// graph of their adaptation, and the evaluation's results, and sets
+// c.evalBatch. The graphs are compiled now, before any batch is drawn.
 func budgetMeta(mem *learners.Budget, m metaLearner, c *trainConfig, src *tasks.Source, train bool) error {
 	shape := func(tasks_, query int) tasks.Shape {
 		return tasks.Shape{Tasks: tasks_, Support: c.ways * c.shots, Query: c.ways * query, In: src.In, Out: src.Out}
 	}
 	if train {
-		s := shape(c.metaBatch, c.query)
-		// The batch, and as much again while it is drawn.
-		mem.Add("batches", 2*s.Bytes())
-		if err := mem.Check(); err != nil {
+		if err := mem.PlanStep(m, shape(c.metaBatch, c.query)); err != nil {
 			return err
 		}
-		n, err := m.PrepareStep(s)
-		if err != nil {
-			return graphError("a training step", err)
-		}
-		mem.Add("graphs", n)
 	}
 	if c.evalTasks == 0 {
 		return mem.Check()
 	}
-	chunk, err := evalBatch(mem, m, c, shape)
-	if err != nil {
-		return err
-	}
-	c.evalBatch = chunk
-	test := shape(min(chunk, c.evalTasks), c.evalQuery)
-	// A batch being adapted, the tasks drawn for the next and their
-	// concatenation.
-	mem.Add("batches", 3*test.Bytes())
 	if src.Pooled != nil { // the test batches are kept for the baseline
-		mem.Add("evaluation", int64(c.evalTasks)*test.Bytes()/int64(test.Tasks))
+		mem.Add("evaluation", int64(c.evalTasks)*shape(1, c.evalQuery).Bytes())
 	}
-	// The results: per test task and step, the loss or accuracy and F1.
-	mem.Add("evaluation", 2*int64(c.evalSteps+1)*(8*int64(c.evalTasks)+64))
-	if err := mem.Check(); err != nil {
-		return err
-	}
-	for _, size := range evalChunks(c.evalTasks, chunk) {
-		test.Tasks = size
-		n, err := m.PrepareEvaluate(test, c.evalSteps)
-		if err != nil {
-			return graphError("the evaluation", err)
-		}
-		mem.Add("graphs", n)
-	}
-	return mem.Check()
-}
-
-// evalBatch returns how many test tasks evaluateMeta adapts at once:
-// evalChunk, or for a learner that adapts images in its graph, fewer if
-// the graph for that many would take more than a quarter of the memory
-// (--max-memory or the memory available) or not fit beside what mem
-// holds already, halving until it does.
-// The figures do not depend on it: the tasks are drawn evalDraw at a
-// time whatever the batch, and each task's adaptation is computed alone.
-func evalBatch(mem *learners.Budget, m metaLearner, c *trainConfig, shape func(tasks, query int) tasks.Shape) (int, error) {
-	chunk := evalChunk(c)
-	if !c.images() || c.learner == "reptile" {
-		return chunk, nil
-	}
-	limit, room, ok := mem.Room()
-	if !ok {
-		return chunk, nil
-	}
-	for ; chunk > 1; chunk = (chunk + 1) / 2 {
-		s := shape(min(chunk, c.evalTasks), c.evalQuery)
-		n, err := m.PrepareEvaluate(s, c.evalSteps)
-		if err != nil && !errors.Is(err, graph.ErrMemory) {
-			return 0, graphError("the evaluation", err)
-		}
-		if err == nil && n <= limit/4 && n+3*s.Bytes() <= room {
-			break
-		}
-	}
-	return chunk, nil
-}
-
-// evalChunks returns the sizes of the chunks n test tasks are adapted in,
-// chunk at a time: one size, or two when the last chunk is smaller. Each
-// has a graph of its own.
-func evalChunks(n, chunk int) []int {
-	sizes := []int{min(n, chunk)}
-	if n > chunk && n%chunk != 0 {
-		sizes = append(sizes, n%chunk)
-	}
-	return sizes
-}
-
-// graphError says which graph could not be built, and what to do when it
-// would not fit in memory.
-func graphError(what string, err error) error {
-	if errors.Is(err, graph.ErrMemory) {
-		return fmt.Errorf("%s: %w; use smaller settings (batch, examples, steps or network)", what, err)
-	}
+	// Learners that adapt images in their graph adapt fewer test tasks at
+	// once when memory is short.
+	a := learners.Assessment{Tasks: c.evalTasks, Steps: c.evalSteps, Batch: evalChunk(c)}
+	err := mem.PlanAssess(m, &a, shape(0, c.evalQuery), c.images() && c.learner != "reptile")
+	c.evalBatch = a.Batch
 	return err
 }
 
