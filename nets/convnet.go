@@ -50,6 +50,12 @@ type ConvNet struct {
 // convEps is the batch normalisation eps, PyTorch's default.
 const convEps = 1e-5
 
+// String describes m in a few words: "ConvNet 28×28, 4 blocks of 64
+// filters, 5 outputs".
+func (m ConvNet) String() string {
+	return fmt.Sprintf("ConvNet %d×%d, %d blocks of %d filters, %d outputs", m.Side, m.Side, m.blocks(), m.filters(), m.Out)
+}
+
 func (m ConvNet) channels() int { return orDefault(m.Channels, 1) }
 func (m ConvNet) filters() int  { return orDefault(m.Filters, 64) }
 func (m ConvNet) blocks() int   { return orDefault(m.Blocks, 4) }

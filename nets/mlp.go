@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -75,6 +76,15 @@ type MLP struct {
 	In, Out    int
 	Hidden     []int
 	Activation Activation
+}
+
+// String describes m in a few words: "MLP 1-40-40-1 relu".
+func (m MLP) String() string {
+	w := make([]string, len(m.widths()))
+	for i, n := range m.widths() {
+		w[i] = strconv.Itoa(n)
+	}
+	return fmt.Sprintf("MLP %s %v", strings.Join(w, "-"), m.Activation)
 }
 
 // Validate reports whether the configuration can be built.

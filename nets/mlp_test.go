@@ -2,6 +2,7 @@ package nets
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -190,5 +191,21 @@ func TestMLPForwardShapes(t *testing.T) {
 	wrongTasks := G.NewTensor(g, G.Float64, 3, G.WithShape(3, 5, 3), G.WithName("x3"))
 	if _, err := m.Forward(wrongTasks, nodes); !errors.Is(err, graph.ErrShape) {
 		t.Errorf("Forward with 3 tasks for parameters of 2: err = %v; want ErrShape", err)
+	}
+}
+
+func TestNetStrings(t *testing.T) {
+	for _, tt := range []struct {
+		net  fmt.Stringer
+		want string
+	}{
+		{MLP{In: 1, Out: 1, Hidden: []int{40, 40}}, "MLP 1-40-40-1 relu"},
+		{MLP{In: 3, Out: 2, Activation: Tanh}, "MLP 3-2 tanh"},
+		{ConvNet{Side: 28, Out: 5}, "ConvNet 28×28, 4 blocks of 64 filters, 5 outputs"},
+		{ConvNet{Side: 84, Out: 5, Filters: 32, Blocks: 2}, "ConvNet 84×84, 2 blocks of 32 filters, 5 outputs"},
+	} {
+		if got := tt.net.String(); got != tt.want {
+			t.Errorf("%#v.String() = %q; want %q", tt.net, got, tt.want)
+		}
 	}
 }

@@ -176,7 +176,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer lift()
-	fmt.Fprintf(stdout, "%s checkpoint %s: %s on %s, %v, %s iterations, seed %d\n", learner, e.checkpoint, describeModel(model), c.task, c.dtype, ck.Meta["iterations"], c.seed)
+	fmt.Fprintf(stdout, "%s checkpoint %s: %s on %s, %v, %s iterations, seed %d\n", learner, e.checkpoint, model, c.task, c.dtype, ck.Meta["iterations"], c.seed)
 	means, halves, err := evaluateMeta(ctx, m, src, c, true, stdout)
 	if err != nil {
 		return err

@@ -97,24 +97,6 @@ func newModel(c *trainConfig, src *tasks.Source) learners.Model {
 	return nets.MLP{In: src.In, Out: src.Out, Hidden: c.hidden, Activation: c.activation}
 }
 
-// describeModel says what the network is, in a few words.
-func describeModel(m learners.Model) string {
-	switch m := m.(type) {
-	case nets.ConvNet:
-		blocks, filters := m.Blocks, m.Filters
-		if blocks == 0 {
-			blocks = 4
-		}
-		if filters == 0 {
-			filters = 64
-		}
-		return fmt.Sprintf("ConvNet %d×%d, %d blocks of %d filters, %d outputs", m.Side, m.Side, blocks, filters, m.Out)
-	case nets.MLP:
-		return fmt.Sprintf("MLP %d-%s-%d %v", m.In, joinInts(m.Hidden), m.Out, m.Activation)
-	}
-	return fmt.Sprintf("%T", m)
-}
-
 // newLearner returns the meta-learner of c over params.
 func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng *rand.Rand) metaLearner {
 	loss := learners.MSE

@@ -378,11 +378,11 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s %s on %s (%s): %d iterations, meta-batch %d, %s, %d inner step(s) of %g, %s, %s, %v, seed %d\n",
 		verb, c.learner, c.task, data.About, c.iters, c.metaBatch, evalShape(c), c.innerSteps, c.innerLR, outer,
-		describeModel(model), c.dtype, c.seed)
+		model, c.dtype, c.seed)
 	rc := &runCheckpoint{meta: map[string]string{
 		"learner": c.learner, "task": c.task, "hidden": joinInts(c.hidden), "activation": c.activation.String(),
 		"inner_lr": fmt.Sprint(c.innerLR), "inner_steps": fmt.Sprint(c.innerSteps), "seed": fmt.Sprint(c.seed),
-		"model": describeModel(model),
+		"model": fmt.Sprint(model),
 	}, state: m, streams: streams, flags: c.flags, unit: "iterations", stderr: stderr}
 	if c.classify() {
 		rc.meta["ways"], rc.meta["shots"] = fmt.Sprint(c.ways), fmt.Sprint(c.shots)
