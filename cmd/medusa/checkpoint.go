@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
@@ -21,21 +20,6 @@ const flagsKey = "medusa.flags"
 // fixed by the checkpoint.
 var resumeFlags = []string{"resume", "iters", "steps", "out", "checkpoint-every", "log", "log-every",
 	"eval-tasks", "eval-steps", "eval-query", "device", "max-memory"}
-
-// resumePath returns the value of --resume in args, or "".
-func resumePath(args []string) string {
-	for i, a := range args {
-		switch {
-		case a == "--":
-			return ""
-		case a == "--resume" && i+1 < len(args):
-			return args[i+1]
-		case strings.HasPrefix(a, "--resume="):
-			return strings.TrimPrefix(a, "--resume=")
-		}
-	}
-	return ""
-}
 
 // flagValues returns every flag's value as the flag parses it back.
 func flagValues(fs *pflag.FlagSet) map[string]string {
@@ -71,15 +55,19 @@ func storedArgs(c *graph.Checkpoint, path string) ([]string, error) {
 	return args, nil
 }
 
-// loadResume reads a checkpoint to resume from, saying what is wrong with
-// it in one line.
-func loadResume(path string) (*graph.Checkpoint, error) {
+// loadResume reads a checkpoint for command cmd ("train" or "mtl") to
+// resume from, saying what is wrong with it in one line.
+func loadResume(path, cmd string) (*graph.Checkpoint, error) {
 	c, err := graph.LoadCheckpoint(path)
 	if err != nil {
 		return nil, fmt.Errorf("--resume: %v", err)
 	}
 	if err := c.Resumable(path); err != nil {
 		return nil, fmt.Errorf("--resume: %v", err)
+	}
+	if mtl := c.Meta["learner"] == "mtl"; mtl != (cmd == "mtl") {
+		other := map[bool]string{true: "mtl", false: "train"}[mtl]
+		return nil, fmt.Errorf("--resume: %s is a checkpoint of medusa %s; resume it with medusa %s --resume %s", path, other, other, path)
 	}
 	return c, nil
 }

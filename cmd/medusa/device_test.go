@@ -53,7 +53,7 @@ func TestDeviceSelectionWithoutGPU(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"train", "--iters", "2", "--device", "cuda"},
-		{"train", "--learner", "mtl", "--steps", "2", "--device", "cuda:1"},
+		{"mtl", "--steps", "2", "--device", "cuda:1"},
 	} {
 		_, _, err := runCLI(args...)
 		var ue *usageError

@@ -41,20 +41,22 @@ func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
 	checkpoint := fs.String("checkpoint", "", "checkpoint written by medusa train --out with a meta-learner (required)")
 	nTasks := fs.Int("tasks", 600, "fresh test tasks")
 	episodes := fs.Int("episodes", 0, "the same as --tasks: test episodes of an image task")
-	steps := fs.Int("steps", 0, "most inner steps: the figure is reported after 0, 1, ..., this many (0: the run's --eval-steps)")
+	steps := fs.Int("eval-steps", 0, "most inner steps: the figure is reported after 0, 1, ..., this many (0: the run's --eval-steps)")
+	oldSteps := fs.Int("steps", 0, "the same as --eval-steps")
+	fs.MarkDeprecated("steps", "use --eval-steps")
 	shots := fs.Int("shots", 0, "K: support examples per test task, or per class (0: the K the checkpoint was trained with)")
 	query := fs.Int("query", 0, "query examples per test task, or per class (0: the run's --eval-query)")
 	seed := fs.Uint64("seed", 0, "random seed of the test tasks (default: the checkpoint's, which repeats the evaluation train printed)")
 	out := fs.String("out", "adapt.png", "PNG plot of the test error, or accuracy, against inner steps (empty: none)")
 	device := fs.String("device", "auto", deviceHelp)
 	maxMemory := fs.String("max-memory", "", memoryHelp)
-	fits := fs.String("fits", "", "sinusoid: PNG plot of three test tasks: the truth, the K points, and the fits before and after 1 and --steps steps (empty: none)")
+	fits := fs.String("fits", "", "sinusoid: PNG plot of three test tasks: the truth, the K points, and the fits before and after 1 and --eval-steps steps (empty: none)")
 	usage := usageOf(fs, stderr, `Usage: medusa eval --checkpoint FILE [flags]
 
 Adapts a meta-trained model (any learner of "medusa train" but mtl) to
 fresh test tasks, as the end of "medusa train" does with the settings the
 checkpoint records, and prints the query MSE, or accuracy, after every
-number of inner steps up to --steps (mean and 95% interval,
+number of inner steps up to --eval-steps (mean and 95% interval,
 mean ± 1.96·s/√n). Plots the figure against the number of steps, and for
 sinusoids with --fits the model's fits to three tasks as in Finn et al.
 (2017), figure 2.
@@ -81,6 +83,10 @@ Flags:
 	if *episodes > 0 {
 		c.tasks = *episodes
 	}
+	if fs.Changed("steps") && !fs.Changed("eval-steps") {
+		c.steps = *oldSteps
+		c.given = append(c.given, "eval-steps")
+	}
 	if c.checkpoint == "" {
 		return bad("--checkpoint FILE is required")
 	}
@@ -88,7 +94,7 @@ Flags:
 	if c.maxMemory, err = parseMemory(*maxMemory); err != nil {
 		return bad("--max-memory %q: %v", *maxMemory, err)
 	}
-	if err := checkInts(intFlag{"tasks", c.tasks, 1, maxEvalSets}, intFlag{"steps", c.steps, 0, maxInner},
+	if err := checkInts(intFlag{"tasks", c.tasks, 1, maxEvalSets}, intFlag{"eval-steps", c.steps, 0, maxInner},
 		intFlag{"shots", c.shots, 0, maxExamples}, intFlag{"query", c.query, 0, maxExamples}); err != nil {
 		return bad("%v", err)
 	}
@@ -142,7 +148,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		name string
 		dst  *int
 		v    int
-	}{{"steps", &c.evalSteps, e.steps}, {"query", &c.evalQuery, e.query}, {"shots", &c.shots, e.shots}} {
+	}{{"eval-steps", &c.evalSteps, e.steps}, {"query", &c.evalQuery, e.query}, {"shots", &c.shots, e.shots}} {
 		if slices.Contains(e.given, f.name) && f.v > 0 {
 			*f.dst = f.v
 		}

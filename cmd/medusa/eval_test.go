@@ -66,7 +66,7 @@ func TestEvalRepeatsTrain(t *testing.T) {
 		t.Fatalf("train: %v\n%s", err, stderr)
 	}
 	adapt, fits := filepath.Join(dir, "adapt.png"), filepath.Join(dir, "fits.png")
-	out, stderr, err := runEval("--checkpoint", ckpt, "--tasks", "20", "--steps", "3", "--out", adapt, "--fits", fits)
+	out, stderr, err := runEval("--checkpoint", ckpt, "--tasks", "20", "--eval-steps", "3", "--out", adapt, "--fits", fits)
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, stderr)
 	}
@@ -144,7 +144,7 @@ func TestEvalBadInput(t *testing.T) {
 	}{
 		{[]string{}, true, "--checkpoint FILE is required"},
 		{[]string{"--checkpoint", good, "--tasks", "0"}, true, "--tasks 0: must be at least 1"},
-		{[]string{"--checkpoint", good, "--steps", "-1"}, true, "--steps -1"},
+		{[]string{"--checkpoint", good, "--steps", "-1"}, true, "--eval-steps -1"},
 		{[]string{"--checkpoint", good, "--shots", "-1"}, true, "--shots -1"},
 		{[]string{"--checkpoint", good, "--fits", filepath.Join(dir, "no", "f.png")}, true, "cannot write there"},
 		{[]string{"--checkpoint", good, "--seed", "x"}, true, "invalid argument"},

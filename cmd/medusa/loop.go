@@ -92,7 +92,7 @@ func trainLoop[B, S any](ctx context.Context, m learners.Trainer[B, S], run lear
 	err := learners.Train(ctx, m, run)
 	prog.Done()
 	if err != nil {
-		return stepFailed(ctx, err, stepFailure{unit: l.unit, total: run.Steps, path: rescuePath(l.out), save: save, hint: l.hint, stderr: stderr})
+		return stepFailed(ctx, err, stepFailure{cmd: map[string]string{"iteration": "train", "step": "mtl"}[l.unit], unit: l.unit, total: run.Steps, path: rescuePath(l.out), save: save, hint: l.hint, stderr: stderr})
 	}
 	if rl != nil {
 		if err := rl.Close(); err != nil {

@@ -52,7 +52,7 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"train", "--out", "/no/such/dir/m.safetensors"}, "cannot write there"},
 		{[]string{"train", "--device", "gpu"}, `--device "gpu": want auto, cpu, cuda or cuda:N`},
 		{[]string{"train", "--device", "cuda:-1"}, `--device "cuda:-1"`},
-		{[]string{"train", "--learner", "mtl", "--device", "tpu"}, `--device "tpu"`},
+		{[]string{"mtl", "--device", "tpu"}, `--device "tpu"`},
 		{[]string{"eval", "--checkpoint", "x", "--device", "cuda:x"}, `--device "cuda:x"`},
 		// Values that would exhaust memory or never finish a step.
 		{[]string{"train", "--meta-batch", "1000000000"}, "--meta-batch 1000000000: must be at most 10000"},
@@ -62,9 +62,9 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"train", "--eval-steps", "1000000000"}, "--eval-steps 1000000000: must be at most 1000"},
 		{[]string{"train", "--eval-query", "1000000000"}, "--eval-query 1000000000: must be at most 100000"},
 		{[]string{"train", "--eval-tasks", "1000000000"}, "--eval-tasks 1000000000: must be at most 100000"},
-		{[]string{"train", "--learner", "mtl", "--batch", "1000000000"}, "--batch 1000000000: must be at most 10000000"},
-		{[]string{"train", "--learner", "mtl", "--train-rows", "1000000000"}, "--train-rows 1000000000: must be at most 10000000"},
-		{[]string{"eval", "--checkpoint", "x", "--steps", "1000000000"}, "--steps 1000000000: must be at most 1000"},
+		{[]string{"mtl", "--batch", "1000000000"}, "--batch 1000000000: must be at most 10000000"},
+		{[]string{"mtl", "--train-rows", "1000000000"}, "--train-rows 1000000000: must be at most 10000000"},
+		{[]string{"eval", "--checkpoint", "x", "--steps", "1000000000"}, "--eval-steps 1000000000: must be at most 1000"},
 		{[]string{"eval", "--checkpoint", "x", "--shots", "1000000000"}, "--shots 1000000000: must be at most 100000"},
 		{[]string{"eval", "--checkpoint", "x", "--query", "1000000000"}, "--query 1000000000: must be at most 100000"},
 		{[]string{"eval", "--checkpoint", "x", "--tasks", "1000000000"}, "--tasks 1000000000: must be at most 100000"},
@@ -232,7 +232,7 @@ func TestMTLBadUsage(t *testing.T) {
 		{[]string{"--task", "csv", "--csv", words, "--targets", "z:regression"}, false, `"z"`},
 		{[]string{"--task", "csv", "--csv", filepath.Join(dir, "missing.csv"), "--targets", "y:regression"}, false, "missing.csv"},
 	} {
-		args := append([]string{"train", "--learner", "mtl"}, tt.args...)
+		args := append([]string{"mtl"}, tt.args...)
 		_, stderr, err := runCLI(args...)
 		var ue *usageError
 		if err == nil || errors.As(err, &ue) != tt.usage {
@@ -251,7 +251,7 @@ func TestMTLBadUsage(t *testing.T) {
 func TestMTLTrainSmall(t *testing.T) {
 	for _, w := range []string{"ew", "uw", "pcgrad"} {
 		out := filepath.Join(t.TempDir(), "mtl.safetensors")
-		stdout, stderr, err := runCLI("train", "--learner", "mtl", "--weighting", w, "--train-rows", "512", "--test-rows", "256",
+		stdout, stderr, err := runCLI("mtl", "--weighting", w, "--train-rows", "512", "--test-rows", "256",
 			"--steps", "20", "--batch", "64", "--hidden", "16", "--out", out)
 		if err != nil {
 			t.Fatalf("mtl %s: %v\n%s", w, err, stderr)
@@ -291,7 +291,7 @@ func TestMTLNaNStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "m.safetensors")
-	_, stderr, err := runCLI("train", "--learner", "mtl", "--task", "csv", "--csv", data, "--targets", "y:regression,c:binary",
+	_, stderr, err := runCLI("mtl", "--task", "csv", "--csv", data, "--targets", "y:regression,c:binary",
 		"--steps", "5", "--batch", "8", "--hidden", "4", "--dtype", "float64", "--out", out)
 	if err == nil || !strings.Contains(err.Error(), "loss of task y") {
 		t.Fatalf("training on targets of 1e300: err = %v; want the task y named", err)
@@ -407,7 +407,7 @@ func TestOutNotAFile(t *testing.T) {
 		for _, args := range [][]string{
 			{"train", "--iters", "2", "--eval-tasks", "0", "--out", path},
 			{"train", "--iters", "2", "--eval-tasks", "0", "--log", path},
-			{"train", "--learner", "mtl", "--steps", "2", "--out", path},
+			{"mtl", "--steps", "2", "--out", path},
 		} {
 			_, stderr, err := runCLI(args...)
 			var ue *usageError
@@ -439,7 +439,7 @@ func TestOutputLocked(t *testing.T) {
 		}
 		for _, args := range [][]string{
 			{"train", "--iters", "2", "--eval-tasks", "0", "--out", out, "--log", log},
-			{"train", "--learner", "mtl", "--steps", "2", "--out", out, "--log", log},
+			{"mtl", "--steps", "2", "--out", out, "--log", log},
 		} {
 			_, _, err := runCLI(args...)
 			if err == nil || !strings.Contains(err.Error(), "another run is writing "+held) {
@@ -466,6 +466,32 @@ func TestOutputLocked(t *testing.T) {
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".lock") {
 			t.Errorf("lock file %s left behind", e.Name())
+		}
+	}
+}
+
+// TestMTLCommand checks that multi-task learning is "medusa mtl" and that
+// each command sends the other's checkpoints to it.
+func TestMTLCommand(t *testing.T) {
+	dir := t.TempDir()
+	mtl, meta := filepath.Join(dir, "mtl.safetensors"), filepath.Join(dir, "maml.safetensors")
+	if _, stderr, err := runCLI("mtl", "--steps", "2", "--train-rows", "64", "--test-rows", "32", "--out", mtl); err != nil {
+		t.Fatalf("medusa mtl: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := runCLI("train", "--iters", "2", "--eval-tasks", "0", "--out", meta); err != nil {
+		t.Fatalf("medusa train: %v\n%s", err, stderr)
+	}
+	_, stderr, err := runCLI("train", "--learner", "mtl")
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(stderr, "medusa mtl") {
+		t.Errorf("train --learner mtl: %v; want a usage error naming medusa mtl\n%s", err, stderr)
+	}
+	for _, tt := range []struct{ cmd, total, path, want string }{
+		{"train", "--iters", mtl, "resume it with medusa mtl --resume " + mtl},
+		{"mtl", "--steps", meta, "resume it with medusa train --resume " + meta},
+	} {
+		if _, _, err := runCLI(tt.cmd, "--resume", tt.path, tt.total, "5"); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("medusa %s --resume %s: %v; want %q", tt.cmd, tt.path, err, tt.want)
 		}
 	}
 }

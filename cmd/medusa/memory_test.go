@@ -30,7 +30,7 @@ func TestMemoryWithinEstimate(t *testing.T) {
 		{"train", "--learner", "reptile", "--task", "classification", "--meta-batch", "200", "--shots", "20", "--hidden", "256",
 			"--iters", "2", "--eval-tasks", "50", "--eval-steps", "5"},
 		{"train", "--task", "mnist", "--filters", "16", "--meta-batch", "4", "--iters", "2", "--eval-tasks", "5", "--eval-steps", "2"},
-		{"train", "--learner", "mtl", "--weighting", "pcgrad", "--train-rows", "100000", "--test-rows", "20000",
+		{"mtl", "--weighting", "pcgrad", "--train-rows", "100000", "--test-rows", "20000",
 			"--batch", "4096", "--hidden", "512,512", "--steps", "3"},
 	} {
 		name := strings.Join(args, " ")

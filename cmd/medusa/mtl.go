@@ -19,7 +19,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// mtlConfig is what "medusa train --learner mtl" runs.
+// mtlConfig is what "medusa mtl" runs.
 type mtlConfig struct {
 	task       string
 	weighting  string
@@ -50,26 +50,12 @@ type mtlConfig struct {
 	given []string          // the flags set on the command line
 }
 
-// learnerOf returns the value of --learner in args, or "" if absent.
-func learnerOf(args []string) string {
-	for i, a := range args {
-		switch {
-		case a == "--":
-			return ""
-		case a == "--learner" && i+1 < len(args):
-			return args[i+1]
-		case strings.HasPrefix(a, "--learner="):
-			return strings.TrimPrefix(a, "--learner=")
-		}
-	}
-	return ""
-}
-
 func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
-	fs := pflag.NewFlagSet("medusa train --learner mtl", pflag.ContinueOnError)
+	fs := pflag.NewFlagSet("medusa mtl", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
-	fs.String("learner", "mtl", "mtl: multi-task learning (see \"medusa train --help\" for the meta-learners)")
+	learner := fs.String("learner", "mtl", "mtl (recorded by earlier checkpoints)")
+	fs.MarkHidden("learner")
 	task := fs.String("task", "synthetic", "data: synthetic (generated: 2 regressions, 1 binary), multimnist (MNIST digit pairs: left, right), csv (--csv FILE)")
 	wname := fs.String("weighting", "ew", "task weighting: "+strings.Join(weighting.Names(), ", "))
 	arch := fs.String("arch", "hps", "architecture: hps (shared trunk + heads) or mmoe (multi-gate mixture of experts)")
@@ -94,7 +80,7 @@ func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
 	targets := fs.String("targets", "", "csv target columns: name:kind[,name:kind...] with kind regression, binary or multiclass:N")
 	testFrac := fs.Float64("test-frac", 0.2, "csv: fraction of rows held out for evaluation")
 	maxMemory := fs.String("max-memory", "", memoryHelp)
-	usage := usageOf(fs, stderr, `Usage: medusa train --learner mtl [flags]
+	usage := usageOf(fs, stderr, `Usage: medusa mtl [flags]
 
 Trains one network on several tasks at once: a shared trunk (or MMoE
 experts) with one head per task, the tasks' losses and gradients combined
@@ -115,6 +101,9 @@ Flags:
 	}
 	if fs.NArg() > 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
+	}
+	if *learner != "mtl" {
+		return bad("--learner %q: meta-learners are trained by medusa train", *learner)
 	}
 	c := &mtlConfig{task: *task, weighting: *wname, arch: *arch, experts: *experts, steps: *steps, batch: *batch,
 		lr: *lr, seed: *seed, out: *out, logEvery: *logEvery, trainRows: *trainRows, testRows: *testRows,
@@ -241,12 +230,17 @@ func (c *mtlConfig) tables() tasks.TableBenchmark {
 	return b
 }
 
-func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer, ckpt *graph.Checkpoint) error {
+// trainMTL is "medusa mtl".
+func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, err := parseMTL(args, stderr)
 	if err != nil || c == nil {
 		return err
 	}
-	if ckpt != nil {
+	var ckpt *graph.Checkpoint
+	if c.resume != "" {
+		if ckpt, err = loadResume(c.resume, "mtl"); err != nil {
+			return err
+		}
 		if c, err = resumeConfig(c, ckpt, args, stderr, parseMTL); err != nil || c == nil {
 			return err
 		}

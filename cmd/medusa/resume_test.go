@@ -99,9 +99,9 @@ func TestResumeBitIdentical(t *testing.T) {
 			"--eval-tasks", "0"}, "--iters"},
 		{"metasgd", []string{"train", "--learner", "metasgd", "--task", "classification", "--meta-batch", "3", "--hidden", "8",
 			"--eval-tasks", "0"}, "--iters"},
-		{"mtl-uw", []string{"train", "--learner", "mtl", "--weighting", "uw", "--train-rows", "300", "--test-rows", "50",
+		{"mtl-uw", []string{"mtl", "--weighting", "uw", "--train-rows", "300", "--test-rows", "50",
 			"--batch", "64", "--hidden", "16"}, "--steps"},
-		{"mtl-pcgrad", []string{"train", "--learner", "mtl", "--weighting", "pcgrad", "--train-rows", "300", "--test-rows", "50",
+		{"mtl-pcgrad", []string{"mtl", "--weighting", "pcgrad", "--train-rows", "300", "--test-rows", "50",
 			"--batch", "64", "--hidden", "16"}, "--steps"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -114,7 +114,7 @@ func TestResumeBitIdentical(t *testing.T) {
 			if _, stderr, err := runCLI(append(c.args, c.total, "7", "--out", part)...); err != nil {
 				t.Fatalf("first part: %v\n%s", err, stderr)
 			}
-			stdout, stderr, err := runCLI("train", "--resume", part, c.total, "13")
+			stdout, stderr, err := runCLI(c.args[0], "--resume", part, c.total, "13")
 			if err != nil {
 				t.Fatalf("resumed run: %v\n%s", err, stderr)
 			}
@@ -389,7 +389,7 @@ func stopKinds() []struct {
 	for _, w := range weighting.Names() {
 		// 150 rows in batches of 32: an epoch is 5 steps, so the runs
 		// cross one (DWA's weights change there).
-		runs = append(runs, run{"mtl-" + w, []string{"train", "--learner", "mtl", "--weighting", w, "--train-rows", "150",
+		runs = append(runs, run{"mtl-" + w, []string{"mtl", "--weighting", w, "--train-rows", "150",
 			"--test-rows", "20", "--batch", "32", "--hidden", "6", "--log-every", "1"}, "--steps"})
 	}
 	return runs
@@ -455,7 +455,7 @@ func TestStopsResumeBitIdentical(t *testing.T) {
 				t.Fatalf("the run to be killed ended with %v, not SIGKILL\n%s", err, stderr.String())
 			}
 			for _, path := range []string{interrupted, nan, killed} {
-				if _, stderr, err := runCLI("train", "--resume", path, c.total, "8"); err != nil {
+				if _, stderr, err := runCLI(c.args[0], "--resume", path, c.total, "8"); err != nil {
 					t.Fatalf("resuming %s: %v\n%s", filepath.Base(path), err, stderr)
 				}
 				p, s := loadBits(t, path)

@@ -32,8 +32,10 @@ Usage:
   medusa <command> [flags]
 
 Commands:
-  train   meta-train a model (default), or train a multi-task model
-          (--learner mtl), and report its test scores
+  train   meta-train a model (MAML, first-order MAML, ANIL, Meta-SGD or
+          Reptile) on a task distribution and report its test scores
+  mtl     train one network on several tasks at once (shared trunk or
+          MMoE, a task weighting method) and report each task's scores
   toy     run multi-task weighting methods on the two-objective toy problem
           and plot their trajectories
   eval    adapt a meta-trained sinusoid model (train --out) to fresh tasks:
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd := args[0]; cmd {
 	case "train":
 		return train(ctx, args[1:], stdout, stderr)
+	case "mtl":
+		return trainMTL(ctx, args[1:], stdout, stderr)
 	case "toy":
 		return toy(ctx, args[1:], stdout, stderr)
 	case "eval":

@@ -131,7 +131,7 @@ func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	fs := pflag.NewFlagSet("medusa train", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported once, by badUsage
 	fs.SortFlags = false
-	learner := fs.String("learner", "maml", "maml (exact second order), fomaml (first order), anil (inner loop adapts the head only), metasgd (learned per-parameter inner rates), reptile, or mtl (multi-task learning: see --learner mtl --help)")
+	learner := fs.String("learner", "maml", "maml (exact second order), fomaml (first order), anil (inner loop adapts the head only), metasgd (learned per-parameter inner rates) or reptile")
 	task := fs.String("task", "sinusoid", "task distribution: sinusoid (Finn et al. 2017), classification (synthetic, make_classification-style), mnist (digits 0-4 train, 5-9 test), doublemnist (100 two-digit classes, 64/16/20 split), omniglot (--data DIR: alphabet/character/*.png)")
 	iters := fs.Int("iters", 10000, "meta-iterations (outer updates); the MAML paper uses 70000 for sinusoids")
 	metaBatch := fs.Int("meta-batch", 0, "tasks per meta-iteration (0: 25, or 4 for image tasks)")
@@ -192,7 +192,10 @@ Flags:
 		return nil, badUsage(stderr, usage, format, a...)
 	}
 	if !slices.Contains(metaLearners, c.learner) {
-		return bad("--learner %q: want %s or mtl", c.learner, strings.Join(metaLearners, ", "))
+		if c.learner == "mtl" {
+			return bad("--learner mtl: multi-task learning is a command of its own: medusa mtl (see medusa mtl --help)")
+		}
+		return bad("--learner %q: want %s", c.learner, strings.Join(metaLearners, ", "))
 	}
 	if !slices.Contains(metaTasks, c.task) {
 		return bad("--task %q: want %s", c.task, strings.Join(metaTasks, ", "))
@@ -301,23 +304,15 @@ func parseWidths(s string) ([]int, error) {
 }
 
 func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var ckpt *graph.Checkpoint
-	if path := resumePath(args); path != "" {
-		var err error
-		if ckpt, err = loadResume(path); err != nil {
-			return err
-		}
-		if ckpt.Meta["learner"] == "mtl" {
-			return trainMTL(ctx, args, stdout, stderr, ckpt)
-		}
-	} else if learnerOf(args) == "mtl" {
-		return trainMTL(ctx, args, stdout, stderr, nil)
-	}
 	c, err := parseTrain(args, stderr)
 	if err != nil || c == nil {
 		return err
 	}
-	if ckpt != nil {
+	var ckpt *graph.Checkpoint
+	if c.resume != "" {
+		if ckpt, err = loadResume(c.resume, "train"); err != nil {
+			return err
+		}
 		if c, err = resumeConfig(c, ckpt, args, stderr, parseTrain); err != nil || c == nil {
 			return err
 		}
@@ -418,6 +413,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // stepFailure describes a training loop whose step failed.
 type stepFailure struct {
+	cmd         string                       // "train" or "mtl"
 	unit        string                       // "iteration" or "step"
 	done, total int                          // done: set from the failed step
 	path        string                       // where the checkpoint goes
@@ -444,7 +440,7 @@ func stepFailed(ctx context.Context, err error, f stepFailure) error {
 		if serr := f.save(f.path, "the last completed"); serr != nil {
 			return serr
 		}
-		return fmt.Errorf("training interrupted after %d of %d %ss; resume with: medusa train --resume %s", f.done, f.total, f.unit, f.path)
+		return fmt.Errorf("training interrupted after %d of %d %ss; resume with: medusa %s --resume %s", f.done, f.total, f.unit, f.cmd, f.path)
 	}
 	var nf *learners.NonFiniteError
 	if errors.As(err, &nf) {
@@ -463,7 +459,7 @@ func stepFailed(ctx context.Context, err error, f stepFailure) error {
 // checkpoint itself.
 func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.Writer, parse func([]string, io.Writer) (C, error)) (C, error) {
 	var zero C
-	given, path := configGiven(c)
+	given, path, learner := configGiven(c)
 	for _, name := range given {
 		if !slices.Contains(resumeFlags, name) && name != "learner" {
 			fmt.Fprintf(stderr, "medusa: --%s: a resumed run keeps the settings it was started with; only --iters/--steps, --out, --checkpoint-every, --log, --log-every, --device, --max-memory and the --eval flags may be given\n", name)
@@ -487,7 +483,7 @@ func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.W
 		return zero, fmt.Errorf("--resume %s: the settings it records are refused: %v", path, err)
 	}
 	if slices.Contains(given, "learner") {
-		if was, now := learnerOf(stored), learnerOf(args); was != now {
+		if was, now := ckpt.Meta["learner"], learner; was != now {
 			fmt.Fprintf(stderr, "medusa: --learner %s: the checkpoint was trained with --learner %s, which a resumed run keeps\n", now, was)
 			return zero, &usageError{"--learner on resume"}
 		}
@@ -499,16 +495,16 @@ func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.W
 	return parse(merged, stderr)
 }
 
-// configGiven returns the flags set on a parsed command line and its
-// --resume path.
-func configGiven(c any) ([]string, string) {
+// configGiven returns the flags set on a parsed command line, its
+// --resume path and its learner.
+func configGiven(c any) (given []string, resume, learner string) {
 	switch c := c.(type) {
 	case *trainConfig:
-		return c.given, c.resume
+		return c.given, c.resume, c.learner
 	case *mtlConfig:
-		return c.given, c.resume
+		return c.given, c.resume, "mtl"
 	}
-	return nil, ""
+	return nil, "", ""
 }
 
 // begin starts a training run: it locks its outputs, says which BLAS the
