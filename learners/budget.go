@@ -200,3 +200,33 @@ func graphError(what string, err error) error {
 	}
 	return err
 }
+
+// PlanMTL compiles m's graphs for training on train in minibatches of
+// batch rows (the last of an epoch smaller when batch does not divide
+// train.N) and for evaluating on test, and adds them, and the epoch's
+// minibatches, to b.
+func (b *Budget) PlanMTL(m *MTL, train, test *tasks.Table, batch int) error {
+	if train == nil || test == nil || batch <= 0 {
+		return fmt.Errorf("learners: PlanMTL: want training and test tables and a positive batch")
+	}
+	// An epoch's minibatches are copies of the training rows, and the
+	// last epoch's are garbage when the next begins.
+	b.Add("batches", 2*int64(train.N)*int64(train.In+len(train.Targets))*8)
+	sizes := []int{min(batch, train.N)}
+	if train.N%batch != 0 && train.N > batch {
+		sizes = append(sizes, train.N%batch)
+	}
+	for _, rows := range sizes {
+		n, err := m.PrepareStep(rows, train.In)
+		if err != nil {
+			return graphError("a training step", err)
+		}
+		b.Add("graphs", n)
+	}
+	n, err := m.PrepareEvaluate(test.N, test.In)
+	if err != nil {
+		return graphError("the evaluation", err)
+	}
+	b.Add("evaluation", n)
+	return b.Check()
+}

@@ -1,11 +1,14 @@
 package learners
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/medusa-ml/medusa/learners/tasks"
+	"github.com/medusa-ml/medusa/nets"
+	"gorgonia.org/tensor"
 )
 
 func TestBudget(t *testing.T) {
@@ -88,5 +91,38 @@ func TestPlanAssess(t *testing.T) {
 	}
 	if err := b.PlanStep(&fakePreparer{perTask: 1 << 20}, tasks.Shape{Tasks: 4, Support: 5, In: 1, Out: 1}); err == nil {
 		t.Error("PlanStep over the limit: no error")
+	}
+}
+
+func TestPlanMTL(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	train, test := mtlTable(rng, 10), mtlTable(rng, 6)
+	m := newMTL(t, nets.MultiTask{Trunk: nets.Trunk{In: 4, Hidden: []int{8}},
+		Heads: []nets.Head{{Name: "sum", Out: 1}, {Name: "sign", Out: 1}, {Name: "argmax", Out: 3}}}, 1, tensor.Float64)
+	b := NewBudget(0)
+	start := b.Total()
+	if err := b.PlanMTL(m, train, test, 4); err != nil {
+		t.Fatal(err)
+	}
+	// Graphs of 4 and 2 rows, of the evaluation, and two copies of the
+	// 10 rows of 4 features and 3 targets.
+	var graphs int64
+	for _, rows := range []int{4, 2} {
+		n, err := m.PrepareStep(rows, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		graphs += n
+	}
+	ev, err := m.PrepareEvaluate(6, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := graphs + ev + 2*10*7*8; b.Total()-start != want {
+		t.Errorf("PlanMTL added %d bytes; want %d", b.Total()-start, want)
+	}
+	b.Max = b.Total() - 1
+	if err := b.PlanMTL(m, train, test, 4); err == nil {
+		t.Error("PlanMTL over the limit: no error")
 	}
 }

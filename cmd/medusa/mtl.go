@@ -293,24 +293,9 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	m := &learners.MTL{Model: model, Params: params, Targets: train.Targets, Weighting: method,
 		Optimizer: &learners.Adam{LR: c.lr}, Rand: rand.New(wsrc), Device: dev}
 	defer m.Close()
-	batch := min(c.batch, train.N)
-	// An epoch's minibatches are copies of the training rows, and the
-	// last epoch's are garbage when the next begins.
-	mem.Add("batches", 2*int64(train.N)*int64(train.In+len(train.Targets))*8)
-	if n, err = m.PrepareStep(batch, train.In); err != nil {
+	if err := mem.PlanMTL(m, train, test, c.batch); err != nil {
 		return err
 	}
-	mem.Add("graphs", n)
-	if train.N%c.batch != 0 && train.N > c.batch {
-		if n, err = m.PrepareStep(train.N%c.batch, train.In); err != nil {
-			return err
-		}
-		mem.Add("graphs", n)
-	}
-	if n, err = m.PrepareEvaluate(test.N, test.In); err != nil {
-		return err
-	}
-	mem.Add("evaluation", n)
 	lift, err := enforce(mem, stderr)
 	if err != nil {
 		return err
