@@ -35,6 +35,27 @@
 //   - Checkpoints in the safetensors format: parameters plus the training
 //     state a resumed run needs (Checkpoint, Stateful).
 //
+// # Differentiating twice
+//
+// Second-order MAML differentiates a graph's gradient again. The ops
+// below are tested to give exact second derivatives (Hessian-vector
+// products against central differences in float64):
+//
+//   - gorgonia's Add, Sub, Mul (scalars, matrices, matrix-vector),
+//     HadamardProd, HadamardDiv, Neg, Square, Sqrt, Inverse, Pow with a
+//     constant exponent, Exp, Log, Tanh, Sigmoid, Rectify, Reshape,
+//     BatchedMatMul, Sum and Mean;
+//   - this package's LogSoftmax, SoftmaxCrossEntropy, CrossEntropyLabels,
+//     Pick, StopGradient, ReLU, BatchedMatMul, Conv2D, MaxPool2D,
+//     BatchNorm, Broadcast, SumAxis, SumAll and Scale.
+//
+// Grad returns an error matching ErrNotDifferentiable when an op's
+// derivative cannot be differentiated: gorgonia's SoftMax (use LogSoftmax,
+// or SoftmaxCrossEntropy for a loss) and Slice (use Pick) differentiate
+// once but not twice. Other gorgonia ops are differentiated through their
+// own derivatives, which this package does not vouch for at second order:
+// check a model that uses them with NumHVP.
+//
 // # Conventions
 //
 // Weights are stored as PyTorch stores them: a linear layer's weight has

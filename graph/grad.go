@@ -104,7 +104,10 @@ func Grad(cost *G.Node, wrt ...*G.Node) (grads G.Nodes, err error) {
 		if !ok {
 			return nil, fmt.Errorf("graph: Grad: op %v (node %s): %w", n.Op(), n.Name(), ErrNotDifferentiable)
 		}
-		diffs := sd.DiffWRT(len(children))
+		diffs, err := diffWRT(sd, len(children))
+		if err != nil {
+			return nil, fmt.Errorf("graph: Grad: op %v (node %s): %v: %w", n.Op(), n.Name(), err, ErrNotDifferentiable)
+		}
 		flowsThrough := false
 		for j, c := range children {
 			if j < len(diffs) && diffs[j] && needs[c] {
@@ -114,7 +117,7 @@ func Grad(cost *G.Node, wrt ...*G.Node) (grads G.Nodes, err error) {
 		if !flowsThrough {
 			continue // e.g. comparisons: zero gradient
 		}
-		cg, err := sd.SymDiff(children, n, adj)
+		cg, err := symDiff(sd, children, n, adj)
 		if err != nil {
 			return nil, fmt.Errorf("graph: Grad: op %v (node %s): %v: %w", n.Op(), n.Name(), err, ErrNotDifferentiable)
 		}
@@ -137,6 +140,27 @@ func Grad(cost *G.Node, wrt ...*G.Node) (grads G.Nodes, err error) {
 		}
 	}
 	return grads, nil
+}
+
+// diffWRT calls op's DiffWRT, returning a panic in it as an error: some
+// of gorgonia's derivative ops (SoftMax's) panic when differentiated.
+func diffWRT(op G.SDOp, inputs int) (d []bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return op.DiffWRT(inputs), nil
+}
+
+// symDiff calls op's SymDiff, returning a panic in it as an error.
+func symDiff(op G.SDOp, children G.Nodes, n, adj *G.Node) (cg G.Nodes, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return op.SymDiff(children, n, adj)
 }
 
 // brokenSymDiff reports gorgonia ops whose SymDiff gives wrong results

@@ -153,6 +153,14 @@ func TestGradSecondOrder(t *testing.T) {
 			return G.Pow(x, G.NewConstant(3.0))
 		})},
 		{"exp", []float64{0.5, -1, 1.2}, sumOf(G.Exp)},
+		{"sqrt", []float64{0.5, 1.7, 3}, sumOf(G.Sqrt)},
+		{"neg and sub", []float64{0.5, -1, 1.2}, sumOf(func(x *G.Node) (*G.Node, error) {
+			return G.Sub(G.Must(G.Neg(G.Must(G.Square(x)))), G.Must(G.Tanh(x)))
+		})},
+		{"quotient", []float64{0.5, -1, 1.2}, sumOf(func(x *G.Node) (*G.Node, error) {
+			return G.HadamardDiv(G.Must(G.Tanh(x)), G.Must(G.Add(one(x), G.Must(G.Square(x)))))
+		})},
+		{"inverse", []float64{0.5, 1.5, 1.2}, sumOf(G.Inverse)},
 		{"log", []float64{0.5, 1.7, 3}, sumOf(G.Log)},
 		{"tanh", []float64{0.5, -1, 1.2}, sumOf(G.Tanh)},
 		{"sigmoid", []float64{0.5, -1, 1.2}, sumOf(G.Sigmoid)},
@@ -433,6 +441,23 @@ func TestGradRefusesSliceSecondOrder(t *testing.T) {
 	dot := G.Must(SumAll(d1[0]))
 	if _, err := Grad(dot, x); !errors.Is(err, ErrNotDifferentiable) {
 		t.Errorf("second derivative through Slice: err = %v; want ErrNotDifferentiable", err)
+	}
+}
+
+// TestGradRefusesSoftMaxSecondOrder: gorgonia's SoftMax differentiates
+// once, but its derivative op cannot be differentiated (it panics), which
+// Grad must report as ErrNotDifferentiable.
+func TestGradRefusesSoftMaxSecondOrder(t *testing.T) {
+	g := G.NewGraph()
+	x := G.NewMatrix(g, G.Float64, G.WithShape(2, 3), G.WithName("x"))
+	sm := G.Must(G.SoftMax(x))
+	c := G.Must(SumAll(G.Must(G.Square(sm))))
+	d1, err := Grad(c, x)
+	if err != nil {
+		t.Fatalf("first derivative through SoftMax: %v", err)
+	}
+	if _, err := Grad(G.Must(SumAll(d1[0])), x); !errors.Is(err, ErrNotDifferentiable) || !strings.Contains(err.Error(), "SoftmaxDiff") {
+		t.Errorf("second derivative through SoftMax: err = %v; want ErrNotDifferentiable naming the op", err)
 	}
 }
 

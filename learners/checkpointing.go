@@ -129,11 +129,11 @@ func (m *MAML) buildCkGraph(k programKey, kind ckKind) (c *ckGraph, err error) {
 		q := m.Params.At(i)
 		theta[i] = G.NewTensor(g, dt, q.Value.Dims()+1, G.WithShape(append([]int{k.tasks}, q.Value.Shape()...)...), G.WithName(q.Name))
 	}
-	pred, err := m.Model.Forward(x, theta)
+	pred, err := forward(m.Model, x, theta)
 	if err != nil {
 		return nil, err
 	}
-	losses, err := m.Loss.perTask(pred, y)
+	losses, err := lossPerTask(m.Loss, pred, y)
 	if err != nil {
 		return nil, err
 	}

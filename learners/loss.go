@@ -18,35 +18,96 @@ type Model interface {
 	Forward(x *G.Node, p G.Nodes) (*G.Node, error)
 }
 
-// Loss is a per-example loss.
-type Loss int
+// Loss is a training loss over a batch of tasks. PerTask returns each
+// task's loss, a vector [tasks], for predictions and targets of shape
+// [tasks, n, out], built of gorgonia nodes. For second-order MAML it must
+// be twice differentiable: built of the ops package graph lists as such.
+// MSE and CrossEntropy are built in; LossFunc makes a Loss of a function.
+type Loss interface {
+	PerTask(pred, target *G.Node) (*G.Node, error)
+}
 
-// The losses. The zero value is MSE.
+// LossFunc is a Loss given as a function.
+type LossFunc func(pred, target *G.Node) (*G.Node, error)
+
+// PerTask returns f(pred, target).
+func (f LossFunc) PerTask(pred, target *G.Node) (*G.Node, error) { return f(pred, target) }
+
+// BuiltinLoss is one of the losses medusa provides.
+type BuiltinLoss int
+
+// The built-in losses.
 const (
 	// MSE is the mean squared error over examples and outputs.
-	MSE Loss = iota
+	MSE BuiltinLoss = iota
 	// CrossEntropy is the softmax cross-entropy against one-hot targets,
 	// averaged over examples.
 	CrossEntropy
 )
 
 // String returns the loss's name.
-func (l Loss) String() string {
+func (l BuiltinLoss) String() string {
 	switch l {
 	case MSE:
 		return "mse"
 	case CrossEntropy:
 		return "cross-entropy"
 	}
-	return fmt.Sprintf("Loss(%d)", int(l))
+	return fmt.Sprintf("BuiltinLoss(%d)", int(l))
 }
 
-// perTask returns the loss of each task, a vector [tasks], for predictions
-// and targets of shape [tasks, n, out].
-func (l Loss) perTask(pred, target *G.Node) (*G.Node, error) {
-	s := pred.Shape()
-	if !s.Eq(target.Shape()) {
+// lossPerTask returns l's per-task losses (MSE when l is nil), checking
+// their shape and naming the loss in an error, a panic included.
+func lossPerTask(l Loss, pred, target *G.Node) (out *G.Node, err error) {
+	if l == nil {
+		l = MSE
+	}
+	if s := pred.Shape(); !s.Eq(target.Shape()) {
 		return nil, &graph.ShapeError{Op: "loss", Want: fmt.Sprint(s), Got: fmt.Sprint(target.Shape())}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("learners: loss %v: panic: %v", l, r)
+		}
+	}()
+	out, err = l.PerTask(pred, target)
+	if err != nil {
+		if _, ok := l.(BuiltinLoss); ok {
+			return nil, err
+		}
+		return nil, fmt.Errorf("learners: loss %T: %w", l, err)
+	}
+	if want := (tensor.Shape{pred.Shape()[0]}); out == nil || !out.Shape().Eq(want) {
+		got := "nil"
+		if out != nil {
+			got = fmt.Sprint(out.Shape())
+		}
+		return nil, &graph.ShapeError{Op: fmt.Sprintf("loss %T", l), Want: fmt.Sprint(want) + ", one loss a task", Got: got}
+	}
+	return out, nil
+}
+
+// forward runs model's forward pass on x, naming the model and the input's
+// shape in an error, a panic in it included (gorgonia's ops panic on
+// some bad shapes).
+func forward(model Model, x *G.Node, p G.Nodes) (out *G.Node, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("learners: %T.Forward of x %v: panic: %v", model, x.Shape(), r)
+		}
+	}()
+	if out, err = model.Forward(x, p); err != nil {
+		return nil, fmt.Errorf("learners: %T.Forward of x %v: %w", model, x.Shape(), err)
+	}
+	return out, nil
+}
+
+// PerTask returns the loss of each task, a vector [tasks], for
+// predictions and targets of shape [tasks, n, out].
+func (l BuiltinLoss) PerTask(pred, target *G.Node) (*G.Node, error) {
+	s := pred.Shape()
+	if !s.Eq(target.Shape()) || len(s) != 3 {
+		return nil, &graph.ShapeError{Op: "loss " + l.String(), Want: fmt.Sprint(s) + " of 3 axes", Got: fmt.Sprint(target.Shape())}
 	}
 	n, out := s[1], s[2]
 	var elem *G.Node

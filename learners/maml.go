@@ -615,11 +615,11 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 		}
 	}
 	queryLoss := func(params G.Nodes) (*G.Node, *G.Node, error) {
-		pred, err := m.Model.Forward(p.data[2], params)
+		pred, err := forward(m.Model, p.data[2], params)
 		if err != nil {
 			return nil, nil, err
 		}
-		l, err := m.Loss.perTask(pred, p.data[3])
+		l, err := lossPerTask(m.Loss, pred, p.data[3])
 		return pred, l, err
 	}
 	record := func(params G.Nodes) error {
@@ -635,11 +635,11 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 		return nil, err
 	}
 	for s := 0; s < k.steps; s++ {
-		pred, err := m.Model.Forward(p.data[0], adapted)
+		pred, err := forward(m.Model, p.data[0], adapted)
 		if err != nil {
 			return nil, err
 		}
-		ls, err := m.Loss.perTask(pred, p.data[1])
+		ls, err := lossPerTask(m.Loss, pred, p.data[1])
 		if err != nil {
 			return nil, err
 		}

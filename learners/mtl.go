@@ -789,7 +789,7 @@ func (m *MTL) build(k mtlKey) (p *mtlProgram, err error) {
 	p.x = G.NewTensor(g, dt, 3, G.WithShape(1, k.rows, k.in), G.WithName("x"))
 	outs, err := m.Model.Forward(p.x, p.params)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("learners: %T.Forward of x %v: %w", m.Model, p.x.Shape(), err)
 	}
 	if len(outs) != len(m.Targets) {
 		return nil, fmt.Errorf("learners: MTL: the model has %d heads for %d targets", len(outs), len(m.Targets))

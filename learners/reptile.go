@@ -664,10 +664,10 @@ func (r *Reptile) build(k reptileKey) (p *reptileProgram, err error) {
 	}
 	x := G.NewTensor(g, dt, 3, G.WithShape(k.tasks, k.n, k.in), G.WithName(reptileData[0]))
 	y := G.NewTensor(g, dt, 3, G.WithShape(k.tasks, k.n, k.out), G.WithName(reptileData[1]))
-	if p.pred, err = r.Model.Forward(x, p.theta); err != nil {
+	if p.pred, err = forward(r.Model, x, p.theta); err != nil {
 		return nil, err
 	}
-	if p.losses, err = r.Loss.perTask(p.pred, y); err != nil {
+	if p.losses, err = lossPerTask(r.Loss, p.pred, y); err != nil {
 		return nil, err
 	}
 	outputs := G.Nodes{p.losses, p.pred}
