@@ -367,7 +367,7 @@ func (m *MTL) apply(step int, method weighting.Method, losses []float64, out wei
 // returns a function that puts them back.
 func snapshot(method weighting.Method) (func(), error) {
 	var undo []func()
-	if s, ok := method.(weighting.Stateful); ok {
+	if s, ok := method.(weighting.StateMarshaler); ok {
 		b, err := s.MarshalState()
 		if err != nil {
 			return nil, fmt.Errorf("learners: MTL: saving %s's state: %v", method.Name(), err)

@@ -332,7 +332,7 @@ func (m *MTL) SaveState(prefix string, c *graph.Checkpoint) error {
 			return err
 		}
 	}
-	if s, ok := method.(weighting.Stateful); ok {
+	if s, ok := method.(weighting.StateMarshaler); ok {
 		b, err := s.MarshalState()
 		if err != nil {
 			return fmt.Errorf("learners: saving %s's state: %v", method.Name(), err)
@@ -379,7 +379,7 @@ func (m *MTL) LoadState(prefix string, c *graph.Checkpoint) error {
 			return err
 		}
 	}
-	if s, ok := method.(weighting.Stateful); ok {
+	if s, ok := method.(weighting.StateMarshaler); ok {
 		b, ok := c.Meta[prefix+"weighting_state"]
 		if !ok {
 			return fmt.Errorf("learners: checkpoint has no state for weighting %s", method.Name())

@@ -78,11 +78,11 @@ type Weighter interface {
 	Weights(step, tasks int) []float64
 }
 
-// Stateful is implemented by methods that keep state between steps
+// StateMarshaler is implemented by methods that keep state between steps
 // besides their Learned parameters (DWA's epoch losses, GradNorm's initial
 // losses, Nash-MTL's warm start), so that a checkpoint can hold it and a
 // resumed run continue exactly.
-type Stateful interface {
+type StateMarshaler interface {
 	MarshalState() ([]byte, error)
 	UnmarshalState([]byte) error
 }

@@ -7,9 +7,9 @@ import (
 )
 
 var (
-	_ Stateful = (*DWA)(nil)
-	_ Stateful = (*GradNorm)(nil)
-	_ Stateful = (*Nash)(nil)
+	_ StateMarshaler = (*DWA)(nil)
+	_ StateMarshaler = (*GradNorm)(nil)
+	_ StateMarshaler = (*Nash)(nil)
 )
 
 type dwaState struct {

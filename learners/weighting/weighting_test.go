@@ -751,7 +751,7 @@ func TestWeighter(t *testing.T) {
 func TestUnmarshalStateRejects(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		m    Stateful
+		m    StateMarshaler
 		b    string
 	}{
 		{"dwa without sums", &DWA{}, `{"Tasks":2,"LastStep":3,"Epoch":1,"N":1,"Sum":null}`},
@@ -759,8 +759,8 @@ func TestUnmarshalStateRejects(t *testing.T) {
 		{"dwa negative epoch", &DWA{}, `{"Tasks":2,"Epoch":-1,"Sum":[1,1]}`},
 		{"nash negative", &Nash{}, `[-1,0]`},
 		{"nash garbage", &Nash{}, `{`},
-		{"gradnorm zero loss", func() Stateful { g, _ := NewGradNorm(2); return g }(), `[1,0]`},
-		{"gradnorm wrong length", func() Stateful { g, _ := NewGradNorm(2); return g }(), `[1,2,3]`},
+		{"gradnorm zero loss", func() StateMarshaler { g, _ := NewGradNorm(2); return g }(), `[1,0]`},
+		{"gradnorm wrong length", func() StateMarshaler { g, _ := NewGradNorm(2); return g }(), `[1,2,3]`},
 	} {
 		if err := c.m.UnmarshalState([]byte(c.b)); err == nil {
 			t.Errorf("%s: UnmarshalState(%s): no error", c.name, c.b)
