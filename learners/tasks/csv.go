@@ -386,3 +386,47 @@ func ParseTargets(s string) ([]Target, error) {
 	}
 	return out, nil
 }
+
+// WriteCSV writes t as CSV text that ReadCSV reads back exactly: a header
+// of the feature columns, named x1, x2, ..., then the targets' names, and
+// one row per example, every number in the shortest form that parses back
+// to the same float64 (labels as whole numbers). A target named like a
+// feature column is an error.
+func (t *Table) WriteCSV(w io.Writer) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	header := make([]string, 0, t.In+len(t.Targets))
+	for j := range t.In {
+		header = append(header, "x"+strconv.Itoa(j+1))
+	}
+	for _, tg := range t.Targets {
+		if strings.HasPrefix(tg.Name, "x") {
+			if n, err := strconv.Atoi(tg.Name[1:]); err == nil && n >= 1 && n <= t.In {
+				return fmt.Errorf("tasks: WriteCSV: target %q has a feature column's name", tg.Name)
+			}
+		}
+		header = append(header, tg.Name)
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write(header); err != nil {
+		return fmt.Errorf("tasks: WriteCSV: %v", err)
+	}
+	row := make([]string, len(header))
+	for i := range t.N {
+		for j := range t.In {
+			row[j] = strconv.FormatFloat(t.X[i*t.In+j], 'g', -1, 64)
+		}
+		for k := range t.Targets {
+			row[t.In+k] = strconv.FormatFloat(t.Y[k][i], 'g', -1, 64)
+		}
+		if err := cw.Write(row); err != nil {
+			return fmt.Errorf("tasks: WriteCSV: %v", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("tasks: WriteCSV: %v", err)
+	}
+	return nil
+}

@@ -1,10 +1,12 @@
 package tasks
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -273,5 +275,29 @@ func TestParseTargets(t *testing.T) {
 		if got, err := ParseTargets(bad); err == nil {
 			t.Errorf("ParseTargets(%q) = %+v; want an error", bad, got)
 		}
+	}
+}
+
+// TestWriteCSV checks that ReadCSV reads back what WriteCSV writes, bit
+// for bit.
+func TestWriteCSV(t *testing.T) {
+	tab, err := SyntheticMTL{Seed: 3}.Generate(rand.New(rand.NewPCG(1, 2)), 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := tab.WriteCSV(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadCSV(&buf, CSVOptions{Targets: tab.Targets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, tab) {
+		t.Errorf("read back a different table")
+	}
+	clash := &Table{N: 1, In: 2, X: []float64{1, 2}, Targets: []Target{{Name: "x2", Kind: Regression}}, Y: [][]float64{{0}}}
+	if err := clash.WriteCSV(&buf); err == nil {
+		t.Error("WriteCSV of a target named x2 beside two features: no error")
 	}
 }
