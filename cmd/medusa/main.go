@@ -2,17 +2,20 @@
 //
 // Usage:
 //
-//	medusa train [flags]   meta-train a model (MAML on sinusoids by default)
-//	medusa toy [flags]     run multi-task weighting methods on the toy problem
+//	medusa train [flags]   meta-train a model: MAML (exact second order),
+//	                       first-order MAML, ANIL, Meta-SGD or Reptile
+//	medusa mtl [flags]     train one network on several tasks, with a
+//	                       task weighting method
 //	medusa eval [flags]    adapt a meta-trained model to fresh test tasks
+//	medusa toy [flags]     run multi-task weighting methods on the toy problem
 //	medusa plot [flags]    draw the training curves of a log
 //	medusa devices         list the GPUs, CUDA driver and libraries found
 //	medusa help [command]  explain a command
 //
-// train and eval run on the first GPU when its driver, NVRTC and cuBLAS
-// load, and on the CPU otherwise (--device).
+// train, mtl and eval run on the first GPU when its driver, NVRTC and
+// cuBLAS load, and on the CPU otherwise (--device).
 //
-// Run "medusa train --help" for the flags.
+// Run "medusa <command> --help" for a command's flags.
 package main
 
 import (

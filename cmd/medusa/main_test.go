@@ -495,3 +495,30 @@ func TestMTLCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpEveryCommand checks that "medusa help" lists every command and
+// that each command's --help, and "medusa help <command>", explain it.
+func TestHelpEveryCommand(t *testing.T) {
+	overview, _, err := runCLI("help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"train", "mtl", "eval", "toy", "plot", "devices"} {
+		if !strings.Contains(overview, "\n  "+cmd+" ") {
+			t.Errorf("medusa help does not list %s:\n%s", cmd, overview)
+		}
+		for _, args := range [][]string{{cmd, "--help"}, {"help", cmd}} {
+			stdout, stderr, err := runCLI(args...)
+			if err != nil || !strings.Contains(stdout+stderr, "Usage: medusa "+cmd) {
+				t.Errorf("medusa %v = %v; want the usage of %s", args, err, cmd)
+			}
+		}
+	}
+	// Every flag of mtl is in its own --help.
+	_, stderr, _ := runCLI("mtl", "--help")
+	for _, flag := range []string{"--weighting", "--arch", "--experts", "--steps", "--batch", "--lr", "--csv", "--targets", "--train-rows"} {
+		if !strings.Contains(stderr, flag) {
+			t.Errorf("mtl --help does not explain %s", flag)
+		}
+	}
+}

@@ -25,22 +25,24 @@ var errReported = errors.New("reported")
 var stepBegins func(n int) error
 
 const overview = `medusa trains neural networks declared as gorgonia graphs with
-meta-learning (MAML with exact second-order gradients, first-order MAML)
-and multi-task learning (shared trunk or MMoE, nine weighting methods).
+meta-learning (MAML with exact second-order gradients, first-order MAML,
+ANIL, Meta-SGD, Reptile) and multi-task learning (shared trunk or MMoE,
+nine task weighting methods).
 
 Usage:
   medusa <command> [flags]
 
 Commands:
-  train   meta-train a model (MAML, first-order MAML, ANIL, Meta-SGD or
-          Reptile) on a task distribution and report its test scores
-  mtl     train one network on several tasks at once (shared trunk or
-          MMoE, a task weighting method) and report each task's scores
+  train   meta-train a model on a task distribution (sinusoids, synthetic
+          classification, MNIST, DoubleMNIST, Omniglot) and report its
+          test scores after adaptation
+  mtl     train one network on several tasks at once (synthetic tables,
+          MultiMNIST, a CSV file) and report each task's scores
+  eval    adapt a meta-trained model (train --out) to fresh test tasks:
+          scores after 0..N inner steps, adaptation and fit plots
   toy     run multi-task weighting methods on the two-objective toy problem
           and plot their trajectories
-  eval    adapt a meta-trained sinusoid model (train --out) to fresh tasks:
-          test error after 0..N inner steps, adaptation and fit plots
-  plot    draw the training curves of a log written by train --log
+  plot    draw the training curves of a log written with --log
   devices list the GPUs, CUDA driver and libraries found (--device auto
           trains on the first GPU when all load, else on the CPU)
   help    show help for a command
