@@ -79,6 +79,8 @@ func (c *trainConfig) classify() bool { return c.task != "sinusoid" }
 // (inner step 0.4, one step, Adam 10⁻³), Reptile's paper's for Reptile
 // (inner Adam 10⁻³, 5 steps, outer step 1 annealed to 0, 50 steps at test).
 func (c *trainConfig) resolve() {
+	b := c.benchmark().WithDefaults()
+	c.ways, c.shots, c.query, c.evalQuery = b.Ways, b.Shots, b.Query, b.TestQuery
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d
@@ -89,32 +91,17 @@ func (c *trainConfig) resolve() {
 			*v = d
 		}
 	}
-	if c.learner == "reptile" && c.images() {
-		deff(&c.innerLR, 0.001) // Adam's step, not SGD's
-	}
+	batch, lr := 4, 0.4 // images
 	switch {
+	case c.learner == "reptile" && c.images():
+		lr = 0.001 // Adam's step, not SGD's
 	case c.task == "sinusoid":
-		def(&c.ways, 1)
-		def(&c.shots, 10)
-		def(&c.query, c.shots)
-		def(&c.evalQuery, 100)
-		def(&c.metaBatch, 25)
-		deff(&c.innerLR, 0.01)
+		batch, lr = 25, 0.01
 	case c.task == "classification":
-		def(&c.ways, 2)
-		def(&c.shots, 5)
-		def(&c.query, 15)
-		def(&c.evalQuery, 15)
-		def(&c.metaBatch, 25)
-		deff(&c.innerLR, 0.1)
-	default:
-		def(&c.ways, 5)
-		def(&c.shots, 1)
-		def(&c.query, 15)
-		def(&c.evalQuery, 15)
-		def(&c.metaBatch, 4)
-		deff(&c.innerLR, 0.4)
+		batch, lr = 25, 0.1
 	}
+	def(&c.metaBatch, batch)
+	deff(&c.innerLR, lr)
 	if c.learner == "reptile" {
 		def(&c.innerSteps, 5)
 		def(&c.evalSteps, 50)

@@ -23,7 +23,8 @@ type Benchmark struct {
 	//   - omniglot: episodes of the Omniglot characters under Data, with
 	//     their rotations, split by OmniglotSplit.
 	Name string
-	// Ways is the number of classes of a classification task.
+	// Ways is the number of classes of a classification task (1 for
+	// sinusoids). WithDefaults sets this and the next fields when 0.
 	Ways int
 	// Shots is the number of support examples of a sinusoid, or per class.
 	Shots int
@@ -36,6 +37,35 @@ type Benchmark struct {
 	// Seed seeds the generator that builds DoubleMNIST's images, so that
 	// the data depend on it alone.
 	Seed uint64
+}
+
+// WithDefaults returns b with the task shape its zero fields leave open
+// set to the benchmark's usual protocol: for sinusoids K = 10 support
+// points, as many query points and 100 at test (Finn et al. 2017); for
+// synthetic classification 2-way 5-shot with 15 query examples per
+// class; for images 5-way 1-shot with 15 query images per class.
+func (b Benchmark) WithDefaults() Benchmark {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	switch b.Name {
+	case "sinusoid":
+		def(&b.Ways, 1)
+		def(&b.Shots, 10)
+		def(&b.Query, b.Shots)
+		def(&b.TestQuery, 100)
+	case "classification":
+		def(&b.Ways, 2)
+		def(&b.Shots, 5)
+	default:
+		def(&b.Ways, 5)
+		def(&b.Shots, 1)
+	}
+	def(&b.Query, 15)
+	def(&b.TestQuery, 15)
+	return b
 }
 
 // Images reports whether b's tasks are N-way K-shot image classification.

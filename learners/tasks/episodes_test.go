@@ -480,3 +480,18 @@ func BenchmarkEpisodesSample(b *testing.B) {
 	}
 	b.ReportMetric(float64(32*b.N)/b.Elapsed().Seconds(), "tasks/s")
 }
+
+func TestBenchmarkWithDefaults(t *testing.T) {
+	for _, tt := range []struct {
+		in, want Benchmark
+	}{
+		{Benchmark{Name: "sinusoid"}, Benchmark{Name: "sinusoid", Ways: 1, Shots: 10, Query: 10, TestQuery: 100}},
+		{Benchmark{Name: "sinusoid", Shots: 5}, Benchmark{Name: "sinusoid", Ways: 1, Shots: 5, Query: 5, TestQuery: 100}},
+		{Benchmark{Name: "classification"}, Benchmark{Name: "classification", Ways: 2, Shots: 5, Query: 15, TestQuery: 15}},
+		{Benchmark{Name: "omniglot", Ways: 20, Query: 3}, Benchmark{Name: "omniglot", Ways: 20, Shots: 1, Query: 3, TestQuery: 15}},
+	} {
+		if got := tt.in.WithDefaults(); got != tt.want {
+			t.Errorf("%+v.WithDefaults() = %+v; want %+v", tt.in, got, tt.want)
+		}
+	}
+}
