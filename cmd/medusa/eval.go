@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
-	"github.com/medusa-ml/medusa/learners"
 	"github.com/medusa-ml/medusa/learners/monitor"
 	"github.com/medusa-ml/medusa/learners/tasks"
 	"github.com/spf13/pflag"
@@ -143,7 +142,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if e.fits != "" && c.task != "sinusoid" {
 		return fmt.Errorf("--fits draws sinusoid fits; %s was trained on %s", e.checkpoint, c.task)
 	}
-	c.evalTasks, c.dev = e.tasks, dev
+	c.evalTasks, c.dev, c.maxMemory = e.tasks, dev, e.maxMemory
 	for _, f := range []struct {
 		name string
 		dst  *int
@@ -156,32 +155,13 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if e.seedGiven {
 		c.seed = e.seed
 	}
-	src, err := c.benchmark().Load()
+	r, err := newMetaRun(c, ck, false, stderr)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", e.checkpoint, err)
 	}
-	model := newModel(c, src)
-	params, err := model.Init(rand.New(rand.NewPCG(0, 0)), c.dtype)
-	if err != nil {
-		return err
-	}
-	if err := params.CopyFrom(ck.Params); err != nil {
-		return fmt.Errorf("%s: the parameters do not fit the recorded network: %v", e.checkpoint, err)
-	}
-	m := newLearner(c, model, params, rand.New(rand.NewPCG(c.seed, 0x6c6561726e)))
-	defer m.Close()
-	if err := learners.Resume(ck, params, m, nil); err != nil { // the learner's state: Meta-SGD's rates
-		return fmt.Errorf("%s: %v", e.checkpoint, err)
-	}
-	mem := learners.NewBudget(e.maxMemory)
-	if err := budgetMeta(mem, m, c, src, false); err != nil {
-		return err
-	}
-	lift, err := enforce(mem, stderr)
-	if err != nil {
-		return err
-	}
-	defer lift()
+	defer r.m.Close()
+	defer r.lift()
+	src, model, m := r.src, r.model, r.m
 	fmt.Fprintf(stdout, "%s checkpoint %s: %s on %s, %v, %s iterations, seed %d\n", learner, e.checkpoint, model, c.task, c.dtype, ck.Meta["iterations"], c.seed)
 	means, halves, err := evaluateMeta(ctx, m, src, c, true, stdout)
 	if err != nil {

@@ -155,7 +155,7 @@ func TestEvalBadInput(t *testing.T) {
 		{[]string{"--checkpoint", otherTask, "--out", out}, false, otherTask + ": the recorded settings are refused: --task omniglot needs --data"},
 		{[]string{"--checkpoint", badLR, "--out", out}, false, "--inner-lr -1"},
 		{[]string{"--checkpoint", badHidden, "--out", out}, false, `--hidden "8;8"`},
-		{[]string{"--checkpoint", wrongNet, "--out", out}, false, wrongNet + ": the parameters do not fit the recorded network: "},
+		{[]string{"--checkpoint", wrongNet, "--out", out}, false, wrongNet + ": the checkpoint does not fit the run it records: "},
 		{[]string{"--checkpoint", deeper, "--out", out}, false, "4 parameters, want 6"},
 		{[]string{"--checkpoint", classify, "--fits", out}, false, "--fits draws sinusoid fits"},
 	} {

@@ -30,6 +30,65 @@ type metaLearner interface {
 // paramCounter is a network that says how many parameters it has.
 type paramCounter interface{ ParamCount() int64 }
 
+// metaRun is a meta-learning run built from a trainConfig.
+type metaRun struct {
+	src     *tasks.Source
+	model   learners.Model
+	params  *graph.Params
+	m       metaLearner
+	rng     *rand.Rand        // the tasks' stream, after the initialisation
+	streams []learners.Stream // the tasks' and the learner's streams
+	lift    func()            // lifts the memory limit
+}
+
+// newMetaRun loads c's tasks and builds its network and learner, restored
+// from ck when given (with the random streams when train is set: a
+// resumed run), and compiles and budgets the graphs of training (when
+// train is set) and of the evaluation. Close the learner and call lift
+// when done.
+func newMetaRun(c *trainConfig, ck *graph.Checkpoint, train bool, stderr io.Writer) (*metaRun, error) {
+	r := &metaRun{lift: func() {}}
+	var err error
+	if r.src, err = c.benchmark().Load(); err != nil {
+		return nil, err
+	}
+	src, lsrc := rand.NewPCG(c.seed, 0x6d656475), rand.NewPCG(c.seed, 0x6c6561726e)
+	r.rng, r.streams = rand.New(src), []learners.Stream{{Name: "tasks", Src: src}, {Name: "learner", Src: lsrc}}
+	r.model = newModel(c, r.src)
+	mem := learners.NewBudget(c.maxMemory)
+	count := r.model.(paramCounter).ParamCount()
+	if c.learner == "metasgd" {
+		count *= 2 // a learned inner rate per parameter
+	}
+	mem.Add("model", learners.ModelBytes(count, int(c.dtype.Size())))
+	if err := mem.Check(); err != nil {
+		return nil, err
+	}
+	if r.params, err = r.model.Init(r.rng, c.dtype); err != nil {
+		return nil, err
+	}
+	r.m = newLearner(c, r.model, r.params, rand.New(lsrc))
+	if ck != nil {
+		streams := r.streams
+		if !train {
+			streams = nil // the parameters and the learner's state (Meta-SGD's rates) only
+		}
+		if err := learners.Resume(ck, r.params, r.m, streams); err != nil {
+			r.m.Close()
+			return nil, fmt.Errorf("the checkpoint does not fit the run it records: %v", err)
+		}
+	}
+	if err := budgetMeta(mem, r.m, c, r.src, train); err != nil {
+		r.m.Close()
+		return nil, err
+	}
+	if r.lift, err = enforce(mem, stderr); err != nil {
+		r.m.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
 // budgetMeta adds to mem what meta-training and evaluating with m take:
 // the training batch and the graph of a step, the test batches and the
 // graph of their adaptation, and the evaluation's results, and sets

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -310,45 +309,18 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer release()
 	c.dev = dev
-	data, err := c.benchmark().Load()
+	r, err := newMetaRun(c, ckpt, true, stderr)
 	if err != nil {
-		return err
-	}
-	src := rand.NewPCG(c.seed, 0x6d656475)
-	rng := rand.New(src)
-	model := newModel(c, data)
-	mem := learners.NewBudget(c.maxMemory)
-	count := model.(paramCounter).ParamCount()
-	if c.learner == "metasgd" {
-		count *= 2 // a learned inner rate per parameter
-	}
-	mem.Add("model", learners.ModelBytes(count, int(c.dtype.Size())))
-	if err := mem.Check(); err != nil {
-		return err
-	}
-	params, err := model.Init(rng, c.dtype)
-	if err != nil {
-		return err
-	}
-	lsrc := rand.NewPCG(c.seed, 0x6c6561726e)
-	m := newLearner(c, model, params, rand.New(lsrc))
-	defer m.Close()
-	if err := budgetMeta(mem, m, c, data, true); err != nil {
-		return err
-	}
-	lift, err := enforce(mem, stderr)
-	if err != nil {
-		return err
-	}
-	defer lift()
-	streams := []learners.Stream{{Name: "tasks", Src: src}, {Name: "learner", Src: lsrc}}
-	if ckpt != nil {
-		if err := learners.Resume(ckpt, params, m, streams); err != nil {
-			return fmt.Errorf("--resume %s: %v", c.resume, err)
+		if ckpt != nil {
+			return fmt.Errorf("--resume %s: %w", c.resume, err)
 		}
-		if m.Steps() >= c.iters {
-			return fmt.Errorf("--resume %s: the run has done %d iterations already; give a larger --iters", c.resume, m.Steps())
-		}
+		return err
+	}
+	defer r.m.Close()
+	defer r.lift()
+	data, model, params, m, rng, streams := r.src, r.model, r.params, r.m, r.rng, r.streams
+	if m.Steps() >= c.iters {
+		return fmt.Errorf("--resume %s: the run has done %d iterations already; give a larger --iters", c.resume, m.Steps())
 	}
 	verb := "meta-training"
 	if ckpt != nil {
