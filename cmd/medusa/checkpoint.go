@@ -3,11 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 
 	"github.com/medusa-ml/medusa/graph"
-	"github.com/medusa-ml/medusa/learners"
 	"github.com/spf13/pflag"
 )
 
@@ -70,41 +68,6 @@ func loadResume(path, cmd string) (*graph.Checkpoint, error) {
 		return nil, fmt.Errorf("--resume: %s is a checkpoint of medusa %s; resume it with medusa %s --resume %s", path, other, other, path)
 	}
 	return c, nil
-}
-
-// runCheckpoint is what a training loop writes to its checkpoint besides
-// the parameters.
-type runCheckpoint struct {
-	meta    map[string]string // the run's readable description
-	state   graph.Stateful    // the trainer
-	streams []learners.Stream // random generators to resume
-	flags   map[string]string // every flag's value
-	unit    string            // "iterations" or "steps", for the message
-	stderr  io.Writer
-}
-
-// write saves params and the run's state to path; with why set it says so
-// on stderr.
-func (r *runCheckpoint) write(path string, params *graph.Params, done int, why string) error {
-	ck, err := learners.Checkpoint(params, r.state, r.streams)
-	if err != nil {
-		return err
-	}
-	for k, v := range r.meta {
-		ck.Meta[k] = v
-	}
-	b, err := json.Marshal(r.flags)
-	if err != nil {
-		return err
-	}
-	ck.Meta[flagsKey] = string(b)
-	if err := graph.SaveCheckpoint(path, ck); err != nil {
-		return err
-	}
-	if why != "" {
-		fmt.Fprintf(r.stderr, "saved %s parameters after %d %s to %s\n", why, done, r.unit, path)
-	}
-	return nil
 }
 
 // rescuePath is where an interrupt or a NaN saves the checkpoint: --out,

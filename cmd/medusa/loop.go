@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"time"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -20,8 +22,9 @@ type loop[S any] struct {
 	lr       float64 // logged with each record
 	hint     string  // what to try after a NaN
 	dev      graph.Device
-	ck       *runCheckpoint
 	params   *graph.Params
+	meta     map[string]string // the run's description, in its checkpoints
+	flags    map[string]string // every flag's value, to resume with
 	// values returns a step's losses, which the progress line and the
 	// log average over the steps since the last record, and weights,
 	// shown as they are.
@@ -81,9 +84,26 @@ func trainLoop[B, S any](ctx context.Context, m learners.Trainer[B, S], run lear
 		}
 		return rl.Write(monitor.Record{Step: n, Losses: losses, Weights: weights, LR: l.lr})
 	}
+	// save writes the checkpoint; with why set it says so on stderr.
 	save := func(path, why string) error {
-		l.ck.meta[l.unit+"s"] = fmt.Sprint(m.Steps())
-		return l.ck.write(path, l.params, m.Steps(), why)
+		ck, err := learners.Checkpoint(l.params, m, run.Streams)
+		if err != nil {
+			return err
+		}
+		maps.Copy(ck.Meta, l.meta)
+		ck.Meta[l.unit+"s"] = fmt.Sprint(m.Steps())
+		flags, err := json.Marshal(l.flags)
+		if err != nil {
+			return err
+		}
+		ck.Meta[flagsKey] = string(flags)
+		if err := graph.SaveCheckpoint(path, ck); err != nil {
+			return err
+		}
+		if why != "" {
+			fmt.Fprintf(stderr, "saved %s parameters after %d %ss to %s\n", why, m.Steps(), l.unit, path)
+		}
+		return nil
 	}
 	if l.out != "" {
 		run.Save = func() error { return save(l.out, "") }

@@ -322,10 +322,10 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		verb, c.task, train.N, test.N, train.In, strings.Join(names, ", "), c.weighting, c.arch, train.In, joinInts(c.hidden),
 		c.steps, c.batch, c.lr, c.dtype, c.seed)
 
-	rc := &runCheckpoint{meta: map[string]string{
+	meta := map[string]string{
 		"learner": "mtl", "task": c.task, "weighting": c.weighting, "arch": c.arch, "hidden": joinInts(c.hidden),
 		"activation": c.activation.String(), "tasks": strings.Join(names, ","), "seed": fmt.Sprint(c.seed),
-	}, state: m, streams: streams, flags: c.flags, unit: "steps", stderr: stderr}
+	}
 	// Epoch e's row order depends on the seed and e alone, so a resumed
 	// run takes the same minibatches as an uninterrupted one.
 	batches, err := learners.EpochBatches(train, c.batch, c.seed^0x62617463)
@@ -334,7 +334,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	run := learners.Run[*tasks.Table, learners.MTLStats]{Steps: c.steps, Batch: batches, Streams: streams, Every: c.every}
 	err = trainLoop(ctx, m, run, loop[learners.MTLStats]{unit: "step", out: c.out, log: c.log, logEvery: c.logEvery,
-		resumed: ckpt != nil, lr: c.lr, hint: "try a smaller --lr", dev: dev, ck: rc, params: params,
+		resumed: ckpt != nil, lr: c.lr, hint: "try a smaller --lr", dev: dev, params: params, meta: meta, flags: c.flags,
 		values: func(st learners.MTLStats) (losses, weights []monitor.Value) {
 			for i, n := range names {
 				losses = append(losses, monitor.Value{Name: n, Value: st.Losses[i]})

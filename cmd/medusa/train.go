@@ -333,13 +333,13 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%s %s on %s (%s): %d iterations, meta-batch %d, %s, %d inner step(s) of %g, %s, %s, %v, seed %d\n",
 		verb, c.learner, c.task, data.About, c.iters, c.metaBatch, evalShape(c), c.innerSteps, c.innerLR, outer,
 		model, c.dtype, c.seed)
-	rc := &runCheckpoint{meta: map[string]string{
+	meta := map[string]string{
 		"learner": c.learner, "task": c.task, "hidden": joinInts(c.hidden), "activation": c.activation.String(),
 		"inner_lr": fmt.Sprint(c.innerLR), "inner_steps": fmt.Sprint(c.innerSteps), "seed": fmt.Sprint(c.seed),
 		"model": fmt.Sprint(model),
-	}, state: m, streams: streams, flags: c.flags, unit: "iterations", stderr: stderr}
+	}
 	if c.classify() {
-		rc.meta["ways"], rc.meta["shots"] = fmt.Sprint(c.ways), fmt.Sprint(c.shots)
+		meta["ways"], meta["shots"] = fmt.Sprint(c.ways), fmt.Sprint(c.shots)
 	}
 	lossName := "MSE"
 	if c.classify() {
@@ -352,7 +352,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Every:   c.every,
 	}
 	err = trainLoop(ctx, m, run, loop[learners.Stats]{unit: "iteration", out: c.out, log: c.log, logEvery: c.logEvery,
-		resumed: ckpt != nil, lr: c.metaLR, hint: "try a smaller --inner-lr or --meta-lr", dev: c.dev, ck: rc, params: params,
+		resumed: ckpt != nil, lr: c.metaLR, hint: "try a smaller --inner-lr or --meta-lr", dev: c.dev, params: params, meta: meta, flags: c.flags,
 		values: func(st learners.Stats) ([]monitor.Value, []monitor.Value) {
 			return []monitor.Value{{Name: "pre", Value: st.PreLoss}, {Name: "post", Value: st.PostLoss}}, nil
 		},
