@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -34,9 +33,7 @@ type evalConfig struct {
 }
 
 func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
-	fs := pflag.NewFlagSet("medusa eval", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.SortFlags = false
+	fs := newFlags("medusa eval")
 	checkpoint := fs.String("checkpoint", "", "checkpoint written by medusa train --out with a meta-learner (required)")
 	nTasks := fs.Int("tasks", 600, "fresh test tasks")
 	episodes := fs.Int("episodes", 0, "the same as --tasks: test episodes of an image task")
@@ -50,7 +47,7 @@ func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
 	device := fs.String("device", "auto", deviceHelp)
 	maxMemory := fs.String("max-memory", "", memoryHelp)
 	fits := fs.String("fits", "", "sinusoid: PNG plot of three test tasks: the truth, the K points, and the fits before and after 1 and --eval-steps steps (empty: none)")
-	usage := usageOf(fs, stderr, `Usage: medusa eval --checkpoint FILE [flags]
+	bad, ok, err := parseFlags(fs, args, stderr, `Usage: medusa eval --checkpoint FILE [flags]
 
 Adapts a meta-trained model (any learner of "medusa train" but mtl) to
 fresh test tasks, as the end of "medusa train" does with the settings the
@@ -62,21 +59,13 @@ sinusoids with --fits the model's fits to three tasks as in Finn et al.
 
 Flags:
 `)
-	fs.Usage = usage
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil, nil
-		}
-		return nil, badUsage(stderr, usage, "%v", err)
-	}
-	bad := func(format string, a ...any) (*evalConfig, error) { return nil, badUsage(stderr, usage, format, a...) }
-	if fs.NArg() > 0 {
-		return bad("unexpected argument %q", fs.Arg(0))
+	if !ok {
+		return nil, err
 	}
 	c := &evalConfig{checkpoint: *checkpoint, tasks: *nTasks, steps: *steps, shots: *shots, query: *query,
 		seed: *seed, seedGiven: fs.Changed("seed"), out: *out, fits: *fits, device: *device}
 	if err := checkDevice(c.device); err != nil {
-		return nil, badUsage(stderr, usage, "%v", err)
+		return nil, bad("%v", err)
 	}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	if *episodes > 0 {
@@ -87,18 +76,17 @@ Flags:
 		c.given = append(c.given, "eval-steps")
 	}
 	if c.checkpoint == "" {
-		return bad("--checkpoint FILE is required")
+		return nil, bad("--checkpoint FILE is required")
 	}
-	var err error
 	if c.maxMemory, err = parseMemory(*maxMemory); err != nil {
-		return bad("--max-memory %q: %v", *maxMemory, err)
+		return nil, bad("--max-memory %q: %v", *maxMemory, err)
 	}
 	if err := checkInts(intFlag{"tasks", c.tasks, 1, maxEvalSets}, intFlag{"eval-steps", c.steps, 0, maxInner},
 		intFlag{"shots", c.shots, 0, maxExamples}, intFlag{"query", c.query, 0, maxExamples}); err != nil {
-		return bad("%v", err)
+		return nil, bad("%v", err)
 	}
 	if err := checkOutputs("out", c.out, "fits", c.fits); err != nil {
-		return bad("%v", err)
+		return nil, bad("%v", err)
 	}
 	return c, nil
 }

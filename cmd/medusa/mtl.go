@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -51,9 +50,7 @@ type mtlConfig struct {
 }
 
 func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
-	fs := pflag.NewFlagSet("medusa mtl", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.SortFlags = false
+	fs := newFlags("medusa mtl")
 	learner := fs.String("learner", "mtl", "mtl (recorded by earlier checkpoints)")
 	fs.MarkHidden("learner")
 	task := fs.String("task", "synthetic", "data: synthetic (generated: 2 regressions, 1 binary), multimnist (MNIST digit pairs: left, right), csv (--csv FILE)")
@@ -80,7 +77,7 @@ func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
 	targets := fs.String("targets", "", "csv target columns: name:kind[,name:kind...] with kind regression, binary or multiclass:N")
 	testFrac := fs.Float64("test-frac", 0.2, "csv: fraction of rows held out for evaluation")
 	maxMemory := fs.String("max-memory", "", memoryHelp)
-	usage := usageOf(fs, stderr, `Usage: medusa mtl [flags]
+	bad, ok, err := parseFlags(fs, args, stderr, `Usage: medusa mtl [flags]
 
 Trains one network on several tasks at once: a shared trunk (or MMoE
 experts) with one head per task, the tasks' losses and gradients combined
@@ -89,83 +86,71 @@ then each task's metrics on held-out rows.
 
 Flags:
 `)
-	fs.Usage = usage
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil, nil
-		}
-		return nil, badUsage(stderr, usage, "%v", err)
-	}
-	bad := func(format string, a ...any) (*mtlConfig, error) {
-		return nil, badUsage(stderr, usage, format, a...)
-	}
-	if fs.NArg() > 0 {
-		return bad("unexpected argument %q", fs.Arg(0))
+	if !ok {
+		return nil, err
 	}
 	if *learner != "mtl" {
-		return bad("--learner %q: meta-learners are trained by medusa train", *learner)
+		return nil, bad("--learner %q: meta-learners are trained by medusa train", *learner)
 	}
 	c := &mtlConfig{task: *task, weighting: *wname, arch: *arch, experts: *experts, steps: *steps, batch: *batch,
 		lr: *lr, seed: *seed, out: *out, logEvery: *logEvery, trainRows: *trainRows, testRows: *testRows,
 		data: *data, csv: *csvPath, testFrac: *testFrac, every: *every, resume: *resume, log: *logPath, device: *device, flags: flagValues(fs)}
 	if err := checkDevice(c.device); err != nil {
-		return bad("%v", err)
+		return nil, bad("%v", err)
 	}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	if _, err := weighting.New(c.weighting, 2); err != nil {
-		return bad("--weighting %q: want one of %s", c.weighting, strings.Join(weighting.Names(), ", "))
+		return nil, bad("--weighting %q: want one of %s", c.weighting, strings.Join(weighting.Names(), ", "))
 	}
 	switch c.task {
 	case "synthetic", "multimnist":
 		if c.csv != "" || *targets != "" {
-			return bad("--csv and --targets are for --task csv")
+			return nil, bad("--csv and --targets are for --task csv")
 		}
 	case "csv":
 		if c.csv == "" {
-			return bad("--task csv needs --csv FILE")
+			return nil, bad("--task csv needs --csv FILE")
 		}
-		var err error
 		if c.targets, err = tasks.ParseTargets(*targets); err != nil {
-			return bad("--targets %q: %v", *targets, err)
+			return nil, bad("--targets %q: %v", *targets, err)
 		}
 	default:
-		return bad("--task %q: want synthetic, multimnist or csv", c.task)
+		return nil, bad("--task %q: want synthetic, multimnist or csv", c.task)
 	}
 	switch c.arch {
 	case "hps", "mmoe":
 	default:
-		return bad("--arch %q: want hps or mmoe", c.arch)
+		return nil, bad("--arch %q: want hps or mmoe", c.arch)
 	}
 	if err := checkInts(intFlag{"steps", c.steps, 1, maxSteps}, intFlag{"batch", c.batch, 1, maxRows},
 		intFlag{"experts", c.experts, 1, maxExperts}, intFlag{"log-every", c.logEvery, 0, maxSteps},
 		intFlag{"checkpoint-every", c.every, 0, maxSteps}, intFlag{"train-rows", c.trainRows, 0, maxRows},
 		intFlag{"test-rows", c.testRows, 0, maxRows}); err != nil {
-		return bad("%v", err)
+		return nil, bad("%v", err)
 	}
 	if math.IsNaN(c.lr) || math.IsInf(c.lr, 0) || c.lr <= 0 {
-		return bad("--lr %v: must be a positive finite number", c.lr)
+		return nil, bad("--lr %v: must be a positive finite number", c.lr)
 	}
 	if !(c.testFrac > 0 && c.testFrac < 1) {
-		return bad("--test-frac %v: must lie strictly between 0 and 1", c.testFrac)
+		return nil, bad("--test-frac %v: must lie strictly between 0 and 1", c.testFrac)
 	}
-	var err error
 	if c.maxMemory, err = parseMemory(*maxMemory); err != nil {
-		return bad("--max-memory %q: %v", *maxMemory, err)
+		return nil, bad("--max-memory %q: %v", *maxMemory, err)
 	}
 	if c.hidden, err = parseWidths(*hidden); err != nil {
-		return bad("--hidden %q: %v", *hidden, err)
+		return nil, bad("--hidden %q: %v", *hidden, err)
 	}
 	if c.arch == "mmoe" && len(c.hidden) == 0 {
-		return bad("--hidden: mmoe experts need at least one layer")
+		return nil, bad("--hidden: mmoe experts need at least one layer")
 	}
 	if c.activation, err = nets.ParseActivation(*activation); err != nil || c.activation == nets.Identity {
-		return bad("--activation %q: want relu, tanh or sigmoid", *activation)
+		return nil, bad("--activation %q: want relu, tanh or sigmoid", *activation)
 	}
 	if c.dtype, err = parseDtype(*dtype); err != nil {
-		return bad("--dtype %q: want float32 or float64", *dtype)
+		return nil, bad("--dtype %q: want float32 or float64", *dtype)
 	}
 	if err := checkOutputs("out", c.out, "log", c.log); err != nil {
-		return bad("%v", err)
+		return nil, bad("%v", err)
 	}
 	return c, nil
 }

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/medusa-ml/medusa/learners/monitor"
-	"github.com/spf13/pflag"
 )
 
 // plotConfig is what "medusa plot" runs.
@@ -18,13 +16,11 @@ type plotConfig struct {
 }
 
 func parsePlot(args []string, stderr io.Writer) (*plotConfig, error) {
-	fs := pflag.NewFlagSet("medusa plot", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.SortFlags = false
+	fs := newFlags("medusa plot")
 	logPath := fs.String("log", "", "training log written by train --log (required)")
 	out := fs.String("out", "curves.png", "PNG file to write")
 	smooth := fs.Int("smooth", 1, "moving average over this many logged steps (1: none; the raw values are drawn faintly)")
-	usage := usageOf(fs, stderr, `Usage: medusa plot --log FILE [flags]
+	bad, ok, err := parseFlags(fs, args, stderr, `Usage: medusa plot --log FILE [flags]
 
 Draws the training curves of a log written by "medusa train --log": a
 panel of losses (log scale when all are positive), and panels of the
@@ -33,29 +29,21 @@ a resumed run repeats steps, its records replace the earlier ones.
 
 Flags:
 `)
-	fs.Usage = usage
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil, nil
-		}
-		return nil, badUsage(stderr, usage, "%v", err)
-	}
-	bad := func(format string, a ...any) (*plotConfig, error) { return nil, badUsage(stderr, usage, format, a...) }
-	if fs.NArg() > 0 {
-		return bad("unexpected argument %q", fs.Arg(0))
+	if !ok {
+		return nil, err
 	}
 	c := &plotConfig{log: *logPath, out: *out, smooth: *smooth}
 	if c.log == "" {
-		return bad("--log FILE is required")
+		return nil, bad("--log FILE is required")
 	}
 	if c.out == "" {
-		return bad("--out must name a file")
+		return nil, bad("--out must name a file")
 	}
 	if c.smooth < 1 {
-		return bad("--smooth %d: must be at least 1", c.smooth)
+		return nil, bad("--smooth %d: must be at least 1", c.smooth)
 	}
 	if err := checkWritable(c.out); err != nil {
-		return bad("--out %q: %v", c.out, err)
+		return nil, bad("--out %q: %v", c.out, err)
 	}
 	return c, nil
 }

@@ -82,6 +82,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
+// newFlags returns the flag set of a command: errors and help are
+// printed once, by parseFlags.
+func newFlags(name string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	return fs
+}
+
+// parseFlags parses args with fs, whose usage is text followed by the
+// flags. It returns bad, which prints a message and the usage and returns
+// a usage error, and ok false when the command has nothing more to do:
+// after --help (err nil) or a bad command line (err a usage error).
+func parseFlags(fs *pflag.FlagSet, args []string, stderr io.Writer, text string) (bad func(format string, a ...any) error, ok bool, err error) {
+	usage := usageOf(fs, stderr, text)
+	fs.Usage = usage
+	bad = func(format string, a ...any) error { return badUsage(stderr, usage, format, a...) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return bad, false, nil // pflag has printed the usage
+		}
+		return bad, false, bad("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return bad, false, bad("unexpected argument %q", fs.Arg(0))
+	}
+	return bad, true, nil
+}
+
 // usageOf returns a function that prints text and fs's flags to stderr.
 func usageOf(fs *pflag.FlagSet, stderr io.Writer, text string) func() {
 	return func() {

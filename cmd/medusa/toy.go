@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -16,7 +15,6 @@ import (
 	"github.com/medusa-ml/medusa/learners/monitor"
 	"github.com/medusa-ml/medusa/learners/tasks"
 	"github.com/medusa-ml/medusa/learners/weighting"
-	"github.com/spf13/pflag"
 )
 
 // maxToyPoints bounds the trajectory points kept per run.
@@ -52,9 +50,7 @@ func newToyMethod(name string) (weighting.Method, error) {
 }
 
 func parseToy(args []string, stderr io.Writer) (*toyConfig, error) {
-	fs := pflag.NewFlagSet("medusa toy", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.SortFlags = false
+	fs := newFlags("medusa toy")
 	methods := fs.String("weighting", "mean,mgda,pcgrad,cagrad,imtl,nash", "comma-separated methods: "+strings.Join(toyMethods(), ", "))
 	iters := fs.Int("iters", 100000, "Adam iterations per run")
 	lr := fs.Float64("lr", 1e-3, "Adam learning rate")
@@ -62,7 +58,7 @@ func parseToy(args []string, stderr io.Writer) (*toyConfig, error) {
 	seed := fs.Uint64("seed", 1, "random seed (PCGrad's task order)")
 	out := fs.String("out", "toy.png", "PNG plot of the trajectories (empty: none)")
 	csvPath := fs.String("csv", "toy.csv", "CSV of the trajectories (empty: none)")
-	usage := usageOf(fs, stderr, `Usage: medusa toy [flags]
+	bad, ok, err := parseFlags(fs, args, stderr, `Usage: medusa toy [flags]
 
 Runs multi-task weighting methods on the two-objective toy problem of Liu
 et al. (2021, CAGrad) from its six starting points, as CAGrad's toy.py
@@ -73,36 +69,28 @@ PNG plot and a CSV table.
 
 Flags:
 `)
-	fs.Usage = usage
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil, nil
-		}
-		return nil, badUsage(stderr, usage, "%v", err)
-	}
-	bad := func(format string, a ...any) (*toyConfig, error) { return nil, badUsage(stderr, usage, format, a...) }
-	if fs.NArg() > 0 {
-		return bad("unexpected argument %q", fs.Arg(0))
+	if !ok {
+		return nil, err
 	}
 	c := &toyConfig{iters: *iters, lr: *lr, every: *every, seed: *seed, out: *out, csv: *csvPath}
 	for _, m := range strings.Split(*methods, ",") {
 		m = strings.TrimSpace(m)
 		if _, err := newToyMethod(m); err != nil {
-			return bad("--weighting: unknown method %q (want one of %s)", m, strings.Join(toyMethods(), ", "))
+			return nil, bad("--weighting: unknown method %q (want one of %s)", m, strings.Join(toyMethods(), ", "))
 		}
 		c.methods = append(c.methods, m)
 	}
 	if c.iters < 1 || c.every < 1 {
-		return bad("--iters %d, --every %d: both must be at least 1", c.iters, c.every)
+		return nil, bad("--iters %d, --every %d: both must be at least 1", c.iters, c.every)
 	}
 	if c.iters/c.every > maxToyPoints {
-		return bad("--iters %d, --every %d: more than %d trajectory points per run; raise --every", c.iters, c.every, maxToyPoints)
+		return nil, bad("--iters %d, --every %d: more than %d trajectory points per run; raise --every", c.iters, c.every, maxToyPoints)
 	}
 	if math.IsNaN(c.lr) || math.IsInf(c.lr, 0) || c.lr <= 0 {
-		return bad("--lr %v: must be a positive finite number", c.lr)
+		return nil, bad("--lr %v: must be a positive finite number", c.lr)
 	}
 	if err := checkOutputs("out", c.out, "csv", c.csv); err != nil {
-		return bad("%v", err)
+		return nil, bad("%v", err)
 	}
 	return c, nil
 }

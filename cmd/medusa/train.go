@@ -114,9 +114,7 @@ func (c *trainConfig) resolve() {
 }
 
 func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
-	fs := pflag.NewFlagSet("medusa train", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported once, by badUsage
-	fs.SortFlags = false
+	fs := newFlags("medusa train")
 	learner := fs.String("learner", "maml", "maml (exact second order), fomaml (first order), anil (inner loop adapts the head only), metasgd (learned per-parameter inner rates) or reptile")
 	task := fs.String("task", "sinusoid", "task distribution: sinusoid (Finn et al. 2017), classification (synthetic, make_classification-style), mnist (digits 0-4 train, 5-9 test), doublemnist (100 two-digit classes, 64/16/20 split), omniglot (--data DIR: alphabet/character/*.png)")
 	iters := fs.Int("iters", 10000, "meta-iterations (outer updates); the MAML paper uses 70000 for sinusoids")
@@ -146,7 +144,7 @@ func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	evalQuery := fs.Int("eval-query", 0, "query examples per test task (sinusoid, default 100) or per class (15)")
 	logEvery := fs.Int("log-every", 0, "print progress every N iterations (0: about 20 lines per run)")
 	maxMemory := fs.String("max-memory", "", memoryHelp)
-	usage := usageOf(fs, stderr, `Usage: medusa train [flags]
+	bad, ok, err := parseFlags(fs, args, stderr, `Usage: medusa train [flags]
 
 Meta-trains a network on a task distribution, prints progress, then
 adapts to fresh test tasks (of classes never seen in training) and reports
@@ -156,44 +154,34 @@ learner and task, given in brackets.
 
 Flags:
 `)
-	fs.Usage = usage
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil, nil // pflag has printed the usage
-		}
-		return nil, badUsage(stderr, usage, "%v", err)
-	}
-	if fs.NArg() > 0 {
-		return nil, badUsage(stderr, usage, "unexpected argument %q", fs.Arg(0))
+	if !ok {
+		return nil, err
 	}
 	c := &trainConfig{learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, ways: *ways, shots: *shots,
 		query: *query, innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, filters: *filters, blocks: *blocks, anneal: *anneal,
 		data: *data, seed: *seed, out: *out, evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery,
 		logEvery: *logEvery, every: *every, resume: *resume, log: *logPath, device: *device, gradCheckpoint: *gradCheckpoint, flags: flagValues(fs)}
 	if err := checkDevice(c.device); err != nil {
-		return nil, badUsage(stderr, usage, "%v", err)
+		return nil, bad("%v", err)
 	}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
-	bad := func(format string, a ...any) (*trainConfig, error) {
-		return nil, badUsage(stderr, usage, format, a...)
-	}
 	if !slices.Contains(metaLearners, c.learner) {
 		if c.learner == "mtl" {
-			return bad("--learner mtl: multi-task learning is a command of its own: medusa mtl (see medusa mtl --help)")
+			return nil, bad("--learner mtl: multi-task learning is a command of its own: medusa mtl (see medusa mtl --help)")
 		}
-		return bad("--learner %q: want %s", c.learner, strings.Join(metaLearners, ", "))
+		return nil, bad("--learner %q: want %s", c.learner, strings.Join(metaLearners, ", "))
 	}
 	if !slices.Contains(metaTasks, c.task) {
-		return bad("--task %q: want %s", c.task, strings.Join(metaTasks, ", "))
+		return nil, bad("--task %q: want %s", c.task, strings.Join(metaTasks, ", "))
 	}
 	if c.gradCheckpoint && (c.learner == "fomaml" || c.learner == "reptile") {
-		return bad("--grad-checkpoint applies to second-order learners (maml, anil, metasgd), not %s", c.learner)
+		return nil, bad("--grad-checkpoint applies to second-order learners (maml, anil, metasgd), not %s", c.learner)
 	}
 	if c.task == "omniglot" && c.data == "" {
-		return bad("--task omniglot needs --data: the directory holding the alphabets (images_background, images_evaluation)")
+		return nil, bad("--task omniglot needs --data: the directory holding the alphabets (images_background, images_evaluation)")
 	}
 	if c.task == "sinusoid" && c.ways != 0 {
-		return bad("--ways is for classification tasks")
+		return nil, bad("--ways is for classification tasks")
 	}
 	if err := checkInts(intFlag{"iters", c.iters, 1, maxSteps}, intFlag{"meta-batch", c.metaBatch, 0, maxTasks},
 		intFlag{"ways", c.ways, 0, maxClasses}, intFlag{"shots", c.shots, 0, maxExamples}, intFlag{"query", c.query, 0, maxExamples},
@@ -201,37 +189,36 @@ Flags:
 		intFlag{"anneal-steps", c.anneal, 0, maxSteps}, intFlag{"eval-tasks", c.evalTasks, 0, maxEvalSets},
 		intFlag{"eval-steps", c.evalSteps, 0, maxInner}, intFlag{"eval-query", c.evalQuery, 0, maxExamples},
 		intFlag{"log-every", c.logEvery, 0, maxSteps}, intFlag{"checkpoint-every", c.every, 0, maxSteps}); err != nil {
-		return bad("%v", err)
+		return nil, bad("%v", err)
 	}
 	if c.ways == 1 && c.classify() {
-		return bad("--ways 1: a classification task needs at least 2 classes")
+		return nil, bad("--ways 1: a classification task needs at least 2 classes")
 	}
 	if c.task == "classification" && c.ways > maxSyntheticClasses {
-		return bad("--ways %d: synthetic classification takes at most %d classes", c.ways, maxSyntheticClasses)
+		return nil, bad("--ways %d: synthetic classification takes at most %d classes", c.ways, maxSyntheticClasses)
 	}
 	for _, f := range []struct {
 		name string
 		v    float64
 	}{{"inner-lr", c.innerLR}, {"meta-lr", c.metaLR}} {
 		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
-			return bad("--%s %v: must be a positive finite number (or 0 for the default)", f.name, f.v)
+			return nil, bad("--%s %v: must be a positive finite number (or 0 for the default)", f.name, f.v)
 		}
 	}
-	var err error
 	if c.maxMemory, err = parseMemory(*maxMemory); err != nil {
-		return bad("--max-memory %q: %v", *maxMemory, err)
+		return nil, bad("--max-memory %q: %v", *maxMemory, err)
 	}
 	if c.hidden, err = parseWidths(*hidden); err != nil {
-		return bad("--hidden %q: %v", *hidden, err)
+		return nil, bad("--hidden %q: %v", *hidden, err)
 	}
 	if c.activation, err = nets.ParseActivation(*activation); err != nil || c.activation == nets.Identity {
-		return bad("--activation %q: want relu, tanh or sigmoid", *activation)
+		return nil, bad("--activation %q: want relu, tanh or sigmoid", *activation)
 	}
 	if c.dtype, err = parseDtype(*dtype); err != nil {
-		return bad("--dtype %q: want float32 or float64", *dtype)
+		return nil, bad("--dtype %q: want float32 or float64", *dtype)
 	}
 	if err := checkOutputs("out", c.out, "log", c.log); err != nil {
-		return bad("%v", err)
+		return nil, bad("%v", err)
 	}
 	c.resolve()
 	return c, nil
