@@ -58,31 +58,13 @@ func trainLoop[B, S any](ctx context.Context, m learners.Trainer[B, S], run lear
 		}
 		defer rl.Close()
 	}
-	var sums []float64
-	window := 0
+	rec := &monitor.Recorder{Progress: prog, Log: rl, LR: l.lr, Detail: l.detail}
 	run.Record = func(n int, st S) error {
 		if p, ok := any(m).(placer); ok && l.dev != nil && (n == first+2 || n == run.Steps && n < first+2) { // the second run is recorded
 			fmt.Fprintf(stderr, "graph: %v\n", p.Placement())
 		}
 		losses, weights := l.values(st)
-		if len(sums) != len(losses) {
-			sums = make([]float64, len(losses))
-		}
-		window++
-		for i := range losses {
-			sums[i] += losses[i].Value
-			losses[i].Value = sums[i] / float64(window)
-		}
-		prog.Update(n, l.detail(losses, weights))
-		if n%prog.Every() != 0 && n != run.Steps {
-			return nil
-		}
-		clear(sums)
-		window = 0
-		if rl == nil {
-			return nil
-		}
-		return rl.Write(monitor.Record{Step: n, Losses: losses, Weights: weights, LR: l.lr})
+		return rec.Record(n, losses, weights)
 	}
 	// save writes the checkpoint; with why set it says so on stderr.
 	save := func(path, why string) error {

@@ -1,16 +1,13 @@
 // Package monitor watches a training run: a progress line, a log of its
-// losses and weights, and plots of the curves in that log. Its pieces fit
-// the Record hook of learners.Train:
+// losses and weights, and plots of the curves in that log and of the
+// adaptation of a meta-trained model. A Recorder ties a Progress and a Log
+// to the Record hook of learners.Train:
 //
-//	prog := monitor.NewProgress(os.Stderr, "step", 0, steps, 0)
 //	log, err := monitor.Create("run.jsonl")
 //	...
+//	rec := &monitor.Recorder{Progress: monitor.NewProgress(os.Stderr, "step", 0, steps, 0), Log: log}
 //	run.Record = func(n int, st learners.MTLStats) error {
-//		prog.Update(n, fmt.Sprintf("loss %.4f", st.Losses[0]))
-//		if n%prog.Every() != 0 {
-//			return nil
-//		}
-//		return log.Write(monitor.Record{Step: n, Losses: []monitor.Value{{Name: "loss", Value: st.Losses[0]}}})
+//		return rec.Record(n, []monitor.Value{{Name: "loss", Value: st.Losses[0]}}, nil)
 //	}
 //
 // and after the run, monitor.ReadFile and monitor.PlotCurves draw it, as

@@ -1,0 +1,61 @@
+package monitor
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Recorder reports a training run's steps on a Progress line and, when
+// Log is set, in a log: each step's losses are averaged over the steps
+// since the last record, which is written every Progress.Every() steps
+// and at the last step. Weights are shown and logged as they are. Call
+// Record from learners.Train's Record hook. A Recorder is not safe for
+// concurrent use.
+type Recorder struct {
+	Progress *Progress // required
+	Log      *Log      // nil: none
+	LR       float64   // logged with each record; 0: not logged
+	// Detail is the progress line's text for the averaged losses and the
+	// weights; nil shows "name value" for each loss.
+	Detail func(losses, weights []Value) string
+
+	sums []float64
+	n    int
+}
+
+// Record records step n's losses and weights.
+func (r *Recorder) Record(n int, losses, weights []Value) error {
+	if len(r.sums) != len(losses) {
+		r.sums = make([]float64, len(losses))
+	}
+	r.n++
+	mean := make([]Value, len(losses))
+	for i, l := range losses {
+		r.sums[i] += l.Value
+		mean[i] = Value{Name: l.Name, Value: r.sums[i] / float64(r.n)}
+	}
+	detail := r.Detail
+	if detail == nil {
+		detail = pairs
+	}
+	p := r.Progress
+	p.Update(n, detail(mean, weights))
+	if n%p.Every() != 0 && n != p.total {
+		return nil
+	}
+	clear(r.sums)
+	r.n = 0
+	if r.Log == nil {
+		return nil
+	}
+	return r.Log.Write(Record{Step: n, Losses: mean, Weights: weights, LR: r.LR})
+}
+
+// pairs shows values as "name value" pairs.
+func pairs(losses, _ []Value) string {
+	s := make([]string, len(losses))
+	for i, l := range losses {
+		s[i] = fmt.Sprintf("%s %.4f", l.Name, l.Value)
+	}
+	return strings.Join(s, "  ")
+}

@@ -1,0 +1,46 @@
+package monitor
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRecorder(t *testing.T) {
+	var out bytes.Buffer
+	path := filepath.Join(t.TempDir(), "run.jsonl")
+	log, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Progress: NewProgress(&out, "step", 0, 5, 2), Log: log, LR: 0.5}
+	for n := 1; n <= 5; n++ {
+		// Losses 1, 2, 3, 4, 5; the weight is the step's.
+		if err := r.Record(n, []Value{{"a", float64(n)}}, []Value{{"a", float64(10 * n)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Records at steps 2, 4 and the last, 5, with the means of steps 1-2,
+	// 3-4 and 5.
+	want := []struct{ step, loss, weight float64 }{{2, 1.5, 20}, {4, 3.5, 40}, {5, 5, 50}}
+	if len(recs) != len(want) {
+		t.Fatalf("%d records; want %d", len(recs), len(want))
+	}
+	for i, w := range want {
+		r := recs[i]
+		if float64(r.Step) != w.step || r.Losses[0].Value != w.loss || r.Weights[0].Value != w.weight || r.LR != 0.5 {
+			t.Errorf("record %d = %+v; want step %v, loss %v, weight %v, lr 0.5", i, r, w.step, w.loss, w.weight)
+		}
+	}
+	if lines := strings.Count(out.String(), "\n"); lines != 3 || !strings.Contains(out.String(), "step 4/5  a 3.5000") {
+		t.Errorf("progress:\n%s\nwant 3 lines, step 4 showing the mean 3.5", out.String())
+	}
+}
