@@ -11,6 +11,9 @@ import (
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
 	"github.com/medusa-ml/medusa/learners/monitor"
+	"github.com/medusa-ml/medusa/nets"
+	"github.com/spf13/pflag"
+	"gorgonia.org/tensor"
 )
 
 // loop is what train and trainMTL hand trainLoop besides the run.
@@ -106,4 +109,60 @@ func trainLoop[B, S any](ctx context.Context, m learners.Trainer[B, S], run lear
 		return save(l.out, "trained")
 	}
 	return nil
+}
+
+// runFlags are the flags train and mtl share: the network's hidden
+// layers and activation, the number type, the device, the seed, and the
+// run's files and cadences.
+type runFlags struct {
+	hidden           []int
+	activation       nets.Activation
+	dtype            tensor.Dtype
+	device           string
+	seed             uint64
+	out, resume, log string
+	every, logEvery  int   // --checkpoint-every, --log-every
+	maxMemory        int64 // 0: none
+
+	hiddenArg, activationArg, dtypeArg, memoryArg string // as given
+}
+
+// add registers r's flags on fs; unit names a step ("iterations" or
+// "steps") and total the flag that sets their number.
+func (r *runFlags) add(fs *pflag.FlagSet, unit, total, hidden, hiddenHelp string) {
+	fs.StringVar(&r.hiddenArg, "hidden", hidden, hiddenHelp)
+	fs.StringVar(&r.activationArg, "activation", "relu", "hidden activation: relu, tanh or sigmoid")
+	fs.StringVar(&r.dtypeArg, "dtype", "float32", "floating-point type: float32 or float64")
+	fs.StringVar(&r.device, "device", "auto", deviceHelp)
+	fs.Uint64Var(&r.seed, "seed", 1, "random seed: the same seed gives the same numbers")
+	fs.StringVar(&r.out, "out", "", "write the trained parameters and training state to this safetensors file")
+	fs.StringVar(&r.resume, "resume", "", "continue the run saved in this checkpoint (its settings are kept; --"+total+" sets the new total)")
+	fs.IntVar(&r.every, "checkpoint-every", 0, "also write the checkpoint every N "+unit+" (0: at the end, on interrupt and on NaN only)")
+	fs.StringVar(&r.log, "log", "", "write a JSON-lines training log here (appended to on --resume; draw it with medusa plot)")
+	fs.IntVar(&r.logEvery, "log-every", 0, "print progress every N "+unit+" (0: about 20 lines per run)")
+	fs.StringVar(&r.memoryArg, "max-memory", "", memoryHelp)
+}
+
+// check parses and checks r's values.
+func (r *runFlags) check() error {
+	if err := checkDevice(r.device); err != nil {
+		return err
+	}
+	var err error
+	if r.maxMemory, err = parseMemory(r.memoryArg); err != nil {
+		return fmt.Errorf("--max-memory %q: %v", r.memoryArg, err)
+	}
+	if r.hidden, err = parseWidths(r.hiddenArg); err != nil {
+		return fmt.Errorf("--hidden %q: %v", r.hiddenArg, err)
+	}
+	if r.activation, err = nets.ParseActivation(r.activationArg); err != nil || r.activation == nets.Identity {
+		return fmt.Errorf("--activation %q: want relu, tanh or sigmoid", r.activationArg)
+	}
+	if r.dtype, err = parseDtype(r.dtypeArg); err != nil {
+		return fmt.Errorf("--dtype %q: want float32 or float64", r.dtypeArg)
+	}
+	if err := checkInts(intFlag{"log-every", r.logEvery, 0, maxSteps}, intFlag{"checkpoint-every", r.every, 0, maxSteps}); err != nil {
+		return err
+	}
+	return checkOutputs("out", r.out, "log", r.log)
 }

@@ -20,30 +20,20 @@ import (
 
 // mtlConfig is what "medusa mtl" runs.
 type mtlConfig struct {
-	task       string
-	weighting  string
-	arch       string
-	experts    int
-	steps      int
-	batch      int
-	lr         float64
-	hidden     []int
-	activation nets.Activation
-	dtype      tensor.Dtype
-	seed       uint64
-	out        string
-	logEvery   int
-	trainRows  int
-	testRows   int
-	data       string
-	csv        string
-	targets    []tasks.Target
-	testFrac   float64
-	every      int // --checkpoint-every
-	resume     string
-	device     string // --device
-	maxMemory  int64  // --max-memory; 0: none
-	log        string
+	runFlags
+	task      string
+	weighting string
+	arch      string
+	experts   int
+	steps     int
+	batch     int
+	lr        float64
+	trainRows int
+	testRows  int
+	data      string
+	csv       string
+	targets   []tasks.Target
+	testFrac  float64
 
 	flags map[string]string // every flag's value, recorded in checkpoints
 	given []string          // the flags set on the command line
@@ -60,23 +50,14 @@ func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
 	steps := fs.Int("steps", 2000, "training steps (minibatches)")
 	batch := fs.Int("batch", 256, "rows per minibatch")
 	lr := fs.Float64("lr", 1e-3, "Adam learning rate")
-	hidden := fs.String("hidden", "128,128", "trunk (or expert) layer widths, comma-separated")
-	activation := fs.String("activation", "relu", "activation: relu, tanh or sigmoid")
-	dtype := fs.String("dtype", "float32", "floating-point type: float32 or float64")
-	device := fs.String("device", "auto", deviceHelp)
-	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same numbers")
-	out := fs.String("out", "", "write the trained parameters and training state to this safetensors file")
-	resume := fs.String("resume", "", "continue the run saved in this checkpoint (its settings are kept; --steps sets the new total)")
-	every := fs.Int("checkpoint-every", 0, "also write the checkpoint every N steps (0: at the end, on interrupt and on NaN only)")
-	logPath := fs.String("log", "", "write a JSON-lines training log here (appended to on --resume; draw it with medusa plot)")
-	logEvery := fs.Int("log-every", 0, "print progress every N steps (0: about 20 lines per run)")
+	var run runFlags
+	run.add(fs, "steps", "steps", "128,128", "trunk (or expert) layer widths, comma-separated")
 	trainRows := fs.Int("train-rows", 0, "training rows to generate (synthetic: default 50000; multimnist: default 60000)")
 	testRows := fs.Int("test-rows", 0, "held-out rows to generate (synthetic: default 10000; multimnist: default 10000)")
 	data := fs.String("data", "", "MNIST directory (IDX .gz files) for multimnist; default: the copy in the GoMNIST Go module")
 	csvPath := fs.String("csv", "", "CSV table for --task csv (header row; all non-target columns are features)")
 	targets := fs.String("targets", "", "csv target columns: name:kind[,name:kind...] with kind regression, binary or multiclass:N")
 	testFrac := fs.Float64("test-frac", 0.2, "csv: fraction of rows held out for evaluation")
-	maxMemory := fs.String("max-memory", "", memoryHelp)
 	bad, ok, err := parseFlags(fs, args, stderr, `Usage: medusa mtl [flags]
 
 Trains one network on several tasks at once: a shared trunk (or MMoE
@@ -92,10 +73,9 @@ Flags:
 	if *learner != "mtl" {
 		return nil, bad("--learner %q: meta-learners are trained by medusa train", *learner)
 	}
-	c := &mtlConfig{task: *task, weighting: *wname, arch: *arch, experts: *experts, steps: *steps, batch: *batch,
-		lr: *lr, seed: *seed, out: *out, logEvery: *logEvery, trainRows: *trainRows, testRows: *testRows,
-		data: *data, csv: *csvPath, testFrac: *testFrac, every: *every, resume: *resume, log: *logPath, device: *device, flags: flagValues(fs)}
-	if err := checkDevice(c.device); err != nil {
+	c := &mtlConfig{runFlags: run, task: *task, weighting: *wname, arch: *arch, experts: *experts, steps: *steps, batch: *batch,
+		lr: *lr, trainRows: *trainRows, testRows: *testRows, data: *data, csv: *csvPath, testFrac: *testFrac, flags: flagValues(fs)}
+	if err := c.check(); err != nil {
 		return nil, bad("%v", err)
 	}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
@@ -123,8 +103,7 @@ Flags:
 		return nil, bad("--arch %q: want hps or mmoe", c.arch)
 	}
 	if err := checkInts(intFlag{"steps", c.steps, 1, maxSteps}, intFlag{"batch", c.batch, 1, maxRows},
-		intFlag{"experts", c.experts, 1, maxExperts}, intFlag{"log-every", c.logEvery, 0, maxSteps},
-		intFlag{"checkpoint-every", c.every, 0, maxSteps}, intFlag{"train-rows", c.trainRows, 0, maxRows},
+		intFlag{"experts", c.experts, 1, maxExperts}, intFlag{"train-rows", c.trainRows, 0, maxRows},
 		intFlag{"test-rows", c.testRows, 0, maxRows}); err != nil {
 		return nil, bad("%v", err)
 	}
@@ -134,23 +113,8 @@ Flags:
 	if !(c.testFrac > 0 && c.testFrac < 1) {
 		return nil, bad("--test-frac %v: must lie strictly between 0 and 1", c.testFrac)
 	}
-	if c.maxMemory, err = parseMemory(*maxMemory); err != nil {
-		return nil, bad("--max-memory %q: %v", *maxMemory, err)
-	}
-	if c.hidden, err = parseWidths(*hidden); err != nil {
-		return nil, bad("--hidden %q: %v", *hidden, err)
-	}
 	if c.arch == "mmoe" && len(c.hidden) == 0 {
 		return nil, bad("--hidden: mmoe experts need at least one layer")
-	}
-	if c.activation, err = nets.ParseActivation(*activation); err != nil || c.activation == nets.Identity {
-		return nil, bad("--activation %q: want relu, tanh or sigmoid", *activation)
-	}
-	if c.dtype, err = parseDtype(*dtype); err != nil {
-		return nil, bad("--dtype %q: want float32 or float64", *dtype)
-	}
-	if err := checkOutputs("out", c.out, "log", c.log); err != nil {
-		return nil, bad("%v", err)
 	}
 	return c, nil
 }

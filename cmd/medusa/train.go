@@ -16,15 +16,14 @@ import (
 	"github.com/medusa-ml/medusa/learners"
 	"github.com/medusa-ml/medusa/learners/monitor"
 	"github.com/medusa-ml/medusa/learners/tasks"
-	"github.com/medusa-ml/medusa/nets"
 	"github.com/spf13/pflag"
-	"gorgonia.org/tensor"
 )
 
 // trainConfig is what "medusa train" runs. Numeric settings left at 0 on
 // the command line are resolved to the learner's and task's defaults by
 // resolve.
 type trainConfig struct {
+	runFlags
 	learner        string
 	task           string
 	iters          int
@@ -35,26 +34,15 @@ type trainConfig struct {
 	innerSteps     int
 	innerLR        float64
 	metaLR         float64
-	hidden         []int
-	activation     nets.Activation
 	filters        int
 	blocks         int
 	anneal         int // Reptile's annealing horizon
 	data           string
-	dtype          tensor.Dtype
-	seed           uint64
-	out            string
 	evalTasks      int
 	evalSteps      int
 	evalQuery      int
-	evalBatch      int  // test tasks adapted at once (budgetMeta sets it; 0: evalChunk)
-	gradCheckpoint bool // --grad-checkpoint
-	logEvery       int
-	every          int // --checkpoint-every
-	resume         string
-	log            string
-	maxMemory      int64        // --max-memory; 0: none
-	device         string       // --device
+	evalBatch      int          // test tasks adapted at once (budgetMeta sets it; 0: evalChunk)
+	gradCheckpoint bool         // --grad-checkpoint
 	dev            graph.Device // the device opened for it; nil: the CPU
 
 	flags map[string]string // every flag's value, recorded in checkpoints
@@ -126,24 +114,15 @@ func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	innerLR := fs.Float64("inner-lr", 0, "inner (adaptation) step size (0: 0.01 sinusoid, 0.1 classification, 0.4 images; Reptile on images: Adam 0.001)")
 	gradCheckpoint := fs.Bool("grad-checkpoint", false, "maml, anil, metasgd: keep only the parameters after each inner step and recompute the rest in the meta-gradient (memory that does not grow with --inner-steps, for more compute)")
 	metaLR := fs.Float64("meta-lr", 0, "outer learning rate (0: Adam 0.001; Reptile: outer step 1, annealed linearly to 0)")
-	hidden := fs.String("hidden", "40,40", "hidden layer widths of the MLP (sinusoid, classification), comma-separated (empty for a linear model)")
-	activation := fs.String("activation", "relu", "hidden activation: relu, tanh or sigmoid")
 	filters := fs.Int("filters", 0, "filters of each ConvNet block for image tasks (0: 64)")
 	anneal := fs.Int("anneal-steps", 0, "Reptile: iterations over which the outer step falls linearly to 0 (0: 100000, as in the paper)")
 	blocks := fs.Int("blocks", 0, "ConvNet blocks (0: 4)")
 	data := fs.String("data", "", "data directory: MNIST IDX files (mnist, doublemnist; default the GoMNIST module's copy) or Omniglot roots, comma-separated (omniglot)")
-	dtype := fs.String("dtype", "float32", "floating-point type: float32 or float64")
-	device := fs.String("device", "auto", deviceHelp)
-	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same numbers")
-	out := fs.String("out", "", "write the trained parameters and training state to this safetensors file")
-	resume := fs.String("resume", "", "continue the run saved in this checkpoint (its settings are kept; --iters sets the new total)")
-	every := fs.Int("checkpoint-every", 0, "also write the checkpoint every N iterations (0: at the end, on interrupt and on NaN only)")
-	logPath := fs.String("log", "", "write a JSON-lines training log here (appended to on --resume; draw it with medusa plot)")
+	var run runFlags
+	run.add(fs, "iterations", "iters", "40,40", "hidden layer widths of the MLP (sinusoid, classification), comma-separated (empty for a linear model)")
 	evalTasks := fs.Int("eval-tasks", 600, "fresh test tasks (episodes of the test classes) for the final evaluation (0 to skip)")
 	evalSteps := fs.Int("eval-steps", 0, "most inner steps in the final evaluation, reported with 0 and 1 (0: 10, Reptile 50)")
 	evalQuery := fs.Int("eval-query", 0, "query examples per test task (sinusoid, default 100) or per class (15)")
-	logEvery := fs.Int("log-every", 0, "print progress every N iterations (0: about 20 lines per run)")
-	maxMemory := fs.String("max-memory", "", memoryHelp)
 	bad, ok, err := parseFlags(fs, args, stderr, `Usage: medusa train [flags]
 
 Meta-trains a network on a task distribution, prints progress, then
@@ -157,11 +136,10 @@ Flags:
 	if !ok {
 		return nil, err
 	}
-	c := &trainConfig{learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, ways: *ways, shots: *shots,
+	c := &trainConfig{runFlags: run, learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, ways: *ways, shots: *shots,
 		query: *query, innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, filters: *filters, blocks: *blocks, anneal: *anneal,
-		data: *data, seed: *seed, out: *out, evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery,
-		logEvery: *logEvery, every: *every, resume: *resume, log: *logPath, device: *device, gradCheckpoint: *gradCheckpoint, flags: flagValues(fs)}
-	if err := checkDevice(c.device); err != nil {
+		data: *data, evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery, gradCheckpoint: *gradCheckpoint, flags: flagValues(fs)}
+	if err := c.check(); err != nil {
 		return nil, bad("%v", err)
 	}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
@@ -187,8 +165,7 @@ Flags:
 		intFlag{"ways", c.ways, 0, maxClasses}, intFlag{"shots", c.shots, 0, maxExamples}, intFlag{"query", c.query, 0, maxExamples},
 		intFlag{"inner-steps", c.innerSteps, 0, maxInner}, intFlag{"filters", c.filters, 0, maxWidth}, intFlag{"blocks", c.blocks, 0, 8},
 		intFlag{"anneal-steps", c.anneal, 0, maxSteps}, intFlag{"eval-tasks", c.evalTasks, 0, maxEvalSets},
-		intFlag{"eval-steps", c.evalSteps, 0, maxInner}, intFlag{"eval-query", c.evalQuery, 0, maxExamples},
-		intFlag{"log-every", c.logEvery, 0, maxSteps}, intFlag{"checkpoint-every", c.every, 0, maxSteps}); err != nil {
+		intFlag{"eval-steps", c.evalSteps, 0, maxInner}, intFlag{"eval-query", c.evalQuery, 0, maxExamples}); err != nil {
 		return nil, bad("%v", err)
 	}
 	if c.ways == 1 && c.classify() {
@@ -204,21 +181,6 @@ Flags:
 		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
 			return nil, bad("--%s %v: must be a positive finite number (or 0 for the default)", f.name, f.v)
 		}
-	}
-	if c.maxMemory, err = parseMemory(*maxMemory); err != nil {
-		return nil, bad("--max-memory %q: %v", *maxMemory, err)
-	}
-	if c.hidden, err = parseWidths(*hidden); err != nil {
-		return nil, bad("--hidden %q: %v", *hidden, err)
-	}
-	if c.activation, err = nets.ParseActivation(*activation); err != nil || c.activation == nets.Identity {
-		return nil, bad("--activation %q: want relu, tanh or sigmoid", *activation)
-	}
-	if c.dtype, err = parseDtype(*dtype); err != nil {
-		return nil, bad("--dtype %q: want float32 or float64", *dtype)
-	}
-	if err := checkOutputs("out", c.out, "log", c.log); err != nil {
-		return nil, bad("%v", err)
 	}
 	c.resolve()
 	return c, nil
