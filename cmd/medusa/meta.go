@@ -110,36 +110,26 @@ func budgetMeta(mem *learners.Budget, m metaLearner, c *trainConfig, src *tasks.
 	}
 	// Learners that adapt images in their graph adapt fewer test tasks at
 	// once when memory is short.
-	a := learners.Assessment{Tasks: c.evalTasks, Steps: c.evalSteps, Batch: evalChunk(c)}
+	batch, _ := evalChunk(c)
+	a := learners.Assessment{Tasks: c.evalTasks, Steps: c.evalSteps, Batch: batch}
 	err := mem.PlanAssess(m, &a, shape(0, c.evalQuery), c.images() && c.learner != "reptile")
 	c.evalBatch = a.Batch
 	return err
 }
 
-// evalChunk is the most test tasks evaluateMeta adapts at once.
-func evalChunk(c *trainConfig) int {
-	if c.task == "sinusoid" {
-		return 100
+// evalChunk is the most test tasks evaluateMeta adapts at once, and how
+// many it draws at a time. Learners that adapt images in their graph drew
+// two at a time when they adapted two at a time, and still do, so that
+// their published figures reproduce.
+func evalChunk(c *trainConfig) (adapt, draw int) {
+	switch {
+	case c.task == "sinusoid":
+		return 100, 100
+	case c.images() && c.learner != "reptile":
+		return 25, 2
 	}
-	return 25
+	return 25, 25
 }
-
-// evalDraw is how many test tasks are drawn at a time. Learners that
-// adapt images in their graph drew two at a time when they adapted two
-// at a time, and still do, so that their published figures reproduce.
-func evalDraw(c *trainConfig) int {
-	if c.images() && c.learner != "reptile" {
-		return 2
-	}
-	return evalChunk(c)
-}
-
-var (
-	_ metaLearner = (*learners.MAML)(nil)
-	_ metaLearner = (*learners.ANIL)(nil)
-	_ metaLearner = (*learners.MetaSGD)(nil)
-	_ metaLearner = (*learners.Reptile)(nil)
-)
 
 // benchmark is the task distribution of c.
 func (c *trainConfig) benchmark() tasks.Benchmark {
@@ -183,18 +173,17 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 // the mean and 95% interval's half-width of the figure after each number
 // of steps.
 func evaluateMeta(ctx context.Context, m metaLearner, src *tasks.Source, c *trainConfig, every bool, stdout io.Writer) (means, halves []float64, err error) {
-	// Test tasks are drawn evalDraw at a time and adapted a chunk at a
-	// time.
-	chunk := c.evalBatch
-	if chunk == 0 {
-		chunk = evalChunk(c)
+	// Test tasks are drawn a few at a time and adapted a batch at a time.
+	chunk, draw := evalChunk(c)
+	if c.evalBatch > 0 {
+		chunk = c.evalBatch
 	}
 	rng := rand.New(rand.NewPCG(c.seed, 0x74657374))
 	var batches []*tasks.Batch
 	ev, err := learners.Assess(ctx, m, learners.Assessment{
 		Tasks: c.evalTasks, Steps: c.evalSteps, Classify: c.classify(),
 		Draw:     func(n int) (*tasks.Batch, error) { return src.Test(rng, n) },
-		DrawUnit: evalDraw(c), Batch: chunk,
+		DrawUnit: draw, Batch: chunk,
 		Each: func(b *tasks.Batch) {
 			if src.Pooled != nil {
 				batches = append(batches, b)

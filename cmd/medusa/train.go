@@ -41,7 +41,7 @@ type trainConfig struct {
 	evalTasks      int
 	evalSteps      int
 	evalQuery      int
-	evalBatch      int          // test tasks adapted at once (budgetMeta sets it; 0: evalChunk)
+	evalBatch      int          // test tasks adapted at once (budgetMeta sets it)
 	gradCheckpoint bool         // --grad-checkpoint
 	dev            graph.Device // the device opened for it; nil: the CPU
 
@@ -447,9 +447,5 @@ func reportBLAS(stderr io.Writer) error {
 }
 
 func joinInts(x []int) string {
-	s := make([]string, len(x))
-	for i, v := range x {
-		s[i] = strconv.Itoa(v)
-	}
-	return strings.Join(s, "-")
+	return strings.ReplaceAll(strings.Trim(fmt.Sprint(x), "[]"), " ", "-")
 }
