@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -31,26 +32,24 @@ func flagValues(fs *pflag.FlagSet) map[string]string {
 }
 
 // storedArgs turns the flag values recorded in a checkpoint back into
-// arguments, in a fixed order.
-func storedArgs(c *graph.Checkpoint, path string) ([]string, error) {
+// arguments, in a fixed order; settings are those but for the files the
+// run wrote (--out, --log), which a later run names anew.
+func storedArgs(c *graph.Checkpoint, path string) (args, settings []string, err error) {
 	raw, ok := c.Meta[flagsKey]
 	if !ok {
-		return nil, fmt.Errorf("%s does not record the settings of its run (medusa train writes them)", path)
+		return nil, nil, fmt.Errorf("%s does not record the settings of its run (medusa train writes them)", path)
 	}
 	var vals map[string]string
 	if err := json.Unmarshal([]byte(raw), &vals); err != nil {
-		return nil, fmt.Errorf("%s: the recorded settings are not valid: %v", path, err)
+		return nil, nil, fmt.Errorf("%s: the recorded settings are not valid: %v", path, err)
 	}
-	names := make([]string, 0, len(vals))
-	for k := range vals {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	args := make([]string, 0, len(names))
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
 		args = append(args, "--"+k+"="+vals[k])
+		if k != "out" && k != "log" {
+			settings = append(settings, args[len(args)-1])
+		}
 	}
-	return args, nil
+	return args, settings, nil
 }
 
 // loadResume reads a checkpoint for command cmd ("train" or "mtl") to
@@ -68,13 +67,4 @@ func loadResume(path, cmd string) (*graph.Checkpoint, error) {
 		return nil, fmt.Errorf("--resume: %s is a checkpoint of medusa %s; resume it with medusa %s --resume %s", path, other, other, path)
 	}
 	return c, nil
-}
-
-// rescuePath is where an interrupt or a NaN saves the checkpoint: --out,
-// or a file in the working directory when it is not given.
-func rescuePath(out string) string {
-	if out != "" {
-		return out
-	}
-	return "medusa-interrupted.safetensors"
 }

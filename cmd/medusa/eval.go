@@ -113,15 +113,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !slices.Contains(metaLearners, learner) {
 		return fmt.Errorf("%s is a checkpoint of learner %q; medusa eval evaluates the meta-learners' (%s)", e.checkpoint, learner, strings.Join(metaLearners, ", "))
 	}
-	stored, err := storedArgs(ck, e.checkpoint)
+	_, settings, err := storedArgs(ck, e.checkpoint)
 	if err != nil {
 		return err
-	}
-	var settings []string
-	for _, a := range stored {
-		if !strings.HasPrefix(a, "--out=") && !strings.HasPrefix(a, "--log=") {
-			settings = append(settings, a)
-		}
 	}
 	c, err := parseTrain(settings, io.Discard)
 	if err != nil || c == nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -97,7 +98,7 @@ func trainLoop[B, S any](ctx context.Context, m learners.Trainer[B, S], run lear
 	err := learners.Train(ctx, m, run)
 	prog.Done()
 	if err != nil {
-		return stepFailed(ctx, err, stepFailure{cmd: map[string]string{"iteration": "train", "step": "mtl"}[l.unit], unit: l.unit, total: run.Steps, path: rescuePath(l.out), save: save, hint: l.hint, stderr: stderr})
+		return l.failed(ctx, err, run.Steps, save, stderr)
 	}
 	if rl != nil {
 		if err := rl.Close(); err != nil {
@@ -109,6 +110,42 @@ func trainLoop[B, S any](ctx context.Context, m learners.Trainer[B, S], run lear
 		return save(l.out, "trained")
 	}
 	return nil
+}
+
+// failed turns the error of learners.Train into the run's: after an
+// interrupt it saves the last completed step and says how to resume; after
+// a NaN or infinity it saves the last good step and names what was not
+// finite. Errors other than a failed step are returned as they are. The
+// checkpoint goes to --out, or to a file in the working directory.
+func (l loop[S]) failed(ctx context.Context, err error, total int, save func(path, why string) error, stderr io.Writer) error {
+	var se *learners.StepError
+	if !errors.As(err, &se) {
+		return err
+	}
+	path, done := l.out, se.Done
+	if path == "" {
+		path = "medusa-interrupted.safetensors"
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "interrupted before %s %d\n", l.unit, done+1)
+		if done == 0 {
+			return fmt.Errorf("training interrupted after 0 of %d %ss", total, l.unit)
+		}
+		if err := save(path, "the last completed"); err != nil {
+			return err
+		}
+		cmd := map[string]string{"iteration": "train", "step": "mtl"}[l.unit]
+		return fmt.Errorf("training interrupted after %d of %d %ss; resume with: medusa %s --resume %s", done, total, l.unit, cmd, path)
+	}
+	var nf *learners.NonFiniteError
+	if errors.As(se.Err, &nf) {
+		fmt.Fprintf(stderr, "stopped at %s %d: %s; keeping the parameters of %s %d\n", l.unit, nf.Step, nf.What, l.unit, nf.Step-1)
+		if err := save(path, "the last good"); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w (%s)", se.Err, l.hint)
+	}
+	return se.Err
 }
 
 // runFlags are the flags train and mtl share: the network's hidden

@@ -319,48 +319,6 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// stepFailure describes a training loop whose step failed.
-type stepFailure struct {
-	cmd         string                       // "train" or "mtl"
-	unit        string                       // "iteration" or "step"
-	done, total int                          // done: set from the failed step
-	path        string                       // where the checkpoint goes
-	save        func(path, why string) error // writes it
-	hint        string                       // what to try after a NaN
-	stderr      io.Writer
-}
-
-// stepFailed turns the error of learners.Train into the run's: after an
-// interrupt it saves the last completed step and says how to resume; after
-// a NaN or infinity it saves the last good step and names what was not
-// finite. Errors other than a failed step are returned as they are.
-func stepFailed(ctx context.Context, err error, f stepFailure) error {
-	var se *learners.StepError
-	if !errors.As(err, &se) {
-		return err
-	}
-	err, f.done = se.Err, se.Done
-	if ctx.Err() != nil {
-		fmt.Fprintf(f.stderr, "interrupted before %s %d\n", f.unit, f.done+1)
-		if f.done == 0 {
-			return fmt.Errorf("training interrupted after 0 of %d %ss", f.total, f.unit)
-		}
-		if serr := f.save(f.path, "the last completed"); serr != nil {
-			return serr
-		}
-		return fmt.Errorf("training interrupted after %d of %d %ss; resume with: medusa %s --resume %s", f.done, f.total, f.unit, f.cmd, f.path)
-	}
-	var nf *learners.NonFiniteError
-	if errors.As(err, &nf) {
-		fmt.Fprintf(f.stderr, "stopped at %s %d: %s; keeping the parameters of %s %d\n", f.unit, nf.Step, nf.What, f.unit, nf.Step-1)
-		if serr := f.save(f.path, "the last good"); serr != nil {
-			return serr
-		}
-		return fmt.Errorf("%w (%s)", err, f.hint)
-	}
-	return err
-}
-
 // resumeConfig returns the configuration of a resumed run: the settings
 // recorded in the checkpoint, overridden by the few flags a resumed run
 // may change (c holds the command line's). --out defaults to the
@@ -374,19 +332,12 @@ func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.W
 			return zero, &usageError{"--" + name + " on resume"}
 		}
 	}
-	stored, err := storedArgs(ckpt, path)
+	stored, settings, err := storedArgs(ckpt, path)
 	if err != nil {
 		return zero, fmt.Errorf("--resume: %v", err)
 	}
-	// The recorded settings alone, but for the files the first run wrote
-	// (which a resumed run names anew, and which may be gone): refused,
-	// they mean a damaged or hand-edited checkpoint, not a bad command line.
-	var settings []string
-	for _, a := range stored {
-		if !strings.HasPrefix(a, "--out=") && !strings.HasPrefix(a, "--log=") {
-			settings = append(settings, a)
-		}
-	}
+	// The recorded settings alone refused mean a damaged or hand-edited
+	// checkpoint, not a bad command line.
 	if _, err := parse(settings, io.Discard); err != nil {
 		return zero, fmt.Errorf("--resume %s: the settings it records are refused: %v", path, err)
 	}
