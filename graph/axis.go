@@ -2,7 +2,6 @@ package graph
 
 import (
 	"fmt"
-	"hash"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -20,7 +19,7 @@ func Broadcast(x *G.Node, axis, n int) (out *G.Node, err error) {
 	if n <= 0 {
 		return nil, &ShapeError{Op: "Broadcast", Want: "a positive size", Got: fmt.Sprint(n)}
 	}
-	return G.ApplyOp(broadcastOp{axis: axis, n: n, dims: x.Dims()}, x)
+	return apply(broadcastOp{axis: axis, n: n, dims: x.Dims()}, x)
 }
 
 // SumAxis sums x over one axis, removing it. Summing a vector gives a
@@ -30,7 +29,7 @@ func SumAxis(x *G.Node, axis int) (out *G.Node, err error) {
 	if axis < 0 || axis >= x.Dims() {
 		return nil, &ShapeError{Op: "SumAxis", Want: fmt.Sprintf("axis in [0, %d)", x.Dims()), Got: fmt.Sprint(axis)}
 	}
-	return G.ApplyOp(sumAxisOp{axis: axis, n: x.Shape()[axis], dims: x.Dims()}, x)
+	return apply(sumAxisOp{axis: axis, n: x.Shape()[axis], dims: x.Dims()}, x)
 }
 
 // SumAll sums every element of x into a scalar.
@@ -88,24 +87,22 @@ func splitShape(s tensor.Shape, axis int) (outer, inner int) {
 }
 
 type broadcastOp struct {
-	opBase
 	axis, n, dims int
 }
 
-func (op broadcastOp) Arity() int { return 1 }
-func (op broadcastOp) Type() hm.Type {
+func (op broadcastOp) arity() int { return 1 }
+func (op broadcastOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(op.dims, a), tensorType(op.dims+1, a))
 }
-func (op broadcastOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+func (op broadcastOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
 	out := make(tensor.Shape, 0, len(s)+1)
 	out = append(out, s[:op.axis]...)
 	out = append(out, op.n)
 	return append(out, s[op.axis:]...), nil
 }
-func (op broadcastOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op broadcastOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op broadcastOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	switch in[0].Dtype() {
 	case tensor.Float64:
 		return broadcastRun[float64](op, pre, in[0])
@@ -120,7 +117,7 @@ func broadcastRun[T float](op broadcastOp, pre, in G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	shape, _ := op.InferShape(s)
+	shape, _ := op.outShape(s)
 	outer, inner := 1, 1
 	for i, d := range s {
 		if i < op.axis {
@@ -134,10 +131,8 @@ func broadcastRun[T float](op broadcastOp, pre, in G.Value) (G.Value, error) {
 func (op broadcastOp) String() string {
 	return fmt.Sprintf("Broadcast{axis=%d, n=%d, dims=%d}", op.axis, op.n, op.dims)
 }
-func (op broadcastOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op broadcastOp) Hashcode() uint32      { return hashOf(op) }
-func (op broadcastOp) DiffWRT(int) []bool    { return []bool{true} }
-func (op broadcastOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+func (op broadcastOp) diffWRT() []bool { return []bool{true} }
+func (op broadcastOp) symDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	d, err := SumAxis(grad, op.axis)
 	return G.Nodes{d}, err
 }
@@ -153,17 +148,16 @@ func broadcastKernel[T float](out, x []T, outer, n, inner int) []T {
 }
 
 type sumAxisOp struct {
-	opBase
 	axis, n, dims int
 }
 
-func (op sumAxisOp) Arity() int { return 1 }
-func (op sumAxisOp) Type() hm.Type {
+func (op sumAxisOp) arity() int { return 1 }
+func (op sumAxisOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(op.dims, a), tensorType(op.dims-1, a))
 }
-func (op sumAxisOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+func (op sumAxisOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
 	if op.axis >= len(s) {
 		return nil, &ShapeError{Op: op.String(), Want: fmt.Sprintf("more than %d dims", op.axis), Got: fmt.Sprint(s)}
 	}
@@ -175,8 +169,7 @@ func (op sumAxisOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	}
 	return out, nil
 }
-func (op sumAxisOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op sumAxisOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op sumAxisOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	switch in[0].Dtype() {
 	case tensor.Float64:
 		return sumAxisRun[float64](op, pre, in[0])
@@ -204,7 +197,7 @@ func sumAxisRun[T float](op sumAxisOp, pre, in G.Value) (G.Value, error) {
 			return t, nil
 		}
 	}
-	shape, err := op.InferShape(s)
+	shape, err := op.outShape(s)
 	if err != nil {
 		return nil, err
 	}
@@ -230,10 +223,8 @@ func sameShapeWithout(a, s tensor.Shape, axis int) bool {
 func (op sumAxisOp) String() string {
 	return fmt.Sprintf("SumAxis{axis=%d, n=%d, dims=%d}", op.axis, op.n, op.dims)
 }
-func (op sumAxisOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op sumAxisOp) Hashcode() uint32      { return hashOf(op) }
-func (op sumAxisOp) DiffWRT(int) []bool    { return []bool{true} }
-func (op sumAxisOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+func (op sumAxisOp) diffWRT() []bool { return []bool{true} }
+func (op sumAxisOp) symDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	d, err := Broadcast(grad, op.axis, op.n)
 	return G.Nodes{d}, err
 }

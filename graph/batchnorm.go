@@ -2,7 +2,6 @@ package graph
 
 import (
 	"fmt"
-	"hash"
 	"math"
 	"runtime"
 
@@ -54,11 +53,11 @@ func BatchNorm(x, gamma, beta *G.Node, eps float64) (out *G.Node, err error) {
 			return nil, err
 		}
 	}
-	xhat, err := G.ApplyOp(normalizeOp{eps: eps}, x3)
+	xhat, err := apply(normalizeOp{eps: eps}, x3)
 	if err != nil {
 		return nil, err
 	}
-	y, err := G.ApplyOp(affineChannelsOp{}, xhat, gamma, beta)
+	y, err := apply(affineChannelsOp{}, xhat, gamma, beta)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +102,7 @@ func scaleChannels(x, s *G.Node) (out *G.Node, err error) {
 	if err := checkChannels("scaleChannels", x, s); err != nil {
 		return nil, err
 	}
-	return G.ApplyOp(scaleChannelsOp{}, x, s)
+	return apply(scaleChannelsOp{}, x, s)
 }
 
 // addChannels returns x [tasks, m, c] plus s [tasks, c] broadcast over m.
@@ -112,7 +111,7 @@ func addChannels(x, s *G.Node) (out *G.Node, err error) {
 	if err := checkChannels("addChannels", x, s); err != nil {
 		return nil, err
 	}
-	return G.ApplyOp(addChannelsOp{}, x, s)
+	return apply(addChannelsOp{}, x, s)
 }
 
 // dotChannels returns Σ_m a·b for a and b [tasks, m, c]: [tasks, c].
@@ -121,7 +120,7 @@ func dotChannels(a, b *G.Node) (out *G.Node, err error) {
 	if a.Dims() != 3 || !a.Shape().Eq(b.Shape()) {
 		return nil, &ShapeError{Op: "dotChannels", Want: "two [tasks, m, c] tensors", Got: fmt.Sprintf("%v and %v", a.Shape(), b.Shape())}
 	}
-	return G.ApplyOp(dotChannelsOp{}, a, b)
+	return apply(dotChannelsOp{}, a, b)
 }
 
 // channelArgs returns the data of x [tasks, m, c] and s [tasks, c] as
@@ -149,28 +148,25 @@ func channelArgs[T float](op fmt.Stringer, in []G.Value) (x, s []T, tasks, m, c 
 // isFloat64 reports whether v holds float64s.
 func isFloat64(v G.Value) bool { return v.Dtype() == tensor.Float64 }
 
-type scaleChannelsOp struct{ opBase }
+type scaleChannelsOp struct{}
 
-func (op scaleChannelsOp) Arity() int { return 2 }
-func (op scaleChannelsOp) Type() hm.Type {
+func (op scaleChannelsOp) arity() int { return 2 }
+func (op scaleChannelsOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(3, a), tensorType(2, a), tensorType(3, a))
 }
-func (op scaleChannelsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return in[0].(tensor.Shape).Clone(), nil
+func (op scaleChannelsOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	return in[0].Clone(), nil
 }
-func (op scaleChannelsOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op scaleChannelsOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op scaleChannelsOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	if isFloat64(in[0]) {
 		return channelDo[float64](op, pre, in, scaleChannelsKernel[float64])
 	}
 	return channelDo[float32](op, pre, in, scaleChannelsKernel[float32])
 }
-func (op scaleChannelsOp) String() string        { return "ScaleChannels" }
-func (op scaleChannelsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op scaleChannelsOp) Hashcode() uint32      { return hashOf(op) }
-func (op scaleChannelsOp) DiffWRT(int) []bool    { return []bool{true, true} }
-func (op scaleChannelsOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+func (op scaleChannelsOp) String() string  { return "ScaleChannels" }
+func (op scaleChannelsOp) diffWRT() []bool { return []bool{true, true} }
+func (op scaleChannelsOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	dx, err := scaleChannels(grad, in[1])
 	if err != nil {
 		return nil, err
@@ -200,28 +196,25 @@ func scaleChannelsKernel[T float](out, x, s []T, tasks, m, c int) {
 	affineKernel(out, x, s, nil, tasks, m, c)
 }
 
-type addChannelsOp struct{ opBase }
+type addChannelsOp struct{}
 
-func (op addChannelsOp) Arity() int { return 2 }
-func (op addChannelsOp) Type() hm.Type {
+func (op addChannelsOp) arity() int { return 2 }
+func (op addChannelsOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(3, a), tensorType(2, a), tensorType(3, a))
 }
-func (op addChannelsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return in[0].(tensor.Shape).Clone(), nil
+func (op addChannelsOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	return in[0].Clone(), nil
 }
-func (op addChannelsOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op addChannelsOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op addChannelsOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	if isFloat64(in[0]) {
 		return channelDo[float64](op, pre, in, addChannelsKernel[float64])
 	}
 	return channelDo[float32](op, pre, in, addChannelsKernel[float32])
 }
-func (op addChannelsOp) String() string        { return "AddChannels" }
-func (op addChannelsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op addChannelsOp) Hashcode() uint32      { return hashOf(op) }
-func (op addChannelsOp) DiffWRT(int) []bool    { return []bool{true, true} }
-func (op addChannelsOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+func (op addChannelsOp) String() string  { return "AddChannels" }
+func (op addChannelsOp) diffWRT() []bool { return []bool{true, true} }
+func (op addChannelsOp) symDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	ds, err := sumRows(grad)
 	return G.Nodes{grad, ds}, err
 }
@@ -239,22 +232,21 @@ func addChannelsKernel[T float](out, x, s []T, tasks, m, c int) {
 	})
 }
 
-type dotChannelsOp struct{ opBase }
+type dotChannelsOp struct{}
 
-func (op dotChannelsOp) Arity() int { return 2 }
-func (op dotChannelsOp) Type() hm.Type {
+func (op dotChannelsOp) arity() int { return 2 }
+func (op dotChannelsOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(3, a), tensorType(3, a), tensorType(2, a))
 }
-func (op dotChannelsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+func (op dotChannelsOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
 	if len(s) != 3 {
 		return nil, &ShapeError{Op: op.String(), Want: "[tasks, m, c]", Got: fmt.Sprint(s)}
 	}
 	return tensor.Shape{s[0], s[2]}, nil
 }
-func (op dotChannelsOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op dotChannelsOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op dotChannelsOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	ad, as, err := dense(in[0])
 	if err != nil {
 		return nil, err
@@ -280,11 +272,9 @@ func (op dotChannelsOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, erro
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, ad, bd)
 }
-func (op dotChannelsOp) String() string        { return "DotChannels" }
-func (op dotChannelsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op dotChannelsOp) Hashcode() uint32      { return hashOf(op) }
-func (op dotChannelsOp) DiffWRT(int) []bool    { return []bool{true, true} }
-func (op dotChannelsOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+func (op dotChannelsOp) String() string  { return "DotChannels" }
+func (op dotChannelsOp) diffWRT() []bool { return []bool{true, true} }
+func (op dotChannelsOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	da, err := scaleChannels(in[1], grad)
 	if err != nil {
 		return nil, err
@@ -375,29 +365,27 @@ func channelStats[T float](x []T, t, m, c, c0, c1 int, eps float64) (mean, inv [
 // normalizeOp standardises x [tasks, m, c] per task and channel:
 // (x − mean)/√(variance + eps).
 type normalizeOp struct {
-	opBase
 	eps float64
 }
 
-func (op normalizeOp) Arity() int { return 1 }
-func (op normalizeOp) Type() hm.Type {
+func (op normalizeOp) arity() int { return 1 }
+func (op normalizeOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(3, a), tensorType(3, a))
 }
-func (op normalizeOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+func (op normalizeOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
 	if len(s) != 3 {
 		return nil, &ShapeError{Op: op.String(), Want: "[tasks, m, c]", Got: fmt.Sprint(s)}
 	}
 	return s.Clone(), nil
 }
-func (op normalizeOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op normalizeOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op normalizeOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
 	}
-	if _, err := op.InferShape(s); err != nil {
+	if _, err := op.outShape(s); err != nil {
 		return nil, err
 	}
 	switch x := data.(type) {
@@ -408,16 +396,14 @@ func (op normalizeOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error)
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
-func (op normalizeOp) String() string        { return fmt.Sprintf("Normalize{eps=%v}", op.eps) }
-func (op normalizeOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op normalizeOp) Hashcode() uint32      { return hashOf(op) }
-func (op normalizeOp) DiffWRT(int) []bool    { return []bool{true} }
-func (op normalizeOp) SymDiff(in G.Nodes, xhat, grad *G.Node) (G.Nodes, error) {
-	s, err := G.ApplyOp(invStdOp(op), in[0])
+func (op normalizeOp) String() string  { return fmt.Sprintf("Normalize{eps=%v}", op.eps) }
+func (op normalizeOp) diffWRT() []bool { return []bool{true} }
+func (op normalizeOp) symDiff(in G.Nodes, xhat, grad *G.Node) (G.Nodes, error) {
+	s, err := apply(invStdOp(op), in[0])
 	if err != nil {
 		return nil, err
 	}
-	d, err := G.ApplyOp(normBackOp{}, grad, xhat, s)
+	d, err := apply(normBackOp{}, grad, xhat, s)
 	return G.Nodes{d}, err
 }
 
@@ -447,29 +433,27 @@ func normalizeKernel[T float](out, x []T, tasks, m, c int, eps float64) []T {
 // invStdOp returns 1/√(variance + eps) of x [tasks, m, c] per task and
 // channel: [tasks, c].
 type invStdOp struct {
-	opBase
 	eps float64
 }
 
-func (op invStdOp) Arity() int { return 1 }
-func (op invStdOp) Type() hm.Type {
+func (op invStdOp) arity() int { return 1 }
+func (op invStdOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(3, a), tensorType(2, a))
 }
-func (op invStdOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+func (op invStdOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
 	if len(s) != 3 {
 		return nil, &ShapeError{Op: op.String(), Want: "[tasks, m, c]", Got: fmt.Sprint(s)}
 	}
 	return tensor.Shape{s[0], s[2]}, nil
 }
-func (op invStdOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op invStdOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op invStdOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
 	}
-	shape, err := op.InferShape(s)
+	shape, err := op.outShape(s)
 	if err != nil {
 		return nil, err
 	}
@@ -481,14 +465,12 @@ func (op invStdOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
-func (op invStdOp) String() string        { return fmt.Sprintf("InvStd{eps=%v}", op.eps) }
-func (op invStdOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op invStdOp) Hashcode() uint32      { return hashOf(op) }
-func (op invStdOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op invStdOp) String() string  { return fmt.Sprintf("InvStd{eps=%v}", op.eps) }
+func (op invStdOp) diffWRT() []bool { return []bool{true} }
 
 // SymDiff: ∂s/∂x = −s³·(x − mean)/m = −s²·x̂/m.
-func (op invStdOp) SymDiff(in G.Nodes, s, grad *G.Node) (G.Nodes, error) {
-	xhat, err := G.ApplyOp(normalizeOp(op), in[0])
+func (op invStdOp) symDiff(in G.Nodes, s, grad *G.Node) (G.Nodes, error) {
+	xhat, err := apply(normalizeOp(op), in[0])
 	if err != nil {
 		return nil, err
 	}
@@ -520,18 +502,17 @@ func invStdKernel[T float](out, x []T, tasks, m, c int, eps float64) []T {
 // normBackOp is normalizeOp's derivative: for the upstream gradient g, the
 // standardised x̂ and s = 1/√(variance + eps), all per task and channel,
 // s·(g − mean g − x̂·mean(g·x̂)). It is linear and self-adjoint in g.
-type normBackOp struct{ opBase }
+type normBackOp struct{}
 
-func (op normBackOp) Arity() int { return 3 }
-func (op normBackOp) Type() hm.Type {
+func (op normBackOp) arity() int { return 3 }
+func (op normBackOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(3, a), tensorType(3, a), tensorType(2, a), tensorType(3, a))
 }
-func (op normBackOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return in[0].(tensor.Shape).Clone(), nil
+func (op normBackOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	return in[0].Clone(), nil
 }
-func (op normBackOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op normBackOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op normBackOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	gd, gs, err := dense(in[0])
 	if err != nil {
 		return nil, err
@@ -563,14 +544,12 @@ func (op normBackOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) 
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T, %T and %T", op, gd, xd, sd)
 }
-func (op normBackOp) String() string        { return "NormBack" }
-func (op normBackOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op normBackOp) Hashcode() uint32      { return hashOf(op) }
-func (op normBackOp) DiffWRT(int) []bool    { return []bool{true, true, true} }
-func (op normBackOp) SymDiff(in G.Nodes, out, u *G.Node) (G.Nodes, error) {
+func (op normBackOp) String() string  { return "NormBack" }
+func (op normBackOp) diffWRT() []bool { return []bool{true, true, true} }
+func (op normBackOp) symDiff(in G.Nodes, out, u *G.Node) (G.Nodes, error) {
 	g, xhat, s := in[0], in[1], in[2]
 	m := float64(g.Shape()[1])
-	dg, err := G.ApplyOp(normBackOp{}, u, xhat, s)
+	dg, err := apply(normBackOp{}, u, xhat, s)
 	if err != nil {
 		return nil, err
 	}
@@ -660,18 +639,17 @@ func normBackKernel[T float](out, g, x, s []T, tasks, m, c int) []T {
 }
 
 // affineChannelsOp returns x·γ + β for x [tasks, m, c] and γ, β [tasks, c].
-type affineChannelsOp struct{ opBase }
+type affineChannelsOp struct{}
 
-func (op affineChannelsOp) Arity() int { return 3 }
-func (op affineChannelsOp) Type() hm.Type {
+func (op affineChannelsOp) arity() int { return 3 }
+func (op affineChannelsOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(3, a), tensorType(2, a), tensorType(2, a), tensorType(3, a))
 }
-func (op affineChannelsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return in[0].(tensor.Shape).Clone(), nil
+func (op affineChannelsOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	return in[0].Clone(), nil
 }
-func (op affineChannelsOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op affineChannelsOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op affineChannelsOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	bd, bs, err := dense(in[2])
 	if err != nil {
 		return nil, err
@@ -689,11 +667,9 @@ func (op affineChannelsOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, e
 	}
 	return channelDo(op, pre, in[:2], func(out, x, s []float32, tasks, m, c int) { affineKernel(out, x, s, b, tasks, m, c) }, bs)
 }
-func (op affineChannelsOp) String() string        { return "AffineChannels" }
-func (op affineChannelsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op affineChannelsOp) Hashcode() uint32      { return hashOf(op) }
-func (op affineChannelsOp) DiffWRT(int) []bool    { return []bool{true, true, true} }
-func (op affineChannelsOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+func (op affineChannelsOp) String() string  { return "AffineChannels" }
+func (op affineChannelsOp) diffWRT() []bool { return []bool{true, true, true} }
+func (op affineChannelsOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	dx, err := scaleChannels(grad, in[1])
 	if err != nil {
 		return nil, err
@@ -755,30 +731,29 @@ func sumRows(x *G.Node) (out *G.Node, err error) {
 	if x.Dims() != 3 {
 		return nil, &ShapeError{Op: "sumRows", Want: "[tasks, m, c]", Got: fmt.Sprint(x.Shape())}
 	}
-	return G.ApplyOp(sumRowsOp{}, x)
+	return apply(sumRowsOp{}, x)
 }
 
-type sumRowsOp struct{ opBase }
+type sumRowsOp struct{}
 
-func (op sumRowsOp) Arity() int { return 1 }
-func (op sumRowsOp) Type() hm.Type {
+func (op sumRowsOp) arity() int { return 1 }
+func (op sumRowsOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(3, a), tensorType(2, a))
 }
-func (op sumRowsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+func (op sumRowsOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
 	if len(s) != 3 {
 		return nil, &ShapeError{Op: op.String(), Want: "[tasks, m, c]", Got: fmt.Sprint(s)}
 	}
 	return tensor.Shape{s[0], s[2]}, nil
 }
-func (op sumRowsOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op sumRowsOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op sumRowsOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
 	}
-	shape, err := op.InferShape(s)
+	shape, err := op.outShape(s)
 	if err != nil {
 		return nil, err
 	}
@@ -790,11 +765,9 @@ func (op sumRowsOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
-func (op sumRowsOp) String() string        { return "SumRows" }
-func (op sumRowsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op sumRowsOp) Hashcode() uint32      { return hashOf(op) }
-func (op sumRowsOp) DiffWRT(int) []bool    { return []bool{true} }
-func (op sumRowsOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+func (op sumRowsOp) String() string  { return "SumRows" }
+func (op sumRowsOp) diffWRT() []bool { return []bool{true} }
+func (op sumRowsOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	d, err := Broadcast(grad, 1, in[0].Shape()[1])
 	return G.Nodes{d}, err
 }

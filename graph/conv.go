@@ -2,7 +2,6 @@ package graph
 
 import (
 	"fmt"
-	"hash"
 	"runtime"
 	"sync"
 
@@ -51,7 +50,7 @@ func Im2Col(x *G.Node, k, stride, pad int) (out *G.Node, err error) {
 	if err := op.win.check("Im2Col", op.h, op.w); err != nil {
 		return nil, err
 	}
-	return G.ApplyOp(op, x)
+	return apply(op, x)
 }
 
 // Col2Im is Im2Col's adjoint: it adds every patch of cols [tasks, n·ho·wo,
@@ -69,7 +68,7 @@ func Col2Im(cols *G.Node, h, w, k, stride, pad int) (out *G.Node, err error) {
 	if cols.Dims() != 3 || s[1]%per != 0 || s[2]%(k*k) != 0 {
 		return nil, &ShapeError{Op: "Col2Im", Want: fmt.Sprintf("patches [tasks, n·%d, %d·c]", per, k*k), Got: fmt.Sprint(s)}
 	}
-	return G.ApplyOp(col2imOp{image: image{n: s[1] / per, h: h, w: w, c: s[2] / (k * k)}, win: win}, cols)
+	return apply(col2imOp{image: image{n: s[1] / per, h: h, w: w, c: s[2] / (k * k)}, win: win}, cols)
 }
 
 // Conv2D returns the 2-d convolution (cross-correlation, as PyTorch
@@ -129,30 +128,28 @@ func colsShape(tasks int, im image, win window) tensor.Shape {
 }
 
 type im2colOp struct {
-	opBase
 	image
 	win window
 }
 
-func (op im2colOp) Arity() int { return 1 }
-func (op im2colOp) Type() hm.Type {
+func (op im2colOp) arity() int { return 1 }
+func (op im2colOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(5, a), tensorType(3, a))
 }
-func (op im2colOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+func (op im2colOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
 	if len(s) != 5 || !s.Eq(op.shape(s[0])) {
 		return nil, &ShapeError{Op: op.String(), Want: fmt.Sprintf("[tasks %d %d %d %d]", op.n, op.h, op.w, op.c), Got: fmt.Sprint(s)}
 	}
 	return colsShape(s[0], op.image, op.win), nil
 }
-func (op im2colOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op im2colOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op im2colOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
 	}
-	shape, err := op.InferShape(s)
+	shape, err := op.outShape(s)
 	if err != nil {
 		return nil, err
 	}
@@ -168,39 +165,35 @@ func (op im2colOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 func (op im2colOp) String() string {
 	return fmt.Sprintf("Im2Col{n=%d, h=%d, w=%d, c=%d, k=%d, stride=%d, pad=%d}", op.n, op.h, op.w, op.c, op.win.k, op.win.stride, op.win.pad)
 }
-func (op im2colOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op im2colOp) Hashcode() uint32      { return hashOf(op) }
-func (op im2colOp) DiffWRT(int) []bool    { return []bool{true} }
-func (op im2colOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(col2imOp(op), grad)
+func (op im2colOp) diffWRT() []bool { return []bool{true} }
+func (op im2colOp) symDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := apply(col2imOp(op), grad)
 	return G.Nodes{d}, err
 }
 
 type col2imOp struct {
-	opBase
 	image
 	win window
 }
 
-func (op col2imOp) Arity() int { return 1 }
-func (op col2imOp) Type() hm.Type {
+func (op col2imOp) arity() int { return 1 }
+func (op col2imOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(3, a), tensorType(5, a))
 }
-func (op col2imOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+func (op col2imOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
 	if len(s) != 3 || !s.Eq(colsShape(s[0], op.image, op.win)) {
 		return nil, &ShapeError{Op: op.String(), Want: fmt.Sprint(colsShape(0, op.image, op.win)[1:]), Got: fmt.Sprint(s)}
 	}
 	return op.shape(s[0]), nil
 }
-func (op col2imOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op col2imOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op col2imOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
 	}
-	shape, err := op.InferShape(s)
+	shape, err := op.outShape(s)
 	if err != nil {
 		return nil, err
 	}
@@ -216,11 +209,9 @@ func (op col2imOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 func (op col2imOp) String() string {
 	return fmt.Sprintf("Col2Im{n=%d, h=%d, w=%d, c=%d, k=%d, stride=%d, pad=%d}", op.n, op.h, op.w, op.c, op.win.k, op.win.stride, op.win.pad)
 }
-func (op col2imOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op col2imOp) Hashcode() uint32      { return hashOf(op) }
-func (op col2imOp) DiffWRT(int) []bool    { return []bool{true} }
-func (op col2imOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(im2colOp(op), grad)
+func (op col2imOp) diffWRT() []bool { return []bool{true} }
+func (op col2imOp) symDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := apply(im2colOp(op), grad)
 	return G.Nodes{d}, err
 }
 
@@ -333,30 +324,29 @@ func TransposeLast(x *G.Node) (out *G.Node, err error) {
 	if x.Dims() != 3 {
 		return nil, &ShapeError{Op: "TransposeLast", Want: "a 3-d tensor", Got: fmt.Sprint(x.Shape())}
 	}
-	return G.ApplyOp(transposeLastOp{}, x)
+	return apply(transposeLastOp{}, x)
 }
 
-type transposeLastOp struct{ opBase }
+type transposeLastOp struct{}
 
-func (op transposeLastOp) Arity() int { return 1 }
-func (op transposeLastOp) Type() hm.Type {
+func (op transposeLastOp) arity() int { return 1 }
+func (op transposeLastOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(3, a), tensorType(3, a))
 }
-func (op transposeLastOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+func (op transposeLastOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
 	if len(s) != 3 {
 		return nil, &ShapeError{Op: op.String(), Want: "a 3-d tensor", Got: fmt.Sprint(s)}
 	}
 	return tensor.Shape{s[0], s[2], s[1]}, nil
 }
-func (op transposeLastOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op transposeLastOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op transposeLastOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
 	}
-	shape, err := op.InferShape(s)
+	shape, err := op.outShape(s)
 	if err != nil {
 		return nil, err
 	}
@@ -368,11 +358,9 @@ func (op transposeLastOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, er
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
-func (op transposeLastOp) String() string        { return "TransposeLast" }
-func (op transposeLastOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op transposeLastOp) Hashcode() uint32      { return hashOf(op) }
-func (op transposeLastOp) DiffWRT(int) []bool    { return []bool{true} }
-func (op transposeLastOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+func (op transposeLastOp) String() string  { return "TransposeLast" }
+func (op transposeLastOp) diffWRT() []bool { return []bool{true} }
+func (op transposeLastOp) symDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	d, err := TransposeLast(grad)
 	return G.Nodes{d}, err
 }

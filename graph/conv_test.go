@@ -23,7 +23,7 @@ func part(x *G.Node, off int, shape ...int) *G.Node {
 		idx[i] = off + i
 	}
 	c := G.NewConstant(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(idx)), G.In(x.Graph()))
-	return G.Must(G.ApplyOp(gatherOp{from: x.Shape().Clone(), dims: len(shape)}, x, c))
+	return G.Must(apply(gatherOp{from: x.Shape().Clone(), dims: len(shape)}, x, c))
 }
 
 func randn(rng *rand.Rand, n int) []float64 {

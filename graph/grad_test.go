@@ -343,7 +343,7 @@ func TestGradTargets(t *testing.T) {
 }
 
 // opaqueOp is an op without a symbolic derivative.
-type opaqueOp struct{ opBase }
+type opaqueOp struct{}
 
 func (opaqueOp) Arity() int                                        { return 1 }
 func (opaqueOp) Type() hm.Type                                     { a := hm.TypeVariable('a'); return hm.NewFnType(a, a) }
@@ -352,6 +352,9 @@ func (opaqueOp) Do(in ...G.Value) (G.Value, error)                 { return in[0
 func (opaqueOp) String() string                                    { return "Opaque" }
 func (opaqueOp) WriteHash(h hash.Hash)                             { fmt.Fprint(h, "Opaque") }
 func (opaqueOp) Hashcode() uint32                                  { return 7 }
+func (opaqueOp) ReturnsPtr() bool                                  { return false }
+func (opaqueOp) CallsExtern() bool                                 { return false }
+func (opaqueOp) OverwritesInput() int                              { return -1 }
 
 func TestGradErrors(t *testing.T) {
 	g := G.NewGraph()

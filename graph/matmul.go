@@ -2,7 +2,6 @@ package graph
 
 import (
 	"fmt"
-	"hash"
 
 	"github.com/chewxy/hm"
 	"gonum.org/v1/gonum/blas"
@@ -27,7 +26,7 @@ func BatchedMatMul(a, b *G.Node, transA, transB bool) (out *G.Node, err error) {
 	if ka != kb {
 		return nil, &ShapeError{Op: "BatchedMatMul", Want: fmt.Sprintf("inner sizes to agree (transA=%v, transB=%v)", transA, transB), Got: fmt.Sprintf("%v and %v", as, bs)}
 	}
-	return G.ApplyOp(matMulOp{transA: transA, transB: transB}, a, b)
+	return apply(matMulOp{transA: transA, transB: transB}, a, b)
 }
 
 // inner returns the rows and columns of op(x) for x [B, r, c].
@@ -39,24 +38,22 @@ func inner(s tensor.Shape, trans bool) (rows, cols int) {
 }
 
 type matMulOp struct {
-	opBase
 	transA, transB bool
 }
 
-func (op matMulOp) Arity() int { return 2 }
-func (op matMulOp) Type() hm.Type {
+func (op matMulOp) arity() int { return 2 }
+func (op matMulOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	t := tensorType(3, a)
 	return hm.NewFnType(t, t, t)
 }
-func (op matMulOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	as, bs := in[0].(tensor.Shape), in[1].(tensor.Shape)
+func (op matMulOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	as, bs := in[0], in[1]
 	m, _ := inner(as, op.transA)
 	_, n := inner(bs, op.transB)
 	return tensor.Shape{as[0], m, n}, nil
 }
-func (op matMulOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op matMulOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op matMulOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	switch in[0].Dtype() {
 	case tensor.Float64:
 		return matMulRun(op, pre, in, func(s sgemmFunc, d dgemmFunc, alignS, alignD bool) (dgemmFunc, bool) { return d, alignD })
@@ -164,9 +161,7 @@ func gemmBatch[T float](c []T, gemm func(ta, tb blas.Transpose, m, n, k int, alp
 func (op matMulOp) String() string {
 	return fmt.Sprintf("BatchedMatMul{transA=%v, transB=%v}", op.transA, op.transB)
 }
-func (op matMulOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op matMulOp) Hashcode() uint32      { return hashOf(op) }
-func (op matMulOp) DiffWRT(int) []bool    { return []bool{true, true} }
+func (op matMulOp) diffWRT() []bool { return []bool{true, true} }
 
 // SymDiff: for C = op(A)·op(B) with upstream gradient D,
 //
@@ -174,7 +169,7 @@ func (op matMulOp) DiffWRT(int) []bool    { return []bool{true, true} }
 //	A·Bᵀ:  dA = D·B,    dB = Dᵀ·A
 //	Aᵀ·B:  dA = B·Dᵀ,   dB = A·D
 //	Aᵀ·Bᵀ: dA = Bᵀ·Dᵀ,  dB = Dᵀ·Aᵀ
-func (op matMulOp) SymDiff(in G.Nodes, _, d *G.Node) (G.Nodes, error) {
+func (op matMulOp) symDiff(in G.Nodes, _, d *G.Node) (G.Nodes, error) {
 	a, b := in[0], in[1]
 	var da, db *G.Node
 	var err error

@@ -91,7 +91,7 @@ func TestMatMulEmpty(t *testing.T) {
 		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
 			a := tensor.New(tensor.Of(dt), tensor.WithShape(c.a...))
 			b := tensor.New(tensor.Of(dt), tensor.WithShape(c.b...))
-			v, err := matMulOp{}.Do(a, b)
+			v, err := matMulOp{}.do(nil, []G.Value{a, b})
 			if err != nil {
 				t.Fatalf("%v × %v (%v): %v", c.a, c.b, dt, err)
 			}

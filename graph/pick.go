@@ -2,7 +2,6 @@ package graph
 
 import (
 	"fmt"
-	"hash"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -25,7 +24,7 @@ func Pick(x, labels *G.Node) (out *G.Node, err error) {
 	if x.Dims() < 1 || !tensor.Shape(xs[:len(xs)-1]).Eq(ls) && !(x.Dims() == 1 && ls.IsScalar()) {
 		return nil, &ShapeError{Op: "Pick", Want: fmt.Sprintf("labels of shape %v", xs[:len(xs)-1]), Got: fmt.Sprint(ls)}
 	}
-	return G.ApplyOp(pickOp{classes: xs[len(xs)-1], dims: x.Dims()}, x, labels)
+	return apply(pickOp{classes: xs[len(xs)-1], dims: x.Dims()}, x, labels)
 }
 
 // CrossEntropyLabels returns the mean over positions of −log softmax(logits)
@@ -47,23 +46,23 @@ func CrossEntropyLabels(logits, labels *G.Node) (*G.Node, error) {
 }
 
 type pickOp struct {
-	opBase
 	classes, dims int
 }
 
-func (op pickOp) Arity() int { return 2 }
-func (op pickOp) Type() hm.Type {
+func (op pickOp) arity() int { return 2 }
+func (op pickOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(op.dims, a), tensorType(op.dims-1, tensor.Int), tensorType(op.dims-1, a))
 }
-func (op pickOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+func (op pickOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
 	if len(s) == 1 {
 		return tensor.ScalarShape(), nil
 	}
 	return s[:len(s)-1].Clone(), nil
 }
-func (op pickOp) Do(in ...G.Value) (G.Value, error) {
+func (op pickOp) noBuffer() {}
+func (op pickOp) do(_ G.Value, in []G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
@@ -76,7 +75,7 @@ func (op pickOp) Do(in ...G.Value) (G.Value, error) {
 	if !ok {
 		return nil, fmt.Errorf("graph: %v: labels are %T, want []int", op, ld)
 	}
-	shape, _ := op.InferShape(s)
+	shape, _ := op.outShape(s)
 	switch x := data.(type) {
 	case []float64:
 		out, err := pickKernel(x, labels, op.classes)
@@ -90,11 +89,9 @@ func (op pickOp) Do(in ...G.Value) (G.Value, error) {
 func (op pickOp) String() string {
 	return fmt.Sprintf("Pick{classes=%d, dims=%d}", op.classes, op.dims)
 }
-func (op pickOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op pickOp) Hashcode() uint32      { return hashOf(op) }
-func (op pickOp) DiffWRT(int) []bool    { return []bool{true, false} }
-func (op pickOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(scatterOp{classes: op.classes, dims: op.dims}, grad, in[1])
+func (op pickOp) diffWRT() []bool { return []bool{true, false} }
+func (op pickOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := apply(scatterOp{classes: op.classes, dims: op.dims}, grad, in[1])
 	return G.Nodes{d, nil}, err
 }
 
@@ -111,20 +108,20 @@ func pickKernel[T float](x []T, labels []int, classes int) ([]T, error) {
 
 // scatterOp is Pick's adjoint: out[..., c] = g[...] if c == labels[...].
 type scatterOp struct {
-	opBase
 	classes, dims int
 }
 
-func (op scatterOp) Arity() int { return 2 }
-func (op scatterOp) Type() hm.Type {
+func (op scatterOp) arity() int { return 2 }
+func (op scatterOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(op.dims-1, a), tensorType(op.dims-1, tensor.Int), tensorType(op.dims, a))
 }
-func (op scatterOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+func (op scatterOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
 	return append(s.Clone(), op.classes), nil
 }
-func (op scatterOp) Do(in ...G.Value) (G.Value, error) {
+func (op scatterOp) noBuffer() {}
+func (op scatterOp) do(_ G.Value, in []G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
@@ -155,11 +152,9 @@ func (op scatterOp) Do(in ...G.Value) (G.Value, error) {
 func (op scatterOp) String() string {
 	return fmt.Sprintf("Scatter{classes=%d, dims=%d}", op.classes, op.dims)
 }
-func (op scatterOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op scatterOp) Hashcode() uint32      { return hashOf(op) }
-func (op scatterOp) DiffWRT(int) []bool    { return []bool{true, false} }
-func (op scatterOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(pickOp{classes: op.classes, dims: op.dims}, grad, in[1])
+func (op scatterOp) diffWRT() []bool { return []bool{true, false} }
+func (op scatterOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := apply(pickOp{classes: op.classes, dims: op.dims}, grad, in[1])
 	return G.Nodes{d, nil}, err
 }
 

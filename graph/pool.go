@@ -2,7 +2,6 @@ package graph
 
 import (
 	"fmt"
-	"hash"
 	"math"
 	"sync"
 
@@ -33,40 +32,38 @@ func MaxPool2D(x *G.Node, k int) (out *G.Node, err error) {
 	if k < 1 || s[2] < k || s[3] < k {
 		return nil, &ShapeError{Op: "MaxPool2D", Want: fmt.Sprintf("a window size in [1, %d]", min(s[2], s[3])), Got: fmt.Sprint(k)}
 	}
-	idx, err := G.ApplyOp(poolArgMaxOp{image: image{n: s[1], h: s[2], w: s[3], c: s[4]}, k: k}, x)
+	idx, err := apply(poolArgMaxOp{image: image{n: s[1], h: s[2], w: s[3], c: s[4]}, k: k}, x)
 	if err != nil {
 		return nil, err
 	}
-	return G.ApplyOp(gatherOp{from: s.Clone(), dims: 5}, x, idx)
+	return apply(gatherOp{from: s.Clone(), dims: 5}, x, idx)
 }
 
 // poolArgMaxOp returns, for every k×k window at stride k of images [tasks,
 // n, h, w, c] and every channel, the flat index into x of the window's
 // maximum: an int tensor [tasks, n, h/k, w/k, c].
 type poolArgMaxOp struct {
-	opBase
 	image
 	k int
 }
 
-func (op poolArgMaxOp) Arity() int { return 1 }
-func (op poolArgMaxOp) Type() hm.Type {
+func (op poolArgMaxOp) arity() int { return 1 }
+func (op poolArgMaxOp) typ() hm.Type {
 	return hm.NewFnType(tensorType(5, hm.TypeVariable('a')), tensorType(5, tensor.Int))
 }
-func (op poolArgMaxOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+func (op poolArgMaxOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	s := in[0]
 	if len(s) != 5 || !s.Eq(op.shape(s[0])) {
 		return nil, &ShapeError{Op: op.String(), Want: fmt.Sprintf("[tasks %d %d %d %d]", op.n, op.h, op.w, op.c), Got: fmt.Sprint(s)}
 	}
 	return tensor.Shape{s[0], op.n, op.h / op.k, op.w / op.k, op.c}, nil
 }
-func (op poolArgMaxOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op poolArgMaxOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op poolArgMaxOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
 	}
-	shape, err := op.InferShape(s)
+	shape, err := op.outShape(s)
 	if err != nil {
 		return nil, err
 	}
@@ -85,8 +82,6 @@ func (op poolArgMaxOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error
 func (op poolArgMaxOp) String() string {
 	return fmt.Sprintf("PoolArgMax{n=%d, h=%d, w=%d, c=%d, k=%d}", op.n, op.h, op.w, op.c, op.k)
 }
-func (op poolArgMaxOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op poolArgMaxOp) Hashcode() uint32      { return hashOf(op) }
 
 // reuseInts is reuse for int buffers.
 func reuseInts(prealloc G.Value, n int) []int {
@@ -193,21 +188,19 @@ func orderKey(v float32) int64 {
 // gatherOp returns x[idx] for an int tensor idx of flat indices into x:
 // out has idx's shape. Its derivative with respect to x is scatterAddOp.
 type gatherOp struct {
-	opBase
 	from tensor.Shape // x's shape
 	dims int          // idx's number of axes
 }
 
-func (op gatherOp) Arity() int { return 2 }
-func (op gatherOp) Type() hm.Type {
+func (op gatherOp) arity() int { return 2 }
+func (op gatherOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(len(op.from), a), tensorType(op.dims, tensor.Int), tensorType(op.dims, a))
 }
-func (op gatherOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return in[1].(tensor.Shape).Clone(), nil
+func (op gatherOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	return in[1].Clone(), nil
 }
-func (op gatherOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op gatherOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op gatherOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	data, _, err := dense(in[0])
 	if err != nil {
 		return nil, err
@@ -233,11 +226,9 @@ func (op gatherOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 func (op gatherOp) String() string {
 	return fmt.Sprintf("Gather{from=%v, dims=%d}", op.from, op.dims)
 }
-func (op gatherOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op gatherOp) Hashcode() uint32      { return hashOf(op) }
-func (op gatherOp) DiffWRT(int) []bool    { return []bool{true, false} }
-func (op gatherOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(scatterAddOp(op), grad, in[1])
+func (op gatherOp) diffWRT() []bool { return []bool{true, false} }
+func (op gatherOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := apply(scatterAddOp(op), grad, in[1])
 	return G.Nodes{d, nil}, err
 }
 
@@ -266,21 +257,19 @@ func gather[T float](out, x []T, idx []int) ([]T, error) {
 // scatterAddOp is gatherOp's adjoint: a tensor of shape from, zero but for
 // out[idx[j]] += g[j].
 type scatterAddOp struct {
-	opBase
 	from tensor.Shape // the output's shape
 	dims int          // idx's number of axes
 }
 
-func (op scatterAddOp) Arity() int { return 2 }
-func (op scatterAddOp) Type() hm.Type {
+func (op scatterAddOp) arity() int { return 2 }
+func (op scatterAddOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(tensorType(op.dims, a), tensorType(op.dims, tensor.Int), tensorType(len(op.from), a))
 }
-func (op scatterAddOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+func (op scatterAddOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
 	return op.from.Clone(), nil
 }
-func (op scatterAddOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op scatterAddOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op scatterAddOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	data, gs, err := dense(in[0])
 	if err != nil {
 		return nil, err
@@ -310,11 +299,9 @@ func (op scatterAddOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error
 func (op scatterAddOp) String() string {
 	return fmt.Sprintf("ScatterAdd{to=%v, dims=%d}", op.from, op.dims)
 }
-func (op scatterAddOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op scatterAddOp) Hashcode() uint32      { return hashOf(op) }
-func (op scatterAddOp) DiffWRT(int) []bool    { return []bool{true, false} }
-func (op scatterAddOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(gatherOp(op), grad, in[1])
+func (op scatterAddOp) diffWRT() []bool { return []bool{true, false} }
+func (op scatterAddOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := apply(gatherOp(op), grad, in[1])
 	return G.Nodes{d, nil}, err
 }
 

@@ -200,11 +200,11 @@ func TestMaxPool2DErrors(t *testing.T) {
 func TestGatherScatterBadIndex(t *testing.T) {
 	x := tensor.New(tensor.WithShape(3), tensor.WithBacking([]float64{1, 2, 3}))
 	idx := tensor.New(tensor.WithShape(2), tensor.WithBacking([]int{0, 3}))
-	if _, err := (gatherOp{from: tensor.Shape{3}, dims: 1}).Do(x, idx); err == nil {
+	if _, err := (gatherOp{from: tensor.Shape{3}, dims: 1}).do(nil, []G.Value{x, idx}); err == nil {
 		t.Errorf("gather with index 3 of 3: no error")
 	}
 	g := tensor.New(tensor.WithShape(2), tensor.WithBacking([]float64{1, 2}))
-	if _, err := (scatterAddOp{from: tensor.Shape{3}, dims: 1}).Do(g, idx); err == nil {
+	if _, err := (scatterAddOp{from: tensor.Shape{3}, dims: 1}).do(nil, []G.Value{g, idx}); err == nil {
 		t.Errorf("scatter with index 3 of 3: no error")
 	}
 }

@@ -2,7 +2,6 @@ package graph
 
 import (
 	"fmt"
-	"hash"
 	"math"
 
 	"github.com/chewxy/hm"
@@ -19,21 +18,20 @@ import (
 // At x = 0 the gradient is taken as 0, as PyTorch does.
 func ReLU(x *G.Node) (out *G.Node, err error) {
 	defer recoverError(&err, "ReLU")
-	return G.ApplyOp(reluOp{}, x)
+	return apply(reluOp{}, x)
 }
 
-type reluOp struct{ opBase }
+type reluOp struct{}
 
-func (op reluOp) Arity() int { return 1 }
-func (op reluOp) Type() hm.Type {
+func (op reluOp) arity() int { return 1 }
+func (op reluOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(a, a)
 }
-func (op reluOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return in[0].(tensor.Shape).Clone(), nil
+func (op reluOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	return in[0].Clone(), nil
 }
-func (op reluOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op reluOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op reluOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	switch in[0].Dtype() {
 	case tensor.Float64:
 		x, s, err := floats[float64](in[0])
@@ -50,12 +48,10 @@ func (op reluOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported dtype %v", op, in[0].Dtype())
 }
-func (op reluOp) String() string        { return "ReLU" }
-func (op reluOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op reluOp) Hashcode() uint32      { return hashOf(op) }
-func (op reluOp) DiffWRT(int) []bool    { return []bool{true} }
-func (op reluOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(reluMaskOp{}, in[0], grad)
+func (op reluOp) String() string  { return "ReLU" }
+func (op reluOp) diffWRT() []bool { return []bool{true} }
+func (op reluOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := apply(reluMaskOp{}, in[0], grad)
 	return G.Nodes{d}, err
 }
 
@@ -97,18 +93,17 @@ func relu64(out, x []float64) []float64 {
 }
 
 // reluMaskOp(x, g) is g where x > 0 and 0 elsewhere.
-type reluMaskOp struct{ opBase }
+type reluMaskOp struct{}
 
-func (op reluMaskOp) Arity() int { return 2 }
-func (op reluMaskOp) Type() hm.Type {
+func (op reluMaskOp) arity() int { return 2 }
+func (op reluMaskOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(a, a, a)
 }
-func (op reluMaskOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return in[1].(tensor.Shape).Clone(), nil
+func (op reluMaskOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	return in[1].Clone(), nil
 }
-func (op reluMaskOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op reluMaskOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op reluMaskOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	switch in[0].Dtype() {
 	case tensor.Float64:
 		return reluMask(op, pre, in, mask64)
@@ -134,12 +129,10 @@ func reluMask[T float](op reluMaskOp, pre G.Value, in []G.Value, kernel func(out
 	}
 	return wrap(pre, kernel(reuse[T](pre, len(g)), x, g), gs), nil
 }
-func (op reluMaskOp) String() string        { return "ReLUMask" }
-func (op reluMaskOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op reluMaskOp) Hashcode() uint32      { return hashOf(op) }
-func (op reluMaskOp) DiffWRT(int) []bool    { return []bool{false, true} }
-func (op reluMaskOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(reluMaskOp{}, in[0], grad)
+func (op reluMaskOp) String() string  { return "ReLUMask" }
+func (op reluMaskOp) diffWRT() []bool { return []bool{false, true} }
+func (op reluMaskOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	d, err := apply(reluMaskOp{}, in[0], grad)
 	return G.Nodes{nil, d}, err
 }
 

@@ -113,11 +113,13 @@ func TestReuseForeignMemory(t *testing.T) {
 
 // failOp copies its argument, or fails (by panic or error) when told.
 type failOp struct {
-	opBase
 	mode *string // "", "panic" or "error"
 }
 
-func (op failOp) Arity() int { return 1 }
+func (op failOp) Arity() int           { return 1 }
+func (op failOp) ReturnsPtr() bool     { return false }
+func (op failOp) CallsExtern() bool    { return false }
+func (op failOp) OverwritesInput() int { return -1 }
 func (op failOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(a, a)

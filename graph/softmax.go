@@ -2,7 +2,6 @@ package graph
 
 import (
 	"fmt"
-	"hash"
 	"math"
 
 	"github.com/chewxy/hm"
@@ -18,7 +17,7 @@ func LogSoftmax(x *G.Node) (out *G.Node, err error) {
 	if x.Dims() < 1 {
 		return nil, &ShapeError{Op: "LogSoftmax", Want: "at least one axis", Got: "a scalar"}
 	}
-	return G.ApplyOp(logSoftmaxOp{}, x)
+	return apply(logSoftmaxOp{}, x)
 }
 
 // SoftmaxCrossEntropy returns the mean over all leading positions of
@@ -52,17 +51,18 @@ func hadamard(a, b *G.Node) (out *G.Node, err error) {
 	return G.HadamardProd(a, b)
 }
 
-type logSoftmaxOp struct{ opBase }
+type logSoftmaxOp struct{}
 
-func (op logSoftmaxOp) Arity() int { return 1 }
-func (op logSoftmaxOp) Type() hm.Type {
+func (op logSoftmaxOp) arity() int { return 1 }
+func (op logSoftmaxOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(a, a)
 }
-func (op logSoftmaxOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return in[0].(tensor.Shape).Clone(), nil
+func (op logSoftmaxOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	return in[0].Clone(), nil
 }
-func (op logSoftmaxOp) Do(in ...G.Value) (G.Value, error) {
+func (op logSoftmaxOp) noBuffer() {}
+func (op logSoftmaxOp) do(_ G.Value, in []G.Value) (G.Value, error) {
 	data, s, err := dense(in[0])
 	if err != nil {
 		return nil, err
@@ -76,13 +76,11 @@ func (op logSoftmaxOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
-func (op logSoftmaxOp) String() string        { return "LogSoftmax" }
-func (op logSoftmaxOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op logSoftmaxOp) Hashcode() uint32      { return hashOf(op) }
-func (op logSoftmaxOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op logSoftmaxOp) String() string  { return "LogSoftmax" }
+func (op logSoftmaxOp) diffWRT() []bool { return []bool{true} }
 
 // SymDiff: dx = g − exp(y) ⊙ broadcast(Σ_last g).
-func (op logSoftmaxOp) SymDiff(_ G.Nodes, y, grad *G.Node) (G.Nodes, error) {
+func (op logSoftmaxOp) symDiff(_ G.Nodes, y, grad *G.Node) (G.Nodes, error) {
 	last := y.Dims() - 1
 	s, err := SumAxis(grad, last)
 	if err != nil {
@@ -130,21 +128,20 @@ func logSoftmaxKernel[T float](x []T, n int) []T {
 // MAML with the inner gradients passed through StopGradient.
 func StopGradient(x *G.Node) (out *G.Node, err error) {
 	defer recoverError(&err, "StopGradient")
-	return G.ApplyOp(stopGradientOp{}, x)
+	return apply(stopGradientOp{}, x)
 }
 
-type stopGradientOp struct{ opBase }
+type stopGradientOp struct{}
 
-func (op stopGradientOp) Arity() int { return 1 }
-func (op stopGradientOp) Type() hm.Type {
+func (op stopGradientOp) arity() int { return 1 }
+func (op stopGradientOp) typ() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(a, a)
 }
-func (op stopGradientOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return in[0].(tensor.Shape).Clone(), nil
+func (op stopGradientOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	return in[0].Clone(), nil
 }
-func (op stopGradientOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op stopGradientOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+func (op stopGradientOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	switch in[0].Dtype() {
 	case tensor.Float64:
 		return copyValue[float64](pre, in[0])
@@ -167,11 +164,9 @@ func copyValue[T float](pre, v G.Value) (G.Value, error) {
 	copy(out, x)
 	return wrap(pre, out, s), nil
 }
-func (op stopGradientOp) String() string        { return "StopGradient" }
-func (op stopGradientOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op stopGradientOp) Hashcode() uint32      { return hashOf(op) }
-func (op stopGradientOp) DiffWRT(int) []bool    { return []bool{false} }
-func (op stopGradientOp) SymDiff(in G.Nodes, _, _ *G.Node) (G.Nodes, error) {
+func (op stopGradientOp) String() string  { return "StopGradient" }
+func (op stopGradientOp) diffWRT() []bool { return []bool{false} }
+func (op stopGradientOp) symDiff(in G.Nodes, _, _ *G.Node) (G.Nodes, error) {
 	z, err := zerosLike(in[0])
 	return G.Nodes{z}, err
 }

@@ -167,13 +167,6 @@ func tensorType(dims int, a hm.Type) hm.Type {
 	return G.TensorType{Dims: dims, Of: a}
 }
 
-// opBase holds what medusa's ops share.
-type opBase struct{}
-
-func (opBase) ReturnsPtr() bool     { return false }
-func (opBase) CallsExtern() bool    { return false }
-func (opBase) OverwritesInput() int { return -1 }
-
 // hashOf hashes an op by its String form, which every medusa op makes
 // unique to its parameters.
 func hashOf(op fmt.Stringer) uint32 {
