@@ -34,6 +34,16 @@
 // summarises as mean ± 95% interval; Predict returns the adapted model's
 // outputs.
 //
+// A meta-learner's model is any Model: an Init and a Forward over a
+// leading task axis (nets.Linear is the layer to build one from). Its loss
+// is MSE, CrossEntropy or any LossFunc of graph nodes; second-order MAML
+// differentiates it twice, which package graph's list of ops says is
+// exact. An error in a model's Forward or a loss names it. Budget
+// estimates a run's memory before it allocates, compiling the graphs of
+// its steps and evaluation (PlanStep, PlanAssess, PlanMTL), and holds the
+// Go runtime to the estimate. Package monitor shows a run's progress, logs
+// it and plots it.
+//
 // A learner declares one graph per meta-batch shape, with the tasks
 // batched on a leading axis, compiles it once and reuses it for every
 // meta-batch of that shape. Learners are not safe for concurrent use.
