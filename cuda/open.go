@@ -209,7 +209,8 @@ func ParseSpec(spec string) (kind string, ordinal int, err error) {
 // nil graph.Device, which means the CPU); for "cuda:N", that GPU or an
 // error matching ErrNoGPU; for "auto", the first GPU when it opens, else
 // the CPU. about says in one line which it is and why, as
-// "cpu (no usable GPU: ...)". Close the device when done with it.
+// "cpu (no usable GPU: ...)". A device returned is a *Device: close it
+// with its Close method when done.
 func Select(spec string) (dev graph.Device, about string, err error) {
 	kind, ordinal, err := ParseSpec(spec)
 	if err != nil {

@@ -149,12 +149,15 @@ func (b *Budget) PlanStep(l Preparer, s tasks.Shape) error {
 
 // PlanAssess compiles the graphs with which Assess adapts a's test tasks,
 // of shape s but for s.Tasks, and adds them, the batches and the results
-// to b. With shrink set, it first halves a.Batch until the graph for that
+// to b; a.Batch 0 is Assess's default, 25. With shrink set, it first halves a.Batch until the graph for that
 // many tasks takes at most a quarter of b's limit and fits in what b
 // leaves; Assess's figures do not depend on the batch, each task being
 // adapted alone.
 func (b *Budget) PlanAssess(l Preparer, a *Assessment, s tasks.Shape, shrink bool) error {
-	if a.Tasks <= 0 || a.Batch <= 0 {
+	if a.Batch == 0 {
+		a.Batch = 25 // Assess's default
+	}
+	if a.Tasks <= 0 || a.Batch < 0 {
 		return fmt.Errorf("learners: PlanAssess: %d tasks in batches of %d, want both positive", a.Tasks, a.Batch)
 	}
 	if limit, room, ok := b.Room(); shrink && ok {

@@ -454,7 +454,7 @@ func (m *MAML) ckProgramFor(s tasks.Shape) (*ckProgram, error) {
 	if set := m.settings(); set != m.built {
 		closePlans(m.programs)
 		closeCk(m.ckPrograms)
-		m.programs, m.ckPrograms, m.built, m.last = nil, nil, set, nil // settings changed: rebuild
+		m.programs, m.ckPrograms, m.built, m.builtLoss, m.last = nil, nil, set, m.Loss, nil // settings changed: rebuild
 	}
 	// The same graphs serve any number of inner steps.
 	return cached(&m.ckPrograms, programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, 0, true}, m.buildCk)

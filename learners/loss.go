@@ -3,6 +3,7 @@ package learners
 import (
 	"fmt"
 	"math/rand/v2"
+	"unsafe"
 
 	"github.com/medusa-ml/medusa/graph"
 	G "gorgonia.org/gorgonia"
@@ -56,6 +57,18 @@ func (l BuiltinLoss) String() string {
 	return fmt.Sprintf("BuiltinLoss(%d)", int(l))
 }
 
+// lossKey identifies l among a learner's settings, so that its graphs
+// are rebuilt when the loss changes: a LossFunc by the closure it holds
+// (two closures of one function literal are different losses), any other
+// Loss by its type and value. The learner keeps the loss its graphs were
+// built with, so that a closure's address is not reused while it is a key.
+func lossKey(l Loss) string {
+	if f, ok := l.(LossFunc); ok {
+		return fmt.Sprintf("LossFunc@%p", *(*unsafe.Pointer)(unsafe.Pointer(&f)))
+	}
+	return fmt.Sprintf("%T:%#v", l, l)
+}
+
 // lossPerTask returns l's per-task losses (MSE when l is nil), checking
 // their shape and naming the loss in an error, a panic included.
 func lossPerTask(l Loss, pred, target *G.Node) (out *G.Node, err error) {
@@ -67,7 +80,7 @@ func lossPerTask(l Loss, pred, target *G.Node) (out *G.Node, err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("learners: loss %v: panic: %v", l, r)
+			err = fmt.Errorf("learners: loss %T: panic: %v", l, r)
 		}
 	}()
 	out, err = l.PerTask(pred, target)

@@ -2,6 +2,7 @@ package learners
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -89,6 +90,7 @@ func TestUserErrors(t *testing.T) {
 	}
 	failing := LossFunc(func(pred, target *G.Node) (*G.Node, error) { return nil, errors.New("bad margin") })
 	wrongShape := LossFunc(func(pred, target *G.Node) (*G.Node, error) { return G.Sub(pred, target) })
+	panicking := LossFunc(func(pred, target *G.Node) (*G.Node, error) { panic("boom") })
 	for _, tt := range []struct {
 		name  string
 		model Model
@@ -98,6 +100,7 @@ func TestUserErrors(t *testing.T) {
 		{"forward error", badModel{mlp}, nil, []string{"learners.badModel.Forward of x (2, 3, 1)", "layer 2: no such width"}},
 		{"forward panic", panicModel{mlp}, nil, []string{"learners.panicModel.Forward", "panic: shapes mismatch"}},
 		{"loss error", mlp, failing, []string{"loss learners.LossFunc", "bad margin"}},
+		{"loss panic", mlp, panicking, []string{"loss learners.LossFunc: panic: boom"}},
 		{"loss shape", mlp, wrongShape, []string{"loss learners.LossFunc", "one loss a task", "(2, 3, 1)"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,5 +120,54 @@ func TestUserErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// scaledMSE returns a loss of k times the mean squared error: closures of
+// one function literal, which must count as different losses.
+func scaledMSE(k float64) LossFunc {
+	return func(pred, target *G.Node) (*G.Node, error) {
+		l, err := MSE.PerTask(pred, target)
+		if err != nil {
+			return nil, err
+		}
+		return graph.Scale(l, k)
+	}
+}
+
+// TestLossSwap checks that a learner given another loss rebuilds its
+// graphs, for MAML and Reptile.
+func TestLossSwap(t *testing.T) {
+	mlp := nets.MLP{In: 1, Out: 1, Hidden: []int{4}}
+	b, _, err := tasks.Sinusoid{}.Sample(rand.New(rand.NewPCG(1, 1)), 2, 3, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := mlp.Init(rand.New(rand.NewPCG(1, 2)), G.Float64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &MAML{Model: mlp, Params: params}
+	defer m.Close()
+	r := &Reptile{Model: mlp, Params: params.Clone(), Rand: rand.New(rand.NewPCG(3, 3))}
+	defer r.Close()
+	var mamlPre, reptilePre []float64
+	for _, k := range []float64{1, 100} {
+		m.Loss, r.Loss = scaledMSE(k), scaledMSE(k)
+		ev, err := m.Evaluate(b, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mamlPre = append(mamlPre, ev[0][0])
+		rv, err := r.Evaluate(b, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reptilePre = append(reptilePre, rv[0][0])
+	}
+	for name, pre := range map[string][]float64{"MAML": mamlPre, "Reptile": reptilePre} {
+		if math.Abs(pre[1]/pre[0]-100) > 1e-9 {
+			t.Errorf("%s: losses %v with the loss scaled by 1 then 100; want a ratio of 100", name, pre)
+		}
 	}
 }

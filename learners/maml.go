@@ -70,6 +70,7 @@ type MAML struct {
 	programs   map[programKey]*program
 	ckPrograms map[programKey]*ckProgram // with GradCheckpoint
 	built      string                    // the settings the programs were built with
+	builtLoss  Loss                      // and the loss, kept alive (see lossKey)
 	last       *graph.Plan               // the plan last run, for Placement
 }
 
@@ -421,7 +422,7 @@ func (m *MAML) programFor(s tasks.Shape, steps int, train bool) (*program, error
 	if set := m.settings(); set != m.built {
 		closePlans(m.programs)
 		closeCk(m.ckPrograms)
-		m.programs, m.ckPrograms, m.built, m.last = nil, nil, set, nil // settings changed: rebuild
+		m.programs, m.ckPrograms, m.built, m.builtLoss, m.last = nil, nil, set, m.Loss, nil // settings changed: rebuild
 	}
 	return cached(&m.programs, programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, steps, train}, m.build)
 }
@@ -536,7 +537,7 @@ func placement(p *graph.Plan) graph.Placement {
 // batch shape.
 func (m *MAML) settings() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%#v|%v|%v|%v|%v|%v|", m.Model, m.Loss, m.innerLR(), m.FirstOrder, m.inner.frozen, deviceName(m.Device))
+	fmt.Fprintf(&b, "%#v|%s|%v|%v|%v|%v|", m.Model, lossKey(m.Loss), m.innerLR(), m.FirstOrder, m.inner.frozen, deviceName(m.Device))
 	for _, p := range []*graph.Params{m.Params, m.inner.rates} {
 		if p != nil {
 			writeParamsKey(&b, p)

@@ -72,11 +72,12 @@ type Reptile struct {
 	// supports (graph.CompileOn); nil means the CPU.
 	Device graph.Device
 
-	steps    int
-	adam     *innerMoments // inner Adam state carried between Steps; nil before the first
-	programs map[reptileKey]*reptileProgram
-	built    string
-	last     *graph.Plan // the plan last run, for Placement
+	steps     int
+	adam      *innerMoments // inner Adam state carried between Steps; nil before the first
+	programs  map[reptileKey]*reptileProgram
+	built     string
+	builtLoss Loss        // kept alive (see lossKey)
+	last      *graph.Plan // the plan last run, for Placement
 }
 
 // innerMoments is Adam's state: a step count and the two moments of every
@@ -552,14 +553,14 @@ func (r *Reptile) run(cur [][]float64, b *tasks.Batch, x, y []float64, n int, gr
 }
 
 func (r *Reptile) program(k reptileKey) (*reptileProgram, error) {
-	s := fmt.Sprintf("%#v|%v|%s|", r.Model, r.Loss, deviceName(r.Device))
+	s := fmt.Sprintf("%#v|%s|%s|", r.Model, lossKey(r.Loss), deviceName(r.Device))
 	for i := 0; i < r.Params.Len(); i++ {
 		q := r.Params.At(i)
 		s += fmt.Sprintf("%s%v%v;", q.Name, q.Value.Shape(), q.Value.Dtype())
 	}
 	if s != r.built {
 		closePlans(r.programs)
-		r.programs, r.built, r.last = nil, s, nil // settings changed: rebuild
+		r.programs, r.built, r.builtLoss, r.last = nil, s, r.Loss, nil // settings changed: rebuild
 	}
 	p, err := cached(&r.programs, k, r.build)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/spf13/pflag"
@@ -37,7 +38,7 @@ func flagValues(fs *pflag.FlagSet) map[string]string {
 func storedArgs(c *graph.Checkpoint, path string) (args, settings []string, err error) {
 	raw, ok := c.Meta[flagsKey]
 	if !ok {
-		return nil, nil, fmt.Errorf("%s does not record the settings of its run (medusa train writes them)", path)
+		return nil, nil, fmt.Errorf("%s does not record the settings of its run, as the checkpoints of medusa train and medusa mtl do", path)
 	}
 	var vals map[string]string
 	if err := json.Unmarshal([]byte(raw), &vals); err != nil {
@@ -52,9 +53,29 @@ func storedArgs(c *graph.Checkpoint, path string) (args, settings []string, err 
 	return args, settings, nil
 }
 
+// flagArg returns the value of --name in args, or "".
+func flagArg(args []string, name string) string {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--"+name && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 // loadResume reads a checkpoint for command cmd ("train" or "mtl") to
-// resume from, saying what is wrong with it in one line.
+// resume from, saying what is wrong with it in one line; none for an
+// empty path.
 func loadResume(path, cmd string) (*graph.Checkpoint, error) {
+	if path == "" {
+		return nil, nil
+	}
 	c, err := graph.LoadCheckpoint(path)
 	if err != nil {
 		return nil, fmt.Errorf("--resume: %v", err)

@@ -71,6 +71,9 @@ Flags:
 	if *episodes > 0 {
 		c.tasks = *episodes
 	}
+	if fs.Changed("steps") {
+		fmt.Fprintln(stderr, "medusa: eval --steps is now --eval-steps")
+	}
 	if fs.Changed("steps") && !fs.Changed("eval-steps") {
 		c.steps = *oldSteps
 		c.given = append(c.given, "eval-steps")
@@ -121,8 +124,8 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil || c == nil {
 		return fmt.Errorf("%s: the recorded settings are refused: %v", e.checkpoint, err)
 	}
-	if e.fits != "" && c.task != "sinusoid" {
-		return fmt.Errorf("--fits draws sinusoid fits; %s was trained on %s", e.checkpoint, c.task)
+	if e.fits != "" && (c.task != "sinusoid" || c.learner == "reptile") {
+		return fmt.Errorf("--fits draws the sinusoid fits of maml, fomaml, anil and metasgd; %s is %s on %s", e.checkpoint, c.learner, c.task)
 	}
 	c.evalTasks, c.dev, c.maxMemory = e.tasks, dev, e.maxMemory
 	for _, f := range []struct {
@@ -137,9 +140,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if e.seedGiven {
 		c.seed = e.seed
 	}
-	r, err := newMetaRun(c, ck, false, stderr)
+	r, err := newMetaRun(c, ck, e.checkpoint, false, stderr)
 	if err != nil {
-		return fmt.Errorf("%s: %w", e.checkpoint, err)
+		return err
 	}
 	defer r.m.Close()
 	defer r.lift()

@@ -98,12 +98,24 @@ func TestEvalRepeatsTrain(t *testing.T) {
 	}
 
 	// Another seed draws other tasks.
-	other, _, err := runEval("--checkpoint", ckpt, "--tasks", "20", "--steps", "1", "--seed", "5", "--out", "")
+	other, otherErr, err := runEval("--checkpoint", ckpt, "--tasks", "20", "--steps", "1", "--seed", "5", "--out", "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(otherErr, "--steps is now --eval-steps") {
+		t.Errorf("eval --steps does not say it is now --eval-steps:\n%s", otherErr)
+	}
 	if r := row.FindAllString(other, -1); len(r) != 2 || r[0] == rows[0] {
 		t.Errorf("--seed 5 rows %q; want two rows differing from seed 4's %q", r, rows[0])
+	}
+
+	// --shots and --query set the test tasks' shape.
+	shaped, _, err := runEval("--checkpoint", ckpt, "--tasks", "20", "--eval-steps", "1", "--shots", "3", "--query", "7", "--out", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(shaped, "(K=3 support, 7 query points)") {
+		t.Errorf("eval --shots 3 --query 7:\n%s\nwant tasks of 3 support and 7 query points", shaped)
 	}
 }
 
@@ -157,7 +169,7 @@ func TestEvalBadInput(t *testing.T) {
 		{[]string{"--checkpoint", badHidden, "--out", out}, false, `--hidden "8;8"`},
 		{[]string{"--checkpoint", wrongNet, "--out", out}, false, wrongNet + ": the checkpoint does not fit the run it records: "},
 		{[]string{"--checkpoint", deeper, "--out", out}, false, "4 parameters, want 6"},
-		{[]string{"--checkpoint", classify, "--fits", out}, false, "--fits draws sinusoid fits"},
+		{[]string{"--checkpoint", classify, "--fits", out}, false, "--fits draws the sinusoid fits"},
 	} {
 		_, stderr, err := runEval(tt.args...)
 		var ue *usageError

@@ -488,7 +488,9 @@ func TestMTLCommand(t *testing.T) {
 	}
 	for _, tt := range []struct{ cmd, total, path, want string }{
 		{"train", "--iters", mtl, "resume it with medusa mtl --resume " + mtl},
+		{"train", "--steps", mtl, "resume it with medusa mtl --resume " + mtl}, // mtl's flag, not train's
 		{"mtl", "--steps", meta, "resume it with medusa train --resume " + meta},
+		{"mtl", "--iters", meta, "resume it with medusa train --resume " + meta},
 	} {
 		if _, _, err := runCLI(tt.cmd, "--resume", tt.path, tt.total, "5"); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("medusa %s --resume %s: %v; want %q", tt.cmd, tt.path, err, tt.want)

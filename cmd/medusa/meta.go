@@ -42,11 +42,11 @@ type metaRun struct {
 }
 
 // newMetaRun loads c's tasks and builds its network and learner, restored
-// from ck when given (with the random streams when train is set: a
+// from ck (named ckName in errors) when given (with the random streams when train is set: a
 // resumed run), and compiles and budgets the graphs of training (when
 // train is set) and of the evaluation. Close the learner and call lift
 // when done.
-func newMetaRun(c *trainConfig, ck *graph.Checkpoint, train bool, stderr io.Writer) (*metaRun, error) {
+func newMetaRun(c *trainConfig, ck *graph.Checkpoint, ckName string, train bool, stderr io.Writer) (*metaRun, error) {
 	r := &metaRun{lift: func() {}}
 	var err error
 	if r.src, err = c.benchmark().Load(); err != nil {
@@ -75,7 +75,7 @@ func newMetaRun(c *trainConfig, ck *graph.Checkpoint, train bool, stderr io.Writ
 		}
 		if err := learners.Resume(ck, r.params, r.m, streams); err != nil {
 			r.m.Close()
-			return nil, fmt.Errorf("the checkpoint does not fit the run it records: %v", err)
+			return nil, fmt.Errorf("%s: the checkpoint does not fit the run it records: %v", ckName, err)
 		}
 	}
 	if err := budgetMeta(mem, r.m, c, r.src, train); err != nil {
@@ -133,7 +133,7 @@ func evalChunk(c *trainConfig) (adapt, draw int) {
 
 // benchmark is the task distribution of c.
 func (c *trainConfig) benchmark() tasks.Benchmark {
-	return tasks.Benchmark{Name: c.task, Ways: c.ways, Shots: c.shots, Query: c.query, TestQuery: c.evalQuery, Data: c.data, Seed: c.seed}
+	return tasks.Benchmark{Name: c.task, Ways: c.ways, Shots: c.shots, Query: c.query, TestQuery: c.evalQuery, Data: c.data, Seed: c.dataSeed}
 }
 
 // newModel returns the network of c: a ConvNet for images, an MLP

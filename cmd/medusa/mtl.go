@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"strings"
 
-	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
 	"github.com/medusa-ml/medusa/learners/monitor"
 	"github.com/medusa-ml/medusa/learners/tasks"
@@ -181,15 +180,15 @@ func (c *mtlConfig) tables() tasks.TableBenchmark {
 
 // trainMTL is "medusa mtl".
 func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	ckpt, err := loadResume(flagArg(args, "resume"), "mtl")
+	if err != nil {
+		return err
+	}
 	c, err := parseMTL(args, stderr)
 	if err != nil || c == nil {
 		return err
 	}
-	var ckpt *graph.Checkpoint
-	if c.resume != "" {
-		if ckpt, err = loadResume(c.resume, "mtl"); err != nil {
-			return err
-		}
+	if ckpt != nil {
 		if c, err = resumeConfig(c, ckpt, args, stderr, parseMTL); err != nil || c == nil {
 			return err
 		}

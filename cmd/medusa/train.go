@@ -43,6 +43,7 @@ type trainConfig struct {
 	evalQuery      int
 	evalBatch      int          // test tasks adapted at once (budgetMeta sets it)
 	gradCheckpoint bool         // --grad-checkpoint
+	dataSeed       uint64       // seeds generated data (DoubleMNIST's images): the run's seed, kept by eval --seed
 	dev            graph.Device // the device opened for it; nil: the CPU
 
 	flags map[string]string // every flag's value, recorded in checkpoints
@@ -142,6 +143,7 @@ Flags:
 	if err := c.check(); err != nil {
 		return nil, bad("%v", err)
 	}
+	c.dataSeed = c.seed
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	if !slices.Contains(metaLearners, c.learner) {
 		if c.learner == "mtl" {
@@ -239,15 +241,17 @@ func parseWidths(s string) ([]int, error) {
 }
 
 func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// The checkpoint first: one of medusa mtl's is sent there, whatever
+	// the other flags.
+	ckpt, err := loadResume(flagArg(args, "resume"), "train")
+	if err != nil {
+		return err
+	}
 	c, err := parseTrain(args, stderr)
 	if err != nil || c == nil {
 		return err
 	}
-	var ckpt *graph.Checkpoint
-	if c.resume != "" {
-		if ckpt, err = loadResume(c.resume, "train"); err != nil {
-			return err
-		}
+	if ckpt != nil {
 		if c, err = resumeConfig(c, ckpt, args, stderr, parseTrain); err != nil || c == nil {
 			return err
 		}
@@ -258,11 +262,8 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer release()
 	c.dev = dev
-	r, err := newMetaRun(c, ckpt, true, stderr)
+	r, err := newMetaRun(c, ckpt, "--resume "+c.resume, true, stderr)
 	if err != nil {
-		if ckpt != nil {
-			return fmt.Errorf("--resume %s: %w", c.resume, err)
-		}
 		return err
 	}
 	defer r.m.Close()
@@ -328,7 +329,11 @@ func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.W
 	given, path, learner := configGiven(c)
 	for _, name := range given {
 		if !slices.Contains(resumeFlags, name) && name != "learner" {
-			fmt.Fprintf(stderr, "medusa: --%s: a resumed run keeps the settings it was started with; only --iters/--steps, --out, --checkpoint-every, --log, --log-every, --device, --max-memory and the --eval flags may be given\n", name)
+			may := "--iters, --out, --checkpoint-every, --log, --log-every, --device, --max-memory and the --eval flags"
+			if learner == "mtl" {
+				may = "--steps, --out, --checkpoint-every, --log, --log-every, --device and --max-memory"
+			}
+			fmt.Fprintf(stderr, "medusa: --%s: a resumed run keeps the settings it was started with; only %s may be given\n", name, may)
 			return zero, &usageError{"--" + name + " on resume"}
 		}
 	}
