@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,5 +28,25 @@ func TestLockFiles(t *testing.T) {
 	}
 	if _, err := LockFiles(filepath.Join(dir, "missing", "x")); err == nil {
 		t.Error("LockFiles in a missing directory: no error")
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.txt")
+	for _, data := range []string{"first", "second, longer"} {
+		if err := WriteFileAtomic(path, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != data {
+			t.Errorf("read back %q, %v; want %q", got, err, data)
+		}
+	}
+	if err := WriteFileAtomic(dir, []byte("x")); err == nil || !strings.Contains(err.Error(), "a directory") {
+		t.Errorf("WriteFileAtomic over a directory: %v; want it refused", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".out.txt.tmp*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }

@@ -1,8 +1,11 @@
 package tasks
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -493,5 +496,77 @@ func TestBenchmarkWithDefaults(t *testing.T) {
 		if got := tt.in.WithDefaults(); got != tt.want {
 			t.Errorf("%+v.WithDefaults() = %+v; want %+v", tt.in, got, tt.want)
 		}
+	}
+}
+
+func TestBenchmarkLoad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, b := range []Benchmark{
+		Benchmark{Name: "sinusoid"}.WithDefaults(),
+		Benchmark{Name: "classification", Ways: 3}.WithDefaults(),
+	} {
+		src, err := b.Load()
+		if err != nil {
+			t.Fatalf("%s: %v", b.Name, err)
+		}
+		train, err := src.Train(rng, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		test, err := src.Test(rng, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Shape{Tasks: 4, Support: b.Ways * b.Shots, Query: b.Ways * b.Query, In: src.In, Out: src.Out}
+		if train.Shape() != want || test.Tasks != 2 || test.Query != b.Ways*b.TestQuery {
+			t.Errorf("%s: train %+v, test %+v; want train %+v and 2 test tasks of %d query examples", b.Name, train.Shape(), test.Shape(), want, b.Ways*b.TestQuery)
+		}
+		if (src.Pooled != nil) != (b.Name == "classification") {
+			t.Errorf("%s: pooled baseline data %v", b.Name, src.Pooled != nil)
+		}
+	}
+	if _, err := (Benchmark{Name: "imagenet"}).Load(); err == nil || !strings.Contains(err.Error(), "imagenet") {
+		t.Errorf("Load of an unknown benchmark: %v", err)
+	}
+	if _, err := (Benchmark{Name: "omniglot", Data: t.TempDir()}.WithDefaults()).Load(); err == nil {
+		t.Error("Load of omniglot from an empty directory: no error")
+	}
+}
+
+func TestTableBenchmark(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := TableBenchmark{Name: "synthetic", TrainRows: 50, TestRows: 20, Seed: 3}
+	train, test, floors, err := b.Load(rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if train.N != 50 || test.N != 20 || len(floors) != len(train.Targets) {
+		t.Errorf("synthetic: %d and %d rows, %d floors; want 50, 20 and one per target", train.N, test.N, len(floors))
+	}
+	n, err := b.GeneratedBytes()
+	if want := int64(2 * 70 * (train.In + len(train.Targets)) * 8); err != nil || n != want {
+		t.Errorf("GeneratedBytes = %d, %v; want %d", n, err, want)
+	}
+	var buf bytes.Buffer
+	if err := train.WriteCSV(&buf); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "rows.csv")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := TableBenchmark{Name: "csv", CSV: path, CSVOptions: CSVOptions{Targets: train.Targets}, TestFrac: 0.2}
+	ctrain, ctest, _, err := c.Load(rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctrain.N+ctest.N != 50 || ctest.N != 10 {
+		t.Errorf("csv: %d and %d rows; want 40 and 10", ctrain.N, ctest.N)
+	}
+	if n, err := c.GeneratedBytes(); n != 0 || err != nil {
+		t.Errorf("csv GeneratedBytes = %d, %v; want 0: a file is read a line at a time", n, err)
+	}
+	if _, _, _, err := (TableBenchmark{Name: "parquet"}).Load(rng); err == nil {
+		t.Error("Load of an unknown table benchmark: no error")
 	}
 }
