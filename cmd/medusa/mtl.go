@@ -189,7 +189,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if ckpt != nil {
-		if c, err = resumeConfig(c, ckpt, args, stderr, parseMTL); err != nil || c == nil {
+		if c, err = resumeConfig(c, c.given, c.resume, "mtl", ckpt, args, stderr, parseMTL); err != nil || c == nil {
 			return err
 		}
 	}

@@ -252,7 +252,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if ckpt != nil {
-		if c, err = resumeConfig(c, ckpt, args, stderr, parseTrain); err != nil || c == nil {
+		if c, err = resumeConfig(c, c.given, c.resume, c.learner, ckpt, args, stderr, parseTrain); err != nil || c == nil {
 			return err
 		}
 	}
@@ -321,18 +321,15 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // resumeConfig returns the configuration of a resumed run: the settings
-// recorded in the checkpoint, overridden by the few flags a resumed run
-// may change (c holds the command line's). --out defaults to the
-// checkpoint itself.
-func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.Writer, parse func([]string, io.Writer) (C, error)) (C, error) {
+// recorded in the checkpoint at path, overridden by the few flags a
+// resumed run may change (c holds the command line's, given the flags it
+// sets, learner its learner). --out defaults to the checkpoint itself.
+func resumeConfig[C any](c C, given []string, path, learner string, ckpt *graph.Checkpoint, args []string, stderr io.Writer, parse func([]string, io.Writer) (C, error)) (C, error) {
 	var zero C
-	given, path, learner := configGiven(c)
 	for _, name := range given {
 		if !slices.Contains(resumeFlags, name) && name != "learner" {
-			may := "--iters, --out, --checkpoint-every, --log, --log-every, --device, --max-memory and the --eval flags"
-			if learner == "mtl" {
-				may = "--steps, --out, --checkpoint-every, --log, --log-every, --device and --max-memory"
-			}
+			may := map[bool]string{false: "--iters, --out, --checkpoint-every, --log, --log-every, --device, --max-memory and the --eval flags",
+				true: "--steps, --out, --checkpoint-every, --log, --log-every, --device and --max-memory"}[learner == "mtl"]
 			fmt.Fprintf(stderr, "medusa: --%s: a resumed run keeps the settings it was started with; only %s may be given\n", name, may)
 			return zero, &usageError{"--" + name + " on resume"}
 		}
@@ -359,47 +356,26 @@ func resumeConfig[C any](c C, ckpt *graph.Checkpoint, args []string, stderr io.W
 	return parse(merged, stderr)
 }
 
-// configGiven returns the flags set on a parsed command line, its
-// --resume path and its learner.
-func configGiven(c any) (given []string, resume, learner string) {
-	switch c := c.(type) {
-	case *trainConfig:
-		return c.given, c.resume, c.learner
-	case *mtlConfig:
-		return c.given, c.resume, "mtl"
-	}
-	return nil, "", ""
-}
-
 // begin starts a training run: it locks its outputs, says which BLAS the
-// products use and opens its device (nil: the CPU). The returned function
+// matrix products use and opens its device (nil: the CPU). The returned function
 // releases them.
 func begin(out, log, device string, stderr io.Writer) (graph.Device, func(), error) {
 	unlock, err := graph.LockFiles(out, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := reportBLAS(stderr); err != nil {
+	blas, err := graph.BLAS() // fails if the BLAS that MEDUSA_BLAS asks for cannot be loaded
+	if err != nil {
 		unlock()
 		return nil, nil, err
 	}
+	fmt.Fprintf(stderr, "matrix products: %s\n", blas)
 	dev, release, err := openDevice(device, stderr)
 	if err != nil {
 		unlock()
 		return nil, nil, err
 	}
 	return dev, func() { release(); unlock() }, nil
-}
-
-// reportBLAS says which BLAS the matrix products use, or fails if the one
-// MEDUSA_BLAS asks for cannot be loaded.
-func reportBLAS(stderr io.Writer) error {
-	name, err := graph.BLAS()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "matrix products: %s\n", name)
-	return nil
 }
 
 func joinInts(x []int) string {
