@@ -12,7 +12,6 @@ import (
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners/monitor"
 	"github.com/medusa-ml/medusa/learners/tasks"
-	"github.com/spf13/pflag"
 )
 
 // evalConfig is what "medusa eval" runs.
@@ -24,7 +23,6 @@ type evalConfig struct {
 	query      int
 	seed       uint64
 	seedGiven  bool
-	given      []string // flags set on the command line
 	out        string
 	fits       string
 	device     string       // --device
@@ -67,7 +65,6 @@ Flags:
 	if err := checkDevice(c.device); err != nil {
 		return nil, bad("%v", err)
 	}
-	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	if *episodes > 0 {
 		c.tasks = *episodes
 	}
@@ -76,7 +73,6 @@ Flags:
 	}
 	if fs.Changed("steps") && !fs.Changed("eval-steps") {
 		c.steps = *oldSteps
-		c.given = append(c.given, "eval-steps")
 	}
 	if c.checkpoint == "" {
 		return nil, bad("--checkpoint FILE is required")
@@ -128,13 +124,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("--fits draws the sinusoid fits of maml, fomaml, anil and metasgd; %s is %s on %s", e.checkpoint, c.learner, c.task)
 	}
 	c.evalTasks, c.dev, c.maxMemory = e.tasks, dev, e.maxMemory
-	for _, f := range []struct {
-		name string
-		dst  *int
-		v    int
-	}{{"eval-steps", &c.evalSteps, e.steps}, {"query", &c.evalQuery, e.query}, {"shots", &c.shots, e.shots}} {
-		if slices.Contains(e.given, f.name) && f.v > 0 {
-			*f.dst = f.v
+	for dst, v := range map[*int]int{&c.evalSteps: e.steps, &c.evalQuery: e.query, &c.shots: e.shots} {
+		if v > 0 { // 0: the run's
+			*dst = v
 		}
 	}
 	if e.seedGiven {
