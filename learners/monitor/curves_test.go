@@ -1,10 +1,7 @@
 package monitor
 
 import (
-	"bytes"
-	"image/png"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,18 +82,10 @@ func TestPlotCurves(t *testing.T) {
 	if err := PlotCurves(path, recs, 2); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := png.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 	// 8 × 3.5 inches a panel at vgimg's 96 dots per inch: two panels,
 	// losses and weights.
-	if cfg.Width != 768 || cfg.Height != 672 {
-		t.Errorf("%s is %d×%d; want 768×672 (two panels)", path, cfg.Width, cfg.Height)
+	if w, h := pngSize(t, path); w != 768 || h != 672 {
+		t.Errorf("%s is %d×%d; want 768×672 (two panels)", path, w, h)
 	}
 	if err := PlotCurves(path, []Record{{Step: 1}}, 1); err == nil || !strings.Contains(err.Error(), "no losses") {
 		t.Errorf("PlotCurves of records without values = %v; want an error saying there is nothing to draw", err)
