@@ -70,6 +70,7 @@ type MAML struct {
 	programs   map[programKey]*program
 	ckPrograms map[programKey]*ckProgram // with GradCheckpoint
 	built      string                    // the settings the programs were built with
+	gradBuf    [][]float64               // Step's meta-gradient, read into the same buffers every step
 	builtLoss  Loss                      // and the loss, kept alive (see lossKey)
 	last       *graph.Plan               // the plan last run, for Placement
 }
@@ -227,7 +228,7 @@ func (m *MAML) stepGradient(b *tasks.Batch) (grads [][]float64, all *graph.Param
 			return nil, nil, st, done, err
 		}
 	}
-	grads, err = m.readGrads(p, all)
+	grads, err = m.readGrads(p, all, true)
 	return grads, all, st, false, err
 }
 
@@ -241,17 +242,29 @@ func (m *MAML) MetaGradient(b *tasks.Batch) ([][]float64, Stats, error) {
 	if err != nil {
 		return nil, st, err
 	}
-	grads, err := m.readGrads(p, all)
+	grads, err := m.readGrads(p, all, false)
 	return grads, st, err
 }
 
-// readGrads reads the meta-gradient of a run of p and checks it is finite.
-func (m *MAML) readGrads(p *program, all *graph.Params) ([][]float64, error) {
+// readGrads reads the meta-gradient of a run of p and checks it is
+// finite. With reuse set it reads into buffers kept from the last call,
+// which the next call overwrites (Step's, which its optimiser uses at
+// once); otherwise into new ones.
+func (m *MAML) readGrads(p *program, all *graph.Params, reuse bool) ([][]float64, error) {
 	step := m.steps + 1
-	grads := make([][]float64, len(p.grads))
+	var grads [][]float64
+	switch {
+	case !reuse:
+		grads = make([][]float64, len(p.grads))
+	case len(m.gradBuf) == len(p.grads):
+		grads = m.gradBuf
+	default:
+		m.gradBuf = make([][]float64, len(p.grads))
+		grads = m.gradBuf
+	}
 	for i, g := range p.grads {
 		var err error
-		if grads[i], err = p.plan.ReadFloat64s(g); err != nil {
+		if grads[i], err = p.plan.AppendFloat64s(grads[i][:0], g); err != nil {
 			return nil, err
 		}
 		for _, v := range grads[i] {
