@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -471,5 +472,28 @@ func TestPredictMatchesEvaluate(t *testing.T) {
 				t.Errorf("%d inner steps moved the predictions by at most %g; the comparison tests nothing", steps, moved)
 			}
 		})
+	}
+}
+
+// TestMetaGradientKept checks that the gradients MetaGradient returns are
+// the caller's: later steps, which read their gradients into buffers the
+// learner keeps, do not overwrite them.
+func TestMetaGradientKept(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	model := nets.MLP{In: 1, Out: 1, Hidden: []int{5}}
+	m := newMAML(t, model, MSE, 1, false, 2)
+	b := randomBatch(rng, 3, 4, 5, 1, 1, false)
+	grads, _, err := m.MetaGradient(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := flat(grads)
+	for range 3 {
+		if _, err := m.Step(context.Background(), randomBatch(rng, 3, 4, 5, 1, 1, false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := flat(grads); !slices.Equal(got, kept) {
+		t.Errorf("MetaGradient's result changed under later steps:\n got  %v\n want %v", got, kept)
 	}
 }
