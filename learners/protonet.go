@@ -53,10 +53,10 @@ type protoKey struct{ tasks, support, query, in, ways int }
 
 type protoProgram struct {
 	plan   *graph.Plan
-	losses *G.Node  // [tasks] mean query cross-entropy
-	logits *G.Node  // [tasks, support+query, ways]
-	grads  G.Nodes  // ∂ mean loss / ∂ each parameter
-	theta  G.Nodes  // the parameters' inputs
+	losses *G.Node // [tasks] mean query cross-entropy
+	logits *G.Node // [tasks, support+query, ways]
+	grads  G.Nodes // ∂ mean loss / ∂ each parameter
+	theta  G.Nodes // the parameters' inputs
 }
 
 func (p *protoProgram) machine() *graph.Plan { return p.plan }
