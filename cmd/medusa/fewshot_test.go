@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
@@ -160,6 +161,43 @@ func TestEvaluationBatchIndependent(t *testing.T) {
 		}
 		if out.String() != want {
 			t.Errorf("adapting %d tasks at a time:\n%s\nadapting 2:\n%s", batch, out.String(), want)
+		}
+	}
+}
+
+// TestProtoNetCLI trains prototypical networks from the command line on
+// MNIST episodes and on synthetic tasks, evaluates the checkpoint, and
+// refuses them where they do not apply.
+func TestProtoNetCLI(t *testing.T) {
+	ck := filepath.Join(t.TempDir(), "pn.safetensors")
+	stdout, stderr, err := runCLI("train", "--learner", "protonet", "--task", "mnist", "--filters", "4", "--blocks", "2", "--iters", "3",
+		"--meta-batch", "2", "--query", "2", "--eval-tasks", "4", "--out", ck)
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, stderr)
+	}
+	// One row: nothing is adapted. The embedding is as wide as the filters.
+	if !strings.Contains(stdout, "support prototypes") || !strings.Contains(stdout, "2 blocks of 4 filters, 4 outputs") ||
+		strings.Contains(stdout, "\n      1 ") {
+		t.Errorf("train output:\n%s", stdout)
+	}
+	evalOut, stderr, err := runCLI("eval", "--checkpoint", ck, "--tasks", "4", "--out", "")
+	if err != nil {
+		t.Fatalf("eval: %v\n%s", err, stderr)
+	}
+	row := func(s string) string { _, r, _ := strings.Cut(s, "95% interval\n"); return r }
+	if row(evalOut) == "" || row(evalOut) != row(stdout[strings.Index(stdout, "test accuracy"):]) {
+		t.Errorf("eval:\n%s\ndoes not repeat train's evaluation:\n%s", evalOut, stdout)
+	}
+	if _, _, err := runCLI("train", "--learner", "protonet", "--task", "classification", "--iters", "2", "--eval-tasks", "3"); err != nil {
+		t.Errorf("protonet on synthetic classification: %v", err)
+	}
+	for _, args := range [][]string{
+		{"train", "--learner", "protonet"}, // sinusoids are regressions
+		{"train", "--learner", "protonet", "--task", "mnist", "--grad-checkpoint"},
+	} {
+		var ue *usageError
+		if _, _, err := runCLI(args...); !errors.As(err, &ue) {
+			t.Errorf("medusa %v: %v; want a usage error", args, err)
 		}
 	}
 }

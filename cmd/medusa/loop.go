@@ -195,7 +195,8 @@ func (r *runFlags) check() error {
 	if r.activation, err = nets.ParseActivation(r.activationArg); err != nil || r.activation == nets.Identity {
 		return fmt.Errorf("--activation %q: want relu, tanh or sigmoid", r.activationArg)
 	}
-	if r.dtype, err = parseDtype(r.dtypeArg); err != nil {
+	var ok bool
+	if r.dtype, ok = map[string]tensor.Dtype{"float32": tensor.Float32, "float64": tensor.Float64}[r.dtypeArg]; !ok {
 		return fmt.Errorf("--dtype %q: want float32 or float64", r.dtypeArg)
 	}
 	if err := checkInts(intFlag{"log-every", r.logEvery, 0, maxSteps}, intFlag{"checkpoint-every", r.every, 0, maxSteps}); err != nil {

@@ -137,13 +137,24 @@ func (c *trainConfig) benchmark() tasks.Benchmark {
 }
 
 // newModel returns the network of c: a ConvNet for images, an MLP
-// otherwise.
+// otherwise. A ProtoNet's ends in an embedding as wide as its last layer
+// (the filters, the last hidden width) instead of one output per class.
 func newModel(c *trainConfig, src *tasks.Source) learners.Model {
+	out := src.Out
 	if c.images() {
+		if c.learner == "protonet" {
+			out = c.filters
+		}
 		side := int(math.Sqrt(float64(src.In)))
-		return nets.ConvNet{Side: side, Filters: c.filters, Blocks: c.blocks, Out: src.Out}
+		return nets.ConvNet{Side: side, Filters: c.filters, Blocks: c.blocks, Out: out}
 	}
-	return nets.MLP{In: src.In, Out: src.Out, Hidden: c.hidden, Activation: c.activation}
+	if c.learner == "protonet" {
+		out = src.In
+		if len(c.hidden) > 0 {
+			out = c.hidden[len(c.hidden)-1]
+		}
+	}
+	return nets.MLP{In: src.In, Out: out, Hidden: c.hidden, Activation: c.activation}
 }
 
 // newLearner returns the meta-learner of c over params.
@@ -159,6 +170,8 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 		return &learners.ANIL{MAML: maml}
 	case "metasgd":
 		return &learners.MetaSGD{MAML: maml}
+	case "protonet":
+		return &learners.ProtoNet{Model: model, Params: params, Optimizer: &learners.Adam{LR: c.metaLR}, Device: c.dev}
 	case "reptile":
 		return &learners.Reptile{Model: model, Params: params, Loss: loss, InnerLR: c.innerLR, InnerSteps: c.innerSteps,
 			InnerAdam: c.images(), OuterLR: c.metaLR, AnnealSteps: c.anneal, Rand: rng, Device: c.dev}
@@ -200,7 +213,8 @@ func evaluateMeta(ctx context.Context, m metaLearner, src *tasks.Source, c *trai
 	if c.classify() {
 		per, what = ev.Accuracy, "test accuracy"
 	}
-	fmt.Fprintf(stdout, "%s on %d fresh tasks (%s), inner step size %g:\n", what, c.evalTasks, evalShape(c), c.innerLR)
+	rate := map[bool]string{false: fmt.Sprintf(", inner step size %g", c.innerLR), true: ""}[c.learner == "protonet"]
+	fmt.Fprintf(stdout, "%s on %d fresh tasks (%s)%s:\n", what, c.evalTasks, evalShape(c), rate)
 	header := fmt.Sprintf("  %5s  %8s  %s", "steps", "mean", "95% interval")
 	if src.Pooled != nil {
 		header += fmt.Sprintf("   %8s  %s", "macro F1", "95% interval")

@@ -118,16 +118,6 @@ Flags:
 	return c, nil
 }
 
-func parseDtype(s string) (tensor.Dtype, error) {
-	switch s {
-	case "float32":
-		return tensor.Float32, nil
-	case "float64":
-		return tensor.Float64, nil
-	}
-	return tensor.Dtype{}, fmt.Errorf("unknown dtype %q", s)
-}
-
 // maxClasses and maxExperts bound what a command line can ask for, so
 // that a typo is an error rather than an out-of-memory crash.
 const (

@@ -52,7 +52,7 @@ type trainConfig struct {
 
 // The meta-learners and task distributions "medusa train" knows.
 var (
-	metaLearners = []string{"maml", "fomaml", "anil", "metasgd", "reptile"}
+	metaLearners = []string{"maml", "fomaml", "anil", "metasgd", "reptile", "protonet"}
 	metaTasks    = tasks.BenchmarkNames
 )
 
@@ -96,7 +96,9 @@ func (c *trainConfig) resolve() {
 		deff(&c.metaLR, 1)
 	}
 	def(&c.innerSteps, 1)
-	def(&c.evalSteps, 10)
+	if c.learner != "protonet" { // which adapts nothing: one row of figures unless asked
+		def(&c.evalSteps, 10)
+	}
 	deff(&c.metaLR, 1e-3)
 	def(&c.filters, 64)
 	def(&c.blocks, 4)
@@ -104,7 +106,7 @@ func (c *trainConfig) resolve() {
 
 func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	fs := newFlags("medusa train")
-	learner := fs.String("learner", "maml", "maml (exact second order), fomaml (first order), anil (inner loop adapts the head only), metasgd (learned per-parameter inner rates) or reptile")
+	learner := fs.String("learner", "maml", "maml (exact second order), fomaml (first order), anil (inner loop adapts the head only), metasgd (learned per-parameter inner rates), reptile, or protonet (prototypical networks: classification, no inner loop)")
 	task := fs.String("task", "sinusoid", "task distribution: sinusoid (Finn et al. 2017), classification (synthetic, make_classification-style), mnist (digits 0-4 train, 5-9 test), doublemnist (100 two-digit classes, 64/16/20 split), omniglot (--data DIR: alphabet/character/*.png)")
 	iters := fs.Int("iters", 10000, "meta-iterations (outer updates); the MAML paper uses 70000 for sinusoids")
 	metaBatch := fs.Int("meta-batch", 0, "tasks per meta-iteration (0: 25, or 4 for image tasks)")
@@ -154,7 +156,10 @@ Flags:
 	if !slices.Contains(metaTasks, c.task) {
 		return nil, bad("--task %q: want %s", c.task, strings.Join(metaTasks, ", "))
 	}
-	if c.gradCheckpoint && (c.learner == "fomaml" || c.learner == "reptile") {
+	if c.learner == "protonet" && !c.classify() {
+		return nil, bad("--learner protonet is for classification tasks, not %s", c.task)
+	}
+	if c.gradCheckpoint && (c.learner == "fomaml" || c.learner == "reptile" || c.learner == "protonet") {
 		return nil, bad("--grad-checkpoint applies to second-order learners (maml, anil, metasgd), not %s", c.learner)
 	}
 	if c.task == "omniglot" && c.data == "" {
@@ -280,9 +285,9 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.learner == "reptile" {
 		outer = fmt.Sprintf("outer step %g annealed to 0", c.metaLR)
 	}
-	fmt.Fprintf(stdout, "%s %s on %s (%s): %d iterations, meta-batch %d, %s, %d inner step(s) of %g, %s, %s, %v, seed %d\n",
-		verb, c.learner, c.task, data.About, c.iters, c.metaBatch, evalShape(c), c.innerSteps, c.innerLR, outer,
-		model, c.dtype, c.seed)
+	inner := map[bool]string{false: fmt.Sprintf("%d inner step(s) of %g", c.innerSteps, c.innerLR), true: "support prototypes"}[c.learner == "protonet"]
+	fmt.Fprintf(stdout, "%s %s on %s (%s): %d iterations, meta-batch %d, %s, %s, %s, %s, %v, seed %d\n",
+		verb, c.learner, c.task, data.About, c.iters, c.metaBatch, evalShape(c), inner, outer, model, c.dtype, c.seed)
 	meta := map[string]string{
 		"learner": c.learner, "task": c.task, "hidden": joinInts(c.hidden), "activation": c.activation.String(),
 		"inner_lr": fmt.Sprint(c.innerLR), "inner_steps": fmt.Sprint(c.innerSteps), "seed": fmt.Sprint(c.seed),
