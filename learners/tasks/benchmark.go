@@ -21,7 +21,7 @@ type Benchmark struct {
 	//   - doublemnist: episodes of DoubleMNIST's 100 two-digit classes,
 	//     64 to train and 20 to test;
 	//   - omniglot: episodes of the Omniglot characters under Data, with
-	//     their rotations, split by OmniglotSplit.
+	//     their rotations, split by OmniglotSplit drawing with Seed.
 	Name string
 	// Ways is the number of classes of a classification task (1 for
 	// sinusoids). WithDefaults sets this and the next fields when 0.
@@ -34,8 +34,9 @@ type Benchmark struct {
 	// Data is a directory: the MNIST IDX files (mnist, doublemnist; ""
 	// for the GoMNIST module's copy) or Omniglot roots, comma-separated.
 	Data string
-	// Seed seeds the generator that builds DoubleMNIST's images, so that
-	// the data depend on it alone.
+	// Seed seeds the generators that build DoubleMNIST's images and draw
+	// Omniglot's meta-training characters, so that the data depend on it
+	// alone.
 	Seed uint64
 }
 
@@ -155,7 +156,7 @@ func (b Benchmark) imageClasses() (set *ClassSet, train, test []int, about strin
 			return nil, nil, nil, "", err
 		}
 		chars := set.Classes() / 4
-		if train, test, err = OmniglotSplit(chars); err != nil {
+		if train, test, err = OmniglotSplit(rand.New(rand.NewPCG(b.Seed, 0x6f6d6e69)), chars); err != nil {
 			return nil, nil, nil, "", fmt.Errorf("omniglot in %s: %w", b.Data, err)
 		}
 		return set, train, test, fmt.Sprintf("Omniglot from %s (%d characters, 4 rotations each)", b.Data, chars), nil

@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -226,17 +227,23 @@ func WithRotations(chars []int) []int {
 
 // OmniglotSplit returns the meta-training and meta-test classes of a class
 // set of chars characters loaded with Rotations: as in Vinyals et al.
-// (2016), the first 1,200 of the 1,623 characters (the same share of a
-// smaller set) for meta-training and the rest for meta-test, each with its
-// four rotations as classes (WithRotations). Fewer than two characters is
-// an error.
-func OmniglotSplit(chars int) (train, test []int, err error) {
+// (2016), 1,200 of the 1,623 characters (the same share of a smaller set),
+// drawn at random with rng, for meta-training and the rest for meta-test,
+// each with its four rotations as classes (WithRotations), in increasing
+// order. Fewer than two characters is an error.
+func OmniglotSplit(rng *rand.Rand, chars int) (train, test []int, err error) {
 	if chars < 2 {
 		return nil, nil, fmt.Errorf("tasks: omniglot: %d characters, too few to split", chars)
 	}
+	if rng == nil {
+		return nil, nil, fmt.Errorf("tasks: OmniglotSplit: nil rng")
+	}
 	cut := min(1200, chars*1200/1623)
-	ids := ClassIDs(chars)
-	return WithRotations(ids[:cut]), WithRotations(ids[cut:]), nil
+	ids := rng.Perm(chars)
+	a, b := ids[:cut], ids[cut:]
+	slices.Sort(a)
+	slices.Sort(b)
+	return WithRotations(a), WithRotations(b), nil
 }
 
 // listOmniglotDir returns the names of the entries of dir, sorted, skipping

@@ -505,10 +505,11 @@ func BenchmarkDecodeGlyph(b *testing.B) {
 
 // TestOmniglotSplit: the full set splits 1,200 / 423 characters, a
 // smaller one in the same proportion; the parts are disjoint, cover every
-// class, and keep a character's four rotations together.
+// class, and keep a character's four rotations together; the characters
+// are drawn by the generator, one seed giving one split.
 func TestOmniglotSplit(t *testing.T) {
 	for _, c := range []struct{ chars, train int }{{1623, 1200}, {100, 73}, {2, 1}} {
-		train, test, err := OmniglotSplit(c.chars)
+		train, test, err := OmniglotSplit(rand.New(rand.NewPCG(1, 2)), c.chars)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -530,7 +531,16 @@ func TestOmniglotSplit(t *testing.T) {
 			}
 		}
 	}
-	if _, _, err := OmniglotSplit(1); err == nil {
-		t.Error("OmniglotSplit(1): no error")
+	if _, _, err := OmniglotSplit(rand.New(rand.NewPCG(1, 2)), 1); err == nil {
+		t.Error("OmniglotSplit of 1 character: no error")
+	}
+	a, _, _ := OmniglotSplit(rand.New(rand.NewPCG(1, 2)), 1623)
+	b, _, _ := OmniglotSplit(rand.New(rand.NewPCG(1, 2)), 1623)
+	c, _, _ := OmniglotSplit(rand.New(rand.NewPCG(3, 2)), 1623)
+	if !slices.Equal(a, b) || slices.Equal(a, c) || slices.Equal(a, WithRotations(ClassIDs(1200))) {
+		t.Error("OmniglotSplit: one seed should give one split, another seed another, and neither the first 1,200 characters")
+	}
+	if !slices.IsSorted(a) {
+		t.Error("OmniglotSplit: classes not in increasing order")
 	}
 }
