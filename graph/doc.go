@@ -47,7 +47,7 @@
 //     BatchedMatMul, Sum and Mean;
 //   - this package's LogSoftmax, SoftmaxCrossEntropy, CrossEntropyLabels,
 //     Pick, StopGradient, ReLU, BatchedMatMul, Conv2D, MaxPool2D,
-//     BatchNorm, Broadcast, SumAxis, SumAll and Scale.
+//     BatchNorm, Broadcast, SumAxis, SumAll, Scale and RidgeSolve.
 //
 // Grad returns an error matching ErrNotDifferentiable when an op's
 // derivative cannot be differentiated: gorgonia's SoftMax (use LogSoftmax,
