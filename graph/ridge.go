@@ -38,8 +38,8 @@ func (op ridgeOp) typ() hm.Type {
 	return hm.NewFnType(tensorType(3, a), tensorType(1, a), tensorType(3, a), tensorType(3, a))
 }
 func (op ridgeOp) outShape(in ...tensor.Shape) (tensor.Shape, error) { return in[2].Clone(), nil }
-func (op ridgeOp) String() string                                     { return "RidgeSolve" }
-func (op ridgeOp) describe() (string, map[string]int, float64)        { return "ridgesolve", nil, 0 }
+func (op ridgeOp) String() string                                    { return "RidgeSolve" }
+func (op ridgeOp) describe() (string, map[string]int, float64)       { return "ridgesolve", nil, 0 }
 func (op ridgeOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	switch in[0].Dtype() {
 	case tensor.Float64:
