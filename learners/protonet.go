@@ -3,11 +3,13 @@ package learners
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners/tasks"
 	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
 // ProtoNet is the prototypical network of Snell, Swersky and Zemel (2017)
@@ -41,13 +43,15 @@ type ProtoNet struct {
 	programs map[protoKey]*protoProgram
 	built    string
 	last     *graph.Plan
+	ridge    *graph.Params // R2D2's head, when p is an R2D2's
 }
 
 // protoData names the inputs of a ProtoNet graph: every example of a
-// task (support, then query), the weights that average the support
-// embeddings into prototypes, and the query targets (zero rows for the
+// task (support, then query), the support targets (for prototypes, divided
+// by their class's count: the weights that average the support embeddings;
+// zero rows for the queries), and the query targets (zero rows for the
 // support examples).
-var protoData = [3]string{"examples", "prototype weights", "query targets"}
+var protoData = [3]string{"examples", "support targets", "query targets"}
 
 type protoKey struct{ tasks, support, query, in, ways int }
 
@@ -63,6 +67,21 @@ func (p *protoProgram) machine() *graph.Plan { return p.plan }
 
 // Steps returns the number of successful Steps taken.
 func (p *ProtoNet) Steps() int { return p.steps }
+
+// trained returns the parameters Step trains: the model's, and an R2D2's
+// head after them.
+func (p *ProtoNet) trained() *graph.Params {
+	if p.ridge == nil {
+		return p.Params
+	}
+	all := new(graph.Params)
+	for _, ps := range []*graph.Params{p.Params, p.ridge} {
+		for i := 0; i < ps.Len(); i++ {
+			all.Add(ps.At(i).Name, ps.At(i).Value) // the names differ: R2D2.prepare checks
+		}
+	}
+	return all
+}
 
 func (p *ProtoNet) check() error {
 	if p.Model == nil || p.Params == nil || p.Params.Len() == 0 {
@@ -100,6 +119,7 @@ func (p *ProtoNet) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
 		return Stats{}, err
 	}
 	step := p.steps + 1
+	all := p.trained()
 	loss := average(losses)
 	if !finite(loss) {
 		return Stats{}, &NonFiniteError{Step: step, What: "query loss"}
@@ -111,14 +131,14 @@ func (p *ProtoNet) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
 		}
 		for _, v := range grads[i] {
 			if !finite(v) {
-				return Stats{}, &NonFiniteError{Step: step, What: "gradient of " + p.Params.At(i).Name}
+				return Stats{}, &NonFiniteError{Step: step, What: "gradient of " + all.At(i).Name}
 			}
 		}
 	}
 	if p.Optimizer == nil {
 		p.Optimizer = &Adam{}
 	}
-	if err := p.Optimizer.Update(p.Params, grads); err != nil {
+	if err := p.Optimizer.Update(all, grads); err != nil {
 		return Stats{}, err
 	}
 	p.steps++
@@ -197,12 +217,13 @@ func (p *ProtoNet) run(b *tasks.Batch) (*protoProgram, error) {
 		return nil, err
 	}
 	dt := p.Params.At(0).Value.Dtype()
+	all := p.trained()
 	for i, th := range pr.theta {
-		if err := pr.plan.Let(th.Name(), p.Params.At(i).Value); err != nil {
+		if err := pr.plan.Let(th.Name(), all.At(i).Value); err != nil {
 			return nil, err
 		}
 	}
-	x, a, y := protoInputs(b)
+	x, a, y := protoInputs(b, p.ridge == nil)
 	n := b.Support + b.Query
 	for i, d := range [3][]float64{x, a, y} {
 		width := b.Out
@@ -225,10 +246,10 @@ func (p *ProtoNet) run(b *tasks.Batch) (*protoProgram, error) {
 }
 
 // protoInputs lays b out for the graph: every task's support then query
-// examples; the prototype weights, one-hot support labels divided by
-// their class's count (zero rows for the queries); and the query targets
+// examples; the support targets, one-hot, divided by their class's count
+// when average is set (zero rows for the queries); and the query targets
 // (zero rows for the support examples).
-func protoInputs(b *tasks.Batch) (x, a, y []float64) {
+func protoInputs(b *tasks.Batch, average bool) (x, a, y []float64) {
 	n, w := b.Support+b.Query, b.Out
 	x = make([]float64, 0, b.Tasks*n*b.In)
 	a = make([]float64, b.Tasks*n*w)
@@ -242,9 +263,10 @@ func protoInputs(b *tasks.Batch) (x, a, y []float64) {
 			count[i%w] += v
 		}
 		for i, v := range sy {
-			if v != 0 {
-				a[t*n*w+i] = v / count[i%w]
+			if v != 0 && average {
+				v /= count[i%w]
 			}
+			a[t*n*w+i] = v
 		}
 		copy(y[(t*n+b.Support)*w:(t+1)*n*w], b.QueryY[t*b.Query*w:(t+1)*b.Query*w])
 	}
@@ -255,7 +277,7 @@ func protoInputs(b *tasks.Batch) (x, a, y []float64) {
 // when the settings have changed.
 // One graph, with the gradients, serves Step and the evaluations.
 func (p *ProtoNet) program(k protoKey) (*protoProgram, error) {
-	s := fmt.Sprintf("%#v|%s|", p.Model, deviceName(p.Device))
+	s := fmt.Sprintf("%#v|%s|ridge %v|", p.Model, deviceName(p.Device), p.ridge != nil)
 	for i := 0; i < p.Params.Len(); i++ {
 		q := p.Params.At(i)
 		s += q.Name + fmt.Sprint(q.Value.Shape()) + q.Value.Dtype().String() + ";"
@@ -280,11 +302,15 @@ func (p *ProtoNet) build(k protoKey) (pr *protoProgram, err error) {
 	pr = &protoProgram{}
 	dt := p.Params.At(0).Value.Dtype()
 	n := k.support + k.query
-	var batched G.Nodes // the parameters broadcast over the tasks
-	for i := 0; i < p.Params.Len(); i++ {
-		q := p.Params.At(i)
+	all := p.trained()
+	var batched G.Nodes // the model's parameters broadcast over the tasks
+	for i := 0; i < all.Len(); i++ {
+		q := all.At(i)
 		th := G.NewTensor(g, dt, q.Value.Dims(), G.WithShape(q.Value.Shape()...), G.WithName(q.Name))
 		pr.theta = append(pr.theta, th)
+		if i >= p.Params.Len() {
+			continue // the head's
+		}
 		bt, err := graph.Broadcast(th, 0, k.tasks)
 		if err != nil {
 			return nil, err
@@ -301,39 +327,13 @@ func (p *ProtoNet) build(k protoKey) (pr *protoProgram, err error) {
 	if e.Dims() != 3 || e.Shape()[0] != k.tasks || e.Shape()[1] != n {
 		return nil, &graph.ShapeError{Op: "ProtoNet embedding", Want: fmt.Sprintf("[%d, %d, d]", k.tasks, n), Got: fmt.Sprint(e.Shape())}
 	}
-	proto, err := graph.BatchedMatMul(a, e, true, false) // [tasks, ways, d]
+	if p.ridge != nil {
+		pr.logits, err = ridgeLogits(e, a, pr.theta[p.Params.Len():], k)
+	} else {
+		pr.logits, err = protoLogits(e, a, k)
+	}
 	if err != nil {
 		return nil, err
-	}
-	cross, err := graph.BatchedMatMul(e, proto, false, true) // [tasks, n, ways]
-	if err != nil {
-		return nil, err
-	}
-	sq := func(v *G.Node, axis, n int) (*G.Node, error) { // Σ_d v², broadcast back over axis
-		s, err := G.Square(v)
-		if err != nil {
-			return nil, err
-		}
-		if s, err = graph.SumAxis(s, 2); err != nil {
-			return nil, err
-		}
-		return graph.Broadcast(s, axis, n)
-	}
-	ee, err := sq(e, 2, k.ways) // ‖e‖² [tasks, n, ways]
-	if err != nil {
-		return nil, err
-	}
-	pp, err := sq(proto, 1, n) // ‖p‖² [tasks, n, ways]
-	if err != nil {
-		return nil, err
-	}
-	// logits = −‖e − p‖² = 2 e·p − ‖e‖² − ‖p‖²
-	twice, err := graph.Scale(cross, 2)
-	if err != nil {
-		return nil, err
-	}
-	if pr.logits, err = G.Sub(twice, G.Must(G.Add(ee, pp))); err != nil {
-		return nil, fmt.Errorf("learners: ProtoNet logits: %v", err)
 	}
 	lp, err := graph.LogSoftmax(pr.logits)
 	if err != nil {
@@ -439,4 +439,264 @@ func (p *ProtoNet) Close() error {
 	err := closeLearner(p.programs, p.Optimizer)
 	p.programs, p.built, p.last = nil, "", nil
 	return err
+}
+
+// protoLogits returns the negative squared distances of the embeddings e
+// [tasks, n, d] to the prototypes, the averages of the support embeddings
+// that the weights a [tasks, n, ways] pick: [tasks, n, ways].
+func protoLogits(e, a *G.Node, k protoKey) (*G.Node, error) {
+	n := k.support + k.query
+	proto, err := graph.BatchedMatMul(a, e, true, false) // [tasks, ways, d]
+	if err != nil {
+		return nil, err
+	}
+	cross, err := graph.BatchedMatMul(e, proto, false, true) // [tasks, n, ways]
+	if err != nil {
+		return nil, err
+	}
+	sq := func(v *G.Node, axis, n int) (*G.Node, error) { // Σ_d v², broadcast back over axis
+		s, err := G.Square(v)
+		if err != nil {
+			return nil, err
+		}
+		if s, err = graph.SumAxis(s, 2); err != nil {
+			return nil, err
+		}
+		return graph.Broadcast(s, axis, n)
+	}
+	ee, err := sq(e, 2, k.ways) // ‖e‖² [tasks, n, ways]
+	if err != nil {
+		return nil, err
+	}
+	pp, err := sq(proto, 1, n) // ‖p‖² [tasks, n, ways]
+	if err != nil {
+		return nil, err
+	}
+	// logits = −‖e − p‖² = 2 e·p − ‖e‖² − ‖p‖²
+	twice, err := graph.Scale(cross, 2)
+	if err != nil {
+		return nil, err
+	}
+	logits, err := G.Sub(twice, G.Must(G.Add(ee, pp)))
+	if err != nil {
+		return nil, fmt.Errorf("learners: ProtoNet logits: %v", err)
+	}
+	return logits, nil
+}
+
+// R2D2 is the ridge-regression head of Bertinetto et al. (2019, "Meta-
+// learning with differentiable closed-form solvers") on an embedding
+// Model: for each task it fits a ridge regression of the one-hot support
+// labels on the support embeddings, in closed form and in its dual (a
+// system of one equation per support example, graph.RidgeSolve), and
+// classifies a query by α·(its regression outputs) + β. The regulariser
+// λ, the scale α and the bias β are meta-learned with the embedding, as
+// the paper does; they start at λ = 50 and α = 1, MetaOptNet's values
+// for its R2D2 head (Lee et al. 2019), and β = 0.
+//
+// The embedded ProtoNet holds the model, its parameters, the optimiser
+// and the device, and does the training and evaluation; Head holds λ (as
+// its logarithm, "r2d2.log_lambda"), α ("r2d2.scale") and β ("r2d2.bias"),
+// each of shape [1], and is created at first use when nil. An R2D2 is not
+// safe for concurrent use.
+type R2D2 struct {
+	ProtoNet
+	Head *graph.Params
+}
+
+// R2D2's head parameters, and their initial values.
+var r2d2Head = []struct {
+	name string
+	init float64
+}{{"r2d2.log_lambda", math.Log(50)}, {"r2d2.scale", 1}, {"r2d2.bias", 0}}
+
+// prepare creates the head if need be and hands it to the ProtoNet.
+func (r *R2D2) prepare() error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	dt := r.Params.At(0).Value.Dtype()
+	if r.Head == nil {
+		r.Head = new(graph.Params)
+		for _, h := range r2d2Head {
+			v, err := graph.NewTensor(dt, []int{1}, []float64{h.init})
+			if err != nil {
+				return err
+			}
+			if err := r.Head.Add(h.name, v); err != nil {
+				return err
+			}
+		}
+	}
+	if r.Head.Len() != len(r2d2Head) {
+		return fmt.Errorf("learners: R2D2.Head has %d parameters, want %d", r.Head.Len(), len(r2d2Head))
+	}
+	for i, h := range r2d2Head {
+		q := r.Head.At(i)
+		if q.Name != h.name || q.Value.Shape().TotalSize() != 1 || q.Value.Dtype() != dt {
+			return fmt.Errorf("learners: R2D2.Head parameter %d is %s %v %v, want %s [1] %v", i, q.Name, q.Value.Shape(), q.Value.Dtype(), h.name, dt)
+		}
+		if _, clash := r.Params.Get(h.name); clash {
+			return fmt.Errorf("learners: R2D2: the model has a parameter named %s", h.name)
+		}
+	}
+	r.ridge = r.Head
+	return nil
+}
+
+// Step takes one optimiser step on the embedding and the head.
+func (r *R2D2) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
+	if err := r.prepare(); err != nil {
+		return Stats{}, err
+	}
+	return r.ProtoNet.Step(ctx, b)
+}
+
+// Evaluate is ProtoNet.Evaluate with the ridge head.
+func (r *R2D2) Evaluate(b *tasks.Batch, steps int) ([][]float64, error) {
+	if err := r.prepare(); err != nil {
+		return nil, err
+	}
+	return r.ProtoNet.Evaluate(b, steps)
+}
+
+// EvaluateClassifier is ProtoNet.EvaluateClassifier with the ridge head.
+func (r *R2D2) EvaluateClassifier(b *tasks.Batch, steps int) (Evaluation, error) {
+	if err := r.prepare(); err != nil {
+		return Evaluation{}, err
+	}
+	return r.ProtoNet.EvaluateClassifier(b, steps)
+}
+
+// PrepareStep is ProtoNet.PrepareStep with the ridge head.
+func (r *R2D2) PrepareStep(s tasks.Shape) (int64, error) {
+	if err := r.prepare(); err != nil {
+		return 0, err
+	}
+	return r.ProtoNet.PrepareStep(s)
+}
+
+// PrepareEvaluate is ProtoNet.PrepareEvaluate with the ridge head.
+func (r *R2D2) PrepareEvaluate(s tasks.Shape, steps int) (int64, error) {
+	if err := r.prepare(); err != nil {
+		return 0, err
+	}
+	return r.ProtoNet.PrepareEvaluate(s, steps)
+}
+
+// SaveState records ProtoNet's state (the optimiser's covers the head)
+// and the head's values, as state tensors named prefix + their names.
+func (r *R2D2) SaveState(prefix string, c *graph.Checkpoint) error {
+	if err := r.prepare(); err != nil {
+		return err
+	}
+	if err := r.ProtoNet.SaveState(prefix, c); err != nil {
+		return err
+	}
+	for i := 0; i < r.Head.Len(); i++ {
+		if err := c.State.Add(prefix+r.Head.At(i).Name, r.Head.At(i).Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadState restores what SaveState recorded; r.Params must hold the
+// checkpoint's parameters.
+func (r *R2D2) LoadState(prefix string, c *graph.Checkpoint) error {
+	if err := r.prepare(); err != nil {
+		return err
+	}
+	vals := make([][]float64, r.Head.Len())
+	for i := range vals {
+		v, err := c.Float64sState(prefix+r.Head.At(i).Name, 1)
+		if err != nil {
+			return err
+		}
+		if !graph.AllFinite(v) {
+			return fmt.Errorf("learners: checkpoint state %s%s is not finite", prefix, r.Head.At(i).Name)
+		}
+		vals[i] = v
+	}
+	if err := r.ProtoNet.LoadState(prefix, c); err != nil {
+		return err
+	}
+	for i, v := range vals {
+		if err := setValues(r.Head.At(i).Value, v); err != nil {
+			return fmt.Errorf("learners: restoring %s: %v", r.Head.At(i).Name, err)
+		}
+	}
+	return nil
+}
+
+// ridgeLogits returns R2D2's logits for the embeddings e [tasks, n, d]
+// (the first k.support of each task its support set) given the support
+// targets s [tasks, n, ways] (zero rows for the queries) and the head
+// (log λ, α, β): α·e·Xsᵀ·(Xs·Xsᵀ + λI)⁻¹·Ys + β, [tasks, n, ways].
+func ridgeLogits(e, s *G.Node, head G.Nodes, k protoKey) (*G.Node, error) {
+	g, dt := e.Graph(), e.Dtype()
+	n := k.support + k.query
+	// pick selects the support rows: [tasks, support, n].
+	pickv := make([]float64, k.tasks*k.support*n)
+	for t := range k.tasks {
+		for i := range k.support {
+			pickv[(t*k.support+i)*n+i] = 1
+		}
+	}
+	pt, err := graph.NewTensor(dt, []int{k.tasks, k.support, n}, pickv)
+	if err != nil {
+		return nil, err
+	}
+	pick := G.NewConstant(pt, G.In(g), G.WithName("support rows"))
+	xs, err := graph.BatchedMatMul(pick, e, false, false) // [tasks, support, d]
+	if err != nil {
+		return nil, err
+	}
+	ys, err := graph.BatchedMatMul(pick, s, false, false) // [tasks, support, ways]
+	if err != nil {
+		return nil, err
+	}
+	gram, err := graph.BatchedMatMul(xs, xs, false, true)
+	if err != nil {
+		return nil, err
+	}
+	lambda, err := G.Exp(head[0])
+	if err != nil {
+		return nil, fmt.Errorf("learners: R2D2 λ: %v", err)
+	}
+	z, err := graph.RidgeSolve(gram, lambda, ys) // [tasks, support, ways]
+	if err != nil {
+		return nil, err
+	}
+	cross, err := graph.BatchedMatMul(e, xs, false, true) // [tasks, n, support]
+	if err != nil {
+		return nil, err
+	}
+	out, err := graph.BatchedMatMul(cross, z, false, false) // [tasks, n, ways]
+	if err != nil {
+		return nil, err
+	}
+	spread := func(v *G.Node) (*G.Node, error) { // [1] to [tasks, n, ways]
+		for axis, size := range []int{k.tasks, n, k.ways} {
+			if v, err = graph.Broadcast(v, axis, size); err != nil {
+				return nil, err
+			}
+		}
+		return G.Reshape(v, tensor.Shape{k.tasks, n, k.ways})
+	}
+	scale, err := spread(head[1])
+	if err != nil {
+		return nil, err
+	}
+	bias, err := spread(head[2])
+	if err != nil {
+		return nil, err
+	}
+	if out, err = G.HadamardProd(out, scale); err != nil {
+		return nil, fmt.Errorf("learners: R2D2 logits: %v", err)
+	}
+	if out, err = G.Add(out, bias); err != nil {
+		return nil, fmt.Errorf("learners: R2D2 logits: %v", err)
+	}
+	return out, nil
 }

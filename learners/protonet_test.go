@@ -210,3 +210,197 @@ func TestProtoNetBadBatch(t *testing.T) {
 		t.Error("ProtoNet without a model: no error")
 	}
 }
+
+// r2d2Reference computes R2D2's query loss of each task of b in plain Go
+// for a linear embedding e = W·x + c and the head (log λ, α, β).
+func r2d2Reference(r *R2D2, b *tasks.Batch) []float64 {
+	W, c := graph.Float64s(r.Params.At(0).Value), graph.Float64s(r.Params.At(1).Value)
+	head := graph.Float64s(r.Head.At(0).Value)[0]
+	lam, alpha, beta := math.Exp(head), graph.Float64s(r.Head.At(1).Value)[0], graph.Float64s(r.Head.At(2).Value)[0]
+	d, S := len(c), b.Support
+	embed := func(x []float64) []float64 {
+		e := make([]float64, d)
+		for i := range d {
+			e[i] = c[i]
+			for j, v := range x {
+				e[i] += W[i*len(x)+j] * v
+			}
+		}
+		return e
+	}
+	dot := func(a, b []float64) float64 {
+		s := 0.0
+		for i := range a {
+			s += a[i] * b[i]
+		}
+		return s
+	}
+	var out []float64
+	for t := range b.Tasks {
+		xs := make([][]float64, S)
+		for i := range S {
+			xs[i] = embed(b.SupportX[(t*S+i)*b.In : (t*S+i+1)*b.In])
+		}
+		// Solve (K + λI)·Z = Ys by Gaussian elimination.
+		a := make([][]float64, S)
+		for i := range S {
+			a[i] = make([]float64, S+b.Out)
+			for j := range S {
+				a[i][j] = dot(xs[i], xs[j])
+			}
+			a[i][i] += lam
+			copy(a[i][S:], b.SupportY[(t*S+i)*b.Out:(t*S+i+1)*b.Out])
+		}
+		for col := range S {
+			for row := col + 1; row < S; row++ {
+				f := a[row][col] / a[col][col]
+				for j := col; j < S+b.Out; j++ {
+					a[row][j] -= f * a[col][j]
+				}
+			}
+		}
+		z := make([][]float64, S)
+		for row := S - 1; row >= 0; row-- {
+			z[row] = make([]float64, b.Out)
+			for w := range b.Out {
+				v := a[row][S+w]
+				for j := row + 1; j < S; j++ {
+					v -= a[row][j] * z[j][w]
+				}
+				z[row][w] = v / a[row][row]
+			}
+		}
+		loss := 0.0
+		for q := range b.Query {
+			e := embed(b.QueryX[(t*b.Query+q)*b.In : (t*b.Query+q+1)*b.In])
+			logits := make([]float64, b.Out)
+			for w := range b.Out {
+				for i := range S {
+					logits[w] += dot(e, xs[i]) * z[i][w]
+				}
+				logits[w] = alpha*logits[w] + beta
+			}
+			m := slices.Max(logits)
+			sum := 0.0
+			for _, l := range logits {
+				sum += math.Exp(l - m)
+			}
+			for w := range b.Out {
+				if b.QueryY[(t*b.Query+q)*b.Out+w] == 1 {
+					loss -= logits[w] - m - math.Log(sum)
+				}
+			}
+		}
+		out = append(out, loss/float64(b.Query))
+	}
+	return out
+}
+
+// TestR2D2 checks R2D2's loss against a plain computation, its gradient
+// in the embedding and the head against central differences, that
+// training helps, and that a resumed run ends where an uninterrupted one
+// does.
+func TestR2D2(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	lin := newProtoNet(t, nets.MLP{In: 3, Out: 4}, 1)
+	r := &R2D2{ProtoNet: *lin}
+	b := randomBatch(rng, 3, 6, 5, 3, 3, true)
+	ev, err := r.Evaluate(b, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The head, away from its start, so that α and β count.
+	for i, v := range []float64{math.Log(2), 1.5, 0.3} {
+		if err := setValues(r.Head.At(i).Value, []float64{v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ev, err = r.Evaluate(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	if want := r2d2Reference(r, b); graph.RelErr(ev[0], want, 1e-9) > 1e-10 {
+		t.Errorf("losses %v; the plain computation gives %v", ev[0], want)
+	}
+
+	hid := newProtoNet(t, nets.MLP{In: 3, Out: 4, Hidden: []int{5}, Activation: nets.Tanh}, 2)
+	q := &R2D2{ProtoNet: *hid}
+	if _, err := q.Evaluate(b, 0); err != nil { // creates the head
+		t.Fatal(err)
+	}
+	pr, err := q.run(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	for _, g := range pr.grads {
+		v, err := pr.plan.ReadFloat64s(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v...)
+	}
+	all := q.trained()
+	mean := func(x []float64) float64 {
+		if err := all.SetFlat(x); err != nil {
+			t.Fatal(err)
+		}
+		l, err := q.Evaluate(b, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return average(l[0])
+	}
+	x := all.Flatten()
+	num := graph.NumGrad(mean, x, 1e-5)
+	if len(got) != len(x) || graph.RelErr(got, num, 1e-3) > 1e-6 {
+		t.Errorf("gradient of %d values (want %d) rel err %.3g against central differences", len(got), len(x), graph.RelErr(got, num, 1e-3))
+	}
+	if tail := got[len(got)-3:]; tail[0] == 0 || tail[1] == 0 || tail[2] == 0 {
+		t.Errorf("the head's gradient %v has a zero", tail)
+	}
+
+	// Training and resuming, as for ProtoNet.
+	d := tasks.Classification{Classes: 3}
+	test, err := d.Sample(rand.New(rand.NewPCG(9, 9)), 50, 5, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := nets.MLP{In: 20, Out: 16, Hidden: []int{32}}
+	newRun := func(steps int) (*R2D2, Run[*tasks.Batch, Stats]) {
+		r := &R2D2{ProtoNet: *newProtoNet(t, model, 5)}
+		src := rand.NewPCG(7, 7)
+		rng := rand.New(src)
+		return r, Run[*tasks.Batch, Stats]{Steps: steps, Streams: []Stream{{Name: "tasks", Src: src}},
+			Batch: func(int) (*tasks.Batch, error) { return d.Sample(rng, 8, 5, 10) }}
+	}
+	ctx := context.Background()
+	full, run := newRun(300)
+	if err := Train(ctx, full, run); err != nil {
+		t.Fatal(err)
+	}
+	after, err := full.EvaluateClassifier(test, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := average(after.Accuracy[0]); a < 0.8 {
+		t.Errorf("query accuracy %.3f after 300 steps; want 0.8 or more", a)
+	}
+	half, run := newRun(150)
+	if err := Train(ctx, half, run); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := Checkpoint(half.Params, half, run.Streams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed, run := newRun(300)
+	if err := Resume(ck, resumed.Params, resumed, run.Streams); err != nil {
+		t.Fatal(err)
+	}
+	if err := Train(ctx, resumed, run); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(resumed.trained().Flatten(), full.trained().Flatten()) {
+		t.Error("resumed at step 150, the run ends elsewhere than an uninterrupted one")
+	}
+}
