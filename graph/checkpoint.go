@@ -108,6 +108,25 @@ func WriteFileAtomic(path string, data []byte) (err error) {
 	return nil
 }
 
+// CheckWritable reports whether a file can be written at path: that path
+// is a regular file or absent, and a file can be created beside it. A
+// program can so find a bad output path before a long run rather than
+// after it.
+func CheckWritable(path string) error {
+	var nr *NotRegularError
+	if err := RegularOrAbsent(path); errors.As(err, &nr) {
+		return fmt.Errorf("it is %s, not a file to write", nr.What)
+	} else if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".medusa-check*")
+	if err != nil {
+		return fmt.Errorf("cannot write there: %v", err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 // NotRegularError reports a path to write that names something other
 // than a regular file.
 type NotRegularError struct {

@@ -50,3 +50,19 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 }
+
+func TestCheckWritable(t *testing.T) {
+	dir := t.TempDir()
+	if err := CheckWritable(filepath.Join(dir, "new.safetensors")); err != nil {
+		t.Errorf("CheckWritable of a new file: %v", err)
+	}
+	if err := CheckWritable(dir); err == nil || !strings.Contains(err.Error(), "a directory") {
+		t.Errorf("CheckWritable of a directory: %v", err)
+	}
+	if err := CheckWritable(filepath.Join(dir, "missing", "x")); err == nil || !strings.Contains(err.Error(), "cannot write there") {
+		t.Errorf("CheckWritable in a missing directory: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".medusa-check*")); len(left) != 0 {
+		t.Errorf("CheckWritable left %v", left)
+	}
+}

@@ -188,11 +188,15 @@ func TestProtoNetCLI(t *testing.T) {
 	if row(evalOut) == "" || row(evalOut) != row(stdout[strings.Index(stdout, "test accuracy"):]) {
 		t.Errorf("eval:\n%s\ndoes not repeat train's evaluation:\n%s", evalOut, stdout)
 	}
-	if _, _, err := runCLI("train", "--learner", "protonet", "--task", "classification", "--iters", "2", "--eval-tasks", "3"); err != nil {
-		t.Errorf("protonet on synthetic classification: %v", err)
+	for _, l := range []string{"protonet", "r2d2"} {
+		stdout, _, err := runCLI("train", "--learner", l, "--task", "classification", "--iters", "2", "--eval-tasks", "3")
+		if err != nil || !strings.Contains(stdout, map[string]string{"protonet": "support prototypes", "r2d2": "a ridge-regression head"}[l]) {
+			t.Errorf("%s on synthetic classification: %v\n%s", l, err, stdout)
+		}
 	}
 	for _, args := range [][]string{
 		{"train", "--learner", "protonet"}, // sinusoids are regressions
+		{"train", "--learner", "r2d2"},
 		{"train", "--learner", "protonet", "--task", "mnist", "--grad-checkpoint"},
 	} {
 		var ue *usageError

@@ -142,13 +142,13 @@ func (c *trainConfig) benchmark() tasks.Benchmark {
 func newModel(c *trainConfig, src *tasks.Source) learners.Model {
 	out := src.Out
 	if c.images() {
-		if c.learner == "protonet" {
+		if c.metric() {
 			out = c.filters
 		}
 		side := int(math.Sqrt(float64(src.In)))
 		return nets.ConvNet{Side: side, Filters: c.filters, Blocks: c.blocks, Out: out}
 	}
-	if c.learner == "protonet" {
+	if c.metric() {
 		out = src.In
 		if len(c.hidden) > 0 {
 			out = c.hidden[len(c.hidden)-1]
@@ -172,6 +172,8 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 		return &learners.MetaSGD{MAML: maml}
 	case "protonet":
 		return &learners.ProtoNet{Model: model, Params: params, Optimizer: &learners.Adam{LR: c.metaLR}, Device: c.dev}
+	case "r2d2":
+		return &learners.R2D2{ProtoNet: learners.ProtoNet{Model: model, Params: params, Optimizer: &learners.Adam{LR: c.metaLR}, Device: c.dev}}
 	case "reptile":
 		return &learners.Reptile{Model: model, Params: params, Loss: loss, InnerLR: c.innerLR, InnerSteps: c.innerSteps,
 			InnerAdam: c.images(), OuterLR: c.metaLR, AnnealSteps: c.anneal, Rand: rng, Device: c.dev}
@@ -213,7 +215,7 @@ func evaluateMeta(ctx context.Context, m metaLearner, src *tasks.Source, c *trai
 	if c.classify() {
 		per, what = ev.Accuracy, "test accuracy"
 	}
-	rate := map[bool]string{false: fmt.Sprintf(", inner step size %g", c.innerLR), true: ""}[c.learner == "protonet"]
+	rate := map[bool]string{false: fmt.Sprintf(", inner step size %g", c.innerLR), true: ""}[c.metric()]
 	fmt.Fprintf(stdout, "%s on %d fresh tasks (%s)%s:\n", what, c.evalTasks, evalShape(c), rate)
 	header := fmt.Sprintf("  %5s  %8s  %s", "steps", "mean", "95% interval")
 	if src.Pooled != nil {

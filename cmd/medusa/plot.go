@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners/monitor"
 )
 
@@ -42,7 +43,7 @@ Flags:
 	if c.smooth < 1 {
 		return nil, bad("--smooth %d: must be at least 1", c.smooth)
 	}
-	if err := checkWritable(c.out); err != nil {
+	if err := graph.CheckWritable(c.out); err != nil {
 		return nil, bad("--out %q: %v", c.out, err)
 	}
 	return c, nil

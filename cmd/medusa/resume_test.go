@@ -101,6 +101,8 @@ func TestResumeBitIdentical(t *testing.T) {
 			"--eval-tasks", "0"}, "--iters"},
 		{"protonet", []string{"train", "--learner", "protonet", "--task", "mnist", "--filters", "4", "--blocks", "2", "--meta-batch", "2",
 			"--query", "2", "--eval-tasks", "0"}, "--iters"},
+		{"r2d2", []string{"train", "--learner", "r2d2", "--task", "classification", "--meta-batch", "3", "--hidden", "8",
+			"--eval-tasks", "0"}, "--iters"},
 		{"mtl-uw", []string{"mtl", "--weighting", "uw", "--train-rows", "300", "--test-rows", "50",
 			"--batch", "64", "--hidden", "16"}, "--steps"},
 		{"mtl-pcgrad", []string{"mtl", "--weighting", "pcgrad", "--train-rows", "300", "--test-rows", "50",

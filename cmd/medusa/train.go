@@ -1,13 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,7 +50,7 @@ type trainConfig struct {
 
 // The meta-learners and task distributions "medusa train" knows.
 var (
-	metaLearners = []string{"maml", "fomaml", "anil", "metasgd", "reptile", "protonet"}
+	metaLearners = []string{"maml", "fomaml", "anil", "metasgd", "reptile", "protonet", "r2d2"}
 	metaTasks    = tasks.BenchmarkNames
 )
 
@@ -61,6 +59,10 @@ func (c *trainConfig) images() bool { return c.benchmark().Images() }
 
 // classify reports whether the task is a classification.
 func (c *trainConfig) classify() bool { return c.task != "sinusoid" }
+
+// metric reports whether the learner classifies by embeddings, with no
+// inner loop: protonet, r2d2.
+func (c *trainConfig) metric() bool { return c.learner == "protonet" || c.learner == "r2d2" }
 
 // resolve replaces the settings left at 0 by the defaults of the learner
 // and the task: the MAML paper's for sinusoids and Omniglot-style images
@@ -96,7 +98,7 @@ func (c *trainConfig) resolve() {
 		deff(&c.metaLR, 1)
 	}
 	def(&c.innerSteps, 1)
-	if c.learner != "protonet" { // which adapts nothing: one row of figures unless asked
+	if !c.metric() { // a metric learner adapts nothing: one row of figures unless asked
 		def(&c.evalSteps, 10)
 	}
 	deff(&c.metaLR, 1e-3)
@@ -106,7 +108,7 @@ func (c *trainConfig) resolve() {
 
 func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	fs := newFlags("medusa train")
-	learner := fs.String("learner", "maml", "maml (exact second order), fomaml (first order), anil (inner loop adapts the head only), metasgd (learned per-parameter inner rates), reptile, or protonet (prototypical networks: classification, no inner loop)")
+	learner := fs.String("learner", "maml", "maml (exact second order), fomaml (first order), anil (inner loop adapts the head only), metasgd (learned per-parameter inner rates), reptile, protonet (prototypical networks) or r2d2 (a ridge-regression head); the last two for classification, with no inner loop")
 	task := fs.String("task", "sinusoid", "task distribution: sinusoid (Finn et al. 2017), classification (synthetic, make_classification-style), mnist (digits 0-4 train, 5-9 test), doublemnist (100 two-digit classes, 64/16/20 split), omniglot (--data DIR: alphabet/character/*.png)")
 	iters := fs.Int("iters", 10000, "meta-iterations (outer updates); the MAML paper uses 70000 for sinusoids")
 	metaBatch := fs.Int("meta-batch", 0, "tasks per meta-iteration (0: 25, or 4 for image tasks)")
@@ -156,10 +158,10 @@ Flags:
 	if !slices.Contains(metaTasks, c.task) {
 		return nil, bad("--task %q: want %s", c.task, strings.Join(metaTasks, ", "))
 	}
-	if c.learner == "protonet" && !c.classify() {
-		return nil, bad("--learner protonet is for classification tasks, not %s", c.task)
+	if c.metric() && !c.classify() {
+		return nil, bad("--learner %s is for classification tasks, not %s", c.learner, c.task)
 	}
-	if c.gradCheckpoint && (c.learner == "fomaml" || c.learner == "reptile" || c.learner == "protonet") {
+	if c.gradCheckpoint && (c.learner == "fomaml" || c.learner == "reptile" || c.metric()) {
 		return nil, bad("--grad-checkpoint applies to second-order learners (maml, anil, metasgd), not %s", c.learner)
 	}
 	if c.task == "omniglot" && c.data == "" {
@@ -194,33 +196,16 @@ Flags:
 }
 
 // checkOutputs checks each pair of flag name and path, the empty paths
-// skipped, with checkWritable.
+// skipped, with graph.CheckWritable.
 func checkOutputs(flagPaths ...string) error {
 	for i := 0; i+1 < len(flagPaths); i += 2 {
 		if p := flagPaths[i+1]; p != "" {
-			if err := checkWritable(p); err != nil {
+			if err := graph.CheckWritable(p); err != nil {
 				return fmt.Errorf("--%s %q: %v", flagPaths[i], p, err)
 			}
 		}
 	}
 	return nil
-}
-
-// checkWritable reports whether a file can be created beside path, so that
-// a bad --out is found before training rather than after it.
-func checkWritable(path string) error {
-	var nr *graph.NotRegularError
-	if err := graph.RegularOrAbsent(path); errors.As(err, &nr) {
-		return fmt.Errorf("it is %s, not a file to write", nr.What)
-	} else if err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".medusa-check*")
-	if err != nil {
-		return fmt.Errorf("cannot write there: %v", err)
-	}
-	f.Close()
-	return os.Remove(f.Name())
 }
 
 // maxWidth bounds a layer's width on the command line.
@@ -285,7 +270,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.learner == "reptile" {
 		outer = fmt.Sprintf("outer step %g annealed to 0", c.metaLR)
 	}
-	inner := map[bool]string{false: fmt.Sprintf("%d inner step(s) of %g", c.innerSteps, c.innerLR), true: "support prototypes"}[c.learner == "protonet"]
+	inner := cmp.Or(map[string]string{"protonet": "support prototypes", "r2d2": "a ridge-regression head"}[c.learner], fmt.Sprintf("%d inner step(s) of %g", c.innerSteps, c.innerLR))
 	fmt.Fprintf(stdout, "%s %s on %s (%s): %d iterations, meta-batch %d, %s, %s, %s, %s, %v, seed %d\n",
 		verb, c.learner, c.task, data.About, c.iters, c.metaBatch, evalShape(c), inner, outer, model, c.dtype, c.seed)
 	meta := map[string]string{
