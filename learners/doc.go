@@ -10,6 +10,10 @@
 // rate for every parameter; both run MAML's code with a different inner
 // rule. Reptile (Nichol, Achiam and Schulman 2018) moves θ toward the
 // parameters a few ordinary optimiser steps reach on each task.
+// ProtoNet (Snell, Swersky and Zemel 2017) and R2D2 (Bertinetto et al.
+// 2019) learn an embedding instead, and classify a task's queries by
+// their distances to its class means, or by a ridge regression fitted to
+// its support set in closed form (graph.RidgeSolve): no inner loop.
 //
 // MTL trains one network on several tasks at once (a shared trunk or
 // mixture of experts, one head per task), combining the tasks' losses and
