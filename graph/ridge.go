@@ -20,7 +20,8 @@ import (
 // With G the gradient of Z, the derivatives are RidgeSolve(K, λ, G) for
 // Y, −RidgeSolve(K, λ, G)·Zᵀ for K and −Σ RidgeSolve(K, λ, G)⊙Z for λ,
 // built of RidgeSolve and BatchedMatMul: it differentiates any number of
-// times.
+// times. The solve reads K's upper triangle, and K's derivative holds for
+// symmetric changes of K, as those of a Gram matrix X·Xᵀ are: build K so.
 func RidgeSolve(k, lambda, y *G.Node) (out *G.Node, err error) {
 	defer recoverError(&err, "RidgeSolve")
 	ks, ls, ys := k.Shape(), lambda.Shape(), y.Shape()

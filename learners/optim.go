@@ -11,6 +11,8 @@ import (
 // Optimizer updates parameters from their gradients, given in the
 // parameters' order as float64s.
 type Optimizer interface {
+	// Update applies one step of grads, one slice per parameter of p in
+	// order. It must not keep grads: learners reuse them.
 	Update(p *graph.Params, grads [][]float64) error
 }
 

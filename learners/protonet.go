@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -53,7 +54,10 @@ type ProtoNet struct {
 // support examples).
 var protoData = [3]string{"examples", "support targets", "query targets"}
 
-type protoKey struct{ tasks, support, query, in, ways int }
+type protoKey struct {
+	tasks, support, query, in, ways int
+	grads                           bool // Step's program; evaluations run the forward pass alone
+}
 
 type protoProgram struct {
 	plan   *graph.Plan
@@ -101,6 +105,28 @@ func (p *ProtoNet) checkBatch(b *tasks.Batch) error {
 	if _, err := classLabels(b); err != nil {
 		return err
 	}
+	for t := range b.Tasks {
+		count := make([]int, b.Out)
+		for i := range b.Support {
+			row := b.SupportY[(t*b.Support+i)*b.Out : (t*b.Support+i+1)*b.Out]
+			ones, zeros := 0, 0
+			for j, v := range row {
+				switch v {
+				case 1:
+					ones++
+					count[j]++
+				case 0:
+					zeros++
+				}
+			}
+			if ones != 1 || zeros != b.Out-1 {
+				return fmt.Errorf("learners: support target %d of task %d is %v, not a one-hot row", i, t, row)
+			}
+		}
+		if c := slices.Index(count, 0); c >= 0 {
+			return fmt.Errorf("learners: task %d has no support example of class %d: no prototype", t, c)
+		}
+	}
 	return nil
 }
 
@@ -110,7 +136,7 @@ func (p *ProtoNet) Step(ctx context.Context, b *tasks.Batch) (Stats, error) {
 	if err := ctx.Err(); err != nil {
 		return Stats{}, err
 	}
-	pr, err := p.run(b)
+	pr, err := p.run(b, true)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -163,7 +189,7 @@ func (p *ProtoNet) evaluate(b *tasks.Batch, steps int, scores bool) (Evaluation,
 	if steps < 0 {
 		return Evaluation{}, fmt.Errorf("learners: Evaluate: %d steps", steps)
 	}
-	pr, err := p.run(b)
+	pr, err := p.run(b, false)
 	if err != nil {
 		return Evaluation{}, err
 	}
@@ -171,14 +197,9 @@ func (p *ProtoNet) evaluate(b *tasks.Batch, steps int, scores bool) (Evaluation,
 	if err != nil {
 		return Evaluation{}, err
 	}
-	for _, v := range loss {
-		if !finite(v) {
-			return Evaluation{}, fmt.Errorf("learners: ProtoNet query loss %v: %w", v, ErrNonFinite)
-		}
-	}
 	var e Evaluation
 	for range steps + 1 {
-		e.Loss = append(e.Loss, loss)
+		e.Loss = append(e.Loss, slices.Clone(loss))
 	}
 	if !scores {
 		return e, nil
@@ -199,20 +220,21 @@ func (p *ProtoNet) evaluate(b *tasks.Batch, steps int, scores bool) (Evaluation,
 	}
 	acc, f1 := accuracyPerTask(pred, labels, b.Tasks, w), f1PerTask(pred, labels, b.Tasks, w)
 	for range steps + 1 {
-		e.Accuracy, e.F1 = append(e.Accuracy, acc), append(e.F1, f1)
+		e.Accuracy, e.F1 = append(e.Accuracy, slices.Clone(acc)), append(e.F1, slices.Clone(f1))
 	}
 	return e, nil
 }
 
-// run binds b to the program of its shape and runs it.
-func (p *ProtoNet) run(b *tasks.Batch) (*protoProgram, error) {
+// run binds b to the program of its shape, with the gradients or not,
+// and runs it.
+func (p *ProtoNet) run(b *tasks.Batch, grads bool) (*protoProgram, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
 	if err := p.checkBatch(b); err != nil {
 		return nil, err
 	}
-	pr, err := p.program(protoKey{b.Tasks, b.Support, b.Query, b.In, b.Out})
+	pr, err := p.program(protoKey{b.Tasks, b.Support, b.Query, b.In, b.Out, grads})
 	if err != nil {
 		return nil, err
 	}
@@ -359,10 +381,13 @@ func (p *ProtoNet) build(k protoKey) (pr *protoProgram, err error) {
 	if total, err = graph.Scale(total, 1/float64(k.tasks)); err != nil {
 		return nil, err
 	}
-	if pr.grads, err = graph.Grad(total, pr.theta...); err != nil {
-		return nil, err
+	outputs := G.Nodes{pr.losses, pr.logits}
+	if k.grads {
+		if pr.grads, err = graph.Grad(total, pr.theta...); err != nil {
+			return nil, err
+		}
+		outputs = append(outputs, pr.grads...)
 	}
-	outputs := append(G.Nodes{pr.losses, pr.logits}, pr.grads...)
 	if pr.plan, err = graph.CompileOn(p.Device, g, outputs...); err != nil {
 		return nil, err
 	}
@@ -382,13 +407,26 @@ func (p *ProtoNet) PrepareStep(s tasks.Shape) (int64, error) {
 	if err := s.Validate(); err != nil {
 		return 0, err
 	}
-	pr, err := p.program(protoKey{s.Tasks, s.Support, s.Query, s.In, s.Out})
+	return p.prepare(s, true)
+}
+
+// prepare compiles the program for batches of shape s, with the gradients
+// or not, and returns its memory, the gradients' and the batch's as laid
+// out for it.
+func (p *ProtoNet) prepare(s tasks.Shape, grads bool) (int64, error) {
+	if err := p.check(); err != nil {
+		return 0, err
+	}
+	if err := s.Validate(); err != nil {
+		return 0, err
+	}
+	pr, err := p.program(protoKey{s.Tasks, s.Support, s.Query, s.In, s.Out, grads})
 	if err != nil {
 		return 0, err
 	}
 	dt := int64(p.Params.At(0).Value.Dtype().Size())
 	n := int64(s.Tasks) * int64(s.Support+s.Query)
-	return pr.plan.Bytes() + int64(p.Params.Size())*8 + n*int64(s.In+2*s.Out)*(8+dt), nil
+	return pr.plan.Bytes() + int64(p.trained().Size())*8 + n*int64(s.In+2*s.Out)*(8+dt), nil
 }
 
 // PrepareEvaluate is PrepareStep for an evaluation; the figure includes
@@ -397,7 +435,7 @@ func (p *ProtoNet) PrepareEvaluate(s tasks.Shape, steps int) (int64, error) {
 	if steps < 0 {
 		return 0, fmt.Errorf("learners: Evaluate: %d steps", steps)
 	}
-	n, err := p.PrepareStep(s)
+	n, err := p.prepare(s, false)
 	if err != nil {
 		return 0, err
 	}
@@ -489,16 +527,18 @@ func protoLogits(e, a *G.Node, k protoKey) (*G.Node, error) {
 // Model: for each task it fits a ridge regression of the one-hot support
 // labels on the support embeddings, in closed form and in its dual (a
 // system of one equation per support example, graph.RidgeSolve), and
-// classifies a query by α·(its regression outputs) + β. The regulariser
-// λ, the scale α and the bias β are meta-learned with the embedding, as
+// classifies a query by the softmax of α·(its regression outputs). The
+// regulariser λ and the scale α are meta-learned with the embedding, as
 // the paper does; they start at λ = 50 and α = 1, MetaOptNet's values
-// for its R2D2 head (Lee et al. 2019), and β = 0.
+// for its R2D2 head (Lee et al. 2019). The paper's bias β is left out: one
+// number added to every logit does not change their softmax.
 //
 // The embedded ProtoNet holds the model, its parameters, the optimiser
 // and the device, and does the training and evaluation; Head holds λ (as
-// its logarithm, "r2d2.log_lambda"), α ("r2d2.scale") and β ("r2d2.bias"),
-// each of shape [1], and is created at first use when nil. An R2D2 is not
-// safe for concurrent use.
+// its logarithm, "r2d2.log_lambda") and α ("r2d2.scale"), each of shape
+// [1], and is created at first use when nil. An R2D2 may be made from a
+// ProtoNet value, used or not: it compiles graphs of its own. An R2D2 is
+// not safe for concurrent use.
 type R2D2 struct {
 	ProtoNet
 	Head *graph.Params
@@ -508,7 +548,7 @@ type R2D2 struct {
 var r2d2Head = []struct {
 	name string
 	init float64
-}{{"r2d2.log_lambda", math.Log(50)}, {"r2d2.scale", 1}, {"r2d2.bias", 0}}
+}{{"r2d2.log_lambda", math.Log(50)}, {"r2d2.scale", 1}}
 
 // prepare creates the head if need be and hands it to the ProtoNet.
 func (r *R2D2) prepare() error {
@@ -539,6 +579,11 @@ func (r *R2D2) prepare() error {
 		if _, clash := r.Params.Get(h.name); clash {
 			return fmt.Errorf("learners: R2D2: the model has a parameter named %s", h.name)
 		}
+	}
+	if r.ridge == nil {
+		// The graphs copied with a ProtoNet value are its, and its to
+		// close: compile new ones.
+		r.programs, r.built, r.last = nil, "", nil
 	}
 	r.ridge = r.Head
 	return nil
@@ -632,7 +677,7 @@ func (r *R2D2) LoadState(prefix string, c *graph.Checkpoint) error {
 // ridgeLogits returns R2D2's logits for the embeddings e [tasks, n, d]
 // (the first k.support of each task its support set) given the support
 // targets s [tasks, n, ways] (zero rows for the queries) and the head
-// (log λ, α, β): α·e·Xsᵀ·(Xs·Xsᵀ + λI)⁻¹·Ys + β, [tasks, n, ways].
+// (log λ, α): α·e·Xsᵀ·(Xs·Xsᵀ + λI)⁻¹·Ys, [tasks, n, ways].
 func ridgeLogits(e, s *G.Node, head G.Nodes, k protoKey) (*G.Node, error) {
 	g, dt := e.Graph(), e.Dtype()
 	n := k.support + k.query
@@ -688,14 +733,7 @@ func ridgeLogits(e, s *G.Node, head G.Nodes, k protoKey) (*G.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	bias, err := spread(head[2])
-	if err != nil {
-		return nil, err
-	}
 	if out, err = G.HadamardProd(out, scale); err != nil {
-		return nil, fmt.Errorf("learners: R2D2 logits: %v", err)
-	}
-	if out, err = G.Add(out, bias); err != nil {
 		return nil, fmt.Errorf("learners: R2D2 logits: %v", err)
 	}
 	return out, nil

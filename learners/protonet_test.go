@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -12,6 +13,17 @@ import (
 	"github.com/medusa-ml/medusa/nets"
 	"gorgonia.org/tensor"
 )
+
+// episodeBatch is randomBatch for classification with every class in
+// every task's support set: support example i is of class i mod out.
+func episodeBatch(rng *rand.Rand, nTasks, support, query, in, out int) *tasks.Batch {
+	b := randomBatch(rng, nTasks, support, query, in, out, true)
+	clear(b.SupportY)
+	for r := range nTasks * support {
+		b.SupportY[r*out+r%support%out] = 1
+	}
+	return b
+}
 
 func newProtoNet(t *testing.T, model nets.MLP, seed uint64) *ProtoNet {
 	t.Helper()
@@ -97,7 +109,7 @@ func protoReference(p *ProtoNet, b *tasks.Batch) []float64 {
 func TestProtoNetLoss(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	p := newProtoNet(t, nets.MLP{In: 3, Out: 4}, 1)
-	b := randomBatch(rng, 3, 6, 5, 3, 3, true)
+	b := episodeBatch(rng, 3, 6, 5, 3, 3)
 	ev, err := p.Evaluate(b, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +118,10 @@ func TestProtoNetLoss(t *testing.T) {
 	if len(ev) != 3 || !slices.Equal(ev[0], ev[2]) {
 		t.Fatalf("Evaluate gave %d step rows, %v and %v; want 3 equal rows", len(ev), ev[0], ev[len(ev)-1])
 	}
+	ev[2][0] = -1
+	if ev[0][0] == -1 {
+		t.Error("Evaluate's rows share their memory")
+	}
 	if e := graph.RelErr(ev[0], want, 1e-9); e > 1e-12 {
 		t.Errorf("losses %v; the plain computation gives %v (rel err %.3g)", ev[0], want, e)
 	}
@@ -113,7 +129,7 @@ func TestProtoNetLoss(t *testing.T) {
 	// The gradient, from the graph, against central differences of the
 	// mean loss, on a network with a hidden layer.
 	q := newProtoNet(t, nets.MLP{In: 3, Out: 4, Hidden: []int{5}, Activation: nets.Tanh}, 2)
-	pr, err := q.run(b)
+	pr, err := q.run(b, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,14 +225,25 @@ func TestProtoNetBadBatch(t *testing.T) {
 	if _, err := (&ProtoNet{}).Evaluate(b, 0); err == nil {
 		t.Error("ProtoNet without a model: no error")
 	}
+	// Class 1 of 2 absent from task 0's support set.
+	c := episodeBatch(rand.New(rand.NewPCG(1, 1)), 2, 4, 3, 1, 2)
+	for i := range 4 {
+		c.SupportY[2*i], c.SupportY[2*i+1] = 1, 0
+	}
+	if _, err := p.Evaluate(c, 0); err == nil || !strings.Contains(err.Error(), "no support example of class 1") {
+		t.Errorf("a class without support examples: %v", err)
+	}
+	c.SupportY[1] = 1 // two ones in a row
+	if _, err := p.Evaluate(c, 0); err == nil || !strings.Contains(err.Error(), "not a one-hot row") {
+		t.Errorf("a support row with two ones: %v", err)
+	}
 }
 
 // r2d2Reference computes R2D2's query loss of each task of b in plain Go
 // for a linear embedding e = W·x + c and the head (log λ, α, β).
 func r2d2Reference(r *R2D2, b *tasks.Batch) []float64 {
 	W, c := graph.Float64s(r.Params.At(0).Value), graph.Float64s(r.Params.At(1).Value)
-	head := graph.Float64s(r.Head.At(0).Value)[0]
-	lam, alpha, beta := math.Exp(head), graph.Float64s(r.Head.At(1).Value)[0], graph.Float64s(r.Head.At(2).Value)[0]
+	lam, alpha := math.Exp(graph.Float64s(r.Head.At(0).Value)[0]), graph.Float64s(r.Head.At(1).Value)[0]
 	d, S := len(c), b.Support
 	embed := func(x []float64) []float64 {
 		e := make([]float64, d)
@@ -278,7 +305,7 @@ func r2d2Reference(r *R2D2, b *tasks.Batch) []float64 {
 				for i := range S {
 					logits[w] += dot(e, xs[i]) * z[i][w]
 				}
-				logits[w] = alpha*logits[w] + beta
+				logits[w] *= alpha
 			}
 			m := slices.Max(logits)
 			sum := 0.0
@@ -304,13 +331,13 @@ func TestR2D2(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	lin := newProtoNet(t, nets.MLP{In: 3, Out: 4}, 1)
 	r := &R2D2{ProtoNet: *lin}
-	b := randomBatch(rng, 3, 6, 5, 3, 3, true)
+	b := episodeBatch(rng, 3, 6, 5, 3, 3)
 	ev, err := r.Evaluate(b, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The head, away from its start, so that α and β count.
-	for i, v := range []float64{math.Log(2), 1.5, 0.3} {
+	// The head, away from its start, so that it counts.
+	for i, v := range []float64{math.Log(2), 1.5} {
 		if err := setValues(r.Head.At(i).Value, []float64{v}); err != nil {
 			t.Fatal(err)
 		}
@@ -327,7 +354,7 @@ func TestR2D2(t *testing.T) {
 	if _, err := q.Evaluate(b, 0); err != nil { // creates the head
 		t.Fatal(err)
 	}
-	pr, err := q.run(b)
+	pr, err := q.run(b, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +382,7 @@ func TestR2D2(t *testing.T) {
 	if len(got) != len(x) || graph.RelErr(got, num, 1e-3) > 1e-6 {
 		t.Errorf("gradient of %d values (want %d) rel err %.3g against central differences", len(got), len(x), graph.RelErr(got, num, 1e-3))
 	}
-	if tail := got[len(got)-3:]; tail[0] == 0 || tail[1] == 0 || tail[2] == 0 {
+	if tail := got[len(got)-2:]; tail[0] == 0 || tail[1] == 0 {
 		t.Errorf("the head's gradient %v has a zero", tail)
 	}
 
@@ -403,4 +430,23 @@ func TestR2D2(t *testing.T) {
 	if !slices.Equal(resumed.trained().Flatten(), full.trained().Flatten()) {
 		t.Error("resumed at step 150, the run ends elsewhere than an uninterrupted one")
 	}
+}
+
+// TestR2D2FromUsedProtoNet: an R2D2 made from a ProtoNet value that has
+// compiled graphs compiles its own, and leaves the ProtoNet's working.
+func TestR2D2FromUsedProtoNet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	p := newProtoNet(t, nets.MLP{In: 3, Out: 4}, 1)
+	b := episodeBatch(rng, 2, 4, 3, 3, 2)
+	if _, err := p.Evaluate(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	r := &R2D2{ProtoNet: *p}
+	if _, err := r.Evaluate(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Evaluate(b, 0); err != nil {
+		t.Fatalf("the ProtoNet after an R2D2 was made of it: %v", err)
+	}
+	r.Close()
 }

@@ -197,6 +197,7 @@ func TestProtoNetCLI(t *testing.T) {
 	for _, args := range [][]string{
 		{"train", "--learner", "protonet"}, // sinusoids are regressions
 		{"train", "--learner", "r2d2"},
+		{"train", "--learner", "protonet", "--task", "mnist", "--inner-lr", "0.1"},
 		{"train", "--learner", "protonet", "--task", "mnist", "--grad-checkpoint"},
 	} {
 		var ue *usageError

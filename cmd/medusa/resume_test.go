@@ -387,8 +387,12 @@ func stopKinds() []struct {
 	}
 	var runs []run
 	for _, l := range metaLearners {
-		runs = append(runs, run{l, []string{"train", "--learner", l, "--task", "classification", "--meta-batch", "2",
-			"--hidden", "6", "--inner-steps", "2", "--eval-tasks", "0", "--log-every", "1"}, "--iters"})
+		args := []string{"train", "--learner", l, "--task", "classification", "--meta-batch", "2",
+			"--hidden", "6", "--eval-tasks", "0", "--log-every", "1"}
+		if l != "protonet" && l != "r2d2" { // which have no inner loop
+			args = append(args, "--inner-steps", "2")
+		}
+		runs = append(runs, run{l, args, "--iters"})
 	}
 	for _, w := range weighting.Names() {
 		// 150 rows in batches of 32: an epoch is 5 steps, so the runs

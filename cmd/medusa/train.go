@@ -161,6 +161,9 @@ Flags:
 	if c.metric() && !c.classify() {
 		return nil, bad("--learner %s is for classification tasks, not %s", c.learner, c.task)
 	}
+	if c.metric() && (c.innerSteps != 0 || c.innerLR != 0) { // before the defaults
+		return nil, bad("--inner-steps and --inner-lr are for learners with an inner loop, not %s", c.learner)
+	}
 	if c.gradCheckpoint && (c.learner == "fomaml" || c.learner == "reptile" || c.metric()) {
 		return nil, bad("--grad-checkpoint applies to second-order learners (maml, anil, metasgd), not %s", c.learner)
 	}
