@@ -27,7 +27,7 @@ var stepBegins func(n int) error
 const overview = `medusa trains neural networks declared as gorgonia graphs with
 meta-learning (MAML with exact second-order gradients, first-order MAML,
 ANIL, Meta-SGD, Reptile) and multi-task learning (shared trunk or MMoE,
-nine task weighting methods).
+ten task weighting methods).
 
 Usage:
   medusa <command> [flags]

@@ -14,7 +14,8 @@
 // The methods are EW (equal weighting), Uncertainty (Kendall et al. 2018),
 // GradNorm (Chen et al. 2018), DWA (Liu et al. 2019), PCGrad (Yu et al.
 // 2020), MGDA (Sener and Koltun 2018), CAGrad (Liu et al. 2021), IMTLG
-// (Liu et al. 2021) and Nash (Navon et al. 2022). Where a paper leaves a
+// (Liu et al. 2021), Nash (Navon et al. 2022) and RLW (Lin et al. 2022).
+// Where a paper leaves a
 // choice they follow LibMTL's implementations, and say where they differ.
 // New builds one from its command-line name (Names lists them).
 //
@@ -22,5 +23,6 @@
 // *InputError values, matched by ErrInput, naming the task at fault.
 //
 // Methods are not safe for concurrent use. Every random choice takes the
-// *rand.Rand in the Input, so a seed fixes every update.
+// *rand.Rand in the Input, but RLW's, drawn from its Seed and the step, so
+// a seed fixes every update.
 package weighting

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-var names = []string{"ew", "uw", "gradnorm", "dwa", "pcgrad", "mgda", "cagrad", "imtl", "nash"}
+var names = []string{"ew", "uw", "gradnorm", "dwa", "pcgrad", "mgda", "cagrad", "imtl", "nash", "rlw"}
 
 // Names returns the names New accepts, in a fixed order.
 func Names() []string { return append([]string(nil), names...) }
@@ -13,7 +13,8 @@ func Names() []string { return append([]string(nil), names...) }
 // New returns the method called name for the given number of tasks, with
 // its defaults: EW (sum), *Uncertainty, *GradNorm (α 1.5), *DWA (Temp 2,
 // EpochSteps 1: a trainer sets it to its steps per epoch), PCGrad, MGDA (no
-// normalisation), CAGrad (C = DefaultCAGradC), IMTLG or *Nash. It returns
+// normalisation), CAGrad (C = DefaultCAGradC), IMTLG, *Nash or RLW (seed
+// 0). It returns
 // an error for an unknown name, listing the valid ones, or for tasks < 1.
 func New(name string, tasks int) (Method, error) {
 	if tasks < 1 {
@@ -46,6 +47,8 @@ func New(name string, tasks int) (Method, error) {
 		return IMTLG{}, nil
 	case "nash":
 		return &Nash{}, nil
+	case "rlw":
+		return RLW{}, nil
 	}
 	return nil, fmt.Errorf("weighting: unknown method %q, want one of %s", name, strings.Join(names, ", "))
 }
