@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/medusa-ml/medusa/graph"
 )
 
 // TestFewShotLearners trains every meta-learner briefly on synthetic
@@ -93,6 +95,27 @@ func TestFewShotOmniglot(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "6 characters, 4 rotations each") {
 		t.Errorf("train output:\n%s", stdout)
+	}
+	// A checkpoint evaluates; one from before the split was seeded is
+	// refused, its test characters being another run's.
+	ck := filepath.Join(t.TempDir(), "omni.safetensors")
+	if _, stderr, err := runCLI("train", "--task", "omniglot", "--data", root, "--filters", "2", "--blocks", "2", "--iters", "1",
+		"--meta-batch", "1", "--query", "1", "--eval-query", "1", "--eval-tasks", "0", "--out", ck); err != nil {
+		t.Fatalf("train --out: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := runCLI("eval", "--checkpoint", ck, "--tasks", "2", "--query", "1", "--out", ""); err != nil {
+		t.Fatalf("eval: %v\n%s", err, stderr)
+	}
+	old, err := graph.LoadCheckpoint(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(old.Meta, "omniglot_split")
+	if err := graph.SaveCheckpoint(ck, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCLI("eval", "--checkpoint", ck, "--tasks", "2", "--query", "1", "--out", ""); err == nil || !strings.Contains(err.Error(), "first 1,200") {
+		t.Errorf("eval of a checkpoint of the old split: %v", err)
 	}
 
 	// Too few images per class for the requested shots and queries.

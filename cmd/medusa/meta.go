@@ -68,6 +68,10 @@ func newMetaRun(c *trainConfig, ck *graph.Checkpoint, ckName string, train bool,
 		return nil, err
 	}
 	r.m = newLearner(c, r.model, r.params, rand.New(lsrc))
+	if ck != nil && c.task == "omniglot" && ck.Meta["omniglot_split"] != "seeded" {
+		r.m.Close()
+		return nil, fmt.Errorf("%s: trained on the first 1,200 Omniglot characters, a split medusa no longer makes", ckName)
+	}
 	if ck != nil {
 		streams := r.streams
 		if !train {

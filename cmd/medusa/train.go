@@ -284,6 +284,9 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.classify() {
 		meta["ways"], meta["shots"] = fmt.Sprint(c.ways), fmt.Sprint(c.shots)
 	}
+	if c.task == "omniglot" {
+		meta["omniglot_split"] = "seeded" // earlier runs took the first 1,200 characters
+	}
 	lossName := "MSE"
 	if c.classify() {
 		lossName = "cross-entropy"
