@@ -36,21 +36,140 @@ func newProtoNet(t *testing.T, model nets.MLP, seed uint64) *ProtoNet {
 	return pn
 }
 
-// protoReference computes the ProtoNet loss of each task of b in plain Go
-// for a linear embedding e = W·x + c (an MLP without hidden layers).
-func protoReference(p *ProtoNet, b *tasks.Batch) []float64 {
-	W, c := graph.Float64s(p.Params.At(0).Value), graph.Float64s(p.Params.At(1).Value)
-	d := len(c)
-	embed := func(x []float64) []float64 {
-		e := make([]float64, d)
-		for i := range d {
+// linearEmbed returns the embedding e = W·x + c of an MLP without hidden
+// layers with parameters p, and its width.
+func linearEmbed(p *graph.Params) (func(x []float64) []float64, int) {
+	W, c := graph.Float64s(p.At(0).Value), graph.Float64s(p.At(1).Value)
+	return func(x []float64) []float64 {
+		e := make([]float64, len(c))
+		for i := range c {
 			e[i] = c[i]
 			for j, v := range x {
 				e[i] += W[i*len(x)+j] * v
 			}
 		}
 		return e
+	}, len(c)
+}
+
+// crossEntropy is the softmax cross-entropy of logits against a one-hot
+// target.
+func crossEntropy(logits, target []float64) float64 {
+	m := slices.Max(logits)
+	z := 0.0
+	for _, l := range logits {
+		z += math.Exp(l - m)
 	}
+	loss := 0.0
+	for w, y := range target {
+		if y == 1 {
+			loss -= logits[w] - m - math.Log(z)
+		}
+	}
+	return loss
+}
+
+// checkGradient compares the gradient of p's mean query loss on b, read
+// from its graph, with central differences of the losses Evaluate gives,
+// over every parameter Step trains.
+func checkGradient(t *testing.T, p *ProtoNet, evaluate func(*tasks.Batch, int) ([][]float64, error), b *tasks.Batch) []float64 {
+	t.Helper()
+	pr, err := p.run(b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	for _, g := range pr.grads {
+		v, err := pr.plan.ReadFloat64s(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v...)
+	}
+	all := p.trained()
+	mean := func(x []float64) float64 {
+		if err := all.SetFlat(x); err != nil {
+			t.Fatal(err)
+		}
+		l, err := evaluate(b, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return average(l[0])
+	}
+	x := all.Flatten()
+	if e := graph.RelErr(got, graph.NumGrad(mean, x, 1e-5), 1e-3); len(got) != len(x) || e > 1e-6 {
+		t.Errorf("gradient of %d values (want %d) rel err %.3g against central differences", len(got), len(x), e)
+	}
+	return got
+}
+
+// metric is ProtoNet or R2D2, as the training test uses them.
+type metric interface {
+	Trainer[*tasks.Batch, Stats]
+	EvaluateClassifier(b *tasks.Batch, steps int) (Evaluation, error)
+	trained() *graph.Params
+}
+
+// checkTrainsAndResumes trains a learner that newLearner makes for 300
+// steps on synthetic 3-way tasks, checks that its query accuracy reaches
+// 0.8, and that a run checkpointed at step 150 and resumed ends with the
+// same parameters.
+func checkTrainsAndResumes(t *testing.T, newLearner func(model nets.MLP) (metric, *graph.Params)) {
+	t.Helper()
+	d := tasks.Classification{Classes: 3}
+	test, err := d.Sample(rand.New(rand.NewPCG(9, 9)), 50, 5, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := nets.MLP{In: 20, Out: 16, Hidden: []int{32}}
+	newRun := func(steps int) (metric, *graph.Params, Run[*tasks.Batch, Stats]) {
+		src := rand.NewPCG(7, 7)
+		rng := rand.New(src)
+		m, params := newLearner(model)
+		return m, params, Run[*tasks.Batch, Stats]{Steps: steps, Streams: []Stream{{Name: "tasks", Src: src}},
+			Batch: func(int) (*tasks.Batch, error) { return d.Sample(rng, 8, 5, 10) }}
+	}
+	ctx := context.Background()
+	full, _, run := newRun(300)
+	before, err := full.EvaluateClassifier(test, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Train(ctx, full, run); err != nil {
+		t.Fatal(err)
+	}
+	after, err := full.EvaluateClassifier(test, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := average(after.Accuracy[0]), average(before.Accuracy[0]); a < 0.8 || a < b+0.2 {
+		t.Errorf("query accuracy %.3f after 300 steps, %.3f before; want 0.8 or more, 0.2 above", a, b)
+	}
+	half, halfParams, run := newRun(150)
+	if err := Train(ctx, half, run); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := Checkpoint(halfParams, half, run.Streams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed, params, run := newRun(300)
+	if err := Resume(ck, params, resumed, run.Streams); err != nil {
+		t.Fatal(err)
+	}
+	if err := Train(ctx, resumed, run); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(resumed.trained().Flatten(), full.trained().Flatten()) || resumed.Steps() != 300 {
+		t.Errorf("resumed at step 150, the run ends elsewhere than an uninterrupted one (step %d)", resumed.Steps())
+	}
+}
+
+// protoReference computes the ProtoNet loss of each task of b in plain Go
+// for a linear embedding e = W·x + c (an MLP without hidden layers).
+func protoReference(p *ProtoNet, b *tasks.Batch) []float64 {
+	embed, d := linearEmbed(p.Params)
 	var out []float64
 	for t := range b.Tasks {
 		proto := make([][]float64, b.Out)
@@ -88,16 +207,7 @@ func protoReference(p *ProtoNet, b *tasks.Batch) []float64 {
 					logits[w] -= (e[i] - proto[w][i]) * (e[i] - proto[w][i])
 				}
 			}
-			m := slices.Max(logits)
-			z := 0.0
-			for _, l := range logits {
-				z += math.Exp(l - m)
-			}
-			for w := range b.Out {
-				if b.QueryY[(t*b.Query+q)*b.Out+w] == 1 {
-					loss -= logits[w] - m - math.Log(z)
-				}
-			}
+			loss += crossEntropy(logits, b.QueryY[(t*b.Query+q)*b.Out:(t*b.Query+q+1)*b.Out])
 		}
 		out = append(out, loss/float64(b.Query))
 	}
@@ -129,33 +239,7 @@ func TestProtoNetLoss(t *testing.T) {
 	// The gradient, from the graph, against central differences of the
 	// mean loss, on a network with a hidden layer.
 	q := newProtoNet(t, nets.MLP{In: 3, Out: 4, Hidden: []int{5}, Activation: nets.Tanh}, 2)
-	pr, err := q.run(b, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []float64
-	for _, g := range pr.grads {
-		v, err := pr.plan.ReadFloat64s(g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, v...)
-	}
-	mean := func(x []float64) float64 {
-		if err := q.Params.SetFlat(x); err != nil {
-			t.Fatal(err)
-		}
-		l, err := q.Evaluate(b, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return average(l[0])
-	}
-	x := q.Params.Flatten()
-	num := graph.NumGrad(mean, x, 1e-5)
-	if e := graph.RelErr(got, num, 1e-3); e > 1e-6 {
-		t.Errorf("gradient rel err %.3g against central differences", e)
-	}
+	checkGradient(t, q, q.Evaluate, b)
 }
 
 // TestProtoNetTrains checks that a few hundred steps on synthetic
@@ -163,54 +247,10 @@ func TestProtoNetLoss(t *testing.T) {
 // that a run resumed from a checkpoint ends with the parameters of an
 // uninterrupted one.
 func TestProtoNetTrains(t *testing.T) {
-	d := tasks.Classification{Classes: 3}
-	test, err := d.Sample(rand.New(rand.NewPCG(9, 9)), 50, 5, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	model := nets.MLP{In: 20, Out: 16, Hidden: []int{32}}
-	newRun := func(steps int) (*ProtoNet, Run[*tasks.Batch, Stats]) {
+	checkTrainsAndResumes(t, func(model nets.MLP) (metric, *graph.Params) {
 		p := newProtoNet(t, model, 5)
-		src := rand.NewPCG(7, 7)
-		rng := rand.New(src)
-		return p, Run[*tasks.Batch, Stats]{Steps: steps, Streams: []Stream{{Name: "tasks", Src: src}},
-			Batch: func(int) (*tasks.Batch, error) { return d.Sample(rng, 8, 5, 10) }}
-	}
-	ctx := context.Background()
-	p, run := newRun(300)
-	before, err := p.EvaluateClassifier(test, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Train(ctx, p, run); err != nil {
-		t.Fatal(err)
-	}
-	after, err := p.EvaluateClassifier(test, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a, b := average(after.Accuracy[0]), average(before.Accuracy[0]); a < 0.8 || a < b+0.2 {
-		t.Errorf("query accuracy %.3f after 300 steps, %.3f before; want 0.8 or more, 0.2 above", a, b)
-	}
-
-	half, run := newRun(150)
-	if err := Train(ctx, half, run); err != nil {
-		t.Fatal(err)
-	}
-	ck, err := Checkpoint(half.Params, half, run.Streams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resumed, run := newRun(300)
-	if err := Resume(ck, resumed.Params, resumed, run.Streams); err != nil {
-		t.Fatal(err)
-	}
-	if err := Train(ctx, resumed, run); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(resumed.Params.Flatten(), p.Params.Flatten()) || resumed.Steps() != 300 {
-		t.Errorf("resumed at step 150, the run ends elsewhere than an uninterrupted one (step %d)", resumed.Steps())
-	}
+		return p, p.Params
+	})
 }
 
 func TestProtoNetBadBatch(t *testing.T) {
@@ -242,19 +282,9 @@ func TestProtoNetBadBatch(t *testing.T) {
 // r2d2Reference computes R2D2's query loss of each task of b in plain Go
 // for a linear embedding e = W·x + c and the head (log λ, α, β).
 func r2d2Reference(r *R2D2, b *tasks.Batch) []float64 {
-	W, c := graph.Float64s(r.Params.At(0).Value), graph.Float64s(r.Params.At(1).Value)
 	lam, alpha := math.Exp(graph.Float64s(r.Head.At(0).Value)[0]), graph.Float64s(r.Head.At(1).Value)[0]
-	d, S := len(c), b.Support
-	embed := func(x []float64) []float64 {
-		e := make([]float64, d)
-		for i := range d {
-			e[i] = c[i]
-			for j, v := range x {
-				e[i] += W[i*len(x)+j] * v
-			}
-		}
-		return e
-	}
+	embed, _ := linearEmbed(r.Params)
+	S := b.Support
 	dot := func(a, b []float64) float64 {
 		s := 0.0
 		for i := range a {
@@ -307,16 +337,7 @@ func r2d2Reference(r *R2D2, b *tasks.Batch) []float64 {
 				}
 				logits[w] *= alpha
 			}
-			m := slices.Max(logits)
-			sum := 0.0
-			for _, l := range logits {
-				sum += math.Exp(l - m)
-			}
-			for w := range b.Out {
-				if b.QueryY[(t*b.Query+q)*b.Out+w] == 1 {
-					loss -= logits[w] - m - math.Log(sum)
-				}
-			}
+			loss += crossEntropy(logits, b.QueryY[(t*b.Query+q)*b.Out:(t*b.Query+q+1)*b.Out])
 		}
 		out = append(out, loss/float64(b.Query))
 	}
@@ -354,82 +375,15 @@ func TestR2D2(t *testing.T) {
 	if _, err := q.Evaluate(b, 0); err != nil { // creates the head
 		t.Fatal(err)
 	}
-	pr, err := q.run(b, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []float64
-	for _, g := range pr.grads {
-		v, err := pr.plan.ReadFloat64s(g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, v...)
-	}
-	all := q.trained()
-	mean := func(x []float64) float64 {
-		if err := all.SetFlat(x); err != nil {
-			t.Fatal(err)
-		}
-		l, err := q.Evaluate(b, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return average(l[0])
-	}
-	x := all.Flatten()
-	num := graph.NumGrad(mean, x, 1e-5)
-	if len(got) != len(x) || graph.RelErr(got, num, 1e-3) > 1e-6 {
-		t.Errorf("gradient of %d values (want %d) rel err %.3g against central differences", len(got), len(x), graph.RelErr(got, num, 1e-3))
-	}
+	got := checkGradient(t, &q.ProtoNet, q.Evaluate, b)
 	if tail := got[len(got)-2:]; tail[0] == 0 || tail[1] == 0 {
 		t.Errorf("the head's gradient %v has a zero", tail)
 	}
 
-	// Training and resuming, as for ProtoNet.
-	d := tasks.Classification{Classes: 3}
-	test, err := d.Sample(rand.New(rand.NewPCG(9, 9)), 50, 5, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	model := nets.MLP{In: 20, Out: 16, Hidden: []int{32}}
-	newRun := func(steps int) (*R2D2, Run[*tasks.Batch, Stats]) {
+	checkTrainsAndResumes(t, func(model nets.MLP) (metric, *graph.Params) {
 		r := &R2D2{ProtoNet: *newProtoNet(t, model, 5)}
-		src := rand.NewPCG(7, 7)
-		rng := rand.New(src)
-		return r, Run[*tasks.Batch, Stats]{Steps: steps, Streams: []Stream{{Name: "tasks", Src: src}},
-			Batch: func(int) (*tasks.Batch, error) { return d.Sample(rng, 8, 5, 10) }}
-	}
-	ctx := context.Background()
-	full, run := newRun(300)
-	if err := Train(ctx, full, run); err != nil {
-		t.Fatal(err)
-	}
-	after, err := full.EvaluateClassifier(test, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a := average(after.Accuracy[0]); a < 0.8 {
-		t.Errorf("query accuracy %.3f after 300 steps; want 0.8 or more", a)
-	}
-	half, run := newRun(150)
-	if err := Train(ctx, half, run); err != nil {
-		t.Fatal(err)
-	}
-	ck, err := Checkpoint(half.Params, half, run.Streams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resumed, run := newRun(300)
-	if err := Resume(ck, resumed.Params, resumed, run.Streams); err != nil {
-		t.Fatal(err)
-	}
-	if err := Train(ctx, resumed, run); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(resumed.trained().Flatten(), full.trained().Flatten()) {
-		t.Error("resumed at step 150, the run ends elsewhere than an uninterrupted one")
-	}
+		return r, r.Params
+	})
 }
 
 // TestR2D2FromUsedProtoNet: an R2D2 made from a ProtoNet value that has
