@@ -56,6 +56,10 @@ type Run[B, S any] struct {
 	// chooses.
 	Save  func() error
 	Every int
+	// Select, if set, validates the learner at its cadence and keeps the
+	// best step's snapshot: after the step, before Record (which can then
+	// log the score) and Save (whose checkpoint can then record it).
+	Select *Selection
 }
 
 // StepError is a training step that failed. The run's streams are as they
@@ -76,13 +80,20 @@ func (e *StepError) Error() string {
 func (e *StepError) Unwrap() error { return e.Err }
 
 // Train runs l from step l.Steps()+1 to r.Steps: it draws each step's
-// batch, takes the step, records it and saves checkpoints at the cadence
-// asked. It returns nil when the run is complete, a *StepError when a step
-// fails (an interrupt through ctx included: the step in progress, if any,
-// ends early and fails), and the error of Batch, Record or Save otherwise.
+// batch, takes the step, validates, records it and saves checkpoints at
+// the cadence asked. It returns nil when the run is complete, a
+// *StepError when a step fails (an interrupt through ctx included: the
+// step in progress, if any, ends early and fails; an interrupt of step n's
+// validation fails step n+1, so that step n is kept but not validated),
+// and the error of Batch, validation, Record or Save otherwise.
 func Train[B, S any](ctx context.Context, l Trainer[B, S], r Run[B, S]) error {
 	if r.Batch == nil {
 		return fmt.Errorf("learners: Train: no Batch function")
+	}
+	if r.Select != nil {
+		if err := r.Select.check(); err != nil {
+			return err
+		}
 	}
 	marks := make([]rand.PCG, len(r.Streams))
 	for n := l.Steps() + 1; n <= r.Steps; n++ {
@@ -111,6 +122,14 @@ func Train[B, S any](ctx context.Context, l Trainer[B, S], r Run[B, S]) error {
 		if err != nil {
 			rewind()
 			return &StepError{Step: n, Done: l.Steps(), Err: err}
+		}
+		if r.Select != nil && r.Select.due(n, r.Steps) {
+			if err := r.Select.validate(n, l); err != nil {
+				if ctx.Err() != nil { // interrupted: resume after step n, unvalidated
+					return &StepError{Step: n + 1, Done: l.Steps(), Err: err}
+				}
+				return err
+			}
 		}
 		if r.Record != nil {
 			if err := r.Record(n, st); err != nil {

@@ -80,6 +80,12 @@ type Source struct {
 	// Train and Test draw n tasks of the meta-training and meta-test
 	// splits, with Query and TestQuery query examples.
 	Train, Test func(rng *rand.Rand, n int) (*Batch, error)
+	// Val draws n tasks of the meta-validation split, shaped as Test's,
+	// for model selection: episodes of DoubleMNIST's 16 validation
+	// classes, fresh tasks for sinusoid and synthetic classification
+	// (whose tasks share no classes); nil when the benchmark has no
+	// validation classes (mnist, omniglot).
+	Val func(rng *rand.Rand, n int) (*Batch, error)
 	// Pooled, for synthetic classification, draws about n examples pooled
 	// from many tasks, 20 a task, to train one model for all of them;
 	// nil otherwise.
@@ -100,7 +106,7 @@ func (b Benchmark) Load() (*Source, error) {
 				return bt, err
 			}
 		}
-		return &Source{In: 1, Out: 1, Train: sample(b.Query), Test: sample(b.TestQuery),
+		return &Source{In: 1, Out: 1, Train: sample(b.Query), Test: sample(b.TestQuery), Val: sample(b.TestQuery),
 			About: "sine waves A·sin(x−φ), A~U[0.1,5], φ~U[0,π], x~U[−5,5]"}, nil
 	case "classification":
 		// Each class sits on a vertex of a hypercube of the informative
@@ -117,14 +123,14 @@ func (b Benchmark) Load() (*Source, error) {
 		if in == 0 {
 			in = 20
 		}
-		return &Source{In: in, Out: b.Ways, Train: sample(b.Query), Test: sample(b.TestQuery),
+		return &Source{In: in, Out: b.Ways, Train: sample(b.Query), Test: sample(b.TestQuery), Val: sample(b.TestQuery),
 			Pooled: func(rng *rand.Rand, n int) (*Table, error) { return d.Pooled(rng, max(n/20, 1), 20) },
 			About:  fmt.Sprintf("synthetic %d-class problems of %d features, a new one per task", b.Ways, in)}, nil
 	}
 	if !slices.Contains(BenchmarkNames, b.Name) {
 		return nil, fmt.Errorf("tasks: unknown benchmark %q (want %s)", b.Name, strings.Join(BenchmarkNames, ", "))
 	}
-	set, trainCls, testCls, about, err := b.imageClasses()
+	set, sp, about, err := b.imageClasses()
 	if err != nil {
 		return nil, err
 	}
@@ -136,55 +142,67 @@ func (b Benchmark) Load() (*Source, error) {
 		name    string
 		classes []int
 		query   int
-	}{{"meta-training", trainCls, b.Query}, {"meta-test", testCls, b.TestQuery}} {
+	}{{"meta-training", sp.train, b.Query}, {"meta-validation", sp.val, b.TestQuery}, {"meta-test", sp.test, b.TestQuery}} {
+		if len(s.classes) == 0 {
+			continue
+		}
 		if _, err := episodes(s.classes, s.query)(rand.New(rand.NewPCG(0, 0)), 1); err != nil {
 			return nil, fmt.Errorf("%s %s classes: %v", b.Name, s.name, err)
 		}
 	}
-	return &Source{In: set.Rows * set.Cols, Out: b.Ways, Train: episodes(trainCls, b.Query), Test: episodes(testCls, b.TestQuery),
-		About: fmt.Sprintf("%s, %d meta-training and %d meta-test classes", about, len(trainCls), len(testCls))}, nil
+	src := &Source{In: set.Rows * set.Cols, Out: b.Ways, Train: episodes(sp.train, b.Query), Test: episodes(sp.test, b.TestQuery),
+		About: fmt.Sprintf("%s, %d meta-training and %d meta-test classes", about, len(sp.train), len(sp.test))}
+	if len(sp.val) > 0 {
+		src.Val = episodes(sp.val, b.TestQuery)
+		src.About = fmt.Sprintf("%s, %d meta-training, %d meta-validation and %d meta-test classes", about, len(sp.train), len(sp.val), len(sp.test))
+	}
+	return src, nil
 }
+
+// split is a benchmark's classes for meta-training, meta-validation (nil
+// for none) and meta-test.
+type split struct{ train, val, test []int }
 
 // doubleMNISTPerClass is the number of images of a DoubleMNIST class.
 const doubleMNISTPerClass = 600
 
 // imageClasses loads the images of an image benchmark and its class split.
-func (b Benchmark) imageClasses() (set *ClassSet, train, test []int, about string, err error) {
+func (b Benchmark) imageClasses() (set *ClassSet, sp split, about string, err error) {
 	if b.Name == "omniglot" {
 		o := Omniglot{Rotations: true}
 		if set, err = o.Load(strings.Split(b.Data, ",")...); err != nil {
-			return nil, nil, nil, "", err
+			return nil, split{}, "", err
 		}
 		chars := set.Classes() / 4
-		if train, test, err = OmniglotSplit(rand.New(rand.NewPCG(b.Seed, 0x6f6d6e69)), chars); err != nil {
-			return nil, nil, nil, "", fmt.Errorf("omniglot in %s: %w", b.Data, err)
+		if sp.train, sp.test, err = OmniglotSplit(rand.New(rand.NewPCG(b.Seed, 0x6f6d6e69)), chars); err != nil {
+			return nil, split{}, "", fmt.Errorf("omniglot in %s: %w", b.Data, err)
 		}
-		return set, train, test, fmt.Sprintf("Omniglot from %s (%d characters, 4 rotations each)", b.Data, chars), nil
+		return set, sp, fmt.Sprintf("Omniglot from %s (%d characters, 4 rotations each)", b.Data, chars), nil
 	}
 	dir := b.Data
 	if dir == "" {
 		if dir, err = MNISTDir(); err != nil {
-			return nil, nil, nil, "", err
+			return nil, split{}, "", err
 		}
 	}
 	mnist, err := LoadMNIST(dir)
 	if err != nil {
-		return nil, nil, nil, "", err
+		return nil, split{}, "", err
 	}
 	if b.Name == "mnist" {
 		if set, err = NewClassSet(&mnist.Train, nil); err != nil {
-			return nil, nil, nil, "", err
+			return nil, split{}, "", err
 		}
-		train, _, test = MNISTSplit()
-		return set, train, test, "MNIST digits", nil
+		sp.train, _, sp.test = MNISTSplit()
+		return set, sp, "MNIST digits", nil
 	}
 	img, err := DoubleMNIST(rand.New(rand.NewPCG(b.Seed, 0x646d6e)), &mnist.Train, doubleMNISTPerClass)
 	if err != nil {
-		return nil, nil, nil, "", err
+		return nil, split{}, "", err
 	}
 	if set, err = NewClassSet(img, DoubleMNISTNames()); err != nil {
-		return nil, nil, nil, "", err
+		return nil, split{}, "", err
 	}
-	train, _, test = DoubleMNISTSplit()
-	return set, train, test, fmt.Sprintf("DoubleMNIST (%d images per two-digit class)", doubleMNISTPerClass), nil
+	sp.train, sp.val, sp.test = DoubleMNISTSplit()
+	return set, sp, fmt.Sprintf("DoubleMNIST (%d images per two-digit class)", doubleMNISTPerClass), nil
 }

@@ -533,6 +533,37 @@ func TestBenchmarkLoad(t *testing.T) {
 	}
 }
 
+// TestBenchmarkVal: DoubleMNIST has validation episodes, of its 16
+// validation classes, shaped as the test episodes; MNIST has none.
+func TestBenchmarkVal(t *testing.T) {
+	loadMNIST(t)
+	dm, err := Benchmark{Name: "doublemnist"}.WithDefaults().Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dm.Val == nil || !strings.Contains(dm.About, "16 meta-validation") {
+		t.Fatalf("doublemnist: Val %v, about %q; want validation episodes of 16 classes", dm.Val != nil, dm.About)
+	}
+	val, err := dm.Val(rand.New(rand.NewPCG(1, 1)), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := dm.Test(rand.New(rand.NewPCG(1, 1)), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if val.Shape() != test.Shape() || slices.Equal(val.QueryX, test.QueryX) {
+		t.Errorf("validation batch %+v, test batch %+v: want the same shape and other images", val.Shape(), test.Shape())
+	}
+	m, err := Benchmark{Name: "mnist"}.WithDefaults().Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Val != nil || strings.Contains(m.About, "validation") {
+		t.Errorf("mnist: Val %v, about %q; want no validation classes", m.Val != nil, m.About)
+	}
+}
+
 func TestTableBenchmark(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	b := TableBenchmark{Name: "synthetic", TrainRows: 50, TestRows: 20, Seed: 3}

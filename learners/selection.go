@@ -1,0 +1,102 @@
+package learners
+
+import (
+	"fmt"
+
+	"github.com/medusa-ml/medusa/graph"
+)
+
+// Selection chooses a run's parameters by validation, as few-shot papers
+// report the test score of the checkpoint that did best on episodes of
+// held-out validation classes: every Every steps, and after the last,
+// Train calls Validate and keeps a snapshot of the parameters and the
+// learner's state (Meta-SGD's rates, optimiser moments) whenever the score
+// beats every earlier one. Validation draws nothing from the run's
+// streams, so a run trains the same with or without it.
+type Selection struct {
+	// Every is the number of steps between validations; required.
+	Every int
+	// Validate returns the score of the learner after step n: higher is
+	// better (an accuracy, a negated loss). It must not change the
+	// learner. A score that is not finite is an error.
+	Validate func(n int) (float64, error)
+	// Params are the run's parameters, the snapshot's source.
+	Params *graph.Params
+	// Found, if set, is called when step n's score is the best so far,
+	// with the snapshot: to write it to a file, say.
+	Found func(n int, score float64, best *graph.Checkpoint) error
+	// Scored, if set, is called after every validation with the score
+	// and whether it is the best so far: for logs and progress.
+	Scored func(n int, score float64, best bool) error
+
+	// Best is the snapshot of the best step so far, BestStep its step (0
+	// before any validation) and BestScore its score. Train sets them;
+	// a resumed run sets them from the snapshot it wrote (SetBest).
+	Best      *graph.Checkpoint
+	BestStep  int
+	BestScore float64
+}
+
+// SetBest restores the best snapshot of a run that is being resumed: the
+// checkpoint Found was given at step (its score, score), as read back
+// from a file.
+func (s *Selection) SetBest(step int, score float64, best *graph.Checkpoint) error {
+	if step <= 0 || best == nil || !finite(score) {
+		return fmt.Errorf("learners: Selection.SetBest: step %d, score %g, snapshot %v: want a positive step, a finite score and a snapshot", step, score, best != nil)
+	}
+	s.Best, s.BestStep, s.BestScore = best, step, score
+	return nil
+}
+
+// Restore puts the best snapshot's parameters into s.Params and its state
+// into l, the learner it was taken from: the run's chosen model. Without
+// a snapshot it returns an error and changes nothing.
+func (s *Selection) Restore(l graph.Stateful) error {
+	if s.Best == nil {
+		return fmt.Errorf("learners: Selection.Restore: no step has been validated")
+	}
+	return Resume(s.Best, s.Params, l, nil)
+}
+
+// due reports whether step n of a run of total steps is validated.
+func (s *Selection) due(n, total int) bool {
+	return n%s.Every == 0 || n == total
+}
+
+// check reports a Selection that Train cannot use.
+func (s *Selection) check() error {
+	if s.Every <= 0 || s.Validate == nil || s.Params == nil {
+		return fmt.Errorf("learners: Train: a Selection needs Every > 0 (got %d), Validate and Params", s.Every)
+	}
+	return nil
+}
+
+// validate scores the learner after step n and keeps a snapshot if the
+// score is the best so far.
+func (s *Selection) validate(n int, l graph.Stateful) error {
+	score, err := s.Validate(n)
+	if err != nil {
+		return fmt.Errorf("learners: validation after step %d: %w", n, err)
+	}
+	if !finite(score) {
+		return fmt.Errorf("learners: validation after step %d scored %g: %w", n, score, ErrNonFinite)
+	}
+	best := s.BestStep == 0 || score > s.BestScore
+	if best {
+		snap, err := Checkpoint(s.Params.Clone(), l, nil)
+		if err != nil {
+			return err
+		}
+		snap.State = snap.State.Clone() // a learner may save its live tensors
+		s.Best, s.BestStep, s.BestScore = snap, n, score
+		if s.Found != nil {
+			if err := s.Found(n, score, snap); err != nil {
+				return err
+			}
+		}
+	}
+	if s.Scored != nil {
+		return s.Scored(n, score, best)
+	}
+	return nil
+}
