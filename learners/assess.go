@@ -149,3 +149,19 @@ func (s *testStream) next(n int) (*tasks.Batch, error) {
 	}
 	return b.Slice(0, n)
 }
+
+// Score assesses a as Assess does and returns one figure to select models
+// by, higher being better: the mean accuracy after s.Steps inner steps
+// when s.Classify is set, the mean query loss negated otherwise.
+func Score(ctx context.Context, a Assessor, s Assessment) (float64, error) {
+	ev, err := Assess(ctx, a, s)
+	if err != nil {
+		return 0, err
+	}
+	if s.Classify {
+		m, _ := MeanCI(ev.Accuracy[s.Steps])
+		return m, nil
+	}
+	m, _ := MeanCI(ev.Loss[s.Steps])
+	return -m, nil
+}

@@ -96,6 +96,21 @@ func TestAssess(t *testing.T) {
 	}
 }
 
+// TestScore: the mean accuracy after the last step, or the mean loss
+// negated.
+func TestScore(t *testing.T) {
+	var sizes []int
+	// Tasks 0..3 after 2 steps: accuracy id/100 + 2, loss id + 2.
+	s := Assessment{Tasks: 4, Steps: 2, Draw: idDraw(&sizes), Classify: true}
+	if got, err := Score(context.Background(), idAssessor{nanID: -1}, s); err != nil || math.Abs(got-2.015) > 1e-12 {
+		t.Errorf("Score of a classifier = %v, %v; want 2.015", got, err)
+	}
+	s.Classify, s.Draw = false, idDraw(&sizes)
+	if got, err := Score(context.Background(), idAssessor{nanID: -1}, s); err != nil || got != -3.5 {
+		t.Errorf("Score of a regression = %v, %v; want -3.5", got, err)
+	}
+}
+
 // TestAssessMAML: on a real learner the scores do not depend on how many
 // tasks are adapted at once.
 func TestAssessMAML(t *testing.T) {

@@ -2,6 +2,10 @@ package learners
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
 )
@@ -99,4 +103,53 @@ func (s *Selection) validate(n int, l graph.Stateful) error {
 		return s.Scored(n, score, best)
 	}
 	return nil
+}
+
+// Checkpoint metadata written by Mark and read by Recall.
+const (
+	bestStepKey  = "train.val_best_step"
+	bestScoreKey = "train.val_best_score"
+)
+
+// BestPath is where a run that validates keeps its best snapshot, beside
+// its checkpoint at path: run.safetensors → run.best.safetensors.
+func BestPath(path string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + ".best" + ext
+}
+
+// Mark records s's best step and score in the metadata of ck, a
+// checkpoint of the run, so that Recall can find the best snapshot when
+// the run is resumed from it. It does nothing before the first
+// validation.
+func (s *Selection) Mark(ck *graph.Checkpoint) {
+	if s.Best != nil {
+		ck.Meta[bestStepKey], ck.Meta[bestScoreKey] = strconv.Itoa(s.BestStep), strconv.FormatFloat(s.BestScore, 'g', -1, 64)
+	}
+}
+
+// Recall restores the best snapshot of a run resumed from ck, read from
+// path: the step and score that Mark recorded in ck, the snapshot from
+// BestPath(path). A checkpoint that records none leaves s as it is. A
+// missing snapshot file is an error wrapping fs.ErrNotExist: the best
+// parameters so far are lost, and a caller may go on with s as it is.
+func (s *Selection) Recall(ck *graph.Checkpoint, path string) error {
+	step, ok := ck.Meta[bestStepKey]
+	if !ok {
+		return nil
+	}
+	n, err := strconv.Atoi(step)
+	score, err2 := strconv.ParseFloat(ck.Meta[bestScoreKey], 64)
+	if err != nil || err2 != nil {
+		return fmt.Errorf("learners: %s: the best validation step and score %q, %q are not numbers", path, step, ck.Meta[bestScoreKey])
+	}
+	bp := BestPath(path)
+	if _, err := os.Stat(bp); err != nil {
+		return fmt.Errorf("learners: the best snapshot of step %d: %w", n, err)
+	}
+	best, err := graph.LoadCheckpoint(bp)
+	if err != nil {
+		return err
+	}
+	return s.SetBest(n, score, best)
 }

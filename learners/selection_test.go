@@ -3,8 +3,10 @@ package learners
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -101,6 +103,35 @@ func TestSelection(t *testing.T) {
 	if err := (&Selection{Params: m.Params}).Restore(m); err == nil {
 		t.Errorf("Restore with no snapshot: no error")
 	}
+
+	// Mark and Recall: a resumed run finds the best snapshot beside its
+	// checkpoint.
+	ck := graph.NewCheckpoint(m.Params)
+	var none Selection
+	none.Mark(ck)
+	if len(ck.Meta) != 0 {
+		t.Errorf("Mark before any validation wrote %v", ck.Meta)
+	}
+	sel.Mark(ck)
+	path := filepath.Join(t.TempDir(), "run.safetensors")
+	var back Selection
+	if err := back.Recall(ck, path); !errors.Is(err, fs.ErrNotExist) || back.Best != nil {
+		t.Errorf("Recall without the snapshot file = %v, want fs.ErrNotExist", err)
+	}
+	if err := graph.SaveCheckpoint(BestPath(path), sel.Best); err != nil {
+		t.Fatal(err)
+	}
+	if err := back.Recall(ck, path); err != nil || back.BestStep != 4 || back.BestScore != -1 {
+		t.Fatalf("Recall = %v, step %d score %g; want step 4, score -1", err, back.BestStep, back.BestScore)
+	}
+	sameBits(t, "recalled snapshot", at4.Params.Flatten(), back.Best.Params.Flatten())
+	if err := back.Recall(graph.NewCheckpoint(m.Params), path); err != nil || back.BestStep != 4 {
+		t.Errorf("Recall of a checkpoint that records no best = %v, step %d; want nothing changed", err, back.BestStep)
+	}
+	ck.Meta[bestScoreKey] = "high"
+	if err := back.Recall(ck, path); err == nil {
+		t.Errorf("Recall of a score %q: no error", ck.Meta[bestScoreKey])
+	}
 }
 
 // TestSelectionErrors: a missing field, a failed or non-finite
@@ -127,5 +158,13 @@ func TestSelectionErrors(t *testing.T) {
 	var se *StepError
 	if err := Train(ctx, &countingTrainer{}, run); !errors.As(err, &se) || se.Step != 3 || se.Done != 2 || !errors.Is(err, context.Canceled) {
 		t.Errorf("interrupted validation: Train = %v, want a StepError at step 3 after 2", err)
+	}
+}
+
+func TestBestPath(t *testing.T) {
+	for in, want := range map[string]string{"run.safetensors": "run.best.safetensors", "d.x/run": "d.x/run.best", "a/b.c.st": "a/b.c.best.st"} {
+		if got := BestPath(in); got != want {
+			t.Errorf("BestPath(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

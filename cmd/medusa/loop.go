@@ -35,6 +35,8 @@ type loop[S any] struct {
 	values func(st S) (losses, weights []monitor.Value)
 	// detail is the progress line's text for the averages.
 	detail func(losses, weights []monitor.Value) string
+	// valMetric is how a validation score is shown and logged.
+	valMetric func(score float64) monitor.Value
 }
 
 // placer is a learner that says where its last graph ran.
@@ -70,26 +72,48 @@ func trainLoop[B, S any](ctx context.Context, m learners.Trainer[B, S], run lear
 		losses, weights := l.values(st)
 		return rec.Record(n, losses, weights)
 	}
+	sel := run.Select
+	// write saves ck with the run's description and flags.
+	write := func(path string, ck *graph.Checkpoint, steps int) error {
+		maps.Copy(ck.Meta, l.meta)
+		ck.Meta[l.unit+"s"] = fmt.Sprint(steps)
+		flags, err := json.Marshal(l.flags)
+		if err != nil {
+			return err
+		}
+		ck.Meta[flagsKey] = string(flags)
+		return graph.SaveCheckpoint(path, ck)
+	}
 	// save writes the checkpoint; with why set it says so on stderr.
 	save := func(path, why string) error {
 		ck, err := learners.Checkpoint(l.params, m, run.Streams)
 		if err != nil {
 			return err
 		}
-		maps.Copy(ck.Meta, l.meta)
-		ck.Meta[l.unit+"s"] = fmt.Sprint(m.Steps())
-		flags, err := json.Marshal(l.flags)
-		if err != nil {
-			return err
+		if sel != nil && sel.Best != nil {
+			sel.Mark(ck)
+			if path != l.out { // the best so far was kept in memory only
+				if err := write(learners.BestPath(path), sel.Best, sel.BestStep); err != nil {
+					return err
+				}
+			}
 		}
-		ck.Meta[flagsKey] = string(flags)
-		if err := graph.SaveCheckpoint(path, ck); err != nil {
+		if err := write(path, ck, m.Steps()); err != nil {
 			return err
 		}
 		if why != "" {
 			fmt.Fprintf(stderr, "saved %s parameters after %d %ss to %s\n", why, m.Steps(), l.unit, path)
 		}
 		return nil
+	}
+	if sel != nil {
+		sel.Found = func(n int, _ float64, best *graph.Checkpoint) error {
+			if l.out == "" {
+				return nil
+			}
+			return write(learners.BestPath(l.out), best, n)
+		}
+		sel.Scored = func(_ int, score float64, _ bool) error { rec.Note(l.valMetric(score)); return nil }
 	}
 	if l.out != "" {
 		run.Save = func() error { return save(l.out, "") }

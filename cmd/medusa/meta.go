@@ -106,7 +106,7 @@ func budgetMeta(mem *learners.Budget, m metaLearner, c *trainConfig, src *tasks.
 			return err
 		}
 	}
-	if c.evalTasks == 0 {
+	if c.evalTasks == 0 && c.valEvery == 0 {
 		return mem.Check()
 	}
 	if src.Pooled != nil { // the test batches are kept for the baseline
@@ -115,10 +115,32 @@ func budgetMeta(mem *learners.Budget, m metaLearner, c *trainConfig, src *tasks.
 	// Learners that adapt images in their graph adapt fewer test tasks at
 	// once when memory is short.
 	batch, _ := evalChunk(c)
-	a := learners.Assessment{Tasks: c.evalTasks, Steps: c.evalSteps, Batch: batch}
+	n := c.evalTasks
+	if c.valEvery > 0 {
+		n = max(n, c.valTasks)
+	}
+	a := learners.Assessment{Tasks: n, Steps: c.evalSteps, Batch: batch}
 	err := mem.PlanAssess(m, &a, shape(0, c.evalQuery), c.images() && c.learner != "reptile")
 	c.evalBatch = a.Batch
 	return err
+}
+
+// newSelection returns the validation of c's run: the mean score of m on
+// c.valTasks tasks of src's validation split, the same tasks every time,
+// after c.evalSteps inner steps.
+func newSelection(ctx context.Context, c *trainConfig, m metaLearner, src *tasks.Source, params *graph.Params) (*learners.Selection, error) {
+	if src.Val == nil {
+		return nil, fmt.Errorf("--val-every: --task %s has no validation classes", c.task)
+	}
+	chunk, draw := evalChunk(c)
+	if c.evalBatch > 0 {
+		chunk = c.evalBatch
+	}
+	return &learners.Selection{Every: c.valEvery, Params: params, Validate: func(int) (float64, error) {
+		rng := rand.New(rand.NewPCG(c.seed, 0x76616c))
+		return learners.Score(ctx, m, learners.Assessment{Tasks: c.valTasks, Steps: c.evalSteps, Classify: c.classify(),
+			Draw: func(n int) (*tasks.Batch, error) { return src.Val(rng, n) }, DrawUnit: draw, Batch: chunk})
+	}}, nil
 }
 
 // evalChunk is the most test tasks evaluateMeta adapts at once, and how

@@ -3,8 +3,10 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"slices"
 	"strconv"
@@ -39,7 +41,9 @@ type trainConfig struct {
 	evalTasks      int
 	evalSteps      int
 	evalQuery      int
-	evalBatch      int          // test tasks adapted at once (budgetMeta sets it)
+	evalBatch      int // test tasks adapted at once (budgetMeta sets it)
+	valEvery       int
+	valTasks       int
 	gradCheckpoint bool         // --grad-checkpoint
 	dataSeed       uint64       // seeds generated data (DoubleMNIST's images): the run's seed, kept by eval --seed
 	dev            graph.Device // the device opened for it; nil: the CPU
@@ -59,6 +63,14 @@ func (c *trainConfig) images() bool { return c.benchmark().Images() }
 
 // classify reports whether the task is a classification.
 func (c *trainConfig) classify() bool { return c.task != "sinusoid" }
+
+// valMetric shows a validation score (higher is better) as what it is.
+func (c *trainConfig) valMetric(score float64) monitor.Value {
+	if c.classify() {
+		return monitor.Value{Name: "val accuracy", Value: score}
+	}
+	return monitor.Value{Name: "val MSE", Value: -score}
+}
 
 // metric reports whether the learner classifies by embeddings, with no
 // inner loop: protonet, r2d2.
@@ -128,6 +140,8 @@ func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	evalTasks := fs.Int("eval-tasks", 600, "fresh test tasks (episodes of the test classes) for the final evaluation (0 to skip)")
 	evalSteps := fs.Int("eval-steps", 0, "most inner steps in the final evaluation, reported with 0 and 1 (0: 10, Reptile 50)")
 	evalQuery := fs.Int("eval-query", 0, "query examples per test task (sinusoid, default 100) or per class (15)")
+	valEvery := fs.Int("val-every", 0, "validate every N iterations (and after the last) on episodes of the validation classes (doublemnist; fresh tasks for sinusoid and classification), keep the best parameters in --out's .best sibling and test those (0: off)")
+	valTasks := fs.Int("val-tasks", 100, "validation tasks, the same at every validation, scored after --eval-steps inner steps")
 	bad, ok, err := parseFlags(fs, args, stderr, `Usage: medusa train [flags]
 
 Meta-trains a network on a task distribution, prints progress, then
@@ -143,7 +157,8 @@ Flags:
 	}
 	c := &trainConfig{runFlags: run, learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, ways: *ways, shots: *shots,
 		query: *query, innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, filters: *filters, blocks: *blocks, anneal: *anneal,
-		data: *data, evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery, gradCheckpoint: *gradCheckpoint, flags: flagValues(fs)}
+		data: *data, evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery, valEvery: *valEvery, valTasks: *valTasks,
+		gradCheckpoint: *gradCheckpoint, flags: flagValues(fs)}
 	if err := c.check(); err != nil {
 		return nil, bad("%v", err)
 	}
@@ -177,7 +192,8 @@ Flags:
 		intFlag{"ways", c.ways, 0, maxClasses}, intFlag{"shots", c.shots, 0, maxExamples}, intFlag{"query", c.query, 0, maxExamples},
 		intFlag{"inner-steps", c.innerSteps, 0, maxInner}, intFlag{"filters", c.filters, 0, maxWidth}, intFlag{"blocks", c.blocks, 0, 8},
 		intFlag{"anneal-steps", c.anneal, 0, maxSteps}, intFlag{"eval-tasks", c.evalTasks, 0, maxEvalSets},
-		intFlag{"eval-steps", c.evalSteps, 0, maxInner}, intFlag{"eval-query", c.evalQuery, 0, maxExamples}); err != nil {
+		intFlag{"eval-steps", c.evalSteps, 0, maxInner}, intFlag{"eval-query", c.evalQuery, 0, maxExamples},
+		intFlag{"val-every", c.valEvery, 0, maxSteps}, intFlag{"val-tasks", c.valTasks, 1, maxEvalSets}); err != nil {
 		return nil, bad("%v", err)
 	}
 	if c.ways == 1 && c.classify() {
@@ -297,6 +313,18 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Streams: streams,
 		Every:   c.every,
 	}
+	if c.valEvery > 0 {
+		if run.Select, err = newSelection(ctx, c, m, data, params); err != nil {
+			return err
+		}
+		if ckpt != nil {
+			if err := run.Select.Recall(ckpt, c.resume); errors.Is(err, fs.ErrNotExist) {
+				fmt.Fprintf(stderr, "medusa: %v; validation starts afresh\n", err)
+			} else if err != nil {
+				return err
+			}
+		}
+	}
 	err = trainLoop(ctx, m, run, loop[learners.Stats]{unit: "iteration", out: c.out, log: c.log, logEvery: c.logEvery,
 		resumed: ckpt != nil, lr: c.metaLR, hint: "try a smaller --inner-lr or --meta-lr", dev: c.dev, params: params, meta: meta, flags: c.flags,
 		values: func(st learners.Stats) ([]monitor.Value, []monitor.Value) {
@@ -305,9 +333,17 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		detail: func(l, _ []monitor.Value) string {
 			return fmt.Sprintf("query %s pre %.4f post %.4f", lossName, l[0].Value, l[1].Value)
 		},
+		valMetric: c.valMetric,
 	}, stdout, stderr)
 	if err != nil {
 		return err
+	}
+	if sel := run.Select; sel != nil {
+		if err := sel.Restore(m); err != nil {
+			return err
+		}
+		v := c.valMetric(sel.BestScore)
+		fmt.Fprintf(stdout, "testing the parameters of iteration %d, the best on %d validation tasks (%s %.4f)\n", sel.BestStep, c.valTasks, v.Name, v.Value)
 	}
 	if c.evalTasks == 0 {
 		return nil

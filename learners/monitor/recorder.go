@@ -19,8 +19,18 @@ type Recorder struct {
 	// weights; nil shows "name value" for each loss.
 	Detail func(losses, weights []Value) string
 
-	sums []float64
-	n    int
+	sums  []float64
+	n     int
+	notes []Value // for the next record
+	shown []Value // the last noted, on the progress line
+}
+
+// Note adds metrics (a validation score, say) to the record of the step
+// recorded next, which is then written to the log whatever the cadence;
+// the progress line shows the last noted from then on.
+func (r *Recorder) Note(metrics ...Value) {
+	r.notes = append(r.notes, metrics...)
+	r.shown = metrics
 }
 
 // Record records step n's losses and weights.
@@ -38,17 +48,23 @@ func (r *Recorder) Record(n int, losses, weights []Value) error {
 	if detail == nil {
 		detail = pairs
 	}
+	line := detail(mean, weights)
+	if len(r.shown) > 0 {
+		line += "  " + pairs(r.shown, nil)
+	}
 	p := r.Progress
-	p.Update(n, detail(mean, weights))
-	if n%p.Every() != 0 && n != p.total {
+	p.Update(n, line)
+	if n%p.Every() != 0 && n != p.total && len(r.notes) == 0 {
 		return nil
 	}
 	clear(r.sums)
 	r.n = 0
+	notes := r.notes
+	r.notes = nil
 	if r.Log == nil {
 		return nil
 	}
-	return r.Log.Write(Record{Step: n, Losses: mean, Weights: weights, LR: r.LR})
+	return r.Log.Write(Record{Step: n, Losses: mean, Weights: weights, Metrics: notes, LR: r.LR})
 }
 
 // pairs shows values as "name value" pairs.

@@ -44,3 +44,49 @@ func TestRecorder(t *testing.T) {
 		t.Errorf("progress:\n%s\nwant 3 lines, step 4 showing the mean 3.5", out.String())
 	}
 }
+
+// TestRecorderNote: a noted metric is written with the next step's
+// record, off the cadence, which restarts the averages.
+func TestRecorderNote(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.jsonl")
+	log, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r := &Recorder{Progress: NewProgress(&out, "step", 0, 4, 2), Log: log}
+	for n := 1; n <= 4; n++ {
+		if n == 3 {
+			r.Note(Value{"val accuracy", 0.75})
+		}
+		if err := r.Record(n, []Value{{"a", float64(n)}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		step    int
+		loss    float64
+		metrics int
+	}{{2, 1.5, 0}, {3, 3, 1}, {4, 4, 0}}
+	if len(recs) != len(want) {
+		t.Fatalf("%d records %+v; want %d", len(recs), recs, len(want))
+	}
+	for i, w := range want {
+		if r := recs[i]; r.Step != w.step || r.Losses[0].Value != w.loss || len(r.Metrics) != w.metrics {
+			t.Errorf("record %d = %+v; want step %d, loss %v, %d metrics", i, r, w.step, w.loss, w.metrics)
+		}
+	}
+	if m := recs[1].Metrics; len(m) == 1 && (m[0].Name != "val accuracy" || m[0].Value != 0.75) {
+		t.Errorf("step 3's metrics %+v, want val accuracy 0.75", m)
+	}
+	if !strings.Contains(out.String(), "step 4/4  a 4.0000  val accuracy 0.7500") {
+		t.Errorf("progress:\n%s\nwant the last note shown after the losses", out.String())
+	}
+}
