@@ -49,3 +49,16 @@ func (m MMoE) ParamCount() int64 {
 	}
 	return n
 }
+
+// ParamCount returns the number of scalar parameters Init makes.
+func (m ResNet12) ParamCount() int64 {
+	var n int64
+	for _, p := range m.params() {
+		size := int64(1)
+		for _, d := range p.shape {
+			size *= int64(d)
+		}
+		n += size
+	}
+	return n
+}

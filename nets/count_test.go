@@ -21,6 +21,8 @@ func TestParamCount(t *testing.T) {
 		{"mlp", MLP{In: 3, Out: 2, Hidden: []int{7, 4}}},
 		{"linear", MLP{In: 3, Out: 2}},
 		{"convnet", ConvNet{Side: 28, Filters: 8, Blocks: 3, Out: 5}},
+		{"resnet12", ResNet12{Side: 20, Channels: 3, Widths: [4]int{2, 3, 4, 5}, Out: 5}},
+		{"resnet12 flattened", ResNet12{Side: 40, Widths: [4]int{2, 3, 4, 5}, Flatten: true, Out: 5}},
 		{"multitask", MultiTask{Trunk: Trunk{In: 4, Hidden: []int{6}}, Heads: heads}},
 		{"mmoe", MMoE{In: 4, Experts: 3, ExpertHidden: []int{6, 2}, Heads: heads}},
 	} {

@@ -13,7 +13,10 @@
 // MLP is a multi-layer perceptron; ConvNet the four-block convolutional
 // backbone of few-shot image classification (3×3 convolutions, batch
 // norm, ReLU, 2×2 max-pooling, a linear head), every part of it twice
-// differentiable; MultiTask (a shared Trunk with named Heads) and MMoE
+// differentiable; ResNet12 the residual backbone of TADAM and MetaOptNet
+// (four blocks of three convolutions with a shortcut, LeakyReLU, 2×2
+// max-pooling, then global average pooling and a linear head), twice
+// differentiable too; MultiTask (a shared Trunk with named Heads) and MMoE
 // (multi-gate mixture of experts) are multi-task networks whose Owners
 // method tells shared parameters from each task's.
 package nets
