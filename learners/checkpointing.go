@@ -457,7 +457,7 @@ func (m *MAML) ckProgramFor(s tasks.Shape) (*ckProgram, error) {
 		m.programs, m.ckPrograms, m.built, m.builtLoss, m.last = nil, nil, set, m.Loss, nil // settings changed: rebuild
 	}
 	// The same graphs serve any number of inner steps.
-	return cached(&m.ckPrograms, programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, 0, true}, m.buildCk)
+	return cached(&m.ckPrograms, programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, 0, true, false, false}, m.buildCk)
 }
 
 func closeCk(programs map[programKey]*ckProgram) {

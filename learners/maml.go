@@ -82,6 +82,13 @@ type MAML struct {
 type innerRule struct {
 	frozen []bool        // frozen[i]: parameter i keeps θ in the inner loop; nil: none
 	rates  *graph.Params // per-element rates α in θ's order and shapes; nil: InnerLR
+	// stepRates, with MAML++'s learned rates, holds one rate of shape [1]
+	// per inner step s and parameter i, at s·len(θ)+i; steps past the
+	// last take the last step's.
+	stepRates *graph.Params
+	// multiStep and firstOrderFor are MAMLPP's: the iterations with the
+	// multi-step loss, and those taken first-order.
+	multiStep, firstOrderFor int
 }
 
 // Stats are the statistics of one meta-batch.
@@ -94,6 +101,7 @@ type programKey struct {
 	tasks, support, query, in, out int
 	steps                          int
 	train                          bool
+	multiStep, firstOrder          bool // a training graph's objective and order
 }
 
 // program is a compiled graph for one meta-batch shape.
@@ -106,6 +114,9 @@ type program struct {
 	pre    *G.Node // mean query loss at θ
 	post   *G.Node // mean query loss at θ′
 	grads  G.Nodes // meta-gradient, one per input (training only)
+	// weights, with the multi-step loss, are the inputs that weigh the
+	// query losses after each inner step in the objective.
+	weights G.Nodes
 }
 
 var dataNames = [4]string{"support.x", "support.y", "query.x", "query.y"}
@@ -145,6 +156,9 @@ func (m *MAML) check() error {
 			return fmt.Errorf("learners: inner rates: %v", err)
 		}
 	}
+	if in := m.inner; m.GradCheckpoint && (in.stepRates != nil || in.multiStep > 0 || in.firstOrderFor > 0) {
+		return errors.New("learners: GradCheckpoint does not take MAML++'s step rates, multi-step loss or first-order iterations")
+	}
 	return nil
 }
 
@@ -167,12 +181,12 @@ func sameLayout(a, b *graph.Params) error {
 // MetaGradient's result: θ, then the inner rates α when they are learned.
 // The tensors are m's own, not copies.
 func (m *MAML) trained() (*graph.Params, error) {
-	if m.inner.rates == nil {
+	if m.inner.rates == nil && m.inner.stepRates == nil {
 		return m.Params, nil
 	}
 	all := new(graph.Params)
-	for _, p := range []*graph.Params{m.Params, m.inner.rates} {
-		for i := 0; i < p.Len(); i++ {
+	for _, p := range []*graph.Params{m.Params, m.inner.rates, m.inner.stepRates} {
+		for i := 0; p != nil && i < p.Len(); i++ {
 			if err := all.Add(p.At(i).Name, p.At(i).Value); err != nil {
 				return nil, fmt.Errorf("learners: %v", err)
 			}
@@ -233,7 +247,8 @@ func (m *MAML) stepGradient(b *tasks.Batch) (grads [][]float64, all *graph.Param
 }
 
 // MetaGradient returns the gradient of the mean query loss after
-// adaptation with respect to each parameter, without updating anything.
+// adaptation (MAMLPP: of its meta-objective) with respect to each
+// parameter, without updating anything.
 func (m *MAML) MetaGradient(b *tasks.Batch) ([][]float64, Stats, error) {
 	if m.checkpointed() {
 		return m.ckMetaGradient(b)
@@ -288,6 +303,9 @@ func (m *MAML) metaRun(b *tasks.Batch) (*program, *graph.Params, Stats, error) {
 	}
 	p, err := m.program(b, m.innerSteps(), true)
 	if err != nil {
+		return nil, nil, Stats{}, err
+	}
+	if err := p.letWeights(m.multiStepWeights(m.innerSteps()), all.At(0).Value.Dtype()); err != nil {
 		return nil, nil, Stats{}, err
 	}
 	if err := p.run(all, b); err != nil {
@@ -437,7 +455,59 @@ func (m *MAML) programFor(s tasks.Shape, steps int, train bool) (*program, error
 		closeCk(m.ckPrograms)
 		m.programs, m.ckPrograms, m.built, m.builtLoss, m.last = nil, nil, set, m.Loss, nil // settings changed: rebuild
 	}
-	return cached(&m.programs, programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, steps, train}, m.build)
+	k := programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, steps, train, false, m.FirstOrder}
+	if train {
+		k.multiStep = m.multiStepWeights(steps) != nil
+		k.firstOrder = m.FirstOrder || m.steps < m.inner.firstOrderFor
+		// MAML++'s phases end for good: drop the graphs of an earlier one.
+		for old, p := range m.programs {
+			if old.train && old != k && old.steps == k.steps && old.tasks == k.tasks && old.support == k.support && old.query == k.query &&
+				(old.multiStep && !k.multiStep || old.firstOrder && !k.firstOrder) {
+				p.plan.Close()
+				delete(m.programs, old)
+			}
+		}
+	}
+	return cached(&m.programs, k, m.build)
+}
+
+// multiStepWeights returns MAML++'s weights of the query losses after
+// inner steps 1, ..., steps in the objective of the next iteration, or nil
+// when the objective is the last step's loss alone: without the
+// multi-step loss, with one inner step, and after iteration multiStep.
+// Over the first multiStep iterations, each weight but the last falls
+// linearly from 1/steps to a floor of 0.03/steps and the last grows to
+// keep their sum 1 (Antoniou et al. 2019, with iterations for epochs).
+func (m *MAML) multiStepWeights(steps int) []float64 {
+	n := m.inner.multiStep
+	if n <= 0 || steps <= 1 || m.steps >= n {
+		return nil
+	}
+	s, done := float64(steps), float64(m.steps)/float64(n)
+	w := make([]float64, steps)
+	for i := range w[:steps-1] {
+		w[i] = max((1-done)/s, 0.03/s)
+	}
+	w[steps-1] = min((1+done*(s-1))/s, 1-(s-1)*0.03/s)
+	return w
+}
+
+// letWeights binds the multi-step loss's weights w to p's inputs; p must
+// have them exactly when w is not nil.
+func (p *program) letWeights(w []float64, dt tensor.Dtype) error {
+	if len(w) != len(p.weights) {
+		return fmt.Errorf("learners: %d multi-step loss weights for a graph of %d", len(w), len(p.weights))
+	}
+	for i, v := range w {
+		t, err := graph.NewTensor(dt, []int{1}, []float64{v})
+		if err != nil {
+			return err
+		}
+		if err := p.plan.Let(p.weights[i].Name(), t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PrepareStep compiles the graph that Step runs on batches of shape s, if
@@ -551,7 +621,7 @@ func placement(p *graph.Plan) graph.Placement {
 func (m *MAML) settings() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%#v|%s|%v|%v|%v|%v|", m.Model, lossKey(m.Loss), m.innerLR(), m.FirstOrder, m.inner.frozen, deviceName(m.Device))
-	for _, p := range []*graph.Params{m.Params, m.inner.rates} {
+	for _, p := range []*graph.Params{m.Params, m.inner.rates, m.inner.stepRates} {
 		if p != nil {
 			writeParamsKey(&b, p)
 		}
@@ -622,6 +692,15 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 			}
 		}
 	}
+	var stepRates G.Nodes // MAML++'s, as given: [1] each
+	if r := m.inner.stepRates; r != nil {
+		stepRates = make(G.Nodes, r.Len())
+		for i := range stepRates {
+			if stepRates[i], _, err = input(r.At(i)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	var inner []int // the parameters the inner loop adapts
 	for i := range adapted {
 		if m.inner.frozen == nil || !m.inner.frozen[i] {
@@ -672,15 +751,22 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 		next := append(G.Nodes(nil), adapted...)
 		for j, i := range inner {
 			gr := grads[j]
-			if m.FirstOrder {
+			if k.firstOrder {
 				if gr, err = graph.StopGradient(gr); err != nil {
 					return nil, err
 				}
 			}
 			var step *G.Node
-			if rates != nil {
+			switch {
+			case stepRates != nil:
+				n := len(adapted)
+				var r *G.Node
+				if r, err = expand(stepRates[min(s, len(stepRates)/n-1)*n+i], gr.Shape()); err == nil {
+					step, err = G.HadamardProd(r, gr)
+				}
+			case rates != nil:
 				step, err = G.HadamardProd(rates[i], gr)
-			} else {
+			default:
 				step, err = graph.Scale(gr, m.innerLR())
 			}
 			if err != nil {
@@ -691,7 +777,7 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 			}
 		}
 		adapted = next
-		if !k.train || s == k.steps-1 {
+		if !k.train || k.multiStep || s == k.steps-1 {
 			if err := record(adapted); err != nil {
 				return nil, err
 			}
@@ -713,7 +799,13 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 	outputs := append(G.Nodes{p.pre, p.post}, p.losses...)
 	if k.train {
 		p.preds = nil
-		if p.grads, err = graph.Grad(p.post, p.inputs...); err != nil {
+		objective := p.post
+		if k.multiStep {
+			if objective, err = p.weighted(g, dt, k.tasks); err != nil {
+				return nil, err
+			}
+		}
+		if p.grads, err = graph.Grad(objective, p.inputs...); err != nil {
 			return nil, err
 		}
 		outputs = append(outputs, p.grads...)
@@ -724,6 +816,46 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// expand returns x, of shape [1], repeated to shape.
+func expand(x *G.Node, shape tensor.Shape) (*G.Node, error) {
+	b, err := graph.Broadcast(x, 0, shape.TotalSize())
+	if err != nil {
+		return nil, err
+	}
+	return G.Reshape(b, shape)
+}
+
+// weighted declares MAML++'s multi-step objective over p's query losses
+// after inner steps 1, ..., S: Σₛ wₛ · mean_t L_query,t(θ′ₛ), the weights
+// wₛ inputs of shape [1].
+func (p *program) weighted(g *G.ExprGraph, dt tensor.Dtype, tasks int) (*G.Node, error) {
+	var sum *G.Node
+	for s, l := range p.losses[1:] {
+		w := G.NewTensor(g, dt, 1, G.WithShape(1), G.WithName(fmt.Sprintf("multistep.%d", s+1)))
+		p.weights = append(p.weights, w)
+		wt, err := expand(w, l.Shape())
+		if err != nil {
+			return nil, err
+		}
+		term, err := G.HadamardProd(wt, l)
+		if err != nil {
+			return nil, err
+		}
+		if term, err = graph.SumAxis(term, 0); err != nil {
+			return nil, err
+		}
+		if term, err = graph.Scale(term, 1/float64(tasks)); err != nil {
+			return nil, err
+		}
+		if sum == nil {
+			sum = term
+		} else if sum, err = G.Add(sum, term); err != nil {
+			return nil, err
+		}
+	}
+	return sum, nil
 }
 
 // deviceName names d for the settings strings that decide when to rebuild.

@@ -1,0 +1,267 @@
+package learners
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners/tasks"
+	"github.com/medusa-ml/medusa/nets"
+	"gorgonia.org/tensor"
+)
+
+// TestMultiStepWeights: the multi-step loss starts uniform, moves weight
+// to the last step linearly, keeps the sum 1 and the earlier weights at
+// or above 0.03/S, and ends after MultiStep iterations.
+func TestMultiStepWeights(t *testing.T) {
+	m := &MAML{inner: innerRule{multiStep: 100}}
+	for _, c := range []struct {
+		done int
+		want []float64
+	}{
+		{0, []float64{0.2, 0.2, 0.2, 0.2, 0.2}},
+		{50, []float64{0.1, 0.1, 0.1, 0.1, 0.6}},
+		{99, []float64{0.006, 0.006, 0.006, 0.006, 0.976}},
+	} {
+		m.steps = c.done
+		w := m.multiStepWeights(5)
+		sum := 0.0
+		for i, v := range w {
+			sum += v
+			if math.Abs(v-c.want[i]) > 1e-12 {
+				t.Errorf("after %d iterations: weights %v, want %v", c.done, w, c.want)
+				break
+			}
+		}
+		if math.Abs(sum-1) > 1e-12 {
+			t.Errorf("after %d iterations: weights %v sum to %v", c.done, w, sum)
+		}
+	}
+	m.steps = 100
+	if w := m.multiStepWeights(5); w != nil {
+		t.Errorf("after MultiStep iterations: weights %v, want none", w)
+	}
+	m.steps = 0
+	if w := m.multiStepWeights(1); w != nil {
+		t.Errorf("one inner step: weights %v, want none", w)
+	}
+}
+
+// newMAMLPP returns MAMLPP on model with its step rates drawn from
+// U[0.05, 0.3], distinct so that a mix-up of steps or parameters shows.
+func newMAMLPP(t *testing.T, model nets.MLP, steps, multiStep, firstOrderFor int) *MAMLPP {
+	t.Helper()
+	p := &MAMLPP{MAML: *newMAML(t, model, MSE, steps, false, 29), StepRates: true, MultiStep: multiStep, FirstOrderFor: firstOrderFor}
+	if err := p.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	x := make([]float64, p.LRs.Size())
+	for i := range x {
+		x[i] = 0.05 + 0.25*rng.Float64()
+	}
+	if err := p.LRs.SetFlat(x); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestMAMLPPMetaGradientFiniteDifferences checks the second-order
+// meta-gradient of the multi-step objective Σₛ wₛ L_query(θ′ₛ) with
+// learned step rates, with respect to θ and to the rates, against central
+// differences of the objective computed from Evaluate's losses; and
+// without the multi-step loss, that of the last step's loss alone.
+func TestMAMLPPMetaGradientFiniteDifferences(t *testing.T) {
+	model := nets.MLP{In: 2, Out: 1, Hidden: []int{6, 5}, Activation: nets.Tanh}
+	const steps = 3
+	b := randomBatch(rand.New(rand.NewPCG(6, 7)), 3, 4, 5, model.In, model.Out, false)
+	for _, multiStep := range []int{4, 0} {
+		p := newMAMLPP(t, model, steps, multiStep, 0)
+		p.steps = 2 // weights after 2 of 4 iterations: 1/6, 1/6, 2/3
+		w := p.multiStepWeights(steps)
+		if multiStep == 0 {
+			w = []float64{0, 0, 1}
+		} else if math.Abs(w[2]-2.0/3) > 1e-12 {
+			t.Fatalf("weights %v, want 1/6, 1/6, 2/3", w)
+		}
+		grads, _, err := p.MetaGradient(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(grads) != p.Params.Len()+p.LRs.Len() {
+			t.Fatalf("MetaGradient returned %d gradients for %d parameters and %d rates", len(grads), p.Params.Len(), p.LRs.Len())
+		}
+		objective := func(q *graph.Params) func([]float64) float64 {
+			return func(x []float64) float64 {
+				if err := q.SetFlat(x); err != nil {
+					t.Fatal(err)
+				}
+				l, err := p.Evaluate(b, steps)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sum := 0.0
+				for s, ws := range w {
+					for _, v := range l[s+1] {
+						sum += ws * v / float64(len(l[s+1]))
+					}
+				}
+				return sum
+			}
+		}
+		for _, part := range []struct {
+			name string
+			q    *graph.Params
+			got  []float64
+		}{
+			{"θ", p.Params, flat(grads[:p.Params.Len()])},
+			{"step rates", p.LRs, flat(grads[p.Params.Len():])},
+		} {
+			x := part.q.Flatten()
+			want := graph.NumGrad(objective(part.q), x, fdStep)
+			if err := part.q.SetFlat(x); err != nil {
+				t.Fatal(err)
+			}
+			if e := graph.RelErr(part.got, want, fdFloor); e > fdTol {
+				t.Errorf("multi-step %d: meta-gradient with respect to %s: rel err %.3g > %g\n got  %.6v\n want %.6v", multiStep, part.name, e, fdTol, part.got, want)
+			}
+		}
+	}
+}
+
+// TestMAMLPPOptionsAlone: each option off is MAML: rates all InnerLR
+// give MAML's θ meta-gradient; FirstOrderFor iterations give first-order
+// MAML's, then second order's.
+func TestMAMLPPOptionsAlone(t *testing.T) {
+	model := nets.MLP{In: 2, Out: 2, Hidden: []int{5}, Activation: nets.Tanh}
+	b := randomBatch(rand.New(rand.NewPCG(4, 9)), 3, 4, 5, 2, 2, false)
+	want := map[bool][][]float64{}
+	for _, fo := range []bool{false, true} {
+		g, _, err := newMAML(t, model, MSE, 2, fo, 23).MetaGradient(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[fo] = g
+	}
+	rates := &MAMLPP{MAML: *newMAML(t, model, MSE, 2, false, 23), StepRates: true}
+	got, _, err := rates.MetaGradient(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := graph.RelErr(flat(got[:rates.Params.Len()]), flat(want[false]), 1e-6); e > 1e-12 {
+		t.Errorf("step rates all InnerLR: θ meta-gradient differs from MAML's by %.3g", e)
+	}
+	da := &MAMLPP{MAML: *newMAML(t, model, MSE, 2, false, 23), FirstOrderFor: 1}
+	for it, fo := range []bool{true, false} {
+		da.steps = it
+		got, _, err := da.MetaGradient(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := graph.RelErr(flat(got), flat(want[fo]), 1e-6); e > 1e-12 {
+			t.Errorf("iteration %d: meta-gradient differs from first-order %v MAML's by %.3g", it+1, fo, e)
+		}
+	}
+}
+
+// TestMAMLPPResume: N iterations, a checkpoint read back, then M more give
+// the bits of N+M straight through, across the ends of the multi-step
+// loss and of the first-order iterations.
+func TestMAMLPPResume(t *testing.T) {
+	const n, m = 3, 3
+	model := nets.MLP{In: 1, Out: 1, Hidden: []int{8}, Activation: nets.Tanh}
+	start := func(p *graph.Params) *MAMLPP {
+		if p == nil {
+			var err error
+			if p, err = model.Init(rand.New(rand.NewPCG(1, 1)), tensor.Float32); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return &MAMLPP{MAML: MAML{Model: model, Params: p, InnerSteps: 2, Optimizer: &Adam{LR: 0.01}}, StepRates: true, MultiStep: 4, FirstOrderFor: 2}
+	}
+	steps := func(p *MAMLPP, src *rand.PCG, k int) {
+		rng := rand.New(src)
+		for range k {
+			b, _, err := tasks.Sinusoid{}.Sample(rng, 3, 5, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Step(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	straight, src := start(nil), rand.NewPCG(2, 2)
+	steps(straight, src, n+m)
+
+	first, src1 := start(nil), rand.NewPCG(2, 2)
+	steps(first, src1, n)
+	ck, err := Checkpoint(first.Params.Clone(), first, []Stream{{Name: "tasks", Src: src1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := roundTrip(t, ck)
+	if _, ok := back.State.Get("train.lslr.1.layers.0.weight"); !ok {
+		t.Errorf("checkpoint state %v lacks the rate of layers.0.weight at step 1", back.State.Names())
+	}
+	resumed, src2 := start(back.Params), new(rand.PCG)
+	if err := Resume(back, resumed.Params, resumed, []Stream{{Name: "tasks", Src: src2}}); err != nil {
+		t.Fatal(err)
+	}
+	steps(resumed, src2, m)
+	sameBits(t, "parameters", straight.Params.Flatten(), resumed.Params.Flatten())
+	sameBits(t, "step rates", straight.LRs.Flatten(), resumed.LRs.Flatten())
+
+	plain := start(back.Params)
+	plain.StepRates = false
+	if err := plain.LoadState("train.", back); err == nil {
+		t.Errorf("a checkpoint with step rates loaded into MAMLPP without them")
+	}
+	ckMAML := start(nil)
+	ckMAML.GradCheckpoint = true
+	if _, err := ckMAML.PrepareStep(tasks.Shape{Tasks: 1, Support: 2, Query: 2, In: 1, Out: 1}); err == nil {
+		t.Errorf("GradCheckpoint with MAML++ options: no error")
+	}
+}
+
+// TestMAMLPPStepRatesPerStep: each inner step takes its own rates, and
+// the steps past the trained ones the last step's: with the first step's
+// rates 0 the first step stays at θ and the second and third are MAML's
+// first two; with the second step's 0, nothing moves after the first.
+func TestMAMLPPStepRatesPerStep(t *testing.T) {
+	model := nets.MLP{In: 2, Out: 1, Hidden: []int{5}, Activation: nets.Tanh}
+	b := randomBatch(rand.New(rand.NewPCG(8, 1)), 2, 4, 5, 2, 1, false)
+	maml, err := newMAML(t, model, MSE, 1, false, 23).Evaluate(b, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for zero := range 2 {
+		p := &MAMLPP{MAML: *newMAML(t, model, MSE, 2, false, 23), StepRates: true}
+		if err := p.prepare(); err != nil {
+			t.Fatal(err)
+		}
+		x := p.LRs.Flatten() // every rate InnerLR
+		n := p.Params.Len()
+		for i := zero * n; i < (zero+1)*n; i++ {
+			x[i] = 0
+		}
+		if err := p.LRs.SetFlat(x); err != nil {
+			t.Fatal(err)
+		}
+		l, err := p.Evaluate(b, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := [][]float64{maml[0], maml[0], maml[1], maml[2]} // step 0's rates 0
+		if zero == 1 {
+			want = [][]float64{maml[0], maml[1], maml[1], maml[1]}
+		}
+		for s := range want {
+			if e := graph.RelErr(l[s], want[s], 1e-9); e > 1e-12 {
+				t.Errorf("rates of step %d zero: losses after %d steps %v, want %v", zero, s, l[s], want[s])
+			}
+		}
+	}
+}
