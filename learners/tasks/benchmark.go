@@ -150,7 +150,7 @@ func (b Benchmark) Load() (*Source, error) {
 			return nil, fmt.Errorf("%s %s classes: %v", b.Name, s.name, err)
 		}
 	}
-	src := &Source{In: set.Rows * set.Cols, Out: b.Ways, Train: episodes(sp.train, b.Query), Test: episodes(sp.test, b.TestQuery),
+	src := &Source{In: set.ImageSize(), Out: b.Ways, Train: episodes(sp.train, b.Query), Test: episodes(sp.test, b.TestQuery),
 		About: fmt.Sprintf("%s, %d meta-training and %d meta-test classes", about, len(sp.train), len(sp.test))}
 	if len(sp.val) > 0 {
 		src.Val = episodes(sp.val, b.TestQuery)

@@ -13,6 +13,13 @@
 // with their usual protocol (WithDefaults) and builds their meta-training
 // and meta-test splits (Load).
 //
+// Colour datasets (miniImageNet, tieredImageNet, CIFAR-FS, FC100) are read
+// from their image files by ImageFolder, into a ClassSet of three
+// channels stored channels last: an input of their batches is an image's
+// rows, then columns, then the red, green and blue of each pixel, the
+// layout nets.ConvNet takes. Augment, set on the Episodes that
+// meta-train, crops, flips and colour-jitters the images Sample draws.
+//
 // Multi-task learning reads Tables: rows of features with one column per
 // task (a Target: regression, binary or multi-class). SyntheticMTL
 // generates them with known noise floors, MultiMNIST from MNIST digit

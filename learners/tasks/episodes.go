@@ -8,17 +8,27 @@ import (
 	"strconv"
 )
 
-// ClassSet is a set of grey-scale images of one size grouped by class: a
-// class → images index over one pixel buffer. Unlike ImageSet, whose labels
-// are bytes, it holds any number of classes (Omniglot has 1,623
-// characters, 6,492 classes with rotations) and names them.
+// ClassSet is a set of images of one size grouped by class: a class →
+// images index over one pixel buffer. Unlike ImageSet, whose labels are
+// bytes, it holds any number of classes (Omniglot has 1,623 characters,
+// 6,492 classes with rotations) and names them. Images are grey-scale
+// (one channel, as MNIST and Omniglot) or colour (three channels, red,
+// green and blue, as ImageFolder reads them).
 //
 // A ClassSet is read, never modified, by the functions of this package, so
 // it is safe to share between goroutines that do not modify it.
 type ClassSet struct {
 	Rows, Cols int
-	// Pixels holds the images, Rows·Cols intensities each, 0 for the
-	// background and 255 for full ink: pixel (r, c) of image i is
+	// Channels is the number of values of a pixel: 0 or 1 for grey-scale
+	// images, 3 for colour.
+	Channels int
+	// Pixels holds the images, ImageSize() intensities from 0 to 255
+	// each: ink for MNIST and Omniglot (0 the background, 255 full
+	// ink), light for the colour images of ImageFolder. They are stored
+	// pixel by pixel, rows then columns, with a pixel's
+	// channels together ("channels last", the layout of
+	// nets.ConvNet.Forward's input): channel k of pixel (r, c) of image i
+	// is Pixels[((i*Rows+r)*Cols+c)*Channels+k]. With one channel this is
 	// Pixels[(i*Rows+r)*Cols+c], as in ImageSet.
 	Pixels []byte
 	// Images[c] lists the indices of class c's images. An image belongs
@@ -57,18 +67,33 @@ func NewClassSet(s *ImageSet, names []string) (*ClassSet, error) {
 // Classes returns the number of classes, len(s.Images).
 func (s *ClassSet) Classes() int { return len(s.Images) }
 
-// N returns the number of images in Pixels.
-func (s *ClassSet) N() int {
-	if s.Rows <= 0 || s.Cols <= 0 {
-		return 0
+// channels returns Channels with its default applied.
+func (s *ClassSet) channels() int {
+	if s.Channels == 0 {
+		return 1
 	}
-	return len(s.Pixels) / (s.Rows * s.Cols)
+	return s.Channels
 }
 
-// Image returns the pixels of image i, a slice of s.Pixels. It panics if
+// ImageSize returns the number of bytes of an image, Rows·Cols·Channels
+// (Channels 0 counting as 1): the In of the batches of Episodes over s.
+func (s *ClassSet) ImageSize() int { return s.Rows * s.Cols * s.channels() }
+
+// N returns the number of images in Pixels; 0 if a size is not positive
+// or Pixels holds less than one image.
+func (s *ClassSet) N() int {
+	n := len(s.Pixels)
+	// Dividing, not multiplying, keeps huge sizes from overflowing.
+	if ch := s.channels(); s.Rows <= 0 || s.Cols <= 0 || ch <= 0 || s.Cols > n/s.Rows || ch > n/(s.Rows*s.Cols) {
+		return 0
+	}
+	return n / s.ImageSize()
+}
+
+// Image returns the bytes of image i, a slice of s.Pixels. It panics if
 // i is out of range, like an index expression.
 func (s *ClassSet) Image(i int) []byte {
-	n := s.Rows * s.Cols
+	n := s.ImageSize()
 	return s.Pixels[i*n : (i+1)*n : (i+1)*n]
 }
 
@@ -81,9 +106,10 @@ func (s *ClassSet) name(c int) string {
 	return strconv.Itoa(c)
 }
 
-// Validate reports whether the sizes are positive, Pixels holds a whole
-// number of images, every index in Images names one of them, no image is
-// in two classes and Names, when not nil, names every class.
+// Validate reports whether the sizes are positive (Channels may be 0),
+// Pixels holds a whole number of images, every index in Images names one
+// of them, no image is in two classes and Names, when not nil, names
+// every class.
 func (s *ClassSet) Validate() error {
 	if s == nil {
 		return errors.New("tasks: nil class set")
@@ -92,9 +118,15 @@ func (s *ClassSet) Validate() error {
 	if s.Rows <= 0 || s.Cols <= 0 || s.Cols > len(s.Pixels)/s.Rows {
 		return fmt.Errorf("tasks: class set of %d×%d-pixel images has %d pixels, want positive sizes and at least one image", s.Rows, s.Cols, len(s.Pixels))
 	}
-	size := s.Rows * s.Cols
+	if ch := s.Channels; ch < 0 || ch > len(s.Pixels)/(s.Rows*s.Cols) {
+		return fmt.Errorf("tasks: class set of %d×%d-pixel images of %d channels has %d bytes, want Channels ≥ 0 and at least one image", s.Rows, s.Cols, ch, len(s.Pixels))
+	}
+	size := s.ImageSize()
 	if len(s.Pixels)%size != 0 {
-		return fmt.Errorf("tasks: class set has %d pixels, not a whole number of %d×%d images", len(s.Pixels), s.Rows, s.Cols)
+		if s.channels() == 1 {
+			return fmt.Errorf("tasks: class set has %d pixels, not a whole number of %d×%d images", len(s.Pixels), s.Rows, s.Cols)
+		}
+		return fmt.Errorf("tasks: class set has %d bytes, not a whole number of %d×%d images of %d channels", len(s.Pixels), s.Rows, s.Cols, s.Channels)
 	}
 	if len(s.Images) == 0 {
 		return errors.New("tasks: class set has no classes")
@@ -133,10 +165,12 @@ const AllQuery = -1
 // query set, so no image is in both. Support and query sets are class-major
 // (label 0's examples first, then label 1's, ...) unless Shuffle is set,
 // when each task's support set and query set are put in an order drawn
-// with the rng. A Batch input is an image's Rows·Cols pixels in row-major
-// order, scaled to [0, 1] (intensity/255); a target is the one-hot row of
-// its label, of size Ways. Tasks are drawn independently, so one class can
-// appear in several tasks of a batch.
+// with the rng. A Batch input is an image's ImageSize() bytes in the
+// set's order (rows, then columns, then channels), scaled to [0, 1]
+// (intensity/255); a target is the one-hot row of its label, of size Ways.
+// Tasks are drawn independently, so one class can appear in several tasks
+// of a batch. Sample applies Augment to every input it draws; Batch never
+// does.
 //
 // Query is the evaluation knob: meta-training usually uses a few query
 // examples per class (15 here by default), while evaluation can ask for
@@ -163,6 +197,10 @@ type Episodes struct {
 	// Shuffle puts each task's support and query examples in a random
 	// order instead of class-major order.
 	Shuffle bool
+	// Augment is applied by Sample to every support and query image, an
+	// augmentation for meta-training only: leave it zero (no
+	// augmentation) in the Episodes that evaluate.
+	Augment Augment
 }
 
 // Episode is one drawn task: which classes it uses and which images.
@@ -204,6 +242,9 @@ func (e Episodes) resolve() (*episodes, error) {
 	}
 	if e.Query < 0 && e.Query != AllQuery {
 		return nil, fmt.Errorf("tasks: episodes: %d query examples per class, want at least 1 or AllQuery", e.Query)
+	}
+	if err := e.Augment.validate(s); err != nil {
+		return nil, err
 	}
 	classes := e.Classes
 	if classes == nil {
@@ -281,7 +322,7 @@ func (e Episodes) Draw(rng *rand.Rand, n int) ([]Episode, error) {
 // float64s.
 func (r *episodes) checkSize(n int) error {
 	perTask := r.Ways * (r.Shots + r.Query)
-	row := r.Set.Rows*r.Set.Cols + r.Ways
+	row := r.Set.ImageSize() + r.Ways
 	if perTask > maxTableValues/row || n > maxTableValues/(perTask*row) {
 		return fmt.Errorf("tasks: episodes: %d tasks of %d examples of %d values exceed %d values", n, perTask, row, maxTableValues)
 	}
@@ -357,9 +398,12 @@ func sampleDistinct(rng *rand.Rand, dst []int, n, k int) []int {
 }
 
 // Sample draws a batch of tasks with rng: Tasks = tasks, Support =
-// Ways·Shots, Query = Ways·Query, In = Rows·Cols, Out = Ways. See
-// Episodes for how a task is drawn and laid out. It returns the errors
-// Draw returns.
+// Ways·Shots, Query = Ways·Query, In = Rows·Cols·Channels, Out = Ways.
+// See Episodes for how a task is drawn and laid out. The episodes are
+// drawn first, as Draw draws them, then Augment draws its changes to the
+// images with rng, so the same seed gives the same batch, with or without
+// augmentation, and the same episodes either way. It returns the errors
+// Draw returns, and an error if Augment is invalid.
 func (e Episodes) Sample(rng *rand.Rand, tasks int) (*Batch, error) {
 	if rng == nil {
 		return nil, errors.New("tasks: episodes: nil rng")
@@ -374,12 +418,18 @@ func (e Episodes) Sample(rng *rand.Rand, tasks int) (*Batch, error) {
 	if err := r.checkSize(tasks); err != nil {
 		return nil, err
 	}
-	return r.batch(r.draw(rng, tasks))
+	b, err := r.batch(r.draw(rng, tasks))
+	if err != nil {
+		return nil, err
+	}
+	s := r.Set
+	r.Augment.batch(rng, b, s.Rows, s.Cols, s.channels())
+	return b, nil
 }
 
 // Batch builds the batch of the episodes eps, drawn by Draw from an
 // Episodes with the same Set (the other fields play no part: the shape
-// comes from the episodes). It returns an error if eps is empty, the
+// comes from the episodes, and Augment is not applied). It returns an error if eps is empty, the
 // episodes differ in shape, or one names images or labels out of range.
 func (e Episodes) Batch(eps []Episode) (*Batch, error) {
 	if err := e.Set.Validate(); err != nil {
@@ -425,7 +475,7 @@ func (e Episodes) Batch(eps []Episode) (*Batch, error) {
 // batch writes the pixels and one-hot labels of checked episodes.
 func (r *episodes) batch(eps []Episode) (*Batch, error) {
 	s := r.Set
-	in, out := s.Rows*s.Cols, r.Ways
+	in, out := s.ImageSize(), r.Ways
 	ns, nq := r.Ways*r.Shots, r.Ways*r.Query
 	b := &Batch{Tasks: len(eps), Support: ns, Query: nq, In: in, Out: out,
 		SupportX: make([]float64, len(eps)*ns*in), SupportY: make([]float64, len(eps)*ns*out),

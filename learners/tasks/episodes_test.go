@@ -281,6 +281,55 @@ func TestEpisodesErrors(t *testing.T) {
 	}
 }
 
+// A batch of three-channel images: In is Rows·Cols·3 and each input is
+// its image's bytes, in their order (rows, columns, channels), /255.
+func TestEpisodesChannels(t *testing.T) {
+	set := colourSet(4, 5)
+	if set.ImageSize() != 5*6*3 || set.N() != 20 {
+		t.Fatalf("ImageSize, N = %d, %d; want 90, 20", set.ImageSize(), set.N())
+	}
+	e := Episodes{Set: set, Ways: 2, Shots: 2, Query: 3, Shuffle: true}
+	eps, err := e.Draw(rand.New(rand.NewPCG(1, 2)), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Sample(rand.New(rand.NewPCG(1, 2)), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.In != 90 || b.Support != 4 || b.Query != 6 {
+		t.Fatalf("Sample = in %d, %d support, %d query; want 90, 4, 6", b.In, b.Support, b.Query)
+	}
+	for task, ep := range eps {
+		for _, part := range []struct {
+			x   []float64
+			idx []int
+		}{{b.SupportX, ep.Support}, {b.QueryX, ep.Query}} {
+			n := len(part.idx)
+			for k, i := range part.idx {
+				row := part.x[(task*n+k)*90 : (task*n+k+1)*90]
+				for j, v := range set.Image(i) {
+					if row[j] != float64(v)/255 {
+						t.Fatalf("task %d input %d value %d = %v; want %d/255 from image %d", task, k, j, row[j], v, i)
+					}
+				}
+			}
+		}
+	}
+	if i := set.Image(7); &i[0] != &set.Pixels[7*90] || len(i) != 90 {
+		t.Errorf("Image(7) is not Pixels[630:720]")
+	}
+	// The bound on a batch's size counts every channel: 2-way 1-shot
+	// tasks with one query of 100×100×3 images take 4·(30,000 + 2) values
+	// each, so this many tasks exceed 2³¹ values (and would not with one
+	// channel).
+	big := &ClassSet{Rows: 100, Cols: 100, Channels: 3, Pixels: make([]byte, 4*30000), Images: [][]int{{0, 1}, {2, 3}}}
+	n := (1<<31)/(4*30002) + 1
+	if _, err := (Episodes{Set: big, Ways: 2, Shots: 1, Query: 1}).Draw(rand.New(rand.NewPCG(1, 2)), n); err == nil || !strings.Contains(err.Error(), "exceed") {
+		t.Errorf("Draw(%d tasks of 100×100×3 images) = %v; want an error on the batch's size", n, err)
+	}
+}
+
 func TestClassSetValidate(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -296,6 +345,10 @@ func TestClassSetValidate(t *testing.T) {
 		{"huge sizes", func(s *ClassSet) { s.Rows, s.Cols = 1<<40, 1<<40 }, "pixel images has 20 pixels"},
 		{"names", func(s *ClassSet) { s.Names = []string{"a"} }, "1 names for 2 classes"},
 		{"no classes", func(s *ClassSet) { s.Images = nil }, "no classes"},
+		{"negative channels", func(s *ClassSet) { s.Channels = -1 }, "of -1 channels has 20 bytes"},
+		{"too many channels", func(s *ClassSet) { s.Channels = 6 }, "of 6 channels has 20 bytes"},
+		{"partial colour image", func(s *ClassSet) { s.Channels = 3 }, "20 bytes, not a whole number of 2×2 images of 3 channels"},
+		{"channels: image out of range", func(s *ClassSet) { s.Channels = 5 }, "class 0 lists image 1, want 0 to 0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := idSet(2, 3)

@@ -6,15 +6,10 @@ import (
 	"fmt"
 	"image"
 	"image/png"
-	"io"
-	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 )
 
 // Omniglot reads the Omniglot dataset of Lake, Salakhutdinov and
@@ -78,11 +73,6 @@ type Omniglot struct {
 	MaxPixels int
 }
 
-const (
-	maxOmniglotSize  = 1024
-	maxGlyphFileSize = 16 << 20
-)
-
 func (o Omniglot) withDefaults() Omniglot {
 	if o.Size == 0 {
 		o.Size = 28
@@ -120,8 +110,8 @@ type glyphFile struct {
 // cannot be read or decoded, or a limit is exceeded.
 func (o Omniglot) Load(roots ...string) (*ClassSet, error) {
 	o = o.withDefaults()
-	if o.Size < 1 || o.Size > maxOmniglotSize {
-		return nil, fmt.Errorf("tasks: omniglot: Size = %d, want 1 to %d", o.Size, maxOmniglotSize)
+	if o.Size < 1 || o.Size > maxImageSide {
+		return nil, fmt.Errorf("tasks: omniglot: Size = %d, want 1 to %d", o.Size, maxImageSide)
 	}
 	if o.MinImages < 1 || o.MaxEntries < 1 || o.MaxImages < 1 || o.MaxPixels < 1 {
 		return nil, fmt.Errorf("tasks: omniglot: MinImages, MaxEntries, MaxImages and MaxPixels must be positive, got %d, %d, %d, %d",
@@ -251,100 +241,42 @@ func OmniglotSplit(rng *rand.Rand, chars int) (train, test []int, err error) {
 // *.png files. Any other entry is an error, and so are more than limit
 // entries.
 func listOmniglotDir(dir string, limit int, dirs bool) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("tasks: omniglot: %v", err)
+	subdirs, files, err := listDir("omniglot", dir, limit)
+	switch {
+	case err != nil:
+		return nil, err
+	case dirs && len(files) > 0:
+		return nil, fmt.Errorf("tasks: omniglot: %s: a file where a directory is expected (the layout is root/alphabet/character/*.png)", filepath.Join(dir, files[0]))
+	case dirs:
+		return subdirs, nil
+	case len(subdirs) > 0:
+		return nil, fmt.Errorf("tasks: omniglot: %s: a directory where PNG images are expected (the layout is root/alphabet/character/*.png; is the root the directory that holds the alphabets?)", filepath.Join(dir, subdirs[0]))
 	}
-	defer f.Close()
-	entries, err := f.ReadDir(limit + 1)
-	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("tasks: omniglot: %s: %v", dir, err)
-	}
-	if len(entries) > limit {
-		return nil, fmt.Errorf("tasks: omniglot: %s: more than MaxEntries = %d entries", dir, limit)
-	}
-	var names []string
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") || name == "__MACOSX" {
-			continue
+	for _, name := range files {
+		if !strings.EqualFold(filepath.Ext(name), ".png") {
+			return nil, fmt.Errorf("tasks: omniglot: %s: not a PNG file (the layout is root/alphabet/character/*.png)", filepath.Join(dir, name))
 		}
-		path := filepath.Join(dir, name)
-		mode := e.Type()
-		if mode&os.ModeSymlink != 0 {
-			fi, err := os.Stat(path)
-			if err != nil {
-				return nil, fmt.Errorf("tasks: omniglot: %v", err)
-			}
-			mode = fi.Mode().Type()
-		}
-		isDir := mode.IsDir()
-		switch {
-		case !isDir && !mode.IsRegular():
-			// A pipe or device would block or never end when read.
-			return nil, fmt.Errorf("tasks: omniglot: %s: not a regular file or directory (%v)", path, mode)
-		case dirs && !isDir:
-			return nil, fmt.Errorf("tasks: omniglot: %s: a file where a directory is expected (the layout is root/alphabet/character/*.png)", path)
-		case !dirs && isDir:
-			return nil, fmt.Errorf("tasks: omniglot: %s: a directory where PNG images are expected (the layout is root/alphabet/character/*.png; is the root the directory that holds the alphabets?)", path)
-		case !dirs && !strings.EqualFold(filepath.Ext(name), ".png"):
-			return nil, fmt.Errorf("tasks: omniglot: %s: not a PNG file (the layout is root/alphabet/character/*.png)", path)
-		}
-		names = append(names, name)
 	}
-	slices.Sort(names)
-	return names, nil
+	return files, nil
 }
 
 // decodeGlyphs reads and decodes files into consecutive size×size images
 // of out, on as many goroutines as there are CPUs, and returns the error
 // of the first file, in order, that fails.
 func decodeGlyphs(files []glyphFile, out []byte, size, maxPixels int) error {
-	errs := make([]error, len(files))
-	workers := min(runtime.GOMAXPROCS(0), len(files))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				errs[i] = readGlyph(files[i].path, out[i*size*size:(i+1)*size*size], size, maxPixels)
-			}
-		}()
-	}
-	for i := range files {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	for _, err := range errs {
+	return forEach(len(files), func(i int) error {
+		path := files[i].path
+		data, err := readImageFile("omniglot", path)
 		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func readGlyph(path string, dst []byte, size, maxPixels int) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("tasks: omniglot: %v", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxGlyphFileSize+1))
-	if err != nil {
-		return fmt.Errorf("tasks: omniglot: %s: %v", path, err)
-	}
-	if len(data) > maxGlyphFileSize {
-		return fmt.Errorf("tasks: omniglot: %s: larger than %d MiB", path, maxGlyphFileSize>>20)
-	}
-	g, err := decodeGlyph(data, size, maxPixels)
-	if err != nil {
-		return fmt.Errorf("tasks: omniglot: %s: %v", path, err)
-	}
-	copy(dst, g)
-	return nil
+		g, err := decodeGlyph(data, size, maxPixels)
+		if err != nil {
+			return fmt.Errorf("tasks: omniglot: %s: %v", path, err)
+		}
+		copy(out[i*size*size:(i+1)*size*size], g)
+		return nil
+	})
 }
 
 // decodeGlyph decodes a PNG into a size×size image of ink intensities,
@@ -367,7 +299,9 @@ func decodeGlyph(data []byte, size, maxPixels int) ([]byte, error) {
 	if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
 		return nil, fmt.Errorf("PNG declares %d×%d pixels but decodes to %d×%d", w, h, b.Dx(), b.Dy())
 	}
-	return boxResize(inkOf(img), w, h, size), nil
+	ink, out := inkOf(img), make([]byte, size*size)
+	boxResize(out, w, h, 1, size, func(y int, buf []float64) { copy(buf, ink[y*w:(y+1)*w]) })
+	return out, nil
 }
 
 // inkOf returns the ink of each pixel of img, row-major: 1 − luminance,
@@ -416,60 +350,6 @@ func inkOf(img image.Image) []float64 {
 func colourInk(r, g, b, a uint32) float64 {
 	y := (19595*r + 38470*g + 7471*b + 1<<15) >> 16
 	return max(0, float64(a)-float64(y)) / 0xffff
-}
-
-// boxResize resizes the w×h image src to size×size by area averaging and
-// returns intensities 0 to 255.
-func boxResize(src []float64, w, h, size int) []byte {
-	wx, wy := boxWeights(w, size), boxWeights(h, size)
-	// Columns first: tmp is h×size.
-	tmp := make([]float64, h*size)
-	for y := range h {
-		row := src[y*w : (y+1)*w]
-		for o, sp := range wx {
-			var v float64
-			for k, wk := range sp.w {
-				v += wk * row[sp.first+k]
-			}
-			tmp[y*size+o] = v
-		}
-	}
-	out := make([]byte, size*size)
-	for o, sp := range wy {
-		for x := range size {
-			var v float64
-			for k, wk := range sp.w {
-				v += wk * tmp[(sp.first+k)*size+x]
-			}
-			out[o*size+x] = byte(math.Round(255 * min(max(v, 0), 1)))
-		}
-	}
-	return out
-}
-
-// glyphSpan is the weights of the consecutive source pixels first, first+1, ...
-// that make one output pixel.
-type glyphSpan struct {
-	first int
-	w     []float64
-}
-
-// boxWeights returns, for each of dst output pixels along one axis, the
-// share of each of the src source pixels it covers: output pixel o covers
-// [o·src/dst, (o+1)·src/dst) in source units. Overlaps are computed in
-// integers, units of 1/dst, so the weights are exact ratios summing to 1.
-func boxWeights(src, dst int) []glyphSpan {
-	out := make([]glyphSpan, dst)
-	for o := range out {
-		lo, hi := o*src, (o+1)*src // in units of 1/dst
-		first, last := lo/dst, (hi-1)/dst
-		out[o].first = first
-		for s := first; s <= last; s++ {
-			overlap := min(hi, (s+1)*dst) - max(lo, s*dst)
-			out[o].w = append(out[o].w, float64(overlap)/float64(src))
-		}
-	}
-	return out
 }
 
 // rotateQuarters rotates the size×size image img in place by k quarter

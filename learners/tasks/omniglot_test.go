@@ -306,7 +306,7 @@ func TestOmniglotErrors(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := f.Truncate(maxGlyphFileSize + 1); err != nil {
+				if err := f.Truncate(maxImageFileSize + 1); err != nil {
 					t.Fatal(err)
 				}
 				f.Close()
@@ -429,7 +429,8 @@ func TestBoxResize(t *testing.T) {
 	for i := range src {
 		src[i] = rng.Float64()
 	}
-	got := boxResize(src, 105, 105, 28)
+	got := make([]byte, 784)
+	boxResize(got, 105, 105, 1, 28, func(y int, buf []float64) { copy(buf, src[y*105:(y+1)*105]) })
 	exact := 0
 	for r := range 28 {
 		for c := range 28 {
