@@ -1,11 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -159,20 +159,32 @@ func evalChunk(c *trainConfig) (adapt, draw int) {
 
 // benchmark is the task distribution of c.
 func (c *trainConfig) benchmark() tasks.Benchmark {
-	return tasks.Benchmark{Name: c.task, Ways: c.ways, Shots: c.shots, Query: c.query, TestQuery: c.evalQuery, Data: c.data, Seed: c.dataSeed}
+	b := tasks.Benchmark{Name: c.task, Ways: c.ways, Shots: c.shots, Query: c.query, TestQuery: c.evalQuery, Data: c.data, Seed: c.dataSeed, Side: c.imageSize}
+	if c.augment { // as Lee et al. 2019 (8 pixels of padding for 84×84)
+		b.Augment = tasks.Augment{Pad: max(cmp.Or(c.imageSize, 84)/10, 1), Flip: true, Jitter: 0.4}
+	}
+	return b
 }
 
-// newModel returns the network of c: a ConvNet for images, an MLP
-// otherwise. A ProtoNet's ends in an embedding as wide as its last layer
-// (the filters, the last hidden width) instead of one output per class.
+// newModel returns the network of c: a ConvNet or a ResNet-12 for
+// images, an MLP otherwise. A ProtoNet's ends in an embedding as wide as
+// its last layer (the filters or last width, the last hidden width)
+// instead of one output per class.
 func newModel(c *trainConfig, src *tasks.Source) learners.Model {
 	out := src.Out
+	if c.images() && c.backbone == "resnet12" {
+		f := c.filters
+		widths := [4]int{f, f * 5 / 2, f * 5, f * 10}
+		if c.metric() {
+			out = widths[3]
+		}
+		return nets.ResNet12{Side: src.Side, Channels: src.Channels, Widths: widths, Out: out}
+	}
 	if c.images() {
 		if c.metric() {
 			out = c.filters
 		}
-		side := int(math.Sqrt(float64(src.In)))
-		return nets.ConvNet{Side: side, Filters: c.filters, Blocks: c.blocks, Out: out}
+		return nets.ConvNet{Side: src.Side, Channels: src.Channels, Filters: c.filters, Blocks: c.blocks, Out: out}
 	}
 	if c.metric() {
 		out = src.In
@@ -198,6 +210,10 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 		return &learners.MetaSGD{MAML: maml}
 	case "protonet":
 		return &learners.ProtoNet{Model: model, Params: params, Optimizer: &learners.Adam{LR: c.metaLR}, Device: c.dev}
+	case "mamlpp", "maml":
+		if c.plusPlus() {
+			return &learners.MAMLPP{MAML: maml, StepRates: c.stepRates, MultiStep: c.multiStep, FirstOrderFor: c.firstOrderFor}
+		}
 	case "r2d2":
 		return &learners.R2D2{ProtoNet: learners.ProtoNet{Model: model, Params: params, Optimizer: &learners.Adam{LR: c.metaLR}, Device: c.dev}}
 	case "reptile":

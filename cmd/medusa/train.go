@@ -44,6 +44,12 @@ type trainConfig struct {
 	evalBatch      int // test tasks adapted at once (budgetMeta sets it)
 	valEvery       int
 	valTasks       int
+	backbone       string // convnet or resnet12, for images
+	imageSize      int    // --image-size, for folders
+	augment        bool
+	stepRates      bool // MAML++'s options
+	multiStep      int
+	firstOrderFor  int
 	gradCheckpoint bool         // --grad-checkpoint
 	dataSeed       uint64       // seeds generated data (DoubleMNIST's images): the run's seed, kept by eval --seed
 	dev            graph.Device // the device opened for it; nil: the CPU
@@ -54,7 +60,7 @@ type trainConfig struct {
 
 // The meta-learners and task distributions "medusa train" knows.
 var (
-	metaLearners = []string{"maml", "fomaml", "anil", "metasgd", "reptile", "protonet", "r2d2"}
+	metaLearners = []string{"maml", "mamlpp", "fomaml", "anil", "metasgd", "reptile", "protonet", "r2d2"}
 	metaTasks    = tasks.BenchmarkNames
 )
 
@@ -116,12 +122,28 @@ func (c *trainConfig) resolve() {
 	deff(&c.metaLR, 1e-3)
 	def(&c.filters, 64)
 	def(&c.blocks, 4)
+	if c.learner == "mamlpp" { // MAML++: every option, the annealings over the first tenth of the run
+		c.stepRates = true
+		def(&c.multiStep, max(c.iters/10, 1))
+		def(&c.firstOrderFor, max(c.iters/10, 1))
+		// Recorded as set, so that a resumed run with a larger --iters keeps them.
+		c.flags["multi-step"], c.flags["first-order-for"] = strconv.Itoa(c.multiStep), strconv.Itoa(c.firstOrderFor)
+	}
 }
+
+// plusPlus reports whether c sets any of MAML++'s options.
+func (c *trainConfig) plusPlus() bool { return c.stepRates || c.multiStep > 0 || c.firstOrderFor > 0 }
 
 func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	fs := newFlags("medusa train")
-	learner := fs.String("learner", "maml", "maml (exact second order), fomaml (first order), anil (inner loop adapts the head only), metasgd (learned per-parameter inner rates), reptile, protonet (prototypical networks) or r2d2 (a ridge-regression head); the last two for classification, with no inner loop")
-	task := fs.String("task", "sinusoid", "task distribution: sinusoid (Finn et al. 2017), classification (synthetic, make_classification-style), mnist (digits 0-4 train, 5-9 test), doublemnist (100 two-digit classes, 64/16/20 split), omniglot (--data DIR: alphabet/character/*.png)")
+	learner := fs.String("learner", "maml", "maml (exact second order), mamlpp (MAML++: maml with --step-rates, --multi-step and --first-order-for), fomaml (first order), anil (inner loop adapts the head only), metasgd (learned per-parameter inner rates), reptile, protonet (prototypical networks) or r2d2 (a ridge-regression head); the last two for classification, with no inner loop")
+	task := fs.String("task", "sinusoid", "task distribution: sinusoid (Finn et al. 2017), classification (synthetic, make_classification-style), mnist (digits 0-4 train, 5-9 test), doublemnist (100 two-digit classes, 64/16/20 split), omniglot (--data DIR: alphabet/character/*.png), folder (--data DIR: miniImageNet's images/ and train/val/test.csv, train/val/test class folders, or class folders)")
+	backbone := fs.String("backbone", "convnet", "network for image tasks: convnet (4 blocks of --filters) or resnet12 (widths --filters × 1, 2.5, 5, 10)")
+	imageSize := fs.Int("image-size", 0, "folder: side the images are resized to (0: 84)")
+	augment := fs.Bool("augment", false, "folder: augment the meta-training images (random crop with padding, flip, colour jitter 0.4)")
+	stepRates := fs.Bool("step-rates", false, "maml: learn the inner step size of each parameter tensor at each inner step (MAML++)")
+	multiStep := fs.Int("multi-step", 0, "maml: over the first N iterations meta-train on the query losses after every inner step, annealed to the last's (MAML++; mamlpp: a tenth of --iters)")
+	firstOrderFor := fs.Int("first-order-for", 0, "maml: take the first N iterations first-order, then second order (MAML++; mamlpp: a tenth of --iters)")
 	iters := fs.Int("iters", 10000, "meta-iterations (outer updates); the MAML paper uses 70000 for sinusoids")
 	metaBatch := fs.Int("meta-batch", 0, "tasks per meta-iteration (0: 25, or 4 for image tasks)")
 	ways := fs.Int("ways", 0, "N: classes per task (0: 2 for classification, 5 for images)")
@@ -158,6 +180,7 @@ Flags:
 	c := &trainConfig{runFlags: run, learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, ways: *ways, shots: *shots,
 		query: *query, innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, filters: *filters, blocks: *blocks, anneal: *anneal,
 		data: *data, evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery, valEvery: *valEvery, valTasks: *valTasks,
+		backbone: *backbone, imageSize: *imageSize, augment: *augment, stepRates: *stepRates, multiStep: *multiStep, firstOrderFor: *firstOrderFor,
 		gradCheckpoint: *gradCheckpoint, flags: flagValues(fs)}
 	if err := c.check(); err != nil {
 		return nil, bad("%v", err)
@@ -179,11 +202,23 @@ Flags:
 	if c.metric() && (c.innerSteps != 0 || c.innerLR != 0) { // before the defaults
 		return nil, bad("--inner-steps and --inner-lr are for learners with an inner loop, not %s", c.learner)
 	}
-	if c.gradCheckpoint && (c.learner == "fomaml" || c.learner == "reptile" || c.metric()) {
-		return nil, bad("--grad-checkpoint applies to second-order learners (maml, anil, metasgd), not %s", c.learner)
+	if c.gradCheckpoint && (c.learner == "fomaml" || c.learner == "reptile" || c.learner == "mamlpp" || c.metric() || c.plusPlus()) {
+		return nil, bad("--grad-checkpoint applies to second-order learners (maml, anil, metasgd) without MAML++'s options, not %s", c.learner)
+	}
+	if c.plusPlus() && c.learner != "maml" && c.learner != "mamlpp" {
+		return nil, bad("--step-rates, --multi-step and --first-order-for are options of --learner maml (--learner mamlpp sets them all)")
+	}
+	if c.backbone != "convnet" && c.backbone != "resnet12" {
+		return nil, bad("--backbone %q: want convnet or resnet12", c.backbone)
+	}
+	if (c.imageSize != 0 || c.augment) && c.task != "folder" {
+		return nil, bad("--image-size and --augment are for --task folder")
 	}
 	if c.task == "omniglot" && c.data == "" {
 		return nil, bad("--task omniglot needs --data: the directory holding the alphabets (images_background, images_evaluation)")
+	}
+	if c.task == "folder" && c.data == "" {
+		return nil, bad("--task folder needs --data: the dataset's directory")
 	}
 	if c.task == "sinusoid" && c.ways != 0 {
 		return nil, bad("--ways is for classification tasks")
@@ -193,7 +228,8 @@ Flags:
 		intFlag{"inner-steps", c.innerSteps, 0, maxInner}, intFlag{"filters", c.filters, 0, maxWidth}, intFlag{"blocks", c.blocks, 0, 8},
 		intFlag{"anneal-steps", c.anneal, 0, maxSteps}, intFlag{"eval-tasks", c.evalTasks, 0, maxEvalSets},
 		intFlag{"eval-steps", c.evalSteps, 0, maxInner}, intFlag{"eval-query", c.evalQuery, 0, maxExamples},
-		intFlag{"val-every", c.valEvery, 0, maxSteps}, intFlag{"val-tasks", c.valTasks, 1, maxEvalSets}); err != nil {
+		intFlag{"val-every", c.valEvery, 0, maxSteps}, intFlag{"val-tasks", c.valTasks, 1, maxEvalSets}, intFlag{"image-size", c.imageSize, 0, 1024},
+		intFlag{"multi-step", c.multiStep, 0, maxSteps}, intFlag{"first-order-for", c.firstOrderFor, 0, maxSteps}); err != nil {
 		return nil, bad("%v", err)
 	}
 	if c.ways == 1 && c.classify() {

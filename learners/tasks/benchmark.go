@@ -9,7 +9,7 @@ import (
 )
 
 // BenchmarkNames are the task distributions Benchmark knows.
-var BenchmarkNames = []string{"sinusoid", "classification", "mnist", "doublemnist", "omniglot"}
+var BenchmarkNames = []string{"sinusoid", "classification", "mnist", "doublemnist", "omniglot", "folder"}
 
 // Benchmark names one of the meta-learning benchmarks medusa reproduces
 // and the shape of its tasks; Load builds its task distribution.
@@ -21,7 +21,11 @@ type Benchmark struct {
 	//   - doublemnist: episodes of DoubleMNIST's 100 two-digit classes,
 	//     64 to train and 20 to test;
 	//   - omniglot: episodes of the Omniglot characters under Data, with
-	//     their rotations, split by OmniglotSplit drawing with Seed.
+	//     their rotations, split by OmniglotSplit drawing with Seed;
+	//   - folder: episodes of the image dataset under Data, read by
+	//     ImageFolder (miniImageNet's layout, split folders as CIFAR-FS's
+	//     or class folders, then split 64/16/20 like miniImageNet's
+	//     classes by SplitClasses drawing with Seed).
 	Name string
 	// Ways is the number of classes of a classification task (1 for
 	// sinusoids). WithDefaults sets this and the next fields when 0.
@@ -38,6 +42,12 @@ type Benchmark struct {
 	// Omniglot's meta-training characters, so that the data depend on it
 	// alone.
 	Seed uint64
+	// Side and Channels are the size of a folder's images once read
+	// (ImageFolder's Side and Channels: 84 and 3 when 0).
+	Side, Channels int
+	// Augment changes the meta-training images of a folder (see Augment);
+	// the validation and test images are left as they are.
+	Augment Augment
 }
 
 // WithDefaults returns b with the task shape its zero fields leave open
@@ -71,12 +81,15 @@ func (b Benchmark) WithDefaults() Benchmark {
 
 // Images reports whether b's tasks are N-way K-shot image classification.
 func (b Benchmark) Images() bool {
-	return b.Name == "mnist" || b.Name == "doublemnist" || b.Name == "omniglot"
+	return b.Name == "mnist" || b.Name == "doublemnist" || b.Name == "omniglot" || b.Name == "folder"
 }
 
 // Source is a benchmark's task distribution, as Benchmark.Load builds it.
 type Source struct {
 	In, Out int // features and outputs of an example
+	// Side and Channels give an image benchmark's images, In =
+	// Side·Side·Channels; 0 for the others.
+	Side, Channels int
 	// Train and Test draw n tasks of the meta-training and meta-test
 	// splits, with Query and TestQuery query examples.
 	Train, Test func(rng *rand.Rand, n int) (*Batch, error)
@@ -134,8 +147,8 @@ func (b Benchmark) Load() (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	episodes := func(classes []int, query int) func(*rand.Rand, int) (*Batch, error) {
-		e := Episodes{Set: set, Classes: classes, Ways: b.Ways, Shots: b.Shots, Query: query}
+	episodes := func(classes []int, query int, aug Augment) func(*rand.Rand, int) (*Batch, error) {
+		e := Episodes{Set: set, Classes: classes, Ways: b.Ways, Shots: b.Shots, Query: query, Augment: aug}
 		return func(rng *rand.Rand, n int) (*Batch, error) { return e.Sample(rng, n) }
 	}
 	for _, s := range []struct {
@@ -146,14 +159,14 @@ func (b Benchmark) Load() (*Source, error) {
 		if len(s.classes) == 0 {
 			continue
 		}
-		if _, err := episodes(s.classes, s.query)(rand.New(rand.NewPCG(0, 0)), 1); err != nil {
+		if _, err := episodes(s.classes, s.query, b.Augment)(rand.New(rand.NewPCG(0, 0)), 1); err != nil {
 			return nil, fmt.Errorf("%s %s classes: %v", b.Name, s.name, err)
 		}
 	}
-	src := &Source{In: set.ImageSize(), Out: b.Ways, Train: episodes(sp.train, b.Query), Test: episodes(sp.test, b.TestQuery),
+	src := &Source{In: set.ImageSize(), Out: b.Ways, Side: set.Rows, Channels: max(set.Channels, 1), Train: episodes(sp.train, b.Query, b.Augment), Test: episodes(sp.test, b.TestQuery, Augment{}),
 		About: fmt.Sprintf("%s, %d meta-training and %d meta-test classes", about, len(sp.train), len(sp.test))}
 	if len(sp.val) > 0 {
-		src.Val = episodes(sp.val, b.TestQuery)
+		src.Val = episodes(sp.val, b.TestQuery, Augment{})
 		src.About = fmt.Sprintf("%s, %d meta-training, %d meta-validation and %d meta-test classes", about, len(sp.train), len(sp.val), len(sp.test))
 	}
 	return src, nil
@@ -168,6 +181,9 @@ const doubleMNISTPerClass = 600
 
 // imageClasses loads the images of an image benchmark and its class split.
 func (b Benchmark) imageClasses() (set *ClassSet, sp split, about string, err error) {
+	if b.Name == "folder" {
+		return b.folderClasses()
+	}
 	if b.Name == "omniglot" {
 		o := Omniglot{Rotations: true}
 		if set, err = o.Load(strings.Split(b.Data, ",")...); err != nil {
@@ -205,4 +221,27 @@ func (b Benchmark) imageClasses() (set *ClassSet, sp split, about string, err er
 	}
 	sp.train, sp.val, sp.test = DoubleMNISTSplit()
 	return set, sp, fmt.Sprintf("DoubleMNIST (%d images per two-digit class)", doubleMNISTPerClass), nil
+}
+
+// folderClasses reads a folder benchmark's images and its split: the one
+// its files give, or 64%, 16% and 20% of its classes drawn with b.Seed.
+func (b Benchmark) folderClasses() (*ClassSet, split, string, error) {
+	if b.Data == "" {
+		return nil, split{}, "", fmt.Errorf("tasks: the folder benchmark needs a directory (Data)")
+	}
+	d, err := ImageFolder{Side: b.Side, Channels: b.Channels}.Load(b.Data)
+	if err != nil {
+		return nil, split{}, "", err
+	}
+	sp, how := split{d.Train, d.Val, d.Test}, "split by its files"
+	if d.Train == nil {
+		n := d.Set.Classes()
+		train, val := n*64/100, n*16/100
+		parts, err := SplitClasses(rand.New(rand.NewPCG(b.Seed, 0x666f6c64)), ClassIDs(n), train, val, n-train-val)
+		if err != nil {
+			return nil, split{}, "", fmt.Errorf("tasks: %s: %w", b.Data, err)
+		}
+		sp, how = split{parts[0], parts[1], parts[2]}, "split 64/16/20 at random"
+	}
+	return d.Set, sp, fmt.Sprintf("%d×%d×%d images of %s (%s)", d.Set.Rows, d.Set.Cols, max(d.Set.Channels, 1), b.Data, how), nil
 }

@@ -446,3 +446,47 @@ func FuzzDecodeImage(f *testing.F) {
 		}
 	})
 }
+
+// TestBenchmarkFolder: a folder benchmark's episodes are colour images of
+// the side asked for, its splits those of its folders (4, 2 and 2
+// classes); class folders are split at random by the seed.
+func TestBenchmarkFolder(t *testing.T) {
+	files := map[string][]byte{}
+	for c := range 8 {
+		for k := range 4 {
+			name, data := folderImage(t, c, k)
+			files[[]string{"train", "val", "test"}[min(c/4+c/6, 2)]+"/"+folderName(c)+"/"+name] = data
+		}
+	}
+	b := Benchmark{Name: "folder", Data: writeTree(t, files), Ways: 2, Shots: 1, Query: 2, TestQuery: 3, Side: 8, Augment: Augment{Flip: true}}.WithDefaults()
+	src, err := b.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.In != 8*8*3 || src.Side != 8 || src.Channels != 3 || src.Val == nil {
+		t.Fatalf("In %d, side %d, channels %d, validation %v; want 192, 8, 3 and validation episodes", src.In, src.Side, src.Channels, src.Val != nil)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for name, draw := range map[string]func(*rand.Rand, int) (*Batch, error){"train": src.Train, "val": src.Val, "test": src.Test} {
+		bt, err := draw(rng, 2)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if bt.In != 192 || bt.Out != 2 || bt.Support != 2 {
+			t.Errorf("%s batch %+v", name, bt.Shape())
+		}
+	}
+	if _, err := (Benchmark{Name: "folder", Ways: 2}).Load(); err == nil {
+		t.Error("a folder benchmark without a directory: no error")
+	}
+	// Six class folders: 3 to train, none to validate, 3 to test.
+	cf := Benchmark{Name: "folder", Data: folderTree(t, false), Ways: 2, Side: 8, Channels: 1, Seed: 4}.WithDefaults()
+	cf.Query, cf.TestQuery = 2, 2
+	src, err = cf.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Val != nil || src.In != 64 || !strings.Contains(src.About, "3 meta-training and 3 meta-test classes") {
+		t.Errorf("class folders: validation %v, In %d, %q", src.Val != nil, src.In, src.About)
+	}
+}
