@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -86,6 +87,13 @@ type innerRule struct {
 	// per inner step s and parameter i, at s·len(θ)+i; steps past the
 	// last take the last step's.
 	stepRates *graph.Params
+	// norm, with MAML++'s per-step normalisation, lists the positions of
+	// the model's normalisation weights, which the inner loop then leaves
+	// as they are; stepNorm holds their copies for the forward passes
+	// after k = 1, 2, ... inner steps, at (k−1)·len(norm)+j, the copy for
+	// k = 0 being θ's; passes after more steps take the last copy.
+	norm     []int
+	stepNorm *graph.Params
 	// multiStep and firstOrderFor are MAMLPP's: the iterations with the
 	// multi-step loss, and those taken first-order.
 	multiStep, firstOrderFor int
@@ -156,7 +164,7 @@ func (m *MAML) check() error {
 			return fmt.Errorf("learners: inner rates: %v", err)
 		}
 	}
-	if in := m.inner; m.GradCheckpoint && (in.stepRates != nil || in.multiStep > 0 || in.firstOrderFor > 0) {
+	if in := m.inner; m.GradCheckpoint && (in.stepRates != nil || in.stepNorm != nil || in.multiStep > 0 || in.firstOrderFor > 0) {
 		return errors.New("learners: GradCheckpoint does not take MAML++'s step rates, multi-step loss or first-order iterations")
 	}
 	return nil
@@ -181,11 +189,11 @@ func sameLayout(a, b *graph.Params) error {
 // MetaGradient's result: θ, then the inner rates α when they are learned.
 // The tensors are m's own, not copies.
 func (m *MAML) trained() (*graph.Params, error) {
-	if m.inner.rates == nil && m.inner.stepRates == nil {
+	if m.inner.rates == nil && m.inner.stepRates == nil && m.inner.stepNorm == nil {
 		return m.Params, nil
 	}
 	all := new(graph.Params)
-	for _, p := range []*graph.Params{m.Params, m.inner.rates, m.inner.stepRates} {
+	for _, p := range []*graph.Params{m.Params, m.inner.rates, m.inner.stepRates, m.inner.stepNorm} {
 		for i := 0; p != nil && i < p.Len(); i++ {
 			if err := all.Add(p.At(i).Name, p.At(i).Value); err != nil {
 				return nil, fmt.Errorf("learners: %v", err)
@@ -620,8 +628,8 @@ func placement(p *graph.Plan) graph.Placement {
 // batch shape.
 func (m *MAML) settings() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%#v|%s|%v|%v|%v|%v|", m.Model, lossKey(m.Loss), m.innerLR(), m.FirstOrder, m.inner.frozen, deviceName(m.Device))
-	for _, p := range []*graph.Params{m.Params, m.inner.rates, m.inner.stepRates} {
+	fmt.Fprintf(&b, "%#v|%s|%v|%v|%v|%v|%v|", m.Model, lossKey(m.Loss), m.innerLR(), m.FirstOrder, m.inner.frozen, m.inner.norm, deviceName(m.Device))
+	for _, p := range []*graph.Params{m.Params, m.inner.rates, m.inner.stepRates, m.inner.stepNorm} {
 		if p != nil {
 			writeParamsKey(&b, p)
 		}
@@ -701,9 +709,35 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 			}
 		}
 	}
+	var norms G.Nodes // MAML++'s per-step normalisation weights, broadcast
+	if r := m.inner.stepNorm; r != nil {
+		norms = make(G.Nodes, r.Len())
+		for i := range norms {
+			if _, norms[i], err = input(r.At(i)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// at returns the parameters of the forward passes after k inner
+	// steps: with per-step normalisation, the copy of the weights for k.
+	at := func(k int, params G.Nodes) G.Nodes {
+		nn := len(m.inner.norm)
+		if norms == nil || k == 0 || nn == 0 {
+			return params
+		}
+		c := min(k, len(norms)/nn) - 1
+		if c < 0 {
+			return params
+		}
+		out := append(G.Nodes(nil), params...)
+		for j, i := range m.inner.norm {
+			out[i] = norms[c*nn+j]
+		}
+		return out
+	}
 	var inner []int // the parameters the inner loop adapts
 	for i := range adapted {
-		if m.inner.frozen == nil || !m.inner.frozen[i] {
+		if (m.inner.frozen == nil || !m.inner.frozen[i]) && (norms == nil || !slices.Contains(m.inner.norm, i)) {
 			inner = append(inner, i)
 		}
 	}
@@ -728,7 +762,7 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 		return nil, err
 	}
 	for s := 0; s < k.steps; s++ {
-		pred, err := forward(m.Model, p.data[0], adapted)
+		pred, err := forward(m.Model, p.data[0], at(s, adapted))
 		if err != nil {
 			return nil, err
 		}
@@ -778,7 +812,7 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 		}
 		adapted = next
 		if !k.train || k.multiStep || s == k.steps-1 {
-			if err := record(adapted); err != nil {
+			if err := record(at(s+1, adapted)); err != nil {
 				return nil, err
 			}
 		}

@@ -3,16 +3,31 @@ package learners
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners/tasks"
+	"gorgonia.org/tensor"
 )
 
 // StepLRPrefix begins the name of every learned per-step rate of MAMLPP:
 // the rate of parameter "blocks.0.conv.weight" at inner step 2 (counted
 // from 0) is "lslr.2.blocks.0.conv.weight".
 const StepLRPrefix = "lslr."
+
+// StepNormPrefix begins the name of every per-step copy of a
+// normalisation weight of MAMLPP: the copy of "blocks.0.bn.weight" for the
+// passes after 1 inner step is "stepnorm.1.blocks.0.bn.weight".
+const StepNormPrefix = "stepnorm."
+
+// Normed is a Model that says which of its parameters are normalisation
+// weights and biases, by their positions in its parameters (nets.ConvNet
+// and nets.ResNet12 are), for MAMLPP's PerStepNorm.
+type Normed interface {
+	Model
+	NormParams() []int
+}
 
 // MAMLPP is MAML with the training changes of MAML++ (Antoniou, Edwards
 // and Storkey 2019, "How to train your MAML"), each on its own field:
@@ -25,14 +40,17 @@ const StepLRPrefix = "lslr."
 //     inner step, the weights annealed towards the last step's loss
 //     alone (MAML.multiStepWeights gives them), which it is afterwards;
 //   - FirstOrderFor (DA): the first FirstOrderFor iterations take
-//     first-order meta-gradients, the later ones second-order.
+//     first-order meta-gradients, the later ones second-order;
+//   - PerStepNorm (BNWB): the model's normalisation weights and biases
+//     (the Model must be Normed) have one copy for each number of inner
+//     steps taken, 0 to InnerSteps−1, meta-learned and left as they are
+//     by the inner loop: the forward passes after k inner steps use copy
+//     min(k, InnerSteps−1), copy 0 being θ's own.
 //
-// The paper's fourth and fifth changes, per-step batch normalisation
-// weights and running statistics, are not here: medusa's networks
-// normalise with each batch's statistics (transductive batch
-// normalisation, which the paper's code also uses when it normalises),
-// and their normalisation weights are adapted in the inner loop with the
-// rest of θ.
+// The paper's fifth change, per-step running statistics, is not here:
+// medusa's networks normalise with each batch's statistics in training
+// and in evaluation alike (transductive batch normalisation, as MAML does)
+// and keep no running statistics.
 //
 // The embedded MAML's fields keep their meaning and defaults; InnerLR is
 // the value every learned rate starts at. LRs holds the rates: for each
@@ -40,14 +58,19 @@ const StepLRPrefix = "lslr."
 // tensor of shape [1] named StepLRPrefix + s + "." + the parameter's
 // name; nil means they are created on first use. An evaluation with more
 // inner steps than InnerSteps takes the last step's rates for the steps
-// beyond. GradCheckpoint cannot be combined with these options. MAMLPP is
-// not safe for concurrent use.
+// beyond. Norms holds the copies of the normalisation weights for 1 to
+// InnerSteps−1 steps, named StepNormPrefix + k + "." + the weight's name;
+// nil means they are made on first use from θ's values. GradCheckpoint
+// cannot be combined with these options. MAMLPP is not safe for
+// concurrent use.
 type MAMLPP struct {
 	MAML
 	StepRates     bool
 	MultiStep     int
 	FirstOrderFor int
+	PerStepNorm   bool
 	LRs           *graph.Params
+	Norms         *graph.Params
 }
 
 var _ graph.Stateful = (*MAMLPP)(nil)
@@ -83,8 +106,56 @@ func (p *MAMLPP) prepare() error {
 		}
 		rule.stepRates = p.LRs
 	}
+	if p.PerStepNorm {
+		if err := p.prepareNorms(&rule); err != nil {
+			return err
+		}
+	}
 	p.MAML.inner = rule
 	return nil
+}
+
+// prepareNorms makes or checks the per-step copies of the normalisation
+// weights and hands them to rule.
+func (p *MAMLPP) prepareNorms(rule *innerRule) error {
+	nm, ok := p.Model.(Normed)
+	if !ok {
+		return fmt.Errorf("learners: MAMLPP.PerStepNorm: %T does not say which of its parameters normalise (NormParams)", p.Model)
+	}
+	rule.norm = nm.NormParams()
+	var want []string
+	var src []*tensor.Dense
+	for k := 1; k < p.innerSteps(); k++ {
+		for _, i := range rule.norm {
+			if i < 0 || i >= p.Params.Len() {
+				return fmt.Errorf("learners: MAMLPP.PerStepNorm: normalisation parameter %d of %d", i, p.Params.Len())
+			}
+			want = append(want, stepNormName(k, p.Params.At(i).Name))
+			src = append(src, p.Params.At(i).Value)
+		}
+	}
+	if p.Norms == nil {
+		p.Norms = new(graph.Params)
+		for j, name := range want {
+			if err := p.Norms.Add(name, src[j].Clone().(*tensor.Dense)); err != nil {
+				return err
+			}
+		}
+	}
+	if got := p.Norms.Names(); !slices.Equal(got, want) {
+		return fmt.Errorf("learners: MAMLPP.Norms holds %v, want %v", got, want)
+	}
+	for j, name := range want {
+		if q, _ := p.Norms.Get(name); !q.Shape().Eq(src[j].Shape()) || q.Dtype() != src[j].Dtype() {
+			return &graph.ShapeError{Op: "MAMLPP.Norms " + name, Want: fmt.Sprint(src[j].Shape(), src[j].Dtype()), Got: fmt.Sprint(q.Shape(), q.Dtype())}
+		}
+	}
+	rule.stepNorm = p.Norms
+	return nil
+}
+
+func stepNormName(k int, param string) string {
+	return StepNormPrefix + strconv.Itoa(k) + "." + param
 }
 
 func stepRateName(step int, param string) string {
@@ -190,17 +261,31 @@ func (p *MAMLPP) SaveState(prefix string, c *graph.Checkpoint) error {
 	if err := p.MAML.SaveState(prefix, c); err != nil {
 		return err
 	}
-	if !p.StepRates {
-		return nil
-	}
-	c.Meta[prefix+"step_lrs"] = strconv.Itoa(p.LRs.Len())
-	for i := 0; i < p.LRs.Len(); i++ {
-		q := p.LRs.At(i)
-		if err := c.State.Add(prefix+q.Name, q.Value); err != nil {
-			return err
+	for _, st := range p.stateParts() {
+		if !st.on {
+			continue
+		}
+		c.Meta[prefix+st.key] = strconv.Itoa(st.ps.Len())
+		for i := 0; i < st.ps.Len(); i++ {
+			q := st.ps.At(i)
+			if err := c.State.Add(prefix+q.Name, q.Value); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// statePart is a part of MAMLPP's state besides MAML's: whether it is on,
+// its metadata key, what it is, and its tensors.
+type statePart struct {
+	on        bool
+	key, what string
+	ps        *graph.Params
+}
+
+func (p *MAMLPP) stateParts() []statePart {
+	return []statePart{{p.StepRates, "step_lrs", "learned step rates", p.LRs}, {p.PerStepNorm, "step_norms", "per-step normalisation", p.Norms}}
 }
 
 // LoadState restores what SaveState recorded; p.Params must hold θ and
@@ -209,36 +294,42 @@ func (p *MAMLPP) LoadState(prefix string, c *graph.Checkpoint) error {
 	if err := p.prepare(); err != nil {
 		return err
 	}
-	_, saved := c.Meta[prefix+"step_lrs"]
-	if saved != p.StepRates {
-		return fmt.Errorf("learners: the checkpoint was saved with learned step rates %v, MAMLPP.StepRates is %v", saved, p.StepRates)
-	}
-	var lrs [][]float64
-	if p.StepRates {
-		n, err := c.MetaInt(prefix + "step_lrs")
+	var vals [][][]float64
+	for _, st := range p.stateParts() {
+		if _, saved := c.Meta[prefix+st.key]; saved != st.on {
+			return fmt.Errorf("learners: the checkpoint was saved with %s %v, MAMLPP has them %v", st.what, saved, st.on)
+		}
+		if !st.on {
+			vals = append(vals, nil)
+			continue
+		}
+		n, err := c.MetaInt(prefix + st.key)
 		if err != nil {
 			return err
 		}
-		if n != p.LRs.Len() {
-			return fmt.Errorf("learners: checkpoint holds %d step rates, want %d", n, p.LRs.Len())
+		if n != st.ps.Len() {
+			return fmt.Errorf("learners: checkpoint holds %d tensors of %s, want %d", n, st.what, st.ps.Len())
 		}
-		lrs = make([][]float64, n)
-		for i := range lrs {
-			q := p.LRs.At(i)
-			if lrs[i], err = c.Float64sState(prefix+q.Name, 1); err != nil {
+		v := make([][]float64, n)
+		for i := range v {
+			q := st.ps.At(i)
+			if v[i], err = c.Float64sState(prefix+q.Name, q.Value.Shape().TotalSize()); err != nil {
 				return err
 			}
-			if !graph.AllFinite(lrs[i]) {
+			if !graph.AllFinite(v[i]) {
 				return fmt.Errorf("learners: checkpoint state %s%s is not finite", prefix, q.Name)
 			}
 		}
+		vals = append(vals, v)
 	}
 	if err := p.MAML.LoadState(prefix, c); err != nil {
 		return err
 	}
-	for i, v := range lrs {
-		if err := setValues(p.LRs.At(i).Value, v); err != nil {
-			return err
+	for k, st := range p.stateParts() {
+		for i, v := range vals[k] {
+			if err := setValues(st.ps.At(i).Value, v); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

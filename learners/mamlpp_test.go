@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -263,5 +264,90 @@ func TestMAMLPPStepRatesPerStep(t *testing.T) {
 				t.Errorf("rates of step %d zero: losses after %d steps %v, want %v", zero, s, l[s], want[s])
 			}
 		}
+	}
+}
+
+// TestMAMLPPPerStepNorm checks the second-order meta-gradient of a small
+// ConvNet with per-step normalisation weights and learned step rates with
+// respect to θ, the rates and the copies against central differences of
+// the query loss; and that the copy for k steps serves the passes after k
+// steps only: changing it leaves the losses after fewer steps as they are.
+func TestMAMLPPPerStepNorm(t *testing.T) {
+	net := nets.ConvNet{Side: 6, Filters: 2, Blocks: 2, Out: 3}
+	b := randomBatch(rand.New(rand.NewPCG(21, 6)), 2, 6, 9, net.In(), net.Out, true)
+	params, err := net.Init(rand.New(rand.NewPCG(5, 6)), tensor.Float64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &MAMLPP{MAML: MAML{Model: net, Params: params, Loss: CrossEntropy, InnerLR: 0.4, InnerSteps: 3}, StepRates: true, PerStepNorm: true}
+	if err := p.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.Norms.Len(), 2*len(net.NormParams()); got != want {
+		t.Fatalf("%d per-step copies, want %d (steps 1 and 2)", got, want)
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	x := p.Norms.Flatten()
+	for i := range x {
+		x[i] += 0.3 * (rng.Float64() - 0.5)
+	}
+	if err := p.Norms.SetFlat(x); err != nil {
+		t.Fatal(err)
+	}
+	grads, _, err := p.MetaGradient(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, r := p.Params.Len(), p.LRs.Len()
+	eval := func() ([][]float64, error) { return p.Evaluate(b, 3) }
+	for _, part := range []struct {
+		name string
+		q    *graph.Params
+		got  []float64
+	}{
+		{"θ", p.Params, flat(grads[:n])},
+		{"step rates", p.LRs, flat(grads[n : n+r])},
+		{"normalisation copies", p.Norms, flat(grads[n+r:])},
+	} {
+		x := part.q.Flatten()
+		want := graph.NumGrad(finalLoss(t, part.q, eval), x, fdStep)
+		if err := part.q.SetFlat(x); err != nil {
+			t.Fatal(err)
+		}
+		if e := graph.RelErr(part.got, want, fdFloor); e > fdTol {
+			t.Errorf("meta-gradient with respect to the %s: rel err %.3g > %g\n got  %.6v\n want %.6v", part.name, e, fdTol, part.got, want)
+		}
+	}
+
+	// Evaluated over 4 steps: copy 2 also serves the passes after 3 and 4.
+	before, err := p.Evaluate(b, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := 1; k <= 2; k++ {
+		saved := p.Norms.Flatten()
+		x := slices.Clone(saved)
+		half := len(x) / 2
+		for i := (k - 1) * half; i < k*half; i++ {
+			x[i] *= 3
+		}
+		if err := p.Norms.SetFlat(x); err != nil {
+			t.Fatal(err)
+		}
+		after, err := p.Evaluate(b, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for s := range after {
+			if same := slices.Equal(after[s], before[s]); same != (s < k) {
+				t.Errorf("copy %d changed: losses after %d steps changed %v, want %v", k, s, !same, s >= k)
+			}
+		}
+		if err := p.Norms.SetFlat(saved); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := (&MAMLPP{MAML: *newMAML(t, nets.MLP{In: 1, Out: 1}, MSE, 2, false, 1), PerStepNorm: true}).prepare(); err == nil {
+		t.Errorf("per-step normalisation of an MLP: no error")
 	}
 }

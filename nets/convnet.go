@@ -85,6 +85,16 @@ func (m ConvNet) FinalSide() int {
 // that ANIL adapts.
 func (m ConvNet) HeadParams() int { return 2 }
 
+// NormParams returns the positions, in Init's order, of the batch
+// normalisation weights and biases (blocks.i.bn.weight and .bias).
+func (m ConvNet) NormParams() []int {
+	var out []int
+	for i := range m.blocks() {
+		out = append(out, 4*i+2, 4*i+3)
+	}
+	return out
+}
+
 // Validate reports whether the configuration can be built; errors match
 // ErrConfig.
 func (m ConvNet) Validate() error {

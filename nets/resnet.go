@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
 	G "gorgonia.org/gorgonia"
@@ -123,6 +124,19 @@ func (m ResNet12) features() int {
 // belong to the linear head (head.weight and head.bias): the parameters
 // that ANIL adapts.
 func (m ResNet12) HeadParams() int { return 2 }
+
+// NormParams returns the positions, in Init's order, of the batch
+// normalisation weights and biases (the bn1, bn2, bn3 and downsample.bn
+// weights and biases of every block).
+func (m ResNet12) NormParams() []int {
+	var out []int
+	for i, p := range m.params() {
+		if strings.Contains(p.name, "bn") {
+			out = append(out, i)
+		}
+	}
+	return out
+}
 
 // Validate reports whether the configuration can be built; errors match
 // ErrConfig.

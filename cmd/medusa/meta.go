@@ -212,7 +212,7 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 		return &learners.ProtoNet{Model: model, Params: params, Optimizer: &learners.Adam{LR: c.metaLR}, Device: c.dev}
 	case "mamlpp", "maml":
 		if c.plusPlus() {
-			return &learners.MAMLPP{MAML: maml, StepRates: c.stepRates, MultiStep: c.multiStep, FirstOrderFor: c.firstOrderFor}
+			return &learners.MAMLPP{MAML: maml, StepRates: c.stepRates, PerStepNorm: c.stepNorm, MultiStep: c.multiStep, FirstOrderFor: c.firstOrderFor}
 		}
 	case "r2d2":
 		return &learners.R2D2{ProtoNet: learners.ProtoNet{Model: model, Params: params, Optimizer: &learners.Adam{LR: c.metaLR}, Device: c.dev}}

@@ -99,6 +99,8 @@ func TestResumeBitIdentical(t *testing.T) {
 			"--eval-tasks", "0"}, "--iters"},
 		{"mamlpp", []string{"train", "--learner", "mamlpp", "--task", "classification", "--meta-batch", "3", "--hidden", "8",
 			"--inner-steps", "2", "--multi-step", "9", "--first-order-for", "4", "--eval-tasks", "0"}, "--iters"},
+		{"mamlpp-images", []string{"train", "--learner", "mamlpp", "--task", "mnist", "--filters", "4", "--blocks", "2", "--meta-batch", "2",
+			"--query", "2", "--inner-steps", "2", "--multi-step", "9", "--first-order-for", "4", "--eval-tasks", "0"}, "--iters"},
 		{"metasgd", []string{"train", "--learner", "metasgd", "--task", "classification", "--meta-batch", "3", "--hidden", "8",
 			"--eval-tasks", "0"}, "--iters"},
 		{"protonet", []string{"train", "--learner", "protonet", "--task", "mnist", "--filters", "4", "--blocks", "2", "--meta-batch", "2",

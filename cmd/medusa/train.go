@@ -48,6 +48,7 @@ type trainConfig struct {
 	imageSize      int    // --image-size, for folders
 	augment        bool
 	stepRates      bool // MAML++'s options
+	stepNorm       bool
 	multiStep      int
 	firstOrderFor  int
 	gradCheckpoint bool         // --grad-checkpoint
@@ -123,7 +124,7 @@ func (c *trainConfig) resolve() {
 	def(&c.filters, 64)
 	def(&c.blocks, 4)
 	if c.learner == "mamlpp" { // MAML++: every option, the annealings over the first tenth of the run
-		c.stepRates = true
+		c.stepRates, c.stepNorm = true, c.images()
 		def(&c.multiStep, max(c.iters/10, 1))
 		def(&c.firstOrderFor, max(c.iters/10, 1))
 		// Recorded as set, so that a resumed run with a larger --iters keeps them.
@@ -132,16 +133,19 @@ func (c *trainConfig) resolve() {
 }
 
 // plusPlus reports whether c sets any of MAML++'s options.
-func (c *trainConfig) plusPlus() bool { return c.stepRates || c.multiStep > 0 || c.firstOrderFor > 0 }
+func (c *trainConfig) plusPlus() bool {
+	return c.stepRates || c.stepNorm || c.multiStep > 0 || c.firstOrderFor > 0
+}
 
 func parseTrain(args []string, stderr io.Writer) (*trainConfig, error) {
 	fs := newFlags("medusa train")
-	learner := fs.String("learner", "maml", "maml (exact second order), mamlpp (MAML++: maml with --step-rates, --multi-step and --first-order-for), fomaml (first order), anil (inner loop adapts the head only), metasgd (learned per-parameter inner rates), reptile, protonet (prototypical networks) or r2d2 (a ridge-regression head); the last two for classification, with no inner loop")
+	learner := fs.String("learner", "maml", "maml (exact second order), mamlpp (MAML++: maml with --step-rates, --step-norm, --multi-step and --first-order-for), fomaml (first order), anil (inner loop adapts the head only), metasgd (learned per-parameter inner rates), reptile, protonet (prototypical networks) or r2d2 (a ridge-regression head); the last two for classification, with no inner loop")
 	task := fs.String("task", "sinusoid", "task distribution: sinusoid (Finn et al. 2017), classification (synthetic, make_classification-style), mnist (digits 0-4 train, 5-9 test), doublemnist (100 two-digit classes, 64/16/20 split), omniglot (--data DIR: alphabet/character/*.png), folder (--data DIR: miniImageNet's images/ and train/val/test.csv, train/val/test class folders, or class folders)")
 	backbone := fs.String("backbone", "convnet", "network for image tasks: convnet (4 blocks of --filters) or resnet12 (widths --filters × 1, 2.5, 5, 10)")
 	imageSize := fs.Int("image-size", 0, "folder: side the images are resized to (0: 84)")
 	augment := fs.Bool("augment", false, "folder: augment the meta-training images (random crop with padding, flip, colour jitter 0.4)")
 	stepRates := fs.Bool("step-rates", false, "maml: learn the inner step size of each parameter tensor at each inner step (MAML++)")
+	stepNorm := fs.Bool("step-norm", false, "maml on images: batch normalisation weights of their own for each inner step, not adapted (MAML++)")
 	multiStep := fs.Int("multi-step", 0, "maml: over the first N iterations meta-train on the query losses after every inner step, annealed to the last's (MAML++; mamlpp: a tenth of --iters)")
 	firstOrderFor := fs.Int("first-order-for", 0, "maml: take the first N iterations first-order, then second order (MAML++; mamlpp: a tenth of --iters)")
 	iters := fs.Int("iters", 10000, "meta-iterations (outer updates); the MAML paper uses 70000 for sinusoids")
@@ -180,7 +184,7 @@ Flags:
 	c := &trainConfig{runFlags: run, learner: *learner, task: *task, iters: *iters, metaBatch: *metaBatch, ways: *ways, shots: *shots,
 		query: *query, innerSteps: *innerSteps, innerLR: *innerLR, metaLR: *metaLR, filters: *filters, blocks: *blocks, anneal: *anneal,
 		data: *data, evalTasks: *evalTasks, evalSteps: *evalSteps, evalQuery: *evalQuery, valEvery: *valEvery, valTasks: *valTasks,
-		backbone: *backbone, imageSize: *imageSize, augment: *augment, stepRates: *stepRates, multiStep: *multiStep, firstOrderFor: *firstOrderFor,
+		backbone: *backbone, imageSize: *imageSize, augment: *augment, stepRates: *stepRates, stepNorm: *stepNorm, multiStep: *multiStep, firstOrderFor: *firstOrderFor,
 		gradCheckpoint: *gradCheckpoint, flags: flagValues(fs)}
 	if err := c.check(); err != nil {
 		return nil, bad("%v", err)
@@ -206,7 +210,10 @@ Flags:
 		return nil, bad("--grad-checkpoint applies to second-order learners (maml, anil, metasgd) without MAML++'s options, not %s", c.learner)
 	}
 	if c.plusPlus() && c.learner != "maml" && c.learner != "mamlpp" {
-		return nil, bad("--step-rates, --multi-step and --first-order-for are options of --learner maml (--learner mamlpp sets them all)")
+		return nil, bad("--step-rates, --step-norm, --multi-step and --first-order-for are options of --learner maml (--learner mamlpp sets them all)")
+	}
+	if c.stepNorm && !c.images() {
+		return nil, bad("--step-norm is for image tasks, whose networks normalise")
 	}
 	if c.backbone != "convnet" && c.backbone != "resnet12" {
 		return nil, bad("--backbone %q: want convnet or resnet12", c.backbone)
