@@ -2,6 +2,8 @@ package nets
 
 import (
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -36,5 +38,25 @@ func TestParamCount(t *testing.T) {
 	}
 	if n := (MLP{In: 65536, Hidden: []int{65536, 65536}, Out: 1}).ParamCount(); n != 2*65536*65537+65537 {
 		t.Errorf("ParamCount of a 65536-wide MLP = %d", n)
+	}
+}
+
+// TestNormParams: the normalisation parameters are exactly those named
+// for batch normalisation.
+func TestNormParams(t *testing.T) {
+	for _, m := range []interface {
+		Init(*rand.Rand, tensor.Dtype) (*graph.Params, error)
+		NormParams() []int
+	}{ConvNet{Side: 8, Filters: 2, Blocks: 2, Out: 3}, ResNet12{Side: 16, Widths: [4]int{2, 2, 2, 2}, Out: 3}} {
+		p, err := m.Init(rand.New(rand.NewPCG(1, 1)), tensor.Float64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		norm := m.NormParams()
+		for i, name := range p.Names() {
+			if isBN, in := strings.Contains(name, "bn"), slices.Contains(norm, i); isBN != in {
+				t.Errorf("%T: parameter %d %s: in NormParams %v, want %v", m, i, name, in, isBN)
+			}
+		}
 	}
 }
