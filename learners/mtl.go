@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 
@@ -539,6 +540,88 @@ func (m *MTL) Evaluate(ctx context.Context, data *tasks.Table) ([]Metrics, error
 		res[t] = acc[t].metrics(tg)
 	}
 	return res, nil
+}
+
+// Predict returns the model's predictions for the rows of data, whose
+// targets, if it has any, are not read: for each task, data.N rows of
+// Outputs values: the predicted value of a regression, the probability of
+// class 1 of a binary target, the probability of each class of a
+// multi-class target (the softmax of its head's logits). Rows are
+// computed in batches of at most 1,024.
+func (m *MTL) Predict(ctx context.Context, data *tasks.Table) ([][]float64, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	if data == nil || data.N <= 0 || data.In <= 0 || len(data.X) != data.N*data.In {
+		return nil, fmt.Errorf("learners: MTL.Predict: want rows of features, got %v", tableSize(data))
+	}
+	// The evaluation graph takes targets: give it labels 0, unread.
+	tab := &tasks.Table{N: data.N, In: data.In, X: data.X, Targets: m.Targets, Y: make([][]float64, len(m.Targets))}
+	for t := range tab.Y {
+		tab.Y[t] = make([]float64, data.N)
+	}
+	if err := m.checkTable(tab); err != nil {
+		return nil, err
+	}
+	batches, err := tab.Batches(nil, evalRows)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float64, len(m.Targets))
+	for _, b := range batches {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p, err := m.program(b.N, b.In, modeEval)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.run(m.Params, b); err != nil {
+			return nil, err
+		}
+		for t, tg := range m.Targets {
+			o, err := p.plan.ReadFloat64s(p.outs[t])
+			if err != nil {
+				return nil, err
+			}
+			switch tg.Kind {
+			case tasks.Binary:
+				for i, z := range o {
+					o[i] = 1 / (1 + math.Exp(-z))
+				}
+			case tasks.Multiclass:
+				for r := 0; r < len(o); r += tg.Classes {
+					softmaxInPlace(o[r : r+tg.Classes])
+				}
+			}
+			out[t] = append(out[t], o...)
+		}
+	}
+	return out, nil
+}
+
+// tableSize describes a table's shape for an error message.
+func tableSize(t *tasks.Table) string {
+	if t == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("%d rows of %d features and %d values", t.N, t.In, len(t.X))
+}
+
+// softmaxInPlace replaces logits by their softmax.
+func softmaxInPlace(z []float64) {
+	top := z[0]
+	for _, v := range z {
+		top = max(top, v)
+	}
+	sum := 0.0
+	for i, v := range z {
+		z[i] = math.Exp(v - top)
+		sum += z[i]
+	}
+	for i := range z {
+		z[i] /= sum
+	}
 }
 
 // scorer accumulates a task's metrics over batches.

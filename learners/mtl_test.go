@@ -13,6 +13,7 @@ import (
 	"github.com/medusa-ml/medusa/learners/tasks"
 	"github.com/medusa-ml/medusa/learners/weighting"
 	"github.com/medusa-ml/medusa/nets"
+	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -455,5 +456,118 @@ func TestLogisticGradientAtZero(t *testing.T) {
 	}
 	if got, want := g[1][off], 0.5-mean; math.Abs(got-want) > 1e-15 {
 		t.Errorf("bias gradient at logit 0 = %v; want %v", got, want)
+	}
+}
+
+// TestMTLPredict checks Predict against the model's forward pass on a
+// graph of its own (logits through a sigmoid or a softmax), and its
+// decisions against Evaluate's accuracies and MSE.
+func TestMTLPredict(t *testing.T) {
+	model := mtlModel()
+	m := newMTL(t, model, 3, tensor.Float64)
+	rng := rand.New(rand.NewPCG(4, 4))
+	for range 30 {
+		if _, err := m.Step(context.Background(), mtlTable(rng, 32)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	test := mtlTable(rng, 50)
+	rows := &tasks.Table{N: test.N, In: test.In, X: test.X} // no targets
+	pred, err := m.Predict(context.Background(), rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	g := G.NewGraph()
+	var ps G.Nodes
+	for i := 0; i < m.Params.Len(); i++ {
+		q := m.Params.At(i)
+		ps = append(ps, G.NewTensor(g, tensor.Float64, q.Value.Dims()+1, G.WithShape(append(tensor.Shape{1}, q.Value.Shape()...)...), G.WithName(q.Name)))
+	}
+	x := G.NewTensor(g, tensor.Float64, 3, G.WithShape(1, test.N, test.In), G.WithName("x"))
+	outs, err := model.Forward(x, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := graph.Compile(g, outs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range ps {
+		v := m.Params.At(i).Value.Clone().(*tensor.Dense)
+		if err := v.Reshape(n.Shape()...); err != nil {
+			t.Fatal(err)
+		}
+		if err := plan.Let(n.Name(), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	xv, err := graph.NewTensor(tensor.Float64, []int{1, test.N, test.In}, test.X)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Let("x", xv); err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for k, tg := range mtlTargets {
+		logits, err := plan.ReadFloat64s(outs[k])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]float64, len(logits))
+		c := tg.Outputs()
+		for r := 0; r < len(logits); r += c {
+			z := logits[r : r+c]
+			switch tg.Kind {
+			case tasks.Regression:
+				want[r] = z[0]
+			case tasks.Binary:
+				want[r] = 1 / (1 + math.Exp(-z[0]))
+			default:
+				sum := 0.0
+				for _, v := range z {
+					sum += math.Exp(v)
+				}
+				for j, v := range z {
+					want[r+j] = math.Exp(v) / sum
+				}
+			}
+		}
+		if e := graph.RelErr(pred[k], want, 1e-12); e > 1e-12 {
+			t.Errorf("%s: predictions differ from the forward pass by %.3g\n got  %.6v\n want %.6v", tg.Name, e, pred[k], want)
+		}
+	}
+
+	res, err := m.Evaluate(context.Background(), test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sq, sign, arg := 0.0, 0, 0
+	for i := range test.N {
+		d := pred[0][i] - test.Y[0][i]
+		sq += d * d
+		if (pred[1][i] > 0.5) == (test.Y[1][i] == 1) {
+			sign++
+		}
+		p := pred[2][3*i : 3*i+3]
+		best := 0
+		for j := range p {
+			if p[j] > p[best] {
+				best = j
+			}
+		}
+		if best == int(test.Y[2][i]) {
+			arg++
+		}
+	}
+	n := float64(test.N)
+	if math.Abs(sq/n-res[0].MSE) > 1e-12 || float64(sign)/n != res[1].Accuracy || float64(arg)/n != res[2].Accuracy {
+		t.Errorf("from the predictions: MSE %v, accuracies %v and %v; Evaluate: %v, %v, %v", sq/n, float64(sign)/n, float64(arg)/n, res[0].MSE, res[1].Accuracy, res[2].Accuracy)
+	}
+	if _, err := m.Predict(context.Background(), &tasks.Table{N: 2, In: 3, X: make([]float64, 6)}); err == nil {
+		t.Errorf("rows of 3 features for a model of 4: no error")
 	}
 }

@@ -7,12 +7,15 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// CSVOptions says how to read a CSV file into a Table. The zero value
-// names no targets and is not usable: Targets is required.
+// CSVOptions says how to read a CSV file into a Table. Targets is
+// required, except to read features alone (a table to predict for): with
+// Features set and no Targets, the named feature columns are read and
+// every other column is ignored.
 type CSVOptions struct {
 	// Targets names the target columns, in the order of the table's
 	// targets, with their kinds. Labels of a Binary target must be 0 or
@@ -111,7 +114,8 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 	fail := func(line, col int, name string, format string, args ...any) error {
 		return &CSVError{Path: path, Line: line, Column: col, Name: name, Err: fmt.Errorf(format, args...)}
 	}
-	if len(opts.Targets) == 0 {
+	featuresOnly := len(opts.Targets) == 0 && opts.Features != nil
+	if len(opts.Targets) == 0 && !featuresOnly {
 		return nil, fail(0, 0, "", "no target columns named in the options")
 	}
 	maxLine := opts.MaxLine
@@ -211,7 +215,13 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 		return nil, fail(headerLine, 0, "", "no feature columns: every column is a target")
 	}
 
-	tab := &Table{In: len(fcols), Targets: targets, Y: make([][]float64, len(targets))}
+	tab := &Table{In: len(fcols), Targets: targets, Y: make([][]float64, len(targets)), Features: make([]string, len(fcols))}
+	for i, j := range fcols {
+		tab.Features[i] = names[j]
+	}
+	if featuresOnly {
+		tab.Targets, tab.Y = nil, nil
+	}
 	cell := func(rec []string, j int) (float64, error) {
 		line, _ := cr.FieldPos(j)
 		s := strings.TrimSpace(rec[j])
@@ -238,7 +248,7 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 		if err != nil {
 			return nil, csvReadError(err, path)
 		}
-		if len(rec) != len(names) {
+		if len(rec) != len(names) && !featuresOnly {
 			line, _ := cr.FieldPos(0)
 			col, name := len(names)+1, ""
 			if len(rec) < len(names) {
@@ -285,6 +295,9 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 			return nil, fail(0, 0, names[tcols[k]], "multi-class target has only class 0; set its Classes")
 		}
 		targets[k].Classes = int(top) + 1
+	}
+	if featuresOnly {
+		return tab, nil
 	}
 	if err := tab.Validate(); err != nil {
 		return nil, fail(0, 0, "", "%v", err) // not reached: every cell was checked
@@ -397,14 +410,10 @@ func (t *Table) WriteCSV(w io.Writer) error {
 		return err
 	}
 	header := make([]string, 0, t.In+len(t.Targets))
-	for j := range t.In {
-		header = append(header, "x"+strconv.Itoa(j+1))
-	}
+	header = append(header, t.FeatureNames()...)
 	for _, tg := range t.Targets {
-		if strings.HasPrefix(tg.Name, "x") {
-			if n, err := strconv.Atoi(tg.Name[1:]); err == nil && n >= 1 && n <= t.In {
-				return fmt.Errorf("tasks: WriteCSV: target %q has a feature column's name", tg.Name)
-			}
+		if slices.Contains(header[:t.In], tg.Name) {
+			return fmt.Errorf("tasks: WriteCSV: target %q has a feature column's name", tg.Name)
 		}
 		header = append(header, tg.Name)
 	}

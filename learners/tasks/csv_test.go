@@ -293,8 +293,21 @@ func TestWriteCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !slices.Equal(back.Features, tab.FeatureNames()) {
+		t.Errorf("read back features %v, want %v", back.Features, tab.FeatureNames())
+	}
+	back.Features = nil // a generated table's names are implied
 	if !reflect.DeepEqual(back, tab) {
 		t.Errorf("read back a different table")
+	}
+
+	// Features alone, for prediction: other columns ignored, in the order asked.
+	feats, err := ReadCSV(strings.NewReader("b,y,a\n1,9,2\n3,9,4\n"), CSVOptions{Features: []string{"a", "b"}})
+	if err != nil || feats.N != 2 || !slices.Equal(feats.X, []float64{2, 1, 4, 3}) || feats.Targets != nil {
+		t.Errorf("features only: %+v, %v; want rows (2, 1) and (4, 3) and no targets", feats, err)
+	}
+	if _, err := ReadCSV(strings.NewReader("b,y\n1,9\n"), CSVOptions{Features: []string{"a", "b"}}); err == nil || !strings.Contains(err.Error(), `"a"`) {
+		t.Errorf("a missing feature column: %v", err)
 	}
 	clash := &Table{N: 1, In: 2, X: []float64{1, 2}, Targets: []Target{{Name: "x2", Kind: Regression}}, Y: [][]float64{{0}}}
 	if err := clash.WriteCSV(&buf); err == nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -68,6 +70,22 @@ type Table struct {
 	X       []float64
 	Targets []Target
 	Y       [][]float64
+	// Features names the In feature columns, as a CSV file named them;
+	// nil means "x1", "x2", ... (see FeatureNames).
+	Features []string
+}
+
+// FeatureNames returns t.Features, or "x1", ..., "xIn" when it is nil:
+// the columns WriteCSV writes and a model trained on t predicts from.
+func (t *Table) FeatureNames() []string {
+	if t.Features != nil {
+		return slices.Clone(t.Features)
+	}
+	out := make([]string, t.In)
+	for j := range out {
+		out[j] = "x" + strconv.Itoa(j+1)
+	}
+	return out
 }
 
 // ErrTable is matched by errors reporting an inconsistent table.
@@ -87,6 +105,9 @@ func (t *Table) Validate() error {
 	}
 	if len(t.Targets) == 0 || len(t.Y) != len(t.Targets) {
 		return fmt.Errorf("tasks: table has %d targets and %d target columns, want the same positive number: %w", len(t.Targets), len(t.Y), ErrTable)
+	}
+	if t.Features != nil && len(t.Features) != t.In {
+		return fmt.Errorf("tasks: table names %d features and has %d: %w", len(t.Features), t.In, ErrTable)
 	}
 	for i, v := range t.X {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -139,7 +160,7 @@ func (t *Table) Rows(idx []int) (*Table, error) {
 			return nil, fmt.Errorf("tasks: Rows: target %d has %d values for %d rows: %w", k, len(t.Y[k]), t.N, ErrTable)
 		}
 	}
-	out := &Table{N: len(idx), In: t.In, Targets: t.Targets, X: make([]float64, 0, len(idx)*t.In), Y: make([][]float64, len(t.Y))}
+	out := &Table{N: len(idx), In: t.In, Targets: t.Targets, Features: t.Features, X: make([]float64, 0, len(idx)*t.In), Y: make([][]float64, len(t.Y))}
 	for k := range out.Y {
 		out.Y[k] = make([]float64, 0, len(idx))
 	}
