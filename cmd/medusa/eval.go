@@ -25,6 +25,7 @@ type evalConfig struct {
 	seedGiven  bool
 	out        string
 	fits       string
+	csv        string       // a table to score a multi-task checkpoint on
 	device     string       // --device
 	dev        graph.Device // the device opened for it; nil: the CPU
 	maxMemory  int64        // --max-memory; 0: none
@@ -32,7 +33,8 @@ type evalConfig struct {
 
 func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
 	fs := newFlags("medusa eval")
-	checkpoint := fs.String("checkpoint", "", "checkpoint written by medusa train --out with a meta-learner (required)")
+	checkpoint := fs.String("checkpoint", "", "checkpoint written by medusa train --out or medusa mtl --out (required)")
+	csvPath := fs.String("csv", "", "multi-task checkpoints: score this CSV table (the trained feature and target columns) instead of the run's held-out rows")
 	nTasks := fs.Int("tasks", 600, "fresh test tasks")
 	episodes := fs.Int("episodes", 0, "the same as --tasks: test episodes of an image task")
 	steps := fs.Int("eval-steps", 0, "most inner steps: the figure is reported after 0, 1, ..., this many (0: the run's --eval-steps)")
@@ -47,13 +49,14 @@ func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
 	fits := fs.String("fits", "", "sinusoid: PNG plot of three test tasks: the truth, the K points, and the fits before and after 1 and --eval-steps steps (empty: none)")
 	bad, ok, err := parseFlags(fs, args, stderr, `Usage: medusa eval --checkpoint FILE [flags]
 
-Adapts a meta-trained model (any learner of "medusa train" but mtl) to
-fresh test tasks, as the end of "medusa train" does with the settings the
+Adapts a meta-trained model (any learner of "medusa train") to fresh
+test tasks, as the end of "medusa train" does with the settings the
 checkpoint records, and prints the query MSE, or accuracy, after every
 number of inner steps up to --eval-steps (mean and 95% interval,
 mean ± 1.96·s/√n). Plots the figure against the number of steps, and for
 sinusoids with --fits the model's fits to three tasks as in Finn et al.
-(2017), figure 2.
+(2017), figure 2. On a checkpoint of "medusa mtl" it prints each task's
+metrics on the run's held-out rows, or on the table of --csv.
 
 Flags:
 `)
@@ -61,7 +64,7 @@ Flags:
 		return nil, err
 	}
 	c := &evalConfig{checkpoint: *checkpoint, tasks: *nTasks, steps: *steps, shots: *shots, query: *query,
-		seed: *seed, seedGiven: fs.Changed("seed"), out: *out, fits: *fits, device: *device}
+		seed: *seed, seedGiven: fs.Changed("seed"), out: *out, fits: *fits, csv: *csvPath, device: *device}
 	if err := checkDevice(c.device); err != nil {
 		return nil, bad("%v", err)
 	}
@@ -109,6 +112,12 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("cannot read checkpoint: %v", err)
 	}
 	learner := ck.Meta["learner"]
+	if learner == "mtl" {
+		return evalMTL(ctx, e, stdout)
+	}
+	if e.csv != "" {
+		return fmt.Errorf("--csv is for checkpoints of medusa mtl; %s is one of medusa train", e.checkpoint)
+	}
 	if !slices.Contains(metaLearners, learner) {
 		return fmt.Errorf("%s is a checkpoint of learner %q; medusa eval evaluates the meta-learners' (%s)", e.checkpoint, learner, strings.Join(metaLearners, ", "))
 	}

@@ -3,10 +3,13 @@
 // Usage:
 //
 //	medusa train [flags]   meta-train a model: MAML (exact second order),
-//	                       first-order MAML, ANIL, Meta-SGD or Reptile
+//	                       MAML++, first-order MAML, ANIL, Meta-SGD,
+//	                       Reptile, prototypical networks or R2D2
 //	medusa mtl [flags]     train one network on several tasks, with a
 //	                       task weighting method
-//	medusa eval [flags]    adapt a meta-trained model to fresh test tasks
+//	medusa eval [flags]    adapt a meta-trained model to fresh test tasks,
+//	                       or score a multi-task model on held-out rows
+//	medusa predict [flags] write a multi-task model's predictions for new rows
 //	medusa toy [flags]     run multi-task weighting methods on the toy problem
 //	medusa plot [flags]    draw the training curves of a log
 //	medusa devices         list the GPUs, CUDA driver and libraries found

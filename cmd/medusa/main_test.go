@@ -505,7 +505,7 @@ func TestHelpEveryCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cmd := range []string{"train", "mtl", "eval", "toy", "plot", "devices"} {
+	for _, cmd := range []string{"train", "mtl", "eval", "predict", "toy", "plot", "devices"} {
 		if !strings.Contains(overview, "\n  "+cmd+" ") {
 			t.Errorf("medusa help does not list %s:\n%s", cmd, overview)
 		}

@@ -203,14 +203,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	mem = learners.NewBudget(c.maxMemory)
-	heads := make([]nets.Head, len(train.Targets))
-	for i, tg := range train.Targets {
-		heads[i] = nets.Head{Name: tg.Name, Out: tg.Outputs()}
-	}
-	var model learners.MultiTaskModel = nets.MultiTask{Trunk: nets.Trunk{In: train.In, Hidden: c.hidden, Activation: c.activation}, Heads: heads}
-	if c.arch == "mmoe" {
-		model = nets.MMoE{In: train.In, Experts: c.experts, ExpertHidden: c.hidden, Activation: c.activation, Heads: heads}
-	}
+	model, heads := c.model(train)
 	mem.Add("model", learners.ModelBytes(model.(paramCounter).ParamCount(), int(c.dtype.Size())))
 	if err := mem.Check(); err != nil {
 		return err
@@ -291,6 +284,24 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	return printMetrics(ctx, m, test, floors, stdout)
+}
+
+// model returns the network of c for a table like t, and its heads.
+func (c *mtlConfig) model(t *tasks.Table) (learners.MultiTaskModel, []nets.Head) {
+	heads := make([]nets.Head, len(t.Targets))
+	for i, tg := range t.Targets {
+		heads[i] = nets.Head{Name: tg.Name, Out: tg.Outputs()}
+	}
+	if c.arch == "mmoe" {
+		return nets.MMoE{In: t.In, Experts: c.experts, ExpertHidden: c.hidden, Activation: c.activation, Heads: heads}, heads
+	}
+	return nets.MultiTask{Trunk: nets.Trunk{In: t.In, Hidden: c.hidden, Activation: c.activation}, Heads: heads}, heads
+}
+
+// printMetrics evaluates m on test and prints each task's metrics, beside
+// its noise floor when floors is not nil.
+func printMetrics(ctx context.Context, m *learners.MTL, test *tasks.Table, floors []float64, stdout io.Writer) error {
 	res, err := m.Evaluate(ctx, test)
 	if err != nil {
 		return err

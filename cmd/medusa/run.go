@@ -39,7 +39,9 @@ Commands:
   mtl     train one network on several tasks at once (synthetic tables,
           MultiMNIST, a CSV file) and report each task's scores
   eval    adapt a meta-trained model (train --out) to fresh test tasks:
-          scores after 0..N inner steps, adaptation and fit plots
+          scores after 0..N inner steps, adaptation and fit plots; or
+          score a multi-task model (mtl --out) on held-out rows
+  predict write a multi-task model's predictions for the rows of a CSV
   toy     run multi-task weighting methods on the two-objective toy problem
           and plot their trajectories
   plot    draw the training curves of a log written with --log
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return toy(ctx, args[1:], stdout, stderr)
 	case "eval":
 		return evalCmd(ctx, args[1:], stdout, stderr)
+	case "predict":
+		return predictCmd(ctx, args[1:], stdout, stderr)
 	case "plot":
 		return plotCmd(ctx, args[1:], stdout, stderr)
 	case "devices":

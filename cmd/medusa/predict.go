@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/medusa-ml/medusa/graph"
+	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/tasks"
+)
+
+// mtlRun is a multi-task checkpoint's network, rebuilt from the settings
+// it records, with the run's data.
+type mtlRun struct {
+	c           *mtlConfig
+	m           *learners.MTL
+	train, test *tasks.Table
+	floors      []float64
+}
+
+// loadMTL rebuilds the run of the multi-task checkpoint at path: its
+// settings, its data (the same rows, from the same seed) and its network
+// with the checkpoint's parameters.
+func loadMTL(path string) (*mtlRun, error) {
+	ck, err := graph.LoadCheckpoint(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read checkpoint: %v", err)
+	}
+	if l := ck.Meta["learner"]; l != "mtl" {
+		return nil, fmt.Errorf("%s is a checkpoint of medusa train (learner %q), not of medusa mtl", path, l)
+	}
+	_, settings, err := storedArgs(ck, path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := parseMTL(settings, io.Discard)
+	if err != nil || c == nil {
+		return nil, fmt.Errorf("%s: the recorded settings are refused: %v", path, err)
+	}
+	r := &mtlRun{c: c}
+	rng := rand.New(rand.NewPCG(c.seed, 0x6d656475)) // as medusa mtl draws them
+	if r.train, r.test, r.floors, err = c.tables().Load(rng); err != nil {
+		return nil, err
+	}
+	model, _ := c.model(r.train)
+	params, err := model.Init(rng, c.dtype)
+	if err != nil {
+		return nil, err
+	}
+	if err := params.CopyFrom(ck.Params); err != nil {
+		return nil, fmt.Errorf("%s: the parameters do not fit the network its settings describe: %v", path, err)
+	}
+	r.m = &learners.MTL{Model: model, Params: params, Targets: r.train.Targets}
+	return r, nil
+}
+
+// evalMTL is "medusa eval" on a multi-task checkpoint: each task's
+// metrics on the run's held-out rows, or on the table of --csv.
+func evalMTL(ctx context.Context, e *evalConfig, stdout io.Writer) error {
+	r, err := loadMTL(e.checkpoint)
+	if err != nil {
+		return err
+	}
+	defer r.m.Close()
+	test, floors := r.test, r.floors
+	if e.csv != "" {
+		opts := tasks.CSVOptions{Targets: r.train.Targets, Features: r.train.FeatureNames()}
+		if test, err = tasks.LoadCSV(e.csv, opts); err != nil {
+			return err
+		}
+		floors = nil
+	}
+	return printMetrics(ctx, r.m, test, floors, stdout)
+}
+
+func predictCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("medusa predict")
+	checkpoint := fs.String("checkpoint", "", "checkpoint written by medusa mtl --out (required)")
+	rows := fs.String("csv", "", "CSV file of the rows to predict for, with a header naming the trained feature columns; other columns are ignored (required)")
+	out := fs.String("out", "predictions.csv", "CSV file to write the predictions to")
+	bad, ok, err := parseFlags(fs, args, stderr, `Usage: medusa predict --checkpoint FILE --csv ROWS [--out FILE]
+
+Runs a multi-task network trained by "medusa mtl" on new rows and writes
+one line of predictions per row, in order: for each task, the predicted
+value of a regression, the probability of class 1 of a binary target, and
+the probability of each class of a multi-class target (columns NAME:0,
+NAME:1, ...).
+
+Flags:
+`)
+	if !ok {
+		return err
+	}
+	if *checkpoint == "" || *rows == "" {
+		return bad("--checkpoint and --csv are required")
+	}
+	if err := checkOutputs("out", *out); err != nil {
+		return bad("%v", err)
+	}
+	r, err := loadMTL(*checkpoint)
+	if err != nil {
+		return err
+	}
+	defer r.m.Close()
+	maxAbs := 0.0
+	if r.c.dtype.Size() == 4 {
+		maxAbs = math.MaxFloat32
+	}
+	x, err := tasks.LoadCSV(*rows, tasks.CSVOptions{Features: r.train.FeatureNames(), MaxAbs: maxAbs})
+	if err != nil {
+		return err
+	}
+	pred, err := r.m.Predict(ctx, x)
+	if err != nil {
+		return err
+	}
+	var header []string
+	for _, tg := range r.train.Targets {
+		if tg.Kind != tasks.Multiclass {
+			header = append(header, tg.Name)
+			continue
+		}
+		for k := range tg.Classes {
+			header = append(header, tg.Name+":"+strconv.Itoa(k))
+		}
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write(header)
+	line := make([]string, 0, len(header))
+	for i := range x.N {
+		line = line[:0]
+		for t, tg := range r.train.Targets {
+			k := tg.Outputs()
+			for _, v := range pred[t][i*k : (i+1)*k] {
+				line = append(line, strconv.FormatFloat(v, 'g', -1, 64))
+			}
+		}
+		w.Write(line)
+	}
+	if w.Flush(); w.Error() != nil {
+		return w.Error()
+	}
+	if err := graph.WriteFileAtomic(*out, buf.Bytes()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote predictions for %d rows (%d columns) to %s\n", x.N, len(header), *out)
+	return nil
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"encoding/csv"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestMTLEvalPredict: eval scores a multi-task checkpoint as mtl did at
+// the end of training, and on a table of --csv; predict writes one row of
+// predictions per input row, probabilities where the task classifies,
+// whose decisions on the held-out rows give the accuracy eval reports.
+func TestMTLEvalPredict(t *testing.T) {
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "mt.safetensors")
+	train, stderr, err := runCLI("mtl", "--steps", "60", "--train-rows", "400", "--test-rows", "100", "--batch", "64", "--hidden", "16", "--out", ck)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	eval, stderr, err := runCLI("eval", "--checkpoint", ck)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	metrics := train[strings.Index(train, "held-out metrics"):]
+	if eval != metrics {
+		t.Errorf("eval printed\n%s\nmtl printed\n%s", eval, metrics)
+	}
+
+	// The held-out rows, as a CSV file: predict reads their features and
+	// eval --csv scores them with their targets.
+	r, err := loadMTL(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := filepath.Join(dir, "rows.csv")
+	f, err := os.Create(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.test.WriteCSV(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	byCSV, stderr, err := runCLI("eval", "--checkpoint", ck, "--csv", rows)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	strip := func(s string) string { // the noise floors are not known for a file
+		var out []string
+		for _, l := range strings.Split(s, "\n") {
+			out = append(out, strings.SplitN(l, "   (noise floor", 2)[0])
+		}
+		return strings.Join(out, "\n")
+	}
+	if strip(byCSV) != strip(metrics) {
+		t.Errorf("eval --csv of the held-out rows printed\n%s\nwant\n%s", byCSV, metrics)
+	}
+	res, err := r.m.Evaluate(t.Context(), r.test)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out := filepath.Join(dir, "pred.csv")
+	if _, stderr, err := runCLI("predict", "--checkpoint", ck, "--csv", rows, "--out", out); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	pf, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	recs, err := csv.NewReader(pf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != r.test.N+1 || strings.Join(recs[0], ",") != "reg1,reg2,cls" {
+		t.Fatalf("%d lines, header %v; want %d lines and reg1,reg2,cls", len(recs), recs[0], r.test.N+1)
+	}
+	correct := 0
+	for i, rec := range recs[1:] {
+		p, err := strconv.ParseFloat(rec[2], 64)
+		if err != nil || p < 0 || p > 1 {
+			t.Fatalf("row %d: probability %q", i, rec[2])
+		}
+		if (p > 0.5) == (r.test.Y[2][i] == 1) {
+			correct++
+		}
+	}
+	if acc := float64(correct) / float64(r.test.N); math.Abs(acc-res[2].Accuracy) > 1e-12 {
+		t.Errorf("accuracy of the predicted probabilities %v, eval's %v", acc, res[2].Accuracy)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"predict", "--checkpoint", ck}, "required"},
+		{[]string{"predict", "--checkpoint", ck, "--csv", filepath.Join(dir, "none.csv")}, "none.csv"},
+		{[]string{"eval", "--checkpoint", ck, "--csv", filepath.Join(dir, "none.csv")}, "none.csv"},
+	} {
+		if _, _, err := runCLI(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+}
