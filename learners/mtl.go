@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/medusa-ml/medusa/graph"
@@ -35,7 +36,11 @@ type MultiTaskModel interface {
 //
 // A task's loss follows its target's kind: mean squared error for
 // regression, the logistic loss on one logit for binary targets, softmax
-// cross-entropy for multi-class targets.
+// cross-entropy for multi-class targets. A row whose label for a task is
+// missing (NaN in the table, an empty cell of a CSV file) takes no part in
+// that task's loss, gradient or metrics: the loss is the mean over the
+// rows that have the label, and 0 for a minibatch with none, which the
+// weighting method then sees as it is.
 //
 // Model, Params and Targets (one per head, in the heads' order) must be
 // set. The zero values of the other fields mean: Weighting equal
@@ -91,6 +96,7 @@ const (
 type mtlKey struct {
 	rows, in int
 	mode     mtlMode
+	masked   bool // some labels are missing: each loss is a weighted sum over the rows
 }
 
 type mtlProgram struct {
@@ -99,6 +105,7 @@ type mtlProgram struct {
 	x         *G.Node
 	ys        G.Nodes
 	weights   G.Nodes   // modeWeighted: one scalar input per task
+	masks     G.Nodes   // masked: per task, each row's weight in its loss (1/labelled rows, 0 if missing)
 	losses    G.Nodes   // one scalar per task
 	outs      G.Nodes   // each head's output
 	grads     G.Nodes   // modeWeighted: one per parameter
@@ -184,7 +191,7 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 			return MTLStats{}, fmt.Errorf("learners: MTL: %s gave %d weights for %d tasks", method.Name(), len(prior), T)
 		}
 	}
-	p, err := m.program(b.N, b.In, mode)
+	p, err := m.program(b.N, b.In, mode, missing(b))
 	if err != nil {
 		return MTLStats{}, err
 	}
@@ -516,7 +523,7 @@ func (m *MTL) Evaluate(ctx context.Context, data *tasks.Table) ([]Metrics, error
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		p, err := m.program(b.N, b.In, modeEval)
+		p, err := m.program(b.N, b.In, modeEval, missing(b))
 		if err != nil {
 			return nil, err
 		}
@@ -640,10 +647,19 @@ func newScorer(tg tasks.Target) scorer {
 }
 
 func (s *scorer) add(loss float64, out, y []float64) {
-	s.lossSum += loss * float64(len(y))
-	s.n += len(y)
 	k := len(out) / len(y)
+	labelled := 0
+	for _, truth := range y {
+		if !math.IsNaN(truth) {
+			labelled++
+		}
+	}
+	s.lossSum += loss * float64(labelled)
+	s.n += labelled
 	for i, truth := range y {
+		if math.IsNaN(truth) { // a missing label
+			continue
+		}
 		o := out[i*k : (i+1)*k]
 		var pred int
 		switch s.kind {
@@ -724,19 +740,50 @@ func (p *mtlProgram) run(params *graph.Params, b *tasks.Table) error {
 	if err := p.plan.Let(p.x.Name(), x); err != nil {
 		return err
 	}
+	for t, n := range p.masks {
+		w := make([]float64, b.N)
+		if c := b.Labelled(t); c > 0 {
+			for i, v := range b.Y[t] {
+				if !math.IsNaN(v) {
+					w[i] = 1 / float64(c)
+				}
+			}
+		}
+		mask, err := graph.NewTensor(dt, n.Shape(), w)
+		if err != nil {
+			return err
+		}
+		if err := p.plan.Let(n.Name(), mask); err != nil {
+			return err
+		}
+	}
 	for t, n := range p.ys {
 		var y tensor.Tensor
 		if n.Dtype() == tensor.Int {
 			labels := make([]int, b.N)
 			for i, v := range b.Y[t] {
+				if math.IsNaN(v) {
+					continue // masked out; any class will do
+				}
 				labels[i] = int(v)
 				if b.Targets[t].Kind == tasks.Binary {
 					labels[i] = 1 - labels[i] // column 0 holds the logit of class 1
 				}
 			}
 			y = tensor.New(tensor.WithShape(n.Shape()...), tensor.WithBacking(labels))
-		} else if y, err = graph.NewTensor(dt, n.Shape(), b.Y[t]); err != nil {
-			return fmt.Errorf("learners: MTL: target %d: %w", t, err)
+		} else {
+			vals := b.Y[t]
+			if p.masks != nil {
+				vals = slices.Clone(vals)
+				for i, v := range vals {
+					if math.IsNaN(v) {
+						vals[i] = 0 // masked out
+					}
+				}
+			}
+			if y, err = graph.NewTensor(dt, n.Shape(), vals); err != nil {
+				return fmt.Errorf("learners: MTL: target %d: %w", t, err)
+			}
 		}
 		if err := p.plan.Let(n.Name(), y); err != nil {
 			return err
@@ -747,12 +794,12 @@ func (p *mtlProgram) run(params *graph.Params, b *tasks.Table) error {
 
 // program returns the compiled graph for a batch of rows in a mode,
 // building it on first use.
-func (m *MTL) program(rows, in int, mode mtlMode) (*mtlProgram, error) {
+func (m *MTL) program(rows, in int, mode mtlMode, masked ...bool) (*mtlProgram, error) {
 	if s := m.settings(); s != m.built {
 		closePlans(m.programs)
 		m.programs, m.built, m.last = nil, s, nil
 	}
-	p, err := cached(&m.programs, mtlKey{rows, in, mode}, m.build)
+	p, err := cached(&m.programs, mtlKey{rows, in, mode, len(masked) > 0 && masked[0]}, m.build)
 	if err != nil {
 		return nil, err
 	}
@@ -884,17 +931,21 @@ func (m *MTL) build(k mtlKey) (p *mtlProgram, err error) {
 			return nil, &graph.ShapeError{Op: "MTL head " + tg.Name, Want: fmt.Sprint(want), Got: fmt.Sprint(outs[t].Shape())}
 		}
 		name := fmt.Sprintf("y.%d", t)
-		var y, loss *G.Node
+		var y, loss, mask *G.Node
+		if k.masked {
+			mask = G.NewTensor(g, dt, 2, G.WithShape(1, k.rows), G.WithName(fmt.Sprintf("mask.%d", t)))
+			p.masks = append(p.masks, mask)
+		}
 		switch tg.Kind {
 		case tasks.Multiclass:
 			y = G.NewTensor(g, tensor.Int, 2, G.WithShape(1, k.rows), G.WithName(name))
-			loss, err = graph.CrossEntropyLabels(outs[t], y)
+			loss, err = maskedCrossEntropy(outs[t], y, mask)
 		case tasks.Binary:
 			y = G.NewTensor(g, tensor.Int, 2, G.WithShape(1, k.rows), G.WithName(name))
-			loss, err = logisticLoss(outs[t], y, t)
+			loss, err = logisticLoss(outs[t], y, t, mask)
 		default:
 			y = G.NewTensor(g, dt, 3, G.WithShape(want...), G.WithName(name))
-			loss, err = mseLoss(outs[t], y)
+			loss, err = mseLoss(outs[t], y, mask)
 		}
 		if err != nil {
 			return nil, err
@@ -954,8 +1005,9 @@ func (m *MTL) build(k mtlKey) (p *mtlProgram, err error) {
 	return p, nil
 }
 
-// mseLoss returns the mean squared error between pred and y.
-func mseLoss(pred, y *G.Node) (*G.Node, error) {
+// mseLoss returns the mean squared error between pred and y [1, rows,
+// 1], or with mask [1, rows] the rows' squared errors weighted by it.
+func mseLoss(pred, y, mask *G.Node) (*G.Node, error) {
 	d, err := G.Sub(pred, y)
 	if err != nil {
 		return nil, fmt.Errorf("learners: loss: %v", err)
@@ -964,7 +1016,43 @@ func mseLoss(pred, y *G.Node) (*G.Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("learners: loss: %v", err)
 	}
-	return graph.MeanAll(sq)
+	if mask == nil {
+		return graph.MeanAll(sq)
+	}
+	if sq, err = G.Reshape(sq, mask.Shape()); err != nil {
+		return nil, fmt.Errorf("learners: loss: %v", err)
+	}
+	return weightedSum(sq, mask)
+}
+
+// maskedCrossEntropy is graph.CrossEntropyLabels, or with mask the rows' losses
+// weighted by it.
+func maskedCrossEntropy(logits, labels, mask *G.Node) (*G.Node, error) {
+	if mask == nil {
+		return graph.CrossEntropyLabels(logits, labels)
+	}
+	lp, err := graph.LogSoftmax(logits)
+	if err != nil {
+		return nil, err
+	}
+	picked, err := graph.Pick(lp, labels)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := weightedSum(picked, mask)
+	if err != nil {
+		return nil, err
+	}
+	return graph.Scale(sum, -1)
+}
+
+// weightedSum returns Σ mask ⊙ x.
+func weightedSum(x, mask *G.Node) (*G.Node, error) {
+	wx, err := G.HadamardProd(x, mask)
+	if err != nil {
+		return nil, fmt.Errorf("learners: masked loss: %v", err)
+	}
+	return graph.SumAll(wx)
 }
 
 // logisticLoss returns the mean binary cross-entropy of logits z
@@ -972,7 +1060,7 @@ func mseLoss(pred, y *G.Node) (*G.Node, error) {
 // a positive example, 1 for a negative one): softmax([z, 0]) = [σ(z),
 // 1 − σ(z)], so this is −mean(y·log σ(z) + (1 − y)·log(1 − σ(z))), with
 // LogSoftmax's stable, smooth derivative σ(z) − y everywhere, 0 included.
-func logisticLoss(z, labels *G.Node, t int) (out *G.Node, err error) {
+func logisticLoss(z, labels *G.Node, t int, mask *G.Node) (out *G.Node, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("learners: logistic loss: %v", r)
@@ -990,7 +1078,17 @@ func logisticLoss(z, labels *G.Node, t int) (out *G.Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("learners: logistic loss: %v", err)
 	}
-	return graph.CrossEntropyLabels(pair, labels)
+	return maskedCrossEntropy(pair, labels, mask)
 }
 
 func (p *mtlProgram) machine() *graph.Plan { return p.plan }
+
+// missing reports whether b lacks any label.
+func missing(b *tasks.Table) bool {
+	for k := range b.Y {
+		if b.Labelled(k) < b.N {
+			return true
+		}
+	}
+	return false
+}

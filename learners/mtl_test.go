@@ -103,7 +103,7 @@ func taskGrads(t *testing.T, m *MTL, b *tasks.Table) [][]float64 {
 func separateGrad(t *testing.T, m *MTL, b *tasks.Table, k int) []float64 {
 	t.Helper()
 	solo := &MTL{Model: m.Model, Params: m.Params, Targets: m.Targets}
-	p, err := solo.build(mtlKey{b.N, b.In, modeEval})
+	p, err := solo.build(mtlKey{b.N, b.In, modeEval, false})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -569,5 +569,93 @@ func TestMTLPredict(t *testing.T) {
 	}
 	if _, err := m.Predict(context.Background(), &tasks.Table{N: 2, In: 3, X: make([]float64, 6)}); err == nil {
 		t.Errorf("rows of 3 features for a model of 4: no error")
+	}
+}
+
+// TestMTLMissingLabels: a task's loss leaves out the rows without its
+// label. With one task, training on a table with missing labels is
+// training on its labelled rows (to rounding); with three, each task's
+// loss and metrics are those of its labelled rows, under a gradient
+// method too.
+func TestMTLMissingLabels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	full := mtlTable(rng, 64)
+	h := *full
+	holes := &h
+	holes.Y = make([][]float64, 3)
+	for k := range holes.Y {
+		holes.Y[k] = slices.Clone(full.Y[k])
+		for i := range holes.Y[k] {
+			if (i+k)%3 == 0 && i%5 != 4 { // every row keeps at least one label
+				holes.Y[k][i] = math.NaN()
+			}
+		}
+	}
+	for k, tg := range mtlTargets {
+		t.Run("single "+tg.Name, func(t *testing.T) {
+			one := &tasks.Table{N: holes.N, In: holes.In, X: holes.X, Targets: []tasks.Target{tg}, Y: [][]float64{holes.Y[k]}}
+			var idx []int
+			for i, v := range one.Y[0] {
+				if !math.IsNaN(v) {
+					idx = append(idx, i)
+				}
+			}
+			only, err := one.Rows(idx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			model := nets.MultiTask{Trunk: nets.Trunk{In: 4, Hidden: []int{6}, Activation: nets.Tanh}, Heads: []nets.Head{{Name: tg.Name, Out: tg.Outputs()}}}
+			train := func(tab *tasks.Table) []float64 {
+				p, err := model.Init(rand.New(rand.NewPCG(1, 1)), tensor.Float64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := &MTL{Model: model, Params: p, Targets: []tasks.Target{tg}}
+				for range 5 {
+					if _, err := m.Step(context.Background(), tab); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return m.Params.Flatten()
+			}
+			if e := graph.RelErr(train(one), train(only), 1e-9); !(e <= 1e-12) {
+				t.Errorf("trained with missing labels vs on the labelled rows only: rel diff %.3g", e)
+			}
+		})
+	}
+
+	m := newMTL(t, mtlModel(), 2, tensor.Float64)
+	w, err := weighting.New("mgda", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Weighting = w
+	res, err := m.Evaluate(context.Background(), holes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Step(context.Background(), holes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range mtlTargets {
+		var idx []int
+		for i, v := range holes.Y[k] {
+			if !math.IsNaN(v) {
+				idx = append(idx, i)
+			}
+		}
+		sub, err := full.Rows(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2 := newMTL(t, mtlModel(), 2, tensor.Float64)
+		want, err := m2.Evaluate(context.Background(), sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := graph.RelErr([]float64{res[k].Loss, res[k].MSE, res[k].Accuracy, st.Losses[k]}, []float64{want[k].Loss, want[k].MSE, want[k].Accuracy, want[k].Loss}, 1e-9); !(e <= 1e-12) {
+			t.Errorf("task %d: loss, MSE, accuracy, step loss %v %v %v %v; on its labelled rows %v %v %v", k, res[k].Loss, res[k].MSE, res[k].Accuracy, st.Losses[k], want[k].Loss, want[k].MSE, want[k].Accuracy)
+		}
 	}
 }

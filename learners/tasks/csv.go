@@ -97,12 +97,16 @@ func LoadCSV(path string, opts CSVOptions) (*Table, error) {
 // must be unique and not empty; cells are trimmed of spaces and parsed
 // with strconv.ParseFloat. Empty lines are skipped.
 //
+// An empty cell in a target column is a missing label, NaN in the table:
+// the row then takes no part in that task's loss and metrics.
+//
 // Every problem is reported as a *CSVError naming the line, and the
 // column by number and name where there is one: a missing header, a
 // duplicate or empty column name, a target or feature column the header
 // lacks (the error lists the columns it has), a row with too few or too
-// many cells, an empty or non-numeric cell, NaN or ±Inf (also from
-// overflow), a label invalid for its target's kind, and no data rows.
+// many cells, an empty feature cell or a non-numeric cell, NaN or ±Inf
+// (also from overflow), a label invalid for its target's kind, a row with
+// no label for any target, and no data rows.
 //
 // Memory grows with the rows actually read, never with counts taken from
 // the input.
@@ -263,7 +267,13 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 			}
 			tab.X = append(tab.X, v)
 		}
+		labelled := false
 		for k, j := range tcols {
+			if strings.TrimSpace(rec[j]) == "" { // a missing label
+				tab.Y[k] = append(tab.Y[k], math.NaN())
+				continue
+			}
+			labelled = true
 			v, err := cell(rec, j)
 			if err != nil {
 				return nil, err
@@ -278,6 +288,10 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 			}
 			tab.Y[k] = append(tab.Y[k], v)
 		}
+		if !labelled && len(tcols) > 0 {
+			line, _ := cr.FieldPos(0)
+			return nil, fail(line, 0, "", "row has no label for any target (%s)", listNames(targetNames(targets)))
+		}
 		tab.N++
 	}
 	if tab.N == 0 {
@@ -289,7 +303,9 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 		}
 		top := 0.0
 		for _, v := range tab.Y[k] {
-			top = max(top, v)
+			if !math.IsNaN(v) {
+				top = max(top, v)
+			}
 		}
 		if top < 1 {
 			return nil, fail(0, 0, names[tcols[k]], "multi-class target has only class 0; set its Classes")
@@ -427,7 +443,10 @@ func (t *Table) WriteCSV(w io.Writer) error {
 			row[j] = strconv.FormatFloat(t.X[i*t.In+j], 'g', -1, 64)
 		}
 		for k := range t.Targets {
-			row[t.In+k] = strconv.FormatFloat(t.Y[k][i], 'g', -1, 64)
+			row[t.In+k] = ""
+			if v := t.Y[k][i]; !math.IsNaN(v) { // empty: a missing label
+				row[t.In+k] = strconv.FormatFloat(v, 'g', -1, 64)
+			}
 		}
 		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("tasks: WriteCSV: %v", err)
@@ -438,4 +457,12 @@ func (t *Table) WriteCSV(w io.Writer) error {
 		return fmt.Errorf("tasks: WriteCSV: %v", err)
 	}
 	return nil
+}
+
+func targetNames(ts []Target) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Name
+	}
+	return out
 }

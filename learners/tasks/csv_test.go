@@ -314,3 +314,35 @@ func TestWriteCSV(t *testing.T) {
 		t.Error("WriteCSV of a target named x2 beside two features: no error")
 	}
 }
+
+// TestCSVMissingLabels: an empty target cell is a missing label (NaN),
+// written back as an empty cell; a row with no label at all is an error
+// naming its line; an empty feature cell is still an error.
+func TestCSVMissingLabels(t *testing.T) {
+	opts := CSVOptions{Targets: []Target{{Name: "y", Kind: Regression}, {Name: "c", Kind: Binary}}}
+	tab, err := ReadCSV(strings.NewReader("a,y,c\n1,2,\n3,,1\n5,6,0\n"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !math.IsNaN(tab.Y[1][0]) || !math.IsNaN(tab.Y[0][1]) || tab.Y[0][2] != 6 || tab.Labelled(0) != 2 || tab.Labelled(1) != 2 {
+		t.Errorf("labels %v: want NaN where the cells are empty, 2 labelled rows per target", tab.Y)
+	}
+	if err := tab.Validate(); err != nil {
+		t.Errorf("a table with missing labels is invalid: %v", err)
+	}
+	var buf bytes.Buffer
+	if err := tab.WriteCSV(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "\n1,2,\n3,,1\n") {
+		t.Errorf("written back as\n%s", buf.String())
+	}
+	_, err = ReadCSV(strings.NewReader("a,y,c\n1,2,0\n3, ,\n"), opts)
+	var ce *CSVError
+	if !errors.As(err, &ce) || ce.Line != 3 || !strings.Contains(err.Error(), "no label") {
+		t.Errorf("a row without labels: %v, want an error at line 3", err)
+	}
+	if _, err := ReadCSV(strings.NewReader("a,y,c\n,2,0\n"), opts); err == nil || !strings.Contains(err.Error(), "empty cell") {
+		t.Errorf("an empty feature cell: %v", err)
+	}
+}

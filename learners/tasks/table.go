@@ -64,7 +64,8 @@ func (t Target) Outputs() int {
 // Table is a multi-task dataset in memory: N rows, each with In features
 // and one target per task. Row i's features are X[i*In : (i+1)*In] and its
 // target for task t is Y[t][i]: a real value, a 0/1 label or a class index
-// stored as a float64.
+// stored as a float64, or NaN when the row has no label for the task (a
+// missing label, which training and evaluation leave out).
 type Table struct {
 	N, In   int
 	X       []float64
@@ -73,6 +74,18 @@ type Table struct {
 	// Features names the In feature columns, as a CSV file named them;
 	// nil means "x1", "x2", ... (see FeatureNames).
 	Features []string
+}
+
+// Labelled returns how many rows of target k have a label: a missing
+// label is NaN (an empty cell of a CSV file).
+func (t *Table) Labelled(k int) int {
+	n := 0
+	for _, v := range t.Y[k] {
+		if !math.IsNaN(v) {
+			n++
+		}
+	}
+	return n
 }
 
 // FeatureNames returns t.Features, or "x1", ..., "xIn" when it is nil:
@@ -125,6 +138,9 @@ func (t *Table) Validate() error {
 			return fmt.Errorf("tasks: target %q has %d values for %d rows: %w", tg.Name, len(t.Y[k]), t.N, ErrTable)
 		}
 		for i, v := range t.Y[k] {
+			if math.IsNaN(v) { // missing
+				continue
+			}
 			if err := checkLabel(tg, v); err != nil {
 				return fmt.Errorf("tasks: target %q row %d: %v: %w", tg.Name, i, err, ErrTable)
 			}
