@@ -9,14 +9,18 @@
 // shared-parameter gradient of its own that replaces Σ_t w_t g_t.
 // Methods with learned state (uncertainty weighting, GradNorm) also
 // implement Learned: the trainer updates their parameters with its
-// optimiser, from the gradients they return.
+// optimiser, from the gradients they return. Methods with other state
+// between steps (DWA, GradNorm, Nash, GradVac, FAMO) implement
+// StateMarshaler, so that a resumed run continues exactly.
 //
 // The methods are EW (equal weighting), Uncertainty (Kendall et al. 2018),
 // GradNorm (Chen et al. 2018), DWA (Liu et al. 2019), PCGrad (Yu et al.
 // 2020), MGDA (Sener and Koltun 2018), CAGrad (Liu et al. 2021), IMTLG
-// (Liu et al. 2021), Nash (Navon et al. 2022) and RLW (Lin et al. 2022).
-// Where a paper leaves a
-// choice they follow LibMTL's implementations, and say where they differ.
+// (Liu et al. 2021), Nash (Navon et al. 2022), RLW (Lin et al. 2022),
+// UPGrad (Quinton and Rey 2024), AlignedMTL (Senushkin et al. 2023),
+// GradVac (Wang et al. 2021), FairGrad (Ban and Ji 2024) and FAMO (Liu et
+// al. 2023). Where a paper leaves a choice they follow LibMTL's
+// implementations (UPGrad TorchJD's), and say where they differ.
 // New builds one from its command-line name (Names lists them).
 //
 // Combine validates its Input: errors about the losses and gradients are

@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-var names = []string{"ew", "uw", "gradnorm", "dwa", "pcgrad", "mgda", "cagrad", "imtl", "nash", "rlw"}
+var names = []string{"ew", "uw", "gradnorm", "dwa", "pcgrad", "mgda", "cagrad", "imtl", "nash", "rlw",
+	"upgrad", "alignedmtl", "gradvac", "fairgrad", "famo"}
 
 // Names returns the names New accepts, in a fixed order.
 func Names() []string { return append([]string(nil), names...) }
@@ -13,9 +14,11 @@ func Names() []string { return append([]string(nil), names...) }
 // New returns the method called name for the given number of tasks, with
 // its defaults: EW (sum), *Uncertainty, *GradNorm (α 1.5), *DWA (Temp 2,
 // EpochSteps 1: a trainer sets it to its steps per epoch), PCGrad, MGDA (no
-// normalisation), CAGrad (C = DefaultCAGradC), IMTLG, *Nash or RLW (seed
-// 0). It returns
-// an error for an unknown name, listing the valid ones, or for tasks < 1.
+// normalisation), CAGrad (C = DefaultCAGradC), IMTLG, *Nash, RLW (seed
+// 0), UPGrad, AlignedMTL, *GradVac (β = DefaultGradVacBeta), FairGrad
+// (α = DefaultFairGradAlpha) or *FAMO (LR 0.025, Gamma 1e-3, MinLosses 0).
+// It returns an error for an unknown name, listing the valid ones, or for
+// tasks < 1.
 func New(name string, tasks int) (Method, error) {
 	if tasks < 1 {
 		return nil, fmt.Errorf("weighting: %d tasks, want at least 1", tasks)
@@ -49,6 +52,16 @@ func New(name string, tasks int) (Method, error) {
 		return &Nash{}, nil
 	case "rlw":
 		return RLW{}, nil
+	case "upgrad":
+		return UPGrad{}, nil
+	case "alignedmtl":
+		return AlignedMTL{}, nil
+	case "gradvac":
+		return &GradVac{Beta: DefaultGradVacBeta}, nil
+	case "fairgrad":
+		return FairGrad{Alpha: DefaultFairGradAlpha}, nil
+	case "famo":
+		return &FAMO{}, nil
 	}
 	return nil, fmt.Errorf("weighting: unknown method %q, want one of %s", name, strings.Join(names, ", "))
 }
