@@ -33,6 +33,7 @@ type mtlConfig struct {
 	csv       string
 	targets   []tasks.Target
 	testFrac  float64
+	baseline  string // "single": also train single-task baselines and report Δm
 
 	flags map[string]string // every flag's value, recorded in checkpoints
 	given []string          // the flags set on the command line
@@ -57,6 +58,7 @@ func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
 	csvPath := fs.String("csv", "", "CSV table for --task csv (header row; all non-target columns are features)")
 	targets := fs.String("targets", "", "csv target columns: name:kind[,name:kind...] with kind regression, binary or multiclass:N")
 	testFrac := fs.Float64("test-frac", 0.2, "csv: fraction of rows held out for evaluation")
+	baseline := fs.String("baseline", "", "single: also train one network per task alone (same architecture, steps and batch) and report Δm, the mean relative change of the metrics against them")
 	bad, ok, err := parseFlags(fs, args, stderr, `Usage: medusa mtl [flags]
 
 Trains one network on several tasks at once: a shared trunk (or MMoE
@@ -73,13 +75,16 @@ Flags:
 		return nil, bad("--learner %q: meta-learners are trained by medusa train", *learner)
 	}
 	c := &mtlConfig{runFlags: run, task: *task, weighting: *wname, arch: *arch, experts: *experts, steps: *steps, batch: *batch,
-		lr: *lr, trainRows: *trainRows, testRows: *testRows, data: *data, csv: *csvPath, testFrac: *testFrac, flags: flagValues(fs)}
+		lr: *lr, baseline: *baseline, trainRows: *trainRows, testRows: *testRows, data: *data, csv: *csvPath, testFrac: *testFrac, flags: flagValues(fs)}
 	if err := c.check(); err != nil {
 		return nil, bad("%v", err)
 	}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
 	if _, err := weighting.New(c.weighting, 2); err != nil {
 		return nil, bad("--weighting %q: want one of %s", c.weighting, strings.Join(weighting.Names(), ", "))
+	}
+	if c.baseline != "" && c.baseline != "single" {
+		return nil, bad("--baseline %q: want single (or nothing)", c.baseline)
 	}
 	switch c.task {
 	case "synthetic", "multimnist":
@@ -203,7 +208,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	mem = learners.NewBudget(c.maxMemory)
-	model, heads := c.model(train)
+	model, heads := c.model(train.In, train.Targets)
 	mem.Add("model", learners.ModelBytes(model.(paramCounter).ParamCount(), int(c.dtype.Size())))
 	if err := mem.Check(); err != nil {
 		return err
@@ -284,29 +289,54 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return printMetrics(ctx, m, test, floors, stdout)
+	res, err := printMetrics(ctx, m, test, floors, stdout)
+	if err != nil || c.baseline == "" {
+		return err
+	}
+	b := learners.Baseline{Steps: c.steps, Batch: c.batch, LR: c.lr, Seed: c.seed, Dtype: c.dtype, Device: dev,
+		Model: func(tg tasks.Target) learners.MultiTaskModel { m, _ := c.model(train.In, []tasks.Target{tg}); return m }}
+	single, err := b.Run(ctx, train, test)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "single-task baselines (the same network with one head, %d steps each):\n", c.steps)
+	printRows(single, nil, stdout)
+	dm, err := learners.DeltaM(res, single)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Δm %+.2f%% (the multi-task model's metrics against the baselines'; higher is better)\n", dm)
+	return nil
 }
 
-// model returns the network of c for a table like t, and its heads.
-func (c *mtlConfig) model(t *tasks.Table) (learners.MultiTaskModel, []nets.Head) {
-	heads := make([]nets.Head, len(t.Targets))
-	for i, tg := range t.Targets {
+// model returns the network of c for in features and targets, and its
+// heads.
+func (c *mtlConfig) model(in int, targets []tasks.Target) (learners.MultiTaskModel, []nets.Head) {
+	heads := make([]nets.Head, len(targets))
+	for i, tg := range targets {
 		heads[i] = nets.Head{Name: tg.Name, Out: tg.Outputs()}
 	}
 	if c.arch == "mmoe" {
-		return nets.MMoE{In: t.In, Experts: c.experts, ExpertHidden: c.hidden, Activation: c.activation, Heads: heads}, heads
+		return nets.MMoE{In: in, Experts: c.experts, ExpertHidden: c.hidden, Activation: c.activation, Heads: heads}, heads
 	}
-	return nets.MultiTask{Trunk: nets.Trunk{In: t.In, Hidden: c.hidden, Activation: c.activation}, Heads: heads}, heads
+	return nets.MultiTask{Trunk: nets.Trunk{In: in, Hidden: c.hidden, Activation: c.activation}, Heads: heads}, heads
 }
 
 // printMetrics evaluates m on test and prints each task's metrics, beside
 // its noise floor when floors is not nil.
-func printMetrics(ctx context.Context, m *learners.MTL, test *tasks.Table, floors []float64, stdout io.Writer) error {
+func printMetrics(ctx context.Context, m *learners.MTL, test *tasks.Table, floors []float64, stdout io.Writer) ([]learners.Metrics, error) {
 	res, err := m.Evaluate(ctx, test)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(stdout, "held-out metrics (%d rows):\n", test.N)
+	printRows(res, floors, stdout)
+	return res, nil
+}
+
+// printRows prints a table of each task's metrics, "-" where a metric does
+// not apply, with its noise floor when floors is not nil.
+func printRows(res []learners.Metrics, floors []float64, stdout io.Writer) {
 	fmt.Fprintf(stdout, "  %-12s %-10s %10s %10s %10s %10s\n", "task", "kind", "loss", "MSE", "accuracy", "F1")
 	for i, r := range res {
 		mse, acc, f1 := "-", "-", "-"
@@ -321,5 +351,4 @@ func printMetrics(ctx context.Context, m *learners.MTL, test *tasks.Table, floor
 		}
 		fmt.Fprintln(stdout, line)
 	}
-	return nil
 }

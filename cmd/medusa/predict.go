@@ -48,7 +48,7 @@ func loadMTL(path string) (*mtlRun, error) {
 	if r.train, r.test, r.floors, err = c.tables().Load(rng); err != nil {
 		return nil, err
 	}
-	model, _ := c.model(r.train)
+	model, _ := c.model(r.train.In, r.train.Targets)
 	params, err := model.Init(rng, c.dtype)
 	if err != nil {
 		return nil, err
@@ -76,7 +76,8 @@ func evalMTL(ctx context.Context, e *evalConfig, stdout io.Writer) error {
 		}
 		floors = nil
 	}
-	return printMetrics(ctx, r.m, test, floors, stdout)
+	_, err = printMetrics(ctx, r.m, test, floors, stdout)
+	return err
 }
 
 func predictCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

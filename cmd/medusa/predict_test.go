@@ -107,3 +107,19 @@ func TestMTLEvalPredict(t *testing.T) {
 		}
 	}
 }
+
+// TestMTLBaseline: --baseline single trains one network per task and
+// reports Δm against them; another value is refused.
+func TestMTLBaseline(t *testing.T) {
+	stdout, stderr, err := runCLI("mtl", "--steps", "40", "--train-rows", "400", "--test-rows", "100", "--batch", "64", "--hidden", "16", "--baseline", "single")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	i := strings.Index(stdout, "single-task baselines")
+	if i < 0 || !strings.Contains(stdout[i:], "reg1") || !strings.Contains(stdout[i:], "cls") || !strings.Contains(stdout, "Δm ") {
+		t.Errorf("no baselines or Δm:\n%s", stdout)
+	}
+	if _, _, err := runCLI("mtl", "--baseline", "stl"); err == nil || !strings.Contains(err.Error(), "want single") {
+		t.Errorf("--baseline stl: %v", err)
+	}
+}

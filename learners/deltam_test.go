@@ -1,0 +1,67 @@
+package learners
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/medusa-ml/medusa/learners/tasks"
+	"github.com/medusa-ml/medusa/nets"
+	"gorgonia.org/tensor"
+)
+
+// TestDeltaM: a worked case, 10% better on a regression's MSE and on a
+// classification's F1 at equal accuracy, is Δm = (10 + (0 + 20)/2)/2;
+// mismatched tasks and a zero baseline are errors.
+func TestDeltaM(t *testing.T) {
+	single := []Metrics{{Name: "r", Kind: tasks.Regression, MSE: 1}, {Name: "c", Kind: tasks.Binary, Accuracy: 0.8, F1: 0.5}}
+	mtl := []Metrics{{Name: "r", Kind: tasks.Regression, MSE: 0.9, Accuracy: 7}, {Name: "c", Kind: tasks.Binary, Accuracy: 0.8, F1: 0.6, MSE: 7}}
+	got, err := DeltaM(mtl, single)
+	if err != nil || math.Abs(got-10) > 1e-12 {
+		t.Errorf("DeltaM = %v, %v; want 10", got, err)
+	}
+	if got, err := DeltaM(single, single); err != nil || got != 0 {
+		t.Errorf("DeltaM of the baselines themselves = %v, %v; want 0", got, err)
+	}
+	for _, c := range [][2][]Metrics{
+		{mtl[:1], single},
+		{[]Metrics{mtl[1], mtl[0]}, single},
+		{mtl, []Metrics{{Name: "r", Kind: tasks.Regression}, single[1]}},
+	} {
+		if _, err := DeltaM(c[0], c[1]); err == nil {
+			t.Errorf("DeltaM(%v, %v): no error", c[0], c[1])
+		}
+	}
+}
+
+// TestBaseline: each target's network learns its task, the same seed
+// gives the same figures, and bad settings are refused.
+func TestBaseline(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	train, test := mtlTable(rng, 1024), mtlTable(rng, 256)
+	b := Baseline{
+		Model: func(tg tasks.Target) MultiTaskModel {
+			return nets.MultiTask{Trunk: nets.Trunk{In: 4, Hidden: []int{32}}, Heads: []nets.Head{{Name: tg.Name, Out: tg.Outputs()}}}
+		},
+		Steps: 300, Batch: 64, LR: 3e-3, Seed: 1, Dtype: tensor.Float64,
+	}
+	res, err := b.Run(context.Background(), train, test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 || res[0].Name != "sum" || res[0].MSE > 0.1 || res[1].Accuracy < 0.85 || res[2].Accuracy < 0.8 {
+		t.Errorf("baselines %+v: want MSE < 0.1 and accuracies above 0.85 and 0.8", res)
+	}
+	again, err := b.Run(context.Background(), train, test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again[2] != res[2] || again[0] != res[0] {
+		t.Errorf("a second run gave %+v, the first %+v", again, res)
+	}
+	b.LR = 0
+	if _, err := b.Run(context.Background(), train, test); err == nil {
+		t.Errorf("LR 0: no error")
+	}
+}
