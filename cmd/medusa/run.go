@@ -25,9 +25,10 @@ var errReported = errors.New("reported")
 var stepBegins func(n int) error
 
 const overview = `medusa trains neural networks declared as gorgonia graphs with
-meta-learning (MAML with exact second-order gradients, first-order MAML,
-ANIL, Meta-SGD, Reptile) and multi-task learning (shared trunk or MMoE,
-ten task weighting methods).
+meta-learning (MAML with exact second-order gradients, MAML++,
+first-order MAML, ANIL, Meta-SGD, Reptile, prototypical networks, R2D2)
+and multi-task learning (shared trunk or MMoE, fifteen task weighting
+methods).
 
 Usage:
   medusa <command> [flags]
