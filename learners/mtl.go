@@ -29,6 +29,15 @@ type MultiTaskModel interface {
 	Forward(x *G.Node, p G.Nodes) (G.Nodes, error)
 }
 
+// Represented is a MultiTaskModel whose heads all read one shared
+// representation (nets.MultiTask's trunk output), for MTL.RepGrad:
+// Forward(x, p) is ForwardHeads(Represent(x, p), p).
+type Represented interface {
+	MultiTaskModel
+	Represent(x *G.Node, p G.Nodes) (*G.Node, error)
+	ForwardHeads(rep *G.Node, p G.Nodes) (G.Nodes, error)
+}
+
 // MTL trains a multi-task network: every step computes each task's loss on
 // a minibatch, lets Weighting combine the losses (and, for
 // gradient-manipulation methods, the tasks' gradients with respect to the
@@ -61,6 +70,18 @@ type MTL struct {
 	// Device, when set, runs the ops of the compiled graphs that it
 	// supports (graph.CompileOn); nil means the CPU.
 	Device graph.Device
+	// RepGrad gives a method that combines the tasks' gradients (one
+	// whose Needs is SharedGrads) each task's gradient with respect to
+	// the shared representation, the trunk's output for the minibatch,
+	// instead of the shared parameters, as LibMTL's rep_grad does, and
+	// back-propagates the combined one through the trunk once: cheaper
+	// than one backward pass through the trunk per task when the trunk
+	// has more parameters than the minibatch has representation values.
+	// The update is the parameter mode's when the combination is a
+	// weighted sum of the tasks' gradients; other methods see the
+	// representation's geometry instead. The Model must be Represented;
+	// methods that weigh the losses alone ignore RepGrad.
+	RepGrad bool
 
 	steps    int
 	programs map[mtlKey]*mtlProgram
@@ -91,6 +112,8 @@ const (
 	modeWeighted mtlMode = iota // gradient of Σ_t w_t L_t
 	modePerTask                 // each task's gradient separately
 	modeEval                    // forward only
+	modeRep                     // each task's gradient with respect to the representation, and its head's
+	modeRepBack                 // the shared parameters' gradient for a given representation gradient
 )
 
 type mtlKey struct {
@@ -109,7 +132,10 @@ type mtlProgram struct {
 	losses    G.Nodes   // one scalar per task
 	outs      G.Nodes   // each head's output
 	grads     G.Nodes   // modeWeighted: one per parameter
-	taskGrads []G.Nodes // modePerTask: task t's gradient for each parameter it reaches (nil elsewhere)
+	taskGrads []G.Nodes // modePerTask, modeRep: task t's gradient for each parameter it reaches (modeRep: its head's only; nil elsewhere)
+	repGrads  G.Nodes   // modeRep: task t's gradient with respect to the representation
+	repGrad   *G.Node   // modeRepBack: the representation's gradient, an input
+	rep       *G.Node   // modeRep, modeRepBack: the representation
 }
 
 // Steps returns the number of successful Steps taken.
@@ -185,6 +211,9 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 	in := weighting.Input{Step: step, Rand: m.rand()}
 	var prior []float64
 	mode := modePerTask
+	if m.RepGrad && method.Needs() == weighting.SharedGrads {
+		mode = modeRep
+	}
 	if w, ok := method.(weighting.Weighter); ok && method.Needs() == weighting.LossesOnly {
 		prior, mode = w.Weights(step, T), modeWeighted
 		if len(prior) != T {
@@ -214,6 +243,11 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 		}
 	}
 	var perTask [][][]float64 // [task][param] gradient, modePerTask
+	if mode == modeRep {
+		if in.Grads, perTask, err = m.readRepGrads(p, step, own); err != nil {
+			return MTLStats{Losses: in.Losses}, err
+		}
+	}
 	if mode == modePerTask {
 		// The shared parameters' gradients of task t are read one after
 		// the other into in.Grads[t], which the method wants
@@ -270,6 +304,15 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 		restore()
 		return MTLStats{Losses: in.Losses}, fmt.Errorf("learners: MTL step %d: %w", step, err)
 	}
+	if mode == modeRep {
+		// The method combined representation gradients: back-propagate
+		// their combination to the shared parameters' gradient.
+		if out.Shared, err = m.repBack(b, step, in.Grads, out, shared); err != nil {
+			restore()
+			return MTLStats{Losses: in.Losses}, err
+		}
+		mode = modePerTask
+	}
 	st, err := m.apply(step, method, in.Losses, out, mode, p, own, shared, perTask, prior)
 	if err != nil {
 		restore()
@@ -277,6 +320,76 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 	}
 	m.steps++
 	return st, nil
+}
+
+// readRepGrads reads a modeRep run: each task's gradient with respect to
+// the representation, flattened, and each head's gradient as perTask.
+func (m *MTL) readRepGrads(p *mtlProgram, step int, own []int) (grads [][]float64, perTask [][][]float64, err error) {
+	T := len(m.Targets)
+	grads, perTask = make([][]float64, T), make([][][]float64, T)
+	for t := range T {
+		if len(m.gradBuf) != T {
+			m.gradBuf = make([][]float64, T)
+		}
+		if m.gradBuf[t], err = p.plan.AppendFloat64s(m.gradBuf[t][:0], p.repGrads[t]); err != nil {
+			return nil, nil, err
+		}
+		if !graph.AllFinite(m.gradBuf[t]) {
+			return nil, nil, &NonFiniteError{Step: step, What: "gradient of the representation for task " + m.Targets[t].Name}
+		}
+		grads[t] = m.gradBuf[t]
+		perTask[t] = make([][]float64, len(own))
+		for i, n := range p.taskGrads[t] {
+			if n != nil {
+				if perTask[t][i], err = m.readGrad(p.plan, n, step, i); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+	}
+	return grads, perTask, nil
+}
+
+// repBack returns the shared parameters' gradient, concatenated in their
+// order, for the representation gradient that out combines from the
+// tasks' grads: out.Shared, or their sum weighted by out.Weights.
+func (m *MTL) repBack(b *tasks.Table, step int, grads [][]float64, out weighting.Output, shared []int) ([]float64, error) {
+	dz := out.Shared
+	if dz == nil {
+		dz = make([]float64, len(grads[0]))
+		for t, g := range grads {
+			for j, v := range g {
+				dz[j] += out.Weights[t] * v
+			}
+		}
+	}
+	if len(dz) != len(grads[0]) {
+		return nil, fmt.Errorf("learners: MTL: %s combined a representation gradient of %d values, want %d", m.method().Name(), len(dz), len(grads[0]))
+	}
+	if !graph.AllFinite(dz) {
+		return nil, &NonFiniteError{Step: step, What: m.method().Name() + " gradient of the representation"}
+	}
+	p, err := m.program(b.N, b.In, modeRepBack)
+	if err != nil {
+		return nil, err
+	}
+	g, err := graph.NewTensor(m.dtype(), p.repGrad.Shape(), dz)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.plan.Let(p.repGrad.Name(), g); err != nil {
+		return nil, err
+	}
+	if err := p.run(m.Params, b); err != nil {
+		return nil, err
+	}
+	var all []float64
+	for j, i := range shared {
+		if all, err = m.appendGrad(p.plan, p.grads[j], step, i, all); err != nil {
+			return nil, err
+		}
+	}
+	return all, nil
 }
 
 // apply checks a method's output and updates the parameters: the
@@ -323,7 +436,7 @@ func (m *MTL) apply(step int, method weighting.Method, losses []float64, out wei
 				grads[i] = scaled(perTask[o][i], hw[o])
 			}
 		}
-		if err := combineShared(grads, shared, perTask, out); err != nil {
+		if err := combineShared(grads, m.Params, shared, perTask, out); err != nil {
 			return st, fmt.Errorf("learners: MTL: %s: %w", method.Name(), err)
 		}
 		for _, i := range shared {
@@ -395,18 +508,18 @@ func snapshot(method weighting.Method) (func(), error) {
 
 // combineShared writes the shared parameters' gradients into grads:
 // out.Shared split over them, or Σ_t w_t g_t.
-func combineShared(grads [][]float64, shared []int, perTask [][][]float64, out weighting.Output) error {
+func combineShared(grads [][]float64, params *graph.Params, shared []int, perTask [][][]float64, out weighting.Output) error {
 	if out.Shared != nil {
 		d := 0
 		for _, i := range shared {
-			d += len(perTask[0][i])
+			d += params.At(i).Value.Shape().TotalSize()
 		}
 		if len(out.Shared) != d {
 			return fmt.Errorf("combined gradient has %d values, want %d", len(out.Shared), d)
 		}
 		off := 0
 		for _, i := range shared {
-			n := len(perTask[0][i])
+			n := params.At(i).Value.Shape().TotalSize()
 			grads[i] = out.Shared[off : off+n : off+n]
 			off += n
 		}
@@ -917,7 +1030,18 @@ func (m *MTL) build(k mtlKey) (p *mtlProgram, err error) {
 		p.params = append(p.params, G.NewTensor(g, dt, len(s), G.WithShape(s...), G.WithName(q.Name)))
 	}
 	p.x = G.NewTensor(g, dt, 3, G.WithShape(1, k.rows, k.in), G.WithName("x"))
-	outs, err := m.Model.Forward(p.x, p.params)
+	var outs G.Nodes
+	if k.mode == modeRep || k.mode == modeRepBack {
+		rm, ok := m.Model.(Represented)
+		if !ok {
+			return nil, fmt.Errorf("learners: MTL.RepGrad: %T does not expose the representation its heads share (Represent, ForwardHeads)", m.Model)
+		}
+		if p.rep, err = rm.Represent(p.x, p.params); err == nil {
+			outs, err = rm.ForwardHeads(p.rep, p.params)
+		}
+	} else {
+		outs, err = m.Model.Forward(p.x, p.params)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("learners: %T.Forward of x %v: %w", m.Model, p.x.Shape(), err)
 	}
@@ -974,6 +1098,48 @@ func (m *MTL) build(k mtlKey) (p *mtlProgram, err error) {
 			}
 		}
 		if p.grads, err = graph.Grad(total, p.params...); err != nil {
+			return nil, err
+		}
+		outputs = append(outputs, p.grads...)
+	case modeRep:
+		p.taskGrads, p.repGrads = make([]G.Nodes, len(m.Targets)), make(G.Nodes, len(m.Targets))
+		for t, l := range p.losses {
+			var idx []int
+			wrt := G.Nodes{p.rep}
+			for i, o := range own {
+				if o == t {
+					idx = append(idx, i)
+					wrt = append(wrt, p.params[i])
+				}
+			}
+			gr, err := graph.Grad(l, wrt...)
+			if err != nil {
+				return nil, err
+			}
+			p.repGrads[t] = gr[0]
+			p.taskGrads[t] = make(G.Nodes, len(own))
+			for j, i := range idx {
+				p.taskGrads[t][i] = gr[j+1]
+			}
+			outputs = append(outputs, gr...)
+		}
+	case modeRepBack:
+		p.repGrad = G.NewTensor(g, dt, p.rep.Dims(), G.WithShape(p.rep.Shape()...), G.WithName("rep.grad"))
+		prod, err := G.HadamardProd(p.rep, p.repGrad)
+		if err != nil {
+			return nil, fmt.Errorf("learners: MTL: %v", err)
+		}
+		obj, err := graph.SumAll(prod)
+		if err != nil {
+			return nil, err
+		}
+		var wrt G.Nodes
+		for i, o := range own {
+			if o < 0 {
+				wrt = append(wrt, p.params[i])
+			}
+		}
+		if p.grads, err = graph.Grad(obj, wrt...); err != nil {
 			return nil, err
 		}
 		outputs = append(outputs, p.grads...)

@@ -667,3 +667,59 @@ func TestMTLMissingLabels(t *testing.T) {
 		}
 	}
 }
+
+// fixedWeights is a method that combines the tasks' shared gradients
+// with fixed weights: a weighted sum, on which parameter and
+// representation gradients must agree.
+type fixedWeights []float64
+
+func (fixedWeights) Name() string           { return "fixed" }
+func (fixedWeights) Needs() weighting.Needs { return weighting.SharedGrads }
+func (w fixedWeights) Combine(in weighting.Input) (weighting.Output, error) {
+	return weighting.Output{Weights: w}, nil
+}
+
+// TestMTLRepGrad: with representation gradients the update is the
+// parameter mode's, to rounding, for a weighted sum of the tasks'
+// gradients through any trunk, and for PCGrad and MGDA through a single
+// linear layer on one row (whose parameter-space inner products are the
+// representation's times ‖x‖² + 1); a model without a representation is
+// refused.
+func TestMTLRepGrad(t *testing.T) {
+	linear := nets.MultiTask{Trunk: nets.Trunk{In: 4, Hidden: []int{5}, Activation: nets.Identity},
+		Heads: []nets.Head{{Name: "sum", Out: 1}, {Name: "sign", Out: 1}, {Name: "argmax", Out: 3}}}
+	for _, c := range []struct {
+		name   string
+		model  nets.MultiTask
+		method func() weighting.Method
+		rows   int
+	}{
+		{"weighted sum, tanh trunk", mtlModel(), func() weighting.Method { return fixedWeights{0.2, 0.3, 0.5} }, 16},
+		{"pcgrad, linear layer", linear, func() weighting.Method { w, _ := weighting.New("pcgrad", 3); return w }, 1},
+		{"mgda, linear layer", linear, func() weighting.Method { w, _ := weighting.New("mgda", 3); return w }, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			run := func(rep bool) []float64 {
+				m := newMTL(t, c.model, 4, tensor.Float64)
+				m.Weighting, m.RepGrad, m.Rand = c.method(), rep, rand.New(rand.NewPCG(1, 1))
+				m.Optimizer = &SGD{LR: 0.1} // Adam would hide a gradient off by a constant factor
+				rng := rand.New(rand.NewPCG(6, 6))
+				for range 3 {
+					if _, err := m.Step(context.Background(), mtlTable(rng, c.rows)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return m.Params.Flatten()
+			}
+			param, rep := run(false), run(true)
+			if e := graph.RelErr(rep, param, 1e-9); !(e <= 1e-10) {
+				t.Errorf("representation vs parameter gradients: rel diff %.3g", e)
+			}
+		})
+	}
+	m := newMTL(t, nets.MMoE{In: 4, Experts: 2, ExpertHidden: []int{4}, Heads: []nets.Head{{Name: "sum", Out: 1}, {Name: "sign", Out: 1}, {Name: "argmax", Out: 3}}}, 1, tensor.Float64)
+	m.Weighting, m.RepGrad = fixedWeights{1, 1, 1}, true
+	if _, err := m.Step(context.Background(), mtlTable(rand.New(rand.NewPCG(1, 1)), 8)); err == nil || !strings.Contains(err.Error(), "representation") {
+		t.Errorf("RepGrad on MMoE: %v", err)
+	}
+}

@@ -62,3 +62,46 @@ func (m ResNet12) ParamCount() int64 {
 	}
 	return n
 }
+
+// ParamCount returns the number of scalar parameters Init makes.
+func (m PLE) ParamCount() int64 {
+	T, L := int64(len(m.Heads)), m.levels()
+	var n int64
+	for j := range L {
+		in := int64(m.levelIn(j))
+		shared, task := int64(m.SharedExperts), int64(m.TaskExperts)
+		n += (shared + T*task) * m.expertMLP(j).ParamCount()
+		n += T * (task + shared) * (in + 1) // task gates
+		if j+1 < L {
+			n += (T*task + shared) * (in + 1) // shared gate
+		}
+	}
+	for _, h := range m.Heads {
+		n += headMLP(h, m.width(), m.Activation).ParamCount()
+	}
+	return n
+}
+
+// ParamCount returns the number of scalar parameters Init makes.
+func (m CrossStitch) ParamCount() int64 {
+	T := int64(len(m.Heads))
+	n := T*m.column().ParamCount() + int64(len(m.Hidden))*T*T
+	for _, h := range m.Heads {
+		n += headMLP(h, m.width(), m.Activation).ParamCount()
+	}
+	return n
+}
+
+// ParamCount returns the number of scalar parameters Init makes.
+func (m DSelectK) ParamCount() int64 {
+	tm, _ := m.expert().mlp()
+	n := int64(m.Experts) * tm.ParamCount()
+	gate := int64(m.K) * int64(m.bits()+1) // z_logits and w_logits
+	if m.PerExample {
+		gate *= int64(m.In) + 1
+	}
+	for _, h := range m.Heads {
+		n += gate + headMLP(h, m.width(), m.Activation).ParamCount()
+	}
+	return n
+}

@@ -27,6 +27,11 @@ func TestParamCount(t *testing.T) {
 		{"resnet12 flattened", ResNet12{Side: 40, Widths: [4]int{2, 3, 4, 5}, Flatten: true, Out: 5}},
 		{"multitask", MultiTask{Trunk: Trunk{In: 4, Hidden: []int{6}}, Heads: heads}},
 		{"mmoe", MMoE{In: 4, Experts: 3, ExpertHidden: []int{6, 2}, Heads: heads}},
+		{"cgc", PLE{In: 4, SharedExperts: 2, TaskExperts: 3, ExpertHidden: []int{6, 2}, Heads: heads}},
+		{"ple", PLE{In: 4, Levels: 3, SharedExperts: 2, TaskExperts: 1, ExpertHidden: []int{5}, Heads: heads}},
+		{"cross-stitch", CrossStitch{In: 4, Hidden: []int{6, 2}, Heads: heads}},
+		{"dselect-k", DSelectK{In: 4, Experts: 5, K: 2, ExpertHidden: []int{6, 2}, Heads: heads}},
+		{"dselect-k per example", DSelectK{In: 4, Experts: 3, K: 3, ExpertHidden: []int{6}, PerExample: true, Heads: heads}},
 	} {
 		p, err := m.model.Init(rand.New(rand.NewPCG(1, 1)), tensor.Float32)
 		if err != nil {

@@ -18,5 +18,8 @@
 // max-pooling, then global average pooling and a linear head), twice
 // differentiable too; MultiTask (a shared Trunk with named Heads) and MMoE
 // (multi-gate mixture of experts) are multi-task networks whose Owners
-// method tells shared parameters from each task's.
+// method tells shared parameters from each task's; so are PLE (progressive
+// layered extraction, CGC with one level), CrossStitch (one column per task
+// joined by cross-stitch units) and DSelectK (MMoE's experts with DSelect-k
+// gates that each pick at most k of them).
 package nets

@@ -164,19 +164,29 @@ func (m MLP) numParams() int { return 2 * (len(m.Hidden) + 1) }
 // parameters p in Init's order, each with a leading task axis, and returns
 // each head's output [tasks, n, Out] in the heads' order.
 func (m MultiTask) Forward(x *G.Node, p G.Nodes) (out G.Nodes, err error) {
-	if err := m.Validate(); err != nil {
+	rep, err := m.Represent(x, p)
+	if err != nil {
 		return nil, err
 	}
-	own := m.Owners()
-	if len(p) != len(own) {
-		return nil, &graph.ShapeError{Op: "MultiTask.Forward", Want: fmt.Sprintf("%d parameters", len(own)), Got: fmt.Sprint(len(p))}
+	return m.ForwardHeads(rep, p)
+}
+
+// Represent returns the trunk's output for x [tasks, n, In]: the
+// representation [tasks, n, Width] that every head reads, computed with
+// the trunk's parameters among p, all of m's in Init's order.
+func (m MultiTask) Represent(x *G.Node, p G.Nodes) (*G.Node, error) {
+	k, err := m.trunkParams(p)
+	if err != nil {
+		return nil, err
 	}
-	tm, _ := m.Trunk.mlp()
-	k := 0
-	if len(m.Trunk.Hidden) > 0 {
-		k = tm.numParams()
-	}
-	rep, err := m.Trunk.forward(x, p[:k])
+	return m.Trunk.forward(x, p[:k])
+}
+
+// ForwardHeads returns each head's output for the representation rep,
+// with the heads' parameters among p, all of m's in Init's order: Forward
+// is ForwardHeads(Represent(x, p), p).
+func (m MultiTask) ForwardHeads(rep *G.Node, p G.Nodes) (G.Nodes, error) {
+	k, err := m.trunkParams(p)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +195,22 @@ func (m MultiTask) Forward(x *G.Node, p G.Nodes) (out G.Nodes, err error) {
 		reps[i] = rep
 	}
 	return forwardHeads(m.Heads, reps, p[k:], m.Trunk.Width(), m.Trunk.Activation)
+}
+
+// trunkParams checks m and the number of parameters p, and returns how
+// many of them, first in Init's order, are the trunk's.
+func (m MultiTask) trunkParams(p G.Nodes) (int, error) {
+	if err := m.Validate(); err != nil {
+		return 0, err
+	}
+	if own := m.Owners(); len(p) != len(own) {
+		return 0, &graph.ShapeError{Op: "MultiTask.Forward", Want: fmt.Sprintf("%d parameters", len(own)), Got: fmt.Sprint(len(p))}
+	}
+	if len(m.Trunk.Hidden) == 0 {
+		return 0, nil
+	}
+	tm, _ := m.Trunk.mlp()
+	return tm.numParams(), nil
 }
 
 // forwardHeads applies head i to reps[i], taking the heads' parameters
