@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/medusa-ml/medusa/learners"
@@ -24,6 +25,10 @@ type mtlConfig struct {
 	weighting string
 	arch      string
 	experts   int
+	taskExp   int // --task-experts (cgc, ple)
+	levels    int // --levels (ple)
+	k         int // --k (dselect-k)
+	repGrad   bool
 	steps     int
 	batch     int
 	lr        float64
@@ -45,8 +50,12 @@ func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
 	fs.MarkHidden("learner")
 	task := fs.String("task", "synthetic", "data: synthetic (generated: 2 regressions, 1 binary), multimnist (MNIST digit pairs: left, right), csv (--csv FILE)")
 	wname := fs.String("weighting", "ew", "task weighting: "+strings.Join(weighting.Names(), ", "))
-	arch := fs.String("arch", "hps", "architecture: hps (shared trunk + heads) or mmoe (multi-gate mixture of experts)")
-	experts := fs.Int("experts", 4, "experts (mmoe)")
+	arch := fs.String("arch", "hps", "architecture: hps (shared trunk + heads), mmoe (multi-gate mixture of experts), cgc or ple (shared and task experts, 1 or --levels extraction layers), cross-stitch (a column per task, mixed after each layer) or dselect-k (experts chosen by --k differentiable selectors per task)")
+	experts := fs.Int("experts", 4, "experts (mmoe, dselect-k), or shared experts per layer (cgc, ple)")
+	taskExperts := fs.Int("task-experts", 1, "cgc, ple: each task's own experts per layer")
+	levels := fs.Int("levels", 2, "ple: extraction layers")
+	k := fs.Int("k", 2, "dselect-k: experts a task's gate selects")
+	repGrad := fs.Bool("rep-grad", false, "gradient methods: combine the tasks' gradients with respect to the trunk's output (the representation) instead of its parameters (hps only)")
 	steps := fs.Int("steps", 2000, "training steps (minibatches)")
 	batch := fs.Int("batch", 256, "rows per minibatch")
 	lr := fs.Float64("lr", 1e-3, "Adam learning rate")
@@ -74,7 +83,8 @@ Flags:
 	if *learner != "mtl" {
 		return nil, bad("--learner %q: meta-learners are trained by medusa train", *learner)
 	}
-	c := &mtlConfig{runFlags: run, task: *task, weighting: *wname, arch: *arch, experts: *experts, steps: *steps, batch: *batch,
+	c := &mtlConfig{runFlags: run, task: *task, weighting: *wname, arch: *arch, experts: *experts, taskExp: *taskExperts, levels: *levels, k: *k,
+		repGrad: *repGrad, steps: *steps, batch: *batch,
 		lr: *lr, baseline: *baseline, trainRows: *trainRows, testRows: *testRows, data: *data, csv: *csvPath, testFrac: *testFrac, flags: flagValues(fs)}
 	if err := c.check(); err != nil {
 		return nil, bad("%v", err)
@@ -101,13 +111,15 @@ Flags:
 	default:
 		return nil, bad("--task %q: want synthetic, multimnist or csv", c.task)
 	}
-	switch c.arch {
-	case "hps", "mmoe":
-	default:
-		return nil, bad("--arch %q: want hps or mmoe", c.arch)
+	if !slices.Contains(mtlArchs, c.arch) {
+		return nil, bad("--arch %q: want %s", c.arch, strings.Join(mtlArchs, ", "))
+	}
+	if c.repGrad && c.arch != "hps" {
+		return nil, bad("--rep-grad takes the gradients of the shared trunk's output: --arch hps only")
 	}
 	if err := checkInts(intFlag{"steps", c.steps, 1, maxSteps}, intFlag{"batch", c.batch, 1, maxRows},
-		intFlag{"experts", c.experts, 1, maxExperts}, intFlag{"train-rows", c.trainRows, 0, maxRows},
+		intFlag{"experts", c.experts, 1, maxExperts}, intFlag{"task-experts", c.taskExp, 1, maxExperts}, intFlag{"levels", c.levels, 1, 16},
+		intFlag{"k", c.k, 1, maxExperts}, intFlag{"train-rows", c.trainRows, 0, maxRows},
 		intFlag{"test-rows", c.testRows, 0, maxRows}); err != nil {
 		return nil, bad("%v", err)
 	}
@@ -117,8 +129,11 @@ Flags:
 	if !(c.testFrac > 0 && c.testFrac < 1) {
 		return nil, bad("--test-frac %v: must lie strictly between 0 and 1", c.testFrac)
 	}
-	if c.arch == "mmoe" && len(c.hidden) == 0 {
-		return nil, bad("--hidden: mmoe experts need at least one layer")
+	if c.arch != "hps" && len(c.hidden) == 0 {
+		return nil, bad("--hidden: %s needs at least one layer", c.arch)
+	}
+	if c.arch == "dselect-k" && (c.experts < 2 || c.k > c.experts) {
+		return nil, bad("--arch dselect-k: --experts %d and --k %d: want at least 2 experts and k at most --experts", c.experts, c.k)
 	}
 	return c, nil
 }
@@ -226,7 +241,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		d.EpochSteps = epochSteps
 	}
 	wsrc := rand.NewPCG(c.seed, 0x77656967)
-	m := &learners.MTL{Model: model, Params: params, Targets: train.Targets, Weighting: method,
+	m := &learners.MTL{Model: model, Params: params, Targets: train.Targets, Weighting: method, RepGrad: c.repGrad,
 		Optimizer: &learners.Adam{LR: c.lr}, Rand: rand.New(wsrc), Device: dev}
 	defer m.Close()
 	if err := mem.PlanMTL(m, train, test, c.batch); err != nil {
@@ -309,6 +324,9 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
+// mtlArchs are the architectures of medusa mtl.
+var mtlArchs = []string{"hps", "mmoe", "cgc", "ple", "cross-stitch", "dselect-k"}
+
 // model returns the network of c for in features and targets, and its
 // heads.
 func (c *mtlConfig) model(in int, targets []tasks.Target) (learners.MultiTaskModel, []nets.Head) {
@@ -316,8 +334,16 @@ func (c *mtlConfig) model(in int, targets []tasks.Target) (learners.MultiTaskMod
 	for i, tg := range targets {
 		heads[i] = nets.Head{Name: tg.Name, Out: tg.Outputs()}
 	}
-	if c.arch == "mmoe" {
+	switch c.arch {
+	case "mmoe":
 		return nets.MMoE{In: in, Experts: c.experts, ExpertHidden: c.hidden, Activation: c.activation, Heads: heads}, heads
+	case "cgc", "ple":
+		levels := map[bool]int{true: 1, false: c.levels}[c.arch == "cgc"]
+		return nets.PLE{In: in, Levels: levels, SharedExperts: c.experts, TaskExperts: c.taskExp, ExpertHidden: c.hidden, Activation: c.activation, Heads: heads}, heads
+	case "cross-stitch":
+		return nets.CrossStitch{In: in, Hidden: c.hidden, Activation: c.activation, Heads: heads}, heads
+	case "dselect-k":
+		return nets.DSelectK{In: in, Experts: c.experts, ExpertHidden: c.hidden, Activation: c.activation, K: c.k, Heads: heads}, heads
 	}
 	return nets.MultiTask{Trunk: nets.Trunk{In: in, Hidden: c.hidden, Activation: c.activation}, Heads: heads}, heads
 }

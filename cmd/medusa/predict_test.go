@@ -123,3 +123,21 @@ func TestMTLBaseline(t *testing.T) {
 		t.Errorf("--baseline stl: %v", err)
 	}
 }
+
+// TestMTLArchFlags: every architecture's settings are checked.
+func TestMTLArchFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--arch", "tower"}, "want hps, mmoe"},
+		{[]string{"--arch", "mmoe", "--rep-grad"}, "--arch hps only"},
+		{[]string{"--arch", "ple", "--hidden", ""}, "needs at least one layer"},
+		{[]string{"--arch", "dselect-k", "--experts", "2", "--k", "3"}, "k at most --experts"},
+		{[]string{"--levels", "0"}, "levels"},
+	} {
+		if _, _, err := runCLI(append([]string{"mtl"}, c.args...)...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("mtl %v: %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+}

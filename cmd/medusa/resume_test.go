@@ -111,6 +111,14 @@ func TestResumeBitIdentical(t *testing.T) {
 			"--batch", "64", "--hidden", "16"}, "--steps"},
 		{"mtl-pcgrad", []string{"mtl", "--weighting", "pcgrad", "--train-rows", "300", "--test-rows", "50",
 			"--batch", "64", "--hidden", "16"}, "--steps"},
+		{"mtl-ple-gradvac", []string{"mtl", "--arch", "ple", "--experts", "2", "--weighting", "gradvac", "--train-rows", "300", "--test-rows", "50",
+			"--batch", "64", "--hidden", "8"}, "--steps"},
+		{"mtl-cross-stitch-famo", []string{"mtl", "--arch", "cross-stitch", "--weighting", "famo", "--train-rows", "300", "--test-rows", "50",
+			"--batch", "64", "--hidden", "8"}, "--steps"},
+		{"mtl-dselect-k-upgrad", []string{"mtl", "--arch", "dselect-k", "--weighting", "upgrad", "--train-rows", "300", "--test-rows", "50",
+			"--batch", "64", "--hidden", "8"}, "--steps"},
+		{"mtl-rep-grad-mgda", []string{"mtl", "--rep-grad", "--weighting", "mgda", "--train-rows", "300", "--test-rows", "50",
+			"--batch", "64", "--hidden", "16"}, "--steps"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
