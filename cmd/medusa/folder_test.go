@@ -47,14 +47,15 @@ func writeFolder(t *testing.T, classes, n int) string {
 }
 
 // TestFolderTask: a folder of colour class folders trains and tests with
-// either backbone, validation choosing the checkpoint, with augmentation;
-// eval reads the checkpoint back; bad combinations are refused.
+// either backbone (MAML on the ConvNet, MAML++ on ResNet-12), validation
+// choosing the checkpoint, with augmentation; eval reads the checkpoint
+// back; bad combinations are refused.
 func TestFolderTask(t *testing.T) {
 	data := writeFolder(t, 20, 4)
-	for _, backbone := range []string{"convnet", "resnet12"} {
+	for backbone, learner := range map[string]string{"convnet": "maml", "resnet12": "mamlpp"} {
 		t.Run(backbone, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run.safetensors")
-			stdout, stderr, err := runCLI("train", "--task", "folder", "--data", data, "--ways", "2", "--query", "2", "--eval-query", "2",
+			stdout, stderr, err := runCLI("train", "--task", "folder", "--data", data, "--ways", "2", "--query", "2", "--eval-query", "2", "--learner", learner, "--inner-steps", "2",
 				"--backbone", backbone, "--filters", "2", "--blocks", "2", "--image-size", "16", "--augment", "--iters", "3", "--meta-batch", "2",
 				"--eval-tasks", "4", "--eval-steps", "1", "--val-every", "2", "--val-tasks", "2", "--out", out)
 			if err != nil {
