@@ -385,119 +385,22 @@ func TestConvNetMatchesReference(t *testing.T) {
 	}
 }
 
-// TestConvNetHessianVector checks the gradient and Hessian-vector products
-// of a small ConvNet's softmax cross-entropy, with respect to all 150
-// parameters of two tasks, against central differences (h = 1e-5, 1e-6
-// relative, as for the MLP). Along a random direction of that length the
-// O(h²) truncation error of a plain central difference of the gradient is
-// about 1e-6 (it falls fourfold as h halves), so the Hessian-vector
-// product is compared with the Richardson extrapolation of two central
-// differences, whose error is O(h⁴).
+// TestConvNetHessianVector checks the gradient and a Hessian-vector
+// product of a small ConvNet's softmax cross-entropy, with respect to all
+// 150 parameters of two tasks, against central differences (h = 1e-5,
+// 1e-6 relative, as for the MLP). The O(h²) truncation error of a plain
+// central difference of the gradient can reach 1e-6 along a random
+// direction, so the Hessian-vector product is compared with the
+// Richardson extrapolation of two central differences, whose error is
+// O(h⁴).
 func TestConvNetHessianVector(t *testing.T) {
 	m := ConvNet{Side: 6, Filters: 2, Blocks: 2, Out: 3}
-	const tasks, n = 2, 4
-	rng := rand.New(rand.NewPCG(11, 12))
-	p, err := m.Init(rng, tensor.Float64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := G.NewGraph()
-	params, shapes := paramNodes(g, p, tasks, "")
-	vecs, _ := paramNodes(g, p, tasks, "v.")
-	xd := make([]float64, tasks*n*m.In())
-	for i := range xd {
-		xd[i] = rng.NormFloat64()
-	}
-	yd := make([]float64, tasks*n*m.Out)
-	for r := 0; r < tasks*n; r++ {
-		yd[r*m.Out+r%m.Out] = 1
-	}
-	x := G.NewConstant(tensor.New(tensor.WithShape(tasks, n, m.In()), tensor.WithBacking(xd)), G.In(g), G.WithName("x"))
-	y := G.NewConstant(tensor.New(tensor.WithShape(tasks, n, m.Out), tensor.WithBacking(yd)), G.In(g), G.WithName("y"))
-	logits, err := m.Forward(x, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loss, err := graph.SoftmaxCrossEntropy(logits, y)
-	if err != nil {
-		t.Fatal(err)
-	}
-	grads, err := graph.Grad(loss, params...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dot *G.Node
-	for i, gr := range grads {
-		s := G.Must(graph.SumAll(G.Must(G.HadamardProd(gr, vecs[i]))))
-		if dot == nil {
-			dot = s
-		} else {
-			dot = G.Must(G.Add(dot, s))
-		}
-	}
-	hvps, err := graph.Grad(dot, params...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := graph.Compile(g, append(append(G.Nodes{loss}, grads...), hvps...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eval := func(theta, v []float64) (float64, []float64, []float64) {
-		bind := func(nodes G.Nodes, flat []float64) {
-			for i, nd := range nodes {
-				size := tensor.Shape(shapes[i]).TotalSize()
-				tt, err := graph.NewTensor(tensor.Float64, shapes[i], flat[:size])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := plan.Let(nd.Name(), tt); err != nil {
-					t.Fatal(err)
-				}
-				flat = flat[size:]
-			}
-		}
-		if v == nil {
-			v = make([]float64, len(theta))
-		}
-		bind(params, theta)
-		bind(vecs, v)
-		if err := plan.Run(); err != nil {
-			t.Fatal(err)
-		}
-		l, _ := plan.ReadFloat64s(loss)
-		var gr, hv []float64
-		for i := range grads {
-			a, _ := plan.ReadFloat64s(grads[i])
-			b, _ := plan.ReadFloat64s(hvps[i])
-			gr, hv = append(gr, a...), append(hv, b...)
-		}
-		return l[0], gr, hv
-	}
-	var theta []float64
-	for i := 0; i < p.Len(); i++ {
-		v := graph.Float64s(p.At(i).Value)
-		for range tasks {
-			for _, e := range v {
-				theta = append(theta, e+0.3*rng.NormFloat64()) // tasks differ
-			}
-		}
-	}
-	f := func(x []float64) float64 { l, _, _ := eval(x, nil); return l }
-	gradf := func(x []float64) []float64 { _, g, _ := eval(x, nil); return g }
-	_, grad, _ := eval(theta, nil)
-	if e := graph.RelErr(grad, graph.NumGrad(f, theta, 1e-5), 1e-3); e > 1e-6 {
+	d := newDerivs(t, m, m.Out, 2, 4, rand.New(rand.NewPCG(11, 12)))
+	if e := graph.RelErr(d.grad, graph.NumGrad(d.f, d.theta, 1e-5), 1e-3); e > 1e-6 {
 		t.Errorf("gradient rel err %.3g > 1e-6", e)
 	}
-	for k := 0; k < 2; k++ {
-		v := make([]float64, len(theta))
-		for i := range v {
-			v[i] = rng.NormFloat64()
-		}
-		_, _, hvp := eval(theta, v)
-		if e := graph.RelErr(hvp, richardsonHVP(gradf, theta, v, 1e-5), 1e-3); e > 1e-6 {
-			t.Errorf("Hessian-vector product rel err %.3g > 1e-6", e)
-		}
+	if e := graph.RelErr(d.hvp, richardsonHVP(d.gradf, d.theta, d.v, 1e-5), 1e-3); e > 1e-6 {
+		t.Errorf("Hessian-vector product rel err %.3g > 1e-6", e)
 	}
 }
 
