@@ -3,6 +3,7 @@ package learners
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -721,5 +722,39 @@ func TestMTLRepGrad(t *testing.T) {
 	m.Weighting, m.RepGrad = fixedWeights{1, 1, 1}, true
 	if _, err := m.Step(context.Background(), mtlTable(rand.New(rand.NewPCG(1, 1)), 8)); err == nil || !strings.Contains(err.Error(), "representation") {
 		t.Errorf("RepGrad on MMoE: %v", err)
+	}
+}
+
+// TestMTLOwnersEveryArchitecture: with weights 1, a method that combines
+// the tasks' gradients updates exactly as equal weighting's one backward
+// pass of the sum of the losses does, for every multi-task architecture:
+// each parameter a task's loss reaches gets that task's gradient, so a
+// parameter Owners gives to one task must be reached by no other.
+func TestMTLOwnersEveryArchitecture(t *testing.T) {
+	heads := []nets.Head{{Name: "sum", Out: 1}, {Name: "sign", Out: 1}, {Name: "argmax", Out: 3}}
+	for _, model := range []MultiTaskModel{
+		mtlModel(),
+		nets.MMoE{In: 4, Experts: 2, ExpertHidden: []int{4}, Heads: heads},
+		nets.PLE{In: 4, Levels: 1, SharedExperts: 1, TaskExperts: 1, ExpertHidden: []int{4}, Heads: heads},
+		nets.PLE{In: 4, Levels: 3, SharedExperts: 2, TaskExperts: 1, ExpertHidden: []int{4}, Heads: heads},
+		nets.CrossStitch{In: 4, Hidden: []int{4, 3}, Heads: heads},
+		nets.DSelectK{In: 4, Experts: 3, ExpertHidden: []int{4}, K: 2, Heads: heads},
+	} {
+		t.Run(fmt.Sprintf("%T", model), func(t *testing.T) {
+			run := func(w weighting.Method) []float64 {
+				m := newMTL(t, model, 5, tensor.Float64)
+				m.Weighting, m.Optimizer = w, &SGD{LR: 0.5}
+				rng := rand.New(rand.NewPCG(9, 9))
+				for range 2 {
+					if _, err := m.Step(context.Background(), mtlTable(rng, 16)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return m.Params.Flatten()
+			}
+			if e := graph.RelErr(run(fixedWeights{1, 1, 1}), run(weighting.EW{}), 1e-9); !(e <= 1e-12) {
+				t.Errorf("per-task gradients with weights 1 vs the gradient of the sum: rel diff %.3g", e)
+			}
+		})
 	}
 }

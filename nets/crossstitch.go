@@ -29,8 +29,10 @@ import (
 // Parameters, in order: columns.<name>.layers.i.weight [Hidden[i], in]
 // and .bias for each task, then stitches.i.alpha [T, T] for each hidden
 // layer i (row t holds the weights of task t's new activations), then
-// heads.<name>.layers.i.*. Columns and heads belong to their task, the
-// cross-stitch units are shared. Columns and heads are initialised as
+// heads.<name>.layers.i.*. Only the heads belong to their task: the
+// cross-stitch units mix every column into every other, so every task's
+// loss reaches every column, and the columns and units are shared (as
+// LibMTL treats the whole encoder). Columns and heads are initialised as
 // PyTorch's nn.Linear.
 //
 // The zero value is not usable: In, at least one Hidden layer and the
@@ -125,14 +127,10 @@ func (m CrossStitch) Init(rng *rand.Rand, dt tensor.Dtype) (*graph.Params, error
 }
 
 // Owners returns, for each parameter in Init's order, the index of the
-// task that owns it, or −1 for a shared parameter (the cross-stitch
-// units).
+// task that owns it, or −1 for a shared parameter: the columns and the
+// cross-stitch units, which every task's loss reaches.
 func (m CrossStitch) Owners() []int {
-	var own []int
-	for t := range m.Heads {
-		own = appendN(own, t, m.column().numParams())
-	}
-	own = appendN(own, -1, len(m.Hidden))
+	own := appendN(nil, -1, len(m.Heads)*m.column().numParams()+len(m.Hidden))
 	for t, h := range m.Heads {
 		own = appendN(own, t, headMLP(h, m.width(), m.Activation).numParams())
 	}

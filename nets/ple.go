@@ -34,8 +34,11 @@ import (
 // levels.j.tasks.<name>.gate.weight [TaskExperts+SharedExperts, in] and
 // .bias; and, below the last level, levels.j.shared.gate.weight
 // [T·TaskExperts+SharedExperts, in] and .bias; then heads.<name>.layers.i.*.
-// Shared experts and shared gates are shared; a task's experts, gate and
-// head belong to it. Every Linear layer, gates included, is initialised as
+// A parameter belongs to a task when no other task's loss reaches it: its
+// head, its experts of the last level and its gates of the last two (a
+// shared gate mixes every expert of its level into the shared input of
+// the next, so the task experts below the last level, and the task gates
+// that feed them, are shared, with the shared experts and gates). Every Linear layer, gates included, is initialised as
 // PyTorch's nn.Linear. The gates have a bias, as MMoE's do (the paper's
 // have none).
 //
@@ -150,8 +153,8 @@ func (m PLE) Init(rng *rand.Rand, dt tensor.Dtype) (*graph.Params, error) {
 }
 
 // Owners returns, for each parameter in Init's order, the index of the
-// task that owns it, or −1 for a shared parameter (shared experts and
-// shared gates).
+// task that owns it, or −1 for a shared parameter: one that more than one
+// task's loss reaches (see the type's comment).
 func (m PLE) Owners() []int {
 	var own []int
 	L := m.levels()
@@ -159,7 +162,15 @@ func (m PLE) Owners() []int {
 		k := m.expertMLP(j).numParams()
 		own = appendN(own, -1, m.SharedExperts*k)
 		for t := range m.Heads {
-			own = appendN(own, t, m.TaskExperts*k+2)
+			experts, gate := t, t
+			if j < L-1 { // mixed into the next level's shared input
+				experts = -1
+			}
+			if j < L-2 { // feeds task experts of a level below the last
+				gate = -1
+			}
+			own = appendN(own, experts, m.TaskExperts*k)
+			own = appendN(own, gate, 2)
 		}
 		if j+1 < L {
 			own = appendN(own, -1, 2)

@@ -56,8 +56,11 @@ func TestPLELayout(t *testing.T) {
 	if got := q.Names(); !slices.Equal(got, want) {
 		t.Errorf("PLE Names() = %v; want %v", got, want)
 	}
-	level := []int{-1, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 1}
-	wantOwn := slices.Concat(level, []int{-1, -1}, level, []int{0, 0, 1, 1})
+	// Below the last level the task experts feed the shared gate, and are
+	// shared; the task gates feed the last level's task experts alone.
+	level0 := []int{-1, -1, -1, -1, -1, -1, 0, 0, -1, -1, 1, 1}
+	level1 := []int{-1, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 1}
+	wantOwn := slices.Concat(level0, []int{-1, -1}, level1, []int{0, 0, 1, 1})
 	if got := ple.Owners(); !slices.Equal(got, wantOwn) {
 		t.Errorf("PLE Owners() = %v; want %v", got, wantOwn)
 	}
