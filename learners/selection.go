@@ -1,6 +1,7 @@
 package learners
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -93,6 +94,7 @@ func (s *Selection) validate(n int, l graph.Stateful) error {
 		}
 		snap.State = snap.State.Clone() // a learner may save its live tensors
 		s.Best, s.BestStep, s.BestScore = snap, n, score
+		s.RecordBest(snap) // the snapshot says which step it is
 		if s.Found != nil {
 			if err := s.Found(n, score, snap); err != nil {
 				return err
@@ -105,7 +107,7 @@ func (s *Selection) validate(n int, l graph.Stateful) error {
 	return nil
 }
 
-// Checkpoint metadata written by Mark and read by Recall.
+// Checkpoint metadata written by RecordBest and read by LoadBest.
 const (
 	bestStepKey  = "train.val_best_step"
 	bestScoreKey = "train.val_best_score"
@@ -118,22 +120,28 @@ func BestPath(path string) string {
 	return strings.TrimSuffix(path, ext) + ".best" + ext
 }
 
-// Mark records s's best step and score in the metadata of ck, a
-// checkpoint of the run, so that Recall can find the best snapshot when
+// ErrBestLost is wrapped by LoadBest's error when the best snapshot a
+// checkpoint records is missing, or is not the one it records (a later
+// best written after the checkpoint): the best so far is lost, and a
+// caller may go on with the Selection as it is.
+var ErrBestLost = errors.New("the best snapshot is lost")
+
+// RecordBest records s's best step and score in the metadata of ck, a
+// checkpoint of the run, so that LoadBest can find the best snapshot when
 // the run is resumed from it. It does nothing before the first
-// validation.
-func (s *Selection) Mark(ck *graph.Checkpoint) {
+// validation. The snapshots Train keeps record their own step this way.
+func (s *Selection) RecordBest(ck *graph.Checkpoint) {
 	if s.Best != nil {
 		ck.Meta[bestStepKey], ck.Meta[bestScoreKey] = strconv.Itoa(s.BestStep), strconv.FormatFloat(s.BestScore, 'g', -1, 64)
 	}
 }
 
-// Recall restores the best snapshot of a run resumed from ck, read from
-// path: the step and score that Mark recorded in ck, the snapshot from
-// BestPath(path). A checkpoint that records none leaves s as it is. A
-// missing snapshot file is an error wrapping fs.ErrNotExist: the best
-// parameters so far are lost, and a caller may go on with s as it is.
-func (s *Selection) Recall(ck *graph.Checkpoint, path string) error {
+// LoadBest restores the best snapshot of a run resumed from ck, read from
+// path: the step and score that RecordBest recorded in ck, the snapshot
+// from BestPath(path), which must record the same step. A checkpoint that
+// records none leaves s as it is. A missing snapshot file, or one of
+// another step, is an error wrapping ErrBestLost.
+func (s *Selection) LoadBest(ck *graph.Checkpoint, path string) error {
 	step, ok := ck.Meta[bestStepKey]
 	if !ok {
 		return nil
@@ -145,11 +153,14 @@ func (s *Selection) Recall(ck *graph.Checkpoint, path string) error {
 	}
 	bp := BestPath(path)
 	if _, err := os.Stat(bp); err != nil {
-		return fmt.Errorf("learners: the best snapshot of step %d: %w", n, err)
+		return fmt.Errorf("learners: %v: %w", err, ErrBestLost)
 	}
 	best, err := graph.LoadCheckpoint(bp)
 	if err != nil {
 		return err
+	}
+	if got := best.Meta[bestStepKey]; got != step {
+		return fmt.Errorf("learners: %s holds the best of step %q, %s records step %s: %w", bp, got, path, step, ErrBestLost)
 	}
 	return s.SetBest(n, score, best)
 }

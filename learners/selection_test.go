@@ -3,7 +3,7 @@ package learners
 import (
 	"context"
 	"errors"
-	"io/fs"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -104,32 +104,38 @@ func TestSelection(t *testing.T) {
 		t.Errorf("Restore with no snapshot: no error")
 	}
 
-	// Mark and Recall: a resumed run finds the best snapshot beside its
-	// checkpoint.
+	// RecordBest and LoadBest: a resumed run finds the best snapshot beside
+	// its checkpoint, and refuses one of another step.
 	ck := graph.NewCheckpoint(m.Params)
 	var none Selection
-	none.Mark(ck)
+	none.RecordBest(ck)
 	if len(ck.Meta) != 0 {
 		t.Errorf("Mark before any validation wrote %v", ck.Meta)
 	}
-	sel.Mark(ck)
+	sel.RecordBest(ck)
 	path := filepath.Join(t.TempDir(), "run.safetensors")
 	var back Selection
-	if err := back.Recall(ck, path); !errors.Is(err, fs.ErrNotExist) || back.Best != nil {
-		t.Errorf("Recall without the snapshot file = %v, want fs.ErrNotExist", err)
+	if err := back.LoadBest(ck, path); !errors.Is(err, ErrBestLost) || back.Best != nil {
+		t.Errorf("LoadBest without the snapshot file = %v, want ErrBestLost", err)
 	}
 	if err := graph.SaveCheckpoint(BestPath(path), sel.Best); err != nil {
 		t.Fatal(err)
 	}
-	if err := back.Recall(ck, path); err != nil || back.BestStep != 4 || back.BestScore != -1 {
+	if err := back.LoadBest(ck, path); err != nil || back.BestStep != 4 || back.BestScore != -1 {
 		t.Fatalf("Recall = %v, step %d score %g; want step 4, score -1", err, back.BestStep, back.BestScore)
 	}
 	sameBits(t, "recalled snapshot", at4.Params.Flatten(), back.Best.Params.Flatten())
-	if err := back.Recall(graph.NewCheckpoint(m.Params), path); err != nil || back.BestStep != 4 {
+	if err := back.LoadBest(graph.NewCheckpoint(m.Params), path); err != nil || back.BestStep != 4 {
 		t.Errorf("Recall of a checkpoint that records no best = %v, step %d; want nothing changed", err, back.BestStep)
 	}
+	stale := graph.NewCheckpoint(m.Params)
+	maps.Copy(stale.Meta, ck.Meta)
+	stale.Meta[bestStepKey] = "2"
+	if err := back.LoadBest(stale, path); !errors.Is(err, ErrBestLost) {
+		t.Errorf("LoadBest of a snapshot of step 4 for a checkpoint recording step 2 = %v, want ErrBestLost", err)
+	}
 	ck.Meta[bestScoreKey] = "high"
-	if err := back.Recall(ck, path); err == nil {
+	if err := back.LoadBest(ck, path); err == nil {
 		t.Errorf("Recall of a score %q: no error", ck.Meta[bestScoreKey])
 	}
 }

@@ -84,18 +84,22 @@ func trainLoop[B, S any](ctx context.Context, m learners.Trainer[B, S], run lear
 		ck.Meta[flagsKey] = string(flags)
 		return graph.SaveCheckpoint(path, ck)
 	}
-	// save writes the checkpoint; with why set it says so on stderr.
+	// save writes the checkpoint, and beside it the best snapshot of
+	// validation if it is not there yet, so that the two always agree;
+	// with why set it says so on stderr.
+	bestAt := map[string]int{} // the step of the best snapshot written beside each checkpoint
 	save := func(path, why string) error {
 		ck, err := learners.Checkpoint(l.params, m, run.Streams)
 		if err != nil {
 			return err
 		}
 		if sel != nil && sel.Best != nil {
-			sel.Mark(ck)
-			if path != l.out { // the best so far was kept in memory only
+			sel.RecordBest(ck)
+			if bestAt[path] != sel.BestStep {
 				if err := write(learners.BestPath(path), sel.Best, sel.BestStep); err != nil {
 					return err
 				}
+				bestAt[path] = sel.BestStep
 			}
 		}
 		if err := write(path, ck, m.Steps()); err != nil {
@@ -107,12 +111,6 @@ func trainLoop[B, S any](ctx context.Context, m learners.Trainer[B, S], run lear
 		return nil
 	}
 	if sel != nil {
-		sel.Found = func(n int, _ float64, best *graph.Checkpoint) error {
-			if l.out == "" {
-				return nil
-			}
-			return write(learners.BestPath(l.out), best, n)
-		}
 		sel.Scored = func(_ int, score float64, _ bool) error { rec.Note(l.valMetric(score)); return nil }
 	}
 	if l.out != "" {
@@ -149,6 +147,12 @@ func (l loop[S]) failed(ctx context.Context, err error, total int, save func(pat
 	path, done := l.out, se.Done
 	if path == "" {
 		path = "medusa-interrupted.safetensors"
+	}
+	if ctx.Err() != nil && done >= total { // the last step's validation was interrupted
+		if err := save(path, "the trained"); err != nil {
+			return err
+		}
+		return fmt.Errorf("interrupted while validating %s %d, the last: the parameters it trained are saved, and the best validated so far beside them", l.unit, done)
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintf(stderr, "interrupted before %s %d\n", l.unit, done+1)

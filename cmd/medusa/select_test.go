@@ -66,6 +66,15 @@ func TestValidation(t *testing.T) {
 		t.Errorf("eval of the best checkpoint: %v\n%s%s", err, stdout, stderr)
 	}
 
+	// Resumed to another file, the best so far goes beside it too.
+	other := filepath.Join(dir, "other.safetensors")
+	if _, stderr, err := runCLI("train", "--resume", straight, "--iters", "12", "--out", other); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(learners.BestPath(other)); err != nil {
+		t.Errorf("resumed with --out %s: %v", other, err)
+	}
+
 	// Resuming without the best checkpoint says so and starts afresh.
 	if err := os.Remove(learners.BestPath(part)); err != nil {
 		t.Fatal(err)

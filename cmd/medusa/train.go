@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"slices"
 	"strconv"
@@ -361,7 +360,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if ckpt != nil {
-			if err := run.Select.Recall(ckpt, c.resume); errors.Is(err, fs.ErrNotExist) {
+			if err := run.Select.LoadBest(ckpt, c.resume); errors.Is(err, learners.ErrBestLost) {
 				fmt.Fprintf(stderr, "medusa: %v; validation starts afresh\n", err)
 			} else if err != nil {
 				return err
