@@ -149,13 +149,16 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 		}
 		h = strings.TrimSpace(h)
 		line, _ := cr.FieldPos(j)
+		names[j] = h
+		if featuresOnly && (h == "" || !slices.Contains(opts.Features, h)) {
+			continue // ignored: an unnamed index column, say
+		}
 		if h == "" {
 			return nil, fail(line, j+1, "", "empty column name")
 		}
 		if k, dup := index[h]; dup {
 			return nil, fail(line, j+1, h, "column name already used by column %d", k+1)
 		}
-		names[j] = h
 		index[h] = j
 	}
 	headerLine, _ := cr.FieldPos(0)
@@ -252,7 +255,7 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 		if err != nil {
 			return nil, csvReadError(err, path)
 		}
-		if len(rec) != len(names) && !featuresOnly {
+		if len(rec) != len(names) && !(featuresOnly && len(rec) > slices.Max(fcols)) {
 			line, _ := cr.FieldPos(0)
 			col, name := len(names)+1, ""
 			if len(rec) < len(names) {

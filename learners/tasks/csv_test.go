@@ -177,6 +177,18 @@ func FuzzReadCSV(f *testing.F) {
 		if features != "" {
 			opts.Features = strings.Split(features, "|")
 		}
+		if opts.Features != nil { // the features alone, as for prediction
+			fo := opts
+			fo.Targets = nil
+			x, err := ReadCSV(strings.NewReader(string(data)), fo)
+			var ce *CSVError
+			if err != nil && !errors.As(err, &ce) {
+				t.Fatalf("features only: error %v is not a *CSVError", err)
+			}
+			if err == nil && (x.In != len(opts.Features) || len(x.X) != x.N*x.In) {
+				t.Fatalf("features only: %d rows of %d features in %d values, want %d features", x.N, x.In, len(x.X), len(opts.Features))
+			}
+		}
 		tab, err := ReadCSV(strings.NewReader(string(data)), opts)
 		if err != nil {
 			var ce *CSVError
@@ -308,6 +320,17 @@ func TestWriteCSV(t *testing.T) {
 	}
 	if _, err := ReadCSV(strings.NewReader("b,y\n1,9\n"), CSVOptions{Features: []string{"a", "b"}}); err == nil || !strings.Contains(err.Error(), `"a"`) {
 		t.Errorf("a missing feature column: %v", err)
+	}
+	// An unnamed index column and repeated names among the ignored
+	// columns are ignored too; a row too short for the features is an
+	// error naming its line, not a panic.
+	feats, err = ReadCSV(strings.NewReader(",b,z,a,z\n0,1,9,2,9\n1,3,9,4\n"), CSVOptions{Features: []string{"a", "b"}})
+	if err != nil || !slices.Equal(feats.X, []float64{2, 1, 4, 3}) {
+		t.Errorf("features among ignored columns: %+v, %v", feats, err)
+	}
+	var ce *CSVError
+	if _, err := ReadCSV(strings.NewReader("a,b,c\n1,2,3\n1\n"), CSVOptions{Features: []string{"a", "b"}}); !errors.As(err, &ce) || ce.Line != 3 {
+		t.Errorf("a short row: %v, want an error at line 3", err)
 	}
 	clash := &Table{N: 1, In: 2, X: []float64{1, 2}, Targets: []Target{{Name: "x2", Kind: Regression}}, Y: [][]float64{{0}}}
 	if err := clash.WriteCSV(&buf); err == nil {
