@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -276,6 +277,14 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	meta := map[string]string{
 		"learner": "mtl", "task": c.task, "weighting": c.weighting, "arch": c.arch, "hidden": joinInts(c.hidden),
 		"activation": c.activation.String(), "tasks": strings.Join(names, ","), "seed": fmt.Sprint(c.seed),
+	}
+	// What predict needs to rebuild the network without the data.
+	for key, v := range map[string]any{tablesKey: tableLayout{Features: train.FeatureNames(), Targets: train.Targets}} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		meta[key] = string(b)
 	}
 	// Epoch e's row order depends on the seed and e alone, so a resumed
 	// run takes the same minibatches as an uninterrupted one.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -24,10 +25,23 @@ type mtlRun struct {
 	floors      []float64
 }
 
+// tablesKey records in a multi-task checkpoint the layout of its tables
+// (a tableLayout, JSON), so that predict rebuilds the network without
+// the data.
+const tablesKey = "mtl.tables"
+
+// tableLayout is the feature columns and targets a network was trained
+// on.
+type tableLayout struct {
+	Features []string
+	Targets  []tasks.Target
+}
+
 // loadMTL rebuilds the run of the multi-task checkpoint at path: its
-// settings, its data (the same rows, from the same seed) and its network
-// with the checkpoint's parameters.
-func loadMTL(path string) (*mtlRun, error) {
+// settings, its network with the checkpoint's parameters, and with data
+// set, or when the checkpoint does not record its tables' layout, its
+// data (the same rows, from the same seed).
+func loadMTL(path string, data bool) (*mtlRun, error) {
 	ck, err := graph.LoadCheckpoint(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read checkpoint: %v", err)
@@ -45,8 +59,14 @@ func loadMTL(path string) (*mtlRun, error) {
 	}
 	r := &mtlRun{c: c}
 	rng := rand.New(rand.NewPCG(c.seed, 0x6d656475)) // as medusa mtl draws them
-	if r.train, r.test, r.floors, err = c.tables().Load(rng); err != nil {
-		return nil, err
+	var layout tableLayout
+	if raw, ok := ck.Meta[tablesKey]; ok && !data {
+		if err := json.Unmarshal([]byte(raw), &layout); err != nil || len(layout.Targets) == 0 || len(layout.Features) == 0 {
+			return nil, fmt.Errorf("%s: the recorded table layout is not valid: %v", path, err)
+		}
+		r.train = &tasks.Table{In: len(layout.Features), Features: layout.Features, Targets: layout.Targets}
+	} else if r.train, r.test, r.floors, err = c.tables().Load(rng); err != nil {
+		return nil, fmt.Errorf("%s: rebuilding the run's data: %w", path, err)
 	}
 	model, _ := c.model(r.train.In, r.train.Targets)
 	params, err := model.Init(rng, c.dtype)
@@ -63,7 +83,7 @@ func loadMTL(path string) (*mtlRun, error) {
 // evalMTL is "medusa eval" on a multi-task checkpoint: each task's
 // metrics on the run's held-out rows, or on the table of --csv.
 func evalMTL(ctx context.Context, e *evalConfig, stdout io.Writer) error {
-	r, err := loadMTL(e.checkpoint)
+	r, err := loadMTL(e.checkpoint, e.csv == "")
 	if err != nil {
 		return err
 	}
@@ -104,7 +124,7 @@ Flags:
 	if err := checkOutputs("out", *out); err != nil {
 		return bad("%v", err)
 	}
-	r, err := loadMTL(*checkpoint)
+	r, err := loadMTL(*checkpoint, false)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func TestMTLEvalPredict(t *testing.T) {
 
 	// The held-out rows, as a CSV file: predict reads their features and
 	// eval --csv scores them with their targets.
-	r, err := loadMTL(ck)
+	r, err := loadMTL(ck, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +92,28 @@ func TestMTLEvalPredict(t *testing.T) {
 	}
 	if acc := float64(correct) / float64(r.test.N); math.Abs(acc-res[2].Accuracy) > 1e-12 {
 		t.Errorf("accuracy of the predicted probabilities %v, eval's %v", acc, res[2].Accuracy)
+	}
+
+	// Trained on a CSV file that is gone since, the network still
+	// predicts: the checkpoint records its columns.
+	data := filepath.Join(dir, "train.csv")
+	if err := os.Rename(rows, data); err != nil {
+		t.Fatal(err)
+	}
+	ck2 := filepath.Join(dir, "csv.safetensors")
+	if _, stderr, err := runCLI("mtl", "--task", "csv", "--csv", data, "--targets", "reg1:regression,reg2:regression,cls:binary",
+		"--steps", "5", "--hidden", "8", "--out", ck2); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	moved := filepath.Join(dir, "moved.csv")
+	if err := os.Rename(data, moved); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, stderr, err := runCLI("predict", "--checkpoint", ck2, "--csv", moved, "--out", out); err != nil || !strings.Contains(stdout, "100 rows") {
+		t.Errorf("predict after the training data moved: %v\n%s%s", err, stdout, stderr)
+	}
+	if _, _, err := runCLI("eval", "--checkpoint", ck2); err == nil || !strings.Contains(err.Error(), "rebuilding the run's data") {
+		t.Errorf("eval of the run's own held-out rows, whose file moved: %v", err)
 	}
 
 	for _, c := range []struct {
