@@ -130,7 +130,7 @@ func budgetMeta(mem *learners.Budget, m metaLearner, c *trainConfig, src *tasks.
 // after c.evalSteps inner steps.
 func newSelection(ctx context.Context, c *trainConfig, m metaLearner, src *tasks.Source, params *graph.Params) (*learners.Selection, error) {
 	if src.Val == nil {
-		return nil, fmt.Errorf("--val-every: --task %s has no validation classes", c.task)
+		return nil, fmt.Errorf("--val-every: --task %s has no validation classes for these episodes (%s)", c.task, src.About)
 	}
 	chunk, draw := evalChunk(c)
 	if c.evalBatch > 0 {

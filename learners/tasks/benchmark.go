@@ -97,7 +97,7 @@ type Source struct {
 	// for model selection: episodes of DoubleMNIST's 16 validation
 	// classes, fresh tasks for sinusoid and synthetic classification
 	// (whose tasks share no classes); nil when the benchmark has no
-	// validation classes (mnist, omniglot).
+	// validation classes (mnist, omniglot), or too few for its episodes.
 	Val func(rng *rand.Rand, n int) (*Batch, error)
 	// Pooled, for synthetic classification, draws about n examples pooled
 	// from many tasks, 20 a task, to train one model for all of them;
@@ -151,6 +151,7 @@ func (b Benchmark) Load() (*Source, error) {
 		e := Episodes{Set: set, Classes: classes, Ways: b.Ways, Shots: b.Shots, Query: query, Augment: aug}
 		return func(rng *rand.Rand, n int) (*Batch, error) { return e.Sample(rng, n) }
 	}
+	var unusable string // why the validation split cannot serve, if it cannot
 	for _, s := range []struct {
 		name    string
 		classes []int
@@ -159,15 +160,21 @@ func (b Benchmark) Load() (*Source, error) {
 		if len(s.classes) == 0 {
 			continue
 		}
-		if _, err := episodes(s.classes, s.query, b.Augment)(rand.New(rand.NewPCG(0, 0)), 1); err != nil {
+		_, err := episodes(s.classes, s.query, b.Augment)(rand.New(rand.NewPCG(0, 0)), 1)
+		switch {
+		case err != nil && s.name == "meta-validation": // needed only to validate
+			unusable = fmt.Sprintf(" (unusable for these episodes: %v)", err)
+		case err != nil:
 			return nil, fmt.Errorf("%s %s classes: %v", b.Name, s.name, err)
 		}
 	}
 	src := &Source{In: set.ImageSize(), Out: b.Ways, Side: set.Rows, Channels: max(set.Channels, 1), Train: episodes(sp.train, b.Query, b.Augment), Test: episodes(sp.test, b.TestQuery, Augment{}),
 		About: fmt.Sprintf("%s, %d meta-training and %d meta-test classes", about, len(sp.train), len(sp.test))}
 	if len(sp.val) > 0 {
-		src.Val = episodes(sp.val, b.TestQuery, Augment{})
-		src.About = fmt.Sprintf("%s, %d meta-training, %d meta-validation and %d meta-test classes", about, len(sp.train), len(sp.val), len(sp.test))
+		src.About = fmt.Sprintf("%s, %d meta-training, %d meta-validation%s and %d meta-test classes", about, len(sp.train), len(sp.val), unusable, len(sp.test))
+		if unusable == "" {
+			src.Val = episodes(sp.val, b.TestQuery, Augment{})
+		}
 	}
 	return src, nil
 }

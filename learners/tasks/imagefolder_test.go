@@ -448,11 +448,12 @@ func FuzzDecodeImage(f *testing.F) {
 }
 
 // TestBenchmarkFolder: a folder benchmark's episodes are colour images of
-// the side asked for, its splits those of its folders (4, 2 and 2
-// classes); class folders are split at random by the seed.
+// the side asked for, its splits those of its folders (4, 2 and 3
+// classes), a validation split too small for the episodes left out;
+// class folders are split at random by the seed.
 func TestBenchmarkFolder(t *testing.T) {
 	files := map[string][]byte{}
-	for c := range 8 {
+	for c := range 9 {
 		for k := range 4 {
 			name, data := folderImage(t, c, k)
 			files[[]string{"train", "val", "test"}[min(c/4+c/6, 2)]+"/"+folderName(c)+"/"+name] = data
@@ -478,6 +479,21 @@ func TestBenchmarkFolder(t *testing.T) {
 	}
 	if _, err := (Benchmark{Name: "folder", Ways: 2}).Load(); err == nil {
 		t.Error("a folder benchmark without a directory: no error")
+	}
+	// Too few validation classes for the episodes: no validation, and
+	// the rest still serves.
+	b5 := b
+	b5.Ways = 3
+	b5.Shots, b5.Query, b5.TestQuery = 1, 1, 1
+	src5, err := b5.Load()
+	if err == nil && (src5.Val != nil || !strings.Contains(src5.About, "unusable")) {
+		t.Errorf("3-way episodes with 2 validation classes: validation %v, %q", src5.Val != nil, src5.About)
+	}
+	if err == nil {
+		_, err = src5.Train(rng, 1)
+	}
+	if err != nil {
+		t.Errorf("3-way episodes with 2 validation classes: %v", err)
 	}
 	// Six class folders: 3 to train, none to validate, 3 to test.
 	cf := Benchmark{Name: "folder", Data: folderTree(t, false), Ways: 2, Side: 8, Channels: 1, Seed: 4}.WithDefaults()
