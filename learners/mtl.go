@@ -48,8 +48,8 @@ type Represented interface {
 // cross-entropy for multi-class targets. A row whose label for a task is
 // missing (NaN in the table, an empty cell of a CSV file) takes no part in
 // that task's loss, gradient or metrics: the loss is the mean over the
-// rows that have the label, and 0 for a minibatch with none, which the
-// weighting method then sees as it is.
+// rows that have the label. Every minibatch of Step must hold a label of
+// every task.
 //
 // Model, Params and Targets (one per head, in the heads' order) must be
 // set. The zero values of the other fields mean: Weighting equal
@@ -207,6 +207,11 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 	}
 	method := m.method()
 	step := m.steps + 1
+	for k, tg := range m.Targets {
+		if b.Labelled(k) == 0 {
+			return MTLStats{}, fmt.Errorf("learners: MTL step %d: the minibatch has no label for task %s, whose loss is then undefined (use larger minibatches)", step, tg.Name)
+		}
+	}
 	T := len(m.Targets)
 	in := weighting.Input{Step: step, Rand: m.rand()}
 	var prior []float64

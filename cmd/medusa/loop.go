@@ -137,7 +137,8 @@ func trainLoop[B, S any](ctx context.Context, m learners.Trainer[B, S], run lear
 // failed turns the error of learners.Train into the run's: after an
 // interrupt it saves the last completed step and says how to resume; after
 // a NaN or infinity it saves the last good step and names what was not
-// finite. Errors other than a failed step are returned as they are. The
+// finite; after any other failed step it saves the last completed one.
+// Errors other than a failed step are returned as they are. The
 // checkpoint goes to --out, or to a file in the working directory.
 func (l loop[S]) failed(ctx context.Context, err error, total int, save func(path, why string) error, stderr io.Writer) error {
 	var se *learners.StepError
@@ -172,6 +173,11 @@ func (l loop[S]) failed(ctx context.Context, err error, total int, save func(pat
 			return err
 		}
 		return fmt.Errorf("%w (%s)", se.Err, l.hint)
+	}
+	if done > 0 { // what was trained before the failed step is kept
+		if err := save(path, "the last completed"); err != nil {
+			return err
+		}
 	}
 	return se.Err
 }

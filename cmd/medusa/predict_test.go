@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/csv"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -161,5 +162,36 @@ func TestMTLArchFlags(t *testing.T) {
 		if _, _, err := runCLI(append([]string{"mtl"}, c.args...)...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("mtl %v: %v, want an error saying %q", c.args, err, c.want)
 		}
+	}
+}
+
+// TestMTLMinibatchWithoutLabel: a minibatch without a label of some task
+// fails its step with a message saying so, and the steps before it are
+// saved.
+func TestMTLMinibatchWithoutLabel(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("x1,x2,y1,y2\n")
+	for i := range 40 {
+		y2 := ""
+		if i%4 != 0 {
+			y2 = strconv.Itoa(i % 2)
+		}
+		fmt.Fprintf(&b, "%d,%d,%d,%s\n", i, i*i%7, i%3, y2)
+	}
+	data := filepath.Join(dir, "sparse.csv")
+	if err := os.WriteFile(data, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "m.safetensors")
+	_, stderr, err := runCLI("mtl", "--task", "csv", "--csv", data, "--targets", "y1:regression,y2:binary", "--batch", "1", "--steps", "40", "--hidden", "4", "--out", out)
+	if err == nil || !strings.Contains(err.Error(), "no label for task y2") {
+		t.Fatalf("err = %v, want a step without a y2 label\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "saved the last completed parameters") {
+		t.Errorf("the steps before were not saved:\n%s", stderr)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Error(err)
 	}
 }
