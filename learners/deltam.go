@@ -21,13 +21,15 @@ import (
 // over each task t's N_t metrics: the MSE of a regression (lower is
 // better, l = 1), the accuracy and F1 of a classification (higher is
 // better, l = 0). mtl and single hold the tasks' metrics in the same
-// order, as MTL.Evaluate returns them. A baseline metric of 0 is an
-// error: the change relative to it is not defined.
+// order, as MTL.Evaluate returns them. A metric whose baseline is 0 or not
+// finite (an F1 of 0 on a rare class, no labelled rows) has no relative
+// change and is left out, and so is a task with none left; it is an error
+// when no task has one.
 func DeltaM(mtl, single []Metrics) (float64, error) {
 	if len(mtl) != len(single) || len(mtl) == 0 {
 		return 0, fmt.Errorf("learners: DeltaM: %d multi-task and %d baseline tasks", len(mtl), len(single))
 	}
-	sum := 0.0
+	sum, tasksUsed := 0.0, 0
 	for t, m := range mtl {
 		b := single[t]
 		if m.Kind != b.Kind || m.Name != b.Name {
@@ -41,20 +43,25 @@ func DeltaM(mtl, single []Metrics) (float64, error) {
 		if m.Kind != tasks.Regression {
 			ps = []pair{{m.Accuracy, b.Accuracy, false}, {m.F1, b.F1, false}}
 		}
-		task := 0.0
+		task, used := 0.0, 0
 		for _, p := range ps {
 			if p.b == 0 || !finite(p.b) || !finite(p.m) {
-				return 0, fmt.Errorf("learners: DeltaM: task %s: metric %g against a baseline of %g", m.Name, p.m, p.b)
+				continue
 			}
 			d := (p.m - p.b) / p.b
 			if p.lower {
 				d = -d
 			}
-			task += d
+			task, used = task+d, used+1
 		}
-		sum += task / float64(len(ps))
+		if used > 0 {
+			sum, tasksUsed = sum+task/float64(used), tasksUsed+1
+		}
 	}
-	return 100 * sum / float64(len(mtl)), nil
+	if tasksUsed == 0 {
+		return 0, fmt.Errorf("learners: DeltaM: no metric has a baseline to compare with (all are 0 or undefined)")
+	}
+	return 100 * sum / float64(tasksUsed), nil
 }
 
 // Baseline trains single-task baselines: for each target of a table, a

@@ -24,10 +24,16 @@ func TestDeltaM(t *testing.T) {
 	if got, err := DeltaM(single, single); err != nil || got != 0 {
 		t.Errorf("DeltaM of the baselines themselves = %v, %v; want 0", got, err)
 	}
+	// A baseline F1 of 0 leaves that metric out: task c counts its
+	// accuracy alone, and Δm = (10 + 0)/2.
+	zeroF1 := []Metrics{single[0], {Name: "c", Kind: tasks.Binary, Accuracy: 0.8}}
+	if got, err := DeltaM(mtl, zeroF1); err != nil || math.Abs(got-5) > 1e-12 {
+		t.Errorf("DeltaM against a baseline F1 of 0 = %v, %v; want 5", got, err)
+	}
 	for _, c := range [][2][]Metrics{
 		{mtl[:1], single},
 		{[]Metrics{mtl[1], mtl[0]}, single},
-		{mtl, []Metrics{{Name: "r", Kind: tasks.Regression}, single[1]}},
+		{mtl, []Metrics{{Name: "r", Kind: tasks.Regression}, {Name: "c", Kind: tasks.Binary}}},
 	} {
 		if _, err := DeltaM(c[0], c[1]); err == nil {
 			t.Errorf("DeltaM(%v, %v): no error", c[0], c[1])

@@ -374,13 +374,19 @@ func printMetrics(ctx context.Context, m *learners.MTL, test *tasks.Table, floor
 func printRows(res []learners.Metrics, floors []float64, stdout io.Writer) {
 	fmt.Fprintf(stdout, "  %-12s %-10s %10s %10s %10s %10s\n", "task", "kind", "loss", "MSE", "accuracy", "F1")
 	for i, r := range res {
+		num := func(v float64) string { // "-" where a metric is undefined: no labelled rows
+			if math.IsNaN(v) {
+				return "-"
+			}
+			return fmt.Sprintf("%.4f", v)
+		}
 		mse, acc, f1 := "-", "-", "-"
 		if r.Kind == tasks.Regression {
-			mse = fmt.Sprintf("%.4f", r.MSE)
+			mse = num(r.MSE)
 		} else {
-			acc, f1 = fmt.Sprintf("%.4f", r.Accuracy), fmt.Sprintf("%.4f", r.F1)
+			acc, f1 = num(r.Accuracy), num(r.F1)
 		}
-		line := fmt.Sprintf("  %-12s %-10s %10.4f %10s %10s %10s", r.Name, r.Kind, r.Loss, mse, acc, f1)
+		line := fmt.Sprintf("  %-12s %-10s %10s %10s %10s %10s", r.Name, r.Kind, num(r.Loss), mse, acc, f1)
 		if floors != nil {
 			line += fmt.Sprintf("   (noise floor: %s %.4f)", map[bool]string{true: "MSE", false: "best accuracy"}[r.Kind == tasks.Regression], floors[i])
 		}
