@@ -120,7 +120,7 @@ func TestMTLResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"uw", "gradnorm", "dwa", "nash", "pcgrad", "gradvac", "famo", "rlw"} {
+	for _, name := range []string{"uw", "gradnorm", "dwa", "nash", "pcgrad", "gradvac", "famo", "rlw", "dbmtl", "stch", "moco"} {
 		t.Run(name, func(t *testing.T) {
 			start := func() (*MTL, *rand.PCG) {
 				w, err := weighting.New(name, 3)

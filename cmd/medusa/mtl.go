@@ -118,6 +118,9 @@ Flags:
 	if c.repGrad && c.arch != "hps" {
 		return nil, bad("--rep-grad takes the gradients of the shared trunk's output: --arch hps only")
 	}
+	if c.repGrad && (c.weighting == "dbmtl" || c.weighting == "moco") {
+		return nil, bad("--rep-grad with --weighting %s: its averages of the gradients need gradients of one size, and a representation's grows with the minibatch", c.weighting)
+	}
 	if err := checkInts(intFlag{"steps", c.steps, 1, maxSteps}, intFlag{"batch", c.batch, 1, maxRows},
 		intFlag{"experts", c.experts, 1, maxExperts}, intFlag{"task-experts", c.taskExp, 1, maxExperts}, intFlag{"levels", c.levels, 1, 16},
 		intFlag{"k", c.k, 1, maxExperts}, intFlag{"train-rows", c.trainRows, 0, maxRows},
@@ -238,8 +241,11 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	epochSteps := (train.N + c.batch - 1) / c.batch
-	if d, ok := method.(*weighting.DWA); ok {
-		d.EpochSteps = epochSteps
+	switch m := method.(type) { // the methods that count in epochs
+	case *weighting.DWA:
+		m.EpochSteps = epochSteps
+	case *weighting.STCH:
+		m.EpochSteps = epochSteps
 	}
 	wsrc := rand.NewPCG(c.seed, 0x77656967)
 	m := &learners.MTL{Model: model, Params: params, Targets: train.Targets, Weighting: method, RepGrad: c.repGrad,

@@ -36,7 +36,7 @@ type toyConfig struct {
 // methods. Uncertainty weighting, GradNorm and DWA need positive losses,
 // and the toy losses are negative over much of the plane.
 func toyMethods() []string {
-	return []string{"mean", "ew", "pcgrad", "mgda", "cagrad", "imtl", "nash", "upgrad", "alignedmtl", "gradvac", "fairgrad", "famo"}
+	return []string{"mean", "ew", "pcgrad", "mgda", "cagrad", "imtl", "nash", "upgrad", "alignedmtl", "gradvac", "fairgrad", "famo", "graddrop", "moco"}
 }
 
 func newToyMethod(name string) (weighting.Method, error) {
@@ -46,15 +46,18 @@ func newToyMethod(name string) (weighting.Method, error) {
 	if !slices.Contains(toyMethods(), name) {
 		return nil, fmt.Errorf("unknown toy method %q", name)
 	}
-	if name == "famo" { // the toy's losses go below FAMO's default bound of 0: the bound of its authors' toy
+	switch name {
+	case "famo": // the toy's losses go below FAMO's default bound of 0: the bound of its authors' toy
 		return &weighting.FAMO{MinLosses: []float64{-21, -21}}, nil
+	case "moco": // the plain tracked gradients: the default scales unit gradients by the losses, which go negative here
+		return &weighting.MoCo{RawGrads: true}, nil
 	}
 	return weighting.New(name, 2)
 }
 
 func parseToy(args []string, stderr io.Writer) (*toyConfig, error) {
 	fs := newFlags("medusa toy")
-	methods := fs.String("weighting", "mean,mgda,pcgrad,cagrad,imtl,nash,upgrad,alignedmtl,gradvac,fairgrad,famo", "comma-separated methods: "+strings.Join(toyMethods(), ", "))
+	methods := fs.String("weighting", "mean,mgda,pcgrad,cagrad,imtl,nash,upgrad,alignedmtl,gradvac,fairgrad,famo,graddrop,moco", "comma-separated methods: "+strings.Join(toyMethods(), ", "))
 	iters := fs.Int("iters", 100000, "Adam iterations per run")
 	lr := fs.Float64("lr", 1e-3, "Adam learning rate")
 	every := fs.Int("every", 100, "record the trajectory every N iterations")

@@ -10,15 +10,17 @@
 // Methods with learned state (uncertainty weighting, GradNorm) also
 // implement Learned: the trainer updates their parameters with its
 // optimiser, from the gradients they return. Methods with other state
-// between steps (DWA, GradNorm, Nash, GradVac, FAMO) implement
-// StateMarshaler, so that a resumed run continues exactly.
+// between steps (DWA, GradNorm, Nash, GradVac, FAMO, DBMTL, STCH, MoCo)
+// implement StateMarshaler, so that a resumed run continues exactly.
 //
 // The methods are EW (equal weighting), Uncertainty (Kendall et al. 2018),
 // GradNorm (Chen et al. 2018), DWA (Liu et al. 2019), PCGrad (Yu et al.
 // 2020), MGDA (Sener and Koltun 2018), CAGrad (Liu et al. 2021), IMTLG
 // (Liu et al. 2021), Nash (Navon et al. 2022), RLW (Lin et al. 2022),
 // UPGrad (Quinton and Rey 2024), AlignedMTL (Senushkin et al. 2023),
-// GradVac (Wang et al. 2021), FairGrad (Ban and Ji 2024) and FAMO (Liu et
+// GradVac (Wang et al. 2021), FairGrad (Ban and Ji 2024), FAMO (Liu et
+// al. 2023), GLS (Chennupati et al. 2019), GradDrop (Chen et al. 2020),
+// DBMTL (Lin et al. 2023), STCH (Lin et al. 2024) and MoCo (Fernando et
 // al. 2023). Where a paper leaves a choice they follow LibMTL's
 // implementations (UPGrad TorchJD's), and say where they differ.
 // New builds one from its command-line name (Names lists them).

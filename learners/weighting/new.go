@@ -6,7 +6,7 @@ import (
 )
 
 var names = []string{"ew", "uw", "gradnorm", "dwa", "pcgrad", "mgda", "cagrad", "imtl", "nash", "rlw",
-	"upgrad", "alignedmtl", "gradvac", "fairgrad", "famo"}
+	"upgrad", "alignedmtl", "gradvac", "fairgrad", "famo", "gls", "graddrop", "dbmtl", "stch", "moco"}
 
 // Names returns the names New accepts, in a fixed order.
 func Names() []string { return append([]string(nil), names...) }
@@ -16,7 +16,10 @@ func Names() []string { return append([]string(nil), names...) }
 // EpochSteps 1: a trainer sets it to its steps per epoch), PCGrad, MGDA (no
 // normalisation), CAGrad (C = DefaultCAGradC), IMTLG, *Nash, RLW (seed
 // 0), UPGrad, AlignedMTL, *GradVac (β = DefaultGradVacBeta), FairGrad
-// (α = DefaultFairGradAlpha) or *FAMO (LR 0.025, Gamma 1e-3, MinLosses 0).
+// (α = DefaultFairGradAlpha), *FAMO (LR 0.025, Gamma 1e-3, MinLosses 0),
+// GLS, GradDrop (Leak 0), *DBMTL (β 0.9, no decay), *STCH (μ 1, Warmup 4
+// epochs, EpochSteps 1: a trainer sets it to its steps per epoch) or *MoCo
+// (β 0.5, γ 0.1, both decayed with σ 0.5, ρ 0).
 // It returns an error for an unknown name, listing the valid ones, or for
 // tasks < 1.
 func New(name string, tasks int) (Method, error) {
@@ -62,6 +65,16 @@ func New(name string, tasks int) (Method, error) {
 		return FairGrad{Alpha: DefaultFairGradAlpha}, nil
 	case "famo":
 		return &FAMO{}, nil
+	case "gls":
+		return GLS{}, nil
+	case "graddrop":
+		return GradDrop{}, nil
+	case "dbmtl":
+		return &DBMTL{}, nil
+	case "stch":
+		return &STCH{}, nil
+	case "moco":
+		return &MoCo{}, nil
 	}
 	return nil, fmt.Errorf("weighting: unknown method %q, want one of %s", name, strings.Join(names, ", "))
 }
