@@ -27,8 +27,8 @@ var stepBegins func(n int) error
 const overview = `medusa trains neural networks declared as gorgonia graphs with
 meta-learning (MAML with exact second-order gradients, MAML++,
 first-order MAML, ANIL, Meta-SGD, Reptile, prototypical networks, R2D2)
-and multi-task learning (shared trunk or MMoE, fifteen task weighting
-methods).
+and multi-task learning (shared trunk, MMoE, CGC/PLE, cross-stitch or
+DSelect-k; twenty task weighting methods).
 
 Usage:
   medusa <command> [flags]
