@@ -258,6 +258,9 @@ func evaluateMeta(ctx context.Context, m metaLearner, src *tasks.Source, c *trai
 		per, what = ev.Accuracy, "test accuracy"
 	}
 	rate := map[bool]string{false: fmt.Sprintf(", inner step size %g", c.innerLR), true: ""}[c.metric()]
+	if c.stepRates || c.learner == "metasgd" {
+		rate = ", learned inner step sizes"
+	}
 	fmt.Fprintf(stdout, "%s on %d fresh tasks (%s)%s:\n", what, c.evalTasks, evalShape(c), rate)
 	header := fmt.Sprintf("  %5s  %8s  %s", "steps", "mean", "95% interval")
 	if src.Pooled != nil {

@@ -332,6 +332,9 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		outer = fmt.Sprintf("outer step %g annealed to 0", c.metaLR)
 	}
 	inner := cmp.Or(map[string]string{"protonet": "support prototypes", "r2d2": "a ridge-regression head"}[c.learner], fmt.Sprintf("%d inner step(s) of %g", c.innerSteps, c.innerLR))
+	if c.stepRates || c.learner == "metasgd" {
+		inner = fmt.Sprintf("%d inner step(s) of learned sizes from %g", c.innerSteps, c.innerLR)
+	}
 	fmt.Fprintf(stdout, "%s %s on %s (%s): %d iterations, meta-batch %d, %s, %s, %s, %s, %v, seed %d\n",
 		verb, c.learner, c.task, data.About, c.iters, c.metaBatch, evalShape(c), inner, outer, model, c.dtype, c.seed)
 	meta := map[string]string{
