@@ -227,7 +227,9 @@ func (p *MAMLPP) EvaluateClassifier(b *tasks.Batch, steps int) (Evaluation, erro
 }
 
 // PrepareStep is MAML.PrepareStep for the heaviest graph the run will
-// take: second order, with the multi-step loss while it lasts.
+// take, second order with the multi-step loss while it lasts, plus the
+// graph of the present iterations when that is another (first order, say),
+// since both are kept until the present phase ends.
 func (p *MAMLPP) PrepareStep(sh tasks.Shape) (int64, error) {
 	if err := p.prepare(); err != nil {
 		return 0, err
@@ -241,7 +243,11 @@ func (p *MAMLPP) PrepareStep(sh tasks.Shape) (int64, error) {
 	}
 	n, err := p.MAML.PrepareStep(sh)
 	p.MAML.inner = saved
-	return n, err
+	if err != nil || p.steps >= p.FirstOrderFor {
+		return n, err
+	}
+	now, err := p.MAML.PrepareStep(sh)
+	return n + now, err
 }
 
 // PrepareEvaluate is MAML.PrepareEvaluate for MAMLPP's graph.

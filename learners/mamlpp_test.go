@@ -351,3 +351,27 @@ func TestMAMLPPPerStepNorm(t *testing.T) {
 		t.Errorf("per-step normalisation of an MLP: no error")
 	}
 }
+
+// TestMAMLPPPrepareStep: during the first-order iterations the budget
+// holds the first-order graph and the second-order one to come, both kept
+// until the switch; after it, the second-order one alone.
+func TestMAMLPPPrepareStep(t *testing.T) {
+	model := nets.MLP{In: 1, Out: 1, Hidden: []int{8}, Activation: nets.Tanh}
+	sh := tasks.Shape{Tasks: 2, Support: 3, Query: 3, In: 1, Out: 1}
+	size := func(m interface{ PrepareStep(tasks.Shape) (int64, error) }) int64 {
+		n, err := m.PrepareStep(sh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	second, first := size(newMAML(t, model, MSE, 2, false, 1)), size(newMAML(t, model, MSE, 2, true, 1))
+	p := &MAMLPP{MAML: *newMAML(t, model, MSE, 2, false, 1), FirstOrderFor: 3}
+	if got := size(p); got != second+first || first >= second {
+		t.Errorf("during the first-order iterations: %d bytes, want %d + %d", got, second, first)
+	}
+	p.steps = 3
+	if got := size(p); got != second {
+		t.Errorf("after them: %d bytes, want %d", got, second)
+	}
+}
