@@ -358,7 +358,9 @@ func TestMAMLPPPerStepNorm(t *testing.T) {
 func TestMAMLPPPrepareStep(t *testing.T) {
 	model := nets.MLP{In: 1, Out: 1, Hidden: []int{8}, Activation: nets.Tanh}
 	sh := tasks.Shape{Tasks: 2, Support: 3, Query: 3, In: 1, Out: 1}
-	size := func(m interface{ PrepareStep(tasks.Shape) (int64, error) }) int64 {
+	size := func(m interface {
+		PrepareStep(tasks.Shape) (int64, error)
+	}) int64 {
 		n, err := m.PrepareStep(sh)
 		if err != nil {
 			t.Fatal(err)
