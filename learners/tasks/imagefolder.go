@@ -64,10 +64,10 @@ import (
 // N·Side·Side·Channels bytes, N the number of images; a dataset needing
 // more than MaxBytes is refused after listing, before any image is read,
 // with an error giving both sizes. Decoding runs on one goroutine per CPU
-// (the result does not depend on their number), each holding one decoded
-// image at its file's size: a file larger than 16 MiB, or an image
-// declaring more than MaxPixels pixels in its header, is an error before
-// decoding. A directory with more than MaxEntries entries is an error.
+// (the result does not depend on their number), each holding one image
+// decoded at its stored size, up to MaxPixels pixels (about 134 MB at the
+// default): a file larger than 16 MiB, or an image declaring more than
+// MaxPixels pixels in its header, is an error before decoding. A directory with more than MaxEntries entries is an error.
 //
 // Every error names the file or directory concerned: a missing or
 // unreadable file, one that does not decode, a class folder without
