@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
-	"strconv"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
@@ -141,36 +139,14 @@ Flags:
 	if err != nil {
 		return err
 	}
-	var header []string
-	for _, tg := range r.train.Targets {
-		if tg.Kind != tasks.Multiclass {
-			header = append(header, tg.Name)
-			continue
-		}
-		for k := range tg.Classes {
-			header = append(header, tg.Name+":"+strconv.Itoa(k))
-		}
-	}
 	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	w.Write(header)
-	line := make([]string, 0, len(header))
-	for i := range x.N {
-		line = line[:0]
-		for t, tg := range r.train.Targets {
-			k := tg.Outputs()
-			for _, v := range pred[t][i*k : (i+1)*k] {
-				line = append(line, strconv.FormatFloat(v, 'g', -1, 64))
-			}
-		}
-		w.Write(line)
-	}
-	if w.Flush(); w.Error() != nil {
-		return w.Error()
+	cols, err := tasks.WritePredictions(&buf, r.train.Targets, pred)
+	if err != nil {
+		return err
 	}
 	if err := graph.WriteFileAtomic(*out, buf.Bytes()); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote predictions for %d rows (%d columns) to %s\n", x.N, len(header), *out)
+	fmt.Fprintf(stdout, "wrote predictions for %d rows (%d columns) to %s\n", x.N, cols, *out)
 	return nil
 }

@@ -469,3 +469,53 @@ func targetNames(ts []Target) []string {
 	}
 	return out
 }
+
+// WritePredictions writes a model's predictions for n rows as CSV, as
+// learners.MTL.Predict returns them (preds[t] holds n rows of
+// targets[t].Outputs() values): a header, then one line per row with, for
+// each target, a regression's value (column NAME), a binary target's
+// probability of class 1 (NAME), and a multi-class target's probability
+// of each class (NAME:0, NAME:1, ...). It returns the number of columns.
+func WritePredictions(w io.Writer, targets []Target, preds [][]float64) (int, error) {
+	if len(preds) != len(targets) || len(targets) == 0 {
+		return 0, fmt.Errorf("tasks: WritePredictions: %d prediction columns for %d targets", len(preds), len(targets))
+	}
+	var header []string
+	for _, tg := range targets {
+		if tg.Kind != Multiclass {
+			header = append(header, tg.Name)
+			continue
+		}
+		for k := range tg.Classes {
+			header = append(header, tg.Name+":"+strconv.Itoa(k))
+		}
+	}
+	n := len(preds[0]) / max(targets[0].Outputs(), 1)
+	for t, tg := range targets {
+		if len(preds[t]) != n*tg.Outputs() {
+			return 0, fmt.Errorf("tasks: WritePredictions: %d values for target %s, want %d rows of %d", len(preds[t]), tg.Name, n, tg.Outputs())
+		}
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write(header); err != nil {
+		return 0, fmt.Errorf("tasks: WritePredictions: %v", err)
+	}
+	line := make([]string, 0, len(header))
+	for i := range n {
+		line = line[:0]
+		for t, tg := range targets {
+			k := tg.Outputs()
+			for _, v := range preds[t][i*k : (i+1)*k] {
+				line = append(line, strconv.FormatFloat(v, 'g', -1, 64))
+			}
+		}
+		if err := cw.Write(line); err != nil {
+			return 0, fmt.Errorf("tasks: WritePredictions: %v", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return 0, fmt.Errorf("tasks: WritePredictions: %v", err)
+	}
+	return len(header), nil
+}

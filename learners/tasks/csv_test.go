@@ -369,3 +369,18 @@ func TestCSVMissingLabels(t *testing.T) {
 		t.Errorf("an empty feature cell: %v", err)
 	}
 }
+
+// TestWritePredictions: one column per regression or binary target, one
+// per class of a multi-class one, the values as given; mismatched sizes
+// are errors.
+func TestWritePredictions(t *testing.T) {
+	targets := []Target{{Name: "y", Kind: Regression}, {Name: "c", Kind: Multiclass, Classes: 3}, {Name: "b", Kind: Binary}}
+	var buf bytes.Buffer
+	n, err := WritePredictions(&buf, targets, [][]float64{{1.5, -2}, {0.2, 0.3, 0.5, 1, 0, 0}, {0.25, 0.75}})
+	if err != nil || n != 5 || buf.String() != "y,c:0,c:1,c:2,b\n1.5,0.2,0.3,0.5,0.25\n-2,1,0,0,0.75\n" {
+		t.Errorf("WritePredictions = %d, %v:\n%s", n, err, buf.String())
+	}
+	if _, err := WritePredictions(&buf, targets, [][]float64{{1.5, -2}, {0.2, 0.3, 0.5}, {0.25, 0.75}}); err == nil {
+		t.Errorf("3 values for 2 rows of 3 classes: no error")
+	}
+}
