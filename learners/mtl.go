@@ -86,8 +86,9 @@ type MTL struct {
 	steps    int
 	programs map[mtlKey]*mtlProgram
 	built    string
-	gradBuf  [][]float64 // per task, reused for weighting.Input.Grads
-	last     *graph.Plan // the plan last run, for Placement
+	gradBuf  [][]float64  // per task, reused for weighting.Input.Grads
+	repBuf   [2][]float64 // RepGrad: the representation's combined gradient and the shared parameters', reused
+	last     *graph.Plan  // the plan last run, for Placement
 }
 
 // MTLStats are the statistics of one training step.
@@ -127,15 +128,16 @@ type mtlProgram struct {
 	params    G.Nodes
 	x         *G.Node
 	ys        G.Nodes
-	weights   G.Nodes   // modeWeighted: one scalar input per task
-	masks     G.Nodes   // masked: per task, each row's weight in its loss (1/labelled rows, 0 if missing)
-	losses    G.Nodes   // one scalar per task
-	outs      G.Nodes   // each head's output
-	grads     G.Nodes   // modeWeighted: one per parameter
-	taskGrads []G.Nodes // modePerTask, modeRep: task t's gradient for each parameter it reaches (modeRep: its head's only; nil elsewhere)
-	repGrads  G.Nodes   // modeRep: task t's gradient with respect to the representation
-	repGrad   *G.Node   // modeRepBack: the representation's gradient, an input
-	rep       *G.Node   // modeRep, modeRepBack: the representation
+	weights   G.Nodes       // modeWeighted: one scalar input per task
+	masks     G.Nodes       // masked: per task, each row's weight in its loss (1/labelled rows, 0 if missing)
+	losses    G.Nodes       // one scalar per task
+	outs      G.Nodes       // each head's output
+	grads     G.Nodes       // modeWeighted: one per parameter
+	taskGrads []G.Nodes     // modePerTask, modeRep: task t's gradient for each parameter it reaches (modeRep: its head's only; nil elsewhere)
+	repGrads  G.Nodes       // modeRep: task t's gradient with respect to the representation
+	repGrad   *G.Node       // modeRepBack: the representation's gradient, an input
+	repValue  *tensor.Dense // modeRepBack: its value, refilled every step
+	rep       *G.Node       // modeRep, modeRepBack: the representation
 }
 
 // Steps returns the number of successful Steps taken.
@@ -361,7 +363,11 @@ func (m *MTL) readRepGrads(p *mtlProgram, step int, own []int) (grads [][]float6
 func (m *MTL) repBack(b *tasks.Table, step int, grads [][]float64, out weighting.Output, shared []int) ([]float64, error) {
 	dz := out.Shared
 	if dz == nil {
-		dz = make([]float64, len(grads[0]))
+		if n := len(grads[0]); cap(m.repBuf[0]) < n {
+			m.repBuf[0] = make([]float64, n)
+		}
+		dz = m.repBuf[0][:len(grads[0])]
+		clear(dz)
 		for t, g := range grads {
 			for j, v := range g {
 				dz[j] += out.Weights[t] * v
@@ -378,22 +384,26 @@ func (m *MTL) repBack(b *tasks.Table, step int, grads [][]float64, out weighting
 	if err != nil {
 		return nil, err
 	}
-	g, err := graph.NewTensor(m.dtype(), p.repGrad.Shape(), dz)
-	if err != nil {
+	if p.repValue == nil {
+		if p.repValue, err = graph.NewTensor(m.dtype(), p.repGrad.Shape(), dz); err != nil {
+			return nil, err
+		}
+	} else if err := setValues(p.repValue, dz); err != nil {
 		return nil, err
 	}
-	if err := p.plan.Let(p.repGrad.Name(), g); err != nil {
+	if err := p.plan.Let(p.repGrad.Name(), p.repValue); err != nil {
 		return nil, err
 	}
 	if err := p.run(m.Params, b); err != nil {
 		return nil, err
 	}
-	var all []float64
+	all := m.repBuf[1][:0]
 	for j, i := range shared {
 		if all, err = m.appendGrad(p.plan, p.grads[j], step, i, all); err != nil {
 			return nil, err
 		}
 	}
+	m.repBuf[1] = all
 	return all, nil
 }
 
