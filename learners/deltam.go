@@ -102,7 +102,20 @@ func (b Baseline) Run(ctx context.Context, train, test *tasks.Table) ([]Metrics,
 			return nil, err
 		}
 		m := &MTL{Model: model, Params: params, Targets: []tasks.Target{tg}, Optimizer: &Adam{LR: b.LR}, Device: b.Device}
-		batches, err := EpochBatches(one(train), b.Batch, b.Seed^uint64(t+1)*0x9e3779b97f4a7c15)
+		rows := one(train)
+		if rows.Labelled(0) < rows.N { // train on the labelled rows alone
+			var idx []int
+			for i, v := range rows.Y[0] {
+				if !math.IsNaN(v) {
+					idx = append(idx, i)
+				}
+			}
+			if rows, err = rows.Rows(idx); err != nil {
+				m.Close()
+				return nil, err
+			}
+		}
+		batches, err := EpochBatches(rows, b.Batch, b.Seed^uint64(t+1)*0x9e3779b97f4a7c15)
 		if err != nil {
 			m.Close()
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/medusa-ml/medusa/learners/tasks"
@@ -65,6 +66,36 @@ func TestBaseline(t *testing.T) {
 	}
 	if again[2] != res[2] || again[0] != res[0] {
 		t.Errorf("a second run gave %+v, the first %+v", again, res)
+	}
+	// With most of a task's labels missing, its network trains on the
+	// labelled rows alone, whatever its minibatches.
+	sparse := *train
+	sparse.Y = [][]float64{train.Y[0], slices.Clone(train.Y[1]), train.Y[2]}
+	for i := range sparse.Y[1] {
+		if i%8 != 0 {
+			sparse.Y[1][i] = math.NaN()
+		}
+	}
+	small := b
+	small.Batch, small.Steps = 4, 50
+	got, err := small.Run(context.Background(), &sparse, test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx []int
+	for i := 0; i < sparse.N; i += 8 {
+		idx = append(idx, i)
+	}
+	only, err := sparse.Rows(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := small.Run(context.Background(), only, test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[1] != want[1] {
+		t.Errorf("baseline of a sparse task %+v; trained on its labelled rows %+v", got[1], want[1])
 	}
 	b.LR = 0
 	if _, err := b.Run(context.Background(), train, test); err == nil {

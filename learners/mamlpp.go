@@ -243,7 +243,7 @@ func (p *MAMLPP) PrepareStep(sh tasks.Shape) (int64, error) {
 	}
 	n, err := p.MAML.PrepareStep(sh)
 	p.MAML.inner = saved
-	if err != nil || p.steps >= p.FirstOrderFor {
+	if err != nil || p.steps >= p.FirstOrderFor || p.FirstOrder {
 		return n, err
 	}
 	now, err := p.MAML.PrepareStep(sh)

@@ -48,8 +48,12 @@ type Represented interface {
 // cross-entropy for multi-class targets. A row whose label for a task is
 // missing (NaN in the table, an empty cell of a CSV file) takes no part in
 // that task's loss, gradient or metrics: the loss is the mean over the
-// rows that have the label. Every minibatch of Step must hold a label of
-// every task.
+// rows that have the label. A minibatch with no label of a task gives it
+// loss 0 and no gradient for the step: methods that add up the tasks'
+// gradients take that as no contribution, while a method that divides by
+// a task's loss or gradient norm (GradNorm, IMTL-G) fails the step with
+// an error naming the task, and those that take logarithms of the losses
+// (FAMO, GLS, DB-MTL, STCH) are not made for labels that sparse.
 //
 // Model, Params and Targets (one per head, in the heads' order) must be
 // set. The zero values of the other fields mean: Weighting equal
@@ -209,11 +213,6 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 	}
 	method := m.method()
 	step := m.steps + 1
-	for k, tg := range m.Targets {
-		if b.Labelled(k) == 0 {
-			return MTLStats{}, fmt.Errorf("learners: MTL step %d: the minibatch has no label for task %s, whose loss is then undefined (use larger minibatches)", step, tg.Name)
-		}
-	}
 	T := len(m.Targets)
 	in := weighting.Input{Step: step, Rand: m.rand()}
 	var prior []float64
@@ -309,6 +308,11 @@ func (m *MTL) Step(ctx context.Context, b *tasks.Table) (MTLStats, error) {
 	out, err := method.Combine(in)
 	if err != nil {
 		restore()
+		for k, tg := range m.Targets {
+			if b.Labelled(k) == 0 {
+				return MTLStats{Losses: in.Losses}, fmt.Errorf("learners: MTL step %d: %s cannot weigh task %s, which has no label in this minibatch: %w", step, method.Name(), tg.Name, err)
+			}
+		}
 		return MTLStats{Losses: in.Losses}, fmt.Errorf("learners: MTL step %d: %w", step, err)
 	}
 	if mode == modeRep {

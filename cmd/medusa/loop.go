@@ -153,7 +153,7 @@ func (l loop[S]) failed(ctx context.Context, err error, total int, save func(pat
 		if err := save(path, "the trained"); err != nil {
 			return err
 		}
-		return fmt.Errorf("interrupted while validating %s %d, the last: the parameters it trained are saved, and the best validated so far beside them", l.unit, done)
+		return fmt.Errorf("interrupted while validating %s %d, the last: the parameters it trained are saved to %s", l.unit, done, path)
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintf(stderr, "interrupted before %s %d\n", l.unit, done+1)
@@ -176,7 +176,7 @@ func (l loop[S]) failed(ctx context.Context, err error, total int, save func(pat
 	}
 	if done > 0 { // what was trained before the failed step is kept
 		if err := save(path, "the last completed"); err != nil {
-			return err
+			return fmt.Errorf("%w; saving %s %d failed too: %v", se.Err, l.unit, done, err)
 		}
 	}
 	return se.Err

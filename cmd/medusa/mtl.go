@@ -118,6 +118,9 @@ Flags:
 	if c.repGrad && c.arch != "hps" {
 		return nil, bad("--rep-grad takes the gradients of the shared trunk's output: --arch hps only")
 	}
+	if w, _ := weighting.New(c.weighting, 2); c.repGrad && w != nil && w.Needs() != weighting.SharedGrads {
+		return nil, bad("--rep-grad is for the methods that combine the tasks' gradients, not %s, which weighs their losses", c.weighting)
+	}
 	if c.repGrad && (c.weighting == "dbmtl" || c.weighting == "moco") {
 		return nil, bad("--rep-grad with --weighting %s: its averages of the gradients need gradients of one size, and a representation's grows with the minibatch", c.weighting)
 	}

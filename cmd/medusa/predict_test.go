@@ -155,6 +155,7 @@ func TestMTLArchFlags(t *testing.T) {
 	}{
 		{[]string{"--arch", "tower"}, "want hps, mmoe"},
 		{[]string{"--arch", "mmoe", "--rep-grad"}, "--arch hps only"},
+		{[]string{"--weighting", "dwa", "--rep-grad"}, "not dwa, which weighs their losses"},
 		{[]string{"--arch", "ple", "--hidden", ""}, "needs at least one layer"},
 		{[]string{"--arch", "dselect-k", "--experts", "2", "--k", "3"}, "k at most --experts"},
 		{[]string{"--levels", "0"}, "levels"},
@@ -166,8 +167,9 @@ func TestMTLArchFlags(t *testing.T) {
 }
 
 // TestMTLMinibatchWithoutLabel: a minibatch without a label of some task
-// fails its step with a message saying so, and the steps before it are
-// saved.
+// gives it no contribution under equal weighting; IMTL-G, which divides by
+// a gradient's norm, fails the step with a message saying why, and the
+// steps before it are saved.
 func TestMTLMinibatchWithoutLabel(t *testing.T) {
 	dir := t.TempDir()
 	var b strings.Builder
@@ -184,8 +186,12 @@ func TestMTLMinibatchWithoutLabel(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "m.safetensors")
-	_, stderr, err := runCLI("mtl", "--task", "csv", "--csv", data, "--targets", "y1:regression,y2:binary", "--batch", "1", "--steps", "40", "--hidden", "4", "--out", out)
-	if err == nil || !strings.Contains(err.Error(), "no label for task y2") {
+	args := []string{"mtl", "--task", "csv", "--csv", data, "--targets", "y1:regression,y2:binary", "--batch", "1", "--steps", "40", "--hidden", "4", "--out", out}
+	if _, stderr, err := runCLI(args...); err != nil {
+		t.Fatalf("equal weighting: %v\n%s", err, stderr)
+	}
+	_, stderr, err := runCLI(append(args, "--weighting", "imtl")...)
+	if err == nil || !strings.Contains(err.Error(), "imtl cannot weigh task y2, which has no label in this minibatch") {
 		t.Fatalf("err = %v, want a step without a y2 label\n%s", err, stderr)
 	}
 	if !strings.Contains(stderr, "saved the last completed parameters") {
