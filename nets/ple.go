@@ -38,8 +38,8 @@ import (
 // head, its experts of the last level and its gates of the last two (a
 // shared gate mixes every expert of its level into the shared input of
 // the next, so the task experts below the last level, and the task gates
-// that feed them, are shared, with the shared experts and gates). Every Linear layer, gates included, is initialised as
-// PyTorch's nn.Linear. The gates have a bias, as MMoE's do (the paper's
+// that feed them, are shared, with the shared experts and gates). Every
+// Linear layer, gates included, is initialised as PyTorch's nn.Linear. The gates have a bias, as MMoE's do (the paper's
 // have none).
 //
 // The zero value is not usable: In, SharedExperts, TaskExperts, at least

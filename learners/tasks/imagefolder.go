@@ -67,7 +67,8 @@ import (
 // (the result does not depend on their number), each holding one image
 // decoded at its stored size, up to MaxPixels pixels (about 134 MB at the
 // default): a file larger than 16 MiB, or an image declaring more than
-// MaxPixels pixels in its header, is an error before decoding. A directory with more than MaxEntries entries is an error.
+// MaxPixels pixels in its header, is an error before decoding. A
+// directory with more than MaxEntries entries is an error.
 //
 // Every error names the file or directory concerned: a missing or
 // unreadable file, one that does not decode, a class folder without
