@@ -39,8 +39,8 @@ import (
 // shared gate mixes every expert of its level into the shared input of
 // the next, so the task experts below the last level, and the task gates
 // that feed them, are shared, with the shared experts and gates). Every
-// Linear layer, gates included, is initialised as PyTorch's nn.Linear. The gates have a bias, as MMoE's do (the paper's
-// have none).
+// Linear layer, gates included, is initialised as PyTorch's nn.Linear.
+// The gates have a bias, as MMoE's do (the paper's have none).
 //
 // The zero value is not usable: In, SharedExperts, TaskExperts, at least
 // one ExpertHidden layer and the Heads must be set; Levels 0 means 1.
