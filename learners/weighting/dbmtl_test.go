@@ -106,56 +106,13 @@ func TestDBMTLBalance(t *testing.T) {
 	}
 }
 
-// TestDBMTLResume saves DB-MTL's state midway through a run and checks
-// that a DBMTL restored from it continues with the same outputs, bit for
-// bit.
+// TestDBMTLResume: DB-MTL restored from its state midway continues with
+// the same outputs, bit for bit.
 func TestDBMTLResume(t *testing.T) {
-	input := func(step int) Input {
+	checkStateRoundTrip(t, func() Method { return &DBMTL{BetaSigma: 0.3} }, func(step int, _ *rand.Rand) Input {
 		rng := rand.New(rand.NewPCG(87, uint64(step)))
 		return Input{Step: step, Losses: randLosses(rng, 3), Grads: randGrads(rng, 3, 5)}
-	}
-	straight := &DBMTL{BetaSigma: 0.3}
-	var mid []byte
-	var want []Output
-	for step := 1; step <= 8; step++ {
-		if step == 5 {
-			var err error
-			if mid, err = straight.MarshalState(); err != nil {
-				t.Fatal(err)
-			}
-			if !json.Valid(mid) {
-				t.Fatalf("MarshalState = %s; not JSON", mid)
-			}
-		}
-		out, err := straight.Combine(input(step))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if step >= 5 {
-			want = append(want, out)
-		}
-	}
-	resumed := &DBMTL{BetaSigma: 0.3}
-	if err := resumed.UnmarshalState(mid); err != nil {
-		t.Fatal(err)
-	}
-	for step := 5; step <= 8; step++ {
-		out, err := resumed.Combine(input(step))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if w := want[step-5]; !slices.Equal(out.Shared, w.Shared) || !slices.Equal(out.Weights, w.Weights) {
-			t.Fatalf("step %d after a state round trip: shared %v, weights %v; want %v, %v", step, out.Shared, out.Weights, w.Shared, w.Weights)
-		}
-	}
-	// A fresh state round-trips too.
-	b, err := (&DBMTL{}).MarshalState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := resumed.UnmarshalState(b); err != nil || resumed.avg != nil {
-		t.Errorf("restoring a fresh DBMTL's state: %v, averages %v", err, resumed.avg)
-	}
+	}, 5, 8)
 }
 
 // TestDBMTLBadInputs checks DB-MTL's own errors, that a failed Combine

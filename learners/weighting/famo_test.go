@@ -102,44 +102,15 @@ func TestFAMOWeighter(t *testing.T) {
 	}
 }
 
-// TestFAMOResume saves FAMO's state midway through a run and checks that
-// a FAMO restored from it announces and uses the same weights, bit for
-// bit, as the uninterrupted one.
+// TestFAMOResume: FAMO restored from its state midway announces and uses
+// the same weights, bit for bit, as the uninterrupted one.
 func TestFAMOResume(t *testing.T) {
 	loss := func(step int) []float64 { return randLosses(rand.New(rand.NewPCG(73, uint64(step))), 3) }
-	straight := &FAMO{}
-	var mid []byte
-	var want [][]float64
-	for step := 1; step <= 10; step++ {
-		if step == 6 {
-			var err error
-			if mid, err = straight.MarshalState(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		out, err := straight.Combine(Input{Step: step, Losses: loss(step)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if step >= 6 {
-			want = append(want, out.Weights)
-		}
-	}
-	resumed := &FAMO{}
-	if err := resumed.UnmarshalState(mid); err != nil {
-		t.Fatal(err)
-	}
-	if w := resumed.Weights(6, 3); !slices.Equal(w, want[0]) {
-		t.Fatalf("restored FAMO announces %v for step 6; want %v", w, want[0])
-	}
-	for step := 6; step <= 10; step++ {
-		out, err := resumed.Combine(Input{Step: step, Losses: loss(step)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(out.Weights, want[step-6]) {
-			t.Fatalf("step %d after a state round trip: weights %v; want %v", step, out.Weights, want[step-6])
-		}
+	straight, resumed := checkStateRoundTrip(t, func() Method { return &FAMO{} }, func(step int, _ *rand.Rand) Input {
+		return Input{Step: step, Losses: loss(step)}
+	}, 6, 10)
+	if w, want := resumed.(*FAMO).Weights(11, 3), straight.(*FAMO).Weights(11, 3); !slices.Equal(w, want) {
+		t.Errorf("restored FAMO announces %v for step 11; want %v", w, want)
 	}
 }
 

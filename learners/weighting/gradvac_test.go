@@ -107,57 +107,14 @@ func TestGradVacFirstStep(t *testing.T) {
 	}
 }
 
-// TestGradVacResume runs GradVac on random gradients, saves its state
-// midway, and checks that a GradVac restored from it continues with the
-// same weights, bit for bit, given the same random stream.
+// TestGradVacResume: GradVac restored from its state midway continues
+// with the same weights, bit for bit, given the same random stream.
 func TestGradVacResume(t *testing.T) {
-	grads := func(step int) [][]float64 {
-		return randGrads(rand.New(rand.NewPCG(53, uint64(step))), 4, 7)
-	}
-	straight := &GradVac{}
-	src := rand.NewPCG(54, 54)
-	rng := rand.New(src)
-	var mid []byte
-	var midRand []byte
-	var want [][]float64
-	for step := 1; step <= 12; step++ {
-		if step == 7 {
-			var err error
-			if mid, err = straight.MarshalState(); err != nil {
-				t.Fatal(err)
-			}
-			if midRand, err = src.MarshalBinary(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		out, err := straight.Combine(Input{Step: step, Losses: make([]float64, 4), Grads: grads(step), Rand: rng})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if step >= 7 {
-			want = append(want, out.Weights)
-		}
-	}
-	resumed := &GradVac{}
-	if err := resumed.UnmarshalState(mid); err != nil {
-		t.Fatal(err)
-	}
-	src2 := rand.NewPCG(0, 0)
-	if err := src2.UnmarshalBinary(midRand); err != nil {
-		t.Fatal(err)
-	}
-	rng2 := rand.New(src2)
-	for step := 7; step <= 12; step++ {
-		out, err := resumed.Combine(Input{Step: step, Losses: make([]float64, 4), Grads: grads(step), Rand: rng2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(out.Weights, want[step-7]) {
-			t.Fatalf("step %d after a state round trip: weights %v; want %v", step, out.Weights, want[step-7])
-		}
-	}
+	_, resumed := checkStateRoundTrip(t, func() Method { return &GradVac{} }, func(step int, rng *rand.Rand) Input {
+		return Input{Step: step, Losses: make([]float64, 4), Grads: randGrads(rand.New(rand.NewPCG(53, uint64(step))), 4, 7), Rand: rng}
+	}, 7, 12)
 	// The targets have moved away from 0 by then, so the state matters.
-	if slices.Equal(resumed.targets, make([]float64, 16)) {
+	if slices.Equal(resumed.(*GradVac).targets, make([]float64, 16)) {
 		t.Error("targets still 0 after 12 steps")
 	}
 }

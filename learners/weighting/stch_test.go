@@ -115,45 +115,14 @@ func TestSTCHLimits(t *testing.T) {
 	}
 }
 
-// TestSTCHResume saves STCH's state in the middle of its averaging epoch
-// and checks that an STCH restored from it gives the same weights, bit
-// for bit.
+// TestSTCHResume: STCH restored from its state in the middle of its
+// averaging epoch (steps 7 to 9) gives the same weights, bit for bit.
 func TestSTCHResume(t *testing.T) {
-	loss := func(step int) []float64 { return randLosses(rand.New(rand.NewPCG(93, uint64(step))), 3) }
-	newSTCH := func() *STCH { return &STCH{Warmup: 2, EpochSteps: 3, Mu: 0.5} }
-	straight := newSTCH()
-	var mid []byte
-	var want [][]float64
-	for step := 1; step <= 14; step++ {
-		if step == 8 { // the second step of the averaging epoch, steps 7 to 9
-			var err error
-			if mid, err = straight.MarshalState(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		out, err := straight.Combine(Input{Step: step, Losses: loss(step)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if step >= 8 {
-			want = append(want, out.Weights)
-		}
-	}
-	resumed := newSTCH()
-	if err := resumed.UnmarshalState(mid); err != nil {
-		t.Fatal(err)
-	}
-	for step := 8; step <= 14; step++ {
-		out, err := resumed.Combine(Input{Step: step, Losses: loss(step)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(out.Weights, want[step-8]) {
-			t.Fatalf("step %d after a state round trip: weights %v; want %v", step, out.Weights, want[step-8])
-		}
-	}
-	if resumed.nadir == nil || !slices.Equal(resumed.nadir, straight.nadir) {
-		t.Errorf("nadir point %v after a state round trip; want %v", resumed.nadir, straight.nadir)
+	straight, resumed := checkStateRoundTrip(t, func() Method { return &STCH{Warmup: 2, EpochSteps: 3, Mu: 0.5} }, func(step int, _ *rand.Rand) Input {
+		return Input{Step: step, Losses: randLosses(rand.New(rand.NewPCG(93, uint64(step))), 3)}
+	}, 8, 14)
+	if n := resumed.(*STCH).nadir; n == nil || !slices.Equal(n, straight.(*STCH).nadir) {
+		t.Errorf("nadir point %v after a state round trip; want %v", n, straight.(*STCH).nadir)
 	}
 }
 

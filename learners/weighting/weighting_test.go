@@ -1,6 +1,7 @@
 package weighting
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -842,4 +843,58 @@ func TestPCGradBatchedDots(t *testing.T) {
 			}
 		}
 	}
+}
+
+// checkStateRoundTrip runs the method newMethod makes for steps 1 to last
+// on the inputs input gives (drawing from one random stream), saves its
+// state and the stream's before step mid, and checks that a new method
+// restored from them gives the same outputs, bit for bit, for steps mid
+// to last. It returns both methods, for checks of their state.
+func checkStateRoundTrip(t *testing.T, newMethod func() Method, input func(step int, rng *rand.Rand) Input, mid, last int) (straight, resumed Method) {
+	t.Helper()
+	straight = newMethod()
+	src := rand.NewPCG(54, 54)
+	rng := rand.New(src)
+	var state, stream []byte
+	var want []Output
+	for step := 1; step <= last; step++ {
+		if step == mid {
+			var err error
+			if state, err = straight.(StateMarshaler).MarshalState(); err != nil {
+				t.Fatal(err)
+			}
+			if !json.Valid(state) {
+				t.Fatalf("MarshalState = %s; not JSON", state)
+			}
+			if stream, err = src.MarshalBinary(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := straight.Combine(input(step, rng))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if step >= mid {
+			want = append(want, out)
+		}
+	}
+	resumed = newMethod()
+	if err := resumed.(StateMarshaler).UnmarshalState(state); err != nil {
+		t.Fatal(err)
+	}
+	src2 := new(rand.PCG)
+	if err := src2.UnmarshalBinary(stream); err != nil {
+		t.Fatal(err)
+	}
+	rng2 := rand.New(src2)
+	for step := mid; step <= last; step++ {
+		out, err := resumed.Combine(input(step, rng2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := want[step-mid]; !slices.Equal(out.Shared, w.Shared) || !slices.Equal(out.Weights, w.Weights) {
+			t.Fatalf("step %d after a state round trip: shared %v, weights %v; want %v, %v", step, out.Shared, out.Weights, w.Shared, w.Weights)
+		}
+	}
+	return straight, resumed
 }
