@@ -339,38 +339,7 @@ func TestConvNetMatchesReference(t *testing.T) {
 			}
 			want := referenceConvNet(m, x, tasks, n, flat)
 			for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-				g := G.NewGraph()
-				q, err := m.Init(rng, dt)
-				if err != nil {
-					t.Fatal(err)
-				}
-				nodes, shapes := paramNodes(g, q, tasks, "")
-				xn := G.NewTensor(g, dt, 3, G.WithShape(tasks, n, m.In()), G.WithName("x"))
-				out, err := m.Forward(xn, nodes)
-				if err != nil {
-					t.Fatal(err)
-				}
-				plan, err := graph.Compile(g, out)
-				if err != nil {
-					t.Fatal(err)
-				}
-				rest := flat
-				for i, nd := range nodes {
-					size := tensor.Shape(shapes[i]).TotalSize()
-					v, _ := graph.NewTensor(dt, shapes[i], rest[:size])
-					rest = rest[size:]
-					if err := plan.Let(nd.Name(), v); err != nil {
-						t.Fatal(err)
-					}
-				}
-				xv, _ := graph.NewTensor(dt, []int{tasks, n, m.In()}, x)
-				if err := plan.Let("x", xv); err != nil {
-					t.Fatal(err)
-				}
-				if err := plan.Run(); err != nil {
-					t.Fatal(err)
-				}
-				got, _ := plan.ReadFloat64s(out)
+				got := forwardAt(t, m, dt, x, flat, tasks, n)
 				// float32 rounds each of a few hundred terms to 6e-8
 				// relative: 1e-4 at the outputs' unit scale.
 				tol := 1e-10

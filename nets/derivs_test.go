@@ -162,3 +162,51 @@ func unitVector(rng *rand.Rand, n int) []float64 {
 	}
 	return u
 }
+
+// forwardAt runs m's Forward in dt on x [tasks, n, In] with the
+// parameters flat (Init's order, each with its task axis, flattened) and
+// returns the output.
+func forwardAt(t *testing.T, m derivModel, dt tensor.Dtype, x, flat []float64, tasks, n int) []float64 {
+	t.Helper()
+	g := G.NewGraph()
+	q, err := m.Init(rand.New(rand.NewPCG(1, 1)), dt) // for the dtype and shapes
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, shapes := paramNodes(g, q, tasks, "")
+	xn := G.NewTensor(g, dt, 3, G.WithShape(tasks, n, m.In()), G.WithName("x"))
+	out, err := m.Forward(xn, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := graph.Compile(g, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, nd := range nodes {
+		size := tensor.Shape(shapes[i]).TotalSize()
+		v, err := graph.NewTensor(dt, shapes[i], flat[:size])
+		if err != nil {
+			t.Fatal(err)
+		}
+		flat = flat[size:]
+		if err := plan.Let(nd.Name(), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	xv, err := graph.NewTensor(dt, []int{tasks, n, m.In()}, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Let("x", xv); err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Run(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := plan.ReadFloat64s(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}

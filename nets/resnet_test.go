@@ -441,38 +441,7 @@ func TestResNet12MatchesReference(t *testing.T) {
 			}
 			want := referenceResNet12(m, x, tasks, n, flat)
 			for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-				g := G.NewGraph()
-				q, err := m.Init(rand.New(rand.NewPCG(1, 1)), dt) // for the dtype and shapes
-				if err != nil {
-					t.Fatal(err)
-				}
-				nodes, shapes := paramNodes(g, q, tasks, "")
-				xn := G.NewTensor(g, dt, 3, G.WithShape(tasks, n, m.In()), G.WithName("x"))
-				out, err := m.Forward(xn, nodes)
-				if err != nil {
-					t.Fatal(err)
-				}
-				plan, err := graph.Compile(g, out)
-				if err != nil {
-					t.Fatal(err)
-				}
-				rest := flat
-				for i, nd := range nodes {
-					size := tensor.Shape(shapes[i]).TotalSize()
-					v, _ := graph.NewTensor(dt, shapes[i], rest[:size])
-					rest = rest[size:]
-					if err := plan.Let(nd.Name(), v); err != nil {
-						t.Fatal(err)
-					}
-				}
-				xv, _ := graph.NewTensor(dt, []int{tasks, n, m.In()}, x)
-				if err := plan.Let("x", xv); err != nil {
-					t.Fatal(err)
-				}
-				if err := plan.Run(); err != nil {
-					t.Fatal(err)
-				}
-				got, _ := plan.ReadFloat64s(out)
+				got := forwardAt(t, m, dt, x, flat, tasks, n)
 				// float32 rounds each of a few hundred terms to 6e-8
 				// relative, through 12 convolutions and batch norms
 				// (the last over as few as 3·2·2 values): 1e-4 at the
