@@ -210,3 +210,24 @@ func forwardAt(t *testing.T, m derivModel, dt tensor.Dtype, x, flat []float64, t
 	}
 	return got
 }
+
+// randomPoint draws, from rng, normal inputs x [tasks, n, In] for m and
+// normal parameters flat (Init's order, each with its task axis,
+// flattened).
+func randomPoint(t *testing.T, m derivModel, tasks, n int, rng *rand.Rand) (x, flat []float64) {
+	t.Helper()
+	p, err := m.Init(rng, tensor.Float64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < p.Len(); i++ {
+		for range tasks * p.At(i).Value.Shape().TotalSize() {
+			flat = append(flat, rng.NormFloat64())
+		}
+	}
+	x = make([]float64, tasks*n*m.In())
+	for i := range x {
+		x[i] = rng.NormFloat64()
+	}
+	return x, flat
+}

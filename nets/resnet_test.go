@@ -425,20 +425,7 @@ func TestResNet12MatchesReference(t *testing.T) {
 		t.Run(fmt.Sprintf("%+v", m), func(t *testing.T) {
 			const tasks, n = 2, 3
 			rng := rand.New(rand.NewPCG(uint64(m.Side), 9))
-			p, err := m.Init(rng, tensor.Float64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var flat []float64
-			for i := 0; i < p.Len(); i++ {
-				for range tasks * p.At(i).Value.Shape().TotalSize() {
-					flat = append(flat, rng.NormFloat64())
-				}
-			}
-			x := make([]float64, tasks*n*m.In())
-			for i := range x {
-				x[i] = rng.NormFloat64()
-			}
+			x, flat := randomPoint(t, m, tasks, n, rng)
 			want := referenceResNet12(m, x, tasks, n, flat)
 			for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 				got := forwardAt(t, m, dt, x, flat, tasks, n)
