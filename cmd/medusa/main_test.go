@@ -216,6 +216,9 @@ func TestMTLBadUsage(t *testing.T) {
 	}{
 		{[]string{"--task", "csv", "--csv", huge, "--targets", "y:regression"}, false, `line 3 column 2 ("b")`},
 		{[]string{"--weighting", "best"}, true, "want one of ew, uw, gradnorm, dwa, pcgrad, mgda, cagrad, imtl, nash"},
+		{[]string{"--weighting", "moco:beta=2"}, true, "want Beta in (0, 1]"},
+		{[]string{"--weighting", "dbmtl:b=1"}, true, `dbmtl has no setting "b"; its settings are beta, beta_sigma`},
+		{[]string{"--weighting", "famo:min_losses=0/0"}, true, "famo:min_losses=0/0"}, // the synthetic problem has 3 tasks
 		{[]string{"--task", "imagenet"}, true, `--task "imagenet"`},
 		{[]string{"--task", "csv"}, true, "needs --csv"},
 		{[]string{"--task", "csv", "--csv", ragged, "--targets", "y:ordinal"}, true, `unknown target kind "ordinal"`},
@@ -323,7 +326,7 @@ func TestToy(t *testing.T) {
 	if n := strings.Count(string(rows), "\n"); n != 2*6*4+1 {
 		t.Errorf("toy CSV has %d lines; want 49", n)
 	}
-	for _, bad := range []string{"best", "gradnorm"} {
+	for _, bad := range []string{"best", "gradnorm", "mean:x=1", "moco:beta=2"} {
 		if _, _, err := runCLI("toy", "--weighting", "mean,"+bad); err == nil || !strings.Contains(err.Error(), `"`+bad+`"`) {
 			t.Errorf("toy with method %s: err = %v; want it named", bad, err)
 		}

@@ -50,7 +50,7 @@ func parseMTL(args []string, stderr io.Writer) (*mtlConfig, error) {
 	learner := fs.String("learner", "mtl", "mtl (recorded by earlier checkpoints)")
 	fs.MarkHidden("learner")
 	task := fs.String("task", "synthetic", "data: synthetic (generated: 2 regressions, 1 binary), multimnist (MNIST digit pairs: left, right), csv (--csv FILE)")
-	wname := fs.String("weighting", "ew", "task weighting: "+strings.Join(weighting.Names(), ", "))
+	wname := fs.String("weighting", "ew", "task weighting: "+strings.Join(weighting.Names(), ", ")+"; settings follow the name, NAME:key=value[:key=value...] (see the README)")
 	arch := fs.String("arch", "hps", "architecture: hps (shared trunk + heads), mmoe (multi-gate mixture of experts), cgc or ple (shared and task experts, 1 or --levels extraction layers), cross-stitch (a column per task, mixed after each layer) or dselect-k (experts chosen by --k differentiable selectors per task)")
 	experts := fs.Int("experts", 4, "experts (mmoe, dselect-k), or shared experts per layer (cgc, ple)")
 	taskExperts := fs.Int("task-experts", 1, "cgc, ple: each task's own experts per layer")
@@ -91,9 +91,6 @@ Flags:
 		return nil, bad("%v", err)
 	}
 	fs.Visit(func(f *pflag.Flag) { c.given = append(c.given, f.Name) })
-	if _, err := weighting.New(c.weighting, 2); err != nil {
-		return nil, bad("--weighting %q: want one of %s", c.weighting, strings.Join(weighting.Names(), ", "))
-	}
 	if c.baseline != "" && c.baseline != "single" {
 		return nil, bad("--baseline %q: want single (or nothing)", c.baseline)
 	}
@@ -112,17 +109,23 @@ Flags:
 	default:
 		return nil, bad("--task %q: want synthetic, multimnist or csv", c.task)
 	}
+	ntasks := map[string]int{"synthetic": 3, "multimnist": 2, "csv": len(c.targets)}[c.task]
+	method, err := weighting.Parse(c.weighting, ntasks)
+	if err != nil {
+		return nil, bad("--weighting %s", strings.TrimPrefix(err.Error(), "weighting: "))
+	}
+	name := method.Name()
 	if !slices.Contains(mtlArchs, c.arch) {
 		return nil, bad("--arch %q: want %s", c.arch, strings.Join(mtlArchs, ", "))
 	}
 	if c.repGrad && c.arch != "hps" {
 		return nil, bad("--rep-grad takes the gradients of the shared trunk's output: --arch hps only")
 	}
-	if w, _ := weighting.New(c.weighting, 2); c.repGrad && w != nil && w.Needs() != weighting.SharedGrads {
-		return nil, bad("--rep-grad is for the methods that combine the tasks' gradients, not %s, which weighs their losses", c.weighting)
+	if c.repGrad && method.Needs() != weighting.SharedGrads {
+		return nil, bad("--rep-grad is for the methods that combine the tasks' gradients, not %s, which weighs their losses", name)
 	}
-	if c.repGrad && (c.weighting == "dbmtl" || c.weighting == "moco") {
-		return nil, bad("--rep-grad with --weighting %s: its averages of the gradients need gradients of one size, and a representation's grows with the minibatch", c.weighting)
+	if c.repGrad && (name == "dbmtl" || name == "moco") {
+		return nil, bad("--rep-grad with --weighting %s: its averages of the gradients need gradients of one size, and a representation's grows with the minibatch", name)
 	}
 	if err := checkInts(intFlag{"steps", c.steps, 1, maxSteps}, intFlag{"batch", c.batch, 1, maxRows},
 		intFlag{"experts", c.experts, 1, maxExperts}, intFlag{"task-experts", c.taskExp, 1, maxExperts}, intFlag{"levels", c.levels, 1, 16},
@@ -239,7 +242,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	method, err := weighting.New(c.weighting, len(heads))
+	method, err := weighting.Parse(c.weighting, len(heads))
 	if err != nil {
 		return err
 	}

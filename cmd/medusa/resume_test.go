@@ -119,6 +119,8 @@ func TestResumeBitIdentical(t *testing.T) {
 			"--batch", "64", "--hidden", "8"}, "--steps"},
 		{"mtl-rep-grad-mgda", []string{"mtl", "--rep-grad", "--weighting", "mgda", "--train-rows", "300", "--test-rows", "50",
 			"--batch", "64", "--hidden", "16"}, "--steps"},
+		{"mtl-moco-settings", []string{"mtl", "--weighting", "moco:raw_grads=true:beta=0.9:gamma_sigma=-1", "--train-rows", "300", "--test-rows", "50",
+			"--batch", "64", "--hidden", "16"}, "--steps"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -39,25 +39,42 @@ func toyMethods() []string {
 	return []string{"mean", "ew", "pcgrad", "mgda", "cagrad", "imtl", "nash", "upgrad", "alignedmtl", "gradvac", "fairgrad", "famo", "graddrop", "moco"}
 }
 
-func newToyMethod(name string) (weighting.Method, error) {
-	if name == "mean" {
+// newToyMethod returns the method a toy specification names: a name
+// toyMethods lists, optionally with settings as weighting.Parse reads
+// them ("famo:lr=0.01"). Two methods get toy defaults unless the
+// specification sets them: the toy's losses go negative, below FAMO's
+// default bound of 0 (its authors' toy bound is −21), and MoCo's default
+// scales unit gradients by the losses (the toy uses its plain tracked
+// gradients).
+func newToyMethod(spec string) (weighting.Method, error) {
+	name, rest, _ := strings.Cut(spec, ":")
+	if name == "mean" && rest == "" {
 		return weighting.EW{Mean: true}, nil
 	}
-	if !slices.Contains(toyMethods(), name) {
-		return nil, fmt.Errorf("unknown toy method %q", name)
+	if name == "mean" || !slices.Contains(toyMethods(), name) {
+		return nil, fmt.Errorf("unknown toy method %q (want one of %s)", spec, strings.Join(toyMethods(), ", "))
 	}
-	switch name {
-	case "famo": // the toy's losses go below FAMO's default bound of 0: the bound of its authors' toy
-		return &weighting.FAMO{MinLosses: []float64{-21, -21}}, nil
-	case "moco": // the plain tracked gradients: the default scales unit gradients by the losses, which go negative here
-		return &weighting.MoCo{RawGrads: true}, nil
+	m, err := weighting.Parse(spec, 2)
+	if err != nil {
+		return nil, err
 	}
-	return weighting.New(name, 2)
+	sets := func(key string) bool { return strings.Contains(":"+rest, ":"+key+"=") }
+	switch m := m.(type) {
+	case *weighting.FAMO:
+		if !sets("min_losses") {
+			m.MinLosses = []float64{-21, -21}
+		}
+	case *weighting.MoCo:
+		if !sets("raw_grads") {
+			m.RawGrads = true
+		}
+	}
+	return m, nil
 }
 
 func parseToy(args []string, stderr io.Writer) (*toyConfig, error) {
 	fs := newFlags("medusa toy")
-	methods := fs.String("weighting", "mean,mgda,pcgrad,cagrad,imtl,nash,upgrad,alignedmtl,gradvac,fairgrad,famo,graddrop,moco", "comma-separated methods: "+strings.Join(toyMethods(), ", "))
+	methods := fs.String("weighting", "mean,mgda,pcgrad,cagrad,imtl,nash,upgrad,alignedmtl,gradvac,fairgrad,famo,graddrop,moco", "comma-separated methods: "+strings.Join(toyMethods(), ", ")+"; settings follow a name as in medusa mtl (NAME:key=value)")
 	iters := fs.Int("iters", 100000, "Adam iterations per run")
 	lr := fs.Float64("lr", 1e-3, "Adam learning rate")
 	every := fs.Int("every", 100, "record the trajectory every N iterations")
@@ -82,7 +99,7 @@ Flags:
 	for _, m := range strings.Split(*methods, ",") {
 		m = strings.TrimSpace(m)
 		if _, err := newToyMethod(m); err != nil {
-			return nil, bad("--weighting: unknown method %q (want one of %s)", m, strings.Join(toyMethods(), ", "))
+			return nil, bad("--weighting %s", strings.TrimPrefix(err.Error(), "weighting: "))
 		}
 		c.methods = append(c.methods, m)
 	}

@@ -3,6 +3,8 @@ package weighting
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 )
 
 // Normalization is a gradient normalisation for MGDA, from Sener and
@@ -26,6 +28,16 @@ func (n Normalization) String() string {
 		return fmt.Sprintf("Normalization(%d)", int(n))
 	}
 	return normNames[n]
+}
+
+// UnmarshalText sets n to the normalisation String names.
+func (n *Normalization) UnmarshalText(b []byte) error {
+	i := slices.Index(normNames, string(b))
+	if i < 0 {
+		return fmt.Errorf("weighting: MGDA normalisation %q, want one of %s", b, strings.Join(normNames, ", "))
+	}
+	*n = Normalization(i)
+	return nil
 }
 
 // MGDA is the multiple gradient descent algorithm as Sener and Koltun
