@@ -2,6 +2,7 @@ package learners
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners/tasks"
@@ -330,14 +331,17 @@ func (m *MAML) ckMetaGradient(b *tasks.Batch) ([][]float64, Stats, error) {
 		}
 		thetas[0][i] = replicate1(v, b.Tasks)
 	}
-	if err := m.runCk(c, c.loss, b, thetas[0], nil, true); err != nil {
-		return nil, st, err
-	}
-	if st.PreLoss, err = readScalar(c.loss.plan, c.loss.mean); err != nil {
-		return nil, st, err
-	}
-	if !finite(st.PreLoss) {
-		return nil, st, &NonFiniteError{Step: step, What: "query loss before adaptation"}
+	st.PreLoss = math.NaN()
+	if m.measuresPre(step) {
+		if err := m.runCk(c, c.loss, b, thetas[0], nil, true); err != nil {
+			return nil, st, err
+		}
+		if st.PreLoss, err = readScalar(c.loss.plan, c.loss.mean); err != nil {
+			return nil, st, err
+		}
+		if !finite(st.PreLoss) {
+			return nil, st, &NonFiniteError{Step: step, What: "query loss before adaptation"}
+		}
 	}
 	for s := 0; s < S; s++ {
 		if err := m.runCk(c, c.step, b, thetas[s], nil, false); err != nil {
@@ -457,7 +461,7 @@ func (m *MAML) ckProgramFor(s tasks.Shape) (*ckProgram, error) {
 		m.programs, m.ckPrograms, m.built, m.builtLoss, m.last = nil, nil, set, m.Loss, nil // settings changed: rebuild
 	}
 	// The same graphs serve any number of inner steps.
-	return cached(&m.ckPrograms, programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, 0, true, false, false}, m.buildCk)
+	return cached(&m.ckPrograms, programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, 0, true, false, false, false}, m.buildCk)
 }
 
 func closeCk(programs map[programKey]*ckProgram) {

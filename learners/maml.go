@@ -65,6 +65,14 @@ type MAML struct {
 	// step. The meta-gradient is the same up to rounding. First-order
 	// MAML keeps no second-order graph and ignores it.
 	GradCheckpoint bool
+	// PreLossEvery > 1 has Step measure Stats.PreLoss, the mean query
+	// loss at θ before adaptation, only at the steps s (1-based) with
+	// s−1 a multiple of it, the first step included; at the others
+	// Stats.PreLoss is NaN and the query's forward pass at θ, which
+	// nothing else needs (up to a quarter of a ConvNet's meta-iteration),
+	// is not run. 0 or 1 measures it at every step. Evaluation is not
+	// affected.
+	PreLossEvery int
 
 	inner      innerRule // set by ANIL and MetaSGD
 	steps      int
@@ -110,6 +118,7 @@ type programKey struct {
 	steps                          int
 	train                          bool
 	multiStep, firstOrder          bool // a training graph's objective and order
+	noPre                          bool // a training graph without the query loss at θ
 }
 
 // program is a compiled graph for one meta-batch shape.
@@ -119,7 +128,7 @@ type program struct {
 	data   [4]*G.Node
 	losses G.Nodes // per-task query loss [tasks] after 0..steps inner steps
 	preds  G.Nodes // query predictions [tasks, query, out] after 0..steps inner steps (evaluation only)
-	pre    *G.Node // mean query loss at θ
+	pre    *G.Node // mean query loss at θ; nil in a training graph without it
 	post   *G.Node // mean query loss at θ′
 	grads  G.Nodes // meta-gradient, one per input (training only)
 	// weights, with the multi-step loss, are the inputs that weigh the
@@ -320,23 +329,51 @@ func (m *MAML) metaRun(b *tasks.Batch) (*program, *graph.Params, Stats, error) {
 		return nil, nil, Stats{}, err
 	}
 	step := m.steps + 1
-	var st Stats
-	pre, err := p.plan.ReadFloat64s(p.pre)
-	if err != nil {
-		return nil, nil, st, err
+	st := Stats{PreLoss: math.NaN()}
+	measured := true
+	switch {
+	case p.pre != nil:
+		pre, err := p.plan.ReadFloat64s(p.pre)
+		if err != nil {
+			return nil, nil, st, err
+		}
+		st.PreLoss = pre[0]
+	case m.measuresPre(step):
+		if st.PreLoss, err = m.preLoss(b); err != nil {
+			return nil, nil, st, err
+		}
+		m.last = p.plan
+	default:
+		measured = false
 	}
 	post, err := p.plan.ReadFloat64s(p.post)
 	if err != nil {
 		return nil, nil, st, err
 	}
-	st.PreLoss, st.PostLoss = pre[0], post[0]
-	if !finite(st.PreLoss) {
+	st.PostLoss = post[0]
+	if measured && !finite(st.PreLoss) {
 		return nil, nil, st, &NonFiniteError{Step: step, What: "query loss before adaptation"}
 	}
 	if !finite(st.PostLoss) {
 		return nil, nil, st, &NonFiniteError{Step: step, What: "query loss after adaptation"}
 	}
 	return p, all, st, nil
+}
+
+// measuresPre reports whether the 1-based step measures the query loss
+// at θ (see PreLossEvery).
+func (m *MAML) measuresPre(step int) bool {
+	return m.PreLossEvery <= 1 || (step-1)%m.PreLossEvery == 0
+}
+
+// preLoss returns the mean query loss of b at θ, from the evaluation graph
+// without inner steps: a forward pass.
+func (m *MAML) preLoss(b *tasks.Batch) (float64, error) {
+	e, _, err := m.evaluate(b, 0, false, false)
+	if err != nil {
+		return 0, err
+	}
+	return average(e.Loss[0]), nil
 }
 
 // Evaluate adapts to each task of b with up to steps inner steps and
@@ -463,14 +500,16 @@ func (m *MAML) programFor(s tasks.Shape, steps int, train bool) (*program, error
 		closeCk(m.ckPrograms)
 		m.programs, m.ckPrograms, m.built, m.builtLoss, m.last = nil, nil, set, m.Loss, nil // settings changed: rebuild
 	}
-	k := programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, steps, train, false, m.FirstOrder}
+	k := programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, steps, train, false, m.FirstOrder, false}
 	if train {
 		k.multiStep = m.multiStepWeights(steps) != nil
 		k.firstOrder = m.FirstOrder || m.steps < m.inner.firstOrderFor
-		// MAML++'s phases end for good: drop the graphs of an earlier one.
+		k.noPre = m.PreLossEvery > 1
+		// MAML++'s phases end for good, and so do the graphs of an
+		// earlier PreLossEvery: drop them.
 		for old, p := range m.programs {
 			if old.train && old != k && old.steps == k.steps && old.tasks == k.tasks && old.support == k.support && old.query == k.query &&
-				(old.multiStep && !k.multiStep || old.firstOrder && !k.firstOrder) {
+				(old.multiStep && !k.multiStep || old.firstOrder && !k.firstOrder || old.noPre != k.noPre) {
 				p.plan.Close()
 				delete(m.programs, old)
 			}
@@ -758,8 +797,10 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 		p.preds = append(p.preds, pred)
 		return nil
 	}
-	if err := record(adapted); err != nil {
-		return nil, err
+	if !k.noPre {
+		if err := record(adapted); err != nil {
+			return nil, err
+		}
 	}
 	for s := 0; s < k.steps; s++ {
 		pred, err := forward(m.Model, p.data[0], at(s, adapted))
@@ -824,18 +865,26 @@ func (m *MAML) build(k programKey) (p *program, err error) {
 		}
 		return graph.Scale(s, 1/float64(k.tasks))
 	}
-	if p.pre, err = mean(p.losses[0]); err != nil {
-		return nil, err
+	outputs := G.Nodes{}
+	if !k.noPre {
+		if p.pre, err = mean(p.losses[0]); err != nil {
+			return nil, err
+		}
+		outputs = append(outputs, p.pre)
 	}
 	if p.post, err = mean(p.losses[len(p.losses)-1]); err != nil {
 		return nil, err
 	}
-	outputs := append(G.Nodes{p.pre, p.post}, p.losses...)
+	outputs = append(append(outputs, p.post), p.losses...)
 	if k.train {
 		p.preds = nil
 		objective := p.post
 		if k.multiStep {
-			if objective, err = p.weighted(g, dt, k.tasks); err != nil {
+			after := p.losses // the query losses after inner steps 1, ..., S
+			if !k.noPre {
+				after = after[1:]
+			}
+			if objective, err = p.weighted(g, dt, k.tasks, after); err != nil {
 				return nil, err
 			}
 		}
@@ -861,12 +910,12 @@ func expand(x *G.Node, shape tensor.Shape) (*G.Node, error) {
 	return G.Reshape(b, shape)
 }
 
-// weighted declares MAML++'s multi-step objective over p's query losses
-// after inner steps 1, ..., S: Σₛ wₛ · mean_t L_query,t(θ′ₛ), the weights
-// wₛ inputs of shape [1].
-func (p *program) weighted(g *G.ExprGraph, dt tensor.Dtype, tasks int) (*G.Node, error) {
+// weighted declares MAML++'s multi-step objective over the per-task query
+// losses after inner steps 1, ..., S: Σₛ wₛ · mean_t L_query,t(θ′ₛ), the
+// weights wₛ inputs of shape [1].
+func (p *program) weighted(g *G.ExprGraph, dt tensor.Dtype, tasks int, after G.Nodes) (*G.Node, error) {
 	var sum *G.Node
-	for s, l := range p.losses[1:] {
+	for s, l := range after {
 		w := G.NewTensor(g, dt, 1, G.WithShape(1), G.WithName(fmt.Sprintf("multistep.%d", s+1)))
 		p.weights = append(p.weights, w)
 		wt, err := expand(w, l.Shape())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/monitor"
 	"github.com/medusa-ml/medusa/learners/tasks"
 	"github.com/medusa-ml/medusa/nets"
 )
@@ -202,7 +203,10 @@ func newLearner(c *trainConfig, model learners.Model, params *graph.Params, rng 
 		loss = learners.CrossEntropy
 	}
 	maml := learners.MAML{Model: model, Params: params, Loss: loss, InnerLR: c.innerLR, InnerSteps: c.innerSteps,
-		FirstOrder: c.learner == "fomaml", GradCheckpoint: c.gradCheckpoint, Optimizer: &learners.Adam{LR: c.metaLR}, Device: c.dev}
+		FirstOrder: c.learner == "fomaml", GradCheckpoint: c.gradCheckpoint, Optimizer: &learners.Adam{LR: c.metaLR}, Device: c.dev,
+		// The loss before adaptation, which only the progress line and the
+		// log report, on a tenth of the steps of each of their intervals.
+		PreLossEvery: max(1, monitor.Cadence(c.iters, c.logEvery)/10)}
 	switch c.learner {
 	case "anil":
 		return &learners.ANIL{MAML: maml}

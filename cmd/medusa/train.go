@@ -376,7 +376,11 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return []monitor.Value{{Name: "pre", Value: st.PreLoss}, {Name: "post", Value: st.PostLoss}}, nil
 		},
 		detail: func(l, _ []monitor.Value) string {
-			return fmt.Sprintf("query %s pre %.4f post %.4f", lossName, l[0].Value, l[1].Value)
+			pre := fmt.Sprintf("%.4f", l[0].Value)
+			if math.IsNaN(l[0].Value) { // not measured since the last line (after a resume)
+				pre = "-"
+			}
+			return fmt.Sprintf("query %s pre %s post %.4f", lossName, pre, l[1].Value)
 		},
 		valMetric: c.valMetric,
 	}, stdout, stderr)

@@ -51,13 +51,21 @@ const redrawEvery = 100 * time.Millisecond
 // unit names a step ("iter" or "step"; the rate is per second of those);
 // every ≤ 0 means about 20 plain lines per run.
 func NewProgress(w io.Writer, unit string, done, total, every int) *Progress {
-	if every <= 0 {
-		every = max(1, total/20)
-	}
+	every = Cadence(total, every)
 	p := &Progress{w: w, total: total, unit: unit, every: every, base: done, now: time.Now}
 	p.tty, p.width = terminal(w)
 	p.restart()
 	return p
+}
+
+// Cadence returns the number of steps between two plain lines of a
+// Progress over total steps asked to print every given number: that
+// number, or for 0 (or less) about 20 lines per run.
+func Cadence(total, every int) int {
+	if every <= 0 {
+		return max(1, total/20)
+	}
+	return every
 }
 
 // Every returns the number of steps between two plain lines: also a

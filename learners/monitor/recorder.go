@@ -2,13 +2,16 @@ package monitor
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
 // Recorder reports a training run's steps on a Progress line and, when
 // Log is set, in a log: each step's losses are averaged over the steps
 // since the last record, which is written every Progress.Every() steps
-// and at the last step. Weights are shown and logged as they are. Call
+// and at the last step. A loss that is NaN was not measured at that step
+// (a learner's losses are otherwise finite) and is left out of its
+// average, which is NaN when no step since the last record measured it. Weights are shown and logged as they are. Call
 // Record from learners.Train's Record hook. A Recorder is not safe for
 // concurrent use.
 type Recorder struct {
@@ -20,7 +23,7 @@ type Recorder struct {
 	Detail func(losses, weights []Value) string
 
 	sums  []float64
-	n     int
+	n     []int   // the steps that measured each loss since the last record
 	notes []Value // for the next record
 	shown []Value // the last noted, on the progress line
 }
@@ -36,13 +39,18 @@ func (r *Recorder) Note(metrics ...Value) {
 // Record records step n's losses and weights.
 func (r *Recorder) Record(n int, losses, weights []Value) error {
 	if len(r.sums) != len(losses) {
-		r.sums = make([]float64, len(losses))
+		r.sums, r.n = make([]float64, len(losses)), make([]int, len(losses))
 	}
-	r.n++
 	mean := make([]Value, len(losses))
 	for i, l := range losses {
-		r.sums[i] += l.Value
-		mean[i] = Value{Name: l.Name, Value: r.sums[i] / float64(r.n)}
+		if !math.IsNaN(l.Value) {
+			r.sums[i] += l.Value
+			r.n[i]++
+		}
+		mean[i] = Value{Name: l.Name, Value: math.NaN()}
+		if r.n[i] > 0 {
+			mean[i].Value = r.sums[i] / float64(r.n[i])
+		}
 	}
 	detail := r.Detail
 	if detail == nil {
@@ -58,7 +66,7 @@ func (r *Recorder) Record(n int, losses, weights []Value) error {
 		return nil
 	}
 	clear(r.sums)
-	r.n = 0
+	clear(r.n)
 	notes := r.notes
 	r.notes = nil
 	if r.Log == nil {

@@ -2,6 +2,8 @@ package monitor
 
 import (
 	"bytes"
+	"io"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,5 +90,38 @@ func TestRecorderNote(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "step 4/4  a 4.0000  val accuracy 0.7500") {
 		t.Errorf("progress:\n%s\nwant the last note shown after the losses", out.String())
+	}
+}
+
+// TestRecorderUnmeasured: a NaN loss is a step that did not measure it,
+// left out of the average; an interval that never measured it logs NaN.
+func TestRecorderUnmeasured(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.jsonl")
+	log, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Progress: NewProgress(io.Discard, "step", 0, 6, 3), Log: log}
+	pre := []float64{1, math.NaN(), 4, math.NaN(), math.NaN(), math.NaN()}
+	for n := 1; n <= 6; n++ {
+		if err := r.Record(n, []Value{{"pre", pre[n-1]}, {"post", float64(n)}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("%d records; want 2", len(recs))
+	}
+	if got := recs[0].Losses; got[0].Value != 2.5 || got[1].Value != 2 {
+		t.Errorf("step 3: %v; want pre 2.5 (steps 1 and 3), post 2", got)
+	}
+	if got := recs[1].Losses; !math.IsNaN(got[0].Value) || got[1].Value != 5 {
+		t.Errorf("step 6: %v; want pre NaN (not measured), post 5", got)
 	}
 }
