@@ -405,7 +405,7 @@ func (m *MAML) ckMetaGradient(b *tasks.Batch) ([][]float64, Stats, error) {
 			j++
 		}
 	}
-	if c.shared {
+	if c.shared && m.measuresPre(step) {
 		c.loss.plan.TrimPool() // each graph has run
 	}
 	// θ′₀ is θ broadcast over tasks: its adjoint summed over them.
@@ -461,7 +461,7 @@ func (m *MAML) ckProgramFor(s tasks.Shape) (*ckProgram, error) {
 		m.programs, m.ckPrograms, m.built, m.builtLoss, m.last = nil, nil, set, m.Loss, nil // settings changed: rebuild
 	}
 	// The same graphs serve any number of inner steps.
-	return cached(&m.ckPrograms, programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, 0, true, false, false, false}, m.buildCk)
+	return cached(&m.ckPrograms, programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, 0, true, false, false, false, false}, m.buildCk)
 }
 
 func closeCk(programs map[programKey]*ckProgram) {

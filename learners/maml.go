@@ -65,13 +65,13 @@ type MAML struct {
 	// step. The meta-gradient is the same up to rounding. First-order
 	// MAML keeps no second-order graph and ignores it.
 	GradCheckpoint bool
-	// PreLossEvery > 1 has Step measure Stats.PreLoss, the mean query
-	// loss at θ before adaptation, only at the steps s (1-based) with
-	// s−1 a multiple of it, the first step included; at the others
-	// Stats.PreLoss is NaN and the query's forward pass at θ, which
-	// nothing else needs (up to a quarter of a ConvNet's meta-iteration),
-	// is not run. 0 or 1 measures it at every step. Evaluation is not
-	// affected.
+	// PreLossEvery > 1 has Step (and MetaGradient) measure
+	// Stats.PreLoss, the mean query loss at θ before adaptation, only at
+	// the steps s (1-based, counted by Steps) with s−1 a multiple of it,
+	// the first step included; at the others Stats.PreLoss is NaN and
+	// the query's forward pass at θ, which nothing else needs (up to a
+	// quarter of a ConvNet's meta-iteration), is not run. 0 or 1
+	// measures it at every step. Evaluation is not affected.
 	PreLossEvery int
 
 	inner      innerRule // set by ANIL and MetaSGD
@@ -109,7 +109,7 @@ type innerRule struct {
 
 // Stats are the statistics of one meta-batch.
 type Stats struct {
-	PreLoss  float64 // mean query loss at θ, before adaptation
+	PreLoss  float64 // mean query loss at θ, before adaptation; NaN where not measured (MAML.PreLossEvery)
 	PostLoss float64 // mean query loss at θ′, after adaptation
 }
 
@@ -119,6 +119,7 @@ type programKey struct {
 	train                          bool
 	multiStep, firstOrder          bool // a training graph's objective and order
 	noPre                          bool // a training graph without the query loss at θ
+	preOf                          bool // the query loss at θ alone, beside a training graph without it
 }
 
 // program is a compiled graph for one meta-batch shape.
@@ -134,6 +135,9 @@ type program struct {
 	// weights, with the multi-step loss, are the inputs that weigh the
 	// query losses after each inner step in the objective.
 	weights G.Nodes
+	// beside, for a preOf program, is the training plan it measures
+	// PreLoss for, whose pool of buffers it shares on the CPU.
+	beside *graph.Plan
 }
 
 var dataNames = [4]string{"support.x", "support.y", "query.x", "query.y"}
@@ -339,10 +343,9 @@ func (m *MAML) metaRun(b *tasks.Batch) (*program, *graph.Params, Stats, error) {
 		}
 		st.PreLoss = pre[0]
 	case m.measuresPre(step):
-		if st.PreLoss, err = m.preLoss(b); err != nil {
+		if st.PreLoss, err = m.preLoss(b, p); err != nil {
 			return nil, nil, st, err
 		}
-		m.last = p.plan
 	default:
 		measured = false
 	}
@@ -366,14 +369,52 @@ func (m *MAML) measuresPre(step int) bool {
 	return m.PreLossEvery <= 1 || (step-1)%m.PreLossEvery == 0
 }
 
-// preLoss returns the mean query loss of b at θ, from the evaluation graph
-// without inner steps: a forward pass.
-func (m *MAML) preLoss(b *tasks.Batch) (float64, error) {
-	e, _, err := m.evaluate(b, 0, false, false)
+// preLoss returns the mean query loss of b at θ from the forward pass
+// beside the training program t (see preProgram).
+func (m *MAML) preLoss(b *tasks.Batch, t *program) (float64, error) {
+	all, err := m.trained()
 	if err != nil {
 		return 0, err
 	}
-	return average(e.Loss[0]), nil
+	p, err := m.preProgram(b.Shape(), t)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.run(all, b); err != nil {
+		return 0, err
+	}
+	pre, err := p.plan.ReadFloat64s(p.pre)
+	if err != nil {
+		return 0, err
+	}
+	return pre[0], nil
+}
+
+// preProgram returns the graph of the query loss at θ alone (the
+// evaluation graph without inner steps) for batches of shape s, which
+// measures PreLoss beside the training program t when t leaves it out.
+// On the CPU it takes its buffers from t's pool, so that the two hold
+// the buffers of the larger, t's; it is rebuilt when t is.
+func (m *MAML) preProgram(s tasks.Shape, t *program) (*program, error) {
+	k := programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, 0, false, false, false, false, true}
+	if p, ok := m.programs[k]; ok && p.beside != t.plan {
+		p.plan.Close()
+		delete(m.programs, k)
+	}
+	return cached(&m.programs, k, func(k programKey) (*program, error) {
+		p, err := m.build(k)
+		if err != nil {
+			return nil, err
+		}
+		p.beside = t.plan
+		if m.Device == nil {
+			if err := p.plan.SharePool(t.plan); err != nil {
+				p.plan.Close()
+				return nil, err
+			}
+		}
+		return p, nil
+	})
 }
 
 // Evaluate adapts to each task of b with up to steps inner steps and
@@ -500,7 +541,7 @@ func (m *MAML) programFor(s tasks.Shape, steps int, train bool) (*program, error
 		closeCk(m.ckPrograms)
 		m.programs, m.ckPrograms, m.built, m.builtLoss, m.last = nil, nil, set, m.Loss, nil // settings changed: rebuild
 	}
-	k := programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, steps, train, false, m.FirstOrder, false}
+	k := programKey{s.Tasks, s.Support, s.Query, s.In, s.Out, steps, train, false, m.FirstOrder, false, false}
 	if train {
 		k.multiStep = m.multiStepWeights(steps) != nil
 		k.firstOrder = m.FirstOrder || m.steps < m.inner.firstOrderFor
@@ -593,7 +634,19 @@ func (m *MAML) PrepareStep(s tasks.Shape) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return p.plan.Bytes() + tensorBytes(s, all) + 8*int64(all.Size()), nil
+	n := p.plan.Bytes()
+	if p.pre == nil { // PreLoss measured beside it
+		q, err := m.preProgram(s, p)
+		if err != nil {
+			return 0, err
+		}
+		if m.Device == nil {
+			n = graph.SharedBytes(p.plan, q.plan)
+		} else {
+			n += q.plan.Bytes() + tensorBytes(s, all)
+		}
+	}
+	return n + tensorBytes(s, all) + 8*int64(all.Size()), nil
 }
 
 // PrepareEvaluate is PrepareStep for an evaluation with steps inner steps

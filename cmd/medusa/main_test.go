@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -333,6 +334,33 @@ func TestToy(t *testing.T) {
 	}
 	if _, _, err := runCLI("toy", "--iters", "100000000", "--every", "1"); err == nil || !strings.Contains(err.Error(), "raise --every") {
 		t.Errorf("toy with 10⁸ trajectory points per run: err = %v; want a usage error", err)
+	}
+}
+
+// TestPreLossLogged: with a log line every 40 iterations the loss before
+// adaptation is measured on every fourth, and each record averages the
+// steps that measured it.
+func TestPreLossLogged(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "run.jsonl")
+	_, stderr, err := runCLI("train", "--iters", "80", "--meta-batch", "2", "--hidden", "8", "--eval-tasks", "0",
+		"--log", logPath, "--log-every", "40")
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, stderr)
+	}
+	recs, err := monitor.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("%d records; want 2", len(recs))
+	}
+	for _, r := range recs {
+		if pre := r.Losses[0]; pre.Name != "pre" || math.IsNaN(pre.Value) || pre.Value <= 0 {
+			t.Errorf("step %d: %v; want a measured loss before adaptation", r.Step, r.Losses)
+		}
+	}
+	if !regexp.MustCompile(`iter 40/80 .*pre [0-9.]+ post`).MatchString(stderr) {
+		t.Errorf("progress lines lack the loss before adaptation:\n%s", stderr)
 	}
 }
 

@@ -101,6 +101,10 @@ func TestResumeBitIdentical(t *testing.T) {
 			"--inner-steps", "2", "--multi-step", "9", "--first-order-for", "4", "--eval-tasks", "0"}, "--iters"},
 		{"mamlpp-images", []string{"train", "--learner", "mamlpp", "--task", "mnist", "--filters", "4", "--blocks", "2", "--meta-batch", "2",
 			"--query", "2", "--inner-steps", "2", "--multi-step", "9", "--first-order-for", "4", "--eval-tasks", "0"}, "--iters"},
+		// A log line every 20 iterations: the loss before adaptation on
+		// every second one (1, 3, ..., 13), the resumed run's included.
+		{"maml-pre-every-2", []string{"train", "--task", "classification", "--meta-batch", "3", "--hidden", "8",
+			"--log-every", "20", "--eval-tasks", "0"}, "--iters"},
 		{"metasgd", []string{"train", "--learner", "metasgd", "--task", "classification", "--meta-batch", "3", "--hidden", "8",
 			"--eval-tasks", "0"}, "--iters"},
 		{"protonet", []string{"train", "--learner", "protonet", "--task", "mnist", "--filters", "4", "--blocks", "2", "--meta-batch", "2",

@@ -377,7 +377,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 		detail: func(l, _ []monitor.Value) string {
 			pre := fmt.Sprintf("%.4f", l[0].Value)
-			if math.IsNaN(l[0].Value) { // not measured since the last line (after a resume)
+			if math.IsNaN(l[0].Value) { // not measured since the last line (a short interval: after a resume or a validation)
 				pre = "-"
 			}
 			return fmt.Sprintf("query %s pre %s post %.4f", lossName, pre, l[1].Value)

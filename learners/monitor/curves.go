@@ -153,7 +153,7 @@ func curvePlot(pc curvePanel, smooth int) (*plot.Plot, error) {
 		col := plotutil.Color(i)
 		label := s.name
 		if s.nonFinite > 0 {
-			label += fmt.Sprintf(" (%d not finite, not drawn)", s.nonFinite)
+			label += fmt.Sprintf(" (%d without a finite value, not drawn)", s.nonFinite)
 		}
 		for _, q := range s.xy {
 			lo, hi = min(lo, q.Y), max(hi, q.Y)

@@ -11,9 +11,10 @@ import (
 // since the last record, which is written every Progress.Every() steps
 // and at the last step. A loss that is NaN was not measured at that step
 // (a learner's losses are otherwise finite) and is left out of its
-// average, which is NaN when no step since the last record measured it. Weights are shown and logged as they are. Call
-// Record from learners.Train's Record hook. A Recorder is not safe for
-// concurrent use.
+// average, which is NaN when no step since the last record measured it.
+// Weights are shown and logged as they are. Call Record from
+// learners.Train's Record hook. A Recorder is not safe for concurrent
+// use.
 type Recorder struct {
 	Progress *Progress // required
 	Log      *Log      // nil: none

@@ -2,7 +2,9 @@ package weighting
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -21,8 +23,9 @@ import (
 //	famo:min_losses=-21/-21
 //	mgda:norm=loss+
 //
-// Numbers take Go's syntax, booleans true or false, lists of numbers are
-// separated by "/", and MGDA's Norm takes its name. EpochSteps, which a
+// Real numbers take Go's syntax and must be finite, integers are
+// decimal, booleans true or false, lists of numbers are separated by "/",
+// and MGDA's Norm takes its name. EpochSteps, which a
 // trainer sets from its data, is not a setting. The method is tried on
 // one step of made-up losses and gradients, so that a setting out of its
 // range is reported here rather than at the first training step. Parse
@@ -128,13 +131,16 @@ func canSet(t reflect.Type) bool {
 
 func setField(f reflect.Value, s string) error {
 	if u, ok := f.Addr().Interface().(encoding.TextUnmarshaler); ok {
-		return u.UnmarshalText([]byte(s))
+		if err := u.UnmarshalText([]byte(s)); err != nil {
+			return errors.New(strings.TrimPrefix(err.Error(), "weighting: "))
+		}
+		return nil
 	}
 	switch f.Kind() {
 	case reflect.Float64:
 		x, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return fmt.Errorf("not a number")
+		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("not a finite number")
 		}
 		f.SetFloat(x)
 	case reflect.Int:
@@ -160,8 +166,8 @@ func setField(f reflect.Value, s string) error {
 		xs := make([]float64, len(parts))
 		for i, p := range parts {
 			x, err := strconv.ParseFloat(p, 64)
-			if err != nil {
-				return fmt.Errorf("element %d, %q, is not a number", i+1, p)
+			if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+				return fmt.Errorf("element %d, %q, is not a finite number", i+1, p)
 			}
 			xs[i] = x
 		}
@@ -185,19 +191,27 @@ func snake(name string) string {
 }
 
 // try runs a copy of the configured method, whose struct is s, for one
-// step of equal losses and orthogonal gradients, leaving s as it was: s
-// is fresh from New, so its state is empty and the copy shares none.
+// step of orthogonal gradients and losses of 1 (FAMO's: 1 above its
+// bounds), leaving s as it was: the copy is a new method from New with
+// s's settings, its own empty state, and EpochSteps 1.
 func try(spec string, s reflect.Value, name string, tasks int) error {
-	fresh := newKnown(name, tasks)
-	v, _ := settable(fresh)
-	v.Set(s)
-	m := fresh
-	if reflect.TypeOf(fresh).Kind() != reflect.Pointer {
+	m := newKnown(name, tasks)
+	v, set := settable(m)
+	for _, f := range set {
+		v.FieldByIndex(f).Set(s.FieldByIndex(f))
+	}
+	if f := v.FieldByName("EpochSteps"); f.IsValid() {
+		f.SetInt(1)
+	}
+	if reflect.TypeOf(m).Kind() != reflect.Pointer {
 		m = v.Interface().(Method)
 	}
 	in := Input{Step: 1, Losses: make([]float64, tasks), Rand: rand.New(rand.NewPCG(1, 2))}
 	for t := range tasks {
 		in.Losses[t] = 1
+		if f, ok := m.(*FAMO); ok && len(f.MinLosses) == tasks {
+			in.Losses[t] = f.MinLosses[t] + 1
+		}
 		if m.Needs() == SharedGrads {
 			g := make([]float64, tasks)
 			g[t] = 1

@@ -20,6 +20,7 @@ func TestParseSettings(t *testing.T) {
 		{"dbmtl:beta_sigma=0.5", &DBMTL{BetaSigma: 0.5}},
 		{"moco:raw_grads=true:beta=0.9:gamma_sigma=-1", &MoCo{RawGrads: true, Beta: 0.9, GammaSigma: -1}},
 		{"famo:min_losses=-21/-20.5:lr=0.01", &FAMO{MinLosses: []float64{-21, -20.5}, LR: 0.01}},
+		{"famo:min_losses=2/3", &FAMO{MinLosses: []float64{2, 3}}}, // above the trial's usual losses of 1
 		{"nash:max_iter=20", &Nash{MaxIter: 20}},
 		{"gradnorm:alpha=0.5", nil},
 	} {
@@ -48,17 +49,20 @@ func TestParseErrors(t *testing.T) {
 		{"moco:beta=0.9:beta=0.8", "beta is set twice"},
 		{"moco:b=1", "moco has no setting \"b\"; its settings are beta, beta_sigma, gamma, gamma_sigma, rho, raw_grads"},
 		{"pcgrad:x=1", "its settings are none"},
-		{"moco:beta=x", "beta=x: not a number"},
+		{"moco:beta=x", "beta=x: not a finite number"},
+		{"nash:max_norm=NaN", "max_norm=NaN: not a finite number"},
+		{"cagrad:c=-Inf", "c=-Inf: not a finite number"},
 		{"moco:raw_grads=yes", "want true or false"},
 		{"nash:max_iter=1.5", "not an integer"},
 		{"rlw:seed=-1", "not an integer of at least 0"},
-		{"famo:min_losses=1/y", `element 2, "y", is not a number`},
-		{"mgda:norm=l3", "want one of none, l2, loss, loss+"},
+		{"famo:min_losses=1/y", `element 2, "y", is not a finite number`},
+		{"mgda:norm=l3", `"mgda:norm=l3": norm=l3: MGDA normalisation "l3", want one of none, l2, loss, loss+`},
 		{"dwa:epoch_steps=3", "no setting \"epoch_steps\""},
 		// Out of range: found by the trial step.
 		{"moco:beta=2", "want Beta in (0, 1]"},
 		{"gradnorm:alpha=-1", "Alpha -1"},
-		{"famo:min_losses=1/2/3", `"famo:min_losses=1/2/3"`},
+		{"famo:min_losses=1/2/3", `"famo:min_losses=1/2/3": famo: 3 MinLosses`},
+		{"dwa:temp=-1", `"dwa:temp=-1": dwa: Temp -1 and EpochSteps 1`},
 	} {
 		_, err := Parse(c.spec, 2)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
