@@ -90,6 +90,9 @@ Flags:
 	if err := checkOutputs("out", c.out, "fits", c.fits); err != nil {
 		return nil, bad("%v", err)
 	}
+	if err := checkClobber([]fileFlag{{"out", c.out}, {"fits", c.fits}}, []fileFlag{{"checkpoint", c.checkpoint}, {"csv", c.csv}}); err != nil {
+		return nil, bad("%v", err)
+	}
 	return c, nil
 }
 

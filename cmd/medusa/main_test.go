@@ -453,6 +453,65 @@ func TestOutNotAFile(t *testing.T) {
 	}
 }
 
+// TestOutputDestroysNoInput: an output flag naming the file an input
+// flag reads (or another output's, or a hard link to it) is refused
+// before anything is written, and the input is left as it was; --out
+// naming the checkpoint --resume continues is the default, and allowed.
+func TestOutputDestroysNoInput(t *testing.T) {
+	dir := t.TempDir()
+	at := func(name string) string { return filepath.Join(dir, name) }
+	table := "a,b,price\n1,2,3\n4,5,6\n7,8,9\n1,1,1\n2,2,2\n"
+	if err := os.WriteFile(at("t.csv"), []byte(table), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(at("t.csv"), at("link.csv")); err != nil {
+		t.Fatal(err)
+	}
+	mtl := []string{"mtl", "--task", "csv", "--csv", at("t.csv"), "--targets", "price:regression", "--steps", "2", "--hidden", "4"}
+	if _, stderr, err := runCLI(append(mtl, "--out", at("m.safetensors"), "--log", at("m.jsonl"))...); err != nil {
+		t.Fatalf("mtl: %v\n%s", err, stderr)
+	}
+	files := []string{"t.csv", "m.safetensors", "m.jsonl"}
+	before := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(at(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[f] = b
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{append(mtl, "--out", at("t.csv")), `--out "` + at("t.csv") + `" is the file --csv reads`},
+		{append(mtl, "--out", at("link.csv")), "is the file --csv reads"},
+		{append(mtl, "--out", at("x.safetensors"), "--log", at("t.csv")), "is the file --csv reads"},
+		{[]string{"mtl", "--resume", at("m.safetensors"), "--steps", "4", "--log", at("m.safetensors")}, "is the file --resume reads"},
+		{[]string{"predict", "--checkpoint", at("m.safetensors"), "--csv", at("t.csv"), "--out", at("m.safetensors")}, "is the file --checkpoint reads"},
+		{[]string{"predict", "--checkpoint", at("m.safetensors"), "--csv", at("t.csv"), "--out", at("t.csv")}, "is the file --csv reads"},
+		{[]string{"predict", "--checkpoint", at("m.safetensors"), "--csv", at("t.csv"), "--out", ""}, "--out must name a file"},
+		{[]string{"eval", "--checkpoint", at("m.safetensors"), "--out", at("m.safetensors")}, "is the file --checkpoint reads"},
+		{[]string{"eval", "--checkpoint", at("m.safetensors"), "--csv", at("t.csv"), "--fits", at("t.csv")}, "is the file --csv reads"},
+		{[]string{"plot", "--log", at("m.jsonl"), "--out", at("m.jsonl")}, "is the file --log reads"},
+		{[]string{"toy", "--iters", "10", "--out", at("toy.out"), "--csv", at("toy.out")}, "name the same file"},
+	} {
+		_, stderr, err := runCLI(c.args...)
+		if err == nil || !strings.Contains(stderr+err.Error(), c.want) {
+			t.Errorf("medusa %v: err = %v, stderr %q; want %q", c.args, err, firstLine(stderr), c.want)
+		}
+	}
+	for _, f := range files {
+		if b, err := os.ReadFile(at(f)); err != nil || !bytes.Equal(b, before[f]) {
+			t.Errorf("%s changed (%v)", f, err)
+		}
+	}
+	// Continuing a run in place is what --resume does by default.
+	if _, stderr, err := runCLI("mtl", "--resume", at("m.safetensors"), "--steps", "4", "--out", at("m.safetensors")); err != nil {
+		t.Errorf("resuming in place: %v\n%s", err, stderr)
+	}
+}
+
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line

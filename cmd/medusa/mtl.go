@@ -213,7 +213,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	dev, release, err := begin(c.out, c.log, c.device, stderr)
+	dev, release, err := begin(c.out, c.log, c.device, stderr, fileFlag{"csv", c.csv}, fileFlag{"resume", c.resume})
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,9 @@ Flags:
 	if err := graph.CheckWritable(c.out); err != nil {
 		return nil, bad("--out %q: %v", c.out, err)
 	}
+	if err := checkClobber([]fileFlag{{"out", c.out}}, []fileFlag{{"log", c.log}}); err != nil {
+		return nil, bad("%v", err)
+	}
 	return c, nil
 }
 

@@ -119,7 +119,13 @@ Flags:
 	if *checkpoint == "" || *rows == "" {
 		return bad("--checkpoint and --csv are required")
 	}
+	if *out == "" {
+		return bad("--out must name a file")
+	}
 	if err := checkOutputs("out", *out); err != nil {
+		return bad("%v", err)
+	}
+	if err := checkClobber([]fileFlag{{"out", *out}}, []fileFlag{{"checkpoint", *checkpoint}, {"csv", *rows}}); err != nil {
 		return bad("%v", err)
 	}
 	r, err := loadMTL(*checkpoint, false)

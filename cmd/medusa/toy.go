@@ -115,6 +115,9 @@ Flags:
 	if err := checkOutputs("out", c.out, "csv", c.csv); err != nil {
 		return nil, bad("%v", err)
 	}
+	if err := checkClobber([]fileFlag{{"out", c.out}, {"csv", c.csv}}, nil); err != nil {
+		return nil, bad("%v", err)
+	}
 	return c, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -269,6 +271,45 @@ func checkOutputs(flagPaths ...string) error {
 	return nil
 }
 
+// fileFlag is a flag that names a file.
+type fileFlag struct{ name, path string }
+
+// checkClobber returns an error when an output flag names the file of an
+// input flag or of another output: writing it would destroy the table,
+// checkpoint or log there, or what the other output wrote. Empty paths
+// are skipped.
+func checkClobber(outputs, inputs []fileFlag) error {
+	for i, o := range outputs {
+		if o.path == "" {
+			continue
+		}
+		for _, in := range inputs {
+			if in.path != "" && sameFile(o.path, in.path) {
+				return fmt.Errorf("--%s %q is the file --%s reads: writing it would destroy it", o.name, o.path, in.name)
+			}
+		}
+		for _, p := range outputs[:i] {
+			if p.path != "" && sameFile(o.path, p.path) {
+				return fmt.Errorf("--%s %q and --%s %q name the same file", p.name, p.path, o.name, o.path)
+			}
+		}
+	}
+	return nil
+}
+
+// sameFile reports whether a and b name one file: the same absolute
+// path, or two names (links) of one existing file.
+func sameFile(a, b string) bool {
+	x, errA := filepath.Abs(a)
+	y, errB := filepath.Abs(b)
+	if errA == nil && errB == nil && x == y {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
 // maxWidth bounds a layer's width on the command line.
 const maxWidth = 1 << 16
 
@@ -307,7 +348,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	dev, release, err := begin(c.out, c.log, c.device, stderr)
+	dev, release, err := begin(c.out, c.log, c.device, stderr, fileFlag{"resume", c.resume})
 	if err != nil {
 		return err
 	}
@@ -437,10 +478,23 @@ func resumeConfig[C any](c C, given []string, path, learner string, ckpt *graph.
 	return parse(merged, stderr)
 }
 
-// begin starts a training run: it locks its outputs, says which BLAS the
-// matrix products use and opens its device (nil: the CPU). The returned function
-// releases them.
-func begin(out, log, device string, stderr io.Writer) (graph.Device, func(), error) {
+// begin starts a training run: it checks that its outputs destroy none of
+// its inputs (--out may be the checkpoint --resume continues), locks them,
+// says which BLAS the matrix products use and opens its device (nil: the
+// CPU). The returned function releases them.
+func begin(out, log, device string, stderr io.Writer, inputs ...fileFlag) (graph.Device, func(), error) {
+	var data []fileFlag // the inputs but the checkpoint resumed
+	for _, in := range inputs {
+		if in.name != "resume" {
+			data = append(data, in)
+		}
+	}
+	if err := checkClobber([]fileFlag{{"out", out}}, data); err != nil {
+		return nil, nil, err
+	}
+	if err := checkClobber([]fileFlag{{"log", log}}, inputs); err != nil {
+		return nil, nil, err
+	}
 	unlock, err := graph.LockFiles(out, log)
 	if err != nil {
 		return nil, nil, err
