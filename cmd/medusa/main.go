@@ -38,10 +38,14 @@ func main() {
 	// when medusa started (nohup, a shell's trap).
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	stopping := "stopping" // the commands that train save a checkpoint first
+	if len(os.Args) > 1 && (os.Args[1] == "train" || os.Args[1] == "mtl") {
+		stopping = "stopping after this step, with a checkpoint"
+	}
 	go func() {
 		s := <-sigs
 		cancel()
-		fmt.Fprintf(os.Stderr, "\nmedusa: %v: stopping after this step, with a checkpoint; a second signal stops at once\n", s)
+		fmt.Fprintf(os.Stderr, "\nmedusa: %v: %s; a second signal stops at once\n", s, stopping)
 		s = <-sigs
 		fmt.Fprintf(os.Stderr, "medusa: second signal (%v): stopping at once, without a checkpoint\n", s)
 		code := 130 // as a shell reports SIGINT

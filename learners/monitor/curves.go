@@ -95,14 +95,23 @@ func curvePanels(recs []Record) []curvePanel {
 }
 
 // movingAverage returns the trailing mean of each point's y over the last
-// n points (fewer at the start).
+// n points (fewer at the start). The window's sum is kept as points enter
+// and leave it, and summed again from its points when the one leaving
+// outweighs what stays (a spike), whose subtraction would cancel the
+// smaller values' digits.
 func movingAverage(xy plotter.XYs, n int) plotter.XYs {
 	out := make(plotter.XYs, len(xy))
 	var sum float64
 	for i, p := range xy {
 		sum += p.Y
 		if i >= n {
-			sum -= xy[i-n].Y
+			old := xy[i-n].Y
+			if sum -= old; math.Abs(old) > math.Abs(sum) {
+				sum = 0
+				for _, q := range xy[i-n+1 : i+1] {
+					sum += q.Y
+				}
+			}
 		}
 		out[i] = plotter.XY{X: p.X, Y: sum / float64(min(i+1, n))}
 	}
@@ -146,6 +155,14 @@ func curvePlot(pc curvePanel, smooth int) (*plot.Plot, error) {
 	p.X.Label.Text = "step"
 	p.Add(plotter.NewGrid())
 	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, s := range pc.series {
+		for _, q := range s.xy {
+			lo, hi = min(lo, q.Y), max(hi, q.Y)
+		}
+	}
+	if math.IsInf(hi-lo, 0) { // an axis that wide has no ticks to find
+		return nil, fmt.Errorf("monitor: %s: values from %g to %g, a range wider than a float64 holds", pc.title, lo, hi)
+	}
 	for i, s := range pc.series {
 		if len(s.xy) == 0 {
 			continue
@@ -154,9 +171,6 @@ func curvePlot(pc curvePanel, smooth int) (*plot.Plot, error) {
 		label := s.name
 		if s.nonFinite > 0 {
 			label += fmt.Sprintf(" (%d without a finite value, not drawn)", s.nonFinite)
-		}
-		for _, q := range s.xy {
-			lo, hi = min(lo, q.Y), max(hi, q.Y)
 		}
 		drawn := s.xy
 		if smooth > 1 {

@@ -43,6 +43,18 @@ func TestMovingAverage(t *testing.T) {
 	}
 }
 
+// A spike leaving the window does not take the small values' digits with
+// it.
+func TestMovingAverageAfterSpike(t *testing.T) {
+	xy := plotter.XYs{{X: 1, Y: 0.5}, {X: 2, Y: 1e17}, {X: 3, Y: 0.5}, {X: 4, Y: 0.5}, {X: 5, Y: 0.25}}
+	got := movingAverage(xy, 2)
+	for i, want := range map[int]float64{3: 0.5, 4: 0.375} {
+		if got[i].Y != want {
+			t.Errorf("movingAverage(…, 2)[%d] = %v; want %v", i, got[i].Y, want)
+		}
+	}
+}
+
 func TestLogTicks(t *testing.T) {
 	labels := func(lo, hi float64) []string {
 		var l []string
@@ -92,5 +104,11 @@ func TestPlotCurves(t *testing.T) {
 	}
 	if err := PlotCurves(path, recs, 0); err == nil {
 		t.Error("PlotCurves with smooth 0: no error")
+	}
+	// Values whose range overflows: an error, not an axis search that
+	// never ends.
+	wide := []Record{{Step: 1, Losses: []Value{{"a", 1e308}}}, {Step: 2, Losses: []Value{{"a", -1e308}}}}
+	if err := PlotCurves(path, wide, 1); err == nil || !strings.Contains(err.Error(), "wider than a float64 holds") {
+		t.Errorf("PlotCurves of ±1e308 = %v; want an error about the range", err)
 	}
 }
