@@ -162,7 +162,8 @@ func (m *FAMO) weights(step, t int) ([]float64, error) {
 // records the losses. It returns an *InputError if the losses are not
 // finite, are not above MinLosses, or their number changes between calls,
 // or if Step is below 1 or does not increase, and an error for a bad LR,
-// Gamma or MinLosses.
+// Gamma or MinLosses, or for an update of the logits that is not finite;
+// a failed call leaves the state as it was.
 func (m *FAMO) Combine(in Input) (Output, error) {
 	t, _, err := check(m.Name(), in, m.tasks, false)
 	if err != nil {
@@ -186,7 +187,9 @@ func (m *FAMO) Combine(in Input) (Output, error) {
 		m.xi, m.m, m.v = make([]float64, t), make([]float64, t), make([]float64, t)
 	}
 	if m.prev != nil {
-		m.update(in.Losses, low, lr, gamma)
+		if err := m.update(in.Losses, low, lr, gamma); err != nil {
+			return Output{}, err
+		}
 	}
 	m.prev = append(m.prev[:0], in.Losses...)
 	m.lastStep = in.Step
@@ -194,8 +197,10 @@ func (m *FAMO) Combine(in Input) (Output, error) {
 }
 
 // update moves the logits one Adam step down ∂(zᵀδ)/∂ξ, δ the decrease
-// of the log-losses from m.prev to losses.
-func (m *FAMO) update(losses, low []float64, lr, gamma float64) {
+// of the log-losses from m.prev to losses. If a logit or moment would not
+// be finite (too large an LR or Gamma) it returns an error and leaves them
+// as they were.
+func (m *FAMO) update(losses, low []float64, lr, gamma float64) error {
 	t := len(losses)
 	z := softmax(m.xi, t)
 	zd := 0.0
@@ -204,15 +209,21 @@ func (m *FAMO) update(losses, low []float64, lr, gamma float64) {
 		delta[i] = math.Log(m.prev[i]-low[i]+famoEps) - math.Log(losses[i]-low[i]+famoEps)
 		zd += z[i] * delta[i]
 	}
-	m.adam++
-	bc1 := 1 - math.Pow(famoBeta1, float64(m.adam))
-	bc2 := 1 - math.Pow(famoBeta2, float64(m.adam))
+	adam := m.adam + 1
+	bc1 := 1 - math.Pow(famoBeta1, float64(adam))
+	bc2 := 1 - math.Pow(famoBeta2, float64(adam))
+	xi, mo, v := make([]float64, t), make([]float64, t), make([]float64, t)
 	for i := range t {
 		g := z[i]*(delta[i]-zd) + gamma*m.xi[i]
-		m.m[i] = famoBeta1*m.m[i] + (1-famoBeta1)*g
-		m.v[i] = famoBeta2*m.v[i] + (1-famoBeta2)*g*g
-		m.xi[i] -= lr / bc1 * m.m[i] / (math.Sqrt(m.v[i])/math.Sqrt(bc2) + famoAdamE)
+		mo[i] = famoBeta1*m.m[i] + (1-famoBeta1)*g
+		v[i] = famoBeta2*m.v[i] + (1-famoBeta2)*g*g
+		xi[i] = m.xi[i] - lr/bc1*mo[i]/(math.Sqrt(v[i])/math.Sqrt(bc2)+famoAdamE)
 	}
+	if !finiteLen(xi, t) || !finiteLen(mo, t) || !finiteLen(v, t) {
+		return fmt.Errorf("weighting: famo: the logits' update is not finite (LR %v, Gamma %v)", lr, gamma)
+	}
+	m.xi, m.m, m.v, m.adam = xi, mo, v, adam
+	return nil
 }
 
 type famoState struct {

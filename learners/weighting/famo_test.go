@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -161,5 +162,21 @@ func TestFAMOBadInputs(t *testing.T) {
 		if err := (&FAMO{}).UnmarshalState([]byte(b)); err == nil {
 			t.Errorf("UnmarshalState(%s): no error", b)
 		}
+	}
+}
+
+// An LR so large that the logits overflow fails the step that would make
+// them so and leaves the state finite, so that it can still be saved.
+func TestFAMOUpdateNotFinite(t *testing.T) {
+	m := &FAMO{LR: 1e200}
+	var err error
+	for step := 1; step <= 50 && err == nil; step++ {
+		_, err = m.Combine(Input{Step: step, Losses: []float64{1 + float64(step%3), 2 / float64(step)}})
+	}
+	if err == nil || !strings.Contains(err.Error(), "not finite") {
+		t.Fatalf("50 steps at LR 1e200: err = %v; want a step whose update is not finite", err)
+	}
+	if _, err := m.MarshalState(); err != nil {
+		t.Errorf("the state after the failed step cannot be saved: %v", err)
 	}
 }
