@@ -255,7 +255,9 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 		if err != nil {
 			return nil, csvReadError(err, path)
 		}
-		if len(rec) != len(names) && !(featuresOnly && len(rec) > slices.Max(fcols)) {
+		// Reading features alone, a row may end before the columns it
+		// does not use; none may be longer than the header.
+		if len(rec) != len(names) && !(featuresOnly && len(rec) < len(names) && len(rec) > slices.Max(fcols)) {
 			line, _ := cr.FieldPos(0)
 			col, name := len(names)+1, ""
 			if len(rec) < len(names) {
