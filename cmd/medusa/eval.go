@@ -29,6 +29,7 @@ type evalConfig struct {
 	device     string       // --device
 	dev        graph.Device // the device opened for it; nil: the CPU
 	maxMemory  int64        // --max-memory; 0: none
+	metaGiven  []string     // the flags given that only meta-learned checkpoints take
 }
 
 func parseEval(args []string, stderr io.Writer) (*evalConfig, error) {
@@ -70,6 +71,11 @@ Flags:
 	}
 	if *episodes > 0 {
 		c.tasks = *episodes
+	}
+	for _, f := range []string{"tasks", "episodes", "eval-steps", "steps", "shots", "query", "seed", "out", "fits"} {
+		if fs.Changed(f) {
+			c.metaGiven = append(c.metaGiven, "--"+f)
+		}
 	}
 	if fs.Changed("steps") {
 		fmt.Fprintln(stderr, "medusa: eval --steps is now --eval-steps")
@@ -116,6 +122,10 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	learner := ck.Meta["learner"]
 	if learner == "mtl" {
+		if n := len(e.metaGiven); n > 0 {
+			verb := map[bool]string{true: "is", false: "are"}[n == 1]
+			return fmt.Errorf("%s %s for checkpoints of medusa train; %s is one of medusa mtl, which eval scores on held-out rows (--csv)", strings.Join(e.metaGiven, ", "), verb, e.checkpoint)
+		}
 		return evalMTL(ctx, e, stdout)
 	}
 	if e.csv != "" {

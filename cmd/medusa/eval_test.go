@@ -162,7 +162,8 @@ func TestEvalBadInput(t *testing.T) {
 		{[]string{"--checkpoint", good, "--seed", "x"}, true, "invalid argument"},
 		{[]string{"--checkpoint", filepath.Join(dir, "missing.safetensors"), "--out", out}, false, "cannot read checkpoint: graph: LoadParams: open " + filepath.Join(dir, "missing.safetensors")},
 		{[]string{"--checkpoint", truncated, "--out", out}, false, truncated + ": not a valid safetensors file"},
-		{[]string{"--checkpoint", mtl, "--out", out}, false, mtl + ": the recorded settings are refused: unknown flag: --inner-lr"}, // a multi-task checkpoint recording train's flags
+		{[]string{"--checkpoint", mtl}, false, mtl + ": the recorded settings are refused: unknown flag: --inner-lr"}, // a multi-task checkpoint recording train's flags
+		{[]string{"--checkpoint", mtl, "--out", out}, false, "--out is for checkpoints of medusa train; " + mtl + " is one of medusa mtl"},
 		{[]string{"--checkpoint", noFlags, "--out", out}, false, noFlags + " does not record the settings of its run"},
 		{[]string{"--checkpoint", otherTask, "--out", out}, false, otherTask + ": the recorded settings are refused: --task omniglot needs --data"},
 		{[]string{"--checkpoint", badLR, "--out", out}, false, "--inner-lr -1"},

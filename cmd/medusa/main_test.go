@@ -494,6 +494,8 @@ func TestOutputDestroysNoInput(t *testing.T) {
 		{[]string{"eval", "--checkpoint", at("m.safetensors"), "--out", at("m.safetensors")}, "is the file --checkpoint reads"},
 		{[]string{"eval", "--checkpoint", at("m.safetensors"), "--csv", at("t.csv"), "--fits", at("t.csv")}, "is the file --csv reads"},
 		{[]string{"plot", "--log", at("m.jsonl"), "--out", at("m.jsonl")}, "is the file --log reads"},
+		// Not a clobber, but refused before anything is written too.
+		{[]string{"eval", "--checkpoint", at("m.safetensors"), "--tasks", "3", "--fits", at("f.png")}, "--tasks, --fits are for checkpoints of medusa train"},
 		{[]string{"toy", "--iters", "10", "--out", at("toy.out"), "--csv", at("toy.out")}, "name the same file"},
 	} {
 		_, stderr, err := runCLI(c.args...)
