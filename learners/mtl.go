@@ -707,6 +707,7 @@ func (m *MTL) Predict(ctx context.Context, data *tasks.Table) ([][]float64, erro
 		return nil, err
 	}
 	out := make([][]float64, len(m.Targets))
+	row := 0 // the batch's first row
 	for _, b := range batches {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -723,6 +724,11 @@ func (m *MTL) Predict(ctx context.Context, data *tasks.Table) ([][]float64, erro
 			if err != nil {
 				return nil, err
 			}
+			for i, z := range o {
+				if !finite(z) {
+					return nil, fmt.Errorf("learners: MTL.Predict: row %d: the output of task %s is %v (a feature too large for the network's %v?)", row+i*b.N/len(o)+1, tg.Name, z, m.Params.At(0).Value.Dtype())
+				}
+			}
 			switch tg.Kind {
 			case tasks.Binary:
 				for i, z := range o {
@@ -735,6 +741,7 @@ func (m *MTL) Predict(ctx context.Context, data *tasks.Table) ([][]float64, erro
 			}
 			out[t] = append(out[t], o...)
 		}
+		row += b.N
 	}
 	return out, nil
 }

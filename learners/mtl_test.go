@@ -579,6 +579,14 @@ func TestMTLPredict(t *testing.T) {
 	if _, err := m.Predict(context.Background(), &tasks.Table{N: 2, In: 3, X: make([]float64, 6)}); err == nil {
 		t.Errorf("rows of 3 features for a model of 4: no error")
 	}
+	// An output that is not finite (here from a parameter, as from
+	// features that overflow a float32 network): an error naming the
+	// row and task, not NaN predictions.
+	last := m.Params.At(m.Params.Len() - 1).Value.Data().([]float64)
+	last[0] = math.Inf(1)
+	if _, err := m.Predict(context.Background(), rows); err == nil || !strings.Contains(err.Error(), "row 1: the output of task") {
+		t.Errorf("an output that is not finite: %v; want an error naming row 1", err)
+	}
 }
 
 // TestMTLMissingLabels: a task's loss leaves out the rows without its

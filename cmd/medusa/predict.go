@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
@@ -73,6 +74,12 @@ func loadMTL(path string, data bool) (*mtlRun, error) {
 	}
 	if err := params.CopyFrom(ck.Params); err != nil {
 		return nil, fmt.Errorf("%s: the parameters do not fit the network its settings describe: %v", path, err)
+	}
+	for i := range params.Len() {
+		v, _ := graph.AppendFloat64s(nil, params.At(i).Value)
+		if slices.ContainsFunc(v, func(x float64) bool { return math.IsNaN(x) || math.IsInf(x, 0) }) {
+			return nil, fmt.Errorf("%s: parameter %s holds a value that is not finite", path, params.At(i).Name)
+		}
 	}
 	r.m = &learners.MTL{Model: model, Params: params, Targets: r.train.Targets}
 	return r, nil

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/medusa-ml/medusa/graph"
 )
 
 // TestMTLEvalPredict: eval scores a multi-task checkpoint as mtl did at
@@ -199,5 +201,36 @@ func TestMTLMinibatchWithoutLabel(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestPredictNonFiniteParameter: a checkpoint holding a parameter that is
+// not finite is refused by name, before any prediction is written.
+func TestPredictNonFiniteParameter(t *testing.T) {
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "m.safetensors")
+	if _, stderr, err := runCLI("mtl", "--steps", "2", "--train-rows", "100", "--test-rows", "20", "--hidden", "4", "--out", ck); err != nil {
+		t.Fatalf("mtl: %v\n%s", err, stderr)
+	}
+	c, err := graph.LoadCheckpoint(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Params.At(0)
+	p.Value.Data().([]float32)[0] = float32(math.NaN())
+	if err := graph.SaveCheckpoint(ck, c); err != nil {
+		t.Fatal(err)
+	}
+	rows, out := filepath.Join(dir, "rows.csv"), filepath.Join(dir, "p.csv")
+	if err := os.WriteFile(rows, []byte("x1\n1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"predict", "--out", out}, {"eval"}} {
+		if _, _, err := runCLI(append(args, "--checkpoint", ck, "--csv", rows)...); err == nil || !strings.Contains(err.Error(), "parameter "+p.Name+" holds a value that is not finite") {
+			t.Errorf("%s of a checkpoint with a NaN parameter: %v", args[0], err)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("%s written", out)
 	}
 }
