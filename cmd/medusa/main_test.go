@@ -464,6 +464,9 @@ func TestOutputDestroysNoInput(t *testing.T) {
 	if err := os.WriteFile(at("t.csv"), []byte(table), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(at("big.csv"), []byte("a,b,price\n1,2,3\n4,5,1e300\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Link(at("t.csv"), at("link.csv")); err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +497,8 @@ func TestOutputDestroysNoInput(t *testing.T) {
 		{[]string{"eval", "--checkpoint", at("m.safetensors"), "--out", at("m.safetensors")}, "is the file --checkpoint reads"},
 		{[]string{"eval", "--checkpoint", at("m.safetensors"), "--csv", at("t.csv"), "--fits", at("t.csv")}, "is the file --csv reads"},
 		{[]string{"plot", "--log", at("m.jsonl"), "--out", at("m.jsonl")}, "is the file --log reads"},
-		// Not a clobber, but refused before anything is written too.
+		// Not clobbers, but refused before anything is written too.
+		{[]string{"eval", "--checkpoint", at("m.safetensors"), "--csv", at("big.csv")}, `line 3 column 3 ("price"): "1e300" is larger in magnitude than`},
 		{[]string{"eval", "--checkpoint", at("m.safetensors"), "--tasks", "3", "--fits", at("f.png")}, "--tasks, --fits are for checkpoints of medusa train"},
 		{[]string{"toy", "--iters", "10", "--out", at("toy.out"), "--csv", at("toy.out")}, "name the same file"},
 	} {

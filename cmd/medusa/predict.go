@@ -96,6 +96,9 @@ func evalMTL(ctx context.Context, e *evalConfig, stdout io.Writer) error {
 	test, floors := r.test, r.floors
 	if e.csv != "" {
 		opts := tasks.CSVOptions{Targets: r.train.Targets, Features: r.train.FeatureNames()}
+		if r.c.dtype.Size() == 4 {
+			opts.MaxAbs = math.MaxFloat32
+		}
 		if test, err = tasks.LoadCSV(e.csv, opts); err != nil {
 			return err
 		}

@@ -51,7 +51,10 @@ func newToyMethod(spec string) (weighting.Method, error) {
 	if name == "mean" && rest == "" {
 		return weighting.EW{Mean: true}, nil
 	}
-	if name == "mean" || !slices.Contains(toyMethods(), name) {
+	if name == "mean" {
+		return nil, fmt.Errorf("toy method %q: mean takes no settings", spec)
+	}
+	if !slices.Contains(toyMethods(), name) {
 		return nil, fmt.Errorf("unknown toy method %q (want one of %s)", spec, strings.Join(toyMethods(), ", "))
 	}
 	m, err := weighting.Parse(spec, 2)

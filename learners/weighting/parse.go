@@ -31,9 +31,9 @@ import (
 // range is reported here rather than at the first training step. Parse
 // returns an error that names the specification and what is wrong with it.
 func Parse(spec string, tasks int) (Method, error) {
-	name, rest, _ := strings.Cut(spec, ":")
+	name, rest, colon := strings.Cut(spec, ":")
 	m, err := New(name, tasks)
-	if err != nil || rest == "" {
+	if err != nil || !colon {
 		return m, err
 	}
 	v, set := settable(m)

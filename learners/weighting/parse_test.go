@@ -45,6 +45,8 @@ func TestParseErrors(t *testing.T) {
 	for _, c := range []struct{ spec, want string }{
 		{"nope", "unknown method"},
 		{"moco:beta", `"beta", want key=value`},
+		{"moco:", `setting "", want key=value`},
+		{"moco:beta=0.9:", `setting "", want key=value`},
 		{"moco:=1", "want key=value"},
 		{"moco:beta=0.9:beta=0.8", "beta is set twice"},
 		{"moco:b=1", "moco has no setting \"b\"; its settings are beta, beta_sigma, gamma, gamma_sigma, rho, raw_grads"},
