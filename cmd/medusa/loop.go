@@ -120,6 +120,9 @@ func trainLoop[B, S any](ctx context.Context, m learners.Trainer[B, S], run lear
 	err := learners.Train(ctx, m, run)
 	prog.Done()
 	if err != nil {
+		if ferr := rec.Flush(); ferr != nil {
+			fmt.Fprintf(stderr, "medusa: the log's last record: %v\n", ferr)
+		}
 		return l.failed(ctx, err, run.Steps, save, stderr)
 	}
 	if rl != nil {

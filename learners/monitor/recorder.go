@@ -27,6 +27,9 @@ type Recorder struct {
 	n     []int   // the steps that measured each loss since the last record
 	notes []Value // for the next record
 	shown []Value // the last noted, on the progress line
+	// pending is the last step recorded since the last record written,
+	// with its averaged losses and its weights; nil if none.
+	pending *Record
 }
 
 // Note adds metrics (a validation score, say) to the record of the step
@@ -63,17 +66,28 @@ func (r *Recorder) Record(n int, losses, weights []Value) error {
 	}
 	p := r.Progress
 	p.Update(n, line)
+	r.pending = &Record{Step: n, Losses: mean, Weights: weights, LR: r.LR}
 	if n%p.Every() != 0 && n != p.total && len(r.notes) == 0 {
+		return nil
+	}
+	return r.Flush()
+}
+
+// Flush writes the steps recorded since the last record, if any, as a
+// record of the last of them: the end of a run stopped between two
+// records (an interrupt, a failed step) is then in the log too.
+func (r *Recorder) Flush() error {
+	rec := r.pending
+	if rec == nil {
 		return nil
 	}
 	clear(r.sums)
 	clear(r.n)
-	notes := r.notes
-	r.notes = nil
+	rec.Metrics, r.notes, r.pending = r.notes, nil, nil
 	if r.Log == nil {
 		return nil
 	}
-	return r.Log.Write(Record{Step: n, Losses: mean, Weights: weights, Metrics: notes, LR: r.LR})
+	return r.Log.Write(*rec)
 }
 
 // pairs shows values as "name value" pairs.

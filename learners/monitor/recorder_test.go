@@ -125,3 +125,34 @@ func TestRecorderUnmeasured(t *testing.T) {
 		t.Errorf("step 6: %v; want pre NaN (not measured), post 5", got)
 	}
 }
+
+// TestRecorderFlush: a run stopped between two records writes the steps
+// since the last one, once.
+func TestRecorderFlush(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.jsonl")
+	log, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Progress: NewProgress(io.Discard, "step", 0, 10, 3), Log: log}
+	for n := 1; n <= 5; n++ {
+		if err := r.Record(n, []Value{{"a", float64(n)}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := r.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Step != 3 || recs[1].Step != 5 || recs[1].Losses[0].Value != 4.5 {
+		t.Errorf("records %+v; want steps 3 and 5, the second the mean 4.5 of steps 4 and 5", recs)
+	}
+}
