@@ -284,7 +284,7 @@ func trainMTL(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "%s on %s (%d train rows, %d held out, %d features; tasks %s): %s, %s %d-%s, %d steps of %d rows, Adam %g, %v, seed %d\n",
 		verb, c.task, train.N, test.N, train.In, strings.Join(names, ", "), c.weighting, c.arch, train.In, joinInts(c.hidden),
-		c.steps, c.batch, c.lr, c.dtype, c.seed)
+		c.steps, min(c.batch, train.N), c.lr, c.dtype, c.seed) // a batch holds at most every row
 
 	meta := map[string]string{
 		"learner": "mtl", "task": c.task, "weighting": c.weighting, "arch": c.arch, "hidden": joinInts(c.hidden),
