@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -21,13 +22,26 @@ const flagsKey = "medusa.flags"
 var resumeFlags = []string{"resume", "iters", "steps", "out", "checkpoint-every", "log", "log-every",
 	"eval-tasks", "eval-steps", "eval-query", "device", "max-memory"}
 
-// flagValues returns every flag's value as the flag parses it back.
+// pathFlags are the flags naming files or folders that a checkpoint
+// records as absolute paths, so that a resume or an evaluation started in
+// another directory reads and appends to the same files.
+var pathFlags = []string{"log", "csv", "data"}
+
+// flagValues returns every flag's value as the flag parses it back, the
+// paths of pathFlags made absolute.
 func flagValues(fs *pflag.FlagSet) map[string]string {
 	out := map[string]string{}
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Name != "resume" && f.Name != "device" { // where a run trains is not part of it
-			out[f.Name] = f.Value.String()
+		if f.Name == "resume" || f.Name == "device" { // where a run trains is not part of it
+			return
 		}
+		v := f.Value.String()
+		if slices.Contains(pathFlags, f.Name) && v != "" {
+			if abs, err := filepath.Abs(v); err == nil {
+				v = abs
+			}
+		}
+		out[f.Name] = v
 	})
 	return out
 }

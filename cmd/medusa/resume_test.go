@@ -23,6 +23,7 @@ import (
 
 	"github.com/medusa-ml/medusa/graph"
 	"github.com/medusa-ml/medusa/learners"
+	"github.com/medusa-ml/medusa/learners/monitor"
 	"github.com/medusa-ml/medusa/learners/weighting"
 )
 
@@ -516,5 +517,41 @@ func TestResumeMovedCheckpoint(t *testing.T) {
 	}
 	if _, stderr, err := runCLI("train", "--resume", moved, "--iters", "3"); err != nil {
 		t.Fatalf("resuming a moved checkpoint: %v\n%s", err, stderr)
+	}
+}
+
+// TestResumeElsewhere: a run started with relative --log and --csv paths
+// resumes from another directory into the same log, reading the same
+// table: the checkpoint records them as absolute paths.
+func TestResumeElsewhere(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "d.csv"), []byte("a,b,y\n1,2,3\n4,5,6\n7,8,9\n1,1,1\n2,2,2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(sub)
+	if _, stderr, err := runCLI("mtl", "--task", "csv", "--csv", "d.csv", "--targets", "y:regression", "--steps", "2",
+		"--hidden", "4", "--log", "run.jsonl", "--log-every", "1", "--out", "m.safetensors"); err != nil {
+		t.Fatalf("mtl: %v\n%s", err, stderr)
+	}
+	t.Chdir(dir)
+	if _, stderr, err := runCLI("mtl", "--resume", filepath.Join("sub", "m.safetensors"), "--steps", "4"); err != nil {
+		t.Fatalf("resuming from another directory: %v\n%s", err, stderr)
+	}
+	recs, err := monitor.ReadFile(filepath.Join(sub, "run.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 4 || recs[3].Step != 4 {
+		t.Errorf("%d records in sub/run.jsonl, the last at step %d; want steps 1 to 4 in the one log", len(recs), recs[len(recs)-1].Step)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run.jsonl")); err == nil {
+		t.Error("the resumed run wrote a second log in the directory it was started from")
+	}
+	if _, stderr, err := runCLI("eval", "--checkpoint", filepath.Join("sub", "m.safetensors")); err != nil {
+		t.Errorf("eval from another directory: %v\n%s", err, stderr)
 	}
 }
