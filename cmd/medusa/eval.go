@@ -73,7 +73,8 @@ Flags:
 		c.tasks = *episodes
 	}
 	for _, f := range []string{"tasks", "episodes", "eval-steps", "steps", "shots", "query", "seed", "out", "fits"} {
-		if fs.Changed(f) {
+		// An empty --out or --fits asks for no file: right for any checkpoint.
+		if fs.Changed(f) && !((f == "out" || f == "fits") && fs.Lookup(f).Value.String() == "") {
 			c.metaGiven = append(c.metaGiven, "--"+f)
 		}
 	}

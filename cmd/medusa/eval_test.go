@@ -164,6 +164,7 @@ func TestEvalBadInput(t *testing.T) {
 		{[]string{"--checkpoint", truncated, "--out", out}, false, truncated + ": not a valid safetensors file"},
 		{[]string{"--checkpoint", mtl}, false, mtl + ": the recorded settings are refused: unknown flag: --inner-lr"}, // a multi-task checkpoint recording train's flags
 		{[]string{"--checkpoint", mtl, "--out", out}, false, "--out is for checkpoints of medusa train; " + mtl + " is one of medusa mtl"},
+		{[]string{"--checkpoint", mtl, "--out", ""}, false, mtl + ": the recorded settings are refused"}, // no file asked for: past the flags' check
 		{[]string{"--checkpoint", noFlags, "--out", out}, false, noFlags + " does not record the settings of its run"},
 		{[]string{"--checkpoint", otherTask, "--out", out}, false, otherTask + ": the recorded settings are refused: --task omniglot needs --data"},
 		{[]string{"--checkpoint", badLR, "--out", out}, false, "--inner-lr -1"},

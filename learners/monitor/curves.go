@@ -98,22 +98,32 @@ func curvePanels(recs []Record) []curvePanel {
 // n points (fewer at the start). The window's sum is kept as points enter
 // and leave it, and summed again from its points when the one leaving
 // outweighs what stays (a spike), whose subtraction would cancel the
-// smaller values' digits.
+// smaller values' digits. A window whose sum overflows (values near the
+// largest float64) is averaged term by term instead.
 func movingAverage(xy plotter.XYs, n int) plotter.XYs {
 	out := make(plotter.XYs, len(xy))
 	var sum float64
 	for i, p := range xy {
+		lo := max(i-n+1, 0) // the window is xy[lo : i+1]
 		sum += p.Y
 		if i >= n {
 			old := xy[i-n].Y
-			if sum -= old; math.Abs(old) > math.Abs(sum) {
+			if sum -= old; math.Abs(old) > math.Abs(sum) || math.IsInf(sum, 0) || math.IsNaN(sum) {
 				sum = 0
-				for _, q := range xy[i-n+1 : i+1] {
+				for _, q := range xy[lo : i+1] {
 					sum += q.Y
 				}
 			}
 		}
-		out[i] = plotter.XY{X: p.X, Y: sum / float64(min(i+1, n))}
+		w := float64(i + 1 - lo)
+		mean := sum / w
+		if math.IsInf(sum, 0) || math.IsNaN(sum) {
+			mean = 0
+			for _, q := range xy[lo : i+1] {
+				mean += q.Y / w
+			}
+		}
+		out[i] = plotter.XY{X: p.X, Y: mean}
 	}
 	return out
 }

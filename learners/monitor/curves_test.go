@@ -53,6 +53,15 @@ func TestMovingAverageAfterSpike(t *testing.T) {
 			t.Errorf("movingAverage(…, 2)[%d] = %v; want %v", i, got[i].Y, want)
 		}
 	}
+	// Values whose sum overflows: averaged term by term, and finite
+	// again once the window has passed them.
+	big := plotter.XYs{{X: 1, Y: 1e308}, {X: 2, Y: 1e308}, {X: 3, Y: 1}, {X: 4, Y: 1}, {X: 5, Y: 3}}
+	got = movingAverage(big, 2)
+	for i, want := range []float64{1e308, 1e308, 5e307, 1, 2} {
+		if got[i].Y != want {
+			t.Errorf("movingAverage(big, 2)[%d] = %v; want %v", i, got[i].Y, want)
+		}
+	}
 }
 
 func TestLogTicks(t *testing.T) {

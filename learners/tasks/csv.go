@@ -256,8 +256,10 @@ func readCSV(r io.Reader, opts CSVOptions, path string) (*Table, error) {
 			return nil, csvReadError(err, path)
 		}
 		// Reading features alone, a row may end before the columns it
-		// does not use; none may be longer than the header.
-		if len(rec) != len(names) && !(featuresOnly && len(rec) < len(names) && len(rec) > slices.Max(fcols)) {
+		// does not use, or run past the header with empty fields (a
+		// trailing comma); no row may hold more values than the header
+		// names.
+		if len(rec) != len(names) && !(featuresOnly && len(rec) > slices.Max(fcols) && (len(rec) < len(names) || blank(rec[len(names):]))) {
 			line, _ := cr.FieldPos(0)
 			col, name := len(names)+1, ""
 			if len(rec) < len(names) {
@@ -520,4 +522,14 @@ func WritePredictions(w io.Writer, targets []Target, preds [][]float64) (int, er
 		return 0, fmt.Errorf("tasks: WritePredictions: %v", err)
 	}
 	return len(header), nil
+}
+
+// blank reports whether every field is empty or spaces.
+func blank(fields []string) bool {
+	for _, f := range fields {
+		if strings.TrimSpace(f) != "" {
+			return false
+		}
+	}
+	return true
 }

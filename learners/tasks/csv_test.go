@@ -335,6 +335,9 @@ func TestWriteCSV(t *testing.T) {
 	if _, err := ReadCSV(strings.NewReader("a,b,c\n1,2,3\n1,2,3,4,5\n"), CSVOptions{Features: []string{"a", "b"}}); !errors.As(err, &ce) || ce.Line != 3 || ce.Column != 4 {
 		t.Errorf("a row longer than the header: %v, want an error at line 3 column 4", err)
 	}
+	if feats, err := ReadCSV(strings.NewReader("a,b\n1,2,\n3,4, \n"), CSVOptions{Features: []string{"a", "b"}}); err != nil || feats.N != 2 {
+		t.Errorf("rows with a trailing comma: %v; want them read", err)
+	}
 	clash := &Table{N: 1, In: 2, X: []float64{1, 2}, Targets: []Target{{Name: "x2", Kind: Regression}}, Y: [][]float64{{0}}}
 	if err := clash.WriteCSV(&buf); err == nil {
 		t.Error("WriteCSV of a target named x2 beside two features: no error")
