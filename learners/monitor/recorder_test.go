@@ -9,19 +9,18 @@ import (
 	"testing"
 )
 
-func TestRecorder(t *testing.T) {
-	var out bytes.Buffer
+// logged runs steps with a Recorder of a run of total steps printing
+// every given number on out, logging to a new log, and returns the log's
+// records.
+func logged(t *testing.T, total, every int, out io.Writer, lr float64, steps func(r *Recorder) error) []Record {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "run.jsonl")
 	log, err := Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Recorder{Progress: NewProgress(&out, "step", 0, 5, 2), Log: log, LR: 0.5}
-	for n := 1; n <= 5; n++ {
-		// Losses 1, 2, 3, 4, 5; the weight is the step's.
-		if err := r.Record(n, []Value{{"a", float64(n)}}, []Value{{"a", float64(10 * n)}}); err != nil {
-			t.Fatal(err)
-		}
+	if err := steps(&Recorder{Progress: NewProgress(out, "step", 0, total, every), Log: log, LR: lr}); err != nil {
+		t.Fatal(err)
 	}
 	if err := log.Close(); err != nil {
 		t.Fatal(err)
@@ -30,6 +29,20 @@ func TestRecorder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return recs
+}
+
+func TestRecorder(t *testing.T) {
+	var out bytes.Buffer
+	recs := logged(t, 5, 2, &out, 0.5, func(r *Recorder) error {
+		for n := 1; n <= 5; n++ {
+			// Losses 1, 2, 3, 4, 5; the weight is the step's.
+			if err := r.Record(n, []Value{{"a", float64(n)}}, []Value{{"a", float64(10 * n)}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	// Records at steps 2, 4 and the last, 5, with the means of steps 1-2,
 	// 3-4 and 5.
 	want := []struct{ step, loss, weight float64 }{{2, 1.5, 20}, {4, 3.5, 40}, {5, 5, 50}}
@@ -50,28 +63,18 @@ func TestRecorder(t *testing.T) {
 // TestRecorderNote: a noted metric is written with the next step's
 // record, off the cadence, which restarts the averages.
 func TestRecorderNote(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "run.jsonl")
-	log, err := Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out bytes.Buffer
-	r := &Recorder{Progress: NewProgress(&out, "step", 0, 4, 2), Log: log}
-	for n := 1; n <= 4; n++ {
-		if n == 3 {
-			r.Note(Value{"val accuracy", 0.75})
+	recs := logged(t, 4, 2, &out, 0, func(r *Recorder) error {
+		for n := 1; n <= 4; n++ {
+			if n == 3 {
+				r.Note(Value{"val accuracy", 0.75})
+			}
+			if err := r.Record(n, []Value{{"a", float64(n)}}, nil); err != nil {
+				return err
+			}
 		}
-		if err := r.Record(n, []Value{{"a", float64(n)}}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
-	recs, err := ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+		return nil
+	})
 	want := []struct {
 		step    int
 		loss    float64
@@ -96,25 +99,15 @@ func TestRecorderNote(t *testing.T) {
 // TestRecorderUnmeasured: a NaN loss is a step that did not measure it,
 // left out of the average; an interval that never measured it logs NaN.
 func TestRecorderUnmeasured(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "run.jsonl")
-	log, err := Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &Recorder{Progress: NewProgress(io.Discard, "step", 0, 6, 3), Log: log}
 	pre := []float64{1, math.NaN(), 4, math.NaN(), math.NaN(), math.NaN()}
-	for n := 1; n <= 6; n++ {
-		if err := r.Record(n, []Value{{"pre", pre[n-1]}, {"post", float64(n)}}, nil); err != nil {
-			t.Fatal(err)
+	recs := logged(t, 6, 3, io.Discard, 0, func(r *Recorder) error {
+		for n := 1; n <= 6; n++ {
+			if err := r.Record(n, []Value{{"pre", pre[n-1]}, {"post", float64(n)}}, nil); err != nil {
+				return err
+			}
 		}
-	}
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
-	recs, err := ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+		return nil
+	})
 	if len(recs) != 2 {
 		t.Fatalf("%d records; want 2", len(recs))
 	}
@@ -129,29 +122,17 @@ func TestRecorderUnmeasured(t *testing.T) {
 // TestRecorderFlush: a run stopped between two records writes the steps
 // since the last one, once.
 func TestRecorderFlush(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "run.jsonl")
-	log, err := Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &Recorder{Progress: NewProgress(io.Discard, "step", 0, 10, 3), Log: log}
-	for n := 1; n <= 5; n++ {
-		if err := r.Record(n, []Value{{"a", float64(n)}}, nil); err != nil {
-			t.Fatal(err)
+	recs := logged(t, 10, 3, io.Discard, 0, func(r *Recorder) error {
+		for n := 1; n <= 5; n++ {
+			if err := r.Record(n, []Value{{"a", float64(n)}}, nil); err != nil {
+				return err
+			}
 		}
-	}
-	for range 2 {
 		if err := r.Flush(); err != nil {
-			t.Fatal(err)
+			return err
 		}
-	}
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
-	recs, err := ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+		return r.Flush() // nothing left: no second record
+	})
 	if len(recs) != 2 || recs[0].Step != 3 || recs[1].Step != 5 || recs[1].Losses[0].Value != 4.5 {
 		t.Errorf("records %+v; want steps 3 and 5, the second the mean 4.5 of steps 4 and 5", recs)
 	}
