@@ -773,11 +773,19 @@ func (op sumRowsOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 }
 
 func sumRowsKernel[T float](out, x []T, tasks, m, c int) []T {
+	x32 := float32s(x)
 	forChannels(tasks, m, c, func(t, c0, c1 int) {
 		acc := make([]float64, c1-c0)
-		for r := t * m; r < (t+1)*m; r++ {
-			row := x[r*c+c0 : r*c+c1]
-			a := acc[:len(row)]
+		lo := 0
+		if x32 != nil {
+			if lo = wideLanes(c1 - c0); lo > 0 {
+				_ = x32[(t*m+m-1)*c+c0+lo-1]
+				chSumRows32(&acc[0], &x32[t*m*c+c0], m, c, lo)
+			}
+		}
+		for r := t * m; r < (t+1)*m && lo < c1-c0; r++ {
+			row := x[r*c+c0+lo : r*c+c1]
+			a := acc[lo : lo+len(row)]
 			for j, v := range row {
 				a[j] += float64(v)
 			}

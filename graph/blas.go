@@ -48,8 +48,9 @@ type cblas struct {
 }
 
 type blasChoice struct {
-	lib *cblas // nil: gonum
-	err error  // MEDUSA_BLAS=openblas and it could not be loaded
+	lib  *cblas // nil: gonum
+	auto bool   // MEDUSA_BLAS is auto: medusa's AVX-512 kernel may take large float32 products
+	err  error  // MEDUSA_BLAS=openblas and it could not be loaded
 }
 
 // loadBLAS returns the BLAS chosen for this process, deciding once.
@@ -65,7 +66,7 @@ func chooseBLAS() blasChoice {
 		if err != nil && v == "openblas" {
 			return blasChoice{err: fmt.Errorf("graph: MEDUSA_BLAS=openblas: %v", err)}
 		}
-		return blasChoice{lib: lib}
+		return blasChoice{lib: lib, auto: v != "openblas"}
 	default:
 		return blasChoice{err: fmt.Errorf("graph: MEDUSA_BLAS=%q: want auto, openblas or gonum", v)}
 	}
@@ -164,10 +165,21 @@ func BLAS() (string, error) {
 	if c.err != nil {
 		return "", c.err
 	}
-	if c.lib == nil {
-		return "gonum", nil
+	name := "gonum"
+	if c.lib != nil {
+		name = "openblas (" + c.lib.name + ")"
 	}
-	return "openblas (" + c.lib.name + ")", nil
+	if c.wide() {
+		name = "medusa AVX-512 (float32), " + name + " (float64)"
+	}
+	return name, nil
+}
+
+// wide reports whether large float32 products run on medusa's AVX-512
+// kernel (sgemmFMA): with MEDUSA_BLAS=auto, medusa's kernels on and a CPU
+// with AVX-512.
+func (c blasChoice) wide() bool {
+	return c.auto && useAVX512 && nativeOn()
 }
 
 type (
@@ -176,9 +188,10 @@ type (
 )
 
 // gemmFor returns the gemms for m×k by k×n products. Float32 products
-// run on OpenBLAS when it is loaded and the product is not small, and on
-// medusa's own kernel otherwise (sgemmSmall; gonum's gemm with
-// MEDUSA_NATIVE=off). Float64 products run on OpenBLAS likewise, and on
+// that are not small run on medusa's AVX-512 kernel (sgemmFMA) where
+// blasChoice.wide allows, and otherwise on OpenBLAS when it is loaded;
+// small ones, and large ones without either, run on medusa's small kernel
+// (sgemmSmall; gonum's gemm with MEDUSA_NATIVE=off). Float64 products run on OpenBLAS likewise, and on
 // gonum's gemm otherwise. alignS and alignD report that the gemm is
 // gonum's, whose rounding depends on its operands' addresses (see
 // alignedGemm): the caller must pass 64-byte aligned matrices, or matrices
@@ -189,13 +202,21 @@ func gemmFor(m, n, k int) (s sgemmFunc, d dgemmFunc, alignS, alignD bool, err er
 	if c.err != nil {
 		return nil, nil, false, false, c.err
 	}
-	if c.lib == nil || m*n*k < smallGemm {
-		if nativeOn() {
-			return sgemmSmall, gonumDgemm, false, true, nil
-		}
-		return gonumSgemm, gonumDgemm, true, true, nil
+	d, alignD = gonumDgemm, true
+	if c.lib != nil && m*n*k >= smallGemm {
+		_, d = c.lib.gemms()
+		alignD = false
 	}
-	s, d = c.lib.gemms()
+	switch {
+	case m*n*k >= smallGemm && c.wide():
+		return sgemmFMA, d, false, alignD, nil
+	case c.lib == nil || m*n*k < smallGemm:
+		if nativeOn() {
+			return sgemmSmall, d, false, alignD, nil
+		}
+		return gonumSgemm, d, true, alignD, nil
+	}
+	s, _ = c.lib.gemms()
 	return s, d, false, false, nil
 }
 
@@ -204,7 +225,7 @@ func gemmFor(m, n, k int) (s sgemmFunc, d dgemmFunc, alignS, alignD bool, err er
 // gonum's, and for OpenBLAS when it was built for threads.
 func concurrentGemm(m, n, k int) bool {
 	c := loadBLAS()
-	return c.lib == nil || m*n*k < smallGemm || c.lib.threadSafe
+	return c.lib == nil || m*n*k < smallGemm || c.lib.threadSafe || c.wide()
 }
 
 // gonum's gemms, as values made once (a method value allocates).

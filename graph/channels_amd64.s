@@ -9,10 +9,10 @@
 // lane is one channel, added up over the rows in their order, a multiply
 // then an add, as the Go loops do.
 
-// func chStats32(s1, s2, shift *float64, x *float32, rows, stride, n int)
+// func chStatsAVX2(s1, s2, shift *float64, x *float32, rows, stride, n int)
 //
 // d = float64(x[r][j]) − shift[j]; s1[j] += d; s2[j] += d·d.
-TEXT ·chStats32(SB), NOSPLIT, $0-56
+TEXT ·chStatsAVX2(SB), NOSPLIT, $0-56
 	MOVQ s1+0(FP), R8
 	MOVQ s2+8(FP), R9
 	MOVQ shift+16(FP), R10
@@ -48,10 +48,10 @@ stdone:
 	VZEROUPPER
 	RET
 
-// func chNorm32(dst, x *float32, mu, is *float64, rows, stride, n int)
+// func chNormAVX2(dst, x *float32, mu, is *float64, rows, stride, n int)
 //
 // dst[r][j] = float32((float64(x[r][j]) − mu[j])·is[j]).
-TEXT ·chNorm32(SB), NOSPLIT, $0-56
+TEXT ·chNormAVX2(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
 	MOVQ x+8(FP), SI
 	MOVQ mu+16(FP), R8
@@ -86,11 +86,11 @@ nmdone:
 	VZEROUPPER
 	RET
 
-// func chSums32(s1, s2 *float64, gr, x *float32, rows, stride, n int)
+// func chSumsAVX2(s1, s2 *float64, gr, x *float32, rows, stride, n int)
 //
 // s1[j] += float64(g[r][j]); s2[j] += float64(g[r][j])·float64(x[r][j]).
 // With s1 nil, only s2.
-TEXT ·chSums32(SB), NOSPLIT, $0-56
+TEXT ·chSumsAVX2(SB), NOSPLIT, $0-56
 	MOVQ s1+0(FP), R8
 	MOVQ s2+8(FP), R9
 	MOVQ gr+16(FP), SI
@@ -147,10 +147,10 @@ smdone:
 	VZEROUPPER
 	RET
 
-// func chNormBack32(dst, gr, x *float32, s, a, b *float64, rows, stride, n int)
+// func chNormBackAVX2(dst, gr, x *float32, s, a, b *float64, rows, stride, n int)
 //
 // dst[r][j] = float32(s[j]·((float64(g[r][j]) − a[j]) − float64(x[r][j])·b[j])).
-TEXT ·chNormBack32(SB), NOSPLIT, $0-72
+TEXT ·chNormBackAVX2(SB), NOSPLIT, $0-72
 	MOVQ dst+0(FP), DI
 	MOVQ gr+8(FP), SI
 	MOVQ x+16(FP), R11
@@ -191,11 +191,11 @@ nbdone:
 	VZEROUPPER
 	RET
 
-// func chAffine32(dst, x, s, b *float32, rows, stride, n int)
+// func chAffineAVX2(dst, x, s, b *float32, rows, stride, n int)
 //
 // dst[r][j] = x[r][j]·s[j] + b[j] in float32, eight lanes at a time;
 // with b nil, dst[r][j] = x[r][j]·s[j].
-TEXT ·chAffine32(SB), NOSPLIT, $0-56
+TEXT ·chAffineAVX2(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
 	MOVQ x+8(FP), SI
 	MOVQ s+16(FP), R8

@@ -15,12 +15,14 @@ func addToF32(dst, src *float32, n int)                      {}
 // The channel loops of channels_amd64.go: none here.
 func chLanes(int) int   { return 0 }
 func chLanes32(int) int { return 0 }
+func wideLanes(int) int { return 0 }
 
 func chStats32(s1, s2, shift *float64, x *float32, rows, stride, n int)       {}
 func chNorm32(dst, x *float32, mu, is *float64, rows, stride, n int)          {}
 func chSums32(s1, s2 *float64, gr, x *float32, rows, stride, n int)           {}
 func chNormBack32(dst, gr, x *float32, s, a, b *float64, rows, stride, n int) {}
 func chAffine32(dst, x, s, b *float32, rows, stride, n int)                   {}
+func chSumRows32(s *float64, x *float32, rows, stride, n int)                 {}
 
 // poolRow2 is poolRow2Go: there is no assembly here.
 func poolRow2(at []int, x []float32, b0, n, c, wc int) { poolRow2Go(at, x, b0, n, c, wc) }

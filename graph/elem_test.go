@@ -85,10 +85,11 @@ func TestAllFinite(t *testing.T) {
 }
 
 // TestChannelLoops checks batch normalisation's float32 kernels with their
-// AVX2 loops against the Go loops alone, bit for bit: on 1 to 3 tasks of
-// 1 to 5 rows and every channel count up to 40 (whole groups of 4 and 8,
-// and tails; forChannels also splits the channels into blocks), with
-// special values among ordinary ones.
+// AVX-512 and AVX2 loops, and with AVX2 alone, against the Go loops alone,
+// bit for bit: on 1 to 3 tasks of 1 to 5 rows and every channel count up
+// to 72 (whole blocks of 32, 16, 8 and 4 channels, and tails; forChannels
+// also splits the channels into blocks), with special values among
+// ordinary ones.
 func TestChannelLoops(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("no AVX2 here: the Go loops run alone")
@@ -112,22 +113,28 @@ func TestChannelLoops(t *testing.T) {
 		"dot":       func(out, x, g, _, _ []float32, tasks, m, c int) { dotChannelsKernel(out, g, x, tasks, m, c) },
 		"affine":    func(out, x, _, s, b []float32, tasks, m, c int) { affineKernel(out, x, s, b, tasks, m, c) },
 		"scale":     func(out, x, _, s, _ []float32, tasks, m, c int) { scaleChannelsKernel(out, x, s, tasks, m, c) },
+		"sumRows":   func(out, x, _, _, _ []float32, tasks, m, c int) { sumRowsKernel(out, x, tasks, m, c) },
 	}
+	wide := useAVX512
+	defer func() { useAVX2, useAVX512 = true, wide }()
 	for name, kernel := range kernels {
 		for _, specials := range []bool{false, true} {
 			for tasks := 1; tasks <= 3; tasks++ {
 				for m := 1; m <= 5; m += 2 {
-					for c := 1; c <= 40; c++ {
+					for c := 1; c <= 72; c++ {
 						x, g := fill(tasks*m*c, specials), fill(tasks*m*c, specials)
 						s, b := fill(tasks*c, specials), fill(tasks*c, specials)
-						vec, scalar := make([]float32, tasks*m*c), make([]float32, tasks*m*c)
-						kernel(vec, x, g, s, b, tasks, m, c)
-						useAVX2 = false
+						useAVX2, useAVX512 = false, false
+						scalar := make([]float32, tasks*m*c)
 						kernel(scalar, x, g, s, b, tasks, m, c)
-						useAVX2 = true
-						for i := range vec {
-							if math.Float32bits(vec[i]) != math.Float32bits(scalar[i]) && !(isNaN32(vec[i]) && isNaN32(scalar[i])) {
-								t.Fatalf("%s, tasks=%d m=%d c=%d, specials %v: element %d: vector %v, Go %v", name, tasks, m, c, specials, i, vec[i], scalar[i])
+						for _, wide := range []bool{false, wide} {
+							useAVX2, useAVX512 = true, wide
+							vec := make([]float32, tasks*m*c)
+							kernel(vec, x, g, s, b, tasks, m, c)
+							for i := range vec {
+								if math.Float32bits(vec[i]) != math.Float32bits(scalar[i]) && !(isNaN32(vec[i]) && isNaN32(scalar[i])) {
+									t.Fatalf("%s, AVX-512 %v, tasks=%d m=%d c=%d, specials %v: element %d: vector %v, Go %v", name, wide, tasks, m, c, specials, i, vec[i], scalar[i])
+								}
 							}
 						}
 					}

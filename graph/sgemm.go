@@ -63,7 +63,7 @@ func sgemmSmall(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, 
 	s.a = grown(s.a, smallMR*k)
 	last := m - m%smallMR // the first row of a short panel
 	if last < m {
-		packA(s.a, ta != blas.NoTrans, last, m, k, a, lda)
+		packA(s.a, smallMR, ta != blas.NoTrans, last, m, k, a, lda)
 	}
 	for j0 := 0; j0 < n; j0 += nr {
 		cols := min(nr, n-j0)
@@ -98,14 +98,14 @@ func grown(x []float32, n int) []float32 {
 	return x[:n]
 }
 
-// packA writes rows i0 to min(i0+smallMR, m) of op(a) (m×k) into dst,
-// element (i0+r, l) at dst[l·smallMR + r], rows past m zero.
-func packA(dst []float32, trans bool, i0, m, k int, a []float32, lda int) {
-	rows := min(smallMR, m-i0)
-	dst = dst[:smallMR*k]
+// packA writes rows i0 to min(i0+mr, m) of op(a) (m×k) into dst, element
+// (i0+r, l) at dst[l·mr + r], rows past m zero.
+func packA(dst []float32, mr int, trans bool, i0, m, k int, a []float32, lda int) {
+	rows := min(mr, m-i0)
+	dst = dst[:mr*k]
 	clear(dst)
 	for l := 0; l < k; l++ {
-		out := dst[l*smallMR : l*smallMR+rows]
+		out := dst[l*mr : l*mr+rows]
 		if trans {
 			copy(out, a[l*lda+i0:l*lda+i0+rows])
 			continue

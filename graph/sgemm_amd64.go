@@ -2,7 +2,10 @@
 
 package graph
 
-import "golang.org/x/sys/cpu"
+import (
+	"golang.org/x/sys/cpu"
+	"gonum.org/v1/gonum/blas"
+)
 
 // asmBuild reports that this build has medusa's assembly (and gonum's:
 // both leave it out under the noasm tag).
@@ -104,5 +107,81 @@ func smallKernel(k int, a []float32, ars, als int, b []float32, bls, bjs int, c 
 		}
 	default:
 		smallKernelGo(k, a, ars, als, b, bls, bjs, c, ldc, rows, cols)
+	}
+}
+
+// fmaMR is the height of fmaKernelAVX512's tiles; fmaKC is the most of
+// the inner index one pass over the tiles of c takes, so that the rows of
+// b a pass reads stay in the cache while the tiles reread them.
+const (
+	fmaMR = 8
+	fmaKC = 256
+)
+
+// fmaKernelAVX512 sets the first rows rows of a tile of c, fmaMR×wideNR,
+// to op(a)·op(b), or with add to c + op(a)·op(b), with fused
+// multiply-adds (sgemm_amd64.s): a(r, l) = a[r·ars + l·als], b rows ldb
+// apart and contiguous. Bit j of mask selects column j. k ≥ 1.
+//
+//go:noescape
+func fmaKernelAVX512(k int, a *float32, ars, als int, b *float32, ldb int, c *float32, ldc int, mask uint64, rows int, add bool)
+
+// sgemmFMA sets c (m×n, row stride ldc) to op(a)·op(b) with gonum's
+// signature, on fmaKernelAVX512: each element of c is a chain of fused
+// multiply-adds in the order of the inner index, starting from zero (a
+// pass over a block of the inner index continues the chain from the
+// float32 the last pass stored), so its rounding depends on the values
+// alone, not on addresses or tiling. It computes alpha = 1, beta = 0
+// itself and hands any other alpha or beta to sgemmSmall. It needs
+// AVX-512.
+func sgemmFMA(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if alpha != 1 || beta != 0 || k == 0 {
+		sgemmSmall(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	_ = c[(m-1)*ldc+n-1]
+	s := smallPool.Get().(*smallScratch)
+	defer smallPool.Put(s)
+	packB := tb != blas.NoTrans
+	if packB {
+		s.b = grown(s.b, wideNR*min(k, fmaKC))
+	}
+	s.a = grown(s.a, fmaMR*k)
+	last := m - m%fmaMR // the first row of a short panel
+	if last < m {
+		packA(s.a, fmaMR, ta != blas.NoTrans, last, m, k, a, lda)
+	}
+	for k0 := 0; k0 < k; k0 += fmaKC {
+		kc := min(fmaKC, k-k0)
+		for j0 := 0; j0 < n; j0 += wideNR {
+			cols := min(wideNR, n-j0)
+			var bp []float32
+			var ldp int
+			if packB {
+				packT(s.b, kc, b[j0*ldb+k0:], ldb, cols, wideNR)
+				bp, ldp = s.b, wideNR
+			} else {
+				bp, ldp = b[k0*ldb+j0:], ldb
+			}
+			_ = bp[(kc-1)*ldp+cols-1]
+			for i0 := 0; i0 < m; i0 += fmaMR {
+				rows := min(fmaMR, m-i0)
+				var ap []float32
+				var ars, als int
+				switch {
+				case rows < fmaMR:
+					ap, ars, als = s.a[k0*fmaMR:], 1, fmaMR
+				case ta == blas.NoTrans:
+					ap, ars, als = a[i0*lda+k0:], lda, 1
+				default:
+					ap, ars, als = a[k0*lda+i0:], 1, lda
+				}
+				_ = ap[(fmaMR-1)*ars+(kc-1)*als]
+				fmaKernelAVX512(kc, &ap[0], ars, als, &bp[0], ldp, &c[i0*ldc+j0], ldc, 1<<cols-1, rows, k0 > 0)
+			}
+		}
 	}
 }

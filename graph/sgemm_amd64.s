@@ -350,3 +350,237 @@ loopT:
 	JNZ loopT
 	VZEROUPPER
 	RET
+
+// One row of fmaKernelAVX512's tile: the element of a at addr times the
+// row of b in Z24..Z26, added to the row's accumulators with fused
+// multiply-adds.
+#define FMAROW3(addr, c0, c1, c2) \
+	VBROADCASTSS addr, Z27; \
+	VFMADD231PS Z24, Z27, c0; \
+	VFMADD231PS Z25, Z27, c1; \
+	VFMADD231PS Z26, Z27, c2
+
+#define FMAROW2(addr, c0, c1) \
+	VBROADCASTSS addr, Z27; \
+	VFMADD231PS Z24, Z27, c0; \
+	VFMADD231PS Z25, Z27, c1
+
+#define FMAROW1(addr, c0) \
+	VBROADCASTSS addr, Z27; \
+	VFMADD231PS Z24, Z27, c0
+
+// func fmaKernelAVX512(k int, a *float32, ars, als int, b *float32, ldb int, c *float32, ldc int, mask uint64, rows int, add bool)
+//
+// Sets the first rows rows of a tile of c, fmaMR×wideNR, to op(a)·op(b),
+// or with add to c + op(a)·op(b):
+// a(r, l) = a[r·ars + l·als] for r < fmaMR (all eight rows are read), b
+// rows ldb apart. Z0..Z23 hold the tile, three registers of 16 lanes a
+// row; bits 16·v to 16·v+15 of mask select the lanes of register v to read
+// and write, and a register whose bits are all clear, and those after it,
+// are skipped. Each element is a chain of fused multiply-adds in the
+// order of the inner index, from zero or from c. k ≥ 1.
+TEXT ·fmaKernelAVX512(SB), NOSPLIT, $0-81
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ ars+16(FP), R9
+	SHLQ $2, R9
+	LEAQ (R9)(R9*2), R10
+	LEAQ (SI)(R9*4), R13
+	MOVQ als+24(FP), R11
+	SHLQ $2, R11
+	MOVQ b+32(FP), DI
+	MOVQ ldb+40(FP), R12
+	SHLQ $2, R12
+	MOVQ c+48(FP), DX
+	MOVQ ldc+56(FP), R8
+	SHLQ $2, R8
+	MOVQ mask+64(FP), AX
+	MOVQ rows+72(FP), BX
+	KMOVQ AX, K1
+	KSHIFTRQ $16, K1, K2
+	KSHIFTRQ $32, K1, K3
+	VXORPS Z0, Z0, Z0
+	VMOVAPS Z0, Z1
+	VMOVAPS Z0, Z2
+	VMOVAPS Z0, Z3
+	VMOVAPS Z0, Z4
+	VMOVAPS Z0, Z5
+	VMOVAPS Z0, Z6
+	VMOVAPS Z0, Z7
+	VMOVAPS Z0, Z8
+	VMOVAPS Z0, Z9
+	VMOVAPS Z0, Z10
+	VMOVAPS Z0, Z11
+	VMOVAPS Z0, Z12
+	VMOVAPS Z0, Z13
+	VMOVAPS Z0, Z14
+	VMOVAPS Z0, Z15
+	VMOVAPS Z0, Z16
+	VMOVAPS Z0, Z17
+	VMOVAPS Z0, Z18
+	VMOVAPS Z0, Z19
+	VMOVAPS Z0, Z20
+	VMOVAPS Z0, Z21
+	VMOVAPS Z0, Z22
+	VMOVAPS Z0, Z23
+	CMPB add+80(FP), $0
+	JEQ fstart
+	VMOVUPS.Z (DX), K1, Z0
+	VMOVUPS.Z 64(DX), K2, Z1
+	VMOVUPS.Z 128(DX), K3, Z2
+	DECQ BX
+	JZ floaded
+	ADDQ R8, DX
+	VMOVUPS.Z (DX), K1, Z3
+	VMOVUPS.Z 64(DX), K2, Z4
+	VMOVUPS.Z 128(DX), K3, Z5
+	DECQ BX
+	JZ floaded
+	ADDQ R8, DX
+	VMOVUPS.Z (DX), K1, Z6
+	VMOVUPS.Z 64(DX), K2, Z7
+	VMOVUPS.Z 128(DX), K3, Z8
+	DECQ BX
+	JZ floaded
+	ADDQ R8, DX
+	VMOVUPS.Z (DX), K1, Z9
+	VMOVUPS.Z 64(DX), K2, Z10
+	VMOVUPS.Z 128(DX), K3, Z11
+	DECQ BX
+	JZ floaded
+	ADDQ R8, DX
+	VMOVUPS.Z (DX), K1, Z12
+	VMOVUPS.Z 64(DX), K2, Z13
+	VMOVUPS.Z 128(DX), K3, Z14
+	DECQ BX
+	JZ floaded
+	ADDQ R8, DX
+	VMOVUPS.Z (DX), K1, Z15
+	VMOVUPS.Z 64(DX), K2, Z16
+	VMOVUPS.Z 128(DX), K3, Z17
+	DECQ BX
+	JZ floaded
+	ADDQ R8, DX
+	VMOVUPS.Z (DX), K1, Z18
+	VMOVUPS.Z 64(DX), K2, Z19
+	VMOVUPS.Z 128(DX), K3, Z20
+	DECQ BX
+	JZ floaded
+	ADDQ R8, DX
+	VMOVUPS.Z (DX), K1, Z21
+	VMOVUPS.Z 64(DX), K2, Z22
+	VMOVUPS.Z 128(DX), K3, Z23
+
+floaded:
+	MOVQ c+48(FP), DX
+	MOVQ rows+72(FP), BX
+
+fstart:
+	SHRQ $16, AX
+	JZ floop1
+	SHRQ $16, AX
+	JZ floop2
+
+floop3:
+	VMOVUPS.Z (DI), K1, Z24
+	VMOVUPS.Z 64(DI), K2, Z25
+	VMOVUPS.Z 128(DI), K3, Z26
+	FMAROW3((SI), Z0, Z1, Z2)
+	FMAROW3((SI)(R9*1), Z3, Z4, Z5)
+	FMAROW3((SI)(R9*2), Z6, Z7, Z8)
+	FMAROW3((SI)(R10*1), Z9, Z10, Z11)
+	FMAROW3((R13), Z12, Z13, Z14)
+	FMAROW3((R13)(R9*1), Z15, Z16, Z17)
+	FMAROW3((R13)(R9*2), Z18, Z19, Z20)
+	FMAROW3((R13)(R10*1), Z21, Z22, Z23)
+	ADDQ R11, SI
+	ADDQ R11, R13
+	ADDQ R12, DI
+	DECQ CX
+	JNZ floop3
+	JMP fstore
+
+floop2:
+	VMOVUPS.Z (DI), K1, Z24
+	VMOVUPS.Z 64(DI), K2, Z25
+	FMAROW2((SI), Z0, Z1)
+	FMAROW2((SI)(R9*1), Z3, Z4)
+	FMAROW2((SI)(R9*2), Z6, Z7)
+	FMAROW2((SI)(R10*1), Z9, Z10)
+	FMAROW2((R13), Z12, Z13)
+	FMAROW2((R13)(R9*1), Z15, Z16)
+	FMAROW2((R13)(R9*2), Z18, Z19)
+	FMAROW2((R13)(R10*1), Z21, Z22)
+	ADDQ R11, SI
+	ADDQ R11, R13
+	ADDQ R12, DI
+	DECQ CX
+	JNZ floop2
+	JMP fstore
+
+floop1:
+	VMOVUPS.Z (DI), K1, Z24
+	FMAROW1((SI), Z0)
+	FMAROW1((SI)(R9*1), Z3)
+	FMAROW1((SI)(R9*2), Z6)
+	FMAROW1((SI)(R10*1), Z9)
+	FMAROW1((R13), Z12)
+	FMAROW1((R13)(R9*1), Z15)
+	FMAROW1((R13)(R9*2), Z18)
+	FMAROW1((R13)(R10*1), Z21)
+	ADDQ R11, SI
+	ADDQ R11, R13
+	ADDQ R12, DI
+	DECQ CX
+	JNZ floop1
+
+fstore:
+	VMOVUPS Z0, K1, (DX)
+	VMOVUPS Z1, K2, 64(DX)
+	VMOVUPS Z2, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VMOVUPS Z3, K1, (DX)
+	VMOVUPS Z4, K2, 64(DX)
+	VMOVUPS Z5, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VMOVUPS Z6, K1, (DX)
+	VMOVUPS Z7, K2, 64(DX)
+	VMOVUPS Z8, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VMOVUPS Z9, K1, (DX)
+	VMOVUPS Z10, K2, 64(DX)
+	VMOVUPS Z11, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VMOVUPS Z12, K1, (DX)
+	VMOVUPS Z13, K2, 64(DX)
+	VMOVUPS Z14, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VMOVUPS Z15, K1, (DX)
+	VMOVUPS Z16, K2, 64(DX)
+	VMOVUPS Z17, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VMOVUPS Z18, K1, (DX)
+	VMOVUPS Z19, K2, 64(DX)
+	VMOVUPS Z20, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VMOVUPS Z21, K1, (DX)
+	VMOVUPS Z22, K2, 64(DX)
+	VMOVUPS Z23, K3, 128(DX)
+
+fdone:
+	VZEROUPPER
+	RET

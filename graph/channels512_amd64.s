@@ -1,0 +1,918 @@
+//go:build !noasm
+
+#include "textflag.h"
+
+// Batch normalisation's per-channel loops in AVX-512 (channels_amd64.go):
+// what the AVX2 loops of channels_amd64.s compute, with the same
+// operations in the same order for every channel and row, eight float64
+// lanes (or sixteen float32 lanes) a register. The loops that sum keep
+// their sums in registers through all the rows of a block of 32 channels
+// (then of 16 and of 8), instead of loading and storing them for every row. n is a
+// multiple of 8 (chAffine512: of 16). Registers: AX is the block's first
+// channel, DX is n, BX the stride in bytes, CX counts rows, R13 the
+// channels left; SI, DI and R10 walk the rows of the streams whose first
+// rows are in R11, R12 and R9; R8 points at a vector of parameters.
+
+// func chStats512(s1, s2, shift *float64, x *float32, rows, stride, n int)
+//
+// d = float64(x[r][j]) − shift[j]; s1[j] += d; s2[j] += d·d.
+TEXT ·chStats512(SB), NOSPLIT, $0-56
+	MOVQ x+24(FP), R11
+	MOVQ stride+40(FP), BX
+	SHLQ $2, BX
+	MOVQ n+48(FP), DX
+	MOVQ rows+32(FP), CX
+	TESTQ CX, CX
+	JZ stdone
+	XORQ AX, AX
+	MOVQ DX, R13
+stbig:
+	CMPQ R13, $32
+	JLT stmid
+	MOVQ s1+0(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	VMOVUPD 64(R8)(AX*8), Z1
+	VMOVUPD 128(R8)(AX*8), Z2
+	VMOVUPD 192(R8)(AX*8), Z3
+	MOVQ s2+8(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	VMOVUPD 64(R8)(AX*8), Z5
+	VMOVUPD 128(R8)(AX*8), Z6
+	VMOVUPD 192(R8)(AX*8), Z7
+	MOVQ shift+16(FP), R8
+	VMOVUPD (R8)(AX*8), Z8
+	VMOVUPD 64(R8)(AX*8), Z9
+	VMOVUPD 128(R8)(AX*8), Z10
+	VMOVUPD 192(R8)(AX*8), Z11
+	LEAQ (R11)(AX*4), SI
+	MOVQ rows+32(FP), CX
+stbigrow:
+	VCVTPS2PD (SI), Z12
+	VCVTPS2PD 32(SI), Z13
+	VCVTPS2PD 64(SI), Z14
+	VCVTPS2PD 96(SI), Z15
+	VSUBPD Z8, Z12, Z12
+	VSUBPD Z9, Z13, Z13
+	VSUBPD Z10, Z14, Z14
+	VSUBPD Z11, Z15, Z15
+	VADDPD Z12, Z0, Z0
+	VADDPD Z13, Z1, Z1
+	VADDPD Z14, Z2, Z2
+	VADDPD Z15, Z3, Z3
+	VMULPD Z12, Z12, Z12
+	VMULPD Z13, Z13, Z13
+	VMULPD Z14, Z14, Z14
+	VMULPD Z15, Z15, Z15
+	VADDPD Z12, Z4, Z4
+	VADDPD Z13, Z5, Z5
+	VADDPD Z14, Z6, Z6
+	VADDPD Z15, Z7, Z7
+	ADDQ BX, SI
+	DECQ CX
+	JNZ stbigrow
+	MOVQ s1+0(FP), R8
+	VMOVUPD Z0, (R8)(AX*8)
+	VMOVUPD Z1, 64(R8)(AX*8)
+	VMOVUPD Z2, 128(R8)(AX*8)
+	VMOVUPD Z3, 192(R8)(AX*8)
+	MOVQ s2+8(FP), R8
+	VMOVUPD Z4, (R8)(AX*8)
+	VMOVUPD Z5, 64(R8)(AX*8)
+	VMOVUPD Z6, 128(R8)(AX*8)
+	VMOVUPD Z7, 192(R8)(AX*8)
+	ADDQ $32, AX
+	SUBQ $32, R13
+	JMP stbig
+stmid:
+	CMPQ R13, $16
+	JLT stsmall
+	MOVQ s1+0(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	VMOVUPD 64(R8)(AX*8), Z1
+	MOVQ s2+8(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	VMOVUPD 64(R8)(AX*8), Z5
+	MOVQ shift+16(FP), R8
+	VMOVUPD (R8)(AX*8), Z8
+	VMOVUPD 64(R8)(AX*8), Z9
+	LEAQ (R11)(AX*4), SI
+	MOVQ rows+32(FP), CX
+stmidrow:
+	VCVTPS2PD (SI), Z12
+	VCVTPS2PD 32(SI), Z13
+	VSUBPD Z8, Z12, Z12
+	VSUBPD Z9, Z13, Z13
+	VADDPD Z12, Z0, Z0
+	VADDPD Z13, Z1, Z1
+	VMULPD Z12, Z12, Z12
+	VMULPD Z13, Z13, Z13
+	VADDPD Z12, Z4, Z4
+	VADDPD Z13, Z5, Z5
+	ADDQ BX, SI
+	DECQ CX
+	JNZ stmidrow
+	MOVQ s1+0(FP), R8
+	VMOVUPD Z0, (R8)(AX*8)
+	VMOVUPD Z1, 64(R8)(AX*8)
+	MOVQ s2+8(FP), R8
+	VMOVUPD Z4, (R8)(AX*8)
+	VMOVUPD Z5, 64(R8)(AX*8)
+	ADDQ $16, AX
+	SUBQ $16, R13
+	JMP stmid
+stsmall:
+	CMPQ R13, $8
+	JLT stend
+	MOVQ s1+0(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	MOVQ s2+8(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	MOVQ shift+16(FP), R8
+	VMOVUPD (R8)(AX*8), Z8
+	LEAQ (R11)(AX*4), SI
+	MOVQ rows+32(FP), CX
+stsmallrow:
+	VCVTPS2PD (SI), Z12
+	VSUBPD Z8, Z12, Z12
+	VADDPD Z12, Z0, Z0
+	VMULPD Z12, Z12, Z12
+	VADDPD Z12, Z4, Z4
+	ADDQ BX, SI
+	DECQ CX
+	JNZ stsmallrow
+	MOVQ s1+0(FP), R8
+	VMOVUPD Z0, (R8)(AX*8)
+	MOVQ s2+8(FP), R8
+	VMOVUPD Z4, (R8)(AX*8)
+	ADDQ $8, AX
+	SUBQ $8, R13
+	JMP stsmall
+stend:
+	JMP stdone
+stdone:
+	VZEROUPPER
+	RET
+
+// func chNorm512(dst, x *float32, mu, is *float64, rows, stride, n int)
+//
+// dst[r][j] = float32((float64(x[r][j]) − mu[j])·is[j]).
+TEXT ·chNorm512(SB), NOSPLIT, $0-56
+	MOVQ x+8(FP), R11
+	MOVQ dst+0(FP), R12
+	MOVQ stride+40(FP), BX
+	SHLQ $2, BX
+	MOVQ n+48(FP), DX
+	MOVQ rows+32(FP), CX
+	TESTQ CX, CX
+	JZ nmdone
+	XORQ AX, AX
+	MOVQ DX, R13
+nmbig:
+	CMPQ R13, $32
+	JLT nmmid
+	MOVQ mu+16(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	VMOVUPD 64(R8)(AX*8), Z1
+	VMOVUPD 128(R8)(AX*8), Z2
+	VMOVUPD 192(R8)(AX*8), Z3
+	MOVQ is+24(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	VMOVUPD 64(R8)(AX*8), Z5
+	VMOVUPD 128(R8)(AX*8), Z6
+	VMOVUPD 192(R8)(AX*8), Z7
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+nmbigrow:
+	VCVTPS2PD (SI), Z8
+	VCVTPS2PD 32(SI), Z9
+	VCVTPS2PD 64(SI), Z10
+	VCVTPS2PD 96(SI), Z11
+	VSUBPD Z0, Z8, Z8
+	VSUBPD Z1, Z9, Z9
+	VSUBPD Z2, Z10, Z10
+	VSUBPD Z3, Z11, Z11
+	VMULPD Z4, Z8, Z8
+	VMULPD Z5, Z9, Z9
+	VMULPD Z6, Z10, Z10
+	VMULPD Z7, Z11, Z11
+	VCVTPD2PS Z8, Y12
+	VCVTPD2PS Z9, Y13
+	VCVTPD2PS Z10, Y14
+	VCVTPD2PS Z11, Y15
+	VMOVUPS Y12, (DI)
+	VMOVUPS Y13, 32(DI)
+	VMOVUPS Y14, 64(DI)
+	VMOVUPS Y15, 96(DI)
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ nmbigrow
+	ADDQ $32, AX
+	SUBQ $32, R13
+	JMP nmbig
+nmmid:
+	CMPQ R13, $16
+	JLT nmsmall
+	MOVQ mu+16(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	VMOVUPD 64(R8)(AX*8), Z1
+	MOVQ is+24(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	VMOVUPD 64(R8)(AX*8), Z5
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+nmmidrow:
+	VCVTPS2PD (SI), Z8
+	VCVTPS2PD 32(SI), Z9
+	VSUBPD Z0, Z8, Z8
+	VSUBPD Z1, Z9, Z9
+	VMULPD Z4, Z8, Z8
+	VMULPD Z5, Z9, Z9
+	VCVTPD2PS Z8, Y12
+	VCVTPD2PS Z9, Y13
+	VMOVUPS Y12, (DI)
+	VMOVUPS Y13, 32(DI)
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ nmmidrow
+	ADDQ $16, AX
+	SUBQ $16, R13
+	JMP nmmid
+nmsmall:
+	CMPQ R13, $8
+	JLT nmend
+	MOVQ mu+16(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	MOVQ is+24(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+nmsmallrow:
+	VCVTPS2PD (SI), Z8
+	VSUBPD Z0, Z8, Z8
+	VMULPD Z4, Z8, Z8
+	VCVTPD2PS Z8, Y12
+	VMOVUPS Y12, (DI)
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ nmsmallrow
+	ADDQ $8, AX
+	SUBQ $8, R13
+	JMP nmsmall
+nmend:
+	JMP nmdone
+nmdone:
+	VZEROUPPER
+	RET
+
+// func chSums512(s1, s2 *float64, gr, x *float32, rows, stride, n int)
+//
+// s1[j] += float64(g[r][j]); s2[j] += float64(g[r][j])·float64(x[r][j]).
+// With s1 nil, only s2; with s2 nil, only s1 (x is not read).
+TEXT ·chSums512(SB), NOSPLIT, $0-56
+	MOVQ gr+16(FP), R11
+	MOVQ x+24(FP), R12
+	MOVQ stride+40(FP), BX
+	SHLQ $2, BX
+	MOVQ n+48(FP), DX
+	MOVQ rows+32(FP), CX
+	TESTQ CX, CX
+	JZ smdone
+	MOVQ s1+0(FP), R8
+	TESTQ R8, R8
+	JZ dtstart
+	MOVQ s2+8(FP), R8
+	TESTQ R8, R8
+	JZ sostart
+	XORQ AX, AX
+	MOVQ DX, R13
+smbig:
+	CMPQ R13, $32
+	JLT smmid
+	MOVQ s1+0(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	VMOVUPD 64(R8)(AX*8), Z1
+	VMOVUPD 128(R8)(AX*8), Z2
+	VMOVUPD 192(R8)(AX*8), Z3
+	MOVQ s2+8(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	VMOVUPD 64(R8)(AX*8), Z5
+	VMOVUPD 128(R8)(AX*8), Z6
+	VMOVUPD 192(R8)(AX*8), Z7
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+smbigrow:
+	VCVTPS2PD (SI), Z8
+	VCVTPS2PD 32(SI), Z9
+	VCVTPS2PD 64(SI), Z10
+	VCVTPS2PD 96(SI), Z11
+	VADDPD Z8, Z0, Z0
+	VADDPD Z9, Z1, Z1
+	VADDPD Z10, Z2, Z2
+	VADDPD Z11, Z3, Z3
+	VCVTPS2PD (DI), Z12
+	VCVTPS2PD 32(DI), Z13
+	VCVTPS2PD 64(DI), Z14
+	VCVTPS2PD 96(DI), Z15
+	VMULPD Z12, Z8, Z8
+	VMULPD Z13, Z9, Z9
+	VMULPD Z14, Z10, Z10
+	VMULPD Z15, Z11, Z11
+	VADDPD Z8, Z4, Z4
+	VADDPD Z9, Z5, Z5
+	VADDPD Z10, Z6, Z6
+	VADDPD Z11, Z7, Z7
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ smbigrow
+	MOVQ s1+0(FP), R8
+	VMOVUPD Z0, (R8)(AX*8)
+	VMOVUPD Z1, 64(R8)(AX*8)
+	VMOVUPD Z2, 128(R8)(AX*8)
+	VMOVUPD Z3, 192(R8)(AX*8)
+	MOVQ s2+8(FP), R8
+	VMOVUPD Z4, (R8)(AX*8)
+	VMOVUPD Z5, 64(R8)(AX*8)
+	VMOVUPD Z6, 128(R8)(AX*8)
+	VMOVUPD Z7, 192(R8)(AX*8)
+	ADDQ $32, AX
+	SUBQ $32, R13
+	JMP smbig
+smmid:
+	CMPQ R13, $16
+	JLT smsmall
+	MOVQ s1+0(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	VMOVUPD 64(R8)(AX*8), Z1
+	MOVQ s2+8(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	VMOVUPD 64(R8)(AX*8), Z5
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+smmidrow:
+	VCVTPS2PD (SI), Z8
+	VCVTPS2PD 32(SI), Z9
+	VADDPD Z8, Z0, Z0
+	VADDPD Z9, Z1, Z1
+	VCVTPS2PD (DI), Z12
+	VCVTPS2PD 32(DI), Z13
+	VMULPD Z12, Z8, Z8
+	VMULPD Z13, Z9, Z9
+	VADDPD Z8, Z4, Z4
+	VADDPD Z9, Z5, Z5
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ smmidrow
+	MOVQ s1+0(FP), R8
+	VMOVUPD Z0, (R8)(AX*8)
+	VMOVUPD Z1, 64(R8)(AX*8)
+	MOVQ s2+8(FP), R8
+	VMOVUPD Z4, (R8)(AX*8)
+	VMOVUPD Z5, 64(R8)(AX*8)
+	ADDQ $16, AX
+	SUBQ $16, R13
+	JMP smmid
+smsmall:
+	CMPQ R13, $8
+	JLT smend
+	MOVQ s1+0(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	MOVQ s2+8(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+smsmallrow:
+	VCVTPS2PD (SI), Z8
+	VADDPD Z8, Z0, Z0
+	VCVTPS2PD (DI), Z12
+	VMULPD Z12, Z8, Z8
+	VADDPD Z8, Z4, Z4
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ smsmallrow
+	MOVQ s1+0(FP), R8
+	VMOVUPD Z0, (R8)(AX*8)
+	MOVQ s2+8(FP), R8
+	VMOVUPD Z4, (R8)(AX*8)
+	ADDQ $8, AX
+	SUBQ $8, R13
+	JMP smsmall
+smend:
+	JMP smdone
+dtstart:
+	XORQ AX, AX
+	MOVQ DX, R13
+dtbig:
+	CMPQ R13, $32
+	JLT dtmid
+	MOVQ s2+8(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	VMOVUPD 64(R8)(AX*8), Z5
+	VMOVUPD 128(R8)(AX*8), Z6
+	VMOVUPD 192(R8)(AX*8), Z7
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+dtbigrow:
+	VCVTPS2PD (SI), Z8
+	VCVTPS2PD 32(SI), Z9
+	VCVTPS2PD 64(SI), Z10
+	VCVTPS2PD 96(SI), Z11
+	VCVTPS2PD (DI), Z12
+	VCVTPS2PD 32(DI), Z13
+	VCVTPS2PD 64(DI), Z14
+	VCVTPS2PD 96(DI), Z15
+	VMULPD Z12, Z8, Z8
+	VMULPD Z13, Z9, Z9
+	VMULPD Z14, Z10, Z10
+	VMULPD Z15, Z11, Z11
+	VADDPD Z8, Z4, Z4
+	VADDPD Z9, Z5, Z5
+	VADDPD Z10, Z6, Z6
+	VADDPD Z11, Z7, Z7
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ dtbigrow
+	MOVQ s2+8(FP), R8
+	VMOVUPD Z4, (R8)(AX*8)
+	VMOVUPD Z5, 64(R8)(AX*8)
+	VMOVUPD Z6, 128(R8)(AX*8)
+	VMOVUPD Z7, 192(R8)(AX*8)
+	ADDQ $32, AX
+	SUBQ $32, R13
+	JMP dtbig
+dtmid:
+	CMPQ R13, $16
+	JLT dtsmall
+	MOVQ s2+8(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	VMOVUPD 64(R8)(AX*8), Z5
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+dtmidrow:
+	VCVTPS2PD (SI), Z8
+	VCVTPS2PD 32(SI), Z9
+	VCVTPS2PD (DI), Z12
+	VCVTPS2PD 32(DI), Z13
+	VMULPD Z12, Z8, Z8
+	VMULPD Z13, Z9, Z9
+	VADDPD Z8, Z4, Z4
+	VADDPD Z9, Z5, Z5
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ dtmidrow
+	MOVQ s2+8(FP), R8
+	VMOVUPD Z4, (R8)(AX*8)
+	VMOVUPD Z5, 64(R8)(AX*8)
+	ADDQ $16, AX
+	SUBQ $16, R13
+	JMP dtmid
+dtsmall:
+	CMPQ R13, $8
+	JLT dtend
+	MOVQ s2+8(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+dtsmallrow:
+	VCVTPS2PD (SI), Z8
+	VCVTPS2PD (DI), Z12
+	VMULPD Z12, Z8, Z8
+	VADDPD Z8, Z4, Z4
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ dtsmallrow
+	MOVQ s2+8(FP), R8
+	VMOVUPD Z4, (R8)(AX*8)
+	ADDQ $8, AX
+	SUBQ $8, R13
+	JMP dtsmall
+dtend:
+	JMP smdone
+sostart:
+	XORQ AX, AX
+	MOVQ DX, R13
+sobig:
+	CMPQ R13, $32
+	JLT somid
+	MOVQ s1+0(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	VMOVUPD 64(R8)(AX*8), Z1
+	VMOVUPD 128(R8)(AX*8), Z2
+	VMOVUPD 192(R8)(AX*8), Z3
+	LEAQ (R11)(AX*4), SI
+	MOVQ rows+32(FP), CX
+sobigrow:
+	VCVTPS2PD (SI), Z8
+	VCVTPS2PD 32(SI), Z9
+	VCVTPS2PD 64(SI), Z10
+	VCVTPS2PD 96(SI), Z11
+	VADDPD Z8, Z0, Z0
+	VADDPD Z9, Z1, Z1
+	VADDPD Z10, Z2, Z2
+	VADDPD Z11, Z3, Z3
+	ADDQ BX, SI
+	DECQ CX
+	JNZ sobigrow
+	MOVQ s1+0(FP), R8
+	VMOVUPD Z0, (R8)(AX*8)
+	VMOVUPD Z1, 64(R8)(AX*8)
+	VMOVUPD Z2, 128(R8)(AX*8)
+	VMOVUPD Z3, 192(R8)(AX*8)
+	ADDQ $32, AX
+	SUBQ $32, R13
+	JMP sobig
+somid:
+	CMPQ R13, $16
+	JLT sosmall
+	MOVQ s1+0(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	VMOVUPD 64(R8)(AX*8), Z1
+	LEAQ (R11)(AX*4), SI
+	MOVQ rows+32(FP), CX
+somidrow:
+	VCVTPS2PD (SI), Z8
+	VCVTPS2PD 32(SI), Z9
+	VADDPD Z8, Z0, Z0
+	VADDPD Z9, Z1, Z1
+	ADDQ BX, SI
+	DECQ CX
+	JNZ somidrow
+	MOVQ s1+0(FP), R8
+	VMOVUPD Z0, (R8)(AX*8)
+	VMOVUPD Z1, 64(R8)(AX*8)
+	ADDQ $16, AX
+	SUBQ $16, R13
+	JMP somid
+sosmall:
+	CMPQ R13, $8
+	JLT soend
+	MOVQ s1+0(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	LEAQ (R11)(AX*4), SI
+	MOVQ rows+32(FP), CX
+sosmallrow:
+	VCVTPS2PD (SI), Z8
+	VADDPD Z8, Z0, Z0
+	ADDQ BX, SI
+	DECQ CX
+	JNZ sosmallrow
+	MOVQ s1+0(FP), R8
+	VMOVUPD Z0, (R8)(AX*8)
+	ADDQ $8, AX
+	SUBQ $8, R13
+	JMP sosmall
+soend:
+	JMP smdone
+smdone:
+	VZEROUPPER
+	RET
+
+// func chNormBack512(dst, gr, x *float32, s, a, b *float64, rows, stride, n int)
+//
+// dst[r][j] = float32(s[j]·((float64(g[r][j]) − a[j]) − float64(x[r][j])·b[j])).
+TEXT ·chNormBack512(SB), NOSPLIT, $0-72
+	MOVQ gr+8(FP), R11
+	MOVQ x+16(FP), R12
+	MOVQ dst+0(FP), R9
+	MOVQ stride+56(FP), BX
+	SHLQ $2, BX
+	MOVQ n+64(FP), DX
+	MOVQ rows+48(FP), CX
+	TESTQ CX, CX
+	JZ nbdone
+	XORQ AX, AX
+	MOVQ DX, R13
+nbbig:
+	CMPQ R13, $32
+	JLT nbmid
+	MOVQ s+24(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	VMOVUPD 64(R8)(AX*8), Z1
+	VMOVUPD 128(R8)(AX*8), Z2
+	VMOVUPD 192(R8)(AX*8), Z3
+	MOVQ a+32(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	VMOVUPD 64(R8)(AX*8), Z5
+	VMOVUPD 128(R8)(AX*8), Z6
+	VMOVUPD 192(R8)(AX*8), Z7
+	MOVQ b+40(FP), R8
+	VMOVUPD (R8)(AX*8), Z8
+	VMOVUPD 64(R8)(AX*8), Z9
+	VMOVUPD 128(R8)(AX*8), Z10
+	VMOVUPD 192(R8)(AX*8), Z11
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	LEAQ (R9)(AX*4), R10
+	MOVQ rows+48(FP), CX
+nbbigrow:
+	VCVTPS2PD (SI), Z12
+	VCVTPS2PD 32(SI), Z13
+	VCVTPS2PD 64(SI), Z14
+	VCVTPS2PD 96(SI), Z15
+	VSUBPD Z4, Z12, Z12
+	VSUBPD Z5, Z13, Z13
+	VSUBPD Z6, Z14, Z14
+	VSUBPD Z7, Z15, Z15
+	VCVTPS2PD (DI), Z16
+	VCVTPS2PD 32(DI), Z17
+	VCVTPS2PD 64(DI), Z18
+	VCVTPS2PD 96(DI), Z19
+	VMULPD Z8, Z16, Z16
+	VMULPD Z9, Z17, Z17
+	VMULPD Z10, Z18, Z18
+	VMULPD Z11, Z19, Z19
+	VSUBPD Z16, Z12, Z12
+	VSUBPD Z17, Z13, Z13
+	VSUBPD Z18, Z14, Z14
+	VSUBPD Z19, Z15, Z15
+	VMULPD Z0, Z12, Z12
+	VMULPD Z1, Z13, Z13
+	VMULPD Z2, Z14, Z14
+	VMULPD Z3, Z15, Z15
+	VCVTPD2PS Z12, Y20
+	VCVTPD2PS Z13, Y21
+	VCVTPD2PS Z14, Y22
+	VCVTPD2PS Z15, Y23
+	VMOVUPS Y20, (R10)
+	VMOVUPS Y21, 32(R10)
+	VMOVUPS Y22, 64(R10)
+	VMOVUPS Y23, 96(R10)
+	ADDQ BX, SI
+	ADDQ BX, DI
+	ADDQ BX, R10
+	DECQ CX
+	JNZ nbbigrow
+	ADDQ $32, AX
+	SUBQ $32, R13
+	JMP nbbig
+nbmid:
+	CMPQ R13, $16
+	JLT nbsmall
+	MOVQ s+24(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	VMOVUPD 64(R8)(AX*8), Z1
+	MOVQ a+32(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	VMOVUPD 64(R8)(AX*8), Z5
+	MOVQ b+40(FP), R8
+	VMOVUPD (R8)(AX*8), Z8
+	VMOVUPD 64(R8)(AX*8), Z9
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	LEAQ (R9)(AX*4), R10
+	MOVQ rows+48(FP), CX
+nbmidrow:
+	VCVTPS2PD (SI), Z12
+	VCVTPS2PD 32(SI), Z13
+	VSUBPD Z4, Z12, Z12
+	VSUBPD Z5, Z13, Z13
+	VCVTPS2PD (DI), Z16
+	VCVTPS2PD 32(DI), Z17
+	VMULPD Z8, Z16, Z16
+	VMULPD Z9, Z17, Z17
+	VSUBPD Z16, Z12, Z12
+	VSUBPD Z17, Z13, Z13
+	VMULPD Z0, Z12, Z12
+	VMULPD Z1, Z13, Z13
+	VCVTPD2PS Z12, Y20
+	VCVTPD2PS Z13, Y21
+	VMOVUPS Y20, (R10)
+	VMOVUPS Y21, 32(R10)
+	ADDQ BX, SI
+	ADDQ BX, DI
+	ADDQ BX, R10
+	DECQ CX
+	JNZ nbmidrow
+	ADDQ $16, AX
+	SUBQ $16, R13
+	JMP nbmid
+nbsmall:
+	CMPQ R13, $8
+	JLT nbend
+	MOVQ s+24(FP), R8
+	VMOVUPD (R8)(AX*8), Z0
+	MOVQ a+32(FP), R8
+	VMOVUPD (R8)(AX*8), Z4
+	MOVQ b+40(FP), R8
+	VMOVUPD (R8)(AX*8), Z8
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	LEAQ (R9)(AX*4), R10
+	MOVQ rows+48(FP), CX
+nbsmallrow:
+	VCVTPS2PD (SI), Z12
+	VSUBPD Z4, Z12, Z12
+	VCVTPS2PD (DI), Z16
+	VMULPD Z8, Z16, Z16
+	VSUBPD Z16, Z12, Z12
+	VMULPD Z0, Z12, Z12
+	VCVTPD2PS Z12, Y20
+	VMOVUPS Y20, (R10)
+	ADDQ BX, SI
+	ADDQ BX, DI
+	ADDQ BX, R10
+	DECQ CX
+	JNZ nbsmallrow
+	ADDQ $8, AX
+	SUBQ $8, R13
+	JMP nbsmall
+nbend:
+	JMP nbdone
+nbdone:
+	VZEROUPPER
+	RET
+
+// func chAffine512(dst, x, s, b *float32, rows, stride, n int)
+//
+// dst[r][j] = x[r][j]·s[j] + b[j] in float32, sixteen lanes at a time;
+// with b nil, dst[r][j] = x[r][j]·s[j].
+TEXT ·chAffine512(SB), NOSPLIT, $0-56
+	MOVQ x+8(FP), R11
+	MOVQ dst+0(FP), R12
+	MOVQ stride+40(FP), BX
+	SHLQ $2, BX
+	MOVQ n+48(FP), DX
+	MOVQ rows+32(FP), CX
+	TESTQ CX, CX
+	JZ afdone
+	MOVQ b+24(FP), R8
+	TESTQ R8, R8
+	JZ scstart
+	XORQ AX, AX
+	MOVQ DX, R13
+afbig:
+	CMPQ R13, $64
+	JLT afmid
+	MOVQ s+16(FP), R8
+	VMOVUPS (R8)(AX*4), Z0
+	VMOVUPS 64(R8)(AX*4), Z1
+	VMOVUPS 128(R8)(AX*4), Z2
+	VMOVUPS 192(R8)(AX*4), Z3
+	MOVQ b+24(FP), R8
+	VMOVUPS (R8)(AX*4), Z4
+	VMOVUPS 64(R8)(AX*4), Z5
+	VMOVUPS 128(R8)(AX*4), Z6
+	VMOVUPS 192(R8)(AX*4), Z7
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+afbigrow:
+	VMULPS (SI), Z0, Z8
+	VMULPS 64(SI), Z1, Z9
+	VMULPS 128(SI), Z2, Z10
+	VMULPS 192(SI), Z3, Z11
+	VADDPS Z4, Z8, Z8
+	VADDPS Z5, Z9, Z9
+	VADDPS Z6, Z10, Z10
+	VADDPS Z7, Z11, Z11
+	VMOVUPS Z8, (DI)
+	VMOVUPS Z9, 64(DI)
+	VMOVUPS Z10, 128(DI)
+	VMOVUPS Z11, 192(DI)
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ afbigrow
+	ADDQ $64, AX
+	SUBQ $64, R13
+	JMP afbig
+afmid:
+	CMPQ R13, $32
+	JLT afsmall
+	MOVQ s+16(FP), R8
+	VMOVUPS (R8)(AX*4), Z0
+	VMOVUPS 64(R8)(AX*4), Z1
+	MOVQ b+24(FP), R8
+	VMOVUPS (R8)(AX*4), Z4
+	VMOVUPS 64(R8)(AX*4), Z5
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+afmidrow:
+	VMULPS (SI), Z0, Z8
+	VMULPS 64(SI), Z1, Z9
+	VADDPS Z4, Z8, Z8
+	VADDPS Z5, Z9, Z9
+	VMOVUPS Z8, (DI)
+	VMOVUPS Z9, 64(DI)
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ afmidrow
+	ADDQ $32, AX
+	SUBQ $32, R13
+	JMP afmid
+afsmall:
+	CMPQ R13, $16
+	JLT afend
+	MOVQ s+16(FP), R8
+	VMOVUPS (R8)(AX*4), Z0
+	MOVQ b+24(FP), R8
+	VMOVUPS (R8)(AX*4), Z4
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+afsmallrow:
+	VMULPS (SI), Z0, Z8
+	VADDPS Z4, Z8, Z8
+	VMOVUPS Z8, (DI)
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ afsmallrow
+	ADDQ $16, AX
+	SUBQ $16, R13
+	JMP afsmall
+afend:
+	JMP afdone
+scstart:
+	XORQ AX, AX
+	MOVQ DX, R13
+scbig:
+	CMPQ R13, $64
+	JLT scmid
+	MOVQ s+16(FP), R8
+	VMOVUPS (R8)(AX*4), Z0
+	VMOVUPS 64(R8)(AX*4), Z1
+	VMOVUPS 128(R8)(AX*4), Z2
+	VMOVUPS 192(R8)(AX*4), Z3
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+scbigrow:
+	VMULPS (SI), Z0, Z8
+	VMULPS 64(SI), Z1, Z9
+	VMULPS 128(SI), Z2, Z10
+	VMULPS 192(SI), Z3, Z11
+	VMOVUPS Z8, (DI)
+	VMOVUPS Z9, 64(DI)
+	VMOVUPS Z10, 128(DI)
+	VMOVUPS Z11, 192(DI)
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ scbigrow
+	ADDQ $64, AX
+	SUBQ $64, R13
+	JMP scbig
+scmid:
+	CMPQ R13, $32
+	JLT scsmall
+	MOVQ s+16(FP), R8
+	VMOVUPS (R8)(AX*4), Z0
+	VMOVUPS 64(R8)(AX*4), Z1
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+scmidrow:
+	VMULPS (SI), Z0, Z8
+	VMULPS 64(SI), Z1, Z9
+	VMOVUPS Z8, (DI)
+	VMOVUPS Z9, 64(DI)
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ scmidrow
+	ADDQ $32, AX
+	SUBQ $32, R13
+	JMP scmid
+scsmall:
+	CMPQ R13, $16
+	JLT scend
+	MOVQ s+16(FP), R8
+	VMOVUPS (R8)(AX*4), Z0
+	LEAQ (R11)(AX*4), SI
+	LEAQ (R12)(AX*4), DI
+	MOVQ rows+32(FP), CX
+scsmallrow:
+	VMULPS (SI), Z0, Z8
+	VMOVUPS Z8, (DI)
+	ADDQ BX, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ scsmallrow
+	ADDQ $16, AX
+	SUBQ $16, R13
+	JMP scsmall
+scend:
+	JMP afdone
+afdone:
+	VZEROUPPER
+	RET

@@ -1,0 +1,141 @@
+//go:build !noasm
+
+package graph
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"testing"
+
+	"gonum.org/v1/gonum/blas"
+)
+
+// fma32 returns x·y + z rounded once to float32, as VFMADD231PS does.
+func fma32(x, y, z float32) float32 {
+	r := math.FMA(float64(x), float64(y), float64(z))
+	f := float32(r)
+	if float64(f) == r || math.IsInf(r, 0) || math.IsNaN(r) {
+		return f
+	}
+	// Rounding r to float32 is rounding the exact value unless r is
+	// halfway between two float32s, where the exact value decides.
+	lo, hi := f, math.Nextafter32(f, float32(math.Inf(1)))
+	if float64(f) > r {
+		lo, hi = math.Nextafter32(f, float32(math.Inf(-1))), f
+	}
+	if (float64(lo)+float64(hi))/2 != r {
+		return f
+	}
+	exact := new(big.Float).SetPrec(1200).SetFloat64(float64(x))
+	exact.Mul(exact, big.NewFloat(float64(y)))
+	exact.Add(exact, big.NewFloat(float64(z)))
+	switch exact.Cmp(big.NewFloat(r)) {
+	case 1:
+		return hi
+	case -1:
+		return lo
+	}
+	return f
+}
+
+// TestFMAGemm checks sgemmFMA against fused multiply-adds in Go, bit for
+// bit, for every combination of transposes, shapes around the tile sizes
+// (8 rows, 16, 32 and 48 columns) and the blocks of the inner index
+// (fmaKC), padded strides, and some infinities and NaNs; the padding of c
+// must stay as it was.
+func TestFMAGemm(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no AVX-512 here: sgemmFMA is not used")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	trans := []blas.Transpose{blas.NoTrans, blas.Trans}
+	for _, ta := range trans {
+		for _, tb := range trans {
+			for _, m := range []int{1, 8, 9, 23} {
+				for _, n := range []int{1, 16, 17, 33, 48, 49, 100} {
+					for _, k := range []int{1, 5, fmaKC, fmaKC + 1, 2*fmaKC + 88} {
+						if m*n*k > 200_000 {
+							continue
+						}
+						name := fmt.Sprintf("ta=%v tb=%v %d×%d×%d", ta == blas.Trans, tb == blas.Trans, m, n, k)
+						c := newSmallCase(rng, ta, tb, m, n, k, rng.IntN(3))
+						if rng.IntN(4) == 0 {
+							c.a[rng.IntN(len(c.a))] = float32(math.Inf(1))
+							c.b[rng.IntN(len(c.b))] = float32(math.NaN())
+						}
+						checkFMAGemm(t, name, c)
+					}
+				}
+			}
+		}
+	}
+}
+
+func checkFMAGemm(t *testing.T, name string, c smallCase) {
+	t.Helper()
+	const guard = -7.25
+	got := make([]float32, c.m*c.ldc)
+	for i := range got {
+		got[i] = guard
+	}
+	sgemmFMA(c.ta, c.tb, c.m, c.n, c.k, 1, c.a, c.lda, c.b, c.ldb, 0, got, c.ldc)
+	at := func(i, l int) float32 {
+		if c.ta == blas.Trans {
+			return c.a[l*c.lda+i]
+		}
+		return c.a[i*c.lda+l]
+	}
+	bt := func(l, j int) float32 {
+		if c.tb == blas.Trans {
+			return c.b[j*c.ldb+l]
+		}
+		return c.b[l*c.ldb+j]
+	}
+	for i := range c.m {
+		for j := range c.ldc {
+			g := got[i*c.ldc+j]
+			if j >= c.n {
+				if g != guard {
+					t.Fatalf("%s: padding (%d, %d) written: %v", name, i, j, g)
+				}
+				continue
+			}
+			var want float32
+			for l := range c.k {
+				want = fma32(at(i, l), bt(l, j), want)
+			}
+			if math.Float32bits(g) != math.Float32bits(want) && !(isNaN32(g) && isNaN32(want)) {
+				t.Fatalf("%s: c(%d, %d) = %v, want %v", name, i, j, g, want)
+			}
+		}
+	}
+}
+
+// TestFMAGemmScalars checks that sgemmFMA hands alpha ≠ 1, beta ≠ 0 and
+// k = 0 to sgemmSmall.
+func TestFMAGemmScalars(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no AVX-512 here: sgemmFMA is not used")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	c := newSmallCase(rng, blas.NoTrans, blas.Trans, 9, 20, 30, 1)
+	for _, s := range [][2]float32{{2, 0}, {1, 0.5}, {-1, 1}} {
+		got, want := make([]float32, c.m*c.ldc), make([]float32, c.m*c.ldc)
+		for i := range got {
+			got[i] = float32(i)
+			want[i] = float32(i)
+		}
+		sgemmFMA(c.ta, c.tb, c.m, c.n, c.k, s[0], c.a, c.lda, c.b, c.ldb, s[1], got, c.ldc)
+		sgemmSmall(c.ta, c.tb, c.m, c.n, c.k, s[0], c.a, c.lda, c.b, c.ldb, s[1], want, c.ldc)
+		if !sameBits(got, want) {
+			t.Errorf("alpha %v, beta %v: differs from sgemmSmall", s[0], s[1])
+		}
+	}
+	got := []float32{1, 2, 3, 4}
+	sgemmFMA(blas.NoTrans, blas.NoTrans, 2, 2, 0, 1, nil, 1, nil, 2, 0, got, 2)
+	if !sameBits(got, []float32{0, 0, 0, 0}) {
+		t.Errorf("k = 0: c = %v, want zeros", got)
+	}
+}
