@@ -304,6 +304,10 @@ func col2im[T float](out, cols []T, imgs int, im image, win window) []T {
 						base := (ih*im.w + w0) * c
 						dst := xi[base+lo*c : base+hi*c]
 						src := p[kh*run+lo*c : kh*run+hi*c]
+						if len(src) >= 16 {
+							addTo(dst, src)
+							continue
+						}
 						for j, v := range src {
 							dst[j] += v
 						}
