@@ -228,6 +228,15 @@ func span(w0, k, wd int) (lo, hi int) {
 
 // im2col writes the patches of imgs images x into out (see Im2Col).
 func im2col[T float](out, x []T, imgs int, im image, win window) []T {
+	if im.c == 1 {
+		return im2colOne(out, x, imgs, im, win)
+	}
+	return im2colRuns(out, x, imgs, im, win)
+}
+
+// im2colRuns is im2col copying the runs of channels of a row of the
+// window that lie in the image, and clearing the rest.
+func im2colRuns[T float](out, x []T, imgs int, im image, win window) []T {
 	ho, wo := win.out(im.h), win.out(im.w)
 	k, c := win.k, im.c
 	run := k * c
@@ -265,6 +274,56 @@ func im2col[T float](out, x []T, imgs int, im image, win window) []T {
 							copy(to, src)
 						}
 						clear(dst[hi*c:])
+					}
+				}
+			}
+		}
+	})
+	return out
+}
+
+// im2colOne is im2col for images of one channel (an input layer), whose
+// patches are made of runs of a few values: it goes through the rows of
+// the window for all the patches of a row of the output, and writes the
+// values one by one.
+func im2colOne[T float](out, x []T, imgs int, im image, win window) []T {
+	ho, wo := win.out(im.h), win.out(im.w)
+	k := win.k
+	row := k * k
+	size := im.h * im.w
+	parallelFor(imgs, ho*wo*row, func(first, end int) {
+		for i := first; i < end; i++ {
+			xi := x[i*size : (i+1)*size]
+			oi := out[i*ho*wo*row : (i+1)*ho*wo*row]
+			for oh := 0; oh < ho; oh++ {
+				or := oi[oh*wo*row : (oh+1)*wo*row]
+				for kh := 0; kh < k; kh++ {
+					ih := oh*win.stride - win.pad + kh
+					if ih < 0 || ih >= im.h {
+						for ow := 0; ow < wo; ow++ {
+							clear(or[ow*row+kh*k : ow*row+kh*k+k])
+						}
+						continue
+					}
+					xr := xi[ih*im.w : (ih+1)*im.w]
+					for ow := 0; ow < wo; ow++ {
+						w0 := ow*win.stride - win.pad
+						d := or[ow*row+kh*k : ow*row+kh*k+k]
+						if w0 >= 0 && w0+k <= len(xr) {
+							src := xr[w0 : w0+k]
+							src = src[:len(d)]
+							for j, v := range src {
+								d[j] = v
+							}
+							continue
+						}
+						for j := range d {
+							if iw := w0 + j; iw >= 0 && iw < len(xr) {
+								d[j] = xr[iw]
+							} else {
+								d[j] = 0
+							}
+						}
 					}
 				}
 			}

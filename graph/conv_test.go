@@ -213,6 +213,42 @@ func TestIm2ColAdjoint(t *testing.T) {
 	}
 }
 
+// TestIm2ColOne checks im2col's loop for one channel against the general
+// one, value for value, on windows of 1 to 5 with strides 1 to 3 and
+// paddings 0 to 3 over images of 1×1 to 7×6.
+func TestIm2ColOne(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for h := 1; h <= 7; h += 2 {
+		for w := 1; w <= 6; w++ {
+			for k := 1; k <= 5; k++ {
+				for stride := 1; stride <= 3; stride++ {
+					for pad := 0; pad <= 3; pad++ {
+						win := window{k, stride, pad}
+						if win.check("test", h, w) != nil {
+							continue
+						}
+						im := image{2, h, w, 1}
+						x := make([]float32, 2*h*w)
+						for i := range x {
+							x[i] = float32(rng.NormFloat64())
+						}
+						n := colsShape(1, im, win).TotalSize()
+						got, want := make([]float32, n), make([]float32, n)
+						for i := range got {
+							got[i], want[i] = 7, 7
+						}
+						im2colOne(got, x, 2, im, win)
+						im2colRuns(want, x, 2, im, win)
+						if !sameBits(got, want) {
+							t.Fatalf("%d×%d, window %v: %v, want %v", h, w, win, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 func dot(a, b []float64) float64 {
 	s := 0.0
 	for i := range a {
