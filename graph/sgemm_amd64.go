@@ -110,29 +110,40 @@ func smallKernel(k int, a []float32, ars, als int, b []float32, bls, bjs int, c 
 	}
 }
 
-// fmaMR is the height of fmaKernelAVX512's tiles; fmaKC is the most of
-// the inner index one pass over the tiles of c takes, so that the rows of
-// b a pass reads stay in the cache while the tiles reread them.
+// The tiles of c that sgemmFMA's kernels keep in registers: fmaMR rows
+// by wideNR columns (fmaKernelAVX512), or for products 17 to narrowNR
+// columns wide (two registers a row), fmaMR12 rows by narrowNR
+// (fmaKernel12AVX512). fmaKC is the
+// most of the inner index one pass over the tiles takes, so that the rows
+// of b a pass reads stay in the cache while the tiles reread them.
 const (
-	fmaMR = 8
-	fmaKC = 256
+	fmaMR    = 8
+	fmaMR12  = 12
+	narrowNR = 32
+	fmaKC    = 256
 )
 
 // fmaKernelAVX512 sets the first rows rows of a tile of c, fmaMR×wideNR,
 // to op(a)·op(b), or with add to c + op(a)·op(b), with fused
-// multiply-adds (sgemm_amd64.s): a(r, l) = a[r·ars + l·als], b rows ldb
-// apart and contiguous. Bit j of mask selects column j. k ≥ 1.
+// multiply-adds (sgemm_amd64.s): a(r, l) = a[r·ars + l·als] (all fmaMR
+// rows are read), b rows ldb apart and contiguous. Bit j of mask selects
+// column j. k ≥ 1.
 //
 //go:noescape
 func fmaKernelAVX512(k int, a *float32, ars, als int, b *float32, ldb int, c *float32, ldc int, mask uint64, rows int, add bool)
 
+// fmaKernel12AVX512 is fmaKernelAVX512 for tiles of fmaMR12×narrowNR.
+//
+//go:noescape
+func fmaKernel12AVX512(k int, a *float32, ars, als int, b *float32, ldb int, c *float32, ldc int, mask uint64, rows int, add bool)
+
 // sgemmFMA sets c (m×n, row stride ldc) to op(a)·op(b) with gonum's
-// signature, on fmaKernelAVX512: each element of c is a chain of fused
-// multiply-adds in the order of the inner index, starting from zero (a
-// pass over a block of the inner index continues the chain from the
-// float32 the last pass stored), so its rounding depends on the values
-// alone, not on addresses or tiling. It computes alpha = 1, beta = 0
-// itself and hands any other alpha or beta to sgemmSmall. It needs
+// signature, on fmaKernelAVX512 or fmaKernel12AVX512: each element of c is
+// a chain of fused multiply-adds in the order of the inner index, starting
+// from zero (a pass over a block of the inner index continues the chain
+// from the float32 the last pass stored), so its rounding depends on the
+// values alone, not on addresses or tiling. It computes alpha = 1, beta =
+// 0 itself and hands any other alpha or beta to sgemmSmall. It needs
 // AVX-512.
 func sgemmFMA(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
@@ -143,45 +154,69 @@ func sgemmFMA(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, ld
 		return
 	}
 	_ = c[(m-1)*ldc+n-1]
+	mr, nr, kernel := fmaMR, wideNR, fmaKernelAVX512
+	if n > narrowNR/2 && n <= narrowNR {
+		mr, nr, kernel = fmaMR12, narrowNR, fmaKernel12AVX512
+	}
 	s := smallPool.Get().(*smallScratch)
 	defer smallPool.Put(s)
+	// The panels of a transposed b that a block of the inner index needs
+	// are packed first. op(a) is read in place, except for a last panel
+	// short of rows, which is packed and padded with zeros. With one
+	// block of the inner index, the tiles go along the rows of c, a row of
+	// tiles at a time, so that c is written in long runs; with several
+	// (a long inner index, a small c), they go down the columns, so that
+	// the tiles of a column reuse the rows of b's panel from the cache.
 	packB := tb != blas.NoTrans
+	panels := (n + nr - 1) / nr
 	if packB {
-		s.b = grown(s.b, wideNR*min(k, fmaKC))
+		s.b = grown(s.b, panels*nr*min(k, fmaKC))
 	}
-	s.a = grown(s.a, fmaMR*k)
-	last := m - m%fmaMR // the first row of a short panel
-	if last < m {
-		packA(s.a, fmaMR, ta != blas.NoTrans, last, m, k, a, lda)
-	}
+	s.a = grown(s.a, mr*min(k, fmaKC))
+	last := m - m%mr // the first row of a short panel
+	tiles := (m + mr - 1) / mr
 	for k0 := 0; k0 < k; k0 += fmaKC {
 		kc := min(fmaKC, k-k0)
-		for j0 := 0; j0 < n; j0 += wideNR {
-			cols := min(wideNR, n-j0)
+		if packB {
+			for p := range panels {
+				j0 := p * nr
+				packT(s.b[p*nr*kc:], kc, b[j0*ldb+k0:], ldb, min(nr, n-j0), nr)
+			}
+		}
+		if last < m {
+			if ta == blas.NoTrans {
+				packA(s.a, mr, false, last, m, kc, a[k0:], lda)
+			} else {
+				packA(s.a, mr, true, last, m, kc, a[k0*lda:], lda)
+			}
+		}
+		for u := range tiles * panels {
+			q, p := u/panels, u%panels // tile row q, panel p
+			if k > fmaKC {
+				q, p = u%tiles, u/tiles
+			}
+			i0, j0 := q*mr, p*nr
+			rows, cols := min(mr, m-i0), min(nr, n-j0)
+			var ap []float32
+			var ars, als int
+			switch {
+			case rows < mr:
+				ap, ars, als = s.a, 1, mr
+			case ta == blas.NoTrans:
+				ap, ars, als = a[i0*lda+k0:], lda, 1
+			default:
+				ap, ars, als = a[k0*lda+i0:], 1, lda
+			}
+			_ = ap[(mr-1)*ars+(kc-1)*als]
 			var bp []float32
 			var ldp int
 			if packB {
-				packT(s.b, kc, b[j0*ldb+k0:], ldb, cols, wideNR)
-				bp, ldp = s.b, wideNR
+				bp, ldp = s.b[p*nr*kc:], nr
 			} else {
 				bp, ldp = b[k0*ldb+j0:], ldb
 			}
 			_ = bp[(kc-1)*ldp+cols-1]
-			for i0 := 0; i0 < m; i0 += fmaMR {
-				rows := min(fmaMR, m-i0)
-				var ap []float32
-				var ars, als int
-				switch {
-				case rows < fmaMR:
-					ap, ars, als = s.a[k0*fmaMR:], 1, fmaMR
-				case ta == blas.NoTrans:
-					ap, ars, als = a[i0*lda+k0:], lda, 1
-				default:
-					ap, ars, als = a[k0*lda+i0:], 1, lda
-				}
-				_ = ap[(fmaMR-1)*ars+(kc-1)*als]
-				fmaKernelAVX512(kc, &ap[0], ars, als, &bp[0], ldp, &c[i0*ldc+j0], ldc, 1<<cols-1, rows, k0 > 0)
-			}
+			kernel(kc, &ap[0], ars, als, &bp[0], ldp, &c[i0*ldc+j0], ldc, 1<<cols-1, rows, k0 > 0)
 		}
 	}
 }

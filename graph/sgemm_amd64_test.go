@@ -42,7 +42,7 @@ func fma32(x, y, z float32) float32 {
 
 // TestFMAGemm checks sgemmFMA against fused multiply-adds in Go, bit for
 // bit, for every combination of transposes, shapes around the tile sizes
-// (8 rows, 16, 32 and 48 columns) and the blocks of the inner index
+// (8 and 12 rows, 16, 32 and 48 columns) and the blocks of the inner index
 // (fmaKC), padded strides, and some infinities and NaNs; the padding of c
 // must stay as it was.
 func TestFMAGemm(t *testing.T) {
@@ -53,10 +53,10 @@ func TestFMAGemm(t *testing.T) {
 	trans := []blas.Transpose{blas.NoTrans, blas.Trans}
 	for _, ta := range trans {
 		for _, tb := range trans {
-			for _, m := range []int{1, 8, 9, 23} {
-				for _, n := range []int{1, 16, 17, 33, 48, 49, 100} {
+			for _, m := range []int{1, 8, 9, 23, 30} {
+				for _, n := range []int{1, 16, 17, 32, 33, 48, 49, 100} {
 					for _, k := range []int{1, 5, fmaKC, fmaKC + 1, 2*fmaKC + 88} {
-						if m*n*k > 200_000 {
+						if m*n*k > 400_000 {
 							continue
 						}
 						name := fmt.Sprintf("ta=%v tb=%v %d×%d×%d", ta == blas.Trans, tb == blas.Trans, m, n, k)
