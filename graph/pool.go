@@ -36,7 +36,7 @@ func MaxPool2D(x *G.Node, k int) (out *G.Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return apply(gatherOp{from: s.Clone(), dims: 5}, x, idx)
+	return apply(gatherOp{from: s.Clone(), dims: 5, pool: k}, x, idx)
 }
 
 // poolArgMaxOp returns, for every k×k window at stride k of images [tasks,
@@ -190,6 +190,11 @@ func orderKey(v float32) int64 {
 type gatherOp struct {
 	from tensor.Shape // x's shape
 	dims int          // idx's number of axes
+	// pool is MaxPool2D's window size k when idx holds a position in each
+	// k×k window (x is images [tasks, n, h, w, c], idx [tasks, n, h/k,
+	// w/k, c]), which lets scatterAddOp write its result in one pass; 0
+	// otherwise.
+	pool int
 }
 
 func (op gatherOp) arity() int { return 2 }
@@ -224,6 +229,9 @@ func (op gatherOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
 func (op gatherOp) String() string {
+	if op.pool > 0 {
+		return fmt.Sprintf("Gather{from=%v, dims=%d, pool=%d}", op.from, op.dims, op.pool)
+	}
 	return fmt.Sprintf("Gather{from=%v, dims=%d}", op.from, op.dims)
 }
 func (op gatherOp) diffWRT() []bool { return []bool{true, false} }
@@ -259,6 +267,7 @@ func gather[T float](out, x []T, idx []int) ([]T, error) {
 type scatterAddOp struct {
 	from tensor.Shape // the output's shape
 	dims int          // idx's number of axes
+	pool int          // as in gatherOp
 }
 
 func (op scatterAddOp) arity() int { return 2 }
@@ -288,21 +297,83 @@ func (op scatterAddOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	n := op.from.TotalSize()
 	switch g := data.(type) {
 	case []float64:
-		out, err := scatterAdd(reuse[float64](pre, n), g, idx)
+		out, err := op.scatter(reuse[float64](pre, n), g, idx, is)
 		return newValue(out, op.from), err
 	case []float32:
-		out, err := scatterAdd(reuse[float32](pre, n), g, idx)
+		out, err := op.scatter(reuse[float32](pre, n), g, idx, is)
 		return newValue(out, op.from), err
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
 func (op scatterAddOp) String() string {
+	if op.pool > 0 {
+		return fmt.Sprintf("ScatterAdd{to=%v, dims=%d, pool=%d}", op.from, op.dims, op.pool)
+	}
 	return fmt.Sprintf("ScatterAdd{to=%v, dims=%d}", op.from, op.dims)
 }
 func (op scatterAddOp) diffWRT() []bool { return []bool{true, false} }
 func (op scatterAddOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	d, err := apply(gatherOp(op), grad, in[1])
 	return G.Nodes{d, nil}, err
+}
+
+// scatter is scatterAdd, or scatterPool where the indices are MaxPool2D's.
+func (op scatterAddOp) scatter(out, g any, idx []int, is tensor.Shape) (any, error) {
+	f := op.from
+	pooled := op.pool > 0 && len(f) == 5 && len(is) == 5 &&
+		is.Eq(tensor.Shape{f[0], f[1], f[2] / op.pool, f[3] / op.pool, f[4]})
+	switch o := out.(type) {
+	case []float64:
+		if pooled && scatterPool(o, g.([]float64), idx, image{f[1], f[2], f[3], f[4]}, f[0]*f[1], op.pool) {
+			return o, nil
+		}
+		return scatterAdd(o, g.([]float64), idx)
+	case []float32:
+		if pooled && scatterPool(o, g.([]float32), idx, image{f[1], f[2], f[3], f[4]}, f[0]*f[1], op.pool) {
+			return o, nil
+		}
+		return scatterAdd(o, g.([]float32), idx)
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, out)
+}
+
+// scatterPool is scatterAdd for the indices of MaxPool2D's k×k windows
+// over imgs images, a band of k rows of an image at a time: it clears the
+// band, then adds the gradient of the band's windows at their indices,
+// while the band is in the cache, instead of clearing all of out first.
+// The values are scatterAdd's: each element is the same sum in the same
+// order. It reports false, having written part of out, if an index is
+// not in its window's band.
+func scatterPool[T float](out, g []T, idx []int, im image, imgs, k int) bool {
+	ho, wo, c := im.h/k, im.w/k, im.c
+	band, per := k*im.w*c, wo*c // a band's elements, and its windows' indices
+	var mu sync.Mutex
+	ok := true
+	parallelFor(imgs, im.h*im.w*c, func(first, end int) {
+		for i := first; i < end; i++ {
+			img := out[i*im.h*im.w*c : (i+1)*im.h*im.w*c]
+			clear(img[ho*band:]) // rows that no window covers
+			for oh := 0; oh < ho; oh++ {
+				start := i*im.h*im.w*c + oh*band
+				dst := img[oh*band : (oh+1)*band]
+				clear(dst)
+				r := (i*ho + oh) * per
+				at, gr := idx[r:r+per], g[r:r+per]
+				gr = gr[:len(at)]
+				for j, p := range at {
+					p -= start
+					if uint(p) >= uint(len(dst)) {
+						mu.Lock()
+						ok = false
+						mu.Unlock()
+						return
+					}
+					dst[p] += gr[j]
+				}
+			}
+		}
+	})
+	return ok
 }
 
 func scatterAdd[T float](out, g []T, idx []int) ([]T, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -237,6 +238,68 @@ func TestPoolArgMax2(t *testing.T) {
 		for i := range got {
 			if got[i] != want[i] || goLoop[i] != want[i] {
 				t.Fatalf("%+v: 2×2 float32 kernel: index %d = %d (%v), Go loop %d; general kernel %d (%v)", im, i, got[i], x32[got[i]], goLoop[i], want[i], x64[want[i]])
+			}
+		}
+	}
+}
+
+// TestScatterPool checks the one-pass scatter of MaxPool2D's gradient
+// against scatterAdd, bit for bit, on windows of 1 to 3 over images whose
+// sizes leave trailing rows and columns, with gradients holding zeros of
+// both signs and NaNs; and that indices outside their windows fall back to
+// scatterAdd.
+func TestScatterPool(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	for _, k := range []int{1, 2, 3} {
+		for _, im := range []image{{2, 4, 4, 3}, {3, 5, 7, 2}, {1, 3, 3, 1}, {2, 6, 5, 4}} {
+			if im.h < k || im.w < k {
+				continue
+			}
+			tasks := 2
+			x := make([]float32, tasks*im.n*im.h*im.w*im.c)
+			for i := range x {
+				x[i] = float32(rng.IntN(5))
+			}
+			ho, wo := im.h/k, im.w/k
+			idx := make([]int, tasks*im.n*ho*wo*im.c)
+			poolArgMax(idx, x, tasks*im.n, im, k)
+			g := make([]float32, len(idx))
+			for i := range g {
+				switch rng.IntN(6) {
+				case 0:
+					g[i] = float32(math.Copysign(0, -1))
+				case 1:
+					g[i] = float32(math.NaN())
+				default:
+					g[i] = float32(rng.NormFloat64())
+				}
+			}
+			from := tensor.Shape{tasks, im.n, im.h, im.w, im.c}
+			is := tensor.Shape{tasks, im.n, ho, wo, im.c}
+			op := scatterAddOp{from: from, dims: 5, pool: k}
+			for _, bad := range []bool{false, true} {
+				at := slices.Clone(idx)
+				if bad { // an index in the next window
+					at[len(at)/2] += k * im.c
+				}
+				want, err := scatterAdd(make([]float32, len(x)), g, at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := make([]float32, len(x))
+				for i := range out {
+					out[i] = 9
+				}
+				got, err := op.scatter(out, g, at, is)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !sameBits(got.([]float32), want) {
+					t.Fatalf("k=%d, %+v, index out of its window %v: %v, want %v", k, im, bad, got, want)
+				}
+				if !bad && !scatterPool(out, g, at, im, tasks*im.n, k) {
+					t.Fatalf("k=%d, %+v: scatterPool declined MaxPool2D's indices", k, im)
+				}
 			}
 		}
 	}
