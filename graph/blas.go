@@ -16,9 +16,12 @@ import (
 
 // The BLAS behind BatchedMatMul. Medusa looks for OpenBLAS at run time
 // (without cgo, so every build runs everywhere) and uses it when found;
-// otherwise it uses gonum's pure-Go BLAS. The environment variable
-// MEDUSA_BLAS chooses: "auto" (the default), "openblas" (fail if it cannot
-// be loaded) or "gonum". OpenBLAS runs on one thread unless
+// otherwise it uses gonum's pure-Go BLAS. On CPUs with AVX-512, large
+// float32 products run on medusa's own kernel (sgemmFMA) instead, which
+// is faster than OpenBLAS on the tall, narrow products of convolutions.
+// The environment variable MEDUSA_BLAS chooses: "auto" (the default),
+// "openblas" (OpenBLAS for every large product; fail if it cannot be
+// loaded) or "gonum". OpenBLAS runs on one thread unless
 // OPENBLAS_NUM_THREADS or OMP_NUM_THREADS says otherwise (medusa sets
 // OPENBLAS_NUM_THREADS=1 in its environment while it loads the library).
 
