@@ -288,7 +288,7 @@ func dotChannelsKernel[T float](out, a, b []T, tasks, m, c int) []T {
 	forChannels(tasks, m, c, func(t, c0, c1 int) {
 		acc := make([]float64, c1-c0)
 		lo := 0
-		if a32 != nil {
+		if a32 != nil && m > 0 {
 			if lo = chLanes(c1 - c0); lo > 0 {
 				end := (t*m+m-1)*c + c0 + lo - 1
 				_, _ = a32[end], b32[end]
@@ -333,6 +333,12 @@ func forChannels(tasks, m, c int, f func(t, c0, c1 int)) {
 func channelStats[T float](x []T, t, m, c, c0, c1 int, eps float64) (mean, inv []float64) {
 	n := c1 - c0
 	mean, inv = make([]float64, n), make([]float64, n)
+	if m == 0 { // no rows: no statistics
+		for j := range mean {
+			mean[j], inv[j] = math.NaN(), math.NaN()
+		}
+		return mean, inv
+	}
 	shift := make([]float64, n)
 	for j, v := range x[t*m*c+c0 : t*m*c+c1] {
 		shift[j] = float64(v)
@@ -412,7 +418,7 @@ func normalizeKernel[T float](out, x []T, tasks, m, c int, eps float64) []T {
 	forChannels(tasks, m, c, func(t, c0, c1 int) {
 		mean, inv := channelStats(x, t, m, c, c0, c1, eps)
 		lo := 0
-		if x32 != nil {
+		if x32 != nil && m > 0 {
 			if lo = chLanes(c1 - c0); lo > 0 {
 				end := (t*m+m-1)*c + c0 + lo - 1
 				_, _ = o32[end], x32[end]
@@ -601,7 +607,7 @@ func normBackKernel[T float](out, g, x, s []T, tasks, m, c int) []T {
 		n := c1 - c0
 		mg, mgx := make([]float64, n), make([]float64, n)
 		lo := 0
-		if g32 != nil {
+		if g32 != nil && m > 0 {
 			if lo = chLanes(n); lo > 0 {
 				end := (t*m+m-1)*c + c0 + lo - 1
 				_, _, _ = o32[end], g32[end], x32[end]
@@ -777,7 +783,7 @@ func sumRowsKernel[T float](out, x []T, tasks, m, c int) []T {
 	forChannels(tasks, m, c, func(t, c0, c1 int) {
 		acc := make([]float64, c1-c0)
 		lo := 0
-		if x32 != nil {
+		if x32 != nil && m > 0 {
 			if lo = wideLanes(c1 - c0); lo > 0 {
 				_ = x32[(t*m+m-1)*c+c0+lo-1]
 				chSumRows32(&acc[0], &x32[t*m*c+c0], m, c, lo)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -145,5 +146,53 @@ func TestBatchNormErrors(t *testing.T) {
 	}
 	if _, err := BatchNorm(G.NewVector(g, G.Float64, G.WithShape(3)), gamma, beta, 1e-5); !errors.Is(err, ErrShape) {
 		t.Errorf("BatchNorm of a vector: err = %v; want ErrShape", err)
+	}
+}
+
+// TestChannelOpsNoRows runs batch normalisation's ops on tasks of no rows,
+// with the channels in blocks of every width that forChannels makes:
+// sums are zeros, statistics NaN, and nothing panics.
+func TestChannelOpsNoRows(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	x := tensor.New(tensor.WithShape(2, 0, 40), tensor.Of(tensor.Float32))
+	s := tensor.New(tensor.WithShape(2, 40), tensor.Of(tensor.Float32))
+	for _, procs := range []int{1, 2, 8} {
+		runtime.GOMAXPROCS(procs)
+		for _, c := range []struct {
+			name string
+			op   interface {
+				do(G.Value, []G.Value) (G.Value, error)
+			}
+			in   []G.Value
+			want float64 // every element of a [2, 40] result; -1: an empty result
+		}{
+			{"sumRows", sumRowsOp{}, []G.Value{x}, 0},
+			{"dotChannels", dotChannelsOp{}, []G.Value{x, x}, 0},
+			{"invStd", invStdOp{eps: 1e-5}, []G.Value{x}, math.NaN()},
+			{"normalize", normalizeOp{eps: 1e-5}, []G.Value{x}, -1},
+			{"normBack", normBackOp{}, []G.Value{x, x, s}, -1},
+			{"affineChannels", affineChannelsOp{}, []G.Value{x, s, s}, -1},
+		} {
+			v, err := c.op.do(nil, c.in)
+			if err != nil {
+				t.Fatalf("%s, GOMAXPROCS %d: %v", c.name, procs, err)
+			}
+			data, _, err := dense(v)
+			if err != nil {
+				t.Fatalf("%s, GOMAXPROCS %d: %v", c.name, procs, err)
+			}
+			got := data.([]float32)
+			if c.want < 0 {
+				if len(got) != 0 {
+					t.Errorf("%s, GOMAXPROCS %d: %d values; want none", c.name, procs, len(got))
+				}
+				continue
+			}
+			for i, g := range got {
+				if g != float32(c.want) && !(math.IsNaN(c.want) && isNaN32(g)) {
+					t.Fatalf("%s, GOMAXPROCS %d: element %d = %v; want %v", c.name, procs, i, g, c.want)
+				}
+			}
+		}
 	}
 }

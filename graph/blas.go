@@ -18,10 +18,11 @@ import (
 // (without cgo, so every build runs everywhere) and uses it when found;
 // otherwise it uses gonum's pure-Go BLAS. On CPUs with AVX-512, large
 // float32 products run on medusa's own kernel (sgemmFMA) instead, which
-// is faster than OpenBLAS on the tall, narrow products of convolutions.
-// The environment variable MEDUSA_BLAS chooses: "auto" (the default),
+// is faster than OpenBLAS on the tall, narrow products of convolutions
+// (unless MEDUSA_NATIVE=off, which turns all of medusa's kernels off). The
+// environment variable MEDUSA_BLAS chooses: "auto" (the default),
 // "openblas" (OpenBLAS for every large product; fail if it cannot be
-// loaded) or "gonum". OpenBLAS runs on one thread unless
+// loaded) or "gonum" (gonum's gemm for every large product). OpenBLAS runs on one thread unless
 // OPENBLAS_NUM_THREADS or OMP_NUM_THREADS says otherwise (medusa sets
 // OPENBLAS_NUM_THREADS=1 in its environment while it loads the library).
 
@@ -161,8 +162,10 @@ func coreType() string {
 }
 
 // BLAS returns the name of the BLAS that BatchedMatMul uses, "gonum" or
-// "openblas (libopenblas.so.0)", or an error if MEDUSA_BLAS asks for one
-// that cannot be loaded.
+// "openblas (libopenblas.so.0)", preceded by "medusa AVX-512 (float32), "
+// and followed by " (float64)" when large float32 products run on
+// medusa's kernel, or an error if MEDUSA_BLAS asks for one that cannot be
+// loaded.
 func BLAS() (string, error) {
 	c := loadBLAS()
 	if c.err != nil {
@@ -224,11 +227,12 @@ func gemmFor(m, n, k int) (s sgemmFunc, d dgemmFunc, alignS, alignD bool, err er
 }
 
 // concurrentGemm reports whether gemmFor's gemms for m×k by k×n products
-// may run on several goroutines at once: always for medusa's kernel and
-// gonum's, and for OpenBLAS when it was built for threads.
-func concurrentGemm(m, n, k int) bool {
+// of float32 (f32) or float64 may run on several goroutines at once:
+// always for medusa's kernels and gonum's, and for OpenBLAS when it was
+// built for threads.
+func concurrentGemm(m, n, k int, f32 bool) bool {
 	c := loadBLAS()
-	return c.lib == nil || m*n*k < smallGemm || c.lib.threadSafe || c.wide()
+	return c.lib == nil || m*n*k < smallGemm || c.lib.threadSafe || f32 && c.wide()
 }
 
 // gonum's gemms, as values made once (a method value allocates).
@@ -284,10 +288,10 @@ func gemmFuncs() (s sgemmFunc, d dgemmFunc, err error) {
 	return s, d, nil
 }
 
-// smallGemm is the size m·n·k below which OpenBLAS is not called even when
-// it is loaded: for small products (MAML's per-task 10×40×40, say) the
-// cost of a call through purego, which allocates, exceeds the arithmetic
-// OpenBLAS saves.
+// smallGemm is the size m·n·k below which neither OpenBLAS (even when it
+// is loaded) nor sgemmFMA is called: for small products (MAML's per-task
+// 10×40×40, say) the cost of a call through purego, which allocates,
+// exceeds the arithmetic OpenBLAS saves, and sgemmSmall keeps gonum's bits.
 const smallGemm = 32 * 32 * 32
 
 // isAligned reports whether x starts at a 64-byte boundary.

@@ -87,6 +87,40 @@ func TestBLASChoice(t *testing.T) {
 			t.Errorf("MEDUSA_BLAS=%s: err = %v; want %q", c.env, got.err, c.want)
 		}
 	}
+	// Medusa's AVX-512 kernel takes large float32 products only when
+	// MEDUSA_BLAS leaves the choice to it.
+	for env, auto := range map[string]bool{"": true, "auto": true, "AUTO": true, "openblas": false, "gonum": false} {
+		t.Setenv("MEDUSA_BLAS", env)
+		got := chooseBLAS()
+		if env == "openblas" && got.err != nil {
+			continue // no OpenBLAS here
+		}
+		if got.auto != auto || got.wide() != (auto && useAVX512 && nativeOn()) {
+			t.Errorf("MEDUSA_BLAS=%q: auto %v, wide %v; want auto %v", env, got.auto, got.wide(), auto)
+		}
+	}
+}
+
+// TestConcurrentGemm checks that float64 products, which medusa's kernel
+// does not take, run one at a time on an OpenBLAS that was not built for
+// threads, and float32 products on medusa's kernel concurrently.
+func TestConcurrentGemm(t *testing.T) {
+	c := loadBLAS()
+	if c.lib == nil {
+		t.Skip("no OpenBLAS here")
+	}
+	safe := c.lib.threadSafe
+	defer func() { c.lib.threadSafe = safe }()
+	c.lib.threadSafe = false
+	if concurrentGemm(64, 64, 64, false) {
+		t.Error("float64 products on a sequential OpenBLAS may run concurrently")
+	}
+	if got := concurrentGemm(64, 64, 64, true); got != c.wide() {
+		t.Errorf("float32 products on a sequential OpenBLAS: concurrent %v; want %v (medusa's kernel: %v)", got, c.wide(), c.wide())
+	}
+	if !concurrentGemm(4, 4, 4, false) {
+		t.Error("small float64 products (gonum's) may not run concurrently")
+	}
 }
 
 func f32(x []float64) []float32 {

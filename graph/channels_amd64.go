@@ -5,11 +5,13 @@ package graph
 import "unsafe"
 
 // Batch normalisation's per-channel float32 loops in AVX2
-// (channels_amd64.s). Each takes rows rows of channels, stride elements
-// apart, and the first n channels of each: n a multiple of 4 (chAffine32:
-// of 8), which chLanes and chLanes32 give. They compute what the Go loops
-// they stand in for compute, channel by channel and row by row in order,
-// so the bits are the same.
+// (channels_amd64.s) and AVX-512 (channels512_amd64.s). Each takes rows
+// rows of channels, stride elements apart, and the first n channels of
+// each: n a multiple of 4 (chAffine32: of 8), which chLanes and chLanes32
+// give. The AVX-512 loops take the whole groups of 8 channels (of 16 for
+// chAffine32) where the CPU has AVX-512, the AVX2 loops the rest. They
+// compute what the Go loops they stand in for compute, channel by channel
+// and row by row in order, so the bits are the same.
 
 // chLanes returns how many of n channels the float64-lane loops take.
 func chLanes(n int) int {

@@ -3,6 +3,7 @@ package graph
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -94,6 +95,27 @@ func TestChannelLoops(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("no AVX2 here: the Go loops run alone")
 	}
+	kernels := map[string]func(out, x, g, s, b []float32, tasks, m, c int){
+		"normalize": func(out, x, _, _, _ []float32, tasks, m, c int) { normalizeKernel(out, x, tasks, m, c, 1e-5) },
+		"normBack":  func(out, x, g, s, _ []float32, tasks, m, c int) { normBackKernel(out, g, x, s, tasks, m, c) },
+		"dot":       func(out, x, g, _, _ []float32, tasks, m, c int) { dotChannelsKernel(out, g, x, tasks, m, c) },
+		"affine":    func(out, x, _, s, b []float32, tasks, m, c int) { affineKernel(out, x, s, b, tasks, m, c) },
+		"scale":     func(out, x, _, s, _ []float32, tasks, m, c int) { scaleChannelsKernel(out, x, s, tasks, m, c) },
+		"sumRows":   func(out, x, _, _, _ []float32, tasks, m, c int) { sumRowsKernel(out, x, tasks, m, c) },
+	}
+	wide := useAVX512
+	defer func() { useAVX2, useAVX512 = true, wide }()
+	// With one CPU, forChannels keeps the channels in one block, so that
+	// the loops' widest blocks run; with more, it splits them.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, max(4, runtime.GOMAXPROCS(0))} {
+		runtime.GOMAXPROCS(procs)
+		checkChannelLoops(t, kernels, wide)
+	}
+}
+
+func checkChannelLoops(t *testing.T, kernels map[string]func(out, x, g, s, b []float32, tasks, m, c int), wide bool) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(10, 11))
 	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.NaN()), 1e-40, 3e38, -3}
 	fill := func(n int, specials bool) []float32 {
@@ -107,16 +129,6 @@ func TestChannelLoops(t *testing.T) {
 		}
 		return x
 	}
-	kernels := map[string]func(out, x, g, s, b []float32, tasks, m, c int){
-		"normalize": func(out, x, _, _, _ []float32, tasks, m, c int) { normalizeKernel(out, x, tasks, m, c, 1e-5) },
-		"normBack":  func(out, x, g, s, _ []float32, tasks, m, c int) { normBackKernel(out, g, x, s, tasks, m, c) },
-		"dot":       func(out, x, g, _, _ []float32, tasks, m, c int) { dotChannelsKernel(out, g, x, tasks, m, c) },
-		"affine":    func(out, x, _, s, b []float32, tasks, m, c int) { affineKernel(out, x, s, b, tasks, m, c) },
-		"scale":     func(out, x, _, s, _ []float32, tasks, m, c int) { scaleChannelsKernel(out, x, s, tasks, m, c) },
-		"sumRows":   func(out, x, _, _, _ []float32, tasks, m, c int) { sumRowsKernel(out, x, tasks, m, c) },
-	}
-	wide := useAVX512
-	defer func() { useAVX2, useAVX512 = true, wide }()
 	for name, kernel := range kernels {
 		for _, specials := range []bool{false, true} {
 			for tasks := 1; tasks <= 3; tasks++ {
@@ -133,7 +145,7 @@ func TestChannelLoops(t *testing.T) {
 							kernel(vec, x, g, s, b, tasks, m, c)
 							for i := range vec {
 								if math.Float32bits(vec[i]) != math.Float32bits(scalar[i]) && !(isNaN32(vec[i]) && isNaN32(scalar[i])) {
-									t.Fatalf("%s, AVX-512 %v, tasks=%d m=%d c=%d, specials %v: element %d: vector %v, Go %v", name, wide, tasks, m, c, specials, i, vec[i], scalar[i])
+									t.Fatalf("%s, AVX-512 %v, GOMAXPROCS %d, tasks=%d m=%d c=%d, specials %v: element %d: vector %v, Go %v", name, wide, runtime.GOMAXPROCS(0), tasks, m, c, specials, i, vec[i], scalar[i])
 								}
 							}
 						}

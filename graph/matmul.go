@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/chewxy/hm"
 	"gonum.org/v1/gonum/blas"
@@ -141,7 +142,7 @@ func gemmBatch[T float](c []T, gemm func(ta, tb blas.Transpose, m, n, k int, alp
 	// The products are independent: with more than one CPU they run
 	// concurrently, each on one goroutine, so the bits are the same. (The
 	// closure is made only then: it escapes to the heap.)
-	if cost := m * n * k / macsPerTouch; parallelWorth(batch, cost) && concurrentGemm(m, n, k) {
+	if cost := m * n * k / macsPerTouch; parallelWorth(batch, cost) && concurrentGemm(m, n, k, isF32[T]()) {
 		parallelFor(batch, cost, func(first, end int) {
 			for i := first; i < end; i++ {
 				gemm(ta, tb, m, n, k, 1, a[i*sa:(i+1)*sa], lda, b[i*sb:(i+1)*sb], ldb, 0, c[i*sc:(i+1)*sc], n)
@@ -192,4 +193,10 @@ func (op matMulOp) symDiff(in G.Nodes, _, d *G.Node) (G.Nodes, error) {
 		da, db = mm(b, d, true, true), mm(d, a, true, true)
 	}
 	return G.Nodes{da, db}, err
+}
+
+// isF32 reports whether T is float32.
+func isF32[T float]() bool {
+	var z T
+	return unsafe.Sizeof(z) == 4
 }

@@ -243,10 +243,12 @@ func TestPoolArgMax2(t *testing.T) {
 	}
 }
 
-// TestScatterPool checks the one-pass scatter of MaxPool2D's gradient
+// TestScatterPool checks the banded scatter of MaxPool2D's gradient
 // against scatterAdd, bit for bit, on windows of 1 to 3 over images whose
 // sizes leave trailing rows and columns, with gradients holding zeros of
-// both signs and NaNs; and that indices outside their windows fall back to
+// both signs and NaNs; with an index moved to another window of its band
+// (which the banded scatter takes, adding in the same order), and with
+// one moved to another band or image, which makes it fall back to
 // scatterAdd.
 func TestScatterPool(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 9))
@@ -277,11 +279,14 @@ func TestScatterPool(t *testing.T) {
 			from := tensor.Shape{tasks, im.n, im.h, im.w, im.c}
 			is := tensor.Shape{tasks, im.n, ho, wo, im.c}
 			op := scatterAddOp{from: from, dims: 5, pool: k}
-			for _, bad := range []bool{false, true} {
+			band := k * im.w * im.c
+			for _, move := range []int{0, k * im.c, band, -band, im.h * im.w * im.c} {
 				at := slices.Clone(idx)
-				if bad { // an index in the next window
-					at[len(at)/2] += k * im.c
+				j := len(at) / 2
+				if at[j]+move < 0 || at[j]+move >= len(x) {
+					continue
 				}
+				at[j] += move
 				want, err := scatterAdd(make([]float32, len(x)), g, at)
 				if err != nil {
 					t.Fatal(err)
@@ -295,10 +300,13 @@ func TestScatterPool(t *testing.T) {
 					t.Fatal(err)
 				}
 				if !sameBits(got.([]float32), want) {
-					t.Fatalf("k=%d, %+v, index out of its window %v: %v, want %v", k, im, bad, got, want)
+					t.Fatalf("k=%d, %+v, index moved by %d: %v, want %v", k, im, move, got, want)
 				}
-				if !bad && !scatterPool(out, g, at, im, tasks*im.n, k) {
-					t.Fatalf("k=%d, %+v: scatterPool declined MaxPool2D's indices", k, im)
+				size := im.h * im.w * im.c
+				start := idx[j]/size*size + idx[j]%size/band*band // the band of the index's window
+				inBand := at[j] >= start && at[j] < start+band
+				if ok := scatterPool(make([]float32, len(x)), g, at, im, tasks*im.n, k); ok != inBand {
+					t.Fatalf("k=%d, %+v, index moved by %d: scatterPool took it %v, want %v", k, im, move, ok, inBand)
 				}
 			}
 		}

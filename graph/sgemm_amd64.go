@@ -113,9 +113,12 @@ func smallKernel(k int, a []float32, ars, als int, b []float32, bls, bjs int, c 
 // The tiles of c that sgemmFMA's kernels keep in registers: fmaMR rows
 // by wideNR columns (fmaKernelAVX512), or for products 17 to narrowNR
 // columns wide (two registers a row), fmaMR12 rows by narrowNR
-// (fmaKernel12AVX512). fmaKC is the
-// most of the inner index one pass over the tiles takes, so that the rows
-// of b a pass reads stay in the cache while the tiles reread them.
+// (fmaKernel12AVX512). fmaKC is the most of the inner index one pass over
+// the tiles takes, so that the rows of b a pass reads stay in the cache
+// while the tiles reread them, and so that a long inner index is summed in
+// blocks: one chain of fused multiply-adds over the 58,800 terms of a
+// convolution's filter gradient came out 100 times further from the
+// float64 gradient than OpenBLAS's.
 const (
 	fmaMR    = 8
 	fmaMR12  = 12
@@ -124,8 +127,8 @@ const (
 )
 
 // fmaKernelAVX512 sets the first rows rows of a tile of c, fmaMR×wideNR,
-// to op(a)·op(b), or with add to c + op(a)·op(b), with fused
-// multiply-adds (sgemm_amd64.s): a(r, l) = a[r·ars + l·als] (all fmaMR
+// to op(a)·op(b), or with add to c + op(a)·op(b) (the product summed from
+// zero, then added), with fused multiply-adds (sgemm_amd64.s): a(r, l) = a[r·ars + l·als] (all fmaMR
 // rows are read), b rows ldb apart and contiguous. Bit j of mask selects
 // column j. k ≥ 1.
 //
@@ -139,10 +142,10 @@ func fmaKernel12AVX512(k int, a *float32, ars, als int, b *float32, ldb int, c *
 
 // sgemmFMA sets c (m×n, row stride ldc) to op(a)·op(b) with gonum's
 // signature, on fmaKernelAVX512 or fmaKernel12AVX512: each element of c is
-// a chain of fused multiply-adds in the order of the inner index, starting
-// from zero (a pass over a block of the inner index continues the chain
-// from the float32 the last pass stored), so its rounding depends on the
-// values alone, not on addresses or tiling. It computes alpha = 1, beta =
+// the sum, in order, of the inner index's blocks of fmaKC, each a chain of
+// fused multiply-adds in the order of the inner index starting from zero,
+// so its rounding depends on the values alone, not on addresses or
+// tiling. It computes alpha = 1, beta =
 // 0 itself and hands any other alpha or beta to sgemmSmall. It needs
 // AVX-512.
 func sgemmFMA(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {

@@ -372,13 +372,13 @@ loopT:
 // func fmaKernelAVX512(k int, a *float32, ars, als int, b *float32, ldb int, c *float32, ldc int, mask uint64, rows int, add bool)
 //
 // Sets the first rows rows of a tile of c, fmaMR×wideNR, to op(a)·op(b),
-// or with add to c + op(a)·op(b):
-// a(r, l) = a[r·ars + l·als] for r < fmaMR (all eight rows are read), b
-// rows ldb apart. Z0..Z23 hold the tile, three registers of 16 lanes a
-// row; bits 16·v to 16·v+15 of mask select the lanes of register v to read
-// and write, and a register whose bits are all clear, and those after it,
-// are skipped. Each element is a chain of fused multiply-adds in the
-// order of the inner index, from zero or from c. k ≥ 1.
+// or with add to c + op(a)·op(b): a(r, l) = a[r·ars + l·als] for r <
+// fmaMR (all eight rows are read), b rows ldb apart. Z0..Z23 hold the
+// tile, three registers of 16 lanes a row; bits 16·v to 16·v+15 of mask
+// select the lanes of register v to read and write, and a register whose
+// bits are all clear, and those after it, are skipped. Each element is a
+// chain of fused multiply-adds in the order of the inner index, from
+// zero; with add, c's element is then added to it. k ≥ 1.
 TEXT ·fmaKernelAVX512(SB), NOSPLIT, $0-81
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
@@ -423,58 +423,6 @@ TEXT ·fmaKernelAVX512(SB), NOSPLIT, $0-81
 	VMOVAPS Z0, Z21
 	VMOVAPS Z0, Z22
 	VMOVAPS Z0, Z23
-	CMPB add+80(FP), $0
-	JEQ fstart
-	VMOVUPS.Z (DX), K1, Z0
-	VMOVUPS.Z 64(DX), K2, Z1
-	VMOVUPS.Z 128(DX), K3, Z2
-	DECQ BX
-	JZ floaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z3
-	VMOVUPS.Z 64(DX), K2, Z4
-	VMOVUPS.Z 128(DX), K3, Z5
-	DECQ BX
-	JZ floaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z6
-	VMOVUPS.Z 64(DX), K2, Z7
-	VMOVUPS.Z 128(DX), K3, Z8
-	DECQ BX
-	JZ floaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z9
-	VMOVUPS.Z 64(DX), K2, Z10
-	VMOVUPS.Z 128(DX), K3, Z11
-	DECQ BX
-	JZ floaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z12
-	VMOVUPS.Z 64(DX), K2, Z13
-	VMOVUPS.Z 128(DX), K3, Z14
-	DECQ BX
-	JZ floaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z15
-	VMOVUPS.Z 64(DX), K2, Z16
-	VMOVUPS.Z 128(DX), K3, Z17
-	DECQ BX
-	JZ floaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z18
-	VMOVUPS.Z 64(DX), K2, Z19
-	VMOVUPS.Z 128(DX), K3, Z20
-	DECQ BX
-	JZ floaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z21
-	VMOVUPS.Z 64(DX), K2, Z22
-	VMOVUPS.Z 128(DX), K3, Z23
-
-floaded:
-	MOVQ c+48(FP), DX
-	MOVQ rows+72(FP), BX
-
 fstart:
 	SHRQ $16, AX
 	JZ floop1
@@ -535,6 +483,8 @@ floop1:
 	JNZ floop1
 
 fstore:
+	CMPB add+80(FP), $0
+	JNE faddstore
 	VMOVUPS Z0, K1, (DX)
 	VMOVUPS Z1, K2, 64(DX)
 	VMOVUPS Z2, K3, 128(DX)
@@ -579,6 +529,78 @@ fstore:
 	ADDQ R8, DX
 	VMOVUPS Z21, K1, (DX)
 	VMOVUPS Z22, K2, 64(DX)
+	VMOVUPS Z23, K3, 128(DX)
+	JMP fdone
+
+faddstore:
+	VADDPS (DX), Z0, K1, Z0
+	VMOVUPS Z0, K1, (DX)
+	VADDPS 64(DX), Z1, K2, Z1
+	VMOVUPS Z1, K2, 64(DX)
+	VADDPS 128(DX), Z2, K3, Z2
+	VMOVUPS Z2, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VADDPS (DX), Z3, K1, Z3
+	VMOVUPS Z3, K1, (DX)
+	VADDPS 64(DX), Z4, K2, Z4
+	VMOVUPS Z4, K2, 64(DX)
+	VADDPS 128(DX), Z5, K3, Z5
+	VMOVUPS Z5, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VADDPS (DX), Z6, K1, Z6
+	VMOVUPS Z6, K1, (DX)
+	VADDPS 64(DX), Z7, K2, Z7
+	VMOVUPS Z7, K2, 64(DX)
+	VADDPS 128(DX), Z8, K3, Z8
+	VMOVUPS Z8, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VADDPS (DX), Z9, K1, Z9
+	VMOVUPS Z9, K1, (DX)
+	VADDPS 64(DX), Z10, K2, Z10
+	VMOVUPS Z10, K2, 64(DX)
+	VADDPS 128(DX), Z11, K3, Z11
+	VMOVUPS Z11, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VADDPS (DX), Z12, K1, Z12
+	VMOVUPS Z12, K1, (DX)
+	VADDPS 64(DX), Z13, K2, Z13
+	VMOVUPS Z13, K2, 64(DX)
+	VADDPS 128(DX), Z14, K3, Z14
+	VMOVUPS Z14, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VADDPS (DX), Z15, K1, Z15
+	VMOVUPS Z15, K1, (DX)
+	VADDPS 64(DX), Z16, K2, Z16
+	VMOVUPS Z16, K2, 64(DX)
+	VADDPS 128(DX), Z17, K3, Z17
+	VMOVUPS Z17, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VADDPS (DX), Z18, K1, Z18
+	VMOVUPS Z18, K1, (DX)
+	VADDPS 64(DX), Z19, K2, Z19
+	VMOVUPS Z19, K2, 64(DX)
+	VADDPS 128(DX), Z20, K3, Z20
+	VMOVUPS Z20, K3, 128(DX)
+	DECQ BX
+	JZ fdone
+	ADDQ R8, DX
+	VADDPS (DX), Z21, K1, Z21
+	VMOVUPS Z21, K1, (DX)
+	VADDPS 64(DX), Z22, K2, Z22
+	VMOVUPS Z22, K2, 64(DX)
+	VADDPS 128(DX), Z23, K3, Z23
 	VMOVUPS Z23, K3, 128(DX)
 
 fdone:
@@ -633,70 +655,6 @@ TEXT ·fmaKernel12AVX512(SB), NOSPLIT, $0-81
 	VMOVAPS Z0, Z21
 	VMOVAPS Z0, Z22
 	VMOVAPS Z0, Z23
-	CMPB add+80(FP), $0
-	JEQ tloop
-	VMOVUPS.Z (DX), K1, Z0
-	VMOVUPS.Z 64(DX), K2, Z1
-	DECQ BX
-	JZ tloaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z2
-	VMOVUPS.Z 64(DX), K2, Z3
-	DECQ BX
-	JZ tloaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z4
-	VMOVUPS.Z 64(DX), K2, Z5
-	DECQ BX
-	JZ tloaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z6
-	VMOVUPS.Z 64(DX), K2, Z7
-	DECQ BX
-	JZ tloaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z8
-	VMOVUPS.Z 64(DX), K2, Z9
-	DECQ BX
-	JZ tloaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z10
-	VMOVUPS.Z 64(DX), K2, Z11
-	DECQ BX
-	JZ tloaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z12
-	VMOVUPS.Z 64(DX), K2, Z13
-	DECQ BX
-	JZ tloaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z14
-	VMOVUPS.Z 64(DX), K2, Z15
-	DECQ BX
-	JZ tloaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z16
-	VMOVUPS.Z 64(DX), K2, Z17
-	DECQ BX
-	JZ tloaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z18
-	VMOVUPS.Z 64(DX), K2, Z19
-	DECQ BX
-	JZ tloaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z20
-	VMOVUPS.Z 64(DX), K2, Z21
-	DECQ BX
-	JZ tloaded
-	ADDQ R8, DX
-	VMOVUPS.Z (DX), K1, Z22
-	VMOVUPS.Z 64(DX), K2, Z23
-
-tloaded:
-	MOVQ c+48(FP), DX
-	MOVQ rows+72(FP), BX
-
 tloop:
 	VMOVUPS.Z (DI), K1, Z24
 	VMOVUPS.Z 64(DI), K2, Z25
@@ -718,7 +676,8 @@ tloop:
 	ADDQ R12, DI
 	DECQ CX
 	JNZ tloop
-
+	CMPB add+80(FP), $0
+	JNE taddstore
 	VMOVUPS Z0, K1, (DX)
 	VMOVUPS Z1, K2, 64(DX)
 	DECQ BX
@@ -775,6 +734,90 @@ tloop:
 	JZ tdone
 	ADDQ R8, DX
 	VMOVUPS Z22, K1, (DX)
+	VMOVUPS Z23, K2, 64(DX)
+	JMP tdone
+
+taddstore:
+	VADDPS (DX), Z0, K1, Z0
+	VMOVUPS Z0, K1, (DX)
+	VADDPS 64(DX), Z1, K2, Z1
+	VMOVUPS Z1, K2, 64(DX)
+	DECQ BX
+	JZ tdone
+	ADDQ R8, DX
+	VADDPS (DX), Z2, K1, Z2
+	VMOVUPS Z2, K1, (DX)
+	VADDPS 64(DX), Z3, K2, Z3
+	VMOVUPS Z3, K2, 64(DX)
+	DECQ BX
+	JZ tdone
+	ADDQ R8, DX
+	VADDPS (DX), Z4, K1, Z4
+	VMOVUPS Z4, K1, (DX)
+	VADDPS 64(DX), Z5, K2, Z5
+	VMOVUPS Z5, K2, 64(DX)
+	DECQ BX
+	JZ tdone
+	ADDQ R8, DX
+	VADDPS (DX), Z6, K1, Z6
+	VMOVUPS Z6, K1, (DX)
+	VADDPS 64(DX), Z7, K2, Z7
+	VMOVUPS Z7, K2, 64(DX)
+	DECQ BX
+	JZ tdone
+	ADDQ R8, DX
+	VADDPS (DX), Z8, K1, Z8
+	VMOVUPS Z8, K1, (DX)
+	VADDPS 64(DX), Z9, K2, Z9
+	VMOVUPS Z9, K2, 64(DX)
+	DECQ BX
+	JZ tdone
+	ADDQ R8, DX
+	VADDPS (DX), Z10, K1, Z10
+	VMOVUPS Z10, K1, (DX)
+	VADDPS 64(DX), Z11, K2, Z11
+	VMOVUPS Z11, K2, 64(DX)
+	DECQ BX
+	JZ tdone
+	ADDQ R8, DX
+	VADDPS (DX), Z12, K1, Z12
+	VMOVUPS Z12, K1, (DX)
+	VADDPS 64(DX), Z13, K2, Z13
+	VMOVUPS Z13, K2, 64(DX)
+	DECQ BX
+	JZ tdone
+	ADDQ R8, DX
+	VADDPS (DX), Z14, K1, Z14
+	VMOVUPS Z14, K1, (DX)
+	VADDPS 64(DX), Z15, K2, Z15
+	VMOVUPS Z15, K2, 64(DX)
+	DECQ BX
+	JZ tdone
+	ADDQ R8, DX
+	VADDPS (DX), Z16, K1, Z16
+	VMOVUPS Z16, K1, (DX)
+	VADDPS 64(DX), Z17, K2, Z17
+	VMOVUPS Z17, K2, 64(DX)
+	DECQ BX
+	JZ tdone
+	ADDQ R8, DX
+	VADDPS (DX), Z18, K1, Z18
+	VMOVUPS Z18, K1, (DX)
+	VADDPS 64(DX), Z19, K2, Z19
+	VMOVUPS Z19, K2, 64(DX)
+	DECQ BX
+	JZ tdone
+	ADDQ R8, DX
+	VADDPS (DX), Z20, K1, Z20
+	VMOVUPS Z20, K1, (DX)
+	VADDPS 64(DX), Z21, K2, Z21
+	VMOVUPS Z21, K2, 64(DX)
+	DECQ BX
+	JZ tdone
+	ADDQ R8, DX
+	VADDPS (DX), Z22, K1, Z22
+	VMOVUPS Z22, K1, (DX)
+	VADDPS 64(DX), Z23, K2, Z23
 	VMOVUPS Z23, K2, 64(DX)
 
 tdone:
