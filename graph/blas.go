@@ -16,15 +16,17 @@ import (
 
 // The BLAS behind BatchedMatMul. Medusa looks for OpenBLAS at run time
 // (without cgo, so every build runs everywhere) and uses it when found;
-// otherwise it uses gonum's pure-Go BLAS. On CPUs with AVX-512, large
-// float32 products run on medusa's own kernel (sgemmFMA) instead, which
-// is faster than OpenBLAS on the tall, narrow products of convolutions
+// otherwise it uses gonum's pure-Go BLAS (and for float32 medusa's small
+// kernel, which rounds as gonum's does). On CPUs with AVX-512, large
+// float32 products run on medusa's own kernel (sgemmFMA) instead, which is
+// faster than OpenBLAS on the tall, narrow products of convolutions
 // (unless MEDUSA_NATIVE=off, which turns all of medusa's kernels off). The
 // environment variable MEDUSA_BLAS chooses: "auto" (the default),
 // "openblas" (OpenBLAS for every large product; fail if it cannot be
-// loaded) or "gonum" (gonum's gemm for every large product). OpenBLAS runs on one thread unless
-// OPENBLAS_NUM_THREADS or OMP_NUM_THREADS says otherwise (medusa sets
-// OPENBLAS_NUM_THREADS=1 in its environment while it loads the library).
+// loaded) or "gonum" (no OpenBLAS, no sgemmFMA). OpenBLAS runs on one
+// thread unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS says otherwise
+// (medusa sets OPENBLAS_NUM_THREADS=1 in its environment while it loads
+// the library).
 
 // openBLASNames are the shared libraries tried, in order.
 var openBLASNames = []string{"libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"}
@@ -197,7 +199,8 @@ type (
 // that are not small run on medusa's AVX-512 kernel (sgemmFMA) where
 // blasChoice.wide allows, and otherwise on OpenBLAS when it is loaded;
 // small ones, and large ones without either, run on medusa's small kernel
-// (sgemmSmall; gonum's gemm with MEDUSA_NATIVE=off). Float64 products run on OpenBLAS likewise, and on
+// (sgemmSmall; gonum's gemm with MEDUSA_NATIVE=off). Float64 products run
+// on OpenBLAS when it is loaded and the product is not small, and on
 // gonum's gemm otherwise. alignS and alignD report that the gemm is
 // gonum's, whose rounding depends on its operands' addresses (see
 // alignedGemm): the caller must pass 64-byte aligned matrices, or matrices

@@ -192,8 +192,8 @@ type gatherOp struct {
 	dims int          // idx's number of axes
 	// pool is MaxPool2D's window size k when idx holds a position in each
 	// k×k window (x is images [tasks, n, h, w, c], idx [tasks, n, h/k,
-	// w/k, c]), which lets scatterAddOp write its result in one pass; 0
-	// otherwise.
+	// w/k, c]), which lets scatterAddOp fill its result one band of k
+	// rows at a time (scatterPool); 0 otherwise.
 	pool int
 }
 

@@ -117,8 +117,8 @@ func smallKernel(k int, a []float32, ars, als int, b []float32, bls, bjs int, c 
 // the tiles takes, so that the rows of b a pass reads stay in the cache
 // while the tiles reread them, and so that a long inner index is summed in
 // blocks: one chain of fused multiply-adds over the 58,800 terms of a
-// convolution's filter gradient came out 100 times further from the
-// float64 gradient than OpenBLAS's.
+// convolution's filter gradient came out 15 times further from float64
+// (TestFMAGemmAccuracy).
 const (
 	fmaMR    = 8
 	fmaMR12  = 12
@@ -128,9 +128,9 @@ const (
 
 // fmaKernelAVX512 sets the first rows rows of a tile of c, fmaMR×wideNR,
 // to op(a)·op(b), or with add to c + op(a)·op(b) (the product summed from
-// zero, then added), with fused multiply-adds (sgemm_amd64.s): a(r, l) = a[r·ars + l·als] (all fmaMR
-// rows are read), b rows ldb apart and contiguous. Bit j of mask selects
-// column j. k ≥ 1.
+// zero, then added), with fused multiply-adds (sgemm_amd64.s): a(r, l) =
+// a[r·ars + l·als] (all fmaMR rows are read), b rows ldb apart and
+// contiguous. Bit j of mask selects column j. k ≥ 1.
 //
 //go:noescape
 func fmaKernelAVX512(k int, a *float32, ars, als int, b *float32, ldb int, c *float32, ldc int, mask uint64, rows int, add bool)
@@ -145,9 +145,8 @@ func fmaKernel12AVX512(k int, a *float32, ars, als int, b *float32, ldb int, c *
 // the sum, in order, of the inner index's blocks of fmaKC, each a chain of
 // fused multiply-adds in the order of the inner index starting from zero,
 // so its rounding depends on the values alone, not on addresses or
-// tiling. It computes alpha = 1, beta =
-// 0 itself and hands any other alpha or beta to sgemmSmall. It needs
-// AVX-512.
+// tiling. It computes alpha = 1, beta = 0 itself and hands any other
+// alpha or beta to sgemmSmall. It needs AVX-512.
 func sgemmFMA(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
