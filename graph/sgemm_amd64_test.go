@@ -191,3 +191,48 @@ func TestFMAGemmAccuracy(t *testing.T) {
 		t.Errorf("sgemmFMA's relative error %.3g > 1e-6", fma)
 	}
 }
+
+// BenchmarkConvGemm times sgemmFMA and OpenBLAS's sgemm (when it is
+// loaded) on the products of a 32-filter ConvNet meta-iteration's query
+// pass (BenchmarkMAMLConvNet): the second block's forward product, filter
+// gradient and patch gradient, and the first block's forward product and
+// filter gradient, whose patches have 9 values.
+func BenchmarkConvGemm(b *testing.B) {
+	if !useAVX512 {
+		b.Skip("no AVX-512 here: sgemmFMA is not used")
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	impls := []struct {
+		name string
+		f    sgemmFunc
+	}{{"medusa", sgemmFMA}}
+	if lib := loadBLAS().lib; lib != nil {
+		s, _ := lib.gemms()
+		impls = append(impls, struct {
+			name string
+			f    sgemmFunc
+		}{"openblas", s})
+	}
+	for _, s := range []struct {
+		name    string
+		ta, tb  blas.Transpose
+		m, n, k int
+	}{
+		{"block2/forward", blas.NoTrans, blas.Trans, 14700, 32, 288},
+		{"block2/filters", blas.Trans, blas.NoTrans, 32, 288, 14700},
+		{"block2/patches", blas.NoTrans, blas.NoTrans, 14700, 288, 32},
+		{"block1/forward", blas.NoTrans, blas.Trans, 58800, 32, 9},
+		{"block1/filters", blas.Trans, blas.NoTrans, 32, 9, 58800},
+	} {
+		c := newSmallCase(rng, s.ta, s.tb, s.m, s.n, s.k, 0)
+		out := make([]float32, c.m*c.ldc)
+		for _, impl := range impls {
+			b.Run(s.name+"/"+impl.name, func(b *testing.B) {
+				for b.Loop() {
+					impl.f(c.ta, c.tb, c.m, c.n, c.k, 1, c.a, c.lda, c.b, c.ldb, 0, out, c.ldc)
+				}
+				b.ReportMetric(float64(c.m*c.n*c.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+			})
+		}
+	}
+}
