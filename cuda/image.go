@@ -65,7 +65,7 @@ func (d *Device) imageKernel(op graph.OpSpec) (graph.Kernel, error) {
 			return nil, unsupported(op, "gradient and indices differ in size")
 		}
 		return d.scatterAdd(op)
-	case "scalechannels", "addchannels", "affinechannels", "dotchannels", "sumrows", "invstd", "normalize", "normback":
+	case "scalechannels", "addchannels", "affinechannels", "dotchannels", "sumrows", "invstd", "normalize", "normback", "bnback":
 		return d.channelOp(op)
 	case "slice":
 		return d.slice(op)
@@ -91,12 +91,12 @@ func argTypes(op graph.OpSpec, want ...tensor.Dtype) error {
 // channelArity is the number of arguments of each per-channel op.
 var channelArity = map[string]int{
 	"scalechannels": 2, "addchannels": 2, "affinechannels": 3, "dotchannels": 2,
-	"sumrows": 1, "invstd": 1, "normalize": 1, "normback": 3,
+	"sumrows": 1, "invstd": 1, "normalize": 1, "normback": 3, "bnback": 6,
 }
 
 // channelOp prepares batch normalisation's ops on x [tasks, m, c] and
-// per-channel values [tasks, c]; dotchannels and normback take a second
-// [tasks, m, c].
+// per-channel values [tasks, c]; dotchannels, normback and bnback take a
+// second [tasks, m, c].
 func (d *Device) channelOp(op graph.OpSpec) (graph.Kernel, error) {
 	dt, n := op.Dtype, op.Out.TotalSize()
 	want := make([]tensor.Dtype, channelArity[op.Kind])
@@ -112,7 +112,7 @@ func (d *Device) channelOp(op graph.OpSpec) (graph.Kernel, error) {
 	}
 	tasks, m, ch := x[0], x[1], x[2]
 	for i, s := range op.In[1:] {
-		full := op.Kind == "dotchannels" || op.Kind == "normback" && i == 0
+		full := op.Kind == "dotchannels" || (op.Kind == "normback" || op.Kind == "bnback") && i == 0
 		if full && !s.Eq(x) || !full && !s.Eq(tensor.Shape{tasks, ch}) {
 			return nil, unsupported(op, fmt.Sprintf("argument %d is %v with x %v", i+1, s, x))
 		}
@@ -122,6 +122,8 @@ func (d *Device) channelOp(op graph.OpSpec) (graph.Kernel, error) {
 		return d.kernel(op.Kind, dt, n, c(n), c(m), c(ch), in(0), in(1), out)
 	case "affinechannels":
 		return d.kernel(op.Kind, dt, n, c(n), c(m), c(ch), in(0), in(1), in(2), out)
+	case "bnback":
+		return d.kernel(op.Kind, dt, n, c(n), c(m), c(ch), in(0), in(1), in(2), in(3), in(4), in(5), out)
 	}
 	if m == 0 && op.Kind != "sumrows" && op.Kind != "dotchannels" {
 		return nil, unsupported(op, "statistics of no rows")

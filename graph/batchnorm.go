@@ -26,7 +26,7 @@ import (
 // BatchNorm is two fused ops, standardisation and a per-channel affine
 // map, whose derivatives are fused ops with differentiable derivatives of
 // their own, so it can be differentiated any number of times; the forward
-// pass and the gradient each read the data about twice. Statistics
+// pass makes three passes over the data and the gradient four. Statistics
 // accumulate in float64.
 func BatchNorm(x, gamma, beta *G.Node, eps float64) (out *G.Node, err error) {
 	defer recoverError(&err, "BatchNorm")
@@ -71,12 +71,15 @@ func BatchNorm(x, gamma, beta *G.Node, eps float64) (out *G.Node, err error) {
 // [tasks, c]. Batch normalisation is x̂ = normalize(x), then
 // y = affineChannels(x̂, γ, β). With s = 1/√(σ² + eps) and means over m,
 //
-//	normalize(x)             = (x − mean x)·s        d/dx: normBack(g, x̂, s), s = invStd(x)
+//	normalize(x)             = (x − mean x)·s        d/dx: normBack(g, x̂, s), s = invStd(x);
+//	                                                 for g = scaleChannels(g′, γ):
+//	                                                 bnBack(g′, x̂, s, γ, sumRows(g′), dotChannels(g′, x̂))
 //	invStd(x)                = s                     d/dx: scaleChannels(x̂, −u·s²/m)
 //	normBack(g, x̂, s)        = s·(g − mean g − x̂·mean(g·x̂))
 //	                                                 d/dg: normBack(u, x̂, s)
 //	                                                 d/dx̂: −scaleChannels(g, s·mean(u·x̂)) − scaleChannels(u, s·mean(g·x̂))
 //	                                                 d/ds: dotChannels(u, normBack(g, x̂, s))/s
+//	bnBack(g, x̂, s, γ, a, b) = s·γ·(g − a/m − x̂·b/m)  (see bnBackOp)
 //	affineChannels(x, γ, β)  = x·γ + β               d/dx: scaleChannels(g, γ), d/dγ: dotChannels(g, x), d/dβ: sumRows(g)
 //	scaleChannels(x, s)      = x·s                   d/dx: scaleChannels(g, s), d/ds: dotChannels(g, x)
 //	dotChannels(a, b)        = Σ_m a·b               d/da: scaleChannels(b, g), d/db: scaleChannels(a, g)
@@ -84,9 +87,10 @@ func BatchNorm(x, gamma, beta *G.Node, eps float64) (out *G.Node, err error) {
 //	sumRows(x)               = Σ_m x                 d/dx: Broadcast(u, 1, m)
 //
 // (g is the upstream gradient of a first derivative, u of a second), so
-// batch normalisation differentiates any number of times, while its
-// forward pass and its gradient each take two passes over the data. Sums
-// accumulate in float64.
+// batch normalisation differentiates any number of times. Its gradient
+// sums g and g·x̂ for γ and β, and bnBack reuses those sums: with the
+// statistics for s, four passes over the data. Sums accumulate in
+// float64.
 
 func checkChannels(op string, x, s *G.Node) error {
 	xs := x.Shape()
@@ -409,8 +413,35 @@ func (op normalizeOp) symDiff(in G.Nodes, xhat, grad *G.Node) (G.Nodes, error) {
 	if err != nil {
 		return nil, err
 	}
+	if g, gamma, ok := scaledChannels(grad); ok {
+		// grad = g·γ, as affineChannelsOp's derivative gives it: bnBack
+		// takes g, γ and the sums Σg and Σg·x̂, the same nodes as
+		// affineChannelsOp's derivatives for γ and β.
+		a, err := sumRows(g)
+		if err != nil {
+			return nil, err
+		}
+		b, err := dotChannels(g, xhat)
+		if err != nil {
+			return nil, err
+		}
+		d, err := apply(bnBackOp{}, g, xhat, s, gamma, a, b)
+		return G.Nodes{d}, err
+	}
 	d, err := apply(normBackOp{}, grad, xhat, s)
 	return G.Nodes{d}, err
+}
+
+// scaledChannels returns x and s when n is scaleChannels(x, s).
+func scaledChannels(n *G.Node) (x, s *G.Node, ok bool) {
+	if n.Op() == nil {
+		return nil, nil, false
+	}
+	if kind, _, _ := describeOp(n.Op()); kind != "scalechannels" {
+		return nil, nil, false
+	}
+	in := inputs(n)
+	return in[0], in[1], true
 }
 
 func normalizeKernel[T float](out, x []T, tasks, m, c int, eps float64) []T {
@@ -602,7 +633,7 @@ func (op normBackOp) symDiff(in G.Nodes, out, u *G.Node) (G.Nodes, error) {
 }
 
 func normBackKernel[T float](out, g, x, s []T, tasks, m, c int) []T {
-	o32, g32, x32 := float32s(out), float32s(g), float32s(x)
+	g32, x32 := float32s(g), float32s(x)
 	forChannels(tasks, m, c, func(t, c0, c1 int) {
 		n := c1 - c0
 		mg, mgx := make([]float64, n), make([]float64, n)
@@ -610,7 +641,7 @@ func normBackKernel[T float](out, g, x, s []T, tasks, m, c int) []T {
 		if g32 != nil && m > 0 {
 			if lo = chLanes(n); lo > 0 {
 				end := (t*m+m-1)*c + c0 + lo - 1
-				_, _, _ = o32[end], g32[end], x32[end]
+				_, _ = g32[end], x32[end]
 				chSums32(&mg[0], &mgx[0], &g32[t*m*c+c0], &x32[t*m*c+c0], m, c, lo)
 			}
 		}
@@ -630,18 +661,188 @@ func normBackKernel[T float](out, g, x, s []T, tasks, m, c int) []T {
 		for j, v := range s[t*c+c0 : t*c+c1] {
 			sc[j] = float64(v)
 		}
-		if lo > 0 {
-			chNormBack32(&o32[t*m*c+c0], &g32[t*m*c+c0], &x32[t*m*c+c0], &sc[0], &mg[0], &mgx[0], m, c, lo)
-		}
-		for r := t * m; r < (t+1)*m && lo < n; r++ {
-			gr, xr, dst := g[r*c+c0+lo:r*c+c1], x[r*c+c0+lo:r*c+c1], out[r*c+c0+lo:r*c+c1]
-			xr, dst, st, a, b := xr[:len(gr)], dst[:len(gr)], sc[lo:lo+len(gr)], mg[lo:lo+len(gr)], mgx[lo:lo+len(gr)]
-			for j, v := range gr {
-				dst[j] = T(st[j] * (float64(v) - a[j] - float64(xr[j])*b[j]))
-			}
-		}
+		normBackRows(out, g, x, t, m, c, c0, sc, mg, mgx)
 	})
 	return out
+}
+
+// normBackRows writes sc·(g − a − x·b) into out for task t and channels
+// c0 to c0+len(sc), with per-channel sc, a and b.
+func normBackRows[T float](out, g, x []T, t, m, c, c0 int, sc, a, b []float64) {
+	n := len(sc)
+	o32, g32, x32 := float32s(out), float32s(g), float32s(x)
+	lo := 0
+	if g32 != nil && m > 0 {
+		if lo = chLanes(n); lo > 0 {
+			end := (t*m+m-1)*c + c0 + lo - 1
+			_, _, _ = o32[end], g32[end], x32[end]
+			chNormBack32(&o32[t*m*c+c0], &g32[t*m*c+c0], &x32[t*m*c+c0], &sc[0], &a[0], &b[0], m, c, lo)
+		}
+	}
+	for r := t * m; r < (t+1)*m && lo < n; r++ {
+		gr, xr, dst := g[r*c+c0+lo:r*c+c0+n], x[r*c+c0+lo:r*c+c0+n], out[r*c+c0+lo:r*c+c0+n]
+		xr, dst, st, a, b := xr[:len(gr)], dst[:len(gr)], sc[lo:lo+len(gr)], a[lo:lo+len(gr)], b[lo:lo+len(gr)]
+		for j, v := range gr {
+			dst[j] = T(st[j] * (float64(v) - a[j] - float64(xr[j])*b[j]))
+		}
+	}
+}
+
+// bnBackOp is normBackOp of scaleChannels(g, γ) computed from g and the
+// sums that affineChannelsOp's derivative takes anyway: for g and x̂
+// [tasks, m, c] and s, γ, a = Σ_m g and b = Σ_m g·x̂ per task and channel,
+//
+//	bnBack(g, x̂, s, γ, a, b) = s·γ·(g − a/m − x̂·b/m) = normBack(g·γ, x̂, s)
+//
+// in one pass over the data, where normBack of the scaled gradient takes
+// three (scaling, sums, output).
+type bnBackOp struct{}
+
+func (op bnBackOp) arity() int { return 6 }
+func (op bnBackOp) typ() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(tensorType(3, a), tensorType(3, a), tensorType(2, a), tensorType(2, a), tensorType(2, a), tensorType(2, a), tensorType(3, a))
+}
+func (op bnBackOp) outShape(in ...tensor.Shape) (tensor.Shape, error) {
+	if len(in) != 6 || len(in[0]) != 3 || !in[0].Eq(in[1]) {
+		return nil, &ShapeError{Op: op.String(), Want: "[tasks, m, c] twice and [tasks, c] four times", Got: fmt.Sprint(in)}
+	}
+	for _, s := range in[2:] {
+		if !s.Eq(tensor.Shape{in[0][0], in[0][2]}) {
+			return nil, &ShapeError{Op: op.String(), Want: "[tasks, m, c] twice and [tasks, c] four times", Got: fmt.Sprint(in)}
+		}
+	}
+	return in[0].Clone(), nil
+}
+func (op bnBackOp) do(pre G.Value, in []G.Value) (G.Value, error) {
+	shapes := make([]tensor.Shape, len(in))
+	data := make([]any, len(in))
+	for i, v := range in {
+		d, s, err := dense(v)
+		if err != nil {
+			return nil, err
+		}
+		data[i], shapes[i] = d, s
+	}
+	s, err := op.outShape(shapes...)
+	if err != nil {
+		return nil, err
+	}
+	if out, ok := bnBackTyped[float64](pre, data, s); ok {
+		return out, nil
+	}
+	if out, ok := bnBackTyped[float32](pre, data, s); ok {
+		return out, nil
+	}
+	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T, %T, %T, %T, %T and %T", op, data[0], data[1], data[2], data[3], data[4], data[5])
+}
+
+// bnBackTyped runs bnBackKernel when every argument is a []T.
+func bnBackTyped[T float](pre G.Value, data []any, s tensor.Shape) (G.Value, bool) {
+	var a [6][]T
+	for i, d := range data {
+		v, ok := d.([]T)
+		if !ok {
+			return nil, false
+		}
+		a[i] = v
+	}
+	out := reuse[T](pre, s.TotalSize())
+	bnBackKernel(out, a[0], a[1], a[2], a[3], a[4], a[5], s[0], s[1], s[2])
+	return wrap(pre, out, s), true
+}
+
+func (op bnBackOp) String() string  { return "BNBack" }
+func (op bnBackOp) diffWRT() []bool { return []bool{true, true, true, true, true, true} }
+
+// SymDiff: with k = s·γ the output is k·(g − a/m − x̂·b/m), linear in g,
+// x̂, k, a and b separately; q = Σ_m u·(g − a/m − x̂·b/m) is its
+// derivative along k.
+func (op bnBackOp) symDiff(in G.Nodes, _, u *G.Node) (G.Nodes, error) {
+	g, xhat, s, gamma, a, b := in[0], in[1], in[2], in[3], in[4], in[5]
+	m := float64(g.Shape()[1])
+	k, err := G.HadamardProd(s, gamma)
+	if err != nil {
+		return nil, err
+	}
+	dg, err := scaleChannels(u, k)
+	if err != nil {
+		return nil, err
+	}
+	su, err := sumRows(u)
+	if err != nil {
+		return nil, err
+	}
+	ux, err := dotChannels(u, xhat)
+	if err != nil {
+		return nil, err
+	}
+	ug, err := dotChannels(u, g)
+	if err != nil {
+		return nil, err
+	}
+	mk, err := Scale(k, -1/m) // −k/m
+	if err != nil {
+		return nil, err
+	}
+	cx, err := G.HadamardProd(mk, b)
+	if err != nil {
+		return nil, err
+	}
+	dx, err := scaleChannels(u, cx)
+	if err != nil {
+		return nil, err
+	}
+	ta, err := G.HadamardProd(a, su)
+	if err != nil {
+		return nil, err
+	}
+	tb, err := G.HadamardProd(b, ux)
+	if err != nil {
+		return nil, err
+	}
+	t, err := G.Add(ta, tb)
+	if err != nil {
+		return nil, err
+	}
+	if t, err = Scale(t, -1/m); err != nil {
+		return nil, err
+	}
+	q, err := G.Add(ug, t)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := G.HadamardProd(gamma, q)
+	if err != nil {
+		return nil, err
+	}
+	dgamma, err := G.HadamardProd(s, q)
+	if err != nil {
+		return nil, err
+	}
+	da, err := G.HadamardProd(mk, su)
+	if err != nil {
+		return nil, err
+	}
+	db, err := G.HadamardProd(mk, ux)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dg, dx, ds, dgamma, da, db}, nil
+}
+
+func bnBackKernel[T float](out, g, x, s, gamma, a, b []T, tasks, m, c int) {
+	forChannels(tasks, m, c, func(t, c0, c1 int) {
+		n := c1 - c0
+		sc, ma, mb := make([]float64, n), make([]float64, n), make([]float64, n)
+		for j := range sc {
+			i := t*c + c0 + j
+			sc[j] = float64(s[i]) * float64(gamma[i])
+			ma[j] = float64(a[i]) / float64(m)
+			mb[j] = float64(b[i]) / float64(m)
+		}
+		normBackRows(out, g, x, t, m, c, c0, sc, ma, mb)
+	})
 }
 
 // affineChannelsOp returns x·γ + β for x [tasks, m, c] and γ, β [tasks, c].

@@ -127,6 +127,61 @@ func TestBatchNormSecondOrder(t *testing.T) {
 	}
 }
 
+// TestNormalizeSecondOrder checks normalize's derivative for an upstream
+// gradient that is not affineChannels' scaled one (normBack rather than
+// bnBack), to second order.
+func TestNormalizeSecondOrder(t *testing.T) {
+	s := []int{2, 6, 3}
+	n := tensor.Shape(s).TotalSize()
+	x0 := randn(rand.New(rand.NewPCG(uint64(n), 4)), n)
+	wts := randn(rand.New(rand.NewPCG(uint64(n), 5)), n)
+	r := newDerivRig(t, n, func(v *G.Node) (*G.Node, error) {
+		y, err := apply(normalizeOp{eps: 1e-3}, part(v, 0, s...))
+		if err != nil {
+			return nil, err
+		}
+		w := G.NewConstant(tensor.New(tensor.WithShape(s...), tensor.WithBacking(wts)), G.In(v.Graph()))
+		th := G.Must(G.Tanh(G.Must(G.HadamardProd(y, w))))
+		return SumAll(G.Must(G.HadamardProd(th, y)))
+	})
+	r.check(t, x0, rand.New(rand.NewPCG(7, 7)))
+}
+
+// TestBatchNormOneBackPass: BatchNorm's gradient is one bnBack, whose sums
+// are the nodes of the gradients of γ and β, and no normBack or scaled
+// copy of the upstream gradient.
+func TestBatchNormOneBackPass(t *testing.T) {
+	g := G.NewGraph()
+	x := G.NewTensor(g, tensor.Float32, 3, G.WithShape(2, 5, 3), G.WithName("x"))
+	gamma := G.NewMatrix(g, tensor.Float32, G.WithShape(2, 3), G.WithName("gamma"))
+	beta := G.NewMatrix(g, tensor.Float32, G.WithShape(2, 3), G.WithName("beta"))
+	w := G.NewTensor(g, tensor.Float32, 3, G.WithShape(2, 5, 3), G.WithName("w"))
+	y := G.Must(BatchNorm(x, gamma, beta, 1e-5))
+	grads, err := Grad(G.Must(SumAll(G.Must(G.HadamardProd(y, w)))), x, gamma, beta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	var back *G.Node
+	for _, n := range topoSort(grads[0]) {
+		if n.Op() == nil {
+			continue
+		}
+		k, _, _ := describeOp(n.Op())
+		kinds[k]++
+		if k == "bnback" {
+			back = n
+		}
+	}
+	if kinds["bnback"] != 1 || kinds["normback"] != 0 || kinds["scalechannels"] != 0 {
+		t.Fatalf("the gradient of x has ops %v; want one bnback, no normback or scalechannels", kinds)
+	}
+	in := inputs(back)
+	if in[4] != grads[2] || in[5] != grads[1] {
+		t.Errorf("bnBack's sums are %v and %v; want the gradients of β and γ, %v and %v", in[4], in[5], grads[2], grads[1])
+	}
+}
+
 func TestBatchNormErrors(t *testing.T) {
 	g := G.NewGraph()
 	x := G.NewTensor(g, G.Float64, 3, G.WithShape(2, 5, 3), G.WithName("x"))
@@ -171,6 +226,7 @@ func TestChannelOpsNoRows(t *testing.T) {
 			{"invStd", invStdOp{eps: 1e-5}, []G.Value{x}, math.NaN()},
 			{"normalize", normalizeOp{eps: 1e-5}, []G.Value{x}, -1},
 			{"normBack", normBackOp{}, []G.Value{x, x, s}, -1},
+			{"bnBack", bnBackOp{}, []G.Value{x, x, s, s, s, s}, -1},
 			{"affineChannels", affineChannelsOp{}, []G.Value{x, s, s}, -1},
 		} {
 			v, err := c.op.do(nil, c.in)

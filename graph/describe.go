@@ -25,6 +25,7 @@ func (op scaleChannelsOp) describe() (string, map[string]int, float64) {
 func (op addChannelsOp) describe() (string, map[string]int, float64) { return "addchannels", nil, 0 }
 func (op dotChannelsOp) describe() (string, map[string]int, float64) { return "dotchannels", nil, 0 }
 func (op normBackOp) describe() (string, map[string]int, float64)    { return "normback", nil, 0 }
+func (op bnBackOp) describe() (string, map[string]int, float64)      { return "bnback", nil, 0 }
 func (op affineChannelsOp) describe() (string, map[string]int, float64) {
 	return "affinechannels", nil, 0
 }

@@ -37,7 +37,7 @@ var ErrUnsupported = errors.New("op not supported by the device")
 //	poolargmax      x [T,n,h,w,c]              n, h, w, c, k
 //	gather          x, idx (int)               dims (of idx)
 //	scatteradd      g, idx (int)               dims (of idx)
-//	scalechannels addchannels dotchannels normback affinechannels
+//	scalechannels addchannels dotchannels normback bnback affinechannels
 //	                as in batchnorm.go
 //	normalize invstd
 //	                x                          Eps

@@ -40,3 +40,14 @@ KERNEL NAME(normback)(i64 n, i64 m, i64 c, const T *g, const T *x, const T *s, c
 		out[i] = (T)((double)s[tc] * ((double)g[i] - st[tc] - xmul((double)x[i], st[n / m + tc])));
 	}
 }
+
+// bnback: out = s·γ·(g − a/m − x̂·b/m) with a = Σg and b = Σg·x̂ per task
+// and channel, normback of g·γ from sums already taken.
+KERNEL NAME(bnback)(i64 n, i64 m, i64 c, const T *g, const T *x, const T *s, const T *gm, const T *a, const T *b, T *out) {
+	FOR(i, n) {
+		i64 tc = i / (m * c) * c + i % c;
+		double k = xmul((double)s[tc], (double)gm[tc]);
+		double ma = (double)a[tc] / (double)m, mb = (double)b[tc] / (double)m;
+		out[i] = (T)(k * ((double)g[i] - ma - xmul((double)x[i], mb)));
+	}
+}
