@@ -228,154 +228,163 @@ func span(w0, k, wd int) (lo, hi int) {
 
 // im2col writes the patches of imgs images x into out (see Im2Col).
 func im2col[T float](out, x []T, imgs int, im image, win window) []T {
+	parallelFor(imgs, win.out(im.h)*win.out(im.w)*win.k*win.k*im.c, func(first, end int) {
+		im2colImages(out, x, first, end, im, win)
+	})
+	return out
+}
+
+// im2colImages writes the patches of images first to end of x into out.
+func im2colImages[T float](out, x []T, first, end int, im image, win window) {
 	if im.c == 1 {
-		return im2colOne(out, x, imgs, im, win)
+		im2colOne(out, x, first, end, im, win)
+		return
 	}
-	return im2colRuns(out, x, imgs, im, win)
+	im2colRuns(out, x, first, end, im, win)
 }
 
 // im2colRuns is im2col copying the runs of channels of a row of the
 // window that lie in the image, and clearing the rest.
-func im2colRuns[T float](out, x []T, imgs int, im image, win window) []T {
+func im2colRuns[T float](out, x []T, first, end int, im image, win window) {
 	ho, wo := win.out(im.h), win.out(im.w)
 	k, c := win.k, im.c
 	run := k * c
 	row := k * run
 	size := im.h * im.w * c
-	parallelFor(imgs, ho*wo*row, func(first, end int) {
-		for i := first; i < end; i++ {
-			xi := x[i*size : (i+1)*size]
-			r := i * ho * wo
-			for oh := 0; oh < ho; oh++ {
-				h0 := oh*win.stride - win.pad
-				for ow := 0; ow < wo; ow++ {
-					w0 := ow*win.stride - win.pad
-					lo, hi := span(w0, k, im.w)
-					o := out[r*row : (r+1)*row]
-					r++
-					for kh := 0; kh < k; kh++ {
-						dst := o[kh*run : (kh+1)*run]
-						ih := h0 + kh
-						if ih < 0 || ih >= im.h || lo == hi {
-							clear(dst)
-							continue
-						}
-						clear(dst[:lo*c])
-						base := (ih*im.w + w0) * c
-						src, to := xi[base+lo*c:base+hi*c], dst[lo*c:hi*c]
-						if len(src) < 16 {
-							// A few channels (the input layer): a call to
-							// memmove costs more than the loop.
-							to = to[:len(src)]
-							for j, v := range src {
-								to[j] = v
-							}
-						} else {
-							copy(to, src)
-						}
-						clear(dst[hi*c:])
+	for i := first; i < end; i++ {
+		xi := x[i*size : (i+1)*size]
+		r := i * ho * wo
+		for oh := 0; oh < ho; oh++ {
+			h0 := oh*win.stride - win.pad
+			for ow := 0; ow < wo; ow++ {
+				w0 := ow*win.stride - win.pad
+				lo, hi := span(w0, k, im.w)
+				o := out[r*row : (r+1)*row]
+				r++
+				for kh := 0; kh < k; kh++ {
+					dst := o[kh*run : (kh+1)*run]
+					ih := h0 + kh
+					if ih < 0 || ih >= im.h || lo == hi {
+						clear(dst)
+						continue
 					}
+					clear(dst[:lo*c])
+					base := (ih*im.w + w0) * c
+					src, to := xi[base+lo*c:base+hi*c], dst[lo*c:hi*c]
+					if len(src) < 16 {
+						// A few channels (the input layer): a call to
+						// memmove costs more than the loop.
+						to = to[:len(src)]
+						for j, v := range src {
+							to[j] = v
+						}
+					} else {
+						copy(to, src)
+					}
+					clear(dst[hi*c:])
 				}
 			}
 		}
-	})
-	return out
+	}
 }
 
 // im2colOne is im2col for images of one channel (an input layer), whose
 // patches are made of runs of a few values: it goes through the rows of
 // the window for all the patches of a row of the output, and writes the
 // values one by one.
-func im2colOne[T float](out, x []T, imgs int, im image, win window) []T {
+func im2colOne[T float](out, x []T, first, end int, im image, win window) {
 	ho, wo := win.out(im.h), win.out(im.w)
 	k := win.k
 	row := k * k
 	size := im.h * im.w
-	parallelFor(imgs, ho*wo*row, func(first, end int) {
-		for i := first; i < end; i++ {
-			xi := x[i*size : (i+1)*size]
-			oi := out[i*ho*wo*row : (i+1)*ho*wo*row]
-			for oh := 0; oh < ho; oh++ {
-				or := oi[oh*wo*row : (oh+1)*wo*row]
-				for kh := 0; kh < k; kh++ {
-					ih := oh*win.stride - win.pad + kh
-					if ih < 0 || ih >= im.h {
-						for ow := 0; ow < wo; ow++ {
-							clear(or[ow*row+kh*k : ow*row+kh*k+k])
+	for i := first; i < end; i++ {
+		xi := x[i*size : (i+1)*size]
+		oi := out[i*ho*wo*row : (i+1)*ho*wo*row]
+		for oh := 0; oh < ho; oh++ {
+			or := oi[oh*wo*row : (oh+1)*wo*row]
+			for kh := 0; kh < k; kh++ {
+				ih := oh*win.stride - win.pad + kh
+				if ih < 0 || ih >= im.h {
+					for ow := 0; ow < wo; ow++ {
+						clear(or[ow*row+kh*k : ow*row+kh*k+k])
+					}
+					continue
+				}
+				xr := xi[ih*im.w : (ih+1)*im.w]
+				for ow := 0; ow < wo; ow++ {
+					w0 := ow*win.stride - win.pad
+					d := or[ow*row+kh*k : ow*row+kh*k+k]
+					if w0 >= 0 && w0+k <= len(xr) {
+						src := xr[w0 : w0+k]
+						src = src[:len(d)]
+						for j, v := range src {
+							d[j] = v
 						}
 						continue
 					}
-					xr := xi[ih*im.w : (ih+1)*im.w]
-					for ow := 0; ow < wo; ow++ {
-						w0 := ow*win.stride - win.pad
-						d := or[ow*row+kh*k : ow*row+kh*k+k]
-						if w0 >= 0 && w0+k <= len(xr) {
-							src := xr[w0 : w0+k]
-							src = src[:len(d)]
-							for j, v := range src {
-								d[j] = v
-							}
-							continue
-						}
-						for j := range d {
-							if iw := w0 + j; iw >= 0 && iw < len(xr) {
-								d[j] = xr[iw]
-							} else {
-								d[j] = 0
-							}
+					for j := range d {
+						if iw := w0 + j; iw >= 0 && iw < len(xr) {
+							d[j] = xr[iw]
+						} else {
+							d[j] = 0
 						}
 					}
 				}
 			}
 		}
-	})
-	return out
+	}
 }
 
 // col2im adds the patches cols of imgs images into out, which it clears
 // first (see Col2Im).
 func col2im[T float](out, cols []T, imgs int, im image, win window) []T {
+	parallelFor(imgs, win.out(im.h)*win.out(im.w)*win.k*win.k*im.c, func(first, end int) {
+		col2imImages(out, cols, first, end, im, win)
+	})
+	return out
+}
+
+// col2imImages adds the patches of images first to end into out, clearing
+// those images first.
+func col2imImages[T float](out, cols []T, first, end int, im image, win window) {
 	ho, wo := win.out(im.h), win.out(im.w)
 	k, c := win.k, im.c
 	run := k * c
 	row := k * run
 	size := im.h * im.w * c
-	parallelFor(imgs, ho*wo*row, func(first, end int) {
-		for i := first; i < end; i++ {
-			xi := out[i*size : (i+1)*size]
-			clear(xi)
-			r := i * ho * wo
-			for oh := 0; oh < ho; oh++ {
-				h0 := oh*win.stride - win.pad
-				for ow := 0; ow < wo; ow++ {
-					w0 := ow*win.stride - win.pad
-					lo, hi := span(w0, k, im.w)
-					p := cols[r*row : (r+1)*row]
-					r++
-					if lo == hi {
+	for i := first; i < end; i++ {
+		xi := out[i*size : (i+1)*size]
+		clear(xi)
+		r := i * ho * wo
+		for oh := 0; oh < ho; oh++ {
+			h0 := oh*win.stride - win.pad
+			for ow := 0; ow < wo; ow++ {
+				w0 := ow*win.stride - win.pad
+				lo, hi := span(w0, k, im.w)
+				p := cols[r*row : (r+1)*row]
+				r++
+				if lo == hi {
+					continue
+				}
+				for kh := 0; kh < k; kh++ {
+					ih := h0 + kh
+					if ih < 0 || ih >= im.h {
 						continue
 					}
-					for kh := 0; kh < k; kh++ {
-						ih := h0 + kh
-						if ih < 0 || ih >= im.h {
-							continue
-						}
-						base := (ih*im.w + w0) * c
-						dst := xi[base+lo*c : base+hi*c]
-						src := p[kh*run+lo*c : kh*run+hi*c]
-						if len(src) >= 16 {
-							addTo(dst, src)
-							continue
-						}
-						for j, v := range src {
-							dst[j] += v
-						}
+					base := (ih*im.w + w0) * c
+					dst := xi[base+lo*c : base+hi*c]
+					src := p[kh*run+lo*c : kh*run+hi*c]
+					if len(src) >= 16 {
+						addTo(dst, src)
+						continue
+					}
+					for j, v := range src {
+						dst[j] += v
 					}
 				}
 			}
 		}
-	})
-	return out
+	}
 }
 
 // TransposeLast transposes the last two axes of x [b, p, q], giving [b,

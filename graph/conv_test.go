@@ -237,8 +237,8 @@ func TestIm2ColOne(t *testing.T) {
 						for i := range got {
 							got[i], want[i] = 7, 7
 						}
-						im2colOne(got, x, 2, im, win)
-						im2colRuns(want, x, 2, im, win)
+						im2colOne(got, x, 0, 2, im, win)
+						im2colRuns(want, x, 0, 2, im, win)
 						if !sameBits(got, want) {
 							t.Fatalf("%d×%d, window %v: %v, want %v", h, w, win, got, want)
 						}

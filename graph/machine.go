@@ -54,6 +54,7 @@ type Plan struct {
 	bound  []bool             // inputs bound with Let
 	owned  []bool             // vals[i] is a buffer node i's op made and may overwrite
 	native []nativeKernel     // medusa's kernel for node i's op (native.go); nil: the op's Do
+	fused  []bool             // node i runs a fused convolution (fuse.go) on p.args[i]
 
 	// On a Device (all nil for a CPU plan):
 	dev    Device
@@ -108,6 +109,24 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 			p.nodes = append(p.nodes, n)
 		}
 	}
+	var fused map[*G.Node]fusion
+	if explicit && dev == nil && nativeOn() {
+		var dead map[*G.Node]bool
+		fused, dead = planFusions(p.nodes, outputs)
+		if len(dead) > 0 {
+			kept := make(G.Nodes, 0, len(p.nodes)-len(dead))
+			for _, n := range p.nodes {
+				if !dead[n] {
+					kept = append(kept, n)
+				}
+			}
+			p.nodes = kept
+			clear(p.index)
+			for i, n := range p.nodes {
+				p.index[n] = i
+			}
+		}
+	}
 	p.unused = make(map[string]*G.Node)
 	for _, n := range g.AllNodes() {
 		if _, used := p.index[n]; !used && n.Op() == nil {
@@ -121,7 +140,11 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 	p.owned = make([]bool, len(p.nodes))
 	p.shapes = make([]tensor.Shape, len(p.nodes))
 	for i, n := range p.nodes {
-		for _, c := range inputs(n) {
+		args := inputs(n)
+		if fu, ok := fused[n]; ok {
+			args = fu.args
+		}
+		for _, c := range args {
 			p.args[i] = append(p.args[i], p.index[c])
 		}
 		switch {
@@ -141,8 +164,11 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 	}
 	if nativeOn() {
 		p.native = make([]nativeKernel, len(p.nodes))
+		p.fused = make([]bool, len(p.nodes))
 		for i, n := range p.nodes {
-			if n.Op() != nil && !p.fixed[i] {
+			if fu, ok := fused[n]; ok {
+				p.native[i], p.fused[i] = fu.kern, true
+			} else if n.Op() != nil && !p.fixed[i] {
 				p.native[i] = nativeFor(n)
 			}
 		}
@@ -619,6 +645,9 @@ func (p *Plan) Run() (err error) {
 		}
 		switch {
 		case ran:
+		case p.fused != nil && p.fused[i]:
+			// Its arguments are not its op's: the op cannot stand in.
+			err = fmt.Errorf("the fused convolution declined its arguments %v", shapesOf(in))
 		case buf != nil && prealloc:
 			v, err = pd.UsePreallocDo(buf, in...)
 		default:
@@ -764,4 +793,13 @@ func (p *Plan) Close() error {
 	}
 	p.buf = nil
 	return first
+}
+
+// shapesOf lists the shapes of values, for messages.
+func shapesOf(vs []G.Value) []tensor.Shape {
+	out := make([]tensor.Shape, len(vs))
+	for i, v := range vs {
+		out[i] = v.Shape()
+	}
+	return out
 }

@@ -1,0 +1,344 @@
+package graph
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"gonum.org/v1/gonum/blas"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Convolutions fused with their patches. Conv2D is a product with
+// Im2Col's patches, and its derivatives are products with them too, or
+// Col2Im of a product:
+//
+//	conv:  y  = Im2Col(x)·Wᵀ       [tasks, rows, f]
+//	corr:  dW = gᵀ·Im2Col(x)       [tasks, f, k·k·c]
+//	convT: dx = Col2Im(g·W)        [tasks, n, h, w, c]
+//
+// The patches are k·k times the images: 17 MB a task for a 32-channel
+// 14×14 layer of 75 images, written once and read twice from memory. A
+// CPU plan instead computes each of these products a few images at a
+// time, making those images' patches (or, for convT, the product's rows)
+// in a buffer that stays in the cache, and never materialises the whole
+// tensor. The graph is unchanged: a plan fuses an Im2Col node when every
+// op reading it is one of the products above, and a product feeding only
+// a Col2Im, and leaves every other node as it is. Fused products sum in a
+// different order from the unfused ones (corr adds the images' parts one
+// after another), so their bits differ, by rounding; they do not depend
+// on the number of CPUs.
+
+// fuseBytes is about how much of the cache a fused convolution's patch
+// buffer takes. Tests lower it.
+var fuseBytes = 512 << 10
+
+// fuseChannels is the fewest channels of a fused convolution's images.
+// With fewer (an input layer), the patches are small enough for the
+// cache already, and making them once beats making them for each
+// product.
+const fuseChannels = 2
+
+// convFusion is a fused convolution: kind "conv", "corr" or "convT", on
+// tasks batches of n images im with window win and f filters.
+type convFusion struct {
+	kind  string
+	im    image
+	win   window
+	tasks int
+	f     int
+	out   tensor.Shape
+}
+
+func (cf convFusion) String() string {
+	return fmt.Sprintf("fused %s{%d×%d×%d×%d, k=%d, stride=%d, pad=%d, f=%d}", cf.kind, cf.im.n, cf.im.h, cf.im.w, cf.im.c, cf.win.k, cf.win.stride, cf.win.pad, cf.f)
+}
+
+// fusion is what a plan runs for a fused node: its kernel and the nodes
+// it reads, in place of its op's inputs.
+type fusion struct {
+	args G.Nodes
+	kern nativeKernel
+}
+
+// kernelOf returns the kernel of n's op if it is a K.
+func kernelOf[K kernel](n *G.Node) (K, bool) {
+	switch o := n.Op().(type) {
+	case bufferOp[K]:
+		return o.k, true
+	case op[K]:
+		return o.k, true
+	}
+	var zero K
+	return zero, false
+}
+
+// planFusions finds the convolutions of nodes (a topological order) that
+// a CPU plan of outputs can fuse. It returns the fused nodes with what
+// they run, and the nodes no longer run (patches and products that only
+// a fused node read).
+func planFusions(nodes, outputs G.Nodes) (fused map[*G.Node]fusion, dead map[*G.Node]bool) {
+	readers := make(map[*G.Node]G.Nodes)
+	for _, n := range nodes {
+		for _, c := range inputs(n) {
+			readers[c] = append(readers[c], n)
+		}
+	}
+	out := make(map[*G.Node]bool, len(outputs))
+	for _, o := range outputs {
+		out[o] = true
+	}
+	fused, dead = make(map[*G.Node]fusion), make(map[*G.Node]bool)
+	float := func(n *G.Node) bool { return n.Dtype() == tensor.Float32 || n.Dtype() == tensor.Float64 }
+	for _, n := range nodes {
+		if n.Op() == nil || !float(n) {
+			continue
+		}
+		if ic, ok := kernelOf[im2colOp](n); ok && ic.c >= fuseChannels && !out[n] {
+			x := inputs(n)[0]
+			tasks := x.Shape()[0]
+			kkc, rows := ic.win.k*ic.win.k*ic.c, ic.n*ic.win.out(ic.h)*ic.win.out(ic.w)
+			plans := make(map[*G.Node]fusion)
+			for _, r := range readers[n] {
+				mm, ok := kernelOf[matMulOp](r)
+				in := inputs(r)
+				if !ok || out[r] || len(in) != 2 || in[0] == in[1] || r.Dtype() != n.Dtype() {
+					plans = nil
+					break
+				}
+				switch {
+				case in[0] == n && !mm.transA && mm.transB && filters(in[1], tasks, kkc): // Im2Col(x)·Wᵀ
+					f := in[1].Shape()[1]
+					cf := convFusion{kind: "conv", im: ic.image, win: ic.win, tasks: tasks, f: f, out: r.Shape().Clone()}
+					plans[r] = fusion{args: G.Nodes{x, in[1]}, kern: cf.kernel(n.Dtype())}
+				case in[1] == n && mm.transA && !mm.transB && gradients(in[0], tasks, rows): // gᵀ·Im2Col(x)
+					f := in[0].Shape()[2]
+					cf := convFusion{kind: "corr", im: ic.image, win: ic.win, tasks: tasks, f: f, out: r.Shape().Clone()}
+					plans[r] = fusion{args: G.Nodes{in[0], x}, kern: cf.kernel(n.Dtype())}
+				default:
+					plans = nil
+				}
+				if plans == nil {
+					break
+				}
+			}
+			if len(plans) == 0 {
+				continue
+			}
+			dead[n] = true
+			for r, fu := range plans {
+				fused[r] = fu
+			}
+			continue
+		}
+		if ci, ok := kernelOf[col2imOp](n); ok && ci.c >= fuseChannels {
+			m := inputs(n)[0]
+			mm, ok := kernelOf[matMulOp](m)
+			if !ok || out[m] || mm.transA || mm.transB || len(readers[m]) != 1 || m.Dtype() != n.Dtype() {
+				continue
+			}
+			in := inputs(m)
+			tasks := n.Shape()[0]
+			if !gradients(in[0], tasks, ci.n*ci.win.out(ci.h)*ci.win.out(ci.w)) || !filters(in[1], tasks, ci.win.k*ci.win.k*ci.c) {
+				continue
+			}
+			cf := convFusion{kind: "convT", im: ci.image, win: ci.win, tasks: tasks, f: in[0].Shape()[2], out: n.Shape().Clone()}
+			fused[n] = fusion{args: G.Nodes{in[0], in[1]}, kern: cf.kernel(n.Dtype())}
+			dead[m] = true
+		}
+	}
+	// A dead node must have no reader left but fused ones, through their
+	// new arguments.
+	for _, n := range nodes {
+		if dead[n] {
+			continue
+		}
+		args := inputs(n)
+		if fu, ok := fused[n]; ok {
+			args = fu.args
+		}
+		for _, a := range args {
+			if dead[a] {
+				return nil, nil
+			}
+		}
+	}
+	return fused, dead
+}
+
+// filters reports whether w is [tasks, f, kkc], and gradients whether g
+// is [tasks, rows, f], for some f.
+func filters(w *G.Node, tasks, kkc int) bool {
+	s := w.Shape()
+	return len(s) == 3 && s[0] == tasks && s[2] == kkc
+}
+
+func gradients(g *G.Node, tasks, rows int) bool {
+	s := g.Shape()
+	return len(s) == 3 && s[0] == tasks && s[1] == rows
+}
+
+func (cf convFusion) kernel(dt tensor.Dtype) nativeKernel {
+	if dt == tensor.Float32 {
+		return convKernel[float32](cf)
+	}
+	return convKernel[float64](cf)
+}
+
+// rows is the number of patches of one task, and kkc the size of one.
+func (cf convFusion) rows() int { return cf.im.n * cf.win.out(cf.im.h) * cf.win.out(cf.im.w) }
+func (cf convFusion) kkc() int  { return cf.win.k * cf.win.k * cf.im.c }
+
+// chunk is how many images' patches fill about fuseBytes.
+func (cf convFusion) chunk(size int) int {
+	per := cf.win.out(cf.im.h) * cf.win.out(cf.im.w) * cf.kkc() * size
+	return max(1, min(cf.im.n, fuseBytes/max(per, 1)))
+}
+
+// convKernel runs cf on its two arguments: (x, W) for conv, (g, x) for
+// corr and (g, W) for convT, with x [tasks, n, h, w, c], W [tasks, f,
+// k·k·c] and g [tasks, rows, f].
+func convKernel[T float](cf convFusion) nativeKernel {
+	return func(pre G.Value, in []G.Value) (G.Value, bool) {
+		a, as, err := floats[T](in[0])
+		if err != nil {
+			return nil, false
+		}
+		b, bs, err := floats[T](in[1])
+		if err != nil {
+			return nil, false
+		}
+		img := cf.im.shape(cf.tasks)
+		filt := tensor.Shape{cf.tasks, cf.f, cf.kkc()}
+		grad := tensor.Shape{cf.tasks, cf.rows(), cf.f}
+		want := map[string][2]tensor.Shape{"conv": {img, filt}, "corr": {grad, img}, "convT": {grad, filt}}[cf.kind]
+		if !as.Eq(want[0]) || !bs.Eq(want[1]) {
+			return nil, false
+		}
+		out := reuse[T](pre, cf.out.TotalSize())
+		if err := runConv(cf, out, a, b); err != nil {
+			return nil, false
+		}
+		return wrap(pre, out, cf.out), true
+	}
+}
+
+// scratch holds buffers for the fused convolutions' patches, by type.
+var scratch32, scratch64 sync.Pool
+
+// getScratch returns a buffer of n elements from the pool, aligned for
+// gonum's gemm; putScratch gives it back.
+func getScratch[T float](n int) *[]T {
+	pool := &scratch64
+	if isF32[T]() {
+		pool = &scratch32
+	}
+	if b, ok := pool.Get().(*[]T); ok && len(*b) >= n {
+		return b
+	}
+	b := aligned[T](n)[:n]
+	return &b
+}
+
+func putScratch[T float](b *[]T) {
+	if isF32[T]() {
+		scratch32.Put(b)
+		return
+	}
+	scratch64.Put(b)
+}
+
+// runConv computes cf on a and b into out, splitting the tasks, and for
+// conv and convT their chunks of images, over the CPUs.
+func runConv[T float](cf convFusion, out, a, b []T) (err error) {
+	rows, kkc, f := cf.rows(), cf.kkc(), cf.f
+	per := cf.win.out(cf.im.h) * cf.win.out(cf.im.w) // patches per image
+	size := cf.im.h * cf.im.w * cf.im.c              // values per image
+	var z T
+	chunk := cf.chunk(int(unsafe.Sizeof(z)))
+	chunks := (cf.im.n + chunk - 1) / chunk
+	units := cf.tasks * chunks
+	if cf.kind == "corr" {
+		units = cf.tasks
+	}
+	if units == 0 || chunks == 0 {
+		clear(out)
+		return nil
+	}
+	cost := chunk * per * kkc * f / macsPerTouch
+	if cf.kind == "corr" {
+		cost *= chunks
+	}
+	var mu sync.Mutex
+	work := func(first, end int) {
+		buf := getScratch[T](chunk*per*kkc + f*kkc)
+		defer putScratch(buf)
+		cols, part := (*buf)[:chunk*per*kkc], (*buf)[chunk*per*kkc:chunk*per*kkc+f*kkc]
+		for u := first; u < end; u++ {
+			var e error
+			switch cf.kind {
+			case "conv":
+				t, q := u/chunks, u%chunks
+				i0, i1 := q*chunk, min(cf.im.n, (q+1)*chunk)
+				p := (i1 - i0) * per
+				c := cols[:p*kkc]
+				im2colImages(c, a[(t*cf.im.n+i0)*size:(t*cf.im.n+i1)*size], 0, i1-i0, cf.im, cf.win)
+				e = product(out[(t*rows+i0*per)*f:(t*rows+i1*per)*f], blas.NoTrans, blas.Trans, p, f, kkc, c, kkc, b[t*f*kkc:(t+1)*f*kkc], kkc)
+			case "convT":
+				t, q := u/chunks, u%chunks
+				i0, i1 := q*chunk, min(cf.im.n, (q+1)*chunk)
+				p := (i1 - i0) * per
+				c := cols[:p*kkc]
+				e = product(c, blas.NoTrans, blas.NoTrans, p, kkc, f, a[(t*rows+i0*per)*f:(t*rows+i1*per)*f], f, b[t*f*kkc:(t+1)*f*kkc], kkc)
+				col2imImages(out[(t*cf.im.n+i0)*size:(t*cf.im.n+i1)*size], c, 0, i1-i0, cf.im, cf.win)
+			case "corr":
+				t := u
+				acc := out[t*f*kkc : (t+1)*f*kkc]
+				for q := range chunks {
+					i0, i1 := q*chunk, min(cf.im.n, (q+1)*chunk)
+					p := (i1 - i0) * per
+					c := cols[:p*kkc]
+					im2colImages(c, b[(t*cf.im.n+i0)*size:(t*cf.im.n+i1)*size], 0, i1-i0, cf.im, cf.win)
+					dst := acc
+					if q > 0 {
+						dst = part
+					}
+					if e = product(dst, blas.Trans, blas.NoTrans, f, kkc, p, a[(t*rows+i0*per)*f:(t*rows+i1*per)*f], f, c, kkc); e != nil {
+						break
+					}
+					if q > 0 {
+						addTo(acc, part)
+					}
+				}
+			}
+			if e != nil {
+				mu.Lock()
+				err = e
+				mu.Unlock()
+				return
+			}
+		}
+	}
+	if parallelWorth(units, cost) && concurrentGemm(chunk*per, f, kkc, isF32[T]()) {
+		parallelFor(units, cost, work)
+	} else {
+		work(0, units)
+	}
+	return err
+}
+
+// product computes the m×n product c = op(a)·op(b) with gemmFor's gemm.
+func product[T float](c []T, ta, tb blas.Transpose, m, n, k int, a []T, lda int, b []T, ldb int) error {
+	s, d, alignS, alignD, err := gemmFor(m, n, k)
+	if err != nil {
+		return err
+	}
+	switch c := any(c).(type) {
+	case []float32:
+		gemmBatch(c, s, alignS, ta, tb, 1, m, n, k, any(a).([]float32), lda, len(a), any(b).([]float32), ldb, len(b))
+	case []float64:
+		gemmBatch(c, d, alignD, ta, tb, 1, m, n, k, any(a).([]float64), lda, len(a), any(b).([]float64), ldb, len(b))
+	}
+	return nil
+}

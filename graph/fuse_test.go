@@ -1,0 +1,161 @@
+package graph
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// fusedConvGraph builds Conv2D of case c, the gradient of a cost of it
+// for x and w, and that gradient's derivative along v: outputs in which
+// every fusable product of convolution appears (conv, corr and convT,
+// and the second derivatives' conv and corr of patches of gradients).
+func fusedConvGraph(t *testing.T, c convCase, dt tensor.Dtype) (*G.ExprGraph, G.Nodes, map[string]tensor.Tensor) {
+	t.Helper()
+	xs, ws, bs, _ := c.shapes()
+	g := G.NewGraph()
+	rng := rand.New(rand.NewPCG(uint64(c.h*c.w), uint64(c.c)))
+	bind := map[string]tensor.Tensor{}
+	input := func(name string, s []int) *G.Node {
+		v, err := NewTensor(dt, s, randn(rng, tensor.Shape(s).TotalSize()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bind[name] = v
+		return G.NewTensor(g, dt, len(s), G.WithShape(s...), G.WithName(name))
+	}
+	x, w, b := input("x", xs), input("w", ws), input("b", bs)
+	vx, vw := input("vx", xs), input("vw", ws)
+	y, err := Conv2D(x, w, b, c.stride, c.pad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	th := G.Must(G.Tanh(y))
+	grads, err := Grad(G.Must(SumAll(G.Must(G.HadamardProd(th, th)))), x, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := G.Must(G.Add(G.Must(SumAll(G.Must(G.HadamardProd(grads[0], vx)))), G.Must(SumAll(G.Must(G.HadamardProd(grads[1], vw))))))
+	hv, err := Grad(dir, x, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, G.Nodes{y, grads[0], grads[1], hv[0], hv[1]}, bind
+}
+
+// runPlan compiles outs of g (every node when fuse is false, which a plan
+// does not fuse), runs it on bind and returns the outputs and the plan's
+// count of fused nodes.
+func runPlan(t *testing.T, g *G.ExprGraph, outs G.Nodes, bind map[string]tensor.Tensor, fuse bool) ([][]float64, int) {
+	t.Helper()
+	var p *Plan
+	var err error
+	if fuse {
+		p, err = Compile(g, outs...)
+	} else {
+		p, err = Compile(g)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for name, v := range bind {
+		if err := p.Let(name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Run(); err != nil {
+		t.Fatal(err)
+	}
+	var res [][]float64
+	for _, o := range outs {
+		res = append(res, read(t, p, o))
+	}
+	fused := 0
+	for _, f := range p.fused {
+		if f {
+			fused++
+		}
+	}
+	return res, fused
+}
+
+// TestFusedConv compares plans that fuse Conv2D's products with plans
+// that do not, on its value, gradient and second derivative, for every
+// window case, with whole tasks and with one image at a time in the
+// patch buffer: equal to rounding (1e-12 in float64, 1e-5 in float32,
+// relative to each output's largest value).
+func TestFusedConv(t *testing.T) {
+	defer func(b int) { fuseBytes = b }(fuseBytes)
+	for _, small := range []bool{false, true} {
+		fuseBytes = 512 << 10
+		if small {
+			fuseBytes = 1
+		}
+		for _, c := range append(convCases, convCase{2, 5, 6, 6, 3, 4, 3, 1, 1}) {
+			for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+				t.Run(fmt.Sprintf("%v/%v/small=%v", c, dt, small), func(t *testing.T) {
+					g, outs, bind := fusedConvGraph(t, c, dt)
+					got, fused := runPlan(t, g, outs, bind, true)
+					want, none := runPlan(t, g, outs, bind, false)
+					if none != 0 {
+						t.Fatalf("a plan of every node fused %d nodes", none)
+					}
+					// conv, corr and convT; conv and corr of the gradient's
+					// patches in the second derivative.
+					if c.c >= fuseChannels && fused < 5 {
+						t.Errorf("%d fused nodes; want at least 5", fused)
+					}
+					if c.c < fuseChannels && fused != 0 {
+						t.Errorf("%d fused nodes for %d-channel images; want none", fused, c.c)
+					}
+					tol := 1e-12
+					if dt == tensor.Float32 {
+						tol = 1e-5
+					}
+					for i := range got {
+						// Relative to the output's largest value: its
+						// elements are sums of terms of that size.
+						scale := 1.0
+						for _, v := range want[i] {
+							scale = max(scale, math.Abs(v))
+						}
+						if e := RelErr(got[i], want[i], scale); e > tol {
+							t.Errorf("output %d: fused %.6v; unfused %.6v (err %.3g > %g)", i, got[i], want[i], e, tol)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestFusedConvParallel: a fused plan gives the same bits on one CPU as
+// on several, with its work split into many pieces.
+func TestFusedConvParallel(t *testing.T) {
+	defer func(b, m, p int) { fuseBytes, macsPerTouch = b, m; runtime.GOMAXPROCS(p) }(fuseBytes, macsPerTouch, runtime.GOMAXPROCS(0))
+	fuseBytes, macsPerTouch = 1, 1
+	c := convCase{3, 7, 6, 5, 3, 4, 3, 1, 1}
+	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+		g, outs, bind := fusedConvGraph(t, c, dt)
+		runtime.GOMAXPROCS(1)
+		one, _ := runPlan(t, g, outs, bind, true)
+		runtime.GOMAXPROCS(4)
+		four, fused := runPlan(t, g, outs, bind, true)
+		if fused == 0 {
+			t.Fatalf("%v: nothing fused", dt)
+		}
+		for i := range one {
+			for j := range one[i] {
+				if math.Float64bits(one[i][j]) != math.Float64bits(four[i][j]) {
+					t.Fatalf("%v: output %d element %d: %v on one CPU, %v on four", dt, i, j, one[i][j], four[i][j])
+				}
+			}
+		}
+	}
+}
