@@ -77,7 +77,9 @@ func Col2Im(cols *G.Node, h, w, k, stride, pad int) (out *G.Node, err error) {
 // [tasks, f] (nil for none), at the given stride and zero padding: [tasks,
 // n, ho, wo, f], channels last. Each task's convolution is one matrix
 // product of Im2Col's patches with the filters, so its derivatives, of any
-// order, are Im2Col, Col2Im and matrix products.
+// order, are Im2Col, Col2Im and matrix products. A CPU plan runs these
+// products a few images at a time without the whole tensor of patches
+// (fuse.go).
 func Conv2D(x, w, b *G.Node, stride, pad int) (out *G.Node, err error) {
 	defer recoverError(&err, "Conv2D")
 	xs, ws := x.Shape(), w.Shape()
