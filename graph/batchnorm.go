@@ -400,9 +400,9 @@ func (op normalizeOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	}
 	switch x := data.(type) {
 	case []float64:
-		return wrap(pre, normalizeKernel(reuse[float64](pre, len(x)), x, s[0], s[1], s[2], op.eps), s), nil
+		return wrap(pre, normalizeKernel(reuse[float64](pre, len(x)), x, s[0], s[1], s[2], op.eps, nil), s), nil
 	case []float32:
-		return wrap(pre, normalizeKernel(reuse[float32](pre, len(x)), x, s[0], s[1], s[2], op.eps), s), nil
+		return wrap(pre, normalizeKernel(reuse[float32](pre, len(x)), x, s[0], s[1], s[2], op.eps, nil), s), nil
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 }
@@ -444,10 +444,16 @@ func scaledChannels(n *G.Node) (x, s *G.Node, ok bool) {
 	return in[0], in[1], true
 }
 
-func normalizeKernel[T float](out, x []T, tasks, m, c int, eps float64) []T {
+// normalizeKernel standardises x into out; with invs not nil, it also
+// writes there the [tasks, c] values of 1/√(variance + eps), as
+// invStdKernel computes them.
+func normalizeKernel[T float](out, x []T, tasks, m, c int, eps float64, invs []float64) []T {
 	o32, x32 := float32s(out), float32s(x)
 	forChannels(tasks, m, c, func(t, c0, c1 int) {
 		mean, inv := channelStats(x, t, m, c, c0, c1, eps)
+		if invs != nil {
+			copy(invs[t*c+c0:t*c+c1], inv)
+		}
 		lo := 0
 		if x32 != nil && m > 0 {
 			if lo = chLanes(c1 - c0); lo > 0 {

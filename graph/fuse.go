@@ -342,3 +342,174 @@ func product[T float](c []T, ta, tb blas.Transpose, m, n, k int, a []T, lda int,
 	}
 	return nil
 }
+
+// Statistics shared. Batch normalisation's gradient needs invStd(x),
+// whose statistics normalize(x) computed in the forward pass: in a CPU
+// plan, normalize records them as it goes, and an invStd of the same x
+// and eps later in the plan takes them instead of passing over x again.
+// x cannot change in between, since the plan overwrites no value that an
+// op still to run reads; the values are those invStd computes itself.
+
+// sharedStats carries the statistics from normalize to invStd within a
+// Run: ok while inv holds those of this Run's normalize.
+type sharedStats struct {
+	inv []float64
+	ok  bool
+}
+
+// share pairs the nodes of a CPU plan that can share work: each invStd
+// with a normalize of the same argument and eps before it, and each
+// MaxPool2D gather with the arg-max it reads (sharePool).
+func (p *Plan) share() {
+	p.shareStats()
+	p.sharePool()
+}
+
+// shareStats pairs each invStd node of p with a normalize node of the same
+// argument and eps before it.
+func (p *Plan) shareStats() {
+	type key struct {
+		x   int
+		eps float64
+	}
+	norm := make(map[key]int)
+	for i, n := range p.nodes {
+		if n.Op() == nil || p.fixed[i] || p.fused[i] {
+			continue
+		}
+		if op, ok := kernelOf[normalizeOp](n); ok {
+			norm[key{p.args[i][0], op.eps}] = i
+			continue
+		}
+		op, ok := kernelOf[invStdOp](n)
+		if !ok {
+			continue
+		}
+		j, ok := norm[key{p.args[i][0], op.eps}]
+		if !ok || p.native[j] != nil {
+			continue
+		}
+		sh := &sharedStats{}
+		switch n.Dtype() {
+		case tensor.Float32:
+			p.native[j], p.native[i] = normalizeSharing[float32](op.eps, sh), invStdShared[float32](sh)
+		case tensor.Float64:
+			p.native[j], p.native[i] = normalizeSharing[float64](op.eps, sh), invStdShared[float64](sh)
+		}
+	}
+}
+
+// normalizeSharing is normalizeOp's kernel recording its statistics in sh.
+func normalizeSharing[T float](eps float64, sh *sharedStats) nativeKernel {
+	return func(pre G.Value, in []G.Value) (G.Value, bool) {
+		sh.ok = false
+		x, s, err := floats[T](in[0])
+		if err != nil || len(s) != 3 {
+			return nil, false
+		}
+		n := s[0] * s[2]
+		if cap(sh.inv) < n {
+			sh.inv = make([]float64, n)
+		}
+		sh.inv = sh.inv[:n]
+		out := normalizeKernel(reuse[T](pre, len(x)), x, s[0], s[1], s[2], eps, sh.inv)
+		sh.ok = true
+		return wrap(pre, out, s), true
+	}
+}
+
+// invStdShared is invStdOp's kernel taking the statistics in sh; without
+// them it declines, and the op computes its own.
+func invStdShared[T float](sh *sharedStats) nativeKernel {
+	return func(pre G.Value, in []G.Value) (G.Value, bool) {
+		ok := sh.ok
+		sh.ok = false
+		s := in[0].Shape()
+		if !ok || len(s) != 3 || s[0]*s[2] != len(sh.inv) {
+			return nil, false
+		}
+		out := reuse[T](pre, len(sh.inv))
+		for i, v := range sh.inv {
+			out[i] = T(v)
+		}
+		return wrap(pre, out, tensor.Shape{s[0], s[2]}), true
+	}
+}
+
+// Maxima shared. MaxPool2D gathers the maxima of x at the positions its
+// arg-max op found, a pass over x (every window's values) that the
+// arg-max op had just made: in a CPU plan, the arg-max op also writes the
+// maxima, from the rows of x it has in the cache, and the gather copies
+// them.
+
+// sharedMax carries the maxima from poolArgMax to its gather within a Run.
+type sharedMax[T float] struct {
+	vals []T
+	ok   bool
+}
+
+// sharePool pairs each gather of p at a poolArgMax's positions with that
+// poolArgMax, when the gather reads the arg-max's own argument.
+func (p *Plan) sharePool() {
+	for i, n := range p.nodes {
+		if n.Op() == nil || p.fixed[i] || p.fused[i] || p.native[i] != nil || len(p.args[i]) != 2 {
+			continue
+		}
+		if _, ok := kernelOf[gatherOp](n); !ok {
+			continue
+		}
+		j := p.args[i][1]
+		am, ok := kernelOf[poolArgMaxOp](p.nodes[j])
+		if !ok || p.native[j] != nil || p.args[j][0] != p.args[i][0] || !n.Shape().Eq(p.nodes[j].Shape()) {
+			continue
+		}
+		switch n.Dtype() {
+		case tensor.Float32:
+			sh := &sharedMax[float32]{}
+			p.native[j], p.native[i] = argMaxSharing(am, sh), gatherShared(sh)
+		case tensor.Float64:
+			sh := &sharedMax[float64]{}
+			p.native[j], p.native[i] = argMaxSharing(am, sh), gatherShared(sh)
+		}
+	}
+}
+
+// argMaxSharing is poolArgMaxOp's kernel writing the maxima into sh.
+func argMaxSharing[T float](op poolArgMaxOp, sh *sharedMax[T]) nativeKernel {
+	return func(pre G.Value, in []G.Value) (G.Value, bool) {
+		sh.ok = false
+		x, s, err := floats[T](in[0])
+		if err != nil {
+			return nil, false
+		}
+		shape, err := op.outShape(s)
+		if err != nil {
+			return nil, false
+		}
+		n := shape.TotalSize()
+		if cap(sh.vals) < n {
+			sh.vals = make([]T, n)
+		}
+		sh.vals = sh.vals[:n]
+		idx := reuseInts(pre, n)
+		poolArgMax(idx, sh.vals, x, s[0]*op.n, op.image, op.k)
+		sh.ok = true
+		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(idx)), true
+	}
+}
+
+// gatherShared is the gather's kernel copying the maxima in sh; without
+// them it declines, and the gather runs.
+func gatherShared[T float](sh *sharedMax[T]) nativeKernel {
+	return func(pre G.Value, in []G.Value) (G.Value, bool) {
+		ok := sh.ok
+		sh.ok = false
+		if !ok || in[1] == nil || in[1].Shape().TotalSize() != len(sh.vals) {
+			return nil, false
+		}
+		s := in[1].Shape()
+		out := reuse[T](pre, len(sh.vals))
+		copy(out, sh.vals)
+		return wrap(pre, out, s.Clone()), true
+	}
+}

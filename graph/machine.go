@@ -172,6 +172,9 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 				p.native[i] = nativeFor(n)
 			}
 		}
+		if dev == nil {
+			p.share()
+		}
 	}
 	if dev != nil {
 		p.read = make([]bool, len(p.nodes))

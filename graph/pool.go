@@ -71,9 +71,9 @@ func (op poolArgMaxOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	imgs := s[0] * op.n
 	switch x := data.(type) {
 	case []float64:
-		poolArgMax(idx, x, imgs, op.image, op.k)
+		poolArgMax(idx, nil, x, imgs, op.image, op.k)
 	case []float32:
-		poolArgMax(idx, x, imgs, op.image, op.k)
+		poolArgMax(idx, nil, x, imgs, op.image, op.k)
 	default:
 		return nil, fmt.Errorf("graph: %v: unsupported data %T", op, data)
 	}
@@ -93,9 +93,12 @@ func reuseInts(prealloc G.Value, n int) []int {
 	return make([]int, n)
 }
 
-func poolArgMax[T float](idx []int, x []T, imgs int, im image, k int) {
+// poolArgMax writes the arg-max indices of x's windows into idx and,
+// unless vals is nil, the maxima into vals.
+func poolArgMax[T float](idx []int, vals, x []T, imgs int, im image, k int) {
 	if x32, ok := any(x).([]float32); ok && k == 2 {
-		poolArgMax2(idx, x32, imgs, im)
+		v32, _ := any(vals).([]float32)
+		poolArgMax2(idx, v32, x32, imgs, im)
 		return
 	}
 	ho, wo, c := im.h/k, im.w/k, im.c
@@ -125,6 +128,9 @@ func poolArgMax[T float](idx []int, x []T, imgs int, im image, k int) {
 							}
 						}
 					}
+					if vals != nil {
+						copy(vals[(r-1)*c:r*c], best)
+					}
 				}
 			}
 		}
@@ -136,7 +142,7 @@ func poolArgMax[T float](idx []int, x []T, imgs int, im image, k int) {
 // floats as poolArgMax does, with masks instead of branches: which value of
 // a window is largest is a coin toss, and mispredicted branches cost more
 // than the comparisons.
-func poolArgMax2(idx []int, x []float32, imgs int, im image) {
+func poolArgMax2(idx []int, vals, x []float32, imgs int, im image) {
 	ho, wo, c := im.h/2, im.w/2, im.c
 	if wo == 0 || c == 0 {
 		return
@@ -146,7 +152,15 @@ func poolArgMax2(idx []int, x []float32, imgs int, im image) {
 			for oh := 0; oh < ho; oh++ {
 				r := (i*ho + oh) * wo
 				b0 := (i*im.h + 2*oh) * im.w * c // the first window's top left
-				poolRow2(idx[r*c:(r+wo)*c], x, b0, wo, c, im.w*c)
+				at := idx[r*c : (r+wo)*c]
+				poolRow2(at, x, b0, wo, c, im.w*c)
+				if vals != nil {
+					// The row of x is still in the cache.
+					v := vals[r*c : (r+wo)*c]
+					for j, a := range at {
+						v[j] = x[a]
+					}
+				}
 			}
 		}
 	})

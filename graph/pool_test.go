@@ -213,7 +213,7 @@ func TestGatherScatterBadIndex(t *testing.T) {
 // TestPoolArgMax2 compares the branch-free 2×2 float32 kernel with the
 // general one on values with many ties, zeros of both signs and NaNs.
 func TestPoolArgMax2(t *testing.T) {
-	poolArgMax2(nil, nil, 2, image{n: 1, h: 4, w: 4, c: 0}) // no channels: nothing to do, no panic
+	poolArgMax2(nil, nil, nil, 2, image{n: 1, h: 4, w: 4, c: 0}) // no channels: nothing to do, no panic
 	rng := rand.New(rand.NewPCG(9, 9))
 	levels := []float32{-2, -1, float32(math.Copysign(0, -1)), 0, 1, 3e38, float32(math.Inf(1)), float32(math.Inf(-1)),
 		float32(math.NaN()), math.Float32frombits(0xffc00001), math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32}
@@ -229,15 +229,20 @@ func TestPoolArgMax2(t *testing.T) {
 		}
 		n := 2 * im.n * (im.h / 2) * (im.w / 2) * im.c
 		got, want, goLoop := make([]int, n), make([]int, n), make([]int, n)
-		poolArgMax(got, x32, 2*im.n, im, 2) // takes the 2×2 float32 path
-		poolArgMax(want, x64, 2*im.n, im, 2)
+		v32, v64 := make([]float32, n), make([]float64, n)
+		poolArgMax(got, v32, x32, 2*im.n, im, 2) // takes the 2×2 float32 path
+		poolArgMax(want, v64, x64, 2*im.n, im, 2)
 		avx2 := useAVX2
 		useAVX2 = false
-		poolArgMax(goLoop, x32, 2*im.n, im, 2)
+		poolArgMax(goLoop, nil, x32, 2*im.n, im, 2)
 		useAVX2 = avx2
 		for i := range got {
 			if got[i] != want[i] || goLoop[i] != want[i] {
 				t.Fatalf("%+v: 2×2 float32 kernel: index %d = %d (%v), Go loop %d; general kernel %d (%v)", im, i, got[i], x32[got[i]], goLoop[i], want[i], x64[want[i]])
+			}
+			// The maxima, with their bits (NaNs included).
+			if math.Float32bits(v32[i]) != math.Float32bits(x32[got[i]]) || math.Float64bits(v64[i]) != math.Float64bits(x64[want[i]]) {
+				t.Fatalf("%+v: maximum %d = %v and %v; want %v", im, i, v32[i], v64[i], x32[got[i]])
 			}
 		}
 	}
@@ -264,7 +269,13 @@ func TestScatterPool(t *testing.T) {
 			}
 			ho, wo := im.h/k, im.w/k
 			idx := make([]int, tasks*im.n*ho*wo*im.c)
-			poolArgMax(idx, x, tasks*im.n, im, k)
+			vals := make([]float32, len(idx))
+			poolArgMax(idx, vals, x, tasks*im.n, im, k)
+			for j, i := range idx {
+				if vals[j] != x[i] {
+					t.Fatalf("k=%d, %+v: maximum %d = %v; want x[%d] = %v", k, im, j, vals[j], i, x[i])
+				}
+			}
 			g := make([]float32, len(idx))
 			for i := range g {
 				switch rng.IntN(6) {
