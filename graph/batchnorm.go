@@ -267,11 +267,11 @@ func (op dotChannelsOp) do(pre G.Value, in []G.Value) (G.Value, error) {
 	switch a := ad.(type) {
 	case []float64:
 		if b, ok := bd.([]float64); ok {
-			return wrap(pre, dotChannelsKernel(reuse[float64](pre, tasks*c), a, b, tasks, m, c), shape), nil
+			return wrap(pre, dotChannelsKernel(reuse[float64](pre, tasks*c), a, b, tasks, m, c, nil), shape), nil
 		}
 	case []float32:
 		if b, ok := bd.([]float32); ok {
-			return wrap(pre, dotChannelsKernel(reuse[float32](pre, tasks*c), a, b, tasks, m, c), shape), nil
+			return wrap(pre, dotChannelsKernel(reuse[float32](pre, tasks*c), a, b, tasks, m, c, nil), shape), nil
 		}
 	}
 	return nil, fmt.Errorf("graph: %v: unsupported or mixed data %T and %T", op, ad, bd)
@@ -287,16 +287,28 @@ func (op dotChannelsOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{da, db}, err
 }
 
-func dotChannelsKernel[T float](out, a, b []T, tasks, m, c int) []T {
+// dotChannelsKernel computes Σ_m a·b into out; with sums not nil, it also
+// writes there the [tasks, c] sums Σ_m a, as sumRowsKernel computes them
+// (in float64, row after row).
+func dotChannelsKernel[T float](out, a, b []T, tasks, m, c int, sums []float64) []T {
 	a32, b32 := float32s(a), float32s(b)
 	forChannels(tasks, m, c, func(t, c0, c1 int) {
 		acc := make([]float64, c1-c0)
+		var acc1 []float64
+		if sums != nil {
+			acc1 = sums[t*c+c0 : t*c+c1]
+			clear(acc1)
+		}
 		lo := 0
 		if a32 != nil && m > 0 {
 			if lo = chLanes(c1 - c0); lo > 0 {
 				end := (t*m+m-1)*c + c0 + lo - 1
 				_, _ = a32[end], b32[end]
-				chSums32(nil, &acc[0], &a32[t*m*c+c0], &b32[t*m*c+c0], m, c, lo)
+				var s1 *float64
+				if acc1 != nil {
+					s1 = &acc1[0]
+				}
+				chSums32(s1, &acc[0], &a32[t*m*c+c0], &b32[t*m*c+c0], m, c, lo)
 			}
 		}
 		for r := t * m; r < (t+1)*m && lo < c1-c0; r++ {
@@ -304,6 +316,12 @@ func dotChannelsKernel[T float](out, a, b []T, tasks, m, c int) []T {
 			br, acc := br[:len(ar)], acc[lo:lo+len(ar)]
 			for j, v := range ar {
 				acc[j] += float64(v) * float64(br[j])
+			}
+			if acc1 != nil {
+				a1 := acc1[lo : lo+len(ar)]
+				for j, v := range ar {
+					a1[j] += float64(v)
+				}
 			}
 		}
 		for j, v := range acc {

@@ -98,7 +98,7 @@ func TestChannelLoops(t *testing.T) {
 	kernels := map[string]func(out, x, g, s, b []float32, tasks, m, c int){
 		"normalize": func(out, x, _, _, _ []float32, tasks, m, c int) { normalizeKernel(out, x, tasks, m, c, 1e-5, nil) },
 		"normBack":  func(out, x, g, s, _ []float32, tasks, m, c int) { normBackKernel(out, g, x, s, tasks, m, c) },
-		"dot":       func(out, x, g, _, _ []float32, tasks, m, c int) { dotChannelsKernel(out, g, x, tasks, m, c) },
+		"dot":       func(out, x, g, _, _ []float32, tasks, m, c int) { dotChannelsKernel(out, g, x, tasks, m, c, nil) },
 		"affine":    func(out, x, _, s, b []float32, tasks, m, c int) { affineKernel(out, x, s, b, tasks, m, c) },
 		"scale":     func(out, x, _, s, _ []float32, tasks, m, c int) { scaleChannelsKernel(out, x, s, tasks, m, c) },
 		"sumRows":   func(out, x, _, _, _ []float32, tasks, m, c int) { sumRowsKernel(out, x, tasks, m, c) },

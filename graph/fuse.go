@@ -350,20 +350,29 @@ func product[T float](c []T, ta, tb blas.Transpose, m, n, k int, a []T, lda int,
 // x cannot change in between, since the plan overwrites no value that an
 // op still to run reads; the values are those invStd computes itself.
 
-// sharedStats carries the statistics from normalize to invStd within a
-// Run: ok while inv holds those of this Run's normalize.
+// sharedStats carries per-channel values from one op to another within a
+// Run (statistics from normalize to invStd, sums from dotChannels to
+// sumRows): ok while vals holds those of this Run.
 type sharedStats struct {
-	inv []float64
-	ok  bool
+	vals []float64
+	ok   bool
 }
 
 // share pairs the nodes of a CPU plan that can share work: each invStd
-// with a normalize of the same argument and eps before it, and each
-// MaxPool2D gather with the arg-max it reads (sharePool).
+// with a normalize of the same argument and eps before it, each MaxPool2D
+// gather with the arg-max it reads (sharePool), and each sumRows(g) with
+// a dotChannels(g, ·) before it (shareSums).
 func (p *Plan) share() {
+	if !shareWork {
+		return
+	}
 	p.shareStats()
 	p.sharePool()
+	p.shareSums()
 }
+
+// shareWork turns share on; tests turn it off to compare.
+var shareWork = true
 
 // shareStats pairs each invStd node of p with a normalize node of the same
 // argument and eps before it.
@@ -408,11 +417,11 @@ func normalizeSharing[T float](eps float64, sh *sharedStats) nativeKernel {
 			return nil, false
 		}
 		n := s[0] * s[2]
-		if cap(sh.inv) < n {
-			sh.inv = make([]float64, n)
+		if cap(sh.vals) < n {
+			sh.vals = make([]float64, n)
 		}
-		sh.inv = sh.inv[:n]
-		out := normalizeKernel(reuse[T](pre, len(x)), x, s[0], s[1], s[2], eps, sh.inv)
+		sh.vals = sh.vals[:n]
+		out := normalizeKernel(reuse[T](pre, len(x)), x, s[0], s[1], s[2], eps, sh.vals)
 		sh.ok = true
 		return wrap(pre, out, s), true
 	}
@@ -425,11 +434,11 @@ func invStdShared[T float](sh *sharedStats) nativeKernel {
 		ok := sh.ok
 		sh.ok = false
 		s := in[0].Shape()
-		if !ok || len(s) != 3 || s[0]*s[2] != len(sh.inv) {
+		if !ok || len(s) != 3 || s[0]*s[2] != len(sh.vals) {
 			return nil, false
 		}
-		out := reuse[T](pre, len(sh.inv))
-		for i, v := range sh.inv {
+		out := reuse[T](pre, len(sh.vals))
+		for i, v := range sh.vals {
 			out[i] = T(v)
 		}
 		return wrap(pre, out, tensor.Shape{s[0], s[2]}), true
@@ -511,5 +520,137 @@ func gatherShared[T float](sh *sharedMax[T]) nativeKernel {
 		out := reuse[T](pre, len(sh.vals))
 		copy(out, sh.vals)
 		return wrap(pre, out, s.Clone()), true
+	}
+}
+
+// Sums shared. The gradients of batch normalisation's γ and β are
+// dotChannels(g, x̂) and sumRows(g): in a CPU plan, the first also sums g
+// in its pass over it, and the second copies those sums, which are the
+// bits sumRows computes (the same float64 sums, row after row).
+
+// orderForSharing returns nodes (a topological order) with each
+// dotChannels(g, x) that comes after a sumRows(g) moved to just before
+// it, where g and x are already computed, so that shareSums pairs them.
+func orderForSharing(nodes G.Nodes) G.Nodes {
+	pos := make(map[*G.Node]int, len(nodes))
+	sums := make(map[*G.Node]*G.Node) // g → the first sumRows(g)
+	for i, n := range nodes {
+		pos[n] = i
+		if n.Op() == nil {
+			continue
+		}
+		if _, ok := kernelOf[sumRowsOp](n); ok {
+			g := inputs(n)[0]
+			if _, seen := sums[g]; !seen {
+				sums[g] = n
+			}
+		}
+	}
+	before := make(map[*G.Node]*G.Node) // sumRows → the dotChannels moved before it
+	moved := make(map[*G.Node]bool)
+	for i, n := range nodes {
+		if n.Op() == nil {
+			continue
+		}
+		if _, ok := kernelOf[dotChannelsOp](n); !ok {
+			continue
+		}
+		in := inputs(n)
+		s, ok := sums[in[0]]
+		if !ok || pos[s] > i || before[s] != nil || pos[in[1]] > pos[s] {
+			continue
+		}
+		before[s], moved[n] = n, true
+	}
+	if len(moved) == 0 {
+		return nodes
+	}
+	out := make(G.Nodes, 0, len(nodes))
+	for _, n := range nodes {
+		if moved[n] {
+			continue
+		}
+		if d := before[n]; d != nil {
+			out = append(out, d)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// shareSums pairs each sumRows node of p with a dotChannels node before it
+// whose first argument is the same.
+func (p *Plan) shareSums() {
+	dots := make(map[int]int) // argument → dotChannels node
+	for i, n := range p.nodes {
+		if n.Op() == nil || p.fixed[i] || p.fused[i] {
+			continue
+		}
+		if _, ok := kernelOf[dotChannelsOp](n); ok && p.native[i] == nil {
+			if _, seen := dots[p.args[i][0]]; !seen {
+				dots[p.args[i][0]] = i
+			}
+			continue
+		}
+		if _, ok := kernelOf[sumRowsOp](n); !ok || p.native[i] != nil {
+			continue
+		}
+		j, ok := dots[p.args[i][0]]
+		if !ok {
+			continue
+		}
+		delete(dots, p.args[i][0]) // one sumRows per dotChannels
+		sh := &sharedStats{}
+		switch n.Dtype() {
+		case tensor.Float32:
+			p.native[j], p.native[i] = dotSharing[float32](sh), sumsShared[float32](sh)
+		case tensor.Float64:
+			p.native[j], p.native[i] = dotSharing[float64](sh), sumsShared[float64](sh)
+		}
+	}
+}
+
+// dotSharing is dotChannelsOp's kernel also summing its first argument
+// into sh.
+func dotSharing[T float](sh *sharedStats) nativeKernel {
+	return func(pre G.Value, in []G.Value) (G.Value, bool) {
+		sh.ok = false
+		a, as, err := floats[T](in[0])
+		if err != nil {
+			return nil, false
+		}
+		b, bs, err := floats[T](in[1])
+		if err != nil || len(as) != 3 || !as.Eq(bs) {
+			return nil, false
+		}
+		tasks, m, c := as[0], as[1], as[2]
+		if cap(sh.vals) < tasks*c {
+			sh.vals = make([]float64, tasks*c)
+		}
+		sh.vals = sh.vals[:tasks*c]
+		out := dotChannelsKernel(reuse[T](pre, tasks*c), a, b, tasks, m, c, sh.vals)
+		sh.ok = true
+		return wrap(pre, out, tensor.Shape{tasks, c}), true
+	}
+}
+
+// sumsShared is sumRowsOp's kernel taking the sums in sh; without them it
+// declines, and the op sums.
+func sumsShared[T float](sh *sharedStats) nativeKernel {
+	return func(pre G.Value, in []G.Value) (G.Value, bool) {
+		ok := sh.ok
+		sh.ok = false
+		if !ok || in[0] == nil {
+			return nil, false
+		}
+		s := in[0].Shape()
+		if len(s) != 3 || s[0]*s[2] != len(sh.vals) {
+			return nil, false
+		}
+		out := reuse[T](pre, len(sh.vals))
+		for i, v := range sh.vals {
+			out[i] = T(v)
+		}
+		return wrap(pre, out, tensor.Shape{s[0], s[2]}), true
 	}
 }

@@ -277,3 +277,82 @@ func TestSharedMax(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedWork compares plans that share work between paired ops with
+// plans that do not, bit for bit, run after run with new data, on a
+// ConvNet block (convolution, batch normalisation, pooling, ReLU), its
+// gradients and a second derivative, and checks that every pair formed.
+func TestSharedWork(t *testing.T) {
+	defer func(on bool) { shareWork = on }(shareWork)
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		g := G.NewGraph()
+		in := func(name string, s ...int) *G.Node {
+			return G.NewTensor(g, dt, len(s), G.WithShape(s...), G.WithName(name))
+		}
+		x, w, gamma, beta, v := in("x", 2, 3, 6, 6, 4), in("w", 2, 5, 4, 3, 3), in("gamma", 2, 5), in("beta", 2, 5), in("v", 2, 5)
+		h := G.Must(Conv2D(x, w, nil, 1, 1))
+		h = G.Must(BatchNorm(h, gamma, beta, 1e-5))
+		h = G.Must(ReLU(G.Must(MaxPool2D(h, 2))))
+		cost := G.Must(SumAll(G.Must(G.Square(h))))
+		grads, err := Grad(cost, x, w, gamma, beta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hv, err := Grad(G.Must(SumAll(G.Must(G.HadamardProd(grads[3], v)))), w, gamma)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs := append(G.Nodes{h}, append(grads, hv...)...)
+		shareWork = true
+		on, err := Compile(g, outs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shareWork = false
+		off, err := Compile(g, outs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paired := map[string]int{}
+		for i, n := range on.nodes {
+			if on.native[i] == nil || n.Op() == nil {
+				continue
+			}
+			if k, _, _ := describeOp(n.Op()); k == "invstd" || k == "gather" || k == "sumrows" {
+				paired[k]++
+			}
+		}
+		if paired["invstd"] == 0 || paired["gather"] == 0 || paired["sumrows"] == 0 {
+			t.Fatalf("%v: pairs formed %v; want invstd, gather and sumrows", dt, paired)
+		}
+		rng := rand.New(rand.NewPCG(9, 9))
+		for run := range 3 {
+			for _, n := range []*G.Node{x, w, gamma, beta, v} {
+				val, err := NewTensor(dt, n.Shape(), randn(rng, n.Shape().TotalSize()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range []*Plan{on, off} {
+					if err := p.Let(n.Name(), val); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for _, p := range []*Plan{on, off} {
+				if err := p.Run(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, o := range outs {
+				a, b := read(t, on, o), read(t, off, o)
+				for j := range a {
+					if math.Float64bits(a[j]) != math.Float64bits(b[j]) {
+						t.Fatalf("%v, run %d, output %d element %d: %v sharing, %v not", dt, run, i, j, a[j], b[j])
+					}
+				}
+			}
+		}
+		on.Close()
+		off.Close()
+	}
+}

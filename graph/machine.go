@@ -110,21 +110,26 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 		}
 	}
 	var fused map[*G.Node]fusion
-	if explicit && dev == nil && nativeOn() {
-		var dead map[*G.Node]bool
-		fused, dead = planFusions(p.nodes, outputs)
-		if len(dead) > 0 {
-			kept := make(G.Nodes, 0, len(p.nodes)-len(dead))
-			for _, n := range p.nodes {
-				if !dead[n] {
-					kept = append(kept, n)
+	if dev == nil && nativeOn() {
+		if explicit {
+			var dead map[*G.Node]bool
+			fused, dead = planFusions(p.nodes, outputs)
+			if len(dead) > 0 {
+				kept := make(G.Nodes, 0, len(p.nodes)-len(dead))
+				for _, n := range p.nodes {
+					if !dead[n] {
+						kept = append(kept, n)
+					}
 				}
+				p.nodes = kept
 			}
-			p.nodes = kept
-			clear(p.index)
-			for i, n := range p.nodes {
-				p.index[n] = i
-			}
+		}
+		if shareWork {
+			p.nodes = orderForSharing(p.nodes)
+		}
+		clear(p.index)
+		for i, n := range p.nodes {
+			p.index[n] = i
 		}
 	}
 	p.unused = make(map[string]*G.Node)
