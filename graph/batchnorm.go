@@ -915,44 +915,54 @@ func (op affineChannelsOp) symDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error)
 
 // affineKernel computes x·γ + β per task and channel, or x·γ for b nil.
 func affineKernel[T float](out, x, s, b []T, tasks, m, c int) {
+	parallelFor(tasks*m, c, func(first, end int) {
+		for r := first; r < end; {
+			t := r / m
+			e := min(end, (t+1)*m)
+			var bt []T
+			if b != nil {
+				bt = b[t*c : (t+1)*c]
+			}
+			affineRows(out, x, s[t*c:(t+1)*c], bt, r, e, c)
+			r = e
+		}
+	})
+}
+
+// affineRows computes rows r to e of x [·, c] into out, x·s + b, with the
+// per-channel s and b (nil: none) of the rows' task.
+func affineRows[T float](out, x, s, b []T, r, e, c int) {
 	lo := 0
 	o32, x32, s32, b32 := float32s(out), float32s(x), float32s(s), float32s(b)
 	if x32 != nil {
 		lo = chLanes32(c)
 	}
-	parallelFor(tasks*m, c, func(first, end int) {
-		for r := first; r < end; {
-			t := r / m
-			e := min(end, (t+1)*m)
-			if lo > 0 {
-				_, _ = o32[e*c-1], x32[e*c-1]
-				var bp *float32
-				if b != nil {
-					bp = &b32[t*c]
-				}
-				chAffine32(&o32[r*c], &x32[r*c], &s32[t*c], bp, e-r, c, lo)
-			}
-			if lo < c {
-				st := s[t*c+lo : (t+1)*c]
-				for ; r < e; r++ {
-					src, dst := x[r*c+lo:(r+1)*c], out[r*c+lo:(r+1)*c]
-					st, dst := st[:len(src)], dst[:len(src)]
-					if b == nil {
-						for j, v := range src {
-							dst[j] = v * st[j]
-						}
-						continue
-					}
-					bt := b[t*c+lo : (t+1)*c]
-					bt = bt[:len(src)]
-					for j, v := range src {
-						dst[j] = v*st[j] + bt[j]
-					}
-				}
-			}
-			r = e
+	if lo > 0 && e > r {
+		_, _ = o32[e*c-1], x32[e*c-1]
+		var bp *float32
+		if b != nil {
+			bp = &b32[0]
 		}
-	})
+		chAffine32(&o32[r*c], &x32[r*c], &s32[0], bp, e-r, c, lo)
+	}
+	if lo < c {
+		st := s[lo:c]
+		for ; r < e; r++ {
+			src, dst := x[r*c+lo:(r+1)*c], out[r*c+lo:(r+1)*c]
+			st, dst := st[:len(src)], dst[:len(src)]
+			if b == nil {
+				for j, v := range src {
+					dst[j] = v * st[j]
+				}
+				continue
+			}
+			bt := b[lo:c]
+			bt = bt[:len(src)]
+			for j, v := range src {
+				dst[j] = v*st[j] + bt[j]
+			}
+		}
+	}
 }
 
 // sumRows sums x [tasks, m, c] over m: [tasks, c]. It is SumAxis(x, 1)

@@ -92,7 +92,14 @@ func planFusions(nodes, outputs G.Nodes) (fused map[*G.Node]fusion, dead map[*G.
 	fused, dead = make(map[*G.Node]fusion), make(map[*G.Node]bool)
 	float := func(n *G.Node) bool { return n.Dtype() == tensor.Float32 || n.Dtype() == tensor.Float64 }
 	for _, n := range nodes {
-		if n.Op() == nil || !float(n) {
+		if n.Op() == nil {
+			continue
+		}
+		if am, ok := kernelOf[poolArgMaxOp](n); ok {
+			planPoolFusion(n, am, readers, out, fused, dead)
+			continue
+		}
+		if !float(n) {
 			continue
 		}
 		if ic, ok := kernelOf[im2colOp](n); ok && ic.c >= fuseChannels && !out[n] {
@@ -652,5 +659,165 @@ func sumsShared[T float](sh *sharedStats) nativeKernel {
 			out[i] = T(v)
 		}
 		return wrap(pre, out, tensor.Shape{s[0], s[2]}), true
+	}
+}
+
+// Pooling fused with batch normalisation's scale and shift. In a ConvNet
+// block, MaxPool2D takes its windows' maxima of affineChannels(x̂, γ, β)
+// (through a reshape to images), whose value nothing else reads: a CPU
+// plan computes the scaled and shifted values a band of window rows at a
+// time, in a buffer in the cache, finds their maxima there, and never
+// writes the whole tensor. The values, positions and maxima are the bits
+// of the unfused ops.
+
+// planPoolFusion fuses the arg-max node n with the affineChannels node
+// behind it, and the gather of the maxima, when nothing else reads the
+// scaled values; it reports whether it did.
+func planPoolFusion(n *G.Node, am poolArgMaxOp, readers map[*G.Node]G.Nodes, out map[*G.Node]bool, fused map[*G.Node]fusion, dead map[*G.Node]bool) bool {
+	rs := inputs(n)[0]
+	if rs.Op() == nil || out[rs] || len(readers[rs]) != 2 {
+		return false
+	}
+	if kind, _, _ := describeOp(rs.Op()); kind != "reshape" {
+		return false
+	}
+	a := inputs(rs)[0]
+	if a.Op() == nil || out[a] || len(readers[a]) != 1 {
+		return false
+	}
+	if _, ok := kernelOf[affineChannelsOp](a); !ok {
+		return false
+	}
+	var gather *G.Node
+	for _, r := range readers[rs] {
+		if r == n {
+			continue
+		}
+		in := inputs(r)
+		if g, ok := kernelOf[gatherOp](r); ok && g.pool == am.k && len(in) == 2 && in[0] == rs && in[1] == n {
+			gather = r
+		}
+	}
+	if s := a.Shape(); gather == nil || a.Dtype() != rs.Dtype() || len(s) != 3 || s[1] != am.n*am.h*am.w || s[2] != am.c {
+		return false
+	}
+	switch a.Dtype() {
+	case tensor.Float32:
+		sh := &sharedMax[float32]{}
+		fused[n] = fusion{args: inputs(a), kern: argMaxAffine(am, sh)}
+		fused[gather] = fusion{args: G.Nodes{n}, kern: pooledCopy(sh)}
+	case tensor.Float64:
+		sh := &sharedMax[float64]{}
+		fused[n] = fusion{args: inputs(a), kern: argMaxAffine(am, sh)}
+		fused[gather] = fusion{args: G.Nodes{n}, kern: pooledCopy(sh)}
+	default:
+		return false
+	}
+	dead[rs], dead[a] = true, true
+	return true
+}
+
+// argMaxAffine is poolArgMaxOp's kernel on affineChannels(x̂, γ, β), from
+// x̂ [tasks, n·h·w, c] and γ, β [tasks, c], writing the maxima into sh.
+func argMaxAffine[T float](op poolArgMaxOp, sh *sharedMax[T]) nativeKernel {
+	return func(pre G.Value, in []G.Value) (G.Value, bool) {
+		sh.ok = false
+		x, xs, err := floats[T](in[0])
+		if err != nil {
+			return nil, false
+		}
+		g, gs, err := floats[T](in[1])
+		if err != nil {
+			return nil, false
+		}
+		b, bs, err := floats[T](in[2])
+		if err != nil || len(xs) != 3 || xs[1] != op.n*op.h*op.w || xs[2] != op.c || !gs.Eq(tensor.Shape{xs[0], op.c}) || !bs.Eq(gs) {
+			return nil, false
+		}
+		shape, _ := op.outShape(op.shape(xs[0]))
+		n := shape.TotalSize()
+		if cap(sh.vals) < n {
+			sh.vals = make([]T, n)
+		}
+		sh.vals = sh.vals[:n]
+		idx := reuseInts(pre, n)
+		poolAffine(idx, sh.vals, x, g, b, xs[0], op.image, op.k)
+		sh.ok = true
+		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(idx)), true
+	}
+}
+
+// pooledCopy is the gather's kernel, fused: it copies the maxima in sh.
+func pooledCopy[T float](sh *sharedMax[T]) nativeKernel {
+	return func(pre G.Value, in []G.Value) (G.Value, bool) {
+		ok := sh.ok
+		sh.ok = false
+		if !ok || in[0] == nil || in[0].Shape().TotalSize() != len(sh.vals) {
+			return nil, false
+		}
+		out := reuse[T](pre, len(sh.vals))
+		copy(out, sh.vals)
+		return wrap(pre, out, in[0].Shape().Clone()), true
+	}
+}
+
+// poolAffine writes the arg-max positions and the maxima of the k×k
+// windows of x·γ + β (per task and channel) into idx and vals, computing
+// x·γ + β one band of k image rows at a time.
+func poolAffine[T float](idx []int, vals, x, g, b []T, tasks int, im image, k int) {
+	ho, wo, c := im.h/k, im.w/k, im.c
+	if ho == 0 || wo == 0 || c == 0 {
+		return
+	}
+	band := k * im.w // pixels in a band
+	parallelFor(tasks*im.n, im.h*im.w*c, func(first, end int) {
+		buf := make([]T, band*c)
+		for i := first; i < end; i++ {
+			t := i / im.n
+			gt, bt := g[t*c:(t+1)*c], b[t*c:(t+1)*c]
+			for oh := range ho {
+				p0 := (i*im.h + oh*k) * im.w // the band's first pixel
+				affineRows(buf, x[p0*c:(p0+band)*c], gt, bt, 0, band, c)
+				r := (i*ho + oh) * wo
+				poolBand(idx[r*c:(r+wo)*c], vals[r*c:(r+wo)*c], buf, p0*c, wo, c, im.w*c, k)
+			}
+		}
+	})
+}
+
+// poolBand finds the maxima of the wo windows of a band of k rows of wc
+// values in buf, as poolArgMax does: their positions, plus base, in at,
+// and their values in vals.
+func poolBand[T float](at []int, vals, buf []T, base, wo, c, wc, k int) {
+	if b32, ok := any(buf).([]float32); ok && k == 2 {
+		poolRow2(at, b32, 0, wo, c, wc)
+		for j, a := range at {
+			vals[j], at[j] = buf[a], a+base
+		}
+		return
+	}
+	for q := range wo {
+		a, best := at[q*c:(q+1)*c], vals[q*c:(q+1)*c]
+		for kh := range k {
+			for kw := range k {
+				off := kh*wc + (q*k+kw)*c
+				row := buf[off : off+c]
+				if kh == 0 && kw == 0 {
+					copy(best, row)
+					for j := range a {
+						a[j] = off + j
+					}
+					continue
+				}
+				for j, v := range row {
+					if v > best[j] || v != v && best[j] == best[j] {
+						best[j], a[j] = v, off+j
+					}
+				}
+			}
+		}
+		for j := range a {
+			a[j] += base
+		}
 	}
 }

@@ -356,3 +356,66 @@ func TestSharedWork(t *testing.T) {
 		off.Close()
 	}
 }
+
+// TestFusedPool compares plans that fuse max-pooling with batch
+// normalisation's scale and shift with plans of every node, which do not,
+// bit for bit, on values, gradients and a second derivative, for windows
+// of 2 and 3 over images with rows and columns left over, channels that
+// take the vector arg-max and channels that do not.
+func TestFusedPool(t *testing.T) {
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		for _, c := range []struct{ k, h, w, ch int }{{2, 6, 7, 8}, {2, 5, 4, 3}, {3, 7, 6, 4}, {2, 4, 4, 16}} {
+			t.Run(fmt.Sprintf("%v/k=%d/%dx%dx%d", dt, c.k, c.h, c.w, c.ch), func(t *testing.T) {
+				g := G.NewGraph()
+				in := func(name string, s ...int) *G.Node {
+					return G.NewTensor(g, dt, len(s), G.WithShape(s...), G.WithName(name))
+				}
+				x, gamma, beta, v := in("x", 2, 3, c.h, c.w, c.ch), in("gamma", 2, c.ch), in("beta", 2, c.ch), in("v", 2, c.ch)
+				h := G.Must(BatchNorm(x, gamma, beta, 1e-5))
+				h = G.Must(MaxPool2D(h, c.k))
+				cost := G.Must(SumAll(G.Must(G.Square(G.Must(G.Tanh(h))))))
+				grads, err := Grad(cost, x, gamma, beta)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hv, err := Grad(G.Must(SumAll(G.Must(G.HadamardProd(grads[1], v)))), x, gamma)
+				if err != nil {
+					t.Fatal(err)
+				}
+				outs := append(G.Nodes{h}, append(grads, hv...)...)
+				bind := map[string]tensor.Tensor{}
+				rng := rand.New(rand.NewPCG(uint64(c.h), uint64(c.ch)))
+				for _, n := range []*G.Node{x, gamma, beta, v} {
+					val, err := NewTensor(dt, n.Shape(), randn(rng, n.Shape().TotalSize()))
+					if err != nil {
+						t.Fatal(err)
+					}
+					bind[n.Name()] = val
+				}
+				got, _ := runPlan(t, g, outs, bind, true)
+				want, _ := runPlan(t, g, outs, bind, false)
+				p, err := Compile(g, outs...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				fusedPool := 0
+				for i, n := range p.nodes {
+					if _, ok := kernelOf[poolArgMaxOp](n); ok && p.fused[i] {
+						fusedPool++
+					}
+				}
+				if fusedPool == 0 {
+					t.Fatalf("no arg-max fused with the scale and shift")
+				}
+				for i := range got {
+					for j := range got[i] {
+						if math.Float64bits(got[i][j]) != math.Float64bits(want[i][j]) {
+							t.Fatalf("output %d element %d: fused %v, unfused %v", i, j, got[i][j], want[i][j])
+						}
+					}
+				}
+			})
+		}
+	}
+}
