@@ -60,6 +60,9 @@ func (cf convFusion) String() string {
 type fusion struct {
 	args G.Nodes
 	kern nativeKernel
+	// Memory of its own, beside the plan's values: kept from Run to Run
+	// (side), and a buffer for each goroutine that runs it (scratch).
+	side, scratch int64
 }
 
 // kernelOf returns the kernel of n's op if it is a K.
@@ -117,11 +120,11 @@ func planFusions(nodes, outputs G.Nodes) (fused map[*G.Node]fusion, dead map[*G.
 				case in[0] == n && !mm.transA && mm.transB && filters(in[1], tasks, kkc): // Im2Col(x)·Wᵀ
 					f := in[1].Shape()[1]
 					cf := convFusion{kind: "conv", im: ic.image, win: ic.win, tasks: tasks, f: f, out: r.Shape().Clone()}
-					plans[r] = fusion{args: G.Nodes{x, in[1]}, kern: cf.kernel(n.Dtype())}
+					plans[r] = fusion{args: G.Nodes{x, in[1]}, kern: cf.kernel(n.Dtype()), scratch: cf.scratchBytes(n.Dtype())}
 				case in[1] == n && mm.transA && !mm.transB && gradients(in[0], tasks, rows): // gᵀ·Im2Col(x)
 					f := in[0].Shape()[2]
 					cf := convFusion{kind: "corr", im: ic.image, win: ic.win, tasks: tasks, f: f, out: r.Shape().Clone()}
-					plans[r] = fusion{args: G.Nodes{in[0], x}, kern: cf.kernel(n.Dtype())}
+					plans[r] = fusion{args: G.Nodes{in[0], x}, kern: cf.kernel(n.Dtype()), scratch: cf.scratchBytes(n.Dtype())}
 				default:
 					plans = nil
 				}
@@ -150,7 +153,7 @@ func planFusions(nodes, outputs G.Nodes) (fused map[*G.Node]fusion, dead map[*G.
 				continue
 			}
 			cf := convFusion{kind: "convT", im: ci.image, win: ci.win, tasks: tasks, f: in[0].Shape()[2], out: n.Shape().Clone()}
-			fused[n] = fusion{args: G.Nodes{in[0], in[1]}, kern: cf.kernel(n.Dtype())}
+			fused[n] = fusion{args: G.Nodes{in[0], in[1]}, kern: cf.kernel(n.Dtype()), scratch: cf.scratchBytes(n.Dtype())}
 			dead[m] = true
 		}
 	}
@@ -195,6 +198,13 @@ func (cf convFusion) kernel(dt tensor.Dtype) nativeKernel {
 // rows is the number of patches of one task, and kkc the size of one.
 func (cf convFusion) rows() int { return cf.im.n * cf.win.out(cf.im.h) * cf.win.out(cf.im.w) }
 func (cf convFusion) kkc() int  { return cf.win.k * cf.win.k * cf.im.c }
+
+// scratchBytes is the size of runConv's buffer for each goroutine.
+func (cf convFusion) scratchBytes(dt tensor.Dtype) int64 {
+	size := dt.Size()
+	per := cf.win.out(cf.im.h) * cf.win.out(cf.im.w)
+	return int64((cf.chunk(int(size))*per*cf.kkc() + cf.f*cf.kkc()) * int(size))
+}
 
 // chunk is how many images' patches fill about fuseBytes.
 func (cf convFusion) chunk(size int) int {
@@ -388,14 +398,16 @@ func planPoolFusion(n *G.Node, am poolArgMaxOp, readers map[*G.Node]G.Nodes, out
 	if s := a.Shape(); gather == nil || a.Dtype() != rs.Dtype() || len(s) != 3 || s[1] != am.n*am.h*am.w || s[2] != am.c {
 		return false
 	}
+	size := int64(a.Dtype().Size())
+	side, scratch := int64(gather.Shape().TotalSize())*size, int64(am.k*am.w*am.c)*size
 	switch a.Dtype() {
 	case tensor.Float32:
 		sh := &sharedMax[float32]{}
-		fused[n] = fusion{args: inputs(a), kern: argMaxAffine(am, sh)}
+		fused[n] = fusion{args: inputs(a), kern: argMaxAffine(am, sh), side: side, scratch: scratch}
 		fused[gather] = fusion{args: G.Nodes{n}, kern: pooledCopy(sh)}
 	case tensor.Float64:
 		sh := &sharedMax[float64]{}
-		fused[n] = fusion{args: inputs(a), kern: argMaxAffine(am, sh)}
+		fused[n] = fusion{args: inputs(a), kern: argMaxAffine(am, sh), side: side, scratch: scratch}
 		fused[gather] = fusion{args: G.Nodes{n}, kern: pooledCopy(sh)}
 	default:
 		return false

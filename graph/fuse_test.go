@@ -49,8 +49,8 @@ func fusedConvGraph(t *testing.T, c convCase, dt tensor.Dtype) (*G.ExprGraph, G.
 }
 
 // runPlan compiles outs of g (every node when fuse is false, which a plan
-// does not fuse), runs it on bind and returns the outputs and the plan's
-// count of fused nodes.
+// does not fuse), runs it twice on bind, with reused buffers poisoned, and
+// returns the outputs and the plan's count of fused nodes.
 func runPlan(t *testing.T, g *G.ExprGraph, outs G.Nodes, bind map[string]tensor.Tensor, fuse bool) ([][]float64, int) {
 	t.Helper()
 	var p *Plan
@@ -69,8 +69,14 @@ func runPlan(t *testing.T, g *G.ExprGraph, outs G.Nodes, bind map[string]tensor.
 			t.Fatal(err)
 		}
 	}
-	if err := p.Run(); err != nil {
-		t.Fatal(err)
+	if p.reuse != nil {
+		p.reuse.poison = true // reused buffers hold NaNs
+	}
+	// Twice: the second Run's buffers are the first's.
+	for range 2 {
+		if err := p.Run(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var res [][]float64
 	for _, o := range outs {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"runtime"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -54,7 +55,8 @@ type Plan struct {
 	bound  []bool             // inputs bound with Let
 	owned  []bool             // vals[i] is a buffer node i's op made and may overwrite
 	native []nativeKernel     // medusa's kernel for node i's op (native.go); nil: the op's Do
-	fused  []bool             // node i runs a fused convolution (fuse.go) on p.args[i]
+	fused  []bool             // node i runs a fused kernel (fuse.go) on p.args[i]
+	side   int64              // bytes the fused and shared kernels hold beside the values (fuse.go, share.go)
 
 	// On a Device (all nil for a CPU plan):
 	dev    Device
@@ -78,7 +80,10 @@ type Plan struct {
 var _ Machine = (*Plan)(nil)
 
 // Compile returns a Plan that computes outputs (every node of g if none are
-// given) on the CPU. Input nodes must have unique names.
+// given) on the CPU. Input nodes must have unique names. A plan of given
+// outputs fuses some ops (fuse.go): the intermediate values a fused kernel
+// does without, such as a convolution's patches, are not in it (Has
+// reports false for them), unless they are outputs.
 func Compile(g *G.ExprGraph, outputs ...*G.Node) (*Plan, error) {
 	return CompileOn(nil, g, outputs...)
 }
@@ -168,15 +173,20 @@ func CompileOn(dev Device, g *G.ExprGraph, outputs ...*G.Node) (p *Plan, err err
 		}
 	}
 	if nativeOn() {
+		var scratch int64
 		p.native = make([]nativeKernel, len(p.nodes))
 		p.fused = make([]bool, len(p.nodes))
 		for i, n := range p.nodes {
 			if fu, ok := fused[n]; ok {
 				p.native[i], p.fused[i] = fu.kern, true
+				p.side = satAdd(p.side, fu.side)
+				scratch = max(scratch, fu.scratch)
 			} else if n.Op() != nil && !p.fixed[i] {
 				p.native[i] = nativeFor(n)
 			}
 		}
+		// Each goroutine keeps a scratch buffer of the largest size.
+		p.side = satAdd(p.side, satMul(scratch, int64(runtime.GOMAXPROCS(0))))
 		if dev == nil {
 			p.share()
 		}
@@ -655,7 +665,7 @@ func (p *Plan) Run() (err error) {
 		case ran:
 		case p.fused != nil && p.fused[i]:
 			// Its arguments are not its op's: the op cannot stand in.
-			err = fmt.Errorf("the fused convolution declined its arguments %v", shapesOf(in))
+			err = fmt.Errorf("the fused kernel declined its arguments %v", shapesOf(in))
 		case buf != nil && prealloc:
 			v, err = pd.UsePreallocDo(buf, in...)
 		default:

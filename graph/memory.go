@@ -30,7 +30,7 @@ const NodeBytes = 2048
 // which the caller binds, are not counted. It is known at compile time,
 // before any buffer is allocated. Plans that share a pool: SharedBytes.
 func (p *Plan) Bytes() int64 {
-	nodes := satMul(int64(p.g.AllNodes().Len()), NodeBytes)
+	nodes := satAdd(satMul(int64(p.g.AllNodes().Len()), NodeBytes), p.side)
 	if p.reuse != nil {
 		n, most := p.reuse.bytes(p)
 		return satAdd(satAdd(n, most), nodes)

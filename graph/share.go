@@ -68,6 +68,7 @@ func (p *Plan) shareStats() {
 			continue
 		}
 		sh := &sharedStats{}
+		p.side = satAdd(p.side, int64(n.Shape().TotalSize())*8)
 		switch n.Dtype() {
 		case tensor.Float32:
 			p.native[j], p.native[i] = normalizeSharing[float32](op.eps, sh), invStdShared[float32](sh)
@@ -102,8 +103,11 @@ func invStdShared[T float](sh *sharedStats) nativeKernel {
 	return func(pre G.Value, in []G.Value) (G.Value, bool) {
 		ok := sh.ok
 		sh.ok = false
+		if !ok || in[0] == nil {
+			return nil, false
+		}
 		s := in[0].Shape()
-		if !ok || len(s) != 3 || s[0]*s[2] != len(sh.vals) {
+		if len(s) != 3 || s[0]*s[2] != len(sh.vals) {
 			return nil, false
 		}
 		out := reuse[T](pre, len(sh.vals))
@@ -141,6 +145,7 @@ func (p *Plan) sharePool() {
 		if !ok || p.native[j] != nil || p.args[j][0] != p.args[i][0] || !n.Shape().Eq(p.nodes[j].Shape()) {
 			continue
 		}
+		p.side = satAdd(p.side, int64(n.Shape().TotalSize())*int64(n.Dtype().Size()))
 		switch n.Dtype() {
 		case tensor.Float32:
 			sh := &sharedMax[float32]{}
@@ -270,6 +275,7 @@ func (p *Plan) shareSums() {
 		}
 		delete(dots, p.args[i][0]) // one sumRows per dotChannels
 		sh := &sharedStats{}
+		p.side = satAdd(p.side, int64(n.Shape().TotalSize())*8)
 		switch n.Dtype() {
 		case tensor.Float32:
 			p.native[j], p.native[i] = dotSharing[float32](sh), sumsShared[float32](sh)
