@@ -71,9 +71,9 @@ func (p *Plan) shareStats() {
 		p.side = satAdd(p.side, int64(n.Shape().TotalSize())*8)
 		switch n.Dtype() {
 		case tensor.Float32:
-			p.native[j], p.native[i] = normalizeSharing[float32](op.eps, sh), invStdShared[float32](sh)
+			p.native[j], p.native[i] = normalizeSharing[float32](op.eps, sh), channelsShared[float32](sh)
 		case tensor.Float64:
-			p.native[j], p.native[i] = normalizeSharing[float64](op.eps, sh), invStdShared[float64](sh)
+			p.native[j], p.native[i] = normalizeSharing[float64](op.eps, sh), channelsShared[float64](sh)
 		}
 	}
 }
@@ -97,9 +97,10 @@ func normalizeSharing[T float](eps float64, sh *sharedStats) nativeKernel {
 	}
 }
 
-// invStdShared is invStdOp's kernel taking the statistics in sh; without
-// them it declines, and the op computes its own.
-func invStdShared[T float](sh *sharedStats) nativeKernel {
+// channelsShared is the kernel of an op of x [tasks, m, c] with a [tasks,
+// c] result (invStd, sumRows) that takes the values in sh; without them
+// it declines, and the op computes its own.
+func channelsShared[T float](sh *sharedStats) nativeKernel {
 	return func(pre G.Value, in []G.Value) (G.Value, bool) {
 		ok := sh.ok
 		sh.ok = false
@@ -278,9 +279,9 @@ func (p *Plan) shareSums() {
 		p.side = satAdd(p.side, int64(n.Shape().TotalSize())*8)
 		switch n.Dtype() {
 		case tensor.Float32:
-			p.native[j], p.native[i] = dotSharing[float32](sh), sumsShared[float32](sh)
+			p.native[j], p.native[i] = dotSharing[float32](sh), channelsShared[float32](sh)
 		case tensor.Float64:
-			p.native[j], p.native[i] = dotSharing[float64](sh), sumsShared[float64](sh)
+			p.native[j], p.native[i] = dotSharing[float64](sh), channelsShared[float64](sh)
 		}
 	}
 }
@@ -306,26 +307,5 @@ func dotSharing[T float](sh *sharedStats) nativeKernel {
 		out := dotChannelsKernel(reuse[T](pre, tasks*c), a, b, tasks, m, c, sh.vals)
 		sh.ok = true
 		return wrap(pre, out, tensor.Shape{tasks, c}), true
-	}
-}
-
-// sumsShared is sumRowsOp's kernel taking the sums in sh; without them it
-// declines, and the op sums.
-func sumsShared[T float](sh *sharedStats) nativeKernel {
-	return func(pre G.Value, in []G.Value) (G.Value, bool) {
-		ok := sh.ok
-		sh.ok = false
-		if !ok || in[0] == nil {
-			return nil, false
-		}
-		s := in[0].Shape()
-		if len(s) != 3 || s[0]*s[2] != len(sh.vals) {
-			return nil, false
-		}
-		out := reuse[T](pre, len(sh.vals))
-		for i, v := range sh.vals {
-			out[i] = T(v)
-		}
-		return wrap(pre, out, tensor.Shape{s[0], s[2]}), true
 	}
 }
