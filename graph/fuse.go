@@ -77,10 +77,11 @@ func kernelOf[K kernel](n *G.Node) (K, bool) {
 	return zero, false
 }
 
-// planFusions finds the convolutions of nodes (a topological order) that
-// a CPU plan of outputs can fuse. It returns the fused nodes with what
-// they run, and the nodes no longer run (patches and products that only
-// a fused node read).
+// planFusions finds the convolutions, and the poolings after batch
+// normalisation (planPoolFusion), of nodes (a topological order) that a
+// CPU plan of outputs can fuse. It returns the fused nodes with what they
+// run, and the nodes no longer run (patches, products and scaled values
+// that only a fused node read).
 func planFusions(nodes, outputs G.Nodes) (fused map[*G.Node]fusion, dead map[*G.Node]bool) {
 	readers := make(map[*G.Node]G.Nodes)
 	for _, n := range nodes {
