@@ -497,25 +497,8 @@ func poolBand[T float](at []int, vals, buf []T, base, wo, c, wc, k int) {
 		return
 	}
 	for q := range wo {
-		a, best := at[q*c:(q+1)*c], vals[q*c:(q+1)*c]
-		for kh := range k {
-			for kw := range k {
-				off := kh*wc + (q*k+kw)*c
-				row := buf[off : off+c]
-				if kh == 0 && kw == 0 {
-					copy(best, row)
-					for j := range a {
-						a[j] = off + j
-					}
-					continue
-				}
-				for j, v := range row {
-					if v > best[j] || v != v && best[j] == best[j] {
-						best[j], a[j] = v, off+j
-					}
-				}
-			}
-		}
+		a := at[q*c : (q+1)*c]
+		windowMax(a, vals[q*c:(q+1)*c], buf, q*k*c, k, c, wc)
 		for j := range a {
 			a[j] += base
 		}

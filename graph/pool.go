@@ -110,24 +110,7 @@ func poolArgMax[T float](idx []int, vals, x []T, imgs int, im image, k int) {
 				for ow := 0; ow < wo; ow++ {
 					at := idx[r*c : (r+1)*c]
 					r++
-					for kh := 0; kh < k; kh++ {
-						for kw := 0; kw < k; kw++ {
-							base := ((i*im.h+oh*k+kh)*im.w + ow*k + kw) * c
-							row := x[base : base+c]
-							if kh == 0 && kw == 0 {
-								copy(best, row)
-								for j := range at {
-									at[j] = base + j
-								}
-								continue
-							}
-							for j, v := range row {
-								if v > best[j] || v != v && best[j] == best[j] {
-									best[j], at[j] = v, base+j
-								}
-							}
-						}
-					}
+					windowMax(at, best, x, ((i*im.h+oh*k)*im.w+ow*k)*c, k, c, im.w*c)
 					if vals != nil {
 						copy(vals[(r-1)*c:r*c], best)
 					}
@@ -135,6 +118,31 @@ func poolArgMax[T float](idx []int, vals, x []T, imgs int, im image, k int) {
 			}
 		}
 	})
+}
+
+// windowMax finds the maximum of each of c channels over a k×k window
+// whose row kh, column kw starts at x[start + kh·wc + kw·c]: its position
+// in at and its value in best. A NaN is larger than any number, and of
+// equal values the first (in row order) is kept.
+func windowMax[T float](at []int, best, x []T, start, k, c, wc int) {
+	for kh := range k {
+		for kw := range k {
+			base := start + kh*wc + kw*c
+			row := x[base : base+c]
+			if kh == 0 && kw == 0 {
+				copy(best, row)
+				for j := range at {
+					at[j] = base + j
+				}
+				continue
+			}
+			for j, v := range row {
+				if v > best[j] || v != v && best[j] == best[j] {
+					best[j], at[j] = v, base+j
+				}
+			}
+		}
+	}
 }
 
 // poolArgMax2 is poolArgMax for 2×2 windows of float32 images, the
