@@ -246,46 +246,107 @@ func im2colImages[T float](out, x []T, first, end int, im image, win window) {
 }
 
 // im2colRuns is im2col copying the runs of channels of a row of the
-// window that lie in the image, and clearing the rest.
+// window that lie in the image, and clearing the rest. It goes through
+// one row of the window for a whole row of patches at a time, so that the
+// patches whose windows lie inside the image take one call of copyRuns.
 func im2colRuns[T float](out, x []T, first, end int, im image, win window) {
 	ho, wo := win.out(im.h), win.out(im.w)
 	k, c := win.k, im.c
 	run := k * c
 	row := k * run
 	size := im.h * im.w * c
+	in0, in1 := win.inside(wo, im.w)
 	for i := first; i < end; i++ {
 		xi := x[i*size : (i+1)*size]
-		r := i * ho * wo
 		for oh := 0; oh < ho; oh++ {
-			h0 := oh*win.stride - win.pad
-			for ow := 0; ow < wo; ow++ {
-				w0 := ow*win.stride - win.pad
-				lo, hi := span(w0, k, im.w)
-				o := out[r*row : (r+1)*row]
-				r++
-				for kh := 0; kh < k; kh++ {
-					dst := o[kh*run : (kh+1)*run]
-					ih := h0 + kh
-					if ih < 0 || ih >= im.h || lo == hi {
+			or := out[(i*ho+oh)*wo*row : (i*ho+oh+1)*wo*row]
+			for kh := 0; kh < k; kh++ {
+				ih := oh*win.stride - win.pad + kh
+				if ih < 0 || ih >= im.h {
+					for ow := 0; ow < wo; ow++ {
+						clear(or[ow*row+kh*run : ow*row+(kh+1)*run])
+					}
+					continue
+				}
+				xr := xi[ih*im.w*c : (ih+1)*im.w*c]
+				for ow := 0; ow < wo; ow++ {
+					w0 := ow*win.stride - win.pad
+					if ow == in0 && in1 > in0 {
+						copyRuns(or[ow*row+kh*run:], xr[w0*c:], run, in1-in0, row, win.stride*c)
+						ow = in1 - 1
+						continue
+					}
+					lo, hi := span(w0, k, im.w)
+					dst := or[ow*row+kh*run : ow*row+(kh+1)*run]
+					if lo == hi {
 						clear(dst)
 						continue
 					}
 					clear(dst[:lo*c])
-					base := (ih*im.w + w0) * c
-					src, to := xi[base+lo*c:base+hi*c], dst[lo*c:hi*c]
-					if len(src) < 16 {
-						// A few channels (the input layer): a call to
-						// memmove costs more than the loop.
-						to = to[:len(src)]
-						for j, v := range src {
-							to[j] = v
-						}
-					} else {
-						copy(to, src)
-					}
+					copyRuns(dst[lo*c:], xr[(w0+lo)*c:], (hi-lo)*c, 1, 0, 0)
 					clear(dst[hi*c:])
 				}
 			}
+		}
+	}
+}
+
+// inside returns the range [in0, in1) of the wo output columns whose
+// windows lie wholly inside a row of w columns; in1 is in0 when there are
+// none.
+func (win window) inside(wo, w int) (in0, in1 int) {
+	in0 = (win.pad + win.stride - 1) / win.stride
+	if last := w - win.k + win.pad; last >= 0 {
+		in1 = min(wo, last/win.stride+1)
+	}
+	return in0, max(in0, in1)
+}
+
+// copyRuns copies count runs of n values, the i-th from src[i*ss:] to
+// dst[i*ds:], in one call of copyRunsF32 where it can.
+func copyRuns[T float](dst, src []T, n, count, ds, ss int) {
+	if count == 0 || n == 0 {
+		return
+	}
+	dst, src = dst[:(count-1)*ds+n], src[:(count-1)*ss+n]
+	if d32, ok := asF32(dst); ok && useAVX2 && n%8 == 0 {
+		s32, _ := asF32(src)
+		copyRunsF32(&d32[0], &s32[0], n, count, ds, ss)
+		return
+	}
+	for i := range count {
+		d, s := dst[i*ds:i*ds+n], src[i*ss:i*ss+n]
+		if n < 16 {
+			// A few channels: a call to memmove costs more than the loop.
+			for j, v := range s {
+				d[j] = v
+			}
+			continue
+		}
+		copy(d, s)
+	}
+}
+
+// addRuns adds count runs of n values, one after the other: the i-th from
+// src[i*ss:] to dst[i*ds:], where runs of dst may overlap.
+func addRuns[T float](dst, src []T, n, count, ds, ss int) {
+	if count == 0 || n == 0 {
+		return
+	}
+	dst, src = dst[:(count-1)*ds+n], src[:(count-1)*ss+n]
+	if d32, ok := asF32(dst); ok && useAVX2 && n%8 == 0 {
+		s32, _ := asF32(src)
+		addRunsF32(&d32[0], &s32[0], n, count, ds, ss)
+		return
+	}
+	for i := range count {
+		d, s := dst[i*ds:i*ds+n], src[i*ss:i*ss+n]
+		if n >= 16 {
+			addTo(d, s)
+			continue
+		}
+		for j, v := range s {
+			d[j] += v
 		}
 	}
 }
@@ -347,41 +408,36 @@ func col2im[T float](out, cols []T, imgs int, im image, win window) []T {
 }
 
 // col2imImages adds the patches of images first to end into out, clearing
-// those images first.
+// those images first. Like im2colRuns it goes through one row of the
+// window for a row of patches at a time; each pixel still receives its
+// terms in the order of the patches, so the sums do not depend on it.
 func col2imImages[T float](out, cols []T, first, end int, im image, win window) {
 	ho, wo := win.out(im.h), win.out(im.w)
 	k, c := win.k, im.c
 	run := k * c
 	row := k * run
 	size := im.h * im.w * c
+	in0, in1 := win.inside(wo, im.w)
 	for i := first; i < end; i++ {
 		xi := out[i*size : (i+1)*size]
 		clear(xi)
-		r := i * ho * wo
 		for oh := 0; oh < ho; oh++ {
-			h0 := oh*win.stride - win.pad
-			for ow := 0; ow < wo; ow++ {
-				w0 := ow*win.stride - win.pad
-				lo, hi := span(w0, k, im.w)
-				p := cols[r*row : (r+1)*row]
-				r++
-				if lo == hi {
+			pr := cols[(i*ho+oh)*wo*row : (i*ho+oh+1)*wo*row]
+			for kh := 0; kh < k; kh++ {
+				ih := oh*win.stride - win.pad + kh
+				if ih < 0 || ih >= im.h {
 					continue
 				}
-				for kh := 0; kh < k; kh++ {
-					ih := h0 + kh
-					if ih < 0 || ih >= im.h {
+				xr := xi[ih*im.w*c : (ih+1)*im.w*c]
+				for ow := 0; ow < wo; ow++ {
+					w0 := ow*win.stride - win.pad
+					if ow == in0 && in1 > in0 {
+						addRuns(xr[w0*c:], pr[ow*row+kh*run:], run, in1-in0, win.stride*c, row)
+						ow = in1 - 1
 						continue
 					}
-					base := (ih*im.w + w0) * c
-					dst := xi[base+lo*c : base+hi*c]
-					src := p[kh*run+lo*c : kh*run+hi*c]
-					if len(src) >= 16 {
-						addTo(dst, src)
-						continue
-					}
-					for j, v := range src {
-						dst[j] += v
+					if lo, hi := span(w0, k, im.w); lo < hi {
+						addRuns(xr[(w0+lo)*c:], pr[ow*row+kh*run+lo*c:], (hi-lo)*c, 1, 0, 0)
 					}
 				}
 			}

@@ -249,6 +249,88 @@ func TestIm2ColOne(t *testing.T) {
 	}
 }
 
+// TestPatchRuns checks im2col's and col2im's run-by-run loops (and their
+// AVX2 path, for channels in multiples of 8) against the definitions,
+// bit for bit: each patch value is the pixel under it or zero, and each
+// pixel of Col2Im adds its terms in the order of the patches.
+func TestPatchRuns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	avx2 := useAVX2
+	defer func() { useAVX2 = avx2 }()
+	for _, vec := range []bool{false, avx2} {
+		useAVX2 = vec
+		for _, c := range []int{2, 3, 8, 16} {
+			for _, size := range [][2]int{{1, 1}, {3, 4}, {6, 5}, {7, 7}} {
+				for k := 1; k <= 4; k++ {
+					for stride := 1; stride <= 3; stride++ {
+						for pad := 0; pad <= 3; pad++ {
+							win := window{k, stride, pad}
+							im := image{2, size[0], size[1], c}
+							if win.check("test", im.h, im.w) != nil {
+								continue
+							}
+							x := make([]float32, im.n*im.h*im.w*c)
+							for i := range x {
+								x[i] = float32(rng.NormFloat64())
+							}
+							n := colsShape(1, im, win).TotalSize()
+							cols := make([]float32, n)
+							for i := range cols {
+								cols[i] = float32(rng.NormFloat64())
+							}
+							got, want := make([]float32, n), make([]float32, n)
+							for i := range got {
+								got[i] = 7
+							}
+							gotIm, wantIm := make([]float32, len(x)), make([]float32, len(x))
+							for i := range gotIm {
+								gotIm[i] = 7
+							}
+							patchesByDefinition(want, wantIm, x, cols, im, win)
+							im2colRuns(got, x, 0, im.n, im, win)
+							col2imImages(gotIm, cols, 0, im.n, im, win)
+							if !sameBits(got, want) {
+								t.Fatalf("AVX2 %v, %d channels, %v, window %v: Im2Col %v, want %v", vec, c, size, win, got, want)
+							}
+							if !sameBits(gotIm, wantIm) {
+								t.Fatalf("AVX2 %v, %d channels, %v, window %v: Col2Im %v, want %v", vec, c, size, win, gotIm, wantIm)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// patchesByDefinition writes the patches of x into cols and adds the
+// patches pc into img, one value at a time in the order of the patches.
+func patchesByDefinition(cols, img, x, pc []float32, im image, win window) {
+	ho, wo := win.out(im.h), win.out(im.w)
+	clear(img)
+	j := 0
+	for i := 0; i < im.n; i++ {
+		for oh := 0; oh < ho; oh++ {
+			for ow := 0; ow < wo; ow++ {
+				for kh := 0; kh < win.k; kh++ {
+					for kw := 0; kw < win.k; kw++ {
+						ih, iw := oh*win.stride-win.pad+kh, ow*win.stride-win.pad+kw
+						for ch := 0; ch < im.c; ch++ {
+							cols[j] = 0
+							if ih >= 0 && ih < im.h && iw >= 0 && iw < im.w {
+								at := ((i*im.h+ih)*im.w+iw)*im.c + ch
+								cols[j] = x[at]
+								img[at] += pc[j]
+							}
+							j++
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 func dot(a, b []float64) float64 {
 	s := 0.0
 	for i := range a {

@@ -24,3 +24,9 @@ func unaryF32(neg int, c, a *float32, n int)
 
 //go:noescape
 func addToF32(dst, src *float32, n int)
+
+//go:noescape
+func copyRunsF32(dst, src *float32, n, count, ds, ss int)
+
+//go:noescape
+func addRunsF32(dst, src *float32, n, count, ds, ss int)

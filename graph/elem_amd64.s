@@ -251,3 +251,83 @@ addloop:
 adddone:
 	VZEROUPPER
 	RET
+
+// func copyRunsF32(dst, src *float32, n, count, ds, ss int)
+//
+// Copies count runs of n float32 (n a multiple of 8): the i-th from
+// src[i*ss:] to dst[i*ds:].
+TEXT ·copyRunsF32(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DX
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), BX
+	MOVQ count+24(FP), CX
+	MOVQ ds+32(FP), R8
+	MOVQ ss+40(FP), R9
+	SHRQ $3, BX
+	JZ copyrunsdone
+	TESTQ CX, CX
+	JZ copyrunsdone
+	SHLQ $2, R8
+	SHLQ $2, R9
+
+copyrun:
+	MOVQ DX, DI
+	MOVQ SI, R10
+	MOVQ BX, AX
+
+copyrungroup:
+	VMOVUPS (R10), Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, R10
+	ADDQ $32, DI
+	DECQ AX
+	JNZ copyrungroup
+	ADDQ R8, DX
+	ADDQ R9, SI
+	DECQ CX
+	JNZ copyrun
+
+copyrunsdone:
+	VZEROUPPER
+	RET
+
+// func addRunsF32(dst, src *float32, n, count, ds, ss int)
+//
+// Adds count runs of n float32 (n a multiple of 8), one after the other:
+// dst[i*ds+j] += src[i*ss+j]. Runs of dst may overlap, as the i-th run is
+// added before the next is read.
+TEXT ·addRunsF32(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DX
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), BX
+	MOVQ count+24(FP), CX
+	MOVQ ds+32(FP), R8
+	MOVQ ss+40(FP), R9
+	SHRQ $3, BX
+	JZ addrunsdone
+	TESTQ CX, CX
+	JZ addrunsdone
+	SHLQ $2, R8
+	SHLQ $2, R9
+
+addrun:
+	MOVQ DX, DI
+	MOVQ SI, R10
+	MOVQ BX, AX
+
+addrungroup:
+	VMOVUPS (DI), Y0
+	VADDPS (R10), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, R10
+	ADDQ $32, DI
+	DECQ AX
+	JNZ addrungroup
+	ADDQ R8, DX
+	ADDQ R9, SI
+	DECQ CX
+	JNZ addrun
+
+addrunsdone:
+	VZEROUPPER
+	RET

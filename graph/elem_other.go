@@ -11,6 +11,8 @@ func vsF32(op int, c, a *float32, s float32, n int, rev int) {}
 func maskF32(out, x, grad *float32, n int)                   {}
 func unaryF32(neg int, c, a *float32, n int)                 {}
 func addToF32(dst, src *float32, n int)                      {}
+func copyRunsF32(dst, src *float32, n, count, ds, ss int)    {}
+func addRunsF32(dst, src *float32, n, count, ds, ss int)     {}
 
 // The channel loops of channels_amd64.go: none here.
 func chLanes(int) int   { return 0 }
