@@ -352,47 +352,78 @@ func addRuns[T float](dst, src []T, n, count, ds, ss int) {
 }
 
 // im2colOne is im2col for images of one channel (an input layer), whose
-// patches are made of runs of a few values: it goes through the rows of
-// the window for all the patches of a row of the output, and writes the
-// values one by one.
+// patches are made of runs of a few values. For 3×3 windows in float32
+// it writes a row of patches whose windows lie inside the image in one
+// call of patches3F32, which reads a zero row for the rows of the window
+// in the padding; the rest it writes value by value.
 func im2colOne[T float](out, x []T, first, end int, im image, win window) {
 	ho, wo := win.out(im.h), win.out(im.w)
 	k := win.k
 	row := k * k
 	size := im.h * im.w
+	in0, in1 := win.inside(wo, im.w)
+	x32, _ := asF32(x)
+	o32, fast := asF32(out)
+	// patches3F32 writes all but the last of the inside patches.
+	fast = fast && useAVX2 && k == 3 && in1-in0 >= 2 && im.w <= len(zeroRow)
 	for i := first; i < end; i++ {
 		xi := x[i*size : (i+1)*size]
-		oi := out[i*ho*wo*row : (i+1)*ho*wo*row]
 		for oh := 0; oh < ho; oh++ {
-			or := oi[oh*wo*row : (oh+1)*wo*row]
-			for kh := 0; kh < k; kh++ {
-				ih := oh*win.stride - win.pad + kh
-				if ih < 0 || ih >= im.h {
-					for ow := 0; ow < wo; ow++ {
-						clear(or[ow*row+kh*k : ow*row+kh*k+k])
-					}
+			at := (i*ho + oh) * wo
+			or := out[at*row : (at+wo)*row]
+			h0 := oh*win.stride - win.pad
+			if !fast {
+				for ow := 0; ow < wo; ow++ {
+					onePatch(or[ow*row:(ow+1)*row], xi, h0, ow*win.stride-win.pad, im, k)
+				}
+				continue
+			}
+			var r [3]*float32
+			for kh := range r {
+				r[kh] = &zeroRow[0]
+				if ih := h0 + kh; ih >= 0 && ih < im.h {
+					r[kh] = &x32[i*size+ih*im.w+in0*win.stride-win.pad]
+				}
+			}
+			patches3F32(&o32[(at+in0)*9], r[0], r[1], r[2], in1-in0-1, win.stride)
+			for ow := 0; ow < wo; ow++ {
+				if ow == in0 {
+					ow = in1 - 2
 					continue
 				}
-				xr := xi[ih*im.w : (ih+1)*im.w]
-				for ow := 0; ow < wo; ow++ {
-					w0 := ow*win.stride - win.pad
-					d := or[ow*row+kh*k : ow*row+kh*k+k]
-					if w0 >= 0 && w0+k <= len(xr) {
-						src := xr[w0 : w0+k]
-						src = src[:len(d)]
-						for j, v := range src {
-							d[j] = v
-						}
-						continue
-					}
-					for j := range d {
-						if iw := w0 + j; iw >= 0 && iw < len(xr) {
-							d[j] = xr[iw]
-						} else {
-							d[j] = 0
-						}
-					}
-				}
+				onePatch(or[ow*row:(ow+1)*row], xi, h0, ow*win.stride-win.pad, im, k)
+			}
+		}
+	}
+}
+
+// zeroRow stands for a row of an image in the padding, for patches3F32.
+var zeroRow = make([]float32, 256)
+
+// onePatch writes the k×k patch of a one-channel image xi whose window
+// starts at row h0 and column w0, value by value.
+func onePatch[T float](d, xi []T, h0, w0 int, im image, k int) {
+	for kh := 0; kh < k; kh++ {
+		dr := d[kh*k : (kh+1)*k]
+		ih := h0 + kh
+		if ih < 0 || ih >= im.h {
+			clear(dr)
+			continue
+		}
+		xr := xi[ih*im.w : (ih+1)*im.w]
+		if w0 >= 0 && w0+k <= len(xr) {
+			src := xr[w0 : w0+k]
+			src = src[:len(dr)]
+			for j, v := range src {
+				dr[j] = v
+			}
+			continue
+		}
+		for j := range dr {
+			if iw := w0 + j; iw >= 0 && iw < len(xr) {
+				dr[j] = xr[iw]
+			} else {
+				dr[j] = 0
 			}
 		}
 	}

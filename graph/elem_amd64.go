@@ -30,3 +30,6 @@ func copyRunsF32(dst, src *float32, n, count, ds, ss int)
 
 //go:noescape
 func addRunsF32(dst, src *float32, n, count, ds, ss int)
+
+//go:noescape
+func patches3F32(dst, r0, r1, r2 *float32, count, step int)

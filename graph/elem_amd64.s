@@ -331,3 +331,39 @@ addrungroup:
 addrunsdone:
 	VZEROUPPER
 	RET
+
+// func patches3F32(dst, r0, r1, r2 *float32, count, step int)
+//
+// Writes count 3×3 patches of one channel: dst[9i+3j:9i+3j+3] =
+// rj[i*step:i*step+3]. Each row of a patch is written as 4 values, the
+// fourth overwritten by the next row or the next patch, so the caller
+// leaves one more patch after these to write and rows readable to
+// (count-1)*step+4 values.
+TEXT ·patches3F32(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DX
+	MOVQ r0+8(FP), SI
+	MOVQ r1+16(FP), DI
+	MOVQ r2+24(FP), R8
+	MOVQ count+32(FP), CX
+	MOVQ step+40(FP), R9
+	SHLQ $2, R9
+	TESTQ CX, CX
+	JZ patchesdone
+
+patchesloop:
+	VMOVUPS (SI), X0
+	VMOVUPS (DI), X1
+	VMOVUPS (R8), X2
+	VMOVUPS X0, (DX)
+	VMOVUPS X1, 12(DX)
+	VMOVUPS X2, 24(DX)
+	ADDQ R9, SI
+	ADDQ R9, DI
+	ADDQ R9, R8
+	ADDQ $36, DX
+	DECQ CX
+	JNZ patchesloop
+
+patchesdone:
+	VZEROUPPER
+	RET

@@ -13,6 +13,7 @@ func unaryF32(neg int, c, a *float32, n int)                 {}
 func addToF32(dst, src *float32, n int)                      {}
 func copyRunsF32(dst, src *float32, n, count, ds, ss int)    {}
 func addRunsF32(dst, src *float32, n, count, ds, ss int)     {}
+func patches3F32(dst, r0, r1, r2 *float32, count, step int)  {}
 
 // The channel loops of channels_amd64.go: none here.
 func chLanes(int) int   { return 0 }
