@@ -27,5 +27,8 @@ func chNormBack32(dst, gr, x *float32, s, a, b *float64, rows, stride, n int) {}
 func chAffine32(dst, x, s, b *float32, rows, stride, n int)                   {}
 func chSumRows32(s *float64, x *float32, rows, stride, n int)                 {}
 
+// scatterPool2 cannot: there is no assembly here.
+func scatterPool2(dst, gr []float32, at []int, start, wo, c, w int) bool { return false }
+
 // poolRow2 is poolRow2Go: there is no assembly here.
 func poolRow2(at []int, x []float32, b0, n, c, wc int) { poolRow2Go(at, x, b0, n, c, wc) }

@@ -371,6 +371,7 @@ func scatterPool[T float](out, g []T, idx []int, im image, imgs, k int) bool {
 	band, per := k*im.w*c, wo*c // a band's elements, and its windows' indices
 	var mu sync.Mutex
 	ok := true
+	o32, g32 := float32s(out), float32s(g)
 	parallelFor(imgs, im.h*im.w*c, func(first, end int) {
 		for i := first; i < end; i++ {
 			img := out[i*im.h*im.w*c : (i+1)*im.h*im.w*c]
@@ -378,9 +379,15 @@ func scatterPool[T float](out, g []T, idx []int, im image, imgs, k int) bool {
 			for oh := 0; oh < ho; oh++ {
 				start := i*im.h*im.w*c + oh*band
 				dst := img[oh*band : (oh+1)*band]
-				clear(dst)
 				r := (i*ho + oh) * per
 				at, gr := idx[r:r+per], g[r:r+per]
+				if k == 2 && o32 != nil && scatterPool2(o32[start:start+band], g32[r:r+per], at, start, wo, c, im.w) {
+					for row := range 2 { // the column that no window covers
+						clear(dst[row*im.w*c+2*wo*c : (row+1)*im.w*c])
+					}
+					continue
+				}
+				clear(dst)
 				gr = gr[:len(at)]
 				for j, p := range at {
 					p -= start

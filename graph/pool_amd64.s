@@ -102,3 +102,99 @@ chunk:
 	JNZ pixel
 	VZEROUPPER
 	RET
+
+// func scatterPool2AVX512(dst, gr *float32, idx *int, start, wo, c, w int, lanes *int64) bool
+//
+// Writes a band of two image rows of the gradient of 2×2 max pooling: for
+// the wo windows side by side and c channels (a multiple of 16), the
+// value 0 + gr[q·c + j] at the position idx[q·c + j] of the window's four
+// (relative to dst, start + 2·q·c + j plus 0, c, w·c or w·c + c) and zero
+// at the other three, 16 channels at a time with masked moves instead of
+// a scatter. It reports false, having written part of the band, if an
+// index is none of its window's four. lanes holds 0 to 15. wo ≥ 1.
+TEXT ·scatterPool2AVX512(SB), NOSPLIT, $0-65
+	MOVQ dst+0(FP), DI
+	MOVQ gr+8(FP), SI
+	MOVQ idx+16(FP), DX
+	MOVQ start+24(FP), R8
+	MOVQ wo+32(FP), R9
+	MOVQ c+40(FP), R10
+	MOVQ w+48(FP), R11
+	MOVQ lanes+56(FP), AX
+	VMOVDQU64 (AX), Z30
+	VMOVDQU64 64(AX), Z31
+	VPBROADCASTQ R10, Z27
+	MOVQ R11, AX
+	IMULQ R10, AX
+	VPBROADCASTQ AX, Z26
+	SHLQ $2, AX
+	MOVQ AX, R12 // bytes to the second row
+	LEAQ (R10*4), R13 // bytes to the second column
+	VXORPS Z25, Z25, Z25
+	MOVQ R10, R14
+	SHRQ $4, R14
+
+scatterwin:
+	MOVQ R14, CX
+	MOVQ DI, BX
+	MOVQ R8, R15
+
+scattergroup:
+	VPBROADCASTQ R15, Z28
+	VPADDQ Z30, Z28, Z20
+	VPADDQ Z31, Z28, Z21
+	VMOVDQU64 (DX), Z0
+	VMOVDQU64 64(DX), Z1
+	VPCMPEQQ Z20, Z0, K1
+	VPCMPEQQ Z21, Z1, K5
+	KUNPCKBW K1, K5, K1
+	VPADDQ Z27, Z20, Z22
+	VPADDQ Z27, Z21, Z23
+	VPCMPEQQ Z22, Z0, K2
+	VPCMPEQQ Z23, Z1, K5
+	KUNPCKBW K2, K5, K2
+	VPADDQ Z26, Z20, Z20
+	VPADDQ Z26, Z21, Z21
+	VPCMPEQQ Z20, Z0, K3
+	VPCMPEQQ Z21, Z1, K5
+	KUNPCKBW K3, K5, K3
+	VPADDQ Z27, Z20, Z20
+	VPADDQ Z27, Z21, Z21
+	VPCMPEQQ Z20, Z0, K4
+	VPCMPEQQ Z21, Z1, K5
+	KUNPCKBW K4, K5, K4
+	KORW K1, K2, K5
+	KORW K3, K5, K5
+	KORW K4, K5, K5
+	KMOVW K5, AX
+	CMPL AX, $0xffff
+	JNE scatterfail
+	VMOVUPS (SI), Z2
+	VADDPS Z25, Z2, Z2
+	VMOVAPS.Z Z2, K1, Z3
+	VMOVUPS Z3, (BX)
+	VMOVAPS.Z Z2, K2, Z3
+	VMOVUPS Z3, (BX)(R13*1)
+	LEAQ (BX)(R12*1), AX
+	VMOVAPS.Z Z2, K3, Z3
+	VMOVUPS Z3, (AX)
+	VMOVAPS.Z Z2, K4, Z3
+	VMOVUPS Z3, (AX)(R13*1)
+	ADDQ $128, DX
+	ADDQ $64, SI
+	ADDQ $64, BX
+	ADDQ $16, R15
+	DECQ CX
+	JNZ scattergroup
+	LEAQ (DI)(R13*2), DI
+	LEAQ (R8)(R10*2), R8
+	DECQ R9
+	JNZ scatterwin
+	MOVB $1, ret+64(FP)
+	VZEROUPPER
+	RET
+
+scatterfail:
+	MOVB $0, ret+64(FP)
+	VZEROUPPER
+	RET

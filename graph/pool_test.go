@@ -254,11 +254,12 @@ func TestPoolArgMax2(t *testing.T) {
 // both signs and NaNs; with an index moved to another window of its band
 // (which the banded scatter takes, adding in the same order), and with
 // one moved to another band or image, which makes it fall back to
-// scatterAdd.
+// scatterAdd. Channels in multiples of 16 take the AVX-512 bands of 2×2
+// windows where the CPU has AVX-512.
 func TestScatterPool(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 9))
 	for _, k := range []int{1, 2, 3} {
-		for _, im := range []image{{2, 4, 4, 3}, {3, 5, 7, 2}, {1, 3, 3, 1}, {2, 6, 5, 4}} {
+		for _, im := range []image{{2, 4, 4, 3}, {3, 5, 7, 2}, {1, 3, 3, 1}, {2, 6, 5, 4}, {2, 5, 7, 16}, {1, 4, 6, 32}} {
 			if im.h < k || im.w < k {
 				continue
 			}
@@ -312,6 +313,17 @@ func TestScatterPool(t *testing.T) {
 				}
 				if !sameBits(got.([]float32), want) {
 					t.Fatalf("k=%d, %+v, index moved by %d: %v, want %v", k, im, move, got, want)
+				}
+				if move == 0 && k == 2 && im.c%16 == 0 && useAVX512 {
+					// Every band takes the AVX-512 loop.
+					band, per := 2*im.w*im.c, wo*im.c
+					for b := range tasks * im.n * ho {
+						i, oh := b/ho, b%ho
+						start := i*im.h*im.w*im.c + oh*band
+						if !scatterPool2(out[start:start+band], g[b*per:(b+1)*per], at[b*per:(b+1)*per], start, wo, im.c, im.w) {
+							t.Fatalf("%+v: band %d: scatterPool2 declined", im, b)
+						}
+					}
 				}
 				size := im.h * im.w * im.c
 				start := idx[j]/size*size + idx[j]%size/band*band // the band of the index's window
