@@ -77,11 +77,12 @@ func kernelOf[K kernel](n *G.Node) (K, bool) {
 	return zero, false
 }
 
-// planFusions finds the convolutions, and the poolings after batch
-// normalisation (planPoolFusion), of nodes (a topological order) that a
-// CPU plan of outputs can fuse. It returns the fused nodes with what they
-// run, and the nodes no longer run (patches, products and scaled values
-// that only a fused node read).
+// planFusions finds the convolutions, the poolings after batch
+// normalisation (planPoolFusion) and the filter gradients of batch
+// normalisation's input gradients (planBNCorrFusion), of nodes (a
+// topological order) that a CPU plan of outputs can fuse. It returns the
+// fused nodes with what they run, and the nodes no longer run (patches,
+// products, scaled values and gradients that only a fused node read).
 func planFusions(nodes, outputs G.Nodes) (fused map[*G.Node]fusion, dead map[*G.Node]bool) {
 	readers := make(map[*G.Node]G.Nodes)
 	for _, n := range nodes {
@@ -100,6 +101,9 @@ func planFusions(nodes, outputs G.Nodes) (fused map[*G.Node]fusion, dead map[*G.
 		}
 		if am, ok := kernelOf[poolArgMaxOp](n); ok {
 			planPoolFusion(n, am, readers, out, fused, dead)
+			continue
+		}
+		if planBNCorrFusion(n, readers, out, fused, dead) {
 			continue
 		}
 		if !isFloat(n.Dtype()) {
@@ -503,4 +507,159 @@ func poolBand[T float](at []int, vals, buf []T, base, wo, c, wc, k int) {
 			a[j] += base
 		}
 	}
+}
+
+// Batch normalisation's input gradient fused with the filter gradient
+// that reads it. In a ConvNet's first block, whose one-channel patches
+// are not fused, the filter gradient is gᵀ·P, P the patches and g
+// (through reshapes) bnBack(g′, x̂, s, γ, a, b), which nothing else reads:
+// a CPU plan computes g bnCorrRows rows at a time into a buffer in the
+// cache and multiplies each block there, so that the whole of g is never
+// written nor read back. Each block's product is added to the sum of the
+// blocks before it; with sgemmFMA, whose blocks of the inner index are as
+// long, those are the bits of the unfused product.
+
+// bnCorrRows is the rows of g a block takes: sgemmFMA's block of the inner
+// index (fmaKC).
+const bnCorrRows = 256
+
+// planBNCorrFusion fuses the product n = gᵀ·P with the bnBack node behind
+// g and the reshapes between; it reports whether it did.
+func planBNCorrFusion(n *G.Node, readers map[*G.Node]G.Nodes, out map[*G.Node]bool, fused map[*G.Node]fusion, dead map[*G.Node]bool) bool {
+	mm, ok := kernelOf[matMulOp](n)
+	if !ok || !mm.transA || mm.transB || !isFloat(n.Dtype()) {
+		return false
+	}
+	if _, done := fused[n]; done {
+		return false
+	}
+	in := inputs(n)
+	if len(in) != 2 || in[0] == in[1] {
+		return false
+	}
+	var chain G.Nodes // the reshapes from bnBack's value to g
+	g := in[0]
+	for {
+		if g.Op() == nil || out[g] || dead[g] || len(readers[g]) != 1 {
+			return false
+		}
+		if kind, _, _ := describeOp(g.Op()); kind != "reshape" {
+			break
+		}
+		chain = append(chain, g)
+		g = inputs(g)[0]
+	}
+	if _, ok := kernelOf[bnBackOp](g); !ok {
+		return false
+	}
+	if _, done := fused[g]; done {
+		return false
+	}
+	s, ps := g.Shape(), in[1].Shape()
+	if len(s) != 3 || !in[0].Shape().Eq(s) || len(ps) != 3 || ps[0] != s[0] || ps[1] != s[1] ||
+		g.Dtype() != n.Dtype() || in[1].Dtype() != n.Dtype() {
+		return false
+	}
+	tasks, m, c, k := s[0], s[1], s[2], ps[2]
+	fu := fusion{
+		args:    append(append(G.Nodes{}, inputs(g)...), in[1]),
+		scratch: int64(bnCorrRows*c+c*k)*int64(n.Dtype().Size()) + int64(3*c*8),
+	}
+	switch n.Dtype() {
+	case tensor.Float32:
+		fu.kern = bnCorrKernel[float32](tasks, m, c, k)
+	case tensor.Float64:
+		fu.kern = bnCorrKernel[float64](tasks, m, c, k)
+	default:
+		return false
+	}
+	fused[n] = fu
+	dead[g] = true
+	for _, r := range chain {
+		dead[r] = true
+	}
+	return true
+}
+
+// bnCorrKernel computes bnBack(g′, x̂, s, γ, a, b)ᵀ·P from its seven
+// arguments, g′ and x̂ [tasks, m, c], s, γ, a and b [tasks, c] and P
+// [tasks, m, k]: [tasks, c, k].
+func bnCorrKernel[T float](tasks, m, c, k int) nativeKernel {
+	rows, chans := tensor.Shape{tasks, m, c}, tensor.Shape{tasks, c}
+	want := []tensor.Shape{rows, rows, chans, chans, chans, chans, {tasks, m, k}}
+	return func(pre G.Value, in []G.Value) (G.Value, bool) {
+		if len(in) != len(want) {
+			return nil, false
+		}
+		var a [7][]T
+		for i, v := range in {
+			d, s, err := floats[T](v)
+			if err != nil || !s.Eq(want[i]) {
+				return nil, false
+			}
+			a[i] = d
+		}
+		res := reuse[T](pre, tasks*c*k)
+		if err := runBNCorr(res, a, tasks, m, c, k); err != nil {
+			return nil, false
+		}
+		return wrap(pre, res, tensor.Shape{tasks, c, k}), true
+	}
+}
+
+// runBNCorr computes bnCorrKernel's product of each task into res, the
+// tasks over the CPUs.
+func runBNCorr[T float](res []T, a [7][]T, tasks, m, c, k int) error {
+	g, xh, s, gamma, sa, sb, p := a[0], a[1], a[2], a[3], a[4], a[5], a[6]
+	// The gemm of the whole product, for each block.
+	sg, dg, alignS, alignD, err := gemmFor(c, k, m)
+	if err != nil {
+		return err
+	}
+	mul := func(dst, x, y []T, rows int) {
+		switch dst := any(dst).(type) {
+		case []float32:
+			gemmBatch(dst, sg, alignS, blas.Trans, blas.NoTrans, 1, c, k, rows, any(x).([]float32), c, len(x), any(y).([]float32), k, len(y))
+		case []float64:
+			gemmBatch(dst, dg, alignD, blas.Trans, blas.NoTrans, 1, c, k, rows, any(x).([]float64), c, len(x), any(y).([]float64), k, len(y))
+		}
+	}
+	work := func(first, end int) {
+		buf := getScratch[T](bnCorrRows*c + c*k)
+		defer putScratch(buf)
+		gx, part := (*buf)[:bnCorrRows*c], (*buf)[bnCorrRows*c:bnCorrRows*c+c*k]
+		f := make([]float64, 3*c)
+		sc, ma, mb := f[:c], f[c:2*c], f[2*c:]
+		for t := first; t < end; t++ {
+			for j := range c { // bnBackKernel's factors
+				i := t*c + j
+				sc[j] = float64(s[i]) * float64(gamma[i])
+				ma[j] = float64(sa[i]) / float64(m)
+				mb[j] = float64(sb[i]) / float64(m)
+			}
+			acc := res[t*c*k : (t+1)*c*k]
+			if m == 0 {
+				clear(acc)
+			}
+			for r0 := 0; r0 < m; r0 += bnCorrRows {
+				n := min(bnCorrRows, m-r0)
+				lo, hi := (t*m+r0)*c, (t*m+r0+n)*c
+				normBackRows(gx[:n*c], g[lo:hi], xh[lo:hi], 0, n, c, 0, sc, ma, mb)
+				dst := acc
+				if r0 > 0 {
+					dst = part
+				}
+				mul(dst, gx[:n*c], p[(t*m+r0)*k:(t*m+r0+n)*k], n)
+				if r0 > 0 {
+					addTo(acc, part)
+				}
+			}
+		}
+	}
+	if cost := m * c * k / macsPerTouch; parallelWorth(tasks, cost) && concurrentGemm(c, k, m, isF32[T]()) {
+		parallelFor(tasks, cost, work)
+	} else {
+		work(0, tasks)
+	}
+	return nil
 }
