@@ -365,29 +365,43 @@ func channelStats[T float](x []T, t, m, c, c0, c1 int, eps float64) (mean, inv [
 	for j, v := range x[t*m*c+c0 : t*m*c+c1] {
 		shift[j] = float64(v)
 	}
+	addStats(mean, inv, shift, x[t*m*c:(t+1)*m*c], m, c, c0)
+	finishStats(mean, inv, shift, m, eps)
+	return mean, inv
+}
+
+// addStats adds, for rows rows of x (stride c) and the len(shift)
+// channels from c0, the differences from shift to s1 and their squares to
+// s2, row after row.
+func addStats[T float](s1, s2, shift []float64, x []T, rows, c, c0 int) {
+	n := len(shift)
 	lo := 0
-	if x32 := float32s(x); x32 != nil {
+	if x32 := float32s(x); x32 != nil && rows > 0 {
 		if lo = chLanes(n); lo > 0 {
-			_ = x32[(t*m+m-1)*c+c0+lo-1]
-			chStats32(&mean[0], &inv[0], &shift[0], &x32[t*m*c+c0], m, c, lo)
+			_ = x32[(rows-1)*c+c0+lo-1]
+			chStats32(&s1[0], &s2[0], &shift[0], &x32[c0], rows, c, lo)
 		}
 	}
-	for r := t * m; r < (t+1)*m && lo < n; r++ {
-		row := x[r*c+c0+lo : r*c+c1]
-		sh, s1, s2 := shift[lo:lo+len(row)], mean[lo:lo+len(row)], inv[lo:lo+len(row)]
+	for r := 0; r < rows && lo < n; r++ {
+		row := x[r*c+c0+lo : r*c+c0+n]
+		sh, s1, s2 := shift[lo:lo+len(row)], s1[lo:lo+len(row)], s2[lo:lo+len(row)]
 		for j, v := range row {
 			d := float64(v) - sh[j]
 			s1[j] += d
 			s2[j] += d * d
 		}
 	}
-	for j := range mean {
-		d := mean[j] / float64(m)
-		variance := max(inv[j]/float64(m)-d*d, 0)
-		mean[j] = shift[j] + d
-		inv[j] = 1 / math.Sqrt(variance+eps)
+}
+
+// finishStats turns the sums s1 and s2 of addStats over m rows into the
+// mean and 1/√(variance + eps), in place.
+func finishStats(s1, s2, shift []float64, m int, eps float64) {
+	for j := range s1 {
+		d := s1[j] / float64(m)
+		variance := max(s2[j]/float64(m)-d*d, 0)
+		s1[j] = shift[j] + d
+		s2[j] = 1 / math.Sqrt(variance+eps)
 	}
-	return mean, inv
 }
 
 // normalizeOp standardises x [tasks, m, c] per task and channel:
@@ -466,29 +480,36 @@ func scaledChannels(n *G.Node) (x, s *G.Node, ok bool) {
 // writes there the [tasks, c] values of 1/√(variance + eps), as
 // invStdKernel computes them.
 func normalizeKernel[T float](out, x []T, tasks, m, c int, eps float64, invs []float64) []T {
-	o32, x32 := float32s(out), float32s(x)
 	forChannels(tasks, m, c, func(t, c0, c1 int) {
 		mean, inv := channelStats(x, t, m, c, c0, c1, eps)
 		if invs != nil {
 			copy(invs[t*c+c0:t*c+c1], inv)
 		}
-		lo := 0
-		if x32 != nil && m > 0 {
-			if lo = chLanes(c1 - c0); lo > 0 {
-				end := (t*m+m-1)*c + c0 + lo - 1
-				_, _ = o32[end], x32[end]
-				chNorm32(&o32[t*m*c+c0], &x32[t*m*c+c0], &mean[0], &inv[0], m, c, lo)
-			}
-		}
-		for r := t * m; r < (t+1)*m && lo < c1-c0; r++ {
-			src, dst := x[r*c+c0+lo:r*c+c1], out[r*c+c0+lo:r*c+c1]
-			dst, mu, is := dst[:len(src)], mean[lo:lo+len(src)], inv[lo:lo+len(src)]
-			for j, v := range src {
-				dst[j] = T((float64(v) - mu[j]) * is[j])
-			}
-		}
+		normRows(out[t*m*c:(t+1)*m*c], x[t*m*c:(t+1)*m*c], m, c, c0, mean, inv)
 	})
 	return out
+}
+
+// normRows sets rows rows of out to those of x (stride c) standardised
+// with mean and inv, for the len(mean) channels from c0.
+func normRows[T float](out, x []T, rows, c, c0 int, mean, inv []float64) {
+	n := len(mean)
+	o32, x32 := float32s(out), float32s(x)
+	lo := 0
+	if x32 != nil && rows > 0 {
+		if lo = chLanes(n); lo > 0 {
+			end := (rows-1)*c + c0 + lo - 1
+			_, _ = o32[end], x32[end]
+			chNorm32(&o32[c0], &x32[c0], &mean[0], &inv[0], rows, c, lo)
+		}
+	}
+	for r := 0; r < rows && lo < n; r++ {
+		src, dst := x[r*c+c0+lo:r*c+c0+n], out[r*c+c0+lo:r*c+c0+n]
+		dst, mu, is := dst[:len(src)], mean[lo:lo+len(src)], inv[lo:lo+len(src)]
+		for j, v := range src {
+			dst[j] = T((float64(v) - mu[j]) * is[j])
+		}
+	}
 }
 
 // invStdOp returns 1/√(variance + eps) of x [tasks, m, c] per task and

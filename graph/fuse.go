@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"unsafe"
 
@@ -106,6 +107,9 @@ func planFusions(nodes, outputs G.Nodes) (fused map[*G.Node]fusion, dead map[*G.
 		if planBNCorrFusion(n, readers, out, fused, dead) {
 			continue
 		}
+		if op, ok := kernelOf[normalizeOp](n); ok && planNormProductFusion(n, op, readers, out, fused, dead) {
+			continue
+		}
 		if !isFloat(n.Dtype()) {
 			continue
 		}
@@ -163,7 +167,18 @@ func planFusions(nodes, outputs G.Nodes) (fused map[*G.Node]fusion, dead map[*G.
 		}
 	}
 	// A dead node must have no reader left but fused ones, through their
-	// new arguments.
+	// new arguments, and a fused node's arguments must come before it.
+	pos := make(map[*G.Node]int, len(nodes))
+	for i, n := range nodes {
+		pos[n] = i
+	}
+	for n, fu := range fused {
+		for _, a := range fu.args {
+			if pos[a] >= pos[n] {
+				return nil, nil
+			}
+		}
+	}
 	for _, n := range nodes {
 		if dead[n] {
 			continue
@@ -657,6 +672,190 @@ func runBNCorr[T float](res []T, a [7][]T, tasks, m, c, k int) error {
 		}
 	}
 	if cost := m * c * k / macsPerTouch; parallelWorth(tasks, cost) && concurrentGemm(c, k, m, isF32[T]()) {
+		parallelFor(tasks, cost, work)
+	} else {
+		work(0, tasks)
+	}
+	return nil
+}
+
+// Batch normalisation fused with the product before it. In a ConvNet's
+// first block, normalize standardises y = P·Wᵀ (through reshapes), P the
+// one-channel patches with few values each, and nothing but normalize and
+// an invStd of y reads y: a CPU plan computes y normProductRows rows at a
+// time into a buffer in the cache, twice, first for its statistics and
+// then to standardise it, so that y is never written nor read back; the
+// second product costs less than the passes over y it saves. invStd takes
+// normalize's statistics. The values are the bits of the unfused ops: a
+// product's elements do not depend on its rows, and the statistics add
+// up the rows in order.
+
+// normProductRows is the rows of y a block takes, and normProductK the
+// most values a patch may have.
+const (
+	normProductRows = 1024
+	normProductK    = 16
+)
+
+// planNormProductFusion fuses the normalize node n with the product behind
+// its argument and the reshapes between, and an invStd of the same
+// argument; it reports whether it did.
+func planNormProductFusion(n *G.Node, op normalizeOp, readers map[*G.Node]G.Nodes, out map[*G.Node]bool, fused map[*G.Node]fusion, dead map[*G.Node]bool) bool {
+	y := inputs(n)[0]
+	var inv *G.Node
+	for _, r := range readers[y] {
+		if r == n {
+			continue
+		}
+		if is, ok := kernelOf[invStdOp](r); !ok || is.eps != op.eps || inv != nil {
+			return false
+		}
+		inv = r
+	}
+	if _, done := fused[inv]; done && inv != nil {
+		return false
+	}
+	var chain G.Nodes // the reshapes from the product to y
+	x := y
+	for {
+		if x.Op() == nil || out[x] || dead[x] {
+			return false
+		}
+		if _, done := fused[x]; done {
+			return false
+		}
+		if kind, _, _ := describeOp(x.Op()); kind != "reshape" {
+			break
+		}
+		chain = append(chain, x)
+		x = inputs(x)[0]
+		if len(readers[x]) != 1 {
+			return false
+		}
+	}
+	mm, ok := kernelOf[matMulOp](x)
+	if !ok || mm.transA || !mm.transB {
+		return false
+	}
+	in := inputs(x)
+	s, ps, ws := x.Shape(), in[0].Shape(), in[1].Shape()
+	if len(s) != 3 || !y.Shape().Eq(s) || len(ps) != 3 || len(ws) != 3 || in[0] == in[1] {
+		return false
+	}
+	tasks, m, c, k := s[0], s[1], s[2], ps[2]
+	if k > normProductK || !ps.Eq(tensor.Shape{tasks, m, k}) || !ws.Eq(tensor.Shape{tasks, c, k}) ||
+		n.Dtype() != x.Dtype() || in[0].Dtype() != x.Dtype() || in[1].Dtype() != x.Dtype() {
+		return false
+	}
+	sh := &sharedStats{}
+	size := int64(n.Dtype().Size())
+	fu := fusion{args: G.Nodes{in[0], in[1]}, side: int64(tasks*c) * 8, scratch: int64(normProductRows*c)*size + int64(3*c*8)}
+	var take nativeKernel
+	switch n.Dtype() {
+	case tensor.Float32:
+		fu.kern, take = normProductKernel[float32](op.eps, tasks, m, c, k, sh), channelsShared[float32](sh)
+	case tensor.Float64:
+		fu.kern, take = normProductKernel[float64](op.eps, tasks, m, c, k, sh), channelsShared[float64](sh)
+	default:
+		return false
+	}
+	fused[n] = fu
+	if inv != nil {
+		// It reads normalize's value, which comes first, for its shape.
+		fused[inv] = fusion{args: G.Nodes{n}, kern: take}
+	}
+	dead[x] = true
+	for _, r := range chain {
+		dead[r] = true
+	}
+	return true
+}
+
+// normProductKernel computes normalize(P·Wᵀ) from P [tasks, m, k] and W
+// [tasks, c, k], recording 1/√(variance + eps) in sh.
+func normProductKernel[T float](eps float64, tasks, m, c, k int, sh *sharedStats) nativeKernel {
+	want := []tensor.Shape{{tasks, m, k}, {tasks, c, k}}
+	return func(pre G.Value, in []G.Value) (G.Value, bool) {
+		sh.ok = false
+		if len(in) != 2 {
+			return nil, false
+		}
+		var a [2][]T
+		for i, v := range in {
+			d, s, err := floats[T](v)
+			if err != nil || !s.Eq(want[i]) {
+				return nil, false
+			}
+			a[i] = d
+		}
+		if cap(sh.vals) < tasks*c {
+			sh.vals = make([]float64, tasks*c)
+		}
+		sh.vals = sh.vals[:tasks*c]
+		res := reuse[T](pre, tasks*m*c)
+		if err := runNormProduct(res, a[0], a[1], sh.vals, eps, tasks, m, c, k); err != nil {
+			return nil, false
+		}
+		sh.ok = true
+		return wrap(pre, res, tensor.Shape{tasks, m, c}), true
+	}
+}
+
+// runNormProduct computes normProductKernel's value into res and the
+// inverse deviations into invs, the tasks over the CPUs.
+func runNormProduct[T float](res, p, w []T, invs []float64, eps float64, tasks, m, c, k int) error {
+	// The gemm of the whole product, for each block.
+	sg, dg, alignS, alignD, err := gemmFor(m, c, k)
+	if err != nil {
+		return err
+	}
+	mul := func(dst, a, b []T, rows int) {
+		switch dst := any(dst).(type) {
+		case []float32:
+			gemmBatch(dst, sg, alignS, blas.NoTrans, blas.Trans, 1, rows, c, k, any(a).([]float32), k, len(a), any(b).([]float32), k, len(b))
+		case []float64:
+			gemmBatch(dst, dg, alignD, blas.NoTrans, blas.Trans, 1, rows, c, k, any(a).([]float64), k, len(a), any(b).([]float64), k, len(b))
+		}
+	}
+	work := func(first, end int) {
+		buf := getScratch[T](normProductRows * c)
+		defer putScratch(buf)
+		f := make([]float64, 3*c)
+		s1, s2, shift := f[:c], f[c:2*c], f[2*c:]
+		for t := first; t < end; t++ {
+			wt := w[t*c*k : (t+1)*c*k]
+			block := func(r0 int) (y []T, n int) {
+				n = min(normProductRows, m-r0)
+				y = (*buf)[:n*c]
+				mul(y, p[(t*m+r0)*k:(t*m+r0+n)*k], wt, n)
+				return y, n
+			}
+			if m == 0 {
+				for j := range c {
+					invs[t*c+j] = math.NaN()
+				}
+				continue
+			}
+			clear(s1)
+			clear(s2)
+			for r0 := 0; r0 < m; r0 += normProductRows {
+				y, n := block(r0)
+				if r0 == 0 {
+					for j, v := range y[:c] {
+						shift[j] = float64(v)
+					}
+				}
+				addStats(s1, s2, shift, y, n, c, 0)
+			}
+			finishStats(s1, s2, shift, m, eps)
+			copy(invs[t*c:(t+1)*c], s2)
+			for r0 := 0; r0 < m; r0 += normProductRows {
+				y, n := block(r0)
+				normRows(res[(t*m+r0)*c:(t*m+r0+n)*c], y, n, c, 0, s1, s2)
+			}
+		}
+	}
+	if cost := 2 * m * c * k / macsPerTouch; parallelWorth(tasks, cost) && concurrentGemm(m, c, k, isF32[T]()) {
 		parallelFor(tasks, cost, work)
 	} else {
 		work(0, tasks)

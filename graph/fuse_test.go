@@ -296,25 +296,100 @@ func TestFusedBNCorr(t *testing.T) {
 				if fusedBN == 0 {
 					t.Fatal("no filter gradient fused with batch normalisation's input gradient")
 				}
-				exact := dt == tensor.Float32 && loadBLAS().wide()
-				tol := 1e-12
-				if dt == tensor.Float32 {
-					tol = 1e-5
-				}
-				for i := range got {
-					if exact {
-						for j := range got[i] {
-							if math.Float64bits(got[i][j]) != math.Float64bits(want[i][j]) {
-								t.Fatalf("output %d element %d: fused %v, unfused %v", i, j, got[i][j], want[i][j])
-							}
-						}
-						continue
-					}
-					if e := RelErr(got[i], want[i], 1); e > tol {
-						t.Errorf("output %d: fused and unfused differ by %.3g > %g", i, e, tol)
-					}
-				}
+				compareFused(t, dt, got, want)
 			})
+		}
+	}
+}
+
+// TestFusedNormProduct compares plans that fuse batch normalisation with
+// the one-channel convolution before it with plans of every node, which
+// do not, on values, gradients and a second derivative, with tasks of
+// less than one block of rows and of several and a part: bit for bit
+// where float32 products run on sgemmFMA, and otherwise equal to rounding
+// (1e-12 in float64, 1e-5 in float32, relative to each output's largest
+// value).
+func TestFusedNormProduct(t *testing.T) {
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		for _, c := range []struct {
+			n, h, w, f int
+			second     bool
+		}{{1, 6, 7, 8, false}, {3, 20, 21, 16, false}, {2, 26, 25, 8, true}} {
+			t.Run(fmt.Sprintf("%v/%dx%dx%d/f=%d/second=%v", dt, c.n, c.h, c.w, c.f, c.second), func(t *testing.T) {
+				g := G.NewGraph()
+				in := func(name string, s ...int) *G.Node {
+					return G.NewTensor(g, dt, len(s), G.WithShape(s...), G.WithName(name))
+				}
+				x, w := in("x", 2, c.n, c.h, c.w, 1), in("w", 2, c.f, 1, 3, 3)
+				gamma, beta, v := in("gamma", 2, c.f), in("beta", 2, c.f), in("v", 2, c.f, 1, 3, 3)
+				h := G.Must(BatchNorm(G.Must(Conv2D(x, w, nil, 1, 1)), gamma, beta, 1e-5))
+				cost := G.Must(SumAll(G.Must(G.Square(G.Must(G.Tanh(h))))))
+				grads, err := Grad(cost, w, gamma, beta)
+				if err != nil {
+					t.Fatal(err)
+				}
+				outs := append(G.Nodes{h}, grads...)
+				if c.second {
+					hv, err := Grad(G.Must(SumAll(G.Must(G.HadamardProd(grads[0], v)))), w, gamma)
+					if err != nil {
+						t.Fatal(err)
+					}
+					outs = append(outs, hv...)
+				}
+				bind := map[string]tensor.Tensor{}
+				rng := rand.New(rand.NewPCG(uint64(c.w), uint64(c.f)))
+				for _, n := range []*G.Node{x, w, gamma, beta, v} {
+					val, err := NewTensor(dt, n.Shape(), randn(rng, n.Shape().TotalSize()))
+					if err != nil {
+						t.Fatal(err)
+					}
+					bind[n.Name()] = val
+				}
+				got, _ := runPlan(t, g, outs, bind, true)
+				want, _ := runPlan(t, g, outs, bind, false)
+				p, err := Compile(g, outs...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				kinds := map[string]int{}
+				for i, n := range p.nodes {
+					if p.fused[i] {
+						k, _, _ := describeOp(n.Op())
+						kinds[k]++
+					}
+				}
+				if kinds["normalize"] == 0 || kinds["invstd"] == 0 {
+					t.Fatalf("fused %v; want normalize with its product, and invStd", kinds)
+				}
+				compareFused(t, dt, got, want)
+			})
+		}
+	}
+}
+
+// compareFused compares the outputs of a fused plan with an unfused one's:
+// bit for bit where float32 products run on sgemmFMA, and otherwise equal
+// to rounding (1e-12 in float64, 1e-5 in float32, relative to each
+// output's largest value).
+func compareFused(t *testing.T, dt tensor.Dtype, got, want [][]float64) {
+	t.Helper()
+	exact := dt == tensor.Float32 && loadBLAS().wide()
+	tol := 1e-12
+	if dt == tensor.Float32 {
+		tol = 1e-5
+	}
+	for i := range got {
+		if exact {
+			for j := range got[i] {
+				if math.Float64bits(got[i][j]) != math.Float64bits(want[i][j]) {
+					t.Fatalf("output %d element %d: fused %v, unfused %v", i, j, got[i][j], want[i][j])
+				}
+			}
+			continue
+		}
+		if e := RelErr(got[i], want[i], 1); e > tol {
+			t.Errorf("output %d: fused and unfused differ by %.3g > %g", i, e, tol)
 		}
 	}
 }
