@@ -31,4 +31,6 @@ func chSumRows32(s *float64, x *float32, rows, stride, n int)                 {}
 func scatterPool2(dst, gr []float32, at []int, start, wo, c, w int) bool { return false }
 
 // poolRow2 is poolRow2Go: there is no assembly here.
-func poolRow2(at []int, x []float32, b0, n, c, wc int) { poolRow2Go(at, x, b0, n, c, wc) }
+func poolRow2(at []int, vals, x []float32, b0, n, c, wc, off int) {
+	poolRow2Go(at, vals, x, b0, n, c, wc, off)
+}

@@ -509,10 +509,7 @@ func poolAffine[T float](idx []int, vals, x, g, b []T, tasks int, im image, k in
 // and their values in vals.
 func poolBand[T float](at []int, vals, buf []T, base, wo, c, wc, k int) {
 	if b32, ok := any(buf).([]float32); ok && k == 2 {
-		poolRow2(at, b32, 0, wo, c, wc)
-		for j, a := range at {
-			vals[j], at[j] = buf[a], a+base
-		}
+		poolRow2(at, any(vals).([]float32), b32, 0, wo, c, wc, base)
 		return
 	}
 	for q := range wo {

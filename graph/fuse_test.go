@@ -239,10 +239,8 @@ func TestFusedPool(t *testing.T) {
 // TestFusedBNCorr compares plans that fuse batch normalisation's input
 // gradient into a one-channel convolution's filter gradient with plans of
 // every node, which do not, on values, gradients and a second derivative,
-// with tasks of one block of rows and less and of several and a part:
-// bit for bit where float32 products run on sgemmFMA, and otherwise equal
-// to rounding (1e-12 in float64, 1e-5 in float32, relative to each
-// output's largest value).
+// with tasks of one block of rows and less and of several and a part
+// (compareFused).
 func TestFusedBNCorr(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
 		for _, c := range []struct {
@@ -305,10 +303,7 @@ func TestFusedBNCorr(t *testing.T) {
 // TestFusedNormProduct compares plans that fuse batch normalisation with
 // the one-channel convolution before it with plans of every node, which
 // do not, on values, gradients and a second derivative, with tasks of
-// less than one block of rows and of several and a part: bit for bit
-// where float32 products run on sgemmFMA, and otherwise equal to rounding
-// (1e-12 in float64, 1e-5 in float32, relative to each output's largest
-// value).
+// less than one block of rows and of several and a part (compareFused).
 func TestFusedNormProduct(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
 		for _, c := range []struct {
@@ -370,14 +365,16 @@ func TestFusedNormProduct(t *testing.T) {
 
 // compareFused compares the outputs of a fused plan with an unfused one's:
 // bit for bit where float32 products run on sgemmFMA, and otherwise equal
-// to rounding (1e-12 in float64, 1e-5 in float32, relative to each
-// output's largest value).
+// to rounding (1e-12 in float64, 1e-4 in float32, relative to each
+// output's largest value: batch normalisation's input gradient cancels,
+// g − a/m − x̂·b/m, so that a filter gradient summed in other blocks can
+// differ by 1e-5 in float32).
 func compareFused(t *testing.T, dt tensor.Dtype, got, want [][]float64) {
 	t.Helper()
 	exact := dt == tensor.Float32 && loadBLAS().wide()
 	tol := 1e-12
 	if dt == tensor.Float32 {
-		tol = 1e-5
+		tol = 1e-4
 	}
 	for i := range got {
 		if exact {

@@ -161,14 +161,11 @@ func poolArgMax2(idx []int, vals, x []float32, imgs int, im image) {
 				r := (i*ho + oh) * wo
 				b0 := (i*im.h + 2*oh) * im.w * c // the first window's top left
 				at := idx[r*c : (r+wo)*c]
-				poolRow2(at, x, b0, wo, c, im.w*c)
+				var v []float32
 				if vals != nil {
-					// The row of x is still in the cache.
-					v := vals[r*c : (r+wo)*c]
-					for j, a := range at {
-						v[j] = x[a]
-					}
+					v = vals[r*c : (r+wo)*c]
 				}
+				poolRow2(at, v, x, b0, wo, c, im.w*c, 0)
 			}
 		}
 	})
@@ -176,7 +173,18 @@ func poolArgMax2(idx []int, vals, x []float32, imgs int, im image) {
 
 // poolRow2Go is poolRow2 in Go: window q's top left value of channel j is
 // x[b0 + 2·q·c + j], its top right c elements on, its bottom row wc on.
-func poolRow2Go(at []int, x []float32, b0, n, c, wc int) {
+func poolRow2Go(at []int, vals, x []float32, b0, n, c, wc, off int) {
+	poolRowKeys(at, x, b0, n, c, wc)
+	for j, a := range at[:n*c] {
+		if vals != nil {
+			vals[j] = x[a]
+		}
+		at[j] = a + off
+	}
+}
+
+// poolRowKeys is poolRow2Go's arg max, by orderKey.
+func poolRowKeys(at []int, x []float32, b0, n, c, wc int) {
 	for q := range n {
 		b0, at := b0+2*q*c, at[q*c:(q+1)*c]
 		b2 := b0 + wc // bottom left; bottom right is b2+c

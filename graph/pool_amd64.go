@@ -3,20 +3,30 @@
 package graph
 
 // poolRowAVX2 is the arg max of n 2×2 windows side by side in AVX2
-// (pool_amd64.s), for c channels, a multiple of 8: see poolRow2.
+// (pool_amd64.s), for c channels, a multiple of 8, and their maxima
+// unless vals is nil: see poolRow2.
 //
 //go:noescape
-func poolRowAVX2(n, c int, x *float32, wc int, at *int, base int)
+func poolRowAVX2(n, c int, x *float32, wc int, at *int, base int, vals *float32, lanes *int32)
+
+// lanes8 is 0 to 7, the lanes of poolRowAVX2's channels.
+var lanes8 = [8]int32{0, 1, 2, 3, 4, 5, 6, 7}
 
 // poolRow2 writes into at the arg max of n 2×2 windows side by side, the
-// first with its top left value at x[b0] (see poolArgMax2).
-func poolRow2(at []int, x []float32, b0, n, c, wc int) {
+// first with its top left value at x[b0] (see poolArgMax2), plus off, and
+// into vals, unless it is nil, their maxima.
+func poolRow2(at []int, vals, x []float32, b0, n, c, wc, off int) {
 	_, _ = at[n*c-1], x[b0+wc+(2*n-1)*c+c-1]
 	if useAVX2 && c%8 == 0 {
-		poolRowAVX2(n, c, &x[b0], wc, &at[0], b0)
+		var v *float32
+		if vals != nil {
+			_ = vals[n*c-1]
+			v = &vals[0]
+		}
+		poolRowAVX2(n, c, &x[b0], wc, &at[0], b0+off, v, &lanes8[0])
 		return
 	}
-	poolRow2Go(at, x, b0, n, c, wc)
+	poolRow2Go(at, vals, x, b0, n, c, wc, off)
 }
 
 // scatterPool2AVX512 writes a band of two rows of 2×2 max pooling's

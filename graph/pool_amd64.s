@@ -16,7 +16,7 @@
 	VPCMPGTD Y9, Y1, Y1; \
 	VPBLENDVB Y1, Y10, dst, dst
 
-// func poolRowAVX2(n, c int, x *float32, wc int, at *int, base int)
+// func poolRowAVX2(n, c int, x *float32, wc int, at *int, base int, vals *float32, lanes *int32)
 //
 // The arg max of n 2×2 windows side by side, for c channels (a multiple
 // of 8), as poolArgMax2: window q's top left value of channel j is at x +
@@ -24,14 +24,17 @@
 // on. at[q·c + j] gets base + 2·q·c + j plus the offset of the largest of
 // the four (0, c, wc or wc + c), the later of two equal ones only if it
 // is larger: top left against top right, bottom left against bottom
-// right, then top against bottom. n ≥ 1.
-TEXT ·poolRowAVX2(SB), NOSPLIT, $0-48
+// right, then top against bottom; unless vals is nil, vals[q·c + j] gets
+// that value, gathered with its bits. lanes holds 0 to 7. n ≥ 1.
+TEXT ·poolRowAVX2(SB), NOSPLIT, $0-64
 	MOVQ n+0(FP), CX
 	MOVQ c+8(FP), R8
 	MOVQ x+16(FP), SI
 	MOVQ wc+24(FP), R9
 	MOVQ at+32(FP), DI
 	MOVQ base+40(FP), DX
+	MOVQ vals+48(FP), R12
+	MOVQ lanes+56(FP), R13
 	MOVL $0x7fffffff, AX
 	VMOVQ AX, X8
 	VPBROADCASTD X8, Y8
@@ -77,6 +80,15 @@ chunk:
 	VPADDD Y12, Y6, Y6           // its offset: wc + c or wc
 	VPCMPGTD Y2, Y3, Y7          // bottom larger
 	VPBLENDVB Y7, Y6, Y4, Y4
+	TESTQ R12, R12
+	JZ novals
+	VPADDD (R13), Y4, Y1         // the maxima's offsets from SI
+	VPCMPEQD Y2, Y2, Y2
+	VPGATHERDD Y2, (SI)(Y1*4), Y0
+	VMOVDQU Y0, (R12)
+	ADDQ $32, R12
+
+novals:
 	VMOVQ DX, X15
 	VPBROADCASTQ X15, Y15
 	VPMOVSXDQ X4, Y5
