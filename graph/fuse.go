@@ -683,9 +683,9 @@ func runBNCorr[T float](res []T, a [7][]T, tasks, m, c, k int) error {
 // time into a buffer in the cache, twice, first for its statistics and
 // then to standardise it, so that y is never written nor read back; the
 // second product costs less than the passes over y it saves. invStd takes
-// normalize's statistics. The values are the bits of the unfused ops: a
-// product's elements do not depend on its rows, and the statistics add
-// up the rows in order.
+// normalize's statistics. With sgemmFMA, whose elements do not depend on
+// the rows it is given, the values are the bits of the unfused ops (the
+// statistics add up the rows in order); other gemms may round otherwise.
 
 // normProductRows is the rows of y a block takes, and normProductK the
 // most values a patch may have.
