@@ -96,6 +96,10 @@ func planFusions(nodes, outputs G.Nodes) (fused map[*G.Node]fusion, dead map[*G.
 		out[o] = true
 	}
 	fused, dead = make(map[*G.Node]fusion), make(map[*G.Node]bool)
+	pos := make(map[*G.Node]int, len(nodes))
+	for i, n := range nodes {
+		pos[n] = i
+	}
 	for _, n := range nodes {
 		if n.Op() == nil {
 			continue
@@ -107,7 +111,7 @@ func planFusions(nodes, outputs G.Nodes) (fused map[*G.Node]fusion, dead map[*G.
 		if planBNCorrFusion(n, readers, out, fused, dead) {
 			continue
 		}
-		if op, ok := kernelOf[normalizeOp](n); ok && planNormProductFusion(n, op, readers, out, fused, dead) {
+		if op, ok := kernelOf[normalizeOp](n); ok && planNormProductFusion(n, op, pos, readers, out, fused, dead) {
 			continue
 		}
 		if !isFloat(n.Dtype()) {
@@ -168,10 +172,6 @@ func planFusions(nodes, outputs G.Nodes) (fused map[*G.Node]fusion, dead map[*G.
 	}
 	// A dead node must have no reader left but fused ones, through their
 	// new arguments, and a fused node's arguments must come before it.
-	pos := make(map[*G.Node]int, len(nodes))
-	for i, n := range nodes {
-		pos[n] = i
-	}
 	for n, fu := range fused {
 		for _, a := range fu.args {
 			if pos[a] >= pos[n] {
@@ -696,15 +696,17 @@ const (
 
 // planNormProductFusion fuses the normalize node n with the product behind
 // its argument and the reshapes between, and an invStd of the same
-// argument; it reports whether it did.
-func planNormProductFusion(n *G.Node, op normalizeOp, readers map[*G.Node]G.Nodes, out map[*G.Node]bool, fused map[*G.Node]fusion, dead map[*G.Node]bool) bool {
+// argument after n (pos gives the nodes' order); it reports whether it
+// did.
+func planNormProductFusion(n *G.Node, op normalizeOp, pos map[*G.Node]int, readers map[*G.Node]G.Nodes, out map[*G.Node]bool, fused map[*G.Node]fusion, dead map[*G.Node]bool) bool {
 	y := inputs(n)[0]
 	var inv *G.Node
 	for _, r := range readers[y] {
 		if r == n {
 			continue
 		}
-		if is, ok := kernelOf[invStdOp](r); !ok || is.eps != op.eps || inv != nil {
+		// An invStd before normalize could not take its statistics.
+		if is, ok := kernelOf[invStdOp](r); !ok || is.eps != op.eps || inv != nil || pos[r] < pos[n] {
 			return false
 		}
 		inv = r
