@@ -619,23 +619,33 @@ func bnCorrKernel[T float](tasks, m, c, k int) nativeKernel {
 	}
 }
 
+// blockGemm returns a function that computes one block of a product,
+// the m×n c = op(a)·op(b), with the gemm gemmFor chose for the whole
+// product (wm×wk by wk×wn), so that every block rounds as that gemm does.
+func blockGemm[T float](wm, wn, wk int) (func(c []T, ta, tb blas.Transpose, m, n, k int, a []T, lda int, b []T, ldb int), error) {
+	sg, dg, alignS, alignD, err := gemmFor(wm, wn, wk)
+	if err != nil {
+		return nil, err
+	}
+	return func(c []T, ta, tb blas.Transpose, m, n, k int, a []T, lda int, b []T, ldb int) {
+		switch c := any(c).(type) {
+		case []float32:
+			gemmBatch(c, sg, alignS, ta, tb, 1, m, n, k, any(a).([]float32), lda, len(a), any(b).([]float32), ldb, len(b))
+		case []float64:
+			gemmBatch(c, dg, alignD, ta, tb, 1, m, n, k, any(a).([]float64), lda, len(a), any(b).([]float64), ldb, len(b))
+		}
+	}, nil
+}
+
 // runBNCorr computes bnCorrKernel's product of each task into res, the
 // tasks over the CPUs.
 func runBNCorr[T float](res []T, a [7][]T, tasks, m, c, k int) error {
 	g, xh, s, gamma, sa, sb, p := a[0], a[1], a[2], a[3], a[4], a[5], a[6]
-	// The gemm of the whole product, for each block.
-	sg, dg, alignS, alignD, err := gemmFor(c, k, m)
+	gemm, err := blockGemm[T](c, k, m)
 	if err != nil {
 		return err
 	}
-	mul := func(dst, x, y []T, rows int) {
-		switch dst := any(dst).(type) {
-		case []float32:
-			gemmBatch(dst, sg, alignS, blas.Trans, blas.NoTrans, 1, c, k, rows, any(x).([]float32), c, len(x), any(y).([]float32), k, len(y))
-		case []float64:
-			gemmBatch(dst, dg, alignD, blas.Trans, blas.NoTrans, 1, c, k, rows, any(x).([]float64), c, len(x), any(y).([]float64), k, len(y))
-		}
-	}
+	mul := func(dst, x, y []T, rows int) { gemm(dst, blas.Trans, blas.NoTrans, c, k, rows, x, c, y, k) }
 	work := func(first, end int) {
 		buf := getScratch[T](bnCorrRows*c + c*k)
 		defer putScratch(buf)
@@ -803,19 +813,11 @@ func normProductKernel[T float](eps float64, tasks, m, c, k int, sh *sharedStats
 // runNormProduct computes normProductKernel's value into res and the
 // inverse deviations into invs, the tasks over the CPUs.
 func runNormProduct[T float](res, p, w []T, invs []float64, eps float64, tasks, m, c, k int) error {
-	// The gemm of the whole product, for each block.
-	sg, dg, alignS, alignD, err := gemmFor(m, c, k)
+	gemm, err := blockGemm[T](m, c, k)
 	if err != nil {
 		return err
 	}
-	mul := func(dst, a, b []T, rows int) {
-		switch dst := any(dst).(type) {
-		case []float32:
-			gemmBatch(dst, sg, alignS, blas.NoTrans, blas.Trans, 1, rows, c, k, any(a).([]float32), k, len(a), any(b).([]float32), k, len(b))
-		case []float64:
-			gemmBatch(dst, dg, alignD, blas.NoTrans, blas.Trans, 1, rows, c, k, any(a).([]float64), k, len(a), any(b).([]float64), k, len(b))
-		}
-	}
+	mul := func(dst, a, b []T, rows int) { gemm(dst, blas.NoTrans, blas.Trans, rows, c, k, a, k, b, k) }
 	work := func(first, end int) {
 		buf := getScratch[T](normProductRows * c)
 		defer putScratch(buf)

@@ -236,6 +236,64 @@ func TestFusedPool(t *testing.T) {
 	}
 }
 
+// firstBlock is a case of a one-channel convolution and batch
+// normalisation: tasks of n images h×w, f filters, with or without a
+// second derivative.
+type firstBlock struct {
+	n, h, w, f int
+	second     bool
+}
+
+func (c firstBlock) String() string {
+	return fmt.Sprintf("%dx%dx%d/f=%d/second=%v", c.n, c.h, c.w, c.f, c.second)
+}
+
+// runFirstBlock builds BatchNorm(Conv2D(x, w)) of case c for two tasks,
+// the gradient of a cost of it for w, γ and β, and with c.second the
+// derivative of w's gradient along v, and runs a plan of those outputs
+// (fused) and a plan of every node: it returns both plans' outputs and
+// the fused plan.
+func runFirstBlock(t *testing.T, dt tensor.Dtype, c firstBlock) (got, want [][]float64, p *Plan) {
+	t.Helper()
+	g := G.NewGraph()
+	in := func(name string, s ...int) *G.Node {
+		return G.NewTensor(g, dt, len(s), G.WithShape(s...), G.WithName(name))
+	}
+	x, w := in("x", 2, c.n, c.h, c.w, 1), in("w", 2, c.f, 1, 3, 3)
+	gamma, beta, v := in("gamma", 2, c.f), in("beta", 2, c.f), in("v", 2, c.f, 1, 3, 3)
+	h := G.Must(BatchNorm(G.Must(Conv2D(x, w, nil, 1, 1)), gamma, beta, 1e-5))
+	cost := G.Must(SumAll(G.Must(G.Square(G.Must(G.Tanh(h))))))
+	grads, err := Grad(cost, w, gamma, beta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := append(G.Nodes{h}, grads...)
+	if c.second {
+		hv, err := Grad(G.Must(SumAll(G.Must(G.HadamardProd(grads[0], v)))), w, gamma)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, hv...)
+	}
+	bind := map[string]tensor.Tensor{}
+	rng := rand.New(rand.NewPCG(uint64(c.w), uint64(c.f)))
+	for _, n := range []*G.Node{x, w, gamma, beta, v} {
+		val, err := NewTensor(dt, n.Shape(), randn(rng, n.Shape().TotalSize()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bind[n.Name()] = val
+	}
+	got, _ = runPlan(t, g, outs, bind, true)
+	want, _ = runPlan(t, g, outs, bind, false)
+	p, err = Compile(g, outs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return got, want, p
+}
+
 // TestFusedBNCorr compares plans that fuse batch normalisation's input
 // gradient into a one-channel convolution's filter gradient with plans of
 // every node, which do not, on values, gradients and a second derivative,
@@ -243,48 +301,9 @@ func TestFusedPool(t *testing.T) {
 // (compareFused).
 func TestFusedBNCorr(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
-		for _, c := range []struct {
-			n, h, w, f int
-			second     bool
-		}{{1, 6, 7, 8, false}, {3, 10, 11, 16, false}, {2, 12, 12, 16, true}} {
-			t.Run(fmt.Sprintf("%v/%dx%dx%d/f=%d/second=%v", dt, c.n, c.h, c.w, c.f, c.second), func(t *testing.T) {
-				g := G.NewGraph()
-				in := func(name string, s ...int) *G.Node {
-					return G.NewTensor(g, dt, len(s), G.WithShape(s...), G.WithName(name))
-				}
-				x, w := in("x", 2, c.n, c.h, c.w, 1), in("w", 2, c.f, 1, 3, 3)
-				gamma, beta, v := in("gamma", 2, c.f), in("beta", 2, c.f), in("v", 2, c.f, 1, 3, 3)
-				y := G.Must(Conv2D(x, w, nil, 1, 1))
-				h := G.Must(BatchNorm(y, gamma, beta, 1e-5))
-				cost := G.Must(SumAll(G.Must(G.Square(G.Must(G.Tanh(h))))))
-				grads, err := Grad(cost, w, gamma, beta)
-				if err != nil {
-					t.Fatal(err)
-				}
-				outs := append(G.Nodes{h}, grads...)
-				if c.second {
-					hv, err := Grad(G.Must(SumAll(G.Must(G.HadamardProd(grads[0], v)))), w, gamma)
-					if err != nil {
-						t.Fatal(err)
-					}
-					outs = append(outs, hv...)
-				}
-				bind := map[string]tensor.Tensor{}
-				rng := rand.New(rand.NewPCG(uint64(c.h), uint64(c.f)))
-				for _, n := range []*G.Node{x, w, gamma, beta, v} {
-					val, err := NewTensor(dt, n.Shape(), randn(rng, n.Shape().TotalSize()))
-					if err != nil {
-						t.Fatal(err)
-					}
-					bind[n.Name()] = val
-				}
-				got, _ := runPlan(t, g, outs, bind, true)
-				want, _ := runPlan(t, g, outs, bind, false)
-				p, err := Compile(g, outs...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer p.Close()
+		for _, c := range []firstBlock{{1, 6, 7, 8, false}, {3, 10, 11, 16, false}, {2, 12, 12, 16, true}} {
+			t.Run(fmt.Sprintf("%v/%v", dt, c), func(t *testing.T) {
+				got, want, p := runFirstBlock(t, dt, c)
 				fusedBN := 0
 				for i := range p.nodes {
 					if p.fused[i] && len(p.args[i]) == 7 {
@@ -306,47 +325,9 @@ func TestFusedBNCorr(t *testing.T) {
 // less than one block of rows and of several and a part (compareFused).
 func TestFusedNormProduct(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
-		for _, c := range []struct {
-			n, h, w, f int
-			second     bool
-		}{{1, 6, 7, 8, false}, {3, 20, 21, 16, false}, {2, 26, 25, 8, true}} {
-			t.Run(fmt.Sprintf("%v/%dx%dx%d/f=%d/second=%v", dt, c.n, c.h, c.w, c.f, c.second), func(t *testing.T) {
-				g := G.NewGraph()
-				in := func(name string, s ...int) *G.Node {
-					return G.NewTensor(g, dt, len(s), G.WithShape(s...), G.WithName(name))
-				}
-				x, w := in("x", 2, c.n, c.h, c.w, 1), in("w", 2, c.f, 1, 3, 3)
-				gamma, beta, v := in("gamma", 2, c.f), in("beta", 2, c.f), in("v", 2, c.f, 1, 3, 3)
-				h := G.Must(BatchNorm(G.Must(Conv2D(x, w, nil, 1, 1)), gamma, beta, 1e-5))
-				cost := G.Must(SumAll(G.Must(G.Square(G.Must(G.Tanh(h))))))
-				grads, err := Grad(cost, w, gamma, beta)
-				if err != nil {
-					t.Fatal(err)
-				}
-				outs := append(G.Nodes{h}, grads...)
-				if c.second {
-					hv, err := Grad(G.Must(SumAll(G.Must(G.HadamardProd(grads[0], v)))), w, gamma)
-					if err != nil {
-						t.Fatal(err)
-					}
-					outs = append(outs, hv...)
-				}
-				bind := map[string]tensor.Tensor{}
-				rng := rand.New(rand.NewPCG(uint64(c.w), uint64(c.f)))
-				for _, n := range []*G.Node{x, w, gamma, beta, v} {
-					val, err := NewTensor(dt, n.Shape(), randn(rng, n.Shape().TotalSize()))
-					if err != nil {
-						t.Fatal(err)
-					}
-					bind[n.Name()] = val
-				}
-				got, _ := runPlan(t, g, outs, bind, true)
-				want, _ := runPlan(t, g, outs, bind, false)
-				p, err := Compile(g, outs...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer p.Close()
+		for _, c := range []firstBlock{{1, 6, 7, 8, false}, {3, 20, 21, 16, false}, {2, 26, 25, 8, true}} {
+			t.Run(fmt.Sprintf("%v/%v", dt, c), func(t *testing.T) {
+				got, want, p := runFirstBlock(t, dt, c)
 				kinds := map[string]int{}
 				for i, n := range p.nodes {
 					if p.fused[i] {
